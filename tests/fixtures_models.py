@@ -1,0 +1,1 @@
+"""Fixtures for the analysis models (owned by the models work)."""
