@@ -1,0 +1,1 @@
+"""One thin adapter per stage: deliveries in -> models function -> outcomes out."""

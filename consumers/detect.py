@@ -1,0 +1,37 @@
+"""Detection stage adapter: decoded images -> face boxes with scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from consumers.common import decode_batch, timed
+from models.decode import DEFAULT_MAX_PIXELS
+from models.detect import DEFAULT_BACKEND, Detector, load_detector
+from streams import names
+from streams.outcomes import Delivery, Forward, Outcome
+
+
+@dataclass
+class DetectStage:
+    detector: Detector
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    route: names.StageRoute = field(default=names.route("detect"))
+    needs_image: bool = True
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        outcomes, work = decode_batch(deliveries, "detect", self.max_pixels)
+        jobs = [job for _, job, _ in work]
+        with timed(jobs, "detect"):
+            found = self.detector.detect([image.pixels for _, _, image in work])
+        for (index, job, _), detections in zip(work, found):
+            job["faces"] = [{"box": {"x": d.box.x, "y": d.box.y, "w": d.box.w, "h": d.box.h},
+                             "score": round(float(d.score), 4)} for d in detections]
+            job["models"]["detector"] = self.detector.name
+            outcomes[index] = Forward(job)
+        return outcomes
+
+
+def build(options: dict) -> DetectStage:
+    return DetectStage(load_detector(options.get("detector") or DEFAULT_BACKEND),
+                       max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))

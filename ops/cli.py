@@ -1,0 +1,232 @@
+"""`faces`: the command line. Logging is configured here, and only here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from ops import logs
+from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Output, RedisUrl,
+                         StateDir, Storage, app_settings)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
+models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
+app.add_typer(models_app, name="models")
+
+STAGES = ("detect", "landmarks", "agegender", "sink")
+EXIT_FAILED = 1
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def run(
+    paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    visualize: Annotated[bool, typer.Option(help="Draw annotated pictures into --output.")] = True,
+    batch: Annotated[int, typer.Option(envvar="FACES_BATCH", help="Entries per stage batch.")] = 8,
+    detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend.")] = None,
+    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER", help="Submission waits while this many images are in flight (0: no limit).")] = 500,
+    timeout_s: Annotated[Optional[float], typer.Option(help="Give up if not all images have results by then.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
+) -> None:
+    """Analyse every image under PATHS with all stages as worker processes, then stop.
+
+    Exit 0 when every image is ok, 3 when it finished but some images have error results,
+    1 when it could not run.
+    """
+    from ops.runjob import JobOptions, JobTimeout, run_job
+    from ops.progress import progress_printer
+    from streams.errors import EmbeddedRedisError, RedisUnavailable
+
+    logs.configure(level="INFO" if verbose else "WARNING")
+    for path in paths:
+        if not path.exists():
+            _fail(f"{path} does not exist")
+    app_cfg = app_settings(redis_url, state_dir, storage, output)
+    worker_args = {"*": ["--batch", str(batch), "--storage", str(storage)],
+                   "sink": ["--output", str(output)] if visualize else ["--no-visualize"]}
+    if detector:
+        worker_args["detect"] = ["--detector", detector]
+    try:
+        with progress_printer("analysing") as on_progress:
+            summary = run_job(app_cfg, list(paths), JobOptions(high_water=high_water, timeout_s=timeout_s,
+                                                               worker_args=worker_args), on_progress)
+    except (RedisUnavailable, EmbeddedRedisError, JobTimeout) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} dead-lettered; "
+        f"{summary.faces} faces; {summary.skipped} other files skipped; {summary.seconds:.1f} s"
+    )
+    for path, reason in summary.errors:
+        typer.echo(f"  error: {path}: {reason}")
+    typer.echo(f"results: {storage}/" + (f"  pictures: {output}/" if visualize else ""))
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def up(
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    batch: Annotated[int, typer.Option(envvar="FACES_BATCH")] = 8,
+) -> None:
+    """Run every stage as worker processes until Ctrl-C (submit with `faces submit`)."""
+    from ops.target import redis_target
+    from ops.workers import WorkerPool
+    from streams.connection import redact
+
+    logs.configure()
+    app_cfg = app_settings(redis_url, state_dir, storage, output)
+    with redis_target(app_cfg) as (url, _client, _server):
+        pool = WorkerPool(url, app_cfg.log_dir, extra_args={
+            "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]})
+        pool.start()
+        typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}; Ctrl-C to stop", err=True)
+        try:
+            while True:
+                pool.supervise()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            typer.echo("stopping...", err=True)
+        finally:
+            pool.stop()
+
+
+@app.command()
+def worker(
+    stage: Annotated[str, typer.Argument(help="detect | landmarks | agegender | sink")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    consumer: Annotated[Optional[str], typer.Option(envvar="FACES_CONSUMER", help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.")] = None,
+    batch: Annotated[int, typer.Option(envvar="FACES_BATCH", help="Entries read at once and given to the stage as one batch.")] = 8,
+    block_ms: Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")] = 1000,
+    claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = 60_000,
+    max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = 3,
+    grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = 30.0,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = 7 * 86400,
+    burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
+    detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend (detect stage).")] = None,
+    visualize: Annotated[bool, typer.Option(envvar="FACES_VISUALIZE", help="Sink: draw annotated pictures into --output.")] = True,
+) -> None:
+    """Run one stage consumer (what a container runs); any number may run against one Redis."""
+    from ops.target import redis_target
+    from ops.worker import run_worker
+    from streams.settings import RuntimeSettings, SettingsError
+
+    if stage not in STAGES:
+        _fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    logs.configure()
+    try:
+        settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
+                                   max_deliveries=max_deliveries, grace_s=grace_s,
+                                   retention_s=retention_s, burst=burst)
+    except SettingsError as exc:
+        _fail(str(exc))
+    options = {"storage": storage, "output": output if visualize else None, "detector": detector}
+    if redis_url:
+        raise typer.Exit(run_worker(stage, redis_url, settings, consumer, options))
+    app_cfg = app_settings(redis_url, state_dir, storage, output)
+    with redis_target(app_cfg) as (url, _client, _server):
+        raise typer.Exit(run_worker(stage, url, settings, consumer, options))
+
+
+@app.command()
+def submit(
+    paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER")] = 500,
+) -> None:
+    """Publish image files (or every image under folders) to the pipeline."""
+    from ops.target import redis_target
+    from producer.files import scan
+    from producer.submit import submit_file
+
+    logs.configure(level="WARNING")
+    found = scan(paths)
+    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+        for path in found.images:
+            sent = submit_file(client, path, high_water=high_water)
+            typer.echo(f"{sent.image_id}\t{sent.path}")
+    typer.echo(f"submitted {len(found.images)} images; {found.skipped} other files skipped", err=True)
+
+
+@app.command()
+def status(
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Per stream its length; per group pending, lag and consumers; dead letters."""
+    from ops.statusview import render_status
+    from ops.target import redis_target
+    from streams.status import pipeline_status
+
+    logs.configure(level="WARNING")
+    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+        data = pipeline_status(client)
+    typer.echo(json.dumps(data, indent=1) if as_json else render_status(data))
+
+
+@app.command()
+def visualize(
+    storage_arg: Annotated[Optional[Path], typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")] = None,
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+) -> None:
+    """Draw each result's boxes, 68 points and age/gender label on its source photo."""
+    from ops.visualize import visualize_folder
+
+    logs.configure(level="WARNING")
+    drawn, missing = visualize_folder(storage_arg or storage, output)
+    typer.echo(f"{drawn} pictures in {output}/; {missing} results whose photo could not be read")
+
+
+@models_app.command("check")
+def models_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List every model file the pipeline uses: path, size, sha256, status. Exit 1 if a
+    required file is missing."""
+    from models.weights import check_model_files
+
+    files = check_model_files()
+    if as_json:
+        typer.echo(json.dumps([{**f.__dict__, "path": str(f.path)} for f in files], indent=1))
+    else:
+        for f in files:
+            size = f"{f.size / 1e6:8.1f} MB" if f.size else "       -   "
+            typer.echo(f"{f.status:17} {size}  {f.name:28} {f.path}  {f.sha256 or ''}")
+    if any(f.status == "missing" for f in files):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@models_app.command("fetch")
+def models_fetch() -> None:
+    """Download the missing DeepFace age and gender weights (about 540 MB each)."""
+    from models.weights import fetch_missing
+    from ops.progress import download_progress
+
+    with download_progress() as progress:
+        try:
+            fetched = fetch_missing(progress=progress)
+        except Exception as exc:  # noqa: BLE001 - report any download failure as one line
+            _fail(f"fetch failed: {exc}")
+    typer.echo(f"fetched {len(fetched)} files" if fetched else "nothing to fetch: all files present")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

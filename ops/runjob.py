@@ -1,0 +1,114 @@
+"""The main job: start the stack, submit every image under some paths, wait until each has a
+result, stop the stack, and summarise. What `faces run DIR` (and `make run`) does."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from ops.settings import AppSettings
+from ops.target import redis_target
+from ops.workers import WorkerPool
+from producer.files import scan
+from producer.submit import submit_file
+from streams import names, results
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_SOME_ERRORS = 3
+
+
+@dataclass
+class JobSummary:
+    submitted: int = 0
+    skipped: int = 0
+    ok: int = 0
+    error: int = 0
+    dead: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.error == 0 and self.dead == 0 else EXIT_SOME_ERRORS
+
+
+@dataclass
+class JobOptions:
+    high_water: int = 500
+    timeout_s: float | None = None
+    worker_args: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] | None = None
+    grace_s: float = 30.0
+
+
+class JobTimeout(RuntimeError):
+    """Not every image had a result within --timeout-s.
+
+    Cause: a stage worker keeps failing (see the worker logs under --state-dir/logs), or the
+    timeout is too short for the number of images. Remedy: read the logs; raise --timeout-s.
+    """
+
+
+def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
+            on_progress: Callable[[int, int], None] = lambda done, total: None) -> JobSummary:
+    started = time.perf_counter()
+    found = scan(paths)
+    summary = JobSummary(submitted=len(found.images), skipped=found.skipped)
+    with redis_target(app) as (url, client, _server):
+        pool = WorkerPool(url, app.log_dir, grace_s=options.grace_s,
+                          extra_args=options.worker_args, **({"counts": options.counts} if options.counts else {}))
+        pool.start()
+        try:
+            cursors = {s: results.last_id(client, s) for s in (names.RESULTS, names.DEAD_LETTERS)}
+            waiting: dict[str, str] = {}
+
+            def keep_workers_alive() -> bool:
+                pool.supervise()  # while submission waits on backpressure
+                return False
+
+            for path in found.images:
+                sent = submit_file(client, path, high_water=options.high_water,
+                                   should_stop=keep_workers_alive)
+                waiting[sent.job_id] = sent.path
+            on_progress(0, len(waiting))
+            deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
+            while waiting:
+                for note in results.follow(client, cursors, block_ms=500):
+                    path = waiting.pop(note.job_id, None)
+                    if path is not None:
+                        _count(summary, client, note, path)
+                on_progress(summary.submitted - len(waiting), summary.submitted)
+                pool.supervise()
+                if deadline and time.monotonic() > deadline:
+                    raise JobTimeout(f"{len(waiting)} of {summary.submitted} images have no result "
+                                     f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}")
+        finally:
+            pool.stop()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _count(summary: JobSummary, client, note: results.Announcement, path: str) -> None:
+    if note.status == "ok":
+        summary.ok += 1
+        stored = results.stored_result(client, note.image_id)
+        if stored:
+            summary.faces += len(json.loads(stored)["faces"])
+        return
+    if note.status == "dead":
+        summary.dead += 1
+        summary.errors.append((path, "dead-lettered at the sink; see `faces dlq list`"))
+        return
+    summary.error += 1
+    stored = results.stored_result(client, note.image_id)
+    reason = json.loads(stored)["error"]["message"] if stored else "error"
+    summary.errors.append((path, reason))

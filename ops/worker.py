@@ -1,0 +1,82 @@
+"""One stage worker process: what `faces worker STAGE` runs, and what a container runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import redis
+import structlog
+
+from consumers.registry import build_stage
+from streams.connection import connect, redact
+from streams.consumer import StageConsumer
+from streams.errors import RedisUnavailable
+from streams.settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+EXIT_GRACE_EXPIRED = 4
+
+
+def default_consumer_name(stage: str) -> str:
+    """Unique per process; give a stable `--consumer` to take back pending entries on restart."""
+    return f"{stage}-{socket.gethostname()}-{os.getpid()}"
+
+
+def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Event) -> redis.Redis:
+    """Connect, waiting with backoff while Redis is not up yet (containers start in any order)."""
+    backoff = settings.reconnect_min_s
+    while True:
+        try:
+            return connect(url)
+        except RedisUnavailable as exc:
+            log.warning("redis.waiting", url=redact(url), error=str(exc), retry_in_s=backoff)
+            if stop.wait(backoff):
+                raise
+            backoff = min(backoff * 2, settings.reconnect_max_s)
+
+
+def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: str | None,
+               options: dict) -> int:
+    """Build the stage, consume until SIGTERM/SIGINT (or drained, in burst mode); exit code."""
+    consumer = consumer or default_consumer_name(stage_name)
+    structlog.contextvars.bind_contextvars(stage=stage_name, consumer=consumer)
+    stop = threading.Event()
+    runner: list[StageConsumer] = []
+
+    def on_signal(signum, _frame) -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        log.info("worker.stopping", signal=signal.Signals(signum).name, grace_s=settings.grace_s)
+        for r in runner:
+            r.request_stop()
+        # Past the grace period, leave at once: the entries in hand stay pending under this
+        # consumer's name and are taken over by a sibling (or by this name when it restarts).
+        timer = threading.Timer(settings.grace_s, _grace_expired)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    started = time.perf_counter()
+    stage = build_stage(stage_name, options)
+    client = connect_with_retry(url, settings, stop)
+    log.info("worker.ready", redis=redact(url), load_s=round(time.perf_counter() - started, 2))
+    consumer_loop = StageConsumer(client, stage, settings, consumer)
+    runner.append(consumer_loop)
+    if stop.is_set():
+        consumer_loop.request_stop()
+    consumer_loop.run()
+    log.info("worker.stopped", processed=consumer_loop.processed)
+    return 0
+
+
+def _grace_expired() -> None:
+    log.warning("worker.grace_expired", note="in-flight entries handed back for claiming")
+    os._exit(EXIT_GRACE_EXPIRED)

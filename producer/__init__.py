@@ -1,0 +1,1 @@
+"""Files in: submit paths, watch a drop folder, replay stored images."""

@@ -1,0 +1,1 @@
+"""Event and result formats: msgpack job events between stages, the JSON result per image."""

@@ -1,0 +1,142 @@
+"""The job event that flows between stages, as msgpack.
+
+One event shape, `faces.job`, travels the whole pipeline: each stage adds its part (boxes,
+points, ages) and hands it on. It never carries pixels: `image.blob` names the Redis key
+holding the bytes (claim-check), so a large photo is stored once, not once per stream.
+
+Version policy: decode accepts the versions in SUPPORTED_VERSIONS; anything else is an
+EventError, which the runtime sends to the dead-letter stream instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+SCHEMA = "faces.job"
+VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+DEFAULT_MAX_EVENT_BYTES = 1 << 20  # 1 MiB: ~60 faces with 68 points each fit many times over
+
+# key -> allowed types; checked on decode so a stage never meets a malformed job.
+_REQUIRED: dict[str, tuple[type, ...]] = {
+    "schema": (str,),
+    "version": (int,),
+    "job_id": (str,),
+    "image_id": (str,),
+    "image": (dict,),
+    "submitted_at": (float, int),
+    "faces": (list,),
+    "timings_ms": (dict,),
+    "models": (dict,),
+    "notes": (dict,),
+    "error": (dict, type(None)),
+}
+_IMAGE_REQUIRED: dict[str, tuple[type, ...]] = {
+    "path": (str,),
+    "sha256": (str,),
+    "bytes": (int,),
+    "blob": (str,),
+}
+
+
+class EventError(ValueError):
+    """An entry that is not a valid job event.
+
+    Cause: garbage bytes, an oversized entry, a wrong schema or an unknown version written into
+    a stream by something other than this pipeline (or by a newer release).
+    Remedy: none for the entry itself: the runtime moves it to the dead-letter stream with this
+    message; check the producer that wrote it.
+    """
+
+
+def new_job(
+    *, job_id: str, image_id: str, path: str, sha256: str, size: int, blob: str,
+    submitted_at: float, start_stage: str = "detect",
+) -> dict[str, Any]:
+    """A fresh job for a submitted image, ready for `encode`."""
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "job_id": job_id,
+        "image_id": image_id,
+        "image": {"path": path, "sha256": sha256, "bytes": size, "blob": blob,
+                  "width": None, "height": None},
+        "submitted_at": float(submitted_at),
+        "start_stage": start_stage,
+        "faces": [],
+        "timings_ms": {},
+        "models": {},
+        "notes": {},
+        "error": None,
+    }
+
+
+def encode(job: dict[str, Any], max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
+    """Pack a job for XADD. Raises EventError if it would not pass `decode`."""
+    _validate(job)
+    data = msgpack.packb(job, use_bin_type=True)
+    if len(data) > max_bytes:
+        raise EventError(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
+    return data
+
+
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any]:
+    """Unpack and validate one entry's payload; EventError with a clear reason otherwise."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise EventError(f"payload is {type(data).__name__}, expected bytes")
+    if len(data) > max_bytes:
+        raise EventError(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
+    try:
+        job = msgpack.unpackb(
+            data, raw=False, strict_map_key=True,
+            max_str_len=max_bytes, max_bin_len=max_bytes,
+            max_array_len=max_bytes, max_map_len=max_bytes,
+        )
+    except (msgpack.UnpackException, ValueError, TypeError) as exc:
+        raise EventError(f"not a msgpack event: {exc.__class__.__name__}: {exc}") from exc
+    _validate(job)
+    return job
+
+
+def peek_ids(data: bytes) -> tuple[str | None, str | None]:
+    """Best-effort (job_id, image_id) of a payload that failed `decode`, for the dead letter."""
+    try:
+        obj = msgpack.unpackb(data, raw=False)
+    except Exception:  # noqa: BLE001 - garbage is expected here; any failure means "unknown"
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    job_id, image_id = obj.get("job_id"), obj.get("image_id")
+    return (job_id if isinstance(job_id, str) else None,
+            image_id if isinstance(image_id, str) else None)
+
+
+def _validate(job: Any) -> None:
+    if not isinstance(job, dict):
+        raise EventError(f"event is a {type(job).__name__}, expected a map")
+    if job.get("schema") != SCHEMA:
+        raise EventError(f"unknown schema {job.get('schema')!r}, expected {SCHEMA!r}")
+    if job.get("version") not in SUPPORTED_VERSIONS:
+        raise EventError(
+            f"unsupported {SCHEMA} version {job.get('version')!r}; "
+            f"this release reads {sorted(SUPPORTED_VERSIONS)}"
+        )
+    _check_fields(job, _REQUIRED, "event")
+    _check_fields(job["image"], _IMAGE_REQUIRED, "event.image")
+
+
+def _check_fields(obj: dict, required: dict[str, tuple[type, ...]], where: str) -> None:
+    for key, types in required.items():
+        if key not in obj:
+            raise EventError(f"{where} lacks {key!r}")
+        if not isinstance(obj[key], types) or isinstance(obj[key], bool) and bool not in types:
+            raise EventError(f"{where}.{key} is {type(obj[key]).__name__}")
+
+
+def with_error(job: dict[str, Any], stage: str, error_type: str, message: str) -> dict[str, Any]:
+    """A copy of the job marked failed at `stage`; later stages pass it straight to the sink."""
+    failed = dict(job)
+    failed["error"] = {"stage": stage, "type": error_type, "message": message}
+    return failed

@@ -1,0 +1,55 @@
+"""The JSON result of one image: built by the sink from the finished job.
+
+The format is `faces.result/1`, described by `result.schema.json` beside this file and in the
+README. Boxes and points are in original-image pixels, (x, y) the top-left corner.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULT_SCHEMA = "faces.result/1"
+SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
+
+_FACE_DEFAULTS: dict[str, Any] = {
+    "landmarks": None, "pose": None, "quality": None,
+    "age": None, "age_range": None, "gender": None,
+}
+
+
+def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> dict[str, Any]:
+    """The result document of a job that went through the pipeline (or failed on the way)."""
+    error = job.get("error")
+    image = job["image"]
+    faces = [] if error else [{**_FACE_DEFAULTS, **face} for face in job.get("faces", [])]
+    return {
+        "schema": RESULT_SCHEMA,
+        "status": "error" if error else "ok",
+        "error": error,
+        "image_id": job["image_id"],
+        "image": {"path": image["path"], "sha256": image["sha256"],
+                  "width": image.get("width"), "height": image.get("height")},
+        "faces": faces,
+        "models": job.get("models", {}),
+        "notes": job.get("notes", {}),
+        "timings_ms": job.get("timings_ms", {}),
+        "job_id": job["job_id"],
+        "submitted_at": _iso(datetime.fromtimestamp(job["submitted_at"], timezone.utc)),
+        "processed_at": _iso(processed_at or datetime.now(timezone.utc)),
+    }
+
+
+def dumps(result: dict[str, Any]) -> str:
+    """Stable, readable JSON (sorted keys would scatter the faces' fields; keep build order)."""
+    return json.dumps(result, ensure_ascii=False, indent=1, allow_nan=False)
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,56 @@
+"""Connecting to Redis from a URL, and showing a URL without its secrets."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from streams.errors import RedisUnavailable
+
+# Short socket timeouts would break BLOCKing reads; the runtime blocks at most block_ms,
+# so reads get that plus this margin.
+SOCKET_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+def connect(url: str, *, check: bool = True) -> redis.Redis:
+    """A client for `url` (redis://, rediss://, unix://, with user and password if given).
+
+    Values are returned as bytes: events are msgpack. With `check`, PING once and raise
+    RedisUnavailable with the redacted URL if the server does not answer.
+    """
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
+    if check:
+        try:
+            client.ping()
+        except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
+            raise RedisUnavailable(f"cannot reach Redis at {redact(url)}: {exc}") from exc
+    return client
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, safe for logs and status output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def server_version(client: redis.Redis) -> tuple[int, ...]:
+    """The server's version as a tuple of ints, e.g. (6, 2, 14)."""
+    raw = client.info("server").get("redis_version", "0")
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    return tuple(int(p) for p in str(raw).split(".") if p.isdigit())

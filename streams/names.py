@@ -1,0 +1,63 @@
+"""Every stream, group and key name the pipeline uses, in one place.
+
+Data flows one way: images -> detect -> landmarks -> agegender -> sink. Each stage is a consumer
+group named after the stage, on the stream that feeds it; its output is the next stage's input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "faces"
+
+IMAGES = f"{PREFIX}:images"          # submitted images (claim-check events, no pixels)
+DETECTED = f"{PREFIX}:detected"      # boxes found
+LANDMARKED = f"{PREFIX}:landmarked"  # boxes + 68 points + pose + quality
+ANALYZED = f"{PREFIX}:analyzed"      # ... + age and gender: the sink's input
+RESULTS = f"{PREFIX}:results"        # one announcement per finished image
+DEAD_LETTERS = f"{PREFIX}:dead"      # entries no stage could process, with the reason
+
+INFLIGHT = f"{PREFIX}:inflight"      # set of job ids whose image bytes are still held
+SEEN = f"{PREFIX}:seen"              # hash sha256 -> first path, for the drop-folder dedupe
+RESULTS_MAXLEN = 100_000             # announcements kept (approximate trim)
+
+
+def blob_key(job_id: str) -> str:
+    """Key holding one submission's image bytes until the sink has written its result."""
+    return f"{PREFIX}:blob:{job_id}"
+
+
+def result_key(image_id: str) -> str:
+    """Key holding the latest JSON result of one image."""
+    return f"{PREFIX}:result:{image_id}"
+
+
+@dataclass(frozen=True)
+class StageRoute:
+    """Where a stage reads from (its group lives on that stream) and where it writes to."""
+
+    name: str
+    input_stream: str
+    output_stream: str | None  # None: the sink, which finishes jobs instead of forwarding
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+
+ROUTES: dict[str, StageRoute] = {
+    "detect": StageRoute("detect", IMAGES, DETECTED),
+    "landmarks": StageRoute("landmarks", DETECTED, LANDMARKED),
+    "agegender": StageRoute("agegender", LANDMARKED, ANALYZED),
+    "sink": StageRoute("sink", ANALYZED, None),
+}
+STAGE_ORDER: tuple[str, ...] = tuple(ROUTES)
+PIPELINE_STREAMS: tuple[str, ...] = (IMAGES, DETECTED, LANDMARKED, ANALYZED)
+
+
+def route(stage: str) -> StageRoute:
+    """The route of a stage by name; ValueError naming the valid stages otherwise."""
+    try:
+        return ROUTES[stage]
+    except KeyError:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_ORDER)}") from None

@@ -1,0 +1,60 @@
+"""What a stage hands back to the runtime for each delivery, and what the runtime hands it.
+
+A stage never calls Redis: it returns one outcome per delivery, and the runtime turns all of
+them into one MULTI/EXEC together with the acknowledgements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, Union
+
+from streams.names import StageRoute
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stream entry given to a stage: the decoded job and, if asked for, the image bytes."""
+
+    entry_id: str
+    attempt: int            # 1 on first delivery; grows with every redelivery
+    job: dict[str, Any]
+    image: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Pass the (updated) job to the next stage's stream."""
+
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The sink's outcome: the result is written; keep it in Redis, announce it, free the bytes."""
+
+    job: dict[str, Any]
+    status: str             # "ok" | "error"
+    result_json: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A delivery that can never succeed (non-retryable): it goes to the dead-letter stream."""
+
+    error_type: str
+    message: str
+
+
+Outcome = Union[Forward, Finish, Reject]
+
+
+class Stage(Protocol):
+    """A pipeline stage as the runtime sees it."""
+
+    route: StageRoute
+    needs_image: bool       # fetch each job's image bytes (claim-check) before handle()
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """One outcome per delivery, in order. Raising means: retry the batch later."""
+        ...

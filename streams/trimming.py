@@ -1,0 +1,47 @@
+"""Safe trimming: a stream loses only entries every group has read and acknowledged.
+
+The threshold is, over all groups of the stream, the oldest entry still pending, or the first
+entry after the last one delivered when nothing is pending. XTRIM MINID removes only ids below
+it, and new entries always get larger ids, so a race with producers cannot cut anything unread.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from streams.groups import id_key, text
+
+
+def safe_threshold(client: redis.Redis, stream: str) -> str | None:
+    """The smallest id some group still needs; None when the stream has no group yet."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None  # no such stream
+    if not groups:
+        return None
+    needed = []
+    for group in groups:
+        name = text(group["name"])
+        if int(group["pending"]) > 0:
+            summary = client.xpending(stream, name)
+            needed.append(id_key(text(summary["min"])))
+        else:
+            ms, seq = id_key(text(group["last-delivered-id"]))
+            needed.append((ms, seq + 1))
+    ms, seq = min(needed)
+    return f"{ms}-{seq}"
+
+
+def trim_safely(client: redis.Redis, stream: str, keep_since_s: float | None = None) -> int:
+    """Remove acknowledged entries of `stream`; with `keep_since_s`, keep that much history
+    even if acknowledged (the images stream keeps it for replay). Returns entries removed."""
+    threshold = safe_threshold(client, stream)
+    if threshold is None:
+        return 0
+    if keep_since_s is not None:
+        cutoff_ms = max(0, int((time.time() - keep_since_s) * 1000))
+        threshold = min(threshold, f"{cutoff_ms}-0", key=id_key)
+    return int(client.xtrim(stream, minid=threshold, approximate=False))

@@ -1,0 +1,50 @@
+"""Small real stages for testing the runtime alone (the analysis stages have their own tests).
+
+They implement the same Stage protocol the analysis adapters do; they are not stand-ins for
+them, and no test calls them finished analysis.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from streams import names
+from streams.outcomes import Delivery, Forward, Outcome, Reject
+
+
+class Poison(RuntimeError):
+    """Raised by PickyStage for the image it is told to choke on."""
+
+
+@dataclass
+class PickyStage:
+    """Forwards jobs, recording what it saw; raises for `poison_image` and rejects `reject_image`;
+    sleeps `delay_s` per batch (to be caught mid-batch)."""
+
+    route: names.StageRoute = field(default_factory=lambda: names.route("detect"))
+    needs_image: bool = False
+    poison_image: str | None = None
+    reject_image: str | None = None
+    delay_s: float = 0.0
+    seen: list[tuple[str, int]] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        with self.lock:
+            self.batches.append(len(deliveries))
+            self.seen.extend((d.job["image_id"], d.attempt) for d in deliveries)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        out: list[Outcome] = []
+        for d in deliveries:
+            if d.job["image_id"] == self.poison_image:
+                raise Poison(f"cannot handle {d.job['image_id']}")
+            if d.job["image_id"] == self.reject_image:
+                out.append(Reject("Rejected", "this image is refused"))
+            else:
+                out.append(Forward(d.job))
+        return out
