@@ -1,0 +1,48 @@
+"""Helpers for tests that run the real stage workers as processes against a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from streams import names
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def faces_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `faces ARGS...` as a subprocess (the installed entry point's module form)."""
+    return subprocess.run([sys.executable, "-m", "ops", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def result_files(storage: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(storage.glob("*.json"))}
+
+
+def total_pending(client: redis.Redis) -> int:
+    total = 0
+    for stream in names.PIPELINE_STREAMS:
+        try:
+            total += sum(int(g["pending"]) for g in client.xinfo_groups(stream))
+        except redis.ResponseError:
+            pass
+    return total
+
+
+def announced_job_ids(client: redis.Redis) -> list[str]:
+    return [f[b"job_id"].decode() for _, f in client.xrange(names.RESULTS)]
+
+
+def consumer_pending(client: redis.Redis, stage: str, consumer: str) -> int:
+    route = names.route(stage)
+    try:
+        rows = client.xinfo_consumers(route.input_stream, route.group)
+    except redis.ResponseError:
+        return 0
+    return next((int(r["pending"]) for r in rows if r["name"].decode() == consumer), 0)

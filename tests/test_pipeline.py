@@ -1,0 +1,168 @@
+"""The whole pipeline: every stage in its own worker process, through a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ops.workers import WorkerPool
+from producer.files import job_for
+from producer.submit import submit_file
+from schemas import events
+from schemas.result import load_schema
+from streams import deadletters, names, publishing
+from streams.reading import PAYLOAD_FIELD
+from tests.images import DATA, photo_variants
+from tests.pipeline import (announced_job_ids, consumer_pending, faces_cli, result_files,
+                            total_pending)
+from tests.waiting import wait_until
+
+FAST_WORKERS = ["--block-ms", "200", "--claim-idle-ms", "3000", "--batch", "4"]
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch) -> Path:
+    """An empty DEEPFACE_HOME: the age/gender weights are missing, as on a fresh machine."""
+    home = tmp_path / "deepface-empty"
+    home.mkdir()
+    monkeypatch.setenv("DEEPFACE_HOME", str(home))
+    return home
+
+
+def start_pool(url: str, tmp_path: Path, extra: list[str] | None = None) -> WorkerPool:
+    pool = WorkerPool(url, tmp_path / "logs", grace_s=10, extra_args={
+        "*": [*FAST_WORKERS, *(extra or []), "--storage", str(tmp_path / "storage")],
+        "sink": ["--output", str(tmp_path / "output")]})
+    pool.start()
+    return pool
+
+
+def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_path, no_weights):
+    """`faces run data/` with no Redis URL: embedded server, four workers, one JSON per photo."""
+    storage, output, state = tmp_path / "storage", tmp_path / "output", tmp_path / "state"
+    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(storage),
+                     "--output", str(output))
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = result_files(storage)
+    photos = sorted(p.name for p in DATA.glob("*.jpg"))
+    assert sorted(Path(r["image"]["path"]).name for r in results.values()) == photos
+    schema = load_schema()
+    for result in results.values():
+        jsonschema.validate(result, schema)
+        assert result["status"] == "ok"
+        assert set(result["timings_ms"]) >= {"detect", "landmarks"}
+    group = next(r for r in results.values() if r["image"]["path"].endswith("group.jpg"))
+    assert len(group["faces"]) == 4
+    assert all(len(f["landmarks"]) == 68 and f["age"] is None for f in group["faces"])
+    assert group["notes"]["agegender"]["status"] == "weights_missing"
+    assert "faces models fetch" in group["notes"]["agegender"]["message"]
+    assert sorted(p.stem for p in output.glob("*.jpg")) == sorted(results)
+    assert "3 images: 3 ok" in done.stdout
+    assert not (state / "redis.sock").exists(), "embedded redis-server left running"
+
+
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path, redis_url, redis_client, no_weights):
+    photos = photo_variants(tmp_path / "in", 16)
+    pool = start_pool(redis_url, tmp_path)
+    try:
+        jobs = [submit_file(redis_client, p) for p in photos]
+        victim = pool.by_stage("detect")[0]
+        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
+                   interval_s=0.005, what="detect worker holding entries")
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        wait_until(lambda: pool.supervise() or len(announced_job_ids(redis_client)) >= len(jobs),
+                   timeout_s=120, what="every image finished after the restart")
+        wait_until(lambda: total_pending(redis_client) == 0, what="nothing pending")
+    finally:
+        pool.stop()
+    assert victim.restarts == 1
+    assert sorted(announced_job_ids(redis_client)) == sorted(j.job_id for j in jobs)  # no duplicates
+    assert sorted(result_files(tmp_path / "storage")) == sorted(j.image_id for j in jobs)
+    assert deadletters.count(redis_client) == 0
+
+
+def test_sibling_claims_the_entries_of_a_killed_worker(tmp_path, redis_url, redis_client, no_weights):
+    photos = photo_variants(tmp_path / "in", 12)
+    pool = start_pool(redis_url, tmp_path)
+    pool.stopping = True  # no restarts: the sibling must take over
+    try:
+        jobs = [submit_file(redis_client, p) for p in photos]
+        victim = pool.by_stage("detect")[0]
+        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
+                   interval_s=0.005, what="detect worker holding entries")
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        held = consumer_pending(redis_client, "detect", victim.consumer)
+        sibling = faces_cli_background(redis_url, tmp_path, "detect", "detect-sibling")
+        wait_until(lambda: len(announced_job_ids(redis_client)) >= len(jobs), timeout_s=120,
+                   what="every image finished by the sibling")
+        sibling.send_signal(signal.SIGTERM)
+        sibling.wait(30)
+    finally:
+        pool.stop()
+    assert held > 0
+    assert sorted(announced_job_ids(redis_client)) == sorted(j.job_id for j in jobs)
+    assert total_pending(redis_client) == 0
+
+
+def faces_cli_background(url: str, tmp_path: Path, stage: str, consumer: str):
+    import subprocess
+    import sys
+    log = open(tmp_path / f"{consumer}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "ops", "worker", stage, "--redis-url", url,
+                             "--consumer", consumer, *FAST_WORKERS, "--storage", str(tmp_path / "storage")],
+                            stdout=log, stderr=log)
+
+
+def test_poison_entry_is_dead_lettered_after_three_deliveries_and_gets_an_error_result(
+        tmp_path, redis_url, redis_client, no_weights):
+    data = (DATA / "astronaut.jpg").read_bytes()
+    job = job_for(str(DATA / "astronaut.jpg"), data)
+    job["faces"] = [{"box": {"x": 10}, "score": 1.0}]  # a box the landmark stage cannot use
+    redis_client.set(job["image"]["blob"], data)
+    redis_client.sadd(names.INFLIGHT, job["job_id"])
+    redis_client.xadd(names.DETECTED, {PAYLOAD_FIELD: events.encode(job)})
+    good = submit_file(redis_client, DATA / "group.jpg")
+    pool = start_pool(redis_url, tmp_path)
+    try:
+        wait_until(lambda: len(announced_job_ids(redis_client)) == 2, timeout_s=90, what="two results")
+    finally:
+        pool.stop()
+    letter = deadletters.list_all(redis_client)[0]
+    assert (letter.stage, letter.image_id, letter.deliveries) == ("landmarks", job["image_id"], 4)
+    results = result_files(tmp_path / "storage")
+    assert results[job["image_id"]]["status"] == "error"
+    assert results[job["image_id"]]["error"]["stage"] == "landmarks"
+    assert results[good.image_id]["status"] == "ok"
+    assert total_pending(redis_client) == 0
+    assert redis_client.scard(names.INFLIGHT) == 0 and redis_client.get(job["image"]["blob"]) is None
+
+
+def test_sigterm_to_a_busy_worker_leaves_nothing_pending(tmp_path, redis_url, redis_client, no_weights):
+    photos = photo_variants(tmp_path / "in", 12)
+    pool = start_pool(redis_url, tmp_path)
+    pool.stopping = True
+    try:
+        for p in photos:
+            submit_file(redis_client, p)
+        victim = pool.by_stage("detect")[0]
+        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
+                   interval_s=0.005, what="detect worker busy")
+        started = time.monotonic()
+        victim.process.send_signal(signal.SIGTERM)
+        code = victim.process.wait(20)
+        took = time.monotonic() - started
+        assert code == 0
+        assert took < 10, f"took {took:.1f} s, over the 10 s grace period"
+        assert consumer_pending(redis_client, "detect", victim.consumer) == 0
+        consumers = [c["name"].decode() for c in redis_client.xinfo_consumers(names.IMAGES, "detect")]
+        assert victim.consumer not in consumers
+    finally:
+        pool.stop()
