@@ -142,6 +142,31 @@ def worker(
 
 
 @app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="The drop folder.")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    force: Annotated[bool, typer.Option(help="Analyse bytes seen before again.")] = False,
+    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", help="A file must keep its size and mtime this long before it is read.")] = 1.0,
+    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER")] = 500,
+) -> None:
+    """Publish each new image dropped into FOLDER exactly once, until Ctrl-C."""
+    from ops.target import redis_target
+    from producer.watch import Watcher
+
+    logs.configure()
+    if not folder.is_dir():
+        _fail(f"{folder} is not a folder")
+    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+        watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            pass
+    typer.echo(f"published {watcher.published}; {watcher.duplicates} duplicates skipped", err=True)
+
+
+@app.command()
 def submit(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,

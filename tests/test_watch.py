@@ -1,0 +1,101 @@
+"""The drop-folder watcher against a real redis-server (publishing only; no workers needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+from producer.watch import Watcher
+from schemas import events
+from streams import names
+from streams.reading import PAYLOAD_FIELD
+from tests.images import DATA
+from tests.waiting import wait_until
+
+PHOTO = (DATA / "astronaut.jpg").read_bytes()
+OTHER = (DATA / "group.jpg").read_bytes()
+
+
+def published(client) -> list[dict]:
+    return [events.decode(f[PAYLOAD_FIELD]) for _, f in client.xrange(names.IMAGES)]
+
+
+def running(watcher: Watcher):
+    stop = threading.Event()
+    thread = threading.Thread(target=watcher.run, args=(stop.is_set,), daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_half_written_file_is_published_only_when_complete(tmp_path, redis_client):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    watcher = Watcher(redis_client, drop, settle_s=0.6, poll_s=0.05)
+    stop, thread = running(watcher)
+    target = drop / "slow.jpg"
+    with open(target, "wb") as handle:
+        handle.write(PHOTO[: len(PHOTO) // 2])
+        handle.flush()
+        time.sleep(0.4)  # a slow writer: pauses shorter than settle_s
+        handle.write(PHOTO[len(PHOTO) // 2:])
+    wait_until(lambda: published(redis_client), what="the file published")
+    time.sleep(1.0)  # give a wrong second publication the chance to happen
+    stop.set()
+    thread.join(5)
+    jobs = published(redis_client)
+    assert len(jobs) == 1
+    assert jobs[0]["image"]["sha256"] == hashlib.sha256(PHOTO).hexdigest()
+    assert jobs[0]["image"]["bytes"] == len(PHOTO)
+
+
+def test_same_bytes_under_two_names_are_published_once_unless_forced(tmp_path, redis_client):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.jpg").write_bytes(PHOTO)
+    (drop / "copy of a.JPG").write_bytes(PHOTO)
+    watcher = Watcher(redis_client, drop, settle_s=0.0, poll_s=0.01)
+    wait_until(lambda: watcher.poll_once() or watcher.published + watcher.duplicates == 2, what="both handled")
+    assert (watcher.published, watcher.duplicates) == (1, 1)
+    forced = tmp_path / "forced"
+    forced.mkdir()
+    (forced / "again.jpg").write_bytes(PHOTO)
+    again = Watcher(redis_client, forced, settle_s=0.0, force=True)
+    wait_until(lambda: again.poll_once(), what="forced publication")
+    assert len(published(redis_client)) == 2
+
+
+def test_restart_publishes_files_dropped_while_down_and_not_the_old_ones(tmp_path, redis_client):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "old.jpg").write_bytes(PHOTO)
+    first = Watcher(redis_client, drop, settle_s=0.0)
+    wait_until(lambda: first.poll_once(), what="old.jpg published")
+    (drop / "new.jpg").write_bytes(OTHER)  # arrives while no watcher runs
+    second = Watcher(redis_client, drop, settle_s=0.0)
+    wait_until(lambda: second.poll_once(), what="new.jpg published")
+    for _ in range(3):
+        second.poll_once()
+    paths = [Path(j["image"]["path"]).name for j in published(redis_client)]
+    assert paths == ["old.jpg", "new.jpg"]
+    assert second.duplicates == 0  # old.jpg was not even read again
+
+
+def test_hidden_temporary_non_image_and_symlinked_files_are_ignored(tmp_path, redis_client):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(OTHER)
+    os.symlink(outside, drop / "link.jpg")
+    os.symlink(tmp_path, drop / "linkdir")
+    (drop / ".hidden.jpg").write_bytes(PHOTO)
+    (drop / "upload.jpg.part").write_bytes(PHOTO)
+    (drop / "notes.txt").write_text("hello")
+    (drop / "real.jpg").write_bytes(PHOTO)
+    watcher = Watcher(redis_client, drop, settle_s=0.0)
+    wait_until(lambda: watcher.poll_once(), what="real.jpg published")
+    for _ in range(3):
+        watcher.poll_once()
+    assert [Path(j["image"]["path"]).name for j in published(redis_client)] == ["real.jpg"]
