@@ -64,37 +64,51 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
     found = scan(paths)
     summary = JobSummary(submitted=len(found.images), skipped=found.skipped)
     with redis_target(app) as (url, client, _server):
-        pool = WorkerPool(url, app.log_dir, grace_s=options.grace_s,
-                          extra_args=options.worker_args, **({"counts": options.counts} if options.counts else {}))
-        pool.start()
+        pool = start_pool(url, app, options)
         try:
-            cursors = {s: results.last_id(client, s) for s in (names.RESULTS, names.DEAD_LETTERS)}
-            waiting: dict[str, str] = {}
+            cursors = results.cursors_now(client)
 
             def keep_workers_alive() -> bool:
                 pool.supervise()  # while submission waits on backpressure
                 return False
 
+            waiting = {}
             for path in found.images:
                 sent = submit_file(client, path, high_water=options.high_water,
                                    should_stop=keep_workers_alive)
                 waiting[sent.job_id] = sent.path
-            on_progress(0, len(waiting))
-            deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
-            while waiting:
-                for note in results.follow(client, cursors, block_ms=500):
-                    path = waiting.pop(note.job_id, None)
-                    if path is not None:
-                        _count(summary, client, note, path)
-                on_progress(summary.submitted - len(waiting), summary.submitted)
-                pool.supervise()
-                if deadline and time.monotonic() > deadline:
-                    raise JobTimeout(f"{len(waiting)} of {summary.submitted} images have no result "
-                                     f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}")
+            wait_for_results(client, waiting, cursors, summary, pool, options, on_progress, app)
         finally:
             pool.stop()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def start_pool(url: str, app: AppSettings, options: JobOptions) -> WorkerPool:
+    pool = WorkerPool(url, app.log_dir, grace_s=options.grace_s, extra_args=options.worker_args,
+                      **({"counts": options.counts} if options.counts else {}))
+    pool.start()
+    return pool
+
+
+def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], summary: JobSummary,
+                     pool: WorkerPool | None, options: JobOptions,
+                     on_progress: Callable[[int, int], None], app: AppSettings) -> None:
+    """Follow the results until every job in `waiting` (job id -> path) has its final word."""
+    total = len(waiting)
+    on_progress(0, total)
+    deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
+    while waiting:
+        for note in results.follow(client, cursors, block_ms=500):
+            path = waiting.pop(note.job_id, None)
+            if path is not None:
+                _count(summary, client, note, path)
+        on_progress(total - len(waiting), total)
+        if pool is not None:
+            pool.supervise()
+        if deadline and time.monotonic() > deadline:
+            raise JobTimeout(f"{len(waiting)} of {total} images have no result "
+                             f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}")
 
 
 def _count(summary: JobSummary, client, note: results.Announcement, path: str) -> None:

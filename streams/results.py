@@ -26,6 +26,11 @@ def last_id(client: redis.Redis, stream: str) -> str:
     return text(rows[0][0]) if rows else "0-0"
 
 
+def cursors_now(client: redis.Redis) -> dict[str, str]:
+    """Where to start following results and dead letters: after what exists now."""
+    return {s: last_id(client, s) for s in (names.RESULTS, names.DEAD_LETTERS)}
+
+
 def follow(client: redis.Redis, cursors: dict[str, str], block_ms: int) -> list[Announcement]:
     """New announcements on the results and dead-letter streams after `cursors` (updated).
 

@@ -1,0 +1,44 @@
+"""`faces replay`: plan, publish, and, when no workers are attached, run them until done."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable
+
+from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
+from ops.settings import AppSettings
+from ops.target import redis_target
+from producer import replay
+from streams import history, results
+
+
+def replay_job(app: AppSettings, *, since: str | None, until: str | None, images: list[str],
+               from_stage: str, options: JobOptions,
+               on_progress: Callable[[int, int], None] = lambda d, t: None,
+               ) -> tuple[JobSummary, list[tuple[str, str]]]:
+    """Returns the summary of what was replayed and the (image, reason) pairs that were not."""
+    started = time.perf_counter()
+    with redis_target(app) as (url, client, _server):
+        planned = replay.plan(client, since=since, until=until, images=images, from_stage=from_stage)
+        skipped = list(planned.skipped)
+        summary = JobSummary()
+        needs_workers = not history.consumers_attached(client, replay.stages_from(from_stage))
+        with contextlib.ExitStack() as stack:
+            pool = None
+            if needs_workers and planned.jobs:
+                pool = start_pool(url, app, options)
+                stack.callback(pool.stop)
+            cursors = results.cursors_now(client)
+            waiting = {}
+            for job in planned.jobs:
+                try:
+                    replay.publish(client, job, high_water=options.high_water)
+                except replay.ReplayError as exc:
+                    skipped.append((job["image_id"], str(exc)))
+                    continue
+                waiting[job["job_id"]] = job["image"]["path"]
+            summary.submitted = len(waiting)
+            wait_for_results(client, waiting, cursors, summary, pool, options, on_progress, app)
+    summary.seconds = time.perf_counter() - started
+    return summary, skipped

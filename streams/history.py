@@ -1,0 +1,82 @@
+"""Reading what was submitted (the images stream, kept for `--retention`) for replay, and the
+admin operations on the whole key space: safe trim of every stream, purge."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import redis
+
+from schemas import events
+from streams import names, trimming
+from streams.groups import text
+from streams.reading import PAYLOAD_FIELD
+
+PAGE = 500
+
+
+def submitted_jobs(client: redis.Redis, since: str = "-", until: str = "+") -> Iterator[tuple[str, dict]]:
+    """(entry id, job) of every decodable submission between two stream ids, oldest first."""
+    start = since
+    while True:
+        rows = client.xrange(names.IMAGES, min=start, max=until, count=PAGE)
+        for entry_id, fields in rows:
+            try:
+                yield text(entry_id), events.decode(fields.get(PAYLOAD_FIELD, b""))
+            except events.EventError:
+                continue  # garbage is the dead-letter stream's business, not replay's
+        if len(rows) < PAGE:
+            return
+        start = "(" + text(rows[-1][0])
+
+
+def store_bytes(client: redis.Redis, job: dict, data: bytes) -> None:
+    """Hold a job's image bytes again (for a dead-letter retry whose bytes were released)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.set(job["image"]["blob"], data)
+    pipe.sadd(names.INFLIGHT, job["job_id"])
+    pipe.execute()
+
+
+def has_bytes(client: redis.Redis, job: dict) -> bool:
+    return bool(client.exists(job["image"]["blob"]))
+
+
+def trim_all(client: redis.Redis, retention_s: float) -> dict[str, int]:
+    """Safely trim every pipeline stream; the images stream keeps `retention_s` of history."""
+    removed = {}
+    for stream in names.PIPELINE_STREAMS:
+        keep = retention_s if stream == names.IMAGES else None
+        removed[stream] = trimming.trim_safely(client, stream, keep_since_s=keep)
+    return removed
+
+
+def purge(client: redis.Redis) -> int:
+    """Delete every key of the pipeline (streams, groups, bytes, results, dedupe memory)."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{names.PREFIX}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += client.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += client.unlink(*batch)
+    return int(deleted)
+
+
+def consumers_attached(client: redis.Redis, stages: list[str], alive_ms: int = 60_000) -> bool:
+    """True when every stage in `stages` has a consumer that read within `alive_ms`.
+
+    A crashed worker stays listed in its group (it may hold entries), so being listed is not
+    enough; a live one reads at least every block_ms, or renews its claims while it works.
+    """
+    for stage in stages:
+        route = names.route(stage)
+        try:
+            consumers = client.xinfo_consumers(route.input_stream, route.group)
+        except redis.ResponseError:
+            return False  # no stream or no group yet
+        if not any(int(c["idle"]) < alive_ms for c in consumers):
+            return False
+    return True
