@@ -194,14 +194,19 @@ def status(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    watch_s: Annotated[Optional[float], typer.Option("--watch", help="Redraw every this many seconds until Ctrl-C.")] = None,
 ) -> None:
-    """Per stream its length; per group pending, lag and consumers; dead letters."""
-    from ops.statusview import render_status
+    """Per stream its length; per group pending, lag, consumers, throughput and oldest pending
+    age; dead letters, images in flight, Redis memory."""
+    from ops.statusview import render_status, watch_status
     from ops.target import redis_target
     from streams.status import pipeline_status
 
     logs.configure(level="WARNING")
     with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+        if watch_s:
+            watch_status(lambda: pipeline_status(client), watch_s)
+            return
         data = pipeline_status(client)
     typer.echo(json.dumps(data, indent=1) if as_json else render_status(data))
 

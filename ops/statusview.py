@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
 def render_status(data: dict[str, Any]) -> str:
-    lines = [f"{'stream':20} {'length':>8}  {'group':10} {'pending':>8} {'lag':>8} {'consumers':>9}"]
+    rates = data.get("throughput_per_min", {})
+    lines = [f"{'stream':20} {'length':>8}  {'group':10} {'pending':>8} {'lag':>8} {'consumers':>9} "
+             f"{'per min':>8} {'oldest':>8}"]
     for stream in data["streams"]:
         groups = stream["groups"] or [{"name": "-", "pending": 0, "lag": 0, "consumers": 0}]
         for i, group in enumerate(groups):
             name = stream["name"] if i == 0 else ""
             length = str(stream["length"]) if i == 0 else ""
+            oldest = group.get("oldest_pending_age_s")
             lines.append(f"{name:20} {length:>8}  {group['name']:10} {group['pending']:>8} "
-                         f"{group['lag']:>8} {group['consumers']:>9}")
+                         f"{group['lag']:>8} {group['consumers']:>9} {rates.get(group['name'], 0):>8} "
+                         f"{'-' if oldest is None else f'{oldest:.0f} s':>8}")
             for consumer in group.get("consumer_details", []):
                 lines.append(f"{'':42}{consumer['name']}: pending {consumer['pending']}, "
                              f"idle {consumer['idle_ms'] / 1000:.1f} s")
-    lines.append(f"in flight: {data.get('inflight', 0)}   dead letters: {data['dead_letters']}")
+    memory = data.get("redis_memory_bytes") or 0
+    lines.append(f"in flight: {data.get('inflight', 0)}   dead letters: {data['dead_letters']}   "
+                 f"redis memory: {memory / 1e6:.1f} MB")
     return "\n".join(lines)
+
+
+def watch_status(fetch, every_s: float) -> None:
+    """Redraw the status in place every `every_s` seconds until Ctrl-C."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    console = Console()
+    try:
+        with Live(Text(render_status(fetch())), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(every_s)
+                live.update(Text(render_status(fetch())), refresh=True)
+    except KeyboardInterrupt:
+        pass

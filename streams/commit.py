@@ -7,6 +7,7 @@ crash at any point leaves the entry pending for a retry, never half-forwarded.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis
@@ -46,6 +47,9 @@ def commit(client: redis.Redis, route: StageRoute, *, acks: list[str],
         _dead_letter(pipe, route, note, max_event_bytes, blob_ttl_s)
     if acks:
         pipe.xack(route.input_stream, route.group, *acks)
+        bucket = names.stats_key(route.name, int(time.time()) // names.STATS_BUCKET_S)
+        pipe.incrby(bucket, len(acks))
+        pipe.expire(bucket, names.STATS_TTL_S)
     pipe.execute()
 
 

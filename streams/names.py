@@ -27,6 +27,15 @@ def blob_key(job_id: str) -> str:
     return f"{PREFIX}:blob:{job_id}"
 
 
+STATS_BUCKET_S = 10      # throughput counters: one key per stage per 10 s
+STATS_TTL_S = 600
+
+
+def stats_key(stage: str, bucket: int) -> str:
+    """Counter of entries `stage` handled during the 10-second `bucket` (epoch // 10)."""
+    return f"{PREFIX}:stats:{stage}:{bucket}"
+
+
 def result_key(image_id: str) -> str:
     """Key holding the latest JSON result of one image."""
     return f"{PREFIX}:result:{image_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -23,17 +24,33 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
             groups.append({
                 "name": name,
                 "pending": int(group["pending"]),
+                "oldest_pending_age_s": _oldest_pending_age_s(client, stream, name, int(group["pending"])),
                 "lag": _lag(client, stream, group),
                 "consumers": int(group["consumers"]),
                 "last_delivered_id": text(group["last-delivered-id"]),
                 "consumer_details": _consumers(client, stream, name),
             })
         streams.append({"name": stream, "length": int(client.xlen(stream)), "groups": groups})
+    memory = client.info("memory")
     return {
         "streams": streams,
         "dead_letters": deadletters.count(client),
         "inflight": int(client.scard(names.INFLIGHT)),
+        "throughput_per_min": throughput_per_minute(client),
+        "redis_memory_bytes": int(memory.get("used_memory", 0)),
+        "redis_maxmemory_policy": text(memory.get("maxmemory_policy", b"")) or None,
     }
+
+
+def throughput_per_minute(client: redis.Redis) -> dict[str, int]:
+    """Entries each stage handled over the last 60 s (from its 10-second counters)."""
+    now_bucket = int(time.time()) // names.STATS_BUCKET_S
+    buckets = range(now_bucket - 60 // names.STATS_BUCKET_S + 1, now_bucket + 1)
+    out = {}
+    for stage in names.STAGE_ORDER:
+        values = client.mget([names.stats_key(stage, b) for b in buckets])
+        out[stage] = sum(int(v) for v in values if v is not None)
+    return out
 
 
 def _groups(client: redis.Redis, stream: str) -> list[dict]:
@@ -46,6 +63,15 @@ def _groups(client: redis.Redis, stream: str) -> list[dict]:
 def _consumers(client: redis.Redis, stream: str, group: str) -> list[dict[str, Any]]:
     return [{"name": text(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])}
             for c in client.xinfo_consumers(stream, group)]
+
+
+def _oldest_pending_age_s(client: redis.Redis, stream: str, group: str, pending: int) -> float | None:
+    """Seconds since the oldest entry still pending in `group` was added to the stream."""
+    if pending == 0:
+        return None
+    oldest = text(client.xpending(stream, group)["min"])
+    seconds, micros = client.time()
+    return round(max(0.0, seconds + micros / 1e6 - int(oldest.split("-")[0]) / 1000), 1)
 
 
 def _lag(client: redis.Redis, stream: str, group: dict) -> int:
