@@ -1,1 +1,78 @@
-"""Fixtures for the analysis models (owned by the models work)."""
+"""Fixtures for the analysis models: test photos, loaded models, synthetic DeepFace weights.
+
+Everything expensive is session-scoped: the DeepFace weight sets (about 1 GB each) are
+written once per test session, the detector and landmarker loaded once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.annotations import DETECTION_FILES, LANDMARK_FILES, AnnotatedImage, read_annotations
+
+DLIB_FACES_DIR = Path(__file__).resolve().parents[2] / "shared/testdata/dlib-faces"
+
+
+@pytest.fixture(scope="session")
+def dlib_faces_dir() -> Path:
+    """The dlib-faces test photos beside the repo (../shared); skips when absent."""
+    if not (DLIB_FACES_DIR / "training.xml").is_file():
+        pytest.skip(f"test photos not found: {DLIB_FACES_DIR} (the ../shared folder beside the repo)")
+    return DLIB_FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def annotated_images(dlib_faces_dir: Path) -> list[AnnotatedImage]:
+    """The 9 photos of training.xml + testing.xml with their 43 hand-drawn face boxes."""
+    return read_annotations(dlib_faces_dir, DETECTION_FILES)
+
+
+@pytest.fixture(scope="session")
+def landmark_images(dlib_faces_dir: Path) -> list[AnnotatedImage]:
+    """The same photos and boxes with the 68 points dlib's predictor placed in each box."""
+    return read_annotations(dlib_faces_dir, LANDMARK_FILES)
+
+
+@pytest.fixture(scope="session")
+def decoded_photos(annotated_images: list[AnnotatedImage]) -> dict[str, np.ndarray]:
+    """BGR pixels of every annotated photo, keyed by file name, decoded once."""
+    from models.decode import decode_image
+
+    return {image.path.name: decode_image(image.path.read_bytes()).pixels for image in annotated_images}
+
+
+@pytest.fixture(scope="session")
+def default_detector():
+    from models.detect import load_detector
+
+    return load_detector()
+
+
+@pytest.fixture(scope="session")
+def landmarker():
+    from models.landmarks import load_landmarker
+
+    return load_landmarker()
+
+
+def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Path:
+    from models.synthetic import write_synthetic_weights
+
+    home = tmp_path_factory.mktemp("deepface-home-shared" if shared_trunk else "deepface-home-separate")
+    write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)
+    return home
+
+
+@pytest.fixture(scope="session")
+def synthetic_deepface_home_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DEEPFACE_HOME whose age and gender weights share one VGG-Face trunk (random values)."""
+    return _synthetic_home(tmp_path_factory, shared_trunk=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_deepface_home_separate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DEEPFACE_HOME whose age and gender weights have different trunks (random values)."""
+    return _synthetic_home(tmp_path_factory, shared_trunk=False)
