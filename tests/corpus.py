@@ -42,7 +42,7 @@ EXIF_ORIENTATION = 6  # "rotate 90 degrees clockwise to display"
 NON_ASCII_NAME = "my photo é 写真.jpg"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-REASONS = frozenset({"empty", "not_an_image", "truncated", "too_large"})
+REASONS = frozenset({"empty", "not-an-image", "truncated", "too-large"})
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -244,9 +244,9 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
 BAD: dict[str, str] = {
     "empty.jpg": "empty",
     "truncated.jpg": "truncated",
-    "random.jpg": "not_an_image",
-    "text.png": "not_an_image",
-    "huge_header.png": "too_large",
+    "random.jpg": "not-an-image",
+    "text.png": "not-an-image",
+    "huge_header.png": "too-large",
 }
 
 GOOD: dict[str, int] = {
