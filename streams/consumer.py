@@ -156,11 +156,11 @@ class StageConsumer:
                                        entry.payload, job))
                 continue
             deliveries.append(Delivery(entry.entry_id, entry.attempt, job))
-        deliveries = self._attach_images(deliveries, dead, entries)
+        payloads = {e.entry_id: e.payload for e in entries}
+        deliveries = self._attach_images(deliveries, dead, payloads)
         with self._renewing([d.entry_id for d in deliveries]):
             results = self._handle(deliveries)
         forwards, finishes = [], []
-        payloads = {e.entry_id: e.payload for e in entries}
         for delivery, outcome in results:
             if isinstance(outcome, Reject):
                 dead.append(self._note(delivery.entry_id, delivery.attempt, outcome.error_type,
@@ -182,7 +182,8 @@ class StageConsumer:
                           blob_ttl_s=int(self.settings.retention_s) or 86400)
         self._log_batch(results, dead, time.perf_counter() - started)
 
-    def _attach_images(self, deliveries: list[Delivery], dead: list, entries) -> list[Delivery]:
+    def _attach_images(self, deliveries: list[Delivery], dead: list,
+                       payloads: dict[str, bytes | None]) -> list[Delivery]:
         """Fetch the claim-checked image bytes for stages that need pixels (one MGET)."""
         if not self.stage.needs_image or not deliveries:
             return deliveries
@@ -193,7 +194,7 @@ class StageConsumer:
                 dead.append(self._note(
                     delivery.entry_id, delivery.attempt, "ImageMissing",
                     f"image bytes {delivery.job['image']['blob']} are gone (purged or expired); "
-                    "submit or replay the image again", None, delivery.job))
+                    "submit or replay the image again", payloads[delivery.entry_id], delivery.job))
                 continue
             ready.append(Delivery(delivery.entry_id, delivery.attempt, delivery.job, blob))
         return ready
