@@ -28,5 +28,9 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Worker and Redis crash runs: several minutes; not part of `make test`.
+chaos: install-dev
+	$(BIN)/python -m pytest -q -m slow -s tests/test_chaos.py
+
 clean:
 	rm -rf $(VENV) .faces storage output

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def photo_variants(folder: Path, count: int, source: str = "group.jpg") -> list[Path]:
-    """Write `count` visually identical, byte-distinct JPEGs of data/`source` into `folder`."""
-    base = cv2.imread(str(DATA / source))
+    """Write `count` JPEGs of data/`source` that differ only in bytes after the end-of-image
+    marker (decoders ignore them), so the pixels and faces are identical but every sha256 differs."""
+    base = (DATA / source).read_bytes()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        pixels = base.copy()
-        pixels[0, : 8] = [(i >> b) & 1 and 255 or 0 for b in range(8)][0]  # mark the variant
-        pixels[1, 0] = (i % 256, i // 256, 7)
         path = folder / f"variant_{i:03d}.jpg"
-        cv2.imwrite(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        path.write_bytes(base + f"variant {i}".encode())
         paths.append(path)
     return paths
