@@ -112,3 +112,38 @@ def _submit_retrying(client, path):
 
 def _in_flight(client, job_id: str) -> bool:
     return bool(client.sismember(names.INFLIGHT, job_id)) or job_id in announced_job_ids(client)
+
+
+def test_backlog_of_5000_images_keeps_memory_bounded_and_releases_bytes(tmp_path, redis_url, redis_client, monkeypatch):
+    """5,000 queued images cost their bytes once plus a small event each; once finished, the
+    bytes are gone. Bound stated in the README: bytes + 2 KiB per queued image."""
+    import cv2
+    import numpy as np
+
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "no-weights"))
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    total_bytes = 0
+    for i in range(5000):
+        pixels = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        path = folder / f"t{i:05d}.jpg"
+        cv2.imwrite(str(path), pixels)
+        total_bytes += path.stat().st_size
+    baseline = int(redis_client.info("memory")["used_memory"])
+    jobs = [submit_file(redis_client, p, high_water=0) for p in sorted(folder.iterdir())]
+    queued = int(redis_client.info("memory")["used_memory"]) - baseline
+    bound = total_bytes + 2048 * len(jobs)
+    print(f"queued: {len(jobs)} images, {total_bytes} bytes of images, redis grew {queued} bytes, bound {bound}")
+    assert queued < bound
+    started = time.monotonic()
+    pool = pool_for(redis_url, tmp_path, counts={"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1})
+    try:
+        wait_until(lambda: pool.supervise() or redis_client.scard(names.INFLIGHT) == 0, timeout_s=900,
+                   interval_s=1, what="backlog drained")
+    finally:
+        pool.stop()
+    seconds = time.monotonic() - started
+    print(f"drained 5000 images in {seconds:.0f} s ({5000 / seconds:.1f} images/s)")
+    assert not list(redis_client.scan_iter(match="faces:blob:*", count=1000))
+    assert len(set(announced_job_ids(redis_client))) == 5000
