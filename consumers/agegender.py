@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from consumers.common import decode_batch, timed
-from models.agegender import AgeGenderModel, WeightsMissing, crop_face, load_agegender
+from models.agegender import AgeGenderModel, crop_face, load_agegender
+from models.weights import WeightsMissing, WeightsUnreadable
 from models.decode import DEFAULT_MAX_PIXELS
 from models.detect import Box
 from streams import names
@@ -29,7 +30,7 @@ class AgeGenderStage:
     route: names.StageRoute = field(default=names.route("agegender"))
     needs_image: bool = True
     _model: AgeGenderModel | None = None
-    _missing: str | None = None
+    _missing: tuple[str, str] | None = None   # (error type, message) while weights are unusable
     _next_load_at: float = 0.0
 
     def model(self) -> AgeGenderModel | None:
@@ -38,8 +39,8 @@ class AgeGenderStage:
             try:
                 self._model = load_agegender(self.weights_dir)
                 self._missing = None
-            except WeightsMissing as exc:
-                self._missing = str(exc)
+            except (WeightsMissing, WeightsUnreadable) as exc:
+                self._missing = (type(exc).__name__, str(exc))
                 self._next_load_at = time.monotonic() + RELOAD_EVERY_S
         return self._model
 
@@ -50,7 +51,8 @@ class AgeGenderStage:
         if model is None:
             for index, job, _ in work:
                 job["models"]["agegender"] = None
-                job["notes"]["agegender"] = {"status": "weights_missing", "message": self._missing}
+                status = "weights_missing" if self._missing[0] == "WeightsMissing" else "weights_unreadable"
+                job["notes"]["agegender"] = {"status": status, "message": self._missing[1]}
                 outcomes[index] = Forward(job)
             return outcomes
         with timed(jobs, "agegender"):

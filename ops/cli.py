@@ -315,14 +315,14 @@ def models_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 @models_app.command("fetch")
 def models_fetch() -> None:
     """Download the missing DeepFace age and gender weights (about 540 MB each)."""
-    from models.weights import fetch_missing
+    from models.weights import FetchFailed, fetch_missing
     from ops.progress import download_progress
 
     with download_progress() as progress:
         try:
             fetched = fetch_missing(progress=progress)
-        except Exception as exc:  # noqa: BLE001 - report any download failure as one line
-            _fail(f"fetch failed: {exc}")
+        except FetchFailed as exc:
+            _fail(str(exc))
     typer.echo(f"fetched {len(fetched)} files" if fetched else "nothing to fetch: all files present")
 
 
