@@ -28,6 +28,11 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). Several minutes.
+BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
+bench: install-dev
+	$(BIN)/faces bench $(BENCH_DIR) --synthetic-weights --json bench-results/bench.json
+
 # Worker and Redis crash runs: several minutes; not part of `make test`.
 chaos: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/test_chaos.py
