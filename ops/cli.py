@@ -26,6 +26,16 @@ STAGES = ("detect", "landmarks", "agegender", "sink")
 EXIT_FAILED = 1
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (docker stop, kill) stops `run` / `up` like Ctrl-C: workers, then Redis."""
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_FAILED)
@@ -53,6 +63,7 @@ def run(
     from streams.errors import EmbeddedRedisError, RedisUnavailable
 
     logs.configure(level="INFO" if verbose else "WARNING")
+    _sigterm_as_interrupt()
     for path in paths:
         if not path.exists():
             _fail(f"{path} does not exist")
@@ -82,22 +93,31 @@ def up(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     batch: Annotated[int, typer.Option(envvar="FACES_BATCH")] = 8,
+    watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
 ) -> None:
-    """Run every stage as worker processes until Ctrl-C (submit with `faces submit`)."""
+    """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch)."""
     from ops.target import redis_target
     from ops.workers import WorkerPool
+    from producer.watch import Watcher
     from streams.connection import redact
 
     logs.configure()
+    _sigterm_as_interrupt()
+    if watch_dir is not None and not watch_dir.is_dir():
+        _fail(f"{watch_dir} is not a folder")
     app_cfg = app_settings(redis_url, state_dir, storage, output)
-    with redis_target(app_cfg) as (url, _client, _server):
+    with redis_target(app_cfg) as (url, client, _server):
         pool = WorkerPool(url, app_cfg.log_dir, extra_args={
             "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]})
         pool.start()
-        typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}; Ctrl-C to stop", err=True)
+        watcher = Watcher(client, watch_dir) if watch_dir is not None else None
+        typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}"
+                   + (f"; watching {watch_dir}" if watcher else "") + "; Ctrl-C to stop", err=True)
         try:
             while True:
                 pool.supervise()
+                if watcher is not None:
+                    watcher.poll_once()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("stopping...", err=True)

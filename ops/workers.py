@@ -3,7 +3,6 @@ and stop them in order."""
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
 import sys
@@ -13,21 +12,12 @@ from pathlib import Path
 
 import structlog
 
+from streams.embedded import die_with_parent
 from streams.names import STAGE_ORDER
 
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_S = 1.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGTERM if the supervising process dies, so a killed `faces run`
-    leaves no orphan workers behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -44,7 +34,7 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                            stderr=log_file, preexec_fn=_die_with_parent)
+                                            stderr=log_file, preexec_fn=die_with_parent)
 
     @property
     def alive(self) -> bool:

@@ -8,6 +8,7 @@ restart, and never evicts keys (`noeviction`): an evicted stream entry would be 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
@@ -30,6 +31,18 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
 # sun_path holds 108 bytes on Linux; longer socket paths fail to bind.
 MAX_SOCKET_PATH = 100
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: make this child get SIGTERM when the process that started it dies, so a killed
+    `faces run` leaves no orphan redis-server or workers behind (a preexec_fn)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 def find_redis_server() -> Path:
@@ -127,7 +140,8 @@ class EmbeddedRedis:
             # A new session: Ctrl-C in the terminal reaches us, and we stop the server in order
             # (after the workers), instead of the terminal killing it first.
             self.process = subprocess.Popen(
-                self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True
+                self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot run {self.binary}: {exc}") from exc
