@@ -40,6 +40,25 @@ def image_id_for(path: str, sha256: str) -> str:
     return f"{safe}-{sha256[:8]}"
 
 
+class SourceChanged(ValueError):
+    """The file behind a submitted image cannot give the same bytes again.
+
+    Cause: it was deleted, moved, or rewritten since it was submitted (its sha256 differs).
+    Remedy: submit the file as it is now with `faces submit`.
+    """
+
+
+def read_same_bytes(path: str, sha256: str) -> bytes:
+    """The bytes of `path`, provided they still hash to `sha256`; SourceChanged otherwise."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SourceChanged(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SourceChanged(f"{path} changed since it was submitted (sha256 differs)")
+    return data
+
+
 @dataclass(frozen=True)
 class Scan:
     """Files found under some paths: images to submit and how many others were skipped."""

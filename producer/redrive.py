@@ -6,11 +6,9 @@ retry reads the file again (it must hash the same) before re-queueing the entry.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import redis
 
+from producer.files import SourceChanged, read_same_bytes
 from schemas import events
 from streams import deadletters, history
 from streams.deadletters import DeadLetter
@@ -33,13 +31,10 @@ def retry_letter(client: redis.Redis, letter: DeadLetter) -> str:
     except events.EventError as exc:
         raise RetryError(f"{letter.id} is not a valid event ({exc}); drop it instead") from exc
     if not history.has_bytes(client, job):
-        path = Path(job["image"]["path"])
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise RetryError(f"{letter.id}: cannot read {path}: {exc.strerror or exc}") from exc
-        if hashlib.sha256(data).hexdigest() != job["image"]["sha256"]:
-            raise RetryError(f"{letter.id}: {path} changed since it was submitted")
+            data = read_same_bytes(job["image"]["path"], job["image"]["sha256"])
+        except SourceChanged as exc:
+            raise RetryError(f"{letter.id}: {exc}") from exc
         history.store_bytes(client, job, data)
     new_id = deadletters.retry(client, letter)
     if new_id is None:

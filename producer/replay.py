@@ -10,7 +10,6 @@ The new result overwrites the old one in place (same image id: same file, same R
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 import redis
 import structlog
 
+from producer.files import SourceChanged, read_same_bytes
 from streams import history, names, publishing, results
 
 log = structlog.get_logger(__name__)
@@ -131,17 +131,14 @@ def _face_until(face: dict, from_stage: str) -> dict:
 
 def publish(client: redis.Redis, job: dict, *, high_water: int = 0) -> str:
     """Read the image file again, check it is the same bytes, and publish into the stage's input."""
-    path = Path(job["image"]["path"])
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReplayError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if hashlib.sha256(data).hexdigest() != job["image"]["sha256"]:
-        raise ReplayError(f"{path} changed since it was submitted (sha256 differs)")
+        data = read_same_bytes(job["image"]["path"], job["image"]["sha256"])
+    except SourceChanged as exc:
+        raise ReplayError(str(exc)) from exc
     publishing.wait_for_room(client, high_water)
     stream = names.route(job["start_stage"]).input_stream
     entry = publishing.publish_image(client, job, data, stream=stream)
-    log.info("image.replayed", path=str(path), image_id=job["image_id"], from_stage=job["start_stage"])
+    log.info("image.replayed", path=job["image"]["path"], image_id=job["image_id"], from_stage=job["start_stage"])
     return entry
 
 

@@ -67,15 +67,21 @@ def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_pat
     assert not (state / "redis.sock").exists(), "embedded redis-server left running"
 
 
+def kill_while_busy(pool: WorkerPool, client, stage: str, sig=signal.SIGKILL):
+    """Signal the stage's first worker as soon as it holds entries; the worker."""
+    victim = pool.by_stage(stage)[0]
+    wait_until(lambda: consumer_pending(client, stage, victim.consumer) > 0,
+               interval_s=0.005, what=f"{stage} worker holding entries")
+    victim.process.send_signal(sig)
+    return victim
+
+
 def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path, redis_url, redis_client, no_weights):
     photos = photo_variants(tmp_path / "in", 16)
     pool = start_pool(redis_url, tmp_path)
     try:
         jobs = [submit_file(redis_client, p) for p in photos]
-        victim = pool.by_stage("detect")[0]
-        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
-                   interval_s=0.005, what="detect worker holding entries")
-        victim.process.send_signal(signal.SIGKILL)
+        victim = kill_while_busy(pool, redis_client, "detect")
         victim.process.wait()
         wait_until(lambda: pool.supervise() or len(announced_job_ids(redis_client)) >= len(jobs),
                    timeout_s=120, what="every image finished after the restart")
@@ -94,10 +100,7 @@ def test_sibling_claims_the_entries_of_a_killed_worker(tmp_path, redis_url, redi
     pool.stopping = True  # no restarts: the sibling must take over
     try:
         jobs = [submit_file(redis_client, p) for p in photos]
-        victim = pool.by_stage("detect")[0]
-        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
-                   interval_s=0.005, what="detect worker holding entries")
-        victim.process.send_signal(signal.SIGKILL)
+        victim = kill_while_busy(pool, redis_client, "detect")
         victim.process.wait()
         held = consumer_pending(redis_client, "detect", victim.consumer)
         sibling = faces_cli_background(redis_url, tmp_path, "detect", "detect-sibling")
@@ -152,11 +155,8 @@ def test_sigterm_to_a_busy_worker_leaves_nothing_pending(tmp_path, redis_url, re
     try:
         for p in photos:
             submit_file(redis_client, p)
-        victim = pool.by_stage("detect")[0]
-        wait_until(lambda: consumer_pending(redis_client, "detect", victim.consumer) > 0,
-                   interval_s=0.005, what="detect worker busy")
+        victim = kill_while_busy(pool, redis_client, "detect", signal.SIGTERM)
         started = time.monotonic()
-        victim.process.send_signal(signal.SIGTERM)
         code = victim.process.wait(20)
         took = time.monotonic() - started
         assert code == 0
