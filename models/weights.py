@@ -10,9 +10,9 @@ This module never imports TensorFlow.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,18 @@ class WeightsMissing(FileNotFoundError):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         super().__init__(f"model weights {self.path} are missing; run `faces models fetch` to download them")
+
+
+class WeightsUnreadable(ValueError):
+    """A weight file exists but is not a DeepFace age/gender HDF5 file.
+
+    Cause: an interrupted copy, a file from another model, or disk damage. Remedy: delete
+    the file named in the message and run `faces models fetch` again.
+    """
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`")
 
 
 class FetchFailed(RuntimeError):
@@ -173,7 +185,7 @@ def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Pr
         try:
             _download(name, url, target, progress)
             return
-        except (urllib.error.URLError, OSError, ValueError) as err:
+        except (OSError, ValueError, http.client.HTTPException) as err:
             errors.append(f"{url}: {err}")
     raise FetchFailed(name, target, errors)
 

@@ -1,0 +1,63 @@
+"""TensorFlow set-up shared by the modules that need it (age/gender, synthetic weights).
+
+Importing this module imports TensorFlow, so only ``models.agegender`` and
+``models.synthetic`` do; the detect and landmark workers never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# DeepFace's Keras code targets Keras 2 (the tf-keras package); TensorFlow >= 2.16 serves
+# Keras 3 as tf.keras unless this is set before TensorFlow is first imported.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is not ours to show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402  (the variables above must be set first)
+
+THREADS_ENV = "FACES_TF_THREADS"
+INTER_THREADS_ENV = "FACES_TF_INTER_THREADS"
+
+
+class TensorFlowThreadsError(ValueError):
+    """FACES_TF_THREADS or FACES_TF_INTER_THREADS is not a positive integer.
+
+    Cause: a typo in the environment. Remedy: set a whole number of threads, e.g. 1.
+    """
+
+
+def configure_threads(intra: int | None = None, inter: int | None = None) -> tuple[int, int]:
+    """Limit TensorFlow's thread pools; returns the (intra, inter) counts in force (0 = TF's default).
+
+    Defaults come from $FACES_TF_THREADS (intra-op: threads inside one convolution) and
+    $FACES_TF_INTER_THREADS (inter-op: independent ops at once). Several workers share a
+    few cores, and TensorFlow otherwise starts a pool as large as the machine in each. When
+    only the intra count is given, inter-op is set to 1: the VGG graph is one chain of ops.
+    TensorFlow accepts this only before it first runs an op; later calls keep the pools.
+    """
+    intra = intra if intra is not None else _env_int(THREADS_ENV)
+    inter = inter if inter is not None else _env_int(INTER_THREADS_ENV)
+    if intra is not None and inter is None:
+        inter = 1
+    try:
+        if intra is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter is not None:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        # The runtime is already initialised (a model was built earlier in this process).
+        pass
+    return (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise TensorFlowThreadsError(f"{name}={raw!r} is not a positive whole number of threads")
+    return int(raw)

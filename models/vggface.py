@@ -1,0 +1,165 @@
+"""DeepFace's VGG-Face age and gender networks as Keras graphs, and their weight files.
+
+DeepFace's Age and Gender models (deepface.models.demography.tf) are VGGFace.base_model()
+with its identity classifier swapped, after fc7's dropout, for a 1x1 convolution to 101 ages
+or 2 genders, then a softmax. The graphs here are that network layer for layer (the tests
+check the outputs equal DeepFace's own models exactly). They are rebuilt rather than taken
+from VGGFace.base_model() because DeepFace's layers start from random Glorot values that cost
+over a gigabyte of temporary memory per model, only to be overwritten by the weight file;
+these start from zeros. ``build_shared_model`` runs the convolution trunk once for both heads.
+
+A weight file is a Keras 2 ``save_weights`` HDF5: the layers that have weights, in graph
+order, each with a kernel and a bias. For these networks that is 13 trunk convolutions, then
+fc6 (the 7x7 convolution), fc7, and the class layer. Layer names inside the file are
+whatever Keras generated and play no part in loading, as in Keras itself.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from models import tf_runtime  # noqa: F401  (sets Keras 2 up before TensorFlow loads)
+from models.weights import WeightsUnreadable
+from tensorflow.keras.layers import (  # noqa: E402
+    Activation,
+    Conv2D,
+    Dropout,
+    Flatten,
+    Input,
+    MaxPooling2D,
+    ZeroPadding2D,
+)
+from tensorflow.keras.models import Model  # noqa: E402
+
+AGE_CLASSES = 101
+GENDER_CLASSES = 2
+# VGG-16's five blocks: (filters, 3x3 convolutions) each, then a 2x2 max-pool.
+_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+TRUNK_LAYERS = sum(convs for _, convs in _BLOCKS)  # 13 weighted layers before fc6
+WEIGHTED_LAYERS = TRUNK_LAYERS + 3  # + fc6, fc7, class layer
+_ZEROS = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
+
+
+def build_deepface_model(classes: int) -> Model:
+    """DeepFace's demography graph: 224x224x3 BGR in 0..1 -> ``classes`` softmax
+    probabilities. Weights are zeros until loaded."""
+    inputs = Input(shape=(224, 224, 3))
+    return Model(inputs=inputs, outputs=_head(_trunk(inputs), classes, "head"))
+
+
+def build_shared_model() -> Model:
+    """One trunk, two heads: 224x224x3 in -> [101 age probabilities, 2 gender probabilities]."""
+    inputs = Input(shape=(224, 224, 3))
+    features = _trunk(inputs)
+    return Model(
+        inputs=inputs,
+        outputs=[_head(features, AGE_CLASSES, "age"), _head(features, GENDER_CLASSES, "gender")],
+    )
+
+
+def load_deepface_model(classes: int, path: Path) -> Model:
+    """``build_deepface_model`` with the weights of ``path``."""
+    model = build_deepface_model(classes)
+    _fill(_weighted(model), path, 0)
+    return model
+
+
+def load_shared_model(age_path: Path, gender_path: Path) -> Model:
+    """``build_shared_model`` filled from two files with equal trunks: the trunk and the
+    age head from ``age_path``, the gender head from ``gender_path``."""
+    model = build_shared_model()
+    layers = _weighted(model)
+    trunk = [layer for layer in layers if layer.name.startswith("trunk_")]
+    age = [layer for layer in layers if layer.name.startswith("age_")]
+    gender = [layer for layer in layers if layer.name.startswith("gender_")]
+    _fill(trunk + age, age_path, 0)
+    _fill(gender, gender_path, TRUNK_LAYERS)
+    return model
+
+
+def trunks_equal(age_path: Path, gender_path: Path) -> bool:
+    """True when both files hold the same convolution trunk (all layers before fc6)."""
+    with _weight_file(age_path) as age, _weight_file(gender_path) as gender:
+        for age_layer, gender_layer in zip(age[:TRUNK_LAYERS], gender[:TRUNK_LAYERS]):
+            for a, g in zip(age_layer, gender_layer):
+                if a.shape != g.shape or not np.array_equal(a[()], g[()]):
+                    return False
+    return True
+
+
+@contextmanager
+def _weight_file(path: Path) -> Iterator[list[list[h5py.Dataset]]]:
+    """Open a weight file; yields [kernel, bias] datasets per weighted layer, in graph order.
+
+    Datasets are read only when sliced, so callers can copy one layer (or part of one) at a
+    time. Raises ``WeightsUnreadable`` for anything that is not such a file.
+    """
+    try:
+        with h5py.File(path, "r") as file:
+            # Files saved from a whole model keep the layers one group down.
+            group = file if "layer_names" in file.attrs else file["model_weights"]
+            names = [_text(n) for n in group.attrs["layer_names"]]
+            weighted = [n for n in names if len(group[n].attrs.get("weight_names", ())) > 0]
+            if len(weighted) != WEIGHTED_LAYERS:
+                raise WeightsUnreadable(path, f"{len(weighted)} weighted layers, expected {WEIGHTED_LAYERS}")
+            yield [[group[n][_text(w)] for w in group[n].attrs["weight_names"]] for n in weighted]
+    except (OSError, KeyError) as err:
+        raise WeightsUnreadable(path, str(err)) from err
+
+
+def _trunk(inputs):
+    x = inputs
+    index = 0
+    for filters, convs in _BLOCKS:
+        for _ in range(convs):
+            index += 1
+            x = ZeroPadding2D((1, 1))(x)
+            x = Conv2D(filters, (3, 3), activation="relu", name=f"trunk_conv{index}", **_ZEROS)(x)
+        x = MaxPooling2D((2, 2), strides=(2, 2))(x)
+    return x
+
+
+def _head(features, classes: int, prefix: str):
+    x = Conv2D(4096, (7, 7), activation="relu", name=f"{prefix}_fc6", **_ZEROS)(features)
+    x = Dropout(0.5)(x)
+    x = Conv2D(4096, (1, 1), activation="relu", name=f"{prefix}_fc7", **_ZEROS)(x)
+    x = Dropout(0.5)(x)
+    x = Conv2D(classes, (1, 1), name=f"{prefix}_predictions", **_ZEROS)(x)
+    return Activation("softmax", name=f"{prefix}_softmax")(Flatten(name=f"{prefix}_flatten")(x))
+
+
+def _weighted(model: Model) -> list:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _fill(layers: list, path: Path, first: int) -> None:
+    """Set ``layers`` from the file's weighted layers starting at ``first``, in order."""
+    with _weight_file(path) as file_layers:
+        for layer, datasets in zip(layers, file_layers[first:]):
+            for variable, dataset in zip(layer.weights, datasets):
+                if tuple(variable.shape) != dataset.shape:
+                    raise WeightsUnreadable(
+                        path, f"layer {layer.name} is {dataset.shape} in the file, DeepFace's is {tuple(variable.shape)}"
+                    )
+                _assign(variable, dataset)
+
+
+def _assign(variable, dataset: h5py.Dataset) -> None:
+    """Copy a dataset into a variable in slices of the last axis of at most ~64 MB: fc6's
+    411 MB kernel copied whole would need that much again in temporary buffers."""
+    per_output = max(1, dataset.size // max(1, dataset.shape[-1]) * dataset.dtype.itemsize)
+    step = max(1, (64 << 20) // per_output)
+    if step >= dataset.shape[-1]:
+        variable.assign(dataset[()])
+        return
+    for start in range(0, dataset.shape[-1], step):
+        variable[..., start : start + step].assign(dataset[..., start : start + step])
+
+
+def _text(value) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,255 @@
+"""Age and gender: DeepFace's preprocessing and networks, one shared trunk, batching.
+
+The weights are random (tests/fixtures_models.py writes them in DeepFace's layout), so the
+ages and genders mean nothing; what is proven is that this module computes exactly what
+DeepFace itself computes from the same files, faster.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import cv2
+import numpy as np
+import pytest
+
+from models.agegender import (
+    AgeGender,
+    EmptyFaceCrop,
+    WeightsMissing,
+    WeightsUnreadable,
+    crop_face,
+    load_agegender,
+)
+from models.detect import Box
+from models.landmarks import eye_centres
+
+TOLERANCE = 1e-4
+PHOTO = "2008_007676.jpg"
+
+
+@pytest.fixture(scope="module")
+def faces(decoded_photos, default_detector, landmarker):
+    """(photo, boxes, 68-point sets) for four detected faces of one photo."""
+    pixels = decoded_photos[PHOTO]
+    boxes = [d.box for d in default_detector.detect([pixels])[0]][:4]
+    points = [face.points for face in landmarker.locate(pixels, boxes)]
+    return pixels, boxes, points
+
+
+@pytest.fixture(scope="module")
+def crops(faces):
+    pixels, boxes, points = faces
+    return np.stack([crop_face(pixels, box, pts) for box, pts in zip(boxes, points)])
+
+
+def _weights(home):
+    return home / ".deepface" / "weights"
+
+
+def _deepface_reference(home, crops, faces, monkeypatch_module):
+    """What DeepFace's own code computes from the weight files under ``home``.
+
+    Builds DeepFace's Age and Gender clients (their own graph and weight loading) and runs
+    DeepFace.analyze on the photo with a detector that reports our boxes and eyes, then
+    drops the models to keep the test run's memory low.
+    """
+    monkeypatch_module.setenv("DEEPFACE_HOME", str(home))
+    from deepface import DeepFace
+    from deepface.modules import modeling
+
+    monkeypatch_module.setattr(modeling, "cached_models", {task: {} for task in modeling.AVAILABLE_MODELS}, raising=False)
+    monkeypatch_module.setitem(modeling.AVAILABLE_MODELS["face_detector"], "faces-fixed", {"any": f"{__name__}.FixedFaces"})
+    pixels, boxes, points = faces
+    FixedFaces.faces = [(box, eye_centres(pts)) for box, pts in zip(boxes, points)]
+    analysed = DeepFace.analyze(pixels, actions=("age", "gender"), detector_backend="faces-fixed", silent=True)
+    age_client = modeling.build_model(task="facial_attribute", model_name="Age")
+    gender_client = modeling.build_model(task="facial_attribute", model_name="Gender")
+    reference = {
+        "analysed": analysed,
+        "age_probs": age_client.model.predict_on_batch(crops),
+        "gender_probs": gender_client.model.predict_on_batch(crops),
+        "ages": age_client.predict(crops),
+    }
+    modeling.cached_models = {task: {} for task in modeling.AVAILABLE_MODELS}
+    del age_client, gender_client
+    gc.collect()
+    return reference
+
+
+class FixedFaces:
+    """A DeepFace detector reporting the boxes and eyes this test found (set in ``faces``).
+
+    DeepFace detects on the photo padded by half its size, hence the offsets.
+    """
+
+    faces: list = []
+
+    def detect_faces(self, img):
+        from deepface.models.Detector import FacialAreaRegion
+
+        # The padded side is n + 2 * int(n / 2), so a quarter of it (rounded down) is the pad.
+        pad_x, pad_y = img.shape[1] // 4, img.shape[0] // 4
+        regions = []
+        for box, (image_left_eye, image_right_eye) in self.faces:
+            regions.append(
+                FacialAreaRegion(
+                    x=box.x + pad_x,
+                    y=box.y + pad_y,
+                    w=box.w,
+                    h=box.h,
+                    # DeepFace's left eye is the person's left: the one on the image's right.
+                    left_eye=(image_right_eye[0] + pad_x, image_right_eye[1] + pad_y),
+                    right_eye=(image_left_eye[0] + pad_x, image_left_eye[1] + pad_y),
+                    confidence=0.99,
+                )
+            )
+        return regions
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def shared_model(synthetic_deepface_home_shared):
+    return load_agegender(_weights(synthetic_deepface_home_shared))
+
+
+def _assert_same_as_deepface(model, crops, faces, reference):
+    age_probs, gender_probs = model.predict_probabilities(crops)
+    assert np.abs(age_probs - reference["age_probs"]).max() <= TOLERANCE
+    assert np.abs(gender_probs - reference["gender_probs"]).max() <= TOLERANCE
+    results = model.predict(crops)
+    assert all(isinstance(r, AgeGender) for r in results)
+    np.testing.assert_allclose([r.age for r in results], reference["ages"], atol=100 * TOLERANCE)
+    # DeepFace.analyze on the whole photo, with its own cropping, gives the same answers.
+    analysed = reference["analysed"]
+    assert [(a["region"]["x"], a["region"]["y"]) for a in analysed] == [(b.x, b.y) for b in faces[1]]
+    for ours, theirs in zip(results, analysed):
+        assert abs(ours.age - theirs["age"]) < 1  # DeepFace truncates to whole years
+        assert ours.gender_label == theirs["dominant_gender"]
+        for label in ("Woman", "Man"):
+            assert ours.gender_scores[label] * 100 == pytest.approx(theirs["gender"][label], abs=100 * TOLERANCE)
+
+
+def test_shared_trunk_weights_run_one_trunk_and_match_deepface(
+    shared_model, synthetic_deepface_home_shared, crops, faces, monkeypatch_module
+):
+    assert shared_model.shared_trunk is True
+    reference = _deepface_reference(synthetic_deepface_home_shared, crops, faces, monkeypatch_module)
+    _assert_same_as_deepface(shared_model, crops, faces, reference)
+
+
+def test_separate_trunks_run_both_full_models_and_match_deepface(
+    synthetic_deepface_home_separate, crops, faces, monkeypatch_module
+):
+    model = load_agegender(_weights(synthetic_deepface_home_separate))
+    assert model.shared_trunk is False
+    reference = _deepface_reference(synthetic_deepface_home_separate, crops, faces, monkeypatch_module)
+    _assert_same_as_deepface(model, crops, faces, reference)
+    del model
+    gc.collect()
+
+
+def test_a_batch_gives_the_same_results_as_one_face_at_a_time(shared_model, crops):
+    batch_age, batch_gender = shared_model.predict_probabilities(crops)
+    for i in range(len(crops)):
+        age, gender = shared_model.predict_probabilities(crops[i : i + 1])
+        assert np.abs(age[0] - batch_age[i]).max() <= TOLERANCE
+        assert np.abs(gender[0] - batch_gender[i]).max() <= TOLERANCE
+    assert shared_model.predict(crops[:0]) == []
+
+
+def test_results_are_summaries_of_the_distributions(shared_model, crops):
+    (result,) = shared_model.predict(crops[:1])
+    age_probs, gender_probs = shared_model.predict_probabilities(crops[:1])
+    assert result.age == pytest.approx(float(np.sum(age_probs[0] * np.arange(101))), abs=1e-3)
+    assert result.age_range[0] <= result.age <= result.age_range[1]
+    assert set(result.gender_scores) == {"Woman", "Man"}
+    assert sum(result.gender_scores.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.gender_confidence == max(result.gender_scores.values())
+    assert result.gender_label == max(result.gender_scores, key=result.gender_scores.get)
+
+
+def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path, monkeypatch):
+    with pytest.raises(WeightsMissing, match="age_model_weights.h5") as info:
+        load_agegender(tmp_path)
+    assert "faces models fetch" in str(info.value)
+    (tmp_path / "age_model_weights.h5").write_bytes(b"")
+    with pytest.raises(WeightsMissing, match="gender_model_weights.h5"):
+        load_agegender(tmp_path)
+    # Without a folder, DeepFace's own one under $DEEPFACE_HOME is used.
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    with pytest.raises(WeightsMissing, match=str(tmp_path / ".deepface" / "weights")):
+        load_agegender()
+
+
+def test_a_damaged_weight_file_is_a_named_error(tmp_path):
+    (tmp_path / "age_model_weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n but cut short")
+    (tmp_path / "gender_model_weights.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(WeightsUnreadable, match="faces models fetch"):
+        load_agegender(tmp_path)
+
+
+def _deepface_crop(image, box, left_eye, right_eye):
+    """DeepFace's own path: pad the photo, extract_face(align=True), then the colour flips,
+    scaling and resize of extract_faces and analyze."""
+    from deepface.models.Detector import FacialAreaRegion
+    from deepface.modules import detection, preprocessing
+
+    height, width = image.shape[:2]
+    pad_y, pad_x = int(0.5 * height), int(0.5 * width)
+    padded = cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=[0, 0, 0])
+    region = FacialAreaRegion(
+        x=box.x + pad_x,
+        y=box.y + pad_y,
+        w=box.w,
+        h=box.h,
+        left_eye=(left_eye[0] + pad_x, left_eye[1] + pad_y),
+        right_eye=(right_eye[0] + pad_x, right_eye[1] + pad_y),
+    )
+    face = detection.extract_face(region, padded, True, 0, pad_x, pad_y, "dlib").img
+    face = face[:, :, ::-1]
+    if face.max() > 1:
+        face = face / 255
+    return preprocessing.resize_image(face[:, :, ::-1], (224, 224))[0]
+
+
+def test_crop_equals_deepfaces_own_preprocessing(faces):
+    pixels, boxes, points = faces
+    height, width = pixels.shape[:2]
+    tilted = cv2.warpAffine(pixels, cv2.getRotationMatrix2D((width / 2, height / 2), 25, 1.0), (width, height))
+    cases = [(pixels, box, pts) for box, pts in zip(boxes, points)]
+    # A box poking out of the photo's corner and a face tilted by 25 degrees.
+    corner = Box(-20, -15, 90, 80)
+    cases.append((pixels, corner, points[0]))
+    cases.append((tilted, boxes[0], points[0]))
+    for image, box, pts in cases:
+        image_left, image_right = eye_centres(pts)
+        crop = crop_face(image, box, pts)
+        assert crop.shape == (224, 224, 3) and crop.dtype == np.float32
+        assert 0.0 <= crop.min() and crop.max() <= 1.0
+        np.testing.assert_array_equal(crop, _deepface_crop(image, box, image_right, image_left))
+
+
+def test_crop_turns_the_eyes_level(faces):
+    pixels, boxes, points = faces
+    box, pts = boxes[0], points[0]
+    crop = crop_face(pixels, box, pts)
+    # Rotated by 20 degrees, the same face comes out nearly the same once levelled.
+    height, width = pixels.shape[:2]
+    turn = cv2.getRotationMatrix2D((box.x + box.w / 2, box.y + box.h / 2), 20, 1.0)
+    rotated = cv2.warpAffine(pixels, turn, (width, height), flags=cv2.INTER_CUBIC)
+    moved = cv2.transform(np.asarray(pts, np.float64)[None], turn)[0]
+    levelled = crop_face(rotated, box, [tuple(p) for p in moved])
+    unlevelled = crop_face(rotated, box, None)
+    assert np.abs(levelled - crop).mean() < np.abs(unlevelled - crop).mean() / 2
+
+
+def test_a_box_outside_the_photo_has_no_crop(faces):
+    pixels = faces[0]
+    with pytest.raises(EmptyFaceCrop):
+        crop_face(pixels, Box(pixels.shape[1] * 3, 0, 40, 40), None)
