@@ -30,22 +30,24 @@ class Pose:
     roll: float
 
 
-# Generic head in millimetres, in camera-aligned axes for a frontal face: x toward the
+# Generic head in units of 0.2 mm, in camera-aligned axes for a frontal face: x toward the
 # image's right, y down, z away from the camera, origin at the nose tip. Rough adult
-# proportions; only the shape matters, scale and distance come out of solvePnP.
+# proportions (90 mm between the outer eye corners, which sit ~40 mm behind the nose tip);
+# only the shape matters, scale and distance come out of solvePnP. A shallower face would
+# inflate the yaw of turned heads.
 _MODEL_INDEXES = (30, 8, 36, 45, 48, 54)  # nose tip, chin, outer eye corners, mouth corners
 _MODEL_POINTS = np.array(
     [
         (0.0, 0.0, 0.0),  # 30 nose tip
-        (0.0, 330.0, 65.0),  # 8 chin
-        (-225.0, -170.0, 135.0),  # 36 outer corner of the eye on the image's left
-        (225.0, -170.0, 135.0),  # 45 outer corner of the eye on the image's right
-        (-150.0, 150.0, 125.0),  # 48 mouth corner on the image's left
-        (150.0, 150.0, 125.0),  # 54 mouth corner on the image's right
+        (0.0, 330.0, 85.0),  # 8 chin
+        (-225.0, -170.0, 200.0),  # 36 outer corner of the eye on the image's left
+        (225.0, -170.0, 200.0),  # 45 outer corner of the eye on the image's right
+        (-150.0, 150.0, 140.0),  # 48 mouth corner on the image's left
+        (150.0, 150.0, 140.0),  # 54 mouth corner on the image's right
     ],
     dtype=np.float64,
 )
-_MODEL_EYE_SPAN_MM = 450.0
+_MODEL_EYE_SPAN = 450.0
 
 
 def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image_height: int) -> Pose:
@@ -58,7 +60,7 @@ def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image
     # Start from a frontal face at the distance its eye span implies: without a guess the
     # iterative solver sometimes lands on the mirror solution behind the camera.
     eye_span_px = max(1.0, float(np.linalg.norm(image_points[3] - image_points[2])))
-    distance = focal * _MODEL_EYE_SPAN_MM / eye_span_px
+    distance = focal * _MODEL_EYE_SPAN / eye_span_px
     nose = image_points[0]
     rvec = np.zeros((3, 1))
     tvec = np.array(
@@ -71,8 +73,9 @@ def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image
     ok, rvec, tvec = cv2.solvePnP(
         _MODEL_POINTS, image_points, camera, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE
     )
-    if not ok:
-        return Pose(yaw=float("nan"), pitch=float("nan"), roll=float("nan"))
+    if not ok or not np.all(np.isfinite(rvec)):
+        # Never seen with real landmarks; zeros keep the result serialisable as JSON.
+        return Pose(yaw=0.0, pitch=0.0, roll=0.0)
     rotation, _ = cv2.Rodrigues(rvec)
     return _angles(rotation)
 
