@@ -58,7 +58,9 @@ class AgeGender:
     gender_scores: dict[str, float]
 
 
-def crop_face(image: np.ndarray, box: Box, points: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+def crop_face(
+    image: np.ndarray, box: Box, points: Sequence[tuple[float, float]] | None = None
+) -> np.ndarray:
     """BGR uint8 image + face box (+ 68 points) -> (224, 224, 3) float32 network input.
 
     Follows DeepFace.analyze with align=True: DeepFace pads the photo with black borders
@@ -82,7 +84,9 @@ def crop_face(image: np.ndarray, box: Box, points: Sequence[tuple[float, float]]
     if points is not None:
         right_eye, left_eye = eye_centres(points)
     aligned, angle = align_img_wrt_eyes(sub_image, left_eye, right_eye)
-    x1, y1, x2, y2 = project_facial_area((rel_x, rel_y, rel_x + w, rel_y + h), angle, (sub_image.shape[0], sub_image.shape[1]))
+    x1, y1, x2, y2 = project_facial_area(
+        (rel_x, rel_y, rel_x + w, rel_y + h), angle, (sub_image.shape[0], sub_image.shape[1])
+    )
     face = aligned[int(y1) : int(y2), int(x1) : int(x2)]
     if face.shape[0] == 0 or face.shape[1] == 0:
         raise EmptyFaceCrop(f"face box {box} leaves no pixels in a {width}x{height} image")

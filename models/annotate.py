@@ -25,7 +25,8 @@ def draw_result(pixels: np.ndarray, result: dict[str, Any]) -> np.ndarray:
     for face in result.get("faces", []):
         box = face["box"]
         top_left = (int(box["x"]), int(box["y"]))
-        cv2.rectangle(canvas, top_left, (int(box["x"] + box["w"]), int(box["y"] + box["h"])), _BOX, thickness)
+        bottom_right = (int(box["x"] + box["w"]), int(box["y"] + box["h"]))
+        cv2.rectangle(canvas, top_left, bottom_right, _BOX, thickness)
         for x, y in face.get("landmarks") or []:
             cv2.circle(canvas, (round(x), round(y)), thickness, _POINT, -1)
         label = _label(face)
@@ -47,7 +48,9 @@ def _label(face: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _put_label(canvas: np.ndarray, text: str, corner: tuple[int, int], font_scale: float, thickness: int) -> None:
+def _put_label(
+    canvas: np.ndarray, text: str, corner: tuple[int, int], font_scale: float, thickness: int
+) -> None:
     """Text on a filled box above ``corner`` (below it when the face touches the top)."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     (width, height), baseline = cv2.getTextSize(text, font, font_scale, thickness)

@@ -1,9 +1,10 @@
 """Random DeepFace age/gender weight files, for tests and benchmarks without the real ones.
 
-The files have DeepFace's exact layout (written by Keras' ``save_weights`` from DeepFace's
-own graph), so DeepFace and ``models.agegender`` load them like the real ones, ~540 MB
-each. Values are random (He-scaled so activations neither vanish nor explode), so the
-predicted ages and genders mean nothing; only shapes, speed and equivalences are real.
+The files have DeepFace's layout (Keras 2 ``save_weights`` of the same graph DeepFace builds,
+see ``models.vggface``), so DeepFace's own loaders and ``models.agegender`` read them like
+the real ones (tests/test_agegender.py checks both), ~540 MB each. Values are random
+(He-scaled so activations neither vanish nor explode), so the predicted ages and genders
+mean nothing; only shapes, speed and equivalences are real.
 """
 
 from __future__ import annotations

@@ -20,6 +20,21 @@ THREADS_ENV = "FACES_TF_THREADS"
 INTER_THREADS_ENV = "FACES_TF_INTER_THREADS"
 
 
+class WrongKerasVersion(RuntimeError):
+    """tf.keras is Keras 3, but DeepFace's models and weight files need Keras 2 (tf-keras).
+
+    Cause: some code used tf.keras in this process before TF_USE_LEGACY_KERAS=1 was set.
+    Remedy: set TF_USE_LEGACY_KERAS=1 in the environment, or load the models first.
+    """
+
+
+def require_keras2() -> None:
+    """Raise ``WrongKerasVersion`` unless tf.keras resolves to the tf-keras package."""
+    name = tf.keras.layers.Layer.__module__
+    if not name.startswith("tf_keras"):
+        raise WrongKerasVersion(f"tf.keras is {name.split('.')[0]}, not tf_keras (Keras 2)")
+
+
 class TensorFlowThreadsError(ValueError):
     """FACES_TF_THREADS or FACES_TF_INTER_THREADS is not a positive integer.
 

@@ -23,7 +23,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from models import tf_runtime  # noqa: F401  (sets Keras 2 up before TensorFlow loads)
+from models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
 from models.weights import WeightsUnreadable
 from tensorflow.keras.layers import (  # noqa: E402
     Activation,
@@ -35,6 +35,8 @@ from tensorflow.keras.layers import (  # noqa: E402
     ZeroPadding2D,
 )
 from tensorflow.keras.models import Model  # noqa: E402
+
+tf_runtime.require_keras2()
 
 AGE_CLASSES = 101
 GENDER_CLASSES = 2
@@ -143,9 +145,9 @@ def _fill(layers: list, path: Path, first: int) -> None:
         for layer, datasets in zip(layers, file_layers[first:]):
             for variable, dataset in zip(layer.weights, datasets):
                 if tuple(variable.shape) != dataset.shape:
-                    raise WeightsUnreadable(
-                        path, f"layer {layer.name} is {dataset.shape} in the file, DeepFace's is {tuple(variable.shape)}"
-                    )
+                    expected = tuple(variable.shape)
+                    detail = f"layer {layer.name} is {dataset.shape} in the file, DeepFace's is {expected}"
+                    raise WeightsUnreadable(path, detail)
                 _assign(variable, dataset)
 
 

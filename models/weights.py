@@ -57,7 +57,9 @@ class WeightsMissing(FileNotFoundError):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        super().__init__(f"model weights {self.path} are missing; run `faces models fetch` to download them")
+        super().__init__(
+            f"model weights {self.path} are missing; run `faces models fetch` to download them"
+        )
 
 
 class WeightsUnreadable(ValueError):
@@ -69,7 +71,9 @@ class WeightsUnreadable(ValueError):
 
     def __init__(self, path: Path, detail: str) -> None:
         self.path = Path(path)
-        super().__init__(f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`")
+        super().__init__(
+            f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`"
+        )
 
 
 class FetchFailed(RuntimeError):
@@ -127,10 +131,11 @@ def yunet_path() -> Path:
 
 def _registry() -> list[_Entry]:
     # Built on each call: DEEPFACE_HOME may change between calls (tests, CLI options).
+    haar = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     return [
         _Entry("dlib-shape-predictor-68", Path(face_recognition_models.pose_predictor_model_location()), True, ()),
         _Entry("dlib-mmod-cnn", Path(face_recognition_models.cnn_face_detector_model_location()), True, ()),
-        _Entry("opencv-haar-frontalface", Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml", True, ()),
+        _Entry("opencv-haar-frontalface", haar, True, ()),
         _Entry("deepface-age", age_weights_path(), True, AGE_URLS),
         _Entry("deepface-gender", gender_weights_path(), True, GENDER_URLS),
         _Entry("opencv-yunet", yunet_path(), False, YUNET_URLS),

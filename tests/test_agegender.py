@@ -58,8 +58,10 @@ def _deepface_reference(home, crops, faces, monkeypatch_module):
     from deepface import DeepFace
     from deepface.modules import modeling
 
-    monkeypatch_module.setattr(modeling, "cached_models", {task: {} for task in modeling.AVAILABLE_MODELS}, raising=False)
-    monkeypatch_module.setitem(modeling.AVAILABLE_MODELS["face_detector"], "faces-fixed", {"any": f"{__name__}.FixedFaces"})
+    empty_cache = {task: {} for task in modeling.AVAILABLE_MODELS}
+    monkeypatch_module.setattr(modeling, "cached_models", empty_cache, raising=False)
+    detectors = modeling.AVAILABLE_MODELS["face_detector"]
+    monkeypatch_module.setitem(detectors, "faces-fixed", {"any": f"{__name__}.FixedFaces"})
     pixels, boxes, points = faces
     FixedFaces.faces = [(box, eye_centres(pts)) for box, pts in zip(boxes, points)]
     analysed = DeepFace.analyze(pixels, actions=("age", "gender"), detector_backend="faces-fixed", silent=True)
@@ -132,7 +134,8 @@ def _assert_same_as_deepface(model, crops, faces, reference):
         assert abs(ours.age - theirs["age"]) < 1  # DeepFace truncates to whole years
         assert ours.gender_label == theirs["dominant_gender"]
         for label in ("Woman", "Man"):
-            assert ours.gender_scores[label] * 100 == pytest.approx(theirs["gender"][label], abs=100 * TOLERANCE)
+            theirs_percent = theirs["gender"][label]
+            assert ours.gender_scores[label] * 100 == pytest.approx(theirs_percent, abs=100 * TOLERANCE)
 
 
 def test_shared_trunk_weights_run_one_trunk_and_match_deepface(

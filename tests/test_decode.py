@@ -107,7 +107,8 @@ def test_colour_order_is_bgr_like_opencv():
     assert (decoded.width, decoded.height) == (64, 48)
     assert decoded.pixels.dtype == np.uint8 and decoded.pixels.shape == (48, 64, 3)
     np.testing.assert_array_equal(decoded.pixels, rgb[:, :, ::-1])
-    np.testing.assert_array_equal(decoded.pixels, cv2.imdecode(np.frombuffer(_encode(Image.fromarray(rgb), "PNG"), np.uint8), cv2.IMREAD_COLOR))
+    png = np.frombuffer(_encode(Image.fromarray(rgb), "PNG"), np.uint8)
+    np.testing.assert_array_equal(decoded.pixels, cv2.imdecode(png, cv2.IMREAD_COLOR))
 
 
 def test_grayscale_becomes_three_equal_channels():
@@ -198,7 +199,8 @@ def test_faces_in_a_rotated_camera_jpeg_are_found_upright(dlib_faces_dir, defaul
     upright = np.asarray(Image.open(image.path).convert("RGB"))
     exif = Image.Exif()
     exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
-    data = _encode(Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1))), "JPEG", quality=95, exif=exif.tobytes())
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))
+    data = _encode(stored, "JPEG", quality=95, exif=exif.tobytes())
     decoded = decode_image(data)
     assert (decoded.width, decoded.height) == (upright.shape[1], upright.shape[0])
     detections = default_detector.detect([decoded.pixels])[0]

@@ -15,7 +15,13 @@ import pytest
 from models import weights
 from models.weights import FetchFailed, ModelFile, check_model_files, fetch_missing
 
-REQUIRED = {"dlib-shape-predictor-68", "dlib-mmod-cnn", "opencv-haar-frontalface", "deepface-age", "deepface-gender"}
+REQUIRED = {
+    "dlib-shape-predictor-68",
+    "dlib-mmod-cnn",
+    "opencv-haar-frontalface",
+    "deepface-age",
+    "deepface-gender",
+}
 
 
 @pytest.fixture
@@ -75,7 +81,11 @@ def test_fetch_downloads_missing_files_with_progress(deepface_home, file_server)
     events = []
     written = fetch_missing(
         progress=lambda name, done, total: events.append((name, done, total)),
-        sources={"deepface-age": f"{base}/age.h5", "deepface-gender": [f"{base}/nowhere.h5", f"{base}/gender.h5"]},
+        sources={
+            "deepface-age": f"{base}/age.h5",
+            # A dead first source: the backup URL after it is used.
+            "deepface-gender": [f"{base}/nowhere.h5", f"{base}/gender.h5"],
+        },
     )
     target = deepface_home / ".deepface" / "weights"
     assert written == [target / "age_model_weights.h5", target / "gender_model_weights.h5"]
