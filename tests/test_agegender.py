@@ -8,6 +8,10 @@ DeepFace itself computes from the same files, faster.
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -256,3 +260,16 @@ def test_a_box_outside_the_photo_has_no_crop(faces):
     pixels = faces[0]
     with pytest.raises(EmptyFaceCrop):
         crop_face(pixels, Box(pixels.shape[1] * 3, 0, 40, 40), None)
+
+
+def test_tensorflow_threads_come_from_the_environment():
+    # A fresh process: TensorFlow takes thread settings only before its first op.
+    script = "from models.tf_runtime import configure_threads; print(configure_threads())"
+    env = {**os.environ, "FACES_TF_THREADS": "1"}
+    repo = Path(__file__).resolve().parents[1]
+    run = {"env": env, "cwd": repo, "capture_output": True, "text": True}
+    done = subprocess.run([sys.executable, "-c", script], check=True, **run)
+    assert done.stdout.strip().splitlines()[-1] == "(1, 1)"
+    env["FACES_TF_THREADS"] = "two"
+    failed = subprocess.run([sys.executable, "-c", script], **run)
+    assert failed.returncode != 0 and "TensorFlowThreadsError" in failed.stderr
