@@ -6,7 +6,9 @@ written once per test session, the detector and landmarker loaded once.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -58,21 +60,23 @@ def landmarker():
     return load_landmarker()
 
 
-def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Path:
+def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Iterator[Path]:
     from models.synthetic import write_synthetic_weights
 
     home = tmp_path_factory.mktemp("deepface-home-shared" if shared_trunk else "deepface-home-separate")
     write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)
-    return home
+    yield home
+    # pytest keeps the last three runs' temp folders; 1 GB of weights each is not worth keeping.
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def synthetic_deepface_home_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synthetic_deepface_home_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A DEEPFACE_HOME whose age and gender weights share one VGG-Face trunk (random values)."""
-    return _synthetic_home(tmp_path_factory, shared_trunk=True)
+    yield from _synthetic_home(tmp_path_factory, shared_trunk=True)
 
 
 @pytest.fixture(scope="session")
-def synthetic_deepface_home_separate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synthetic_deepface_home_separate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A DEEPFACE_HOME whose age and gender weights have different trunks (random values)."""
-    return _synthetic_home(tmp_path_factory, shared_trunk=False)
+    yield from _synthetic_home(tmp_path_factory, shared_trunk=False)
