@@ -1,0 +1,125 @@
+"""`faces bench`: this pipeline against DeepFace's own loop, side by side, on the same photos.
+
+One run measures, in this order (the cold runs first, while nothing of ours is loaded here):
+
+1. the peer, DeepFace.analyze in a fresh process, cold and warm   (ops/bench_peer.py)
+2. this pipeline cold, a whole `faces run`, per weight set         (ops/bench_pipeline.py)
+   and warm, a running stack fed the batch                          (ops/bench_pipeline.py)
+3. each stage alone on the decoded photos, and the backbone overhead (ops/bench_stages.py)
+4. age/gender batched vs one face at a time, shared trunk vs two full models
+5. the transport alone, one hop of a real event                     (ops/bench_transport.py)
+
+Every figure goes into one dict (written as JSON by the CLI); ops/bench_report.py turns it
+into tables and checks the targets.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
+from ops import bench_peer, bench_pipeline, bench_stages, bench_transport
+from ops.bench_machine import CpuWatch, machine_facts
+from ops.bench_report import derive
+from producer.files import scan
+
+SYNTHETIC_SEED = 0
+HOPS = 2000          # per hop figure: enough for a stable p99 in about a second
+FACES_PER_CALL = 16
+
+
+class BenchInputError(ValueError):
+    """The bench cannot start with what it was given.
+
+    Cause: a folder with no images, or no DeepFace weights without --synthetic-weights.
+    Remedy: point it at a folder of photos; pass --synthetic-weights (or `faces models fetch`).
+    """
+
+
+def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
+              say: Callable[[str], None] = lambda line: None) -> dict:
+    """Measure everything listed in the module docstring; returns every figure as a dict."""
+    photos = scan([folder]).images
+    if not photos:
+        raise BenchInputError(f"no images under {folder}")
+    watch = CpuWatch()
+    workdir = Path(tempfile.mkdtemp(prefix="faces-bench-"))
+    try:
+        homes = _weight_sets(workdir, synthetic_weights, say)
+        figures: dict = {"folder": str(folder), "images": len(photos), "repeat": repeat,
+                         "weights": "synthetic" if synthetic_weights else "deepface", "peer": {}, "cold": {}}
+        for name, home in homes.items():
+            say(f"DeepFace loop, cold and warm ({name} weights)")
+            figures["peer"][name] = bench_peer.run_peer(photos, home, workdir / f"peer-{name}")
+            say(f"faces run, cold ({name} weights)")
+            figures["cold"][name] = bench_pipeline.cold_run(folder, home, workdir / f"cold-{name}")
+        main_home = next(iter(homes.values()))
+        say("running stack, warm")
+        figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
+        say("stages alone; age/gender batching and trunk sharing")
+        figures.update(_stages_alone(photos, main_home, homes.get("separate"), repeat, workdir, say))
+        figures["machine"] = machine_facts(figures["warm"]["redis_version"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures["machine"]["load"] = watch.report()
+    figures["derived"] = derive(figures)
+    return figures
+
+
+def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> dict[str, Path]:
+    """DEEPFACE_HOME folders to run with: synthetic shared and separate trunks, or the real one."""
+    if not synthetic:
+        weights = deepface_weights_dir()
+        if not (weights / AGE_FILE).is_file() or not (weights / GENDER_FILE).is_file():
+            raise BenchInputError(f"no DeepFace weights in {weights}: pass --synthetic-weights "
+                                  "or run `faces models fetch`")
+        return {"deepface": weights.parents[1]}
+    from models.synthetic import write_synthetic_weights
+
+    homes = {}
+    for name, shared in (("shared", True), ("separate", False)):
+        say(f"writing synthetic weights ({name} trunk)")
+        homes[name] = workdir / f"home-{name}"
+        write_synthetic_weights(homes[name] / ".deepface" / "weights", shared_trunk=shared, seed=SYNTHETIC_SEED)
+    return homes
+
+
+def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, repeat: int,
+                  workdir: Path, say: Callable[[str], None]) -> dict:
+    """Sections 3, 4 and 5: everything measured in this process on decoded photos."""
+    from models.agegender import load_agegender
+    from models.detect import load_detector
+    from models.landmarks import load_landmarker
+
+    decoded = bench_stages.load_photos(photos)
+    detector, landmarker = load_detector(), load_landmarker()
+    detect_s, boxes = bench_stages.time_detect(detector, decoded, repeat)
+    landmarks_s, faces = bench_stages.time_landmarks(landmarker, decoded, boxes, repeat)
+    weights = home / ".deepface" / "weights"
+    model = load_agegender(weights)
+    agegender = bench_stages.time_agegender_stage(model, decoded, faces, bench_pipeline.WORKER_BATCH, repeat)
+    stages = {"images": len(decoded), "faces": faces.count,
+              "decode_s": bench_stages.time_decode(decoded, repeat), "detect_s": detect_s,
+              "landmarks_s": landmarks_s, "agegender_s": agegender["seconds"], "agegender": agegender,
+              "shared_trunk": model.shared_trunk}
+
+    crops = bench_stages.crops_of(decoded, faces, range(len(decoded)))
+    # All faces in one call, calls of 16 (a moderate batch, as a worker batch of a few photos
+    # gives), one face per call (DeepFace's way); for the shared trunk and two full models.
+    variants: dict = {"faces": len(crops)}
+    sizes = {"all": len(crops), "16": FACES_PER_CALL, "one": 1}
+    for label, size in sizes.items():
+        variants[f"shared/{label}"] = bench_stages.time_predict_calls(model, crops, size, repeat)
+    del model
+    two = bench_stages.two_full_models((separate_home or home) / ".deepface" / "weights")
+    for label, size in sizes.items():
+        variants[f"two/{label}"] = bench_stages.time_predict_calls(two, crops, size, repeat)
+    del two
+
+    say("transport: one hop of a real event")
+    events = bench_transport.pick_events(decoded, [len(b) for b in boxes], detector, landmarker)
+    transport = bench_transport.measure_transport(events, workdir / "transport", HOPS, repeat)
+    return {"stages": stages, "agegender_variants": variants, "transport": transport}

@@ -1,0 +1,104 @@
+"""Facts about the machine a benchmark ran on, and how busy others kept it meanwhile.
+
+Ratios measured side by side on one machine only mean something if nothing else was
+competing for its cores, so ``CpuWatch`` compares the CPU time the whole machine spent
+(/proc/stat) with what this process and its children spent: the difference is load from
+elsewhere (other jobs, other users) that slowed the run down.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from importlib import metadata
+
+
+def machine_facts(redis_version: str | None = None) -> dict:
+    """Cores, CPU model, memory, and the versions of everything that does the work."""
+    import cv2
+    import dlib
+    import tensorflow as tf
+
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": _cpuinfo("model name"),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "opencv": cv2.__version__,
+        "dlib": dlib.__version__,
+        "deepface": _version("deepface"),
+        "redis_py": _version("redis"),
+        "msgpack": _version("msgpack"),
+        "redis_server": redis_version,
+        # Thread settings in force for every process the bench starts (unset: library defaults).
+        "env": {k: os.environ.get(k) for k in ("FACES_TF_THREADS", "FACES_TF_INTER_THREADS",
+                                                "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
+    }
+
+
+def _cpuinfo(key: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class CpuWatch:
+    """CPU seconds used by the whole machine vs. by this process tree, since creation.
+
+    Children count once they have been waited for, so read it after they have exited.
+    """
+
+    def __init__(self) -> None:
+        self._machine, self._own, self._wall = _machine_busy_s(), _own_cpu_s(), time.monotonic()
+
+    def report(self) -> dict:
+        machine, own = _machine_busy_s() - self._machine, _own_cpu_s() - self._own
+        wall = time.monotonic() - self._wall
+        return {"wall_s": round(wall, 1), "machine_cpu_s": round(machine, 1), "bench_cpu_s": round(own, 1),
+                "other_cpu_s": round(max(0.0, machine - own), 1),
+                "other_load_cores": round(max(0.0, machine - own) / wall, 2) if wall else 0.0}
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc/PID/stat;
+    0.0 when it is gone. Lets the bench see each worker's share while they all run."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The command name (field 2) may hold spaces; fields after its ")" are fixed.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """Non-idle CPU seconds of all cores since boot (user+nice+system+irq+softirq+steal)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

@@ -1,0 +1,83 @@
+"""One hop of a job event between two stages, timed: what the transport alone costs.
+
+A hop is what the runtime does to a job between two stages' models calls: the receiving
+stage reads the entry (XREADGROUP), unpacks it (msgpack + validation), and hands it on the
+way every stage does, packing it again and committing XADD-to-the-next-stream together with
+XACK-of-this-one in one MULTI/EXEC (streams/commit.py). Here two bench-only groups pass the
+same events back and forth between two bench-only streams, so each hop is exactly that
+sequence against the real server, with nothing else in it.
+
+Both sides run in this process, one after the other: the figure is the Redis and msgpack
+work of a hop, without the scheduler's wake-up of a reader blocked in another process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from schemas import events
+from streams import commit as committing
+from streams import names, reading
+from streams.groups import ensure_group
+
+# Streams and groups of their own, so the bench never touches a pipeline stream.
+_PING = f"{names.PREFIX}:bench:ping"
+_PONG = f"{names.PREFIX}:bench:pong"
+_ROUTES = (names.StageRoute("bench-ping", _PING, _PONG), names.StageRoute("bench-pong", _PONG, _PING))
+_SEED = names.StageRoute("bench-seed", _PONG, _PING)  # only used to XADD the first events
+_CONSUMER = "bench"
+_BLOCK_MS = 1000  # the events are always there already; this only bounds a lost one
+
+
+@dataclass(frozen=True)
+class HopRun:
+    """Timings of ``hops`` hops of ``batch`` events each (one XREADGROUP, one MULTI/EXEC)."""
+
+    event_bytes: int
+    batch: int
+    seconds: list[float]       # wall time of each hop, for the whole batch
+    with_image_fetch: bool     # each hop also fetched the image bytes (MGET), as image stages do
+
+
+def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
+              image: bytes | None = None) -> HopRun:
+    """Pass ``batch`` copies of ``job`` between two bench streams ``hops`` times, timing each hop.
+
+    With ``image``, the bytes are stored under the job's blob key first and every hop also
+    MGETs them, as the detect, landmarks and age/gender stages do before calling their model.
+    Everything the run creates is deleted afterwards.
+    """
+    payload = events.encode(job)
+    for route in _ROUTES:
+        ensure_group(client, route.input_stream, route.group)
+    blob = job["image"]["blob"]
+    if image is not None:
+        client.set(blob, image)
+    try:
+        _commit(client, _SEED, acks=[], forwards=[payload] * batch)
+        seconds = []
+        for hop in range(hops):
+            route = _ROUTES[hop % 2]
+            started = time.perf_counter()
+            entries = reading.read_new(client, route.input_stream, route.group, _CONSUMER,
+                                       count=batch, block_ms=_BLOCK_MS)
+            if image is not None:
+                client.mget([blob] * len(entries))
+            forwards = [events.encode(events.decode(entry.payload)) for entry in entries]
+            _commit(client, route, acks=[entry.entry_id for entry in entries], forwards=forwards)
+            seconds.append(time.perf_counter() - started)
+            if len(entries) != batch:
+                raise RuntimeError(f"hop {hop} moved {len(entries)} events, expected {batch}")
+    finally:
+        client.delete(_PING, _PONG, blob)
+    return HopRun(event_bytes=len(payload), batch=batch, seconds=seconds,
+                  with_image_fetch=image is not None)
+
+
+def _commit(client: redis.Redis, route: names.StageRoute, *, acks: list[str], forwards: list[bytes]) -> None:
+    # The runtime's own commit: XADDs and the XACK in one MULTI/EXEC (plus its stats counter).
+    committing.commit(client, route, acks=acks, forwards=forwards, finishes=[], dead=[],
+                      max_event_bytes=events.DEFAULT_MAX_EVENT_BYTES, blob_ttl_s=60)

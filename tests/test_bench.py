@@ -1,0 +1,149 @@
+"""The benchmark's building blocks, each run once on one or two photos from data/.
+
+The full `faces bench` takes minutes; these prove in well under a minute, offline, that each
+piece measures what it claims: stages alone on decoded photos, one transport hop of a real
+landmarked event through a real redis-server, the cold-run timeline read from JSON logs, and
+the derived ratios, overhead and target verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ops import bench_report, bench_stages
+from ops.bench_machine import CpuWatch
+from ops.bench_pipeline import cold_timeline
+from ops.bench_transport import landmarked_job
+from schemas import events
+from streams.bench_hop import time_hops
+from tests.images import DATA
+
+PHOTOS = [DATA / "group.jpg", DATA / "astronaut.jpg"]
+
+
+@pytest.fixture(scope="module")
+def measured(default_detector, landmarker):
+    """Both photos decoded, detected and landmarked once, as the bench does."""
+    photos = bench_stages.load_photos(PHOTOS)
+    detect_s, boxes = bench_stages.time_detect(default_detector, photos, repeat=1)
+    landmarks_s, faces = bench_stages.time_landmarks(landmarker, photos, boxes, repeat=1)
+    return photos, faces, detect_s, landmarks_s
+
+
+def test_stages_alone_time_the_real_models_and_keep_their_outputs(measured):
+    photos, faces, detect_s, landmarks_s = measured
+    assert detect_s > 0 and landmarks_s > 0
+    assert faces.count >= 2  # group.jpg holds several faces
+    assert all(len(points) == 68 for per_photo in faces.points for points in per_photo)
+    crops = bench_stages.crops_of(photos, faces, range(len(photos)))
+    assert crops.shape == (faces.count, 224, 224, 3)
+
+
+def test_agegender_stage_times_crop_and_predict_per_worker_batch(measured, synthetic_deepface_home_shared):
+    from models.agegender import load_agegender
+
+    photos, faces, _, _ = measured
+    model = load_agegender(synthetic_deepface_home_shared / ".deepface" / "weights")
+    stage = bench_stages.time_agegender_stage(model, photos, faces, images_per_call=8, repeat=1)
+    assert stage["calls"] == 1 and stage["seconds"] == pytest.approx(stage["crop_s"] + stage["predict_s"])
+    crops = bench_stages.crops_of(photos, faces, [0])[:2]
+    one_by_one = bench_stages.time_predict_calls(model, crops, faces_per_call=1, repeat=1)
+    assert one_by_one["seconds"] > 0 and one_by_one["cpu_s"] > 0
+
+
+def test_one_hop_moves_a_real_landmarked_event_and_leaves_nothing_behind(measured, default_detector,
+                                                                          landmarker, redis_client):
+    photos = measured[0]
+    job = landmarked_job(photos[0], default_detector, landmarker)
+    assert job["faces"] and len(job["faces"][0]["landmarks"]) == 68
+    keys_before = set(redis_client.keys("*"))
+    single = time_hops(redis_client, job, hops=20)
+    batched = time_hops(redis_client, job, hops=10, batch=8, image=photos[0].data)
+    assert single.event_bytes == len(events.encode(job)) and len(single.seconds) == 20
+    assert batched.batch == 8 and batched.with_image_fetch and all(s > 0 for s in batched.seconds)
+    # Only the stats counters the runtime's commit always bumps may remain (they expire).
+    left = {k.decode() for k in set(redis_client.keys("*")) - keys_before}
+    assert all(k.startswith("faces:stats:bench-") for k in left), left
+
+
+def test_cold_timeline_reads_milestones_from_parent_and_worker_logs(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    t0 = 1_800_000_000.0
+
+    def line(offset: float, **fields) -> str:
+        from datetime import datetime, timezone
+
+        stamp = datetime.fromtimestamp(t0 + offset, timezone.utc).isoformat().replace("+00:00", "Z")
+        return json.dumps({**fields, "timestamp": stamp})
+
+    (logs / "agegender-0.log").write_text("TensorFlow chatter, not JSON\n" + "\n".join([
+        line(9.0, event="worker.ready", stage="agegender", load_s=8.0),
+        line(15.0, event="entry.processed", stage="agegender")]))
+    (logs / "sink-0.log").write_text(line(1.0, event="worker.ready", stage="sink", load_s=0.5) + "\n"
+                                     + line(15.5, event="entry.processed", stage="sink"))
+    parent = line(0.5, event="workers.started")
+    timeline = cold_timeline(parent, logs, t0, total_s=17.0)
+    assert timeline["phases"] == pytest.approx({"spawn_s": 0.5, "until_all_ready_s": 9.0,
+                                                "compute_after_ready_s": 6.5, "stop_s": 1.5})
+
+
+def _figures(peer_cold_s: float, cold_s: float, warm_s: float, agegender_s: float, hop_ms: float) -> dict:
+    """A bench result with only the fields the report reads."""
+    def peer(seconds):
+        return {"seconds": seconds, "images": 2, "faces": 4, "detected": 4}
+    timeline = {"phases": {"spawn_s": 0.5, "until_all_ready_s": 5, "compute_after_ready_s": 4, "stop_s": 1},
+                "marks": {"agegender.load_s": 4.0}}
+    return {
+        "images": 2, "weights": "synthetic",
+        "peer": {"shared": {"cold": peer(peer_cold_s), "warm": peer(peer_cold_s / 2),
+                            "interpreter_and_import_s": 3.0, "model_load_s": 5.0}},
+        "cold": {"shared": {"seconds": cold_s, "images": 2, "faces": 4, "timeline": timeline}},
+        "warm": {"seconds": warm_s, "images": 2, "faces": 4, "latency_p50_s": 1.0, "latency_max_s": 2.0,
+                 "in_pipeline_stage_s": {"agegender": agegender_s},
+                 "worker_cpu_s": {"detect-0": 0.3, "landmarks-0": 0.1, "agegender-0": 7.0, "sink-0": 0.1},
+                 "agegender_batches": [{"images": 2, "faces": 4, "seconds": agegender_s}]},
+        "machine": {"cores": 2},
+        "stages": {"images": 2, "faces": 4, "decode_s": 0.1, "detect_s": 0.2, "landmarks_s": 0.05,
+                   "agegender_s": agegender_s, "shared_trunk": True,
+                   "agegender": {"crop_s": 0.1, "predict_s": agegender_s - 0.1, "calls": 1, "images_per_call": 8}},
+        "agegender_variants": {"faces": 4, **{f"{trunk}/{label}": {"seconds": 1.0, "cpu_s": 2.0}
+                                              for trunk in ("shared", "two") for label in ("all", "16", "one")}},
+        "transport": {"redis_version": "7.2", "hops": {"typical/single": {
+            "event_bytes": 3000, "faces": 2, "batch": 1, "p50_ms": hop_ms, "p99_ms": 2 * hop_ms,
+            "events_per_s": 1000 / hop_ms}}},
+    }
+
+
+def test_targets_are_judged_on_ratios_measured_side_by_side():
+    good = _figures(peer_cold_s=30, cold_s=10, warm_s=4.1, agegender_s=4.0, hop_ms=0.5)
+    good["derived"] = bench_report.derive(good)
+    assert good["derived"]["cold_speedup"]["shared"] == pytest.approx(3.0)
+    assert good["derived"]["busiest_stage"] == "agegender"
+    assert good["derived"]["overhead_pct"] == pytest.approx(100 * 0.1 / 4.1)
+    # detect, landmarks and sink took 0.5 CPU seconds of the 2 cores during the 4.1 s batch.
+    assert good["derived"]["overhead_floor_pct"] == pytest.approx(100 * 0.25 / 4.1)
+    assert all(t["met"] for t in good["derived"]["targets"])
+
+    bad = _figures(peer_cold_s=15, cold_s=10, warm_s=5.0, agegender_s=4.0, hop_ms=2.5)
+    verdicts = {t["name"]: t["met"] for t in bench_report.derive(bad)["targets"]}
+    assert not any(verdicts.values()), verdicts
+
+
+def test_report_renders_the_same_sections_as_markdown():
+    figures = _figures(peer_cold_s=30, cold_s=10, warm_s=4.1, agegender_s=4.0, hop_ms=0.5)
+    figures["derived"] = bench_report.derive(figures)
+    text = bench_report.render_markdown(figures)
+    for section in bench_report.sections(figures):
+        assert f"**{section.title}**" in text
+    assert "| cold end to end vs DeepFace loop (shared trunk) | >= 2.0x | 3.00x | met |" in text
+
+
+def test_cpu_watch_separates_this_process_from_the_rest_of_the_machine():
+    watch = CpuWatch()
+    sum(i * i for i in range(200_000))
+    report = watch.report()
+    assert report["bench_cpu_s"] >= 0 and report["other_cpu_s"] >= 0
+    assert set(report) == {"wall_s", "machine_cpu_s", "bench_cpu_s", "other_cpu_s", "other_load_cores"}
