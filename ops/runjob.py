@@ -16,7 +16,7 @@ from ops.target import redis_target
 from ops.workers import WorkerPool
 from producer.files import scan
 from producer.submit import submit_file
-from streams import names, results
+from streams import results
 
 log = structlog.get_logger(__name__)
 

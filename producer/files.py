@@ -40,6 +40,18 @@ def image_id_for(path: str, sha256: str) -> str:
     return f"{safe}-{sha256[:8]}"
 
 
+def read_job(path: str, size: int, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> tuple[dict, bytes]:
+    """(job, bytes) for an image file of `size` bytes. A file over `max_image_bytes` is not read:
+    its job carries empty bytes and a FileTooLarge error, so it still ends with a result.
+    OSError if the file cannot be read."""
+    if size > max_image_bytes:
+        job = events.with_error(job_for(path, b""), "submit", "FileTooLarge",
+                                f"file is {size} bytes, over the {max_image_bytes}-byte limit")
+        return job, b""
+    data = Path(path).read_bytes()
+    return job_for(path, data), data
+
+
 class SourceChanged(ValueError):
     """The file behind a submitted image cannot give the same bytes again.
 

@@ -9,8 +9,7 @@ from typing import Callable
 import redis
 import structlog
 
-from producer.files import DEFAULT_MAX_IMAGE_BYTES, job_for
-from schemas import events
+from producer.files import DEFAULT_MAX_IMAGE_BYTES, read_job
 from streams import names, publishing
 
 log = structlog.get_logger(__name__)
@@ -29,15 +28,7 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
     """Publish one image file. A file too large to hold is still published, as an error job
     (empty bytes, error set), so that every submitted image ends with a result."""
     publishing.wait_for_room(client, high_water, should_stop=should_stop)
-    size = path.stat().st_size
-    if size > max_image_bytes:
-        data = b""
-        job = job_for(str(path), data)
-        job = events.with_error(job, "submit", "FileTooLarge",
-                                f"file is {size} bytes, over the {max_image_bytes}-byte limit")
-    else:
-        data = path.read_bytes()
-        job = job_for(str(path), data)
+    job, data = read_job(str(path), path.stat().st_size, max_image_bytes)
     publishing.publish_image(client, job, data, stream=names.IMAGES)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], str(path))

@@ -24,8 +24,7 @@ from typing import Callable
 import redis
 import structlog
 
-from producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, job_for
-from schemas import events
+from producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, read_job
 from streams import dedupe, publishing
 
 log = structlog.get_logger(__name__)
@@ -120,14 +119,10 @@ class Watcher:
     def _publish(self, path: str, size: int, mtime: int) -> int:
         publishing.wait_for_room(self.client, self.high_water)
         try:
-            data = Path(path).read_bytes() if size <= self.max_image_bytes else b""
+            job, data = read_job(path, size, self.max_image_bytes)
         except OSError as exc:
             log.warning("watch.unreadable", path=path, error=str(exc))
             return 0
-        job = job_for(path, data)
-        if size > self.max_image_bytes:
-            job = events.with_error(job, "submit", "FileTooLarge",
-                                    f"file is {size} bytes, over the {self.max_image_bytes}-byte limit")
         entry = dedupe.publish_unseen(self.client, job, data, force=self.force)
         dedupe.remember_file(self.client, self._key, path, f"{size}:{mtime}")
         self._done[path] = f"{size}:{mtime}"

@@ -177,6 +177,8 @@ class StageConsumer:
                 finishes.append(outcome)
             acks.append(delivery.entry_id)
         acks.extend(n.entry_id for n in dead)
+        for entry_id in acks:  # a retried entry that now succeeded needs no error kept for it
+            self._last_error.pop(entry_id, None)
         committing.commit(self.client, self.route, acks=acks, forwards=forwards, finishes=finishes,
                           dead=dead, max_event_bytes=self.settings.max_event_bytes,
                           blob_ttl_s=int(self.settings.retention_s) or 86400)

@@ -77,7 +77,7 @@ def _cv2_encode(ext: str, array: np.ndarray, params: list[int] | None = None) ->
     return buf.tobytes()
 
 
-def _pil_encode(image: Image.Image, fmt: str, **options) -> bytes:
+def pil_encode(image: Image.Image, fmt: str, **options) -> bytes:
     """Save a Pillow image in memory in the given format and return the bytes."""
     out = io.BytesIO()
     image.save(out, fmt, **options)
@@ -152,7 +152,7 @@ def make_face16_png() -> bytes:
 
 def make_face_cmyk_jpeg() -> bytes:
     """A CMYK JPEG of the face, written by Pillow."""
-    return _pil_encode(face_pil().convert("CMYK"), "JPEG", quality=92)
+    return pil_encode(face_pil().convert("CMYK"), "JPEG", quality=92)
 
 
 def make_face_gray_jpeg() -> bytes:
@@ -167,13 +167,13 @@ def make_face_rgba_png() -> bytes:
     alpha = np.zeros((rgba.height, rgba.width), np.uint8)
     alpha[12:-12, 12:-12] = 255
     rgba.putalpha(Image.fromarray(alpha))
-    return _pil_encode(rgba, "PNG")
+    return pil_encode(rgba, "PNG")
 
 
 def make_face_palette_png() -> bytes:
     """A palette (mode "P", 256-colour adaptive) PNG of the face."""
     palette = face_pil().convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
-    return _pil_encode(palette, "PNG")
+    return pil_encode(palette, "PNG")
 
 
 def make_face_exif_rot90_jpeg() -> bytes:
@@ -187,14 +187,14 @@ def make_face_exif_rot90_jpeg() -> bytes:
     stored = face_pil().transpose(Image.Transpose.ROTATE_90)  # counter-clockwise
     exif = Image.Exif()
     exif[EXIF_ORIENTATION_TAG] = EXIF_ORIENTATION
-    return _pil_encode(stored, "JPEG", quality=92, exif=exif.tobytes())
+    return pil_encode(stored, "JPEG", quality=92, exif=exif.tobytes())
 
 
 def make_animated_gif() -> bytes:
     """A looping 2-frame GIF: the face, then the face mirrored."""
     first = face_pil()
     second = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return _pil_encode(
+    return pil_encode(
         first, "GIF", save_all=True, append_images=[second], duration=500, loop=0
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import random
 import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -25,17 +24,7 @@ from models.decode import (
     read_dimensions,
 )
 from tests.annotations import match_boxes
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+from tests.corpus import pil_encode, png_chunk
 
 
 def _gradient(height: int = 48, width: int = 64) -> np.ndarray:
@@ -67,7 +56,7 @@ def test_a_jpeg_cut_in_its_pixel_data_is_truncated(dlib_faces_dir):
 
 
 def test_a_png_with_damaged_pixel_data_is_corrupt():
-    data = bytearray(_encode(Image.fromarray(_gradient()), "PNG"))
+    data = bytearray(pil_encode(Image.fromarray(_gradient()), "PNG"))
     start = data.index(b"IDAT") + 20
     data[start : start + 8] = b"\xff" * 8
     with pytest.raises(CorruptImage) as info:
@@ -81,9 +70,9 @@ def test_a_png_header_claiming_30000x30000_is_refused_before_inflation():
     # ImageTooLarge proves the size was refused from the header alone.
     data = (
         b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", b"not zlib data")
-        + _png_chunk(b"IEND", b"")
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", b"not zlib data")
+        + png_chunk(b"IEND", b"")
     )
     assert read_dimensions(data) == (30000, 30000)
     with pytest.raises(ImageTooLarge) as info:
@@ -93,7 +82,7 @@ def test_a_png_header_claiming_30000x30000_is_refused_before_inflation():
 
 
 def test_the_pixel_limit_is_configurable():
-    data = _encode(Image.fromarray(_gradient()), "PNG")
+    data = pil_encode(Image.fromarray(_gradient()), "PNG")
     assert decode_image(data, max_pixels=64 * 48).width == 64
     with pytest.raises(ImageTooLarge, match="64x48"):
         decode_image(data, max_pixels=64 * 48 - 1)
@@ -102,25 +91,25 @@ def test_the_pixel_limit_is_configurable():
 
 def test_colour_order_is_bgr_like_opencv():
     rgb = _gradient()
-    decoded = decode_image(_encode(Image.fromarray(rgb), "PNG"))
+    decoded = decode_image(pil_encode(Image.fromarray(rgb), "PNG"))
     assert isinstance(decoded, DecodedImage)
     assert (decoded.width, decoded.height) == (64, 48)
     assert decoded.pixels.dtype == np.uint8 and decoded.pixels.shape == (48, 64, 3)
     np.testing.assert_array_equal(decoded.pixels, rgb[:, :, ::-1])
-    png = np.frombuffer(_encode(Image.fromarray(rgb), "PNG"), np.uint8)
+    png = np.frombuffer(pil_encode(Image.fromarray(rgb), "PNG"), np.uint8)
     np.testing.assert_array_equal(decoded.pixels, cv2.imdecode(png, cv2.IMREAD_COLOR))
 
 
 def test_grayscale_becomes_three_equal_channels():
     gray = _gradient()[:, :, 0]
-    pixels = decode_image(_encode(Image.fromarray(gray, "L"), "PNG")).pixels
+    pixels = decode_image(pil_encode(Image.fromarray(gray, "L"), "PNG")).pixels
     for channel in range(3):
         np.testing.assert_array_equal(pixels[:, :, channel], gray)
 
 
 def test_rgba_keeps_the_colours_and_drops_alpha():
     rgba = np.dstack([_gradient(), np.full((48, 64), 90, np.uint8)])
-    pixels = decode_image(_encode(Image.fromarray(rgba, "RGBA"), "PNG")).pixels
+    pixels = decode_image(pil_encode(Image.fromarray(rgba, "RGBA"), "PNG")).pixels
     np.testing.assert_array_equal(pixels, rgba[:, :, 2::-1])
 
 
@@ -143,7 +132,7 @@ def test_16_bit_pngs_are_scaled_to_8_bit(channels):
 def test_cmyk_jpeg_becomes_its_rgb_colours():
     rgb = _gradient()
     cmyk = Image.fromarray(rgb).convert("CMYK")
-    pixels = decode_image(_encode(cmyk, "JPEG", quality=95)).pixels
+    pixels = decode_image(pil_encode(cmyk, "JPEG", quality=95)).pixels
     assert np.abs(pixels.astype(int) - rgb[:, :, ::-1]).mean() < 4
 
 
@@ -151,13 +140,13 @@ def test_palette_images_give_their_palette_colours():
     rgb = _gradient()
     palette = Image.fromarray(rgb).quantize(colors=16)
     expected = np.asarray(palette.convert("RGB"))[:, :, ::-1]
-    np.testing.assert_array_equal(decode_image(_encode(palette, "PNG")).pixels, expected)
+    np.testing.assert_array_equal(decode_image(pil_encode(palette, "PNG")).pixels, expected)
 
 
 def test_animated_gif_gives_its_first_frame():
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
     frames = [Image.new("RGB", (20, 10), colour) for colour in colours]
-    data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = pil_encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     assert Image.open(io.BytesIO(data)).n_frames == 3
     pixels = decode_image(data).pixels
     assert pixels.shape == (10, 20, 3)
@@ -165,7 +154,7 @@ def test_animated_gif_gives_its_first_frame():
 
 
 def test_a_single_pixel_image_decodes():
-    decoded = decode_image(_encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"))
+    decoded = decode_image(pil_encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"))
     assert decoded.pixels.shape == (1, 1, 3) and tuple(decoded.pixels[0, 0]) == (30, 20, 10)
 
 
@@ -189,7 +178,7 @@ def test_exif_orientation_is_applied(orientation):
     stored = np.ascontiguousarray(_STORED[orientation](upright))
     exif = Image.Exif()
     exif[0x0112] = orientation
-    data = _encode(Image.fromarray(stored), "PNG", exif=exif.tobytes())
+    data = pil_encode(Image.fromarray(stored), "PNG", exif=exif.tobytes())
     assert read_dimensions(data) == (70, 40)
     np.testing.assert_array_equal(decode_image(data).pixels, upright[:, :, ::-1])
 
@@ -200,7 +189,7 @@ def test_faces_in_a_rotated_camera_jpeg_are_found_upright(dlib_faces_dir, defaul
     exif = Image.Exif()
     exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
     stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))
-    data = _encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+    data = pil_encode(stored, "JPEG", quality=95, exif=exif.tobytes())
     decoded = decode_image(data)
     assert (decoded.width, decoded.height) == (upright.shape[1], upright.shape[0])
     detections = default_detector.detect([decoded.pixels])[0]
@@ -214,11 +203,11 @@ def test_random_and_damaged_bytes_only_ever_raise_decode_errors(dlib_faces_dir):
     rng = random.Random(1234)
     samples = [
         (dlib_faces_dir / "2008_001009.jpg").read_bytes(),
-        _encode(Image.fromarray(_gradient()), "PNG"),
-        _encode(Image.fromarray(_gradient()), "GIF"),
-        _encode(Image.fromarray(_gradient()), "WEBP"),
-        _encode(Image.fromarray(_gradient()), "TIFF"),
-        _encode(Image.fromarray(_gradient()), "BMP"),
+        pil_encode(Image.fromarray(_gradient()), "PNG"),
+        pil_encode(Image.fromarray(_gradient()), "GIF"),
+        pil_encode(Image.fromarray(_gradient()), "WEBP"),
+        pil_encode(Image.fromarray(_gradient()), "TIFF"),
+        pil_encode(Image.fromarray(_gradient()), "BMP"),
     ]
     inputs = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(100)]
     for sample in samples:
