@@ -69,8 +69,7 @@ class AgeGenderStage:
                               "confidence": round(float(pred.gender_confidence), 4),
                               "scores": {k: round(float(v), 4) for k, v in pred.gender_scores.items()}}
         for index, job, _ in work:
-            job["models"]["agegender"] = ("deepface-age+gender/shared-trunk" if model.shared_trunk
-                                          else "deepface-age+gender")
+            job["models"]["agegender"] = model.name
             job["notes"].pop("agegender", None)
             outcomes[index] = Forward(job)
         return outcomes

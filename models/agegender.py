@@ -18,6 +18,7 @@ from deepface.modules.preprocessing import resize_image
 
 from models.detect import Box
 from models.landmarks import eye_centres
+from models.precision import choose_precision
 from models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 
 __all__ = [
@@ -101,9 +102,20 @@ def crop_face(
 class AgeGenderModel:
     """DeepFace's age and gender networks; one trunk for both when their weights allow it."""
 
-    def __init__(self, shared=None, age=None, gender=None) -> None:
+    def __init__(self, shared=None, age=None, gender=None, precision: str = "float32") -> None:
         self._shared, self._age, self._gender = shared, age, gender
         self.shared_trunk = shared is not None
+        self.precision = precision
+
+    @property
+    def name(self) -> str:
+        """What the results' ``models.agegender`` says: networks, trunk sharing, precision."""
+        parts = ["deepface-age+gender"]
+        if self.shared_trunk:
+            parts.append("shared-trunk")
+        if self.precision != "float32":
+            parts.append(self.precision)
+        return "/".join(parts)
 
     def predict(self, crops: np.ndarray) -> list[AgeGender]:
         """(n, 224, 224, 3) float32 crops from ``crop_face`` -> n ``AgeGender``, same order."""
@@ -124,15 +136,19 @@ class AgeGenderModel:
         return np.asarray(age), np.asarray(gender)
 
 
-def load_agegender(weights_dir: Path | None = None, threads: int | None = None) -> AgeGenderModel:
+def load_agegender(
+    weights_dir: Path | None = None, threads: int | None = None, precision: str | None = None
+) -> AgeGenderModel:
     """Load DeepFace's age and gender weights from ``weights_dir``.
 
     ``weights_dir`` defaults to DeepFace's own folder ($DEEPFACE_HOME/.deepface/weights).
     Nothing is ever downloaded: a missing file raises ``WeightsMissing`` (run `faces models
     fetch`), an unreadable one ``WeightsUnreadable``. ``threads`` (or $FACES_TF_THREADS)
-    limits TensorFlow's thread pool. Compares the trunks first, then builds one shared graph
-    or the two full DeepFace graphs.
+    limits TensorFlow's thread pool. ``precision`` (or $FACES_AGEGENDER_PRECISION): auto,
+    float32 or bfloat16, see ``models.precision``; float32 computes exactly what DeepFace does.
+    Compares the trunks first, then builds one shared graph or the two full DeepFace graphs.
     """
+    dtype = choose_precision(precision)
     folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir()
     age_path, gender_path = folder / AGE_FILE, folder / GENDER_FILE
     for path in (age_path, gender_path):
@@ -143,10 +159,10 @@ def load_agegender(weights_dir: Path | None = None, threads: int | None = None) 
 
     tf_runtime.configure_threads(intra=threads)
     if vggface.trunks_equal(age_path, gender_path):
-        return AgeGenderModel(shared=vggface.load_shared_model(age_path, gender_path))
-    age = vggface.load_deepface_model(vggface.AGE_CLASSES, age_path)
-    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, gender_path)
-    return AgeGenderModel(age=age, gender=gender)
+        return AgeGenderModel(shared=vggface.load_shared_model(age_path, gender_path, dtype), precision=dtype)
+    age = vggface.load_deepface_model(vggface.AGE_CLASSES, age_path, dtype)
+    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, gender_path, dtype)
+    return AgeGenderModel(age=age, gender=gender, precision=dtype)
 
 
 def _summarise(age_probs: np.ndarray, gender_probs: np.ndarray) -> AgeGender:

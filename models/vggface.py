@@ -25,6 +25,7 @@ import numpy as np
 
 from models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
 from models.weights import WeightsUnreadable
+import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
     Activation,
     Conv2D,
@@ -43,37 +44,39 @@ GENDER_CLASSES = 2
 _BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 TRUNK_LAYERS = sum(convs for _, convs in _BLOCKS)  # 13 weighted layers before fc6
 WEIGHTED_LAYERS = TRUNK_LAYERS + 3  # + fc6, fc7, class layer
+_SLICE_BYTES = 64 << 20
 _ZEROS = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 
 
-def build_deepface_model(classes: int) -> Model:
+def build_deepface_model(classes: int, dtype: str = "float32") -> Model:
     """DeepFace's demography graph: 224x224x3 BGR in 0..1 -> ``classes`` softmax
-    probabilities. Weights are zeros until loaded."""
+    probabilities. Weights are zeros until loaded. ``dtype`` is the format of the weights
+    and the arithmetic (``models.precision``); the input and the probabilities are float32."""
     inputs = Input(shape=(224, 224, 3))
-    return Model(inputs=inputs, outputs=_head(_trunk(inputs), classes, "head"))
+    return Model(inputs=inputs, outputs=_head(_trunk(inputs, dtype), classes, "head", dtype))
 
 
-def build_shared_model() -> Model:
+def build_shared_model(dtype: str = "float32") -> Model:
     """One trunk, two heads: 224x224x3 in -> [101 age probabilities, 2 gender probabilities]."""
     inputs = Input(shape=(224, 224, 3))
-    features = _trunk(inputs)
+    features = _trunk(inputs, dtype)
     return Model(
         inputs=inputs,
-        outputs=[_head(features, AGE_CLASSES, "age"), _head(features, GENDER_CLASSES, "gender")],
+        outputs=[_head(features, AGE_CLASSES, "age", dtype), _head(features, GENDER_CLASSES, "gender", dtype)],
     )
 
 
-def load_deepface_model(classes: int, path: Path) -> Model:
+def load_deepface_model(classes: int, path: Path, dtype: str = "float32") -> Model:
     """``build_deepface_model`` with the weights of ``path``."""
-    model = build_deepface_model(classes)
+    model = build_deepface_model(classes, dtype)
     _fill(_weighted(model), path, 0)
     return model
 
 
-def load_shared_model(age_path: Path, gender_path: Path) -> Model:
+def load_shared_model(age_path: Path, gender_path: Path, dtype: str = "float32") -> Model:
     """``build_shared_model`` filled from two files with equal trunks: the trunk and the
     age head from ``age_path``, the gender head from ``gender_path``."""
-    model = build_shared_model()
+    model = build_shared_model(dtype)
     layers = _weighted(model)
     trunk = [layer for layer in layers if layer.name.startswith("trunk_")]
     age = [layer for layer in layers if layer.name.startswith("age_")]
@@ -113,7 +116,9 @@ def _weight_file(path: Path) -> Iterator[list[list[h5py.Dataset]]]:
         raise WeightsUnreadable(path, str(err)) from err
 
 
-def _trunk(inputs):
+def _trunk(inputs, dtype: str):
+    # A layer whose dtype is bfloat16 keeps its weights in bfloat16 and casts its input to
+    # it, so one cast of the photo batch is the only conversion per call.
     x = inputs
     index = 0
     for filters, convs in _BLOCKS:
@@ -122,18 +127,20 @@ def _trunk(inputs):
             # padding="same" equals DeepFace's ZeroPadding2D((1, 1)) + valid 3x3 conv, in one
             # layer: identical outputs, ~5 % less CPU per forward pass (faces bench).
             x = Conv2D(filters, (3, 3), activation="relu", padding="same", name=f"trunk_conv{index}",
-                       **_ZEROS)(x)
-        x = MaxPooling2D((2, 2), strides=(2, 2))(x)
+                       dtype=dtype, **_ZEROS)(x)
+        x = MaxPooling2D((2, 2), strides=(2, 2), dtype=dtype)(x)
     return x
 
 
-def _head(features, classes: int, prefix: str):
-    x = Conv2D(4096, (7, 7), activation="relu", name=f"{prefix}_fc6", **_ZEROS)(features)
-    x = Dropout(0.5)(x)
-    x = Conv2D(4096, (1, 1), activation="relu", name=f"{prefix}_fc7", **_ZEROS)(x)
-    x = Dropout(0.5)(x)
-    x = Conv2D(classes, (1, 1), name=f"{prefix}_predictions", **_ZEROS)(x)
-    return Activation("softmax", name=f"{prefix}_softmax")(Flatten(name=f"{prefix}_flatten")(x))
+def _head(features, classes: int, prefix: str, dtype: str):
+    x = Conv2D(4096, (7, 7), activation="relu", name=f"{prefix}_fc6", dtype=dtype, **_ZEROS)(features)
+    x = Dropout(0.5, dtype=dtype)(x)
+    x = Conv2D(4096, (1, 1), activation="relu", name=f"{prefix}_fc7", dtype=dtype, **_ZEROS)(x)
+    x = Dropout(0.5, dtype=dtype)(x)
+    x = Conv2D(classes, (1, 1), name=f"{prefix}_predictions", dtype=dtype, **_ZEROS)(x)
+    # The softmax always runs in float32: bfloat16's 8 bits would round the probabilities.
+    x = Flatten(name=f"{prefix}_flatten", dtype="float32")(x)
+    return Activation("softmax", name=f"{prefix}_softmax", dtype="float32")(x)
 
 
 def _weighted(model: Model) -> list:
@@ -153,15 +160,16 @@ def _fill(layers: list, path: Path, first: int) -> None:
 
 
 def _assign(variable, dataset: h5py.Dataset) -> None:
-    """Copy a dataset into a variable in slices of the last axis of at most ~64 MB: fc6's
-    411 MB kernel copied whole would need that much again in temporary buffers."""
-    per_output = max(1, dataset.size // max(1, dataset.shape[-1]) * dataset.dtype.itemsize)
-    step = max(1, (64 << 20) // per_output)
-    if step >= dataset.shape[-1]:
-        variable.assign(dataset[()])
+    """Copy a dataset into a variable in slices of its first axis of about 64 MB: fc6's
+    411 MB kernel copied whole would need that much again in temporary buffers, and slices
+    of the first axis are contiguous in the file, so HDF5 reads them in one pass. The
+    file's float32 values are rounded to the variable's dtype (bfloat16 or float32)."""
+    if dataset.ndim == 0 or dataset.nbytes <= _SLICE_BYTES:
+        variable.assign(tf.cast(dataset[()], variable.dtype))
         return
-    for start in range(0, dataset.shape[-1], step):
-        variable[..., start : start + step].assign(dataset[..., start : start + step])
+    step = max(1, _SLICE_BYTES * dataset.shape[0] // dataset.nbytes)
+    for start in range(0, dataset.shape[0], step):
+        variable[start : start + step].assign(tf.cast(dataset[start : start + step], variable.dtype))
 
 
 def _text(value) -> str:

@@ -42,6 +42,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_FAILED)
 
 
+def _check_model_environment() -> None:
+    """Refuse a bad $FACES_AGEGENDER_PRECISION here, not in a worker that would crash-loop."""
+    from models.precision import PrecisionError, choose_precision
+
+    try:
+        choose_precision()
+    except PrecisionError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def run(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
@@ -65,6 +75,7 @@ def run(
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _sigterm_as_interrupt()
+    _check_model_environment()
     for path in paths:
         if not path.exists():
             _fail(f"{path} does not exist")
@@ -105,6 +116,7 @@ def up(
 
     logs.configure()
     _sigterm_as_interrupt()
+    _check_model_environment()
     if watch_dir is not None and not watch_dir.is_dir():
         _fail(f"{watch_dir} is not a folder")
     app_cfg = app_settings(redis_url, state_dir, storage, output)
@@ -151,6 +163,7 @@ def worker(
     if stage not in STAGES:
         _fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     logs.configure()
+    _check_model_environment()
     try:
         settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                                    max_deliveries=max_deliveries, grace_s=grace_s,

@@ -27,6 +27,7 @@ from models.agegender import (
 )
 from models.detect import Box
 from models.landmarks import eye_centres
+from models.precision import PRECISION_ENV, PrecisionError, choose_precision, cpu_has_native_bf16
 
 TOLERANCE = 1e-4
 PHOTO = "2008_007676.jpg"
@@ -121,7 +122,8 @@ def monkeypatch_module():
 
 @pytest.fixture(scope="module")
 def shared_model(synthetic_deepface_home_shared):
-    return load_agegender(_weights(synthetic_deepface_home_shared))
+    # float32 is DeepFace's own arithmetic; bfloat16 is checked against it below.
+    return load_agegender(_weights(synthetic_deepface_home_shared), precision="float32")
 
 
 def _assert_same_as_deepface(model, crops, faces, reference):
@@ -153,7 +155,7 @@ def test_shared_trunk_weights_run_one_trunk_and_match_deepface(
 def test_separate_trunks_run_both_full_models_and_match_deepface(
     synthetic_deepface_home_separate, crops, faces, monkeypatch_module
 ):
-    model = load_agegender(_weights(synthetic_deepface_home_separate))
+    model = load_agegender(_weights(synthetic_deepface_home_separate), precision="float32")
     assert model.shared_trunk is False
     reference = _deepface_reference(synthetic_deepface_home_separate, crops, faces, monkeypatch_module)
     _assert_same_as_deepface(model, crops, faces, reference)
@@ -168,6 +170,42 @@ def test_a_batch_gives_the_same_results_as_one_face_at_a_time(shared_model, crop
         assert np.abs(age[0] - batch_age[i]).max() <= TOLERANCE
         assert np.abs(gender[0] - batch_gender[i]).max() <= TOLERANCE
     assert shared_model.predict(crops[:0]) == []
+
+
+def test_bfloat16_stays_close_to_float32_and_says_so(shared_model, synthetic_deepface_home_shared, crops):
+    model = load_agegender(_weights(synthetic_deepface_home_shared), precision="bfloat16")
+    assert (model.name, shared_model.name) == (
+        "deepface-age+gender/shared-trunk/bfloat16", "deepface-age+gender/shared-trunk")
+    age16, gender16 = model.predict_probabilities(crops)
+    age32, gender32 = shared_model.predict_probabilities(crops)
+    assert age16.dtype == gender16.dtype == np.float32
+    # Random weights spread the probabilities thinly, so these bounds say little about real
+    # weights; they do catch a wrong cast (bfloat16 softmax, weights not rounded but lost).
+    assert 0 < np.abs(age16 - age32).max() <= 0.01
+    assert np.abs(gender16 - gender32).max() <= 0.02
+    ages16 = [r.age for r in model.predict(crops)]
+    ages32 = [r.age for r in shared_model.predict(crops)]
+    np.testing.assert_allclose(ages16, ages32, atol=0.5)
+    del model
+    gc.collect()
+
+
+def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    assert choose_precision(native_bf16=True) == "bfloat16"
+    assert choose_precision(native_bf16=False) == "float32"
+    assert choose_precision("float32", native_bf16=True) == "float32"
+    monkeypatch.setenv(PRECISION_ENV, "BFloat16")
+    assert choose_precision(native_bf16=False) == "bfloat16"
+    monkeypatch.setenv(PRECISION_ENV, "half")
+    with pytest.raises(PrecisionError, match=PRECISION_ENV):
+        choose_precision()
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(cpuinfo) is True
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert cpu_has_native_bf16(cpuinfo) is False
+    assert cpu_has_native_bf16(tmp_path / "absent") is False
 
 
 def test_results_are_summaries_of_the_distributions(shared_model, crops):

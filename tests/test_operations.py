@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from models.precision import choose_precision
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,9 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
     assert [f["landmarks"] for f in filled["faces"]] == [f["landmarks"] for f in old["faces"]]
     assert all(f["age"] is not None and f["gender"]["label"] in ("Woman", "Man") for f in filled["faces"])
     assert "agegender" not in filled["notes"]
+    # The result names what computed the ages: DeepFace's networks, one trunk, the precision.
+    suffix = "/bfloat16" if choose_precision() == "bfloat16" else ""
+    assert filled["models"]["agegender"] == "deepface-age+gender/shared-trunk" + suffix
     stored = json.loads(redis_client.get(names.result_key(group_id)))
     assert stored["faces"][0]["age"] == filled["faces"][0]["age"]
     assert total_pending(redis_client) == 0

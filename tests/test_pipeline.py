@@ -67,6 +67,15 @@ def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_pat
     assert not (state / "redis.sock").exists(), "embedded redis-server left running"
 
 
+def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):
+    state = tmp_path / "state"
+    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(tmp_path / "storage"),
+                     env={"FACES_AGEGENDER_PRECISION": "half"}, timeout=60)
+    assert done.returncode == 1
+    assert "FACES_AGEGENDER_PRECISION='half'" in done.stderr and "Traceback" not in done.stderr
+    assert not (state / "logs").exists(), "workers were started"
+
+
 def kill_while_busy(pool: WorkerPool, client, stage: str, sig=signal.SIGKILL):
     """Signal the stage's first worker as soon as it holds entries; the worker."""
     victim = pool.by_stage(stage)[0]
