@@ -4,9 +4,11 @@ One run measures, in this order (the cold runs first, while nothing of ours is l
 
 1. the peer, DeepFace.analyze in a fresh process, cold and warm   (ops/bench_peer.py)
 2. this pipeline cold, a whole `faces run`, per weight set         (ops/bench_pipeline.py)
+   (and in float32 too when the default precision is bfloat16)
    and warm, a running stack fed the batch                          (ops/bench_pipeline.py)
 3. each stage alone on the decoded photos, and the backbone overhead (ops/bench_stages.py)
-4. age/gender batched vs one face at a time, shared trunk vs two full models
+4. age/gender batched vs one face at a time, shared trunk vs two full models, per precision,
+   and how far bfloat16's outputs are from float32's
 5. the transport alone, one hop of a real event                     (ops/bench_transport.py)
 
 Every figure goes into one dict (written as JSON by the CLI); ops/bench_report.py turns it
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from models.precision import FLOAT32, PRECISION_ENV, choose_precision
 from models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
 from ops import bench_peer, bench_pipeline, bench_stages, bench_transport
 from ops.bench_machine import CpuWatch, machine_facts
@@ -49,18 +52,25 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
     workdir = Path(tempfile.mkdtemp(prefix="faces-bench-"))
     try:
         homes = _weight_sets(workdir, synthetic_weights, say)
+        precision = choose_precision()
         figures: dict = {"folder": str(folder), "images": len(photos), "repeat": repeat,
-                         "weights": "synthetic" if synthetic_weights else "deepface", "peer": {}, "cold": {}}
+                         "weights": "synthetic" if synthetic_weights else "deepface", "precision": precision,
+                         "peer": {}, "cold": {}, "cold_float32": {}}
         for name, home in homes.items():
             say(f"DeepFace loop, cold and warm ({name} weights)")
             figures["peer"][name] = bench_peer.run_peer(photos, home, workdir / f"peer-{name}")
-            say(f"faces run, cold ({name} weights)")
+            say(f"faces run, cold ({name} weights, {precision})")
             figures["cold"][name] = bench_pipeline.cold_run(folder, home, workdir / f"cold-{name}")
-        main_home = next(iter(homes.values()))
+        main_name, main_home = next(iter(homes.items()))
+        if precision != FLOAT32:
+            # What DeepFace's exact arithmetic costs here, for the same comparison.
+            say(f"faces run, cold ({main_name} weights, float32)")
+            figures["cold_float32"][main_name] = bench_pipeline.cold_run(
+                folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32})
         say("running stack, warm")
         figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
         say("stages alone; age/gender batching and trunk sharing")
-        figures.update(_stages_alone(photos, main_home, homes.get("separate"), repeat, workdir, say))
+        figures.update(_stages_alone(photos, main_home, homes.get("separate"), precision, repeat, workdir, say))
         figures["machine"] = machine_facts(figures["warm"]["redis_version"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -87,7 +97,7 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
     return homes
 
 
-def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, repeat: int,
+def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, precision: str, repeat: int,
                   workdir: Path, say: Callable[[str], None]) -> dict:
     """Sections 3, 4 and 5: everything measured in this process on decoded photos."""
     from models.agegender import load_agegender
@@ -108,16 +118,25 @@ def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, re
 
     crops = bench_stages.crops_of(decoded, faces, range(len(decoded)))
     # All faces in one call, calls of 16 (a moderate batch, as a worker batch of a few photos
-    # gives), one face per call (DeepFace's way); for the shared trunk and two full models.
-    variants: dict = {"faces": len(crops)}
+    # gives), one face per call (DeepFace's way); for the shared trunk and two full models,
+    # in the precision in force and, when that is not float32, in DeepFace's float32 too.
+    precisions = [precision] if precision == FLOAT32 else [precision, FLOAT32]
+    variants: dict = {"faces": len(crops), "precisions": precisions}
     sizes = {"all": len(crops), "16": FACES_PER_CALL, "one": 1}
-    for label, size in sizes.items():
-        variants[f"shared/{label}"] = bench_stages.time_predict_calls(model, crops, size, repeat)
+    for name in precisions:
+        if name != precision:
+            exact = load_agegender(weights, precision=name)
+            variants["precision_difference"] = bench_stages.output_difference(model, exact, crops)
+            del model
+            model = exact
+        for label, size in sizes.items():
+            variants[f"{name}/shared/{label}"] = bench_stages.time_predict_calls(model, crops, size, repeat)
     del model
-    two = bench_stages.two_full_models((separate_home or home) / ".deepface" / "weights")
-    for label, size in sizes.items():
-        variants[f"two/{label}"] = bench_stages.time_predict_calls(two, crops, size, repeat)
-    del two
+    for name in precisions:
+        two = bench_stages.two_full_models((separate_home or home) / ".deepface" / "weights", name)
+        for label, size in sizes.items():
+            variants[f"{name}/two/{label}"] = bench_stages.time_predict_calls(two, crops, size, repeat)
+        del two
 
     say("transport: one hop of a real event")
     events = bench_transport.pick_events(decoded, [len(b) for b in boxes], detector, landmarker)

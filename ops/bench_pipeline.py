@@ -39,12 +39,13 @@ def worker_args(storage: Path, output: Path, batch: int = WORKER_BATCH) -> dict[
     return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]}
 
 
-def cold_run(folder: Path, deepface_home: Path, workdir: Path) -> dict:
-    """`faces run FOLDER` in a new process, timed from launch to exit, with its timeline."""
+def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, str] | None = None) -> dict:
+    """`faces run FOLDER` in a new process, timed from launch to exit, with its timeline.
+    ``env`` adds settings for that process and its workers (e.g. the age/gender precision)."""
     state, storage = workdir / "state", workdir / "storage"
     command = [sys.executable, "-m", "ops", "run", str(folder), "--state-dir", str(state),
                "--storage", str(storage), "--output", str(workdir / "output"), "--verbose"]
-    env = {**os.environ, "DEEPFACE_HOME": str(deepface_home)}
+    env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home)}
     launched_wall, launched = time.time(), time.monotonic()
     done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seconds = time.monotonic() - launched

@@ -118,15 +118,29 @@ def warm_up(model) -> None:
         model.predict(np.zeros((size, *INPUT_SIZE, 3), np.float32))
 
 
-def two_full_models(weights_dir: Path):
+def two_full_models(weights_dir: Path, precision: str = "float32"):
     """DeepFace's two complete networks, each with its own trunk, from any pair of weight
     files: what the age/gender stage runs when the trunks differ, and what DeepFace runs."""
     from models import vggface
     from models.agegender import AgeGenderModel
     from models.weights import AGE_FILE, GENDER_FILE
 
-    return AgeGenderModel(age=vggface.load_deepface_model(vggface.AGE_CLASSES, weights_dir / AGE_FILE),
-                          gender=vggface.load_deepface_model(vggface.GENDER_CLASSES, weights_dir / GENDER_FILE))
+    age = vggface.load_deepface_model(vggface.AGE_CLASSES, weights_dir / AGE_FILE, precision)
+    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, weights_dir / GENDER_FILE, precision)
+    return AgeGenderModel(age=age, gender=gender, precision=precision)
+
+
+def output_difference(model, reference, crops: np.ndarray) -> dict:
+    """How far ``model``'s answers are from ``reference``'s on the same crops: the largest
+    change of any probability, of the age in years, and how many genders flip."""
+    age, gender = model.predict_probabilities(crops)
+    ref_age, ref_gender = reference.predict_probabilities(crops)
+    years = np.arange(age.shape[1])
+    return {"faces": len(crops),
+            "max_age_probability": float(np.abs(age - ref_age).max()),
+            "max_gender_probability": float(np.abs(gender - ref_gender).max()),
+            "max_age_years": float(np.abs(age @ years - ref_age @ years).max()),
+            "gender_flips": int((gender.argmax(1) != ref_gender.argmax(1)).sum())}
 
 
 def time_predict_calls(model, crops: np.ndarray, faces_per_call: int, repeat: int) -> dict:

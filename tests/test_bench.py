@@ -97,10 +97,12 @@ def _figures(peer_cold_s: float, cold_s: float, warm_s: float, agegender_s: floa
     timeline = {"phases": {"spawn_s": 0.5, "until_all_ready_s": 5, "compute_after_ready_s": 4, "stop_s": 1},
                 "marks": {"agegender.load_s": 4.0}}
     return {
-        "images": 2, "weights": "synthetic",
+        "images": 2, "weights": "synthetic", "precision": "bfloat16",
         "peer": {"shared": {"cold": peer(peer_cold_s), "warm": peer(peer_cold_s / 2),
                             "interpreter_and_import_s": 3.0, "model_load_s": 5.0}},
         "cold": {"shared": {"seconds": cold_s, "images": 2, "faces": 4, "timeline": timeline}},
+        # The same run in float32, twice as slow: shown, never judged.
+        "cold_float32": {"shared": {"seconds": 2 * cold_s, "images": 2, "faces": 4, "timeline": timeline}},
         "warm": {"seconds": warm_s, "images": 2, "faces": 4, "latency_p50_s": 1.0, "latency_max_s": 2.0,
                  "in_pipeline_stage_s": {"agegender": agegender_s},
                  "worker_cpu_s": {"detect-0": 0.3, "landmarks-0": 0.1, "agegender-0": 7.0, "sink-0": 0.1},
@@ -109,8 +111,12 @@ def _figures(peer_cold_s: float, cold_s: float, warm_s: float, agegender_s: floa
         "stages": {"images": 2, "faces": 4, "decode_s": 0.1, "detect_s": 0.2, "landmarks_s": 0.05,
                    "agegender_s": agegender_s, "shared_trunk": True,
                    "agegender": {"crop_s": 0.1, "predict_s": agegender_s - 0.1, "calls": 1, "images_per_call": 8}},
-        "agegender_variants": {"faces": 4, **{f"{trunk}/{label}": {"seconds": 1.0, "cpu_s": 2.0}
-                                              for trunk in ("shared", "two") for label in ("all", "16", "one")}},
+        "agegender_variants": {
+            "faces": 4, "precisions": ["bfloat16", "float32"],
+            "precision_difference": {"faces": 4, "max_age_probability": 0.001, "max_gender_probability": 0.002,
+                                     "max_age_years": 0.05, "gender_flips": 0},
+            **{f"{precision}/{trunk}/{label}": {"seconds": 1.0, "cpu_s": 2.0} for precision in ("bfloat16", "float32")
+               for trunk in ("shared", "two") for label in ("all", "16", "one")}},
         "transport": {"redis_version": "7.2", "hops": {"typical/single": {
             "event_bytes": 3000, "faces": 2, "batch": 1, "p50_ms": hop_ms, "p99_ms": 2 * hop_ms,
             "events_per_s": 1000 / hop_ms}}},
@@ -120,7 +126,12 @@ def _figures(peer_cold_s: float, cold_s: float, warm_s: float, agegender_s: floa
 def test_targets_are_judged_on_ratios_measured_side_by_side():
     good = _figures(peer_cold_s=30, cold_s=10, warm_s=4.1, agegender_s=4.0, hop_ms=0.5)
     good["derived"] = bench_report.derive(good)
-    assert good["derived"]["cold_speedup"]["shared"] == pytest.approx(3.0)
+    assert good["derived"]["cold_speedup"]["shared weights, bfloat16"] == pytest.approx(3.0)
+    assert good["derived"]["cold_speedup"]["shared weights, float32"] == pytest.approx(1.5)
+    # Only `faces run` as it runs by default is judged: one cold target, not two.
+    assert [t["name"] for t in good["derived"]["targets"]][0] == \
+        "cold end to end vs DeepFace loop (shared trunk, bfloat16)"
+    assert sum(t["name"].startswith("cold") for t in good["derived"]["targets"]) == 1
     assert good["derived"]["busiest_stage"] == "agegender"
     assert good["derived"]["overhead_pct"] == pytest.approx(100 * 0.1 / 4.1)
     # detect, landmarks and sink took 0.5 CPU seconds of the 2 cores during the 4.1 s batch.
@@ -138,7 +149,10 @@ def test_report_renders_the_same_sections_as_markdown():
     text = bench_report.render_markdown(figures)
     for section in bench_report.sections(figures):
         assert f"**{section.title}**" in text
-    assert "| cold end to end vs DeepFace loop (shared trunk) | >= 2.0x | 3.00x | met |" in text
+    assert "| cold end to end vs DeepFace loop (shared trunk, bfloat16) | >= 2.0x | 3.00x | met |" in text
+    assert "| cold, s/image (shared weights, float32) | 15.00 | 10.00 | 1.50x |" in text
+    assert "| bfloat16, two full models, one face per call | 0.250 | 0.500 |" in text
+    assert "0.0010 / 0.0020 | 0.05 years; 0 |" in text
 
 
 def test_cpu_watch_separates_this_process_from_the_rest_of_the_machine():

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from models.precision import choose_precision
 from pathlib import Path
 
 import pytest
 
+from models.precision import choose_precision
 from ops.replayjob import replay_job
 from ops.runjob import JobOptions, run_job, start_pool
 from ops.settings import AppSettings
