@@ -35,7 +35,7 @@ def write_synthetic_weights(weights_dir: Path, shared_trunk: bool, seed: int = 0
 
 
 def _write(path: Path, classes: int, trunk_seed: tuple[int, int], head_seed: tuple[int, int]) -> None:
-    model = build_deepface_model(classes)
+    model = build_deepface_model(classes, file_layout=True)  # DeepFace's own shapes in the file
     weighted = [layer for layer in model.layers if layer.weights]
     trunk_rng, head_rng = np.random.default_rng(trunk_seed), np.random.default_rng(head_seed)
     for index, layer in enumerate(weighted):

@@ -8,6 +8,15 @@ from VGGFace.base_model() because DeepFace's layers start from random Glorot val
 over a gigabyte of temporary memory per model, only to be overwritten by the weight file;
 these start from zeros. ``build_shared_model`` runs the convolution trunk once for both heads.
 
+DeepFace writes fc6, fc7 and the class layer as convolutions (7x7 over the 7x7 feature map,
+then 1x1 over a 1x1 map). Each is the same sum as a matrix product of the flattened features
+with the kernel reshaped to (inputs, outputs), and TensorFlow runs that as one matrix product,
+where as a convolution oneDNN first reorders the 411 MB fc6 kernel on every call (0.3 CPU s
+per call in bfloat16, 0.5 in float32 at 8 faces, against 0.06 and 0.08 as a matrix product,
+measured here). So the graphs that run use Dense layers there (``file_layout=False``); the
+weight files keep DeepFace's convolution shapes, which ``file_layout=True`` builds (for
+writing synthetic files) and ``_fill`` reshapes on load.
+
 A weight file is a Keras 2 ``save_weights`` HDF5: the layers that have weights, in graph
 order, each with a kernel and a bias. For these networks that is 13 trunk convolutions, then
 fc6 (the 7x7 convolution), fc7, and the class layer. Layer names inside the file are
@@ -29,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
     Activation,
     Conv2D,
+    Dense,
     Dropout,
     Flatten,
     Input,
@@ -48,12 +58,13 @@ _SLICE_BYTES = 64 << 20
 _ZEROS = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 
 
-def build_deepface_model(classes: int, dtype: str = "float32") -> Model:
+def build_deepface_model(classes: int, dtype: str = "float32", file_layout: bool = False) -> Model:
     """DeepFace's demography graph: 224x224x3 BGR in 0..1 -> ``classes`` softmax
     probabilities. Weights are zeros until loaded. ``dtype`` is the format of the weights
-    and the arithmetic (``models.precision``); the input and the probabilities are float32."""
+    and the arithmetic (``models.precision``); the input and the probabilities are float32.
+    ``file_layout`` builds the head as DeepFace's convolutions (see the module docstring)."""
     inputs = Input(shape=(224, 224, 3))
-    return Model(inputs=inputs, outputs=_head(_trunk(inputs, dtype), classes, "head", dtype))
+    return Model(inputs=inputs, outputs=_head(_trunk(inputs, dtype), classes, "head", dtype, file_layout))
 
 
 def build_shared_model(dtype: str = "float32") -> Model:
@@ -132,14 +143,22 @@ def _trunk(inputs, dtype: str):
     return x
 
 
-def _head(features, classes: int, prefix: str, dtype: str):
-    x = Conv2D(4096, (7, 7), activation="relu", name=f"{prefix}_fc6", dtype=dtype, **_ZEROS)(features)
-    x = Dropout(0.5, dtype=dtype)(x)
-    x = Conv2D(4096, (1, 1), activation="relu", name=f"{prefix}_fc7", dtype=dtype, **_ZEROS)(x)
-    x = Dropout(0.5, dtype=dtype)(x)
-    x = Conv2D(classes, (1, 1), name=f"{prefix}_predictions", dtype=dtype, **_ZEROS)(x)
+def _head(features, classes: int, prefix: str, dtype: str, file_layout: bool = False):
+    if file_layout:
+        x = Conv2D(4096, (7, 7), activation="relu", name=f"{prefix}_fc6", dtype=dtype, **_ZEROS)(features)
+        x = Dropout(0.5, dtype=dtype)(x)
+        x = Conv2D(4096, (1, 1), activation="relu", name=f"{prefix}_fc7", dtype=dtype, **_ZEROS)(x)
+        x = Dropout(0.5, dtype=dtype)(x)
+        x = Conv2D(classes, (1, 1), name=f"{prefix}_predictions", dtype=dtype, **_ZEROS)(x)
+        x = Flatten(name=f"{prefix}_flatten", dtype=dtype)(x)
+    else:
+        # Flattening the 7x7x512 map in (row, column, channel) order matches the kernel's
+        # (7, 7, 512, 4096) order reshaped to (25088, 4096).
+        x = Flatten(name=f"{prefix}_features", dtype=dtype)(features)
+        x = Dense(4096, activation="relu", name=f"{prefix}_fc6", dtype=dtype, **_ZEROS)(x)
+        x = Dense(4096, activation="relu", name=f"{prefix}_fc7", dtype=dtype, **_ZEROS)(x)
+        x = Dense(classes, name=f"{prefix}_predictions", dtype=dtype, **_ZEROS)(x)
     # The softmax always runs in float32: bfloat16's 8 bits would round the probabilities.
-    x = Flatten(name=f"{prefix}_flatten", dtype="float32")(x)
     return Activation("softmax", name=f"{prefix}_softmax", dtype="float32")(x)
 
 
@@ -152,24 +171,37 @@ def _fill(layers: list, path: Path, first: int) -> None:
     with _weight_file(path) as file_layers:
         for layer, datasets in zip(layers, file_layers[first:]):
             for variable, dataset in zip(layer.weights, datasets):
-                if tuple(variable.shape) != dataset.shape:
+                if not _fits(tuple(variable.shape), dataset.shape):
                     expected = tuple(variable.shape)
                     detail = f"layer {layer.name} is {dataset.shape} in the file, DeepFace's is {expected}"
                     raise WeightsUnreadable(path, detail)
                 _assign(variable, dataset)
 
 
+def _fits(variable_shape: tuple, file_shape: tuple) -> bool:
+    """The same shape, or a Dense kernel of a convolution kernel (kh, kw, in, out)."""
+    if variable_shape == file_shape:
+        return True
+    return (len(variable_shape) == 2 and len(file_shape) == 4 and variable_shape[1] == file_shape[3]
+            and variable_shape[0] == int(np.prod(file_shape[:3])))
+
+
 def _assign(variable, dataset: h5py.Dataset) -> None:
     """Copy a dataset into a variable in slices of its first axis of about 64 MB: fc6's
     411 MB kernel copied whole would need that much again in temporary buffers, and slices
     of the first axis are contiguous in the file, so HDF5 reads them in one pass. The
-    file's float32 values are rounded to the variable's dtype (bfloat16 or float32)."""
+    file's float32 values are rounded to the variable's dtype (bfloat16 or float32), and a
+    convolution kernel is reshaped into a Dense one (each file slice is a block of rows)."""
+    def value(part: np.ndarray):
+        return tf.cast(part.reshape(-1, *variable.shape[1:]), variable.dtype)
+
     if dataset.ndim == 0 or dataset.nbytes <= _SLICE_BYTES:
-        variable.assign(tf.cast(dataset[()], variable.dtype))
+        variable.assign(value(dataset[()]) if dataset.ndim else tf.cast(dataset[()], variable.dtype))
         return
+    rows = variable.shape[0] // dataset.shape[0]  # variable rows per slice of the file's first axis
     step = max(1, _SLICE_BYTES * dataset.shape[0] // dataset.nbytes)
     for start in range(0, dataset.shape[0], step):
-        variable[start : start + step].assign(tf.cast(dataset[start : start + step], variable.dtype))
+        variable[start * rows : (start + step) * rows].assign(value(dataset[start : start + step]))
 
 
 def _text(value) -> str:

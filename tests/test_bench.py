@@ -51,6 +51,9 @@ def test_agegender_stage_times_crop_and_predict_per_worker_batch(measured, synth
     crops = bench_stages.crops_of(photos, faces, [0])[:2]
     one_by_one = bench_stages.time_predict_calls(model, crops, faces_per_call=1, repeat=1)
     assert one_by_one["seconds"] > 0 and one_by_one["cpu_s"] > 0
+    same = bench_stages.output_difference(model, model, crops)
+    assert same == {"faces": 2, "max_age_probability": 0.0, "max_gender_probability": 0.0,
+                    "max_age_years": 0.0, "gender_flips": 0}
 
 
 def test_one_hop_moves_a_real_landmarked_event_and_leaves_nothing_behind(measured, default_detector,
