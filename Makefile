@@ -28,10 +28,11 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). Several minutes.
+# Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). About 15 minutes.
+# Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see README).
 BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
 bench: install-dev
-	$(BIN)/faces bench $(BENCH_DIR) --synthetic-weights --json bench-results/bench.json
+	$(BIN)/faces bench $(BENCH_DIR) --synthetic-weights --repeat 3 --json bench-results/bench.json
 
 # Worker and Redis crash runs: several minutes; not part of `make test`.
 chaos: install-dev
