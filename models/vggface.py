@@ -11,9 +11,9 @@ these start from zeros. ``build_shared_model`` runs the convolution trunk once f
 DeepFace writes fc6, fc7 and the class layer as convolutions (7x7 over the 7x7 feature map,
 then 1x1 over a 1x1 map). Each is the same sum as a matrix product of the flattened features
 with the kernel reshaped to (inputs, outputs), and TensorFlow runs that as one matrix product,
-where as a convolution oneDNN first reorders the 411 MB fc6 kernel on every call (0.3 CPU s
-per call in bfloat16, 0.5 in float32 at 8 faces, against 0.06 and 0.08 as a matrix product,
-measured here). So the graphs that run use Dense layers there (``file_layout=False``); the
+where as a convolution oneDNN first reorders the 411 MB fc6 kernel on every call (0.2-0.3 CPU s
+per call in bfloat16, about 0.5 in float32, against 0.06-0.12 as a matrix product, measured
+here at 1 to 40 faces). So the graphs that run use Dense layers there (``file_layout=False``); the
 weight files keep DeepFace's convolution shapes, which ``file_layout=True`` builds (for
 writing synthetic files) and ``_fill`` reshapes on load.
 
