@@ -35,7 +35,7 @@ RESULT_TIMEOUT_S = 900.0
 
 
 def worker_args(storage: Path, output: Path, batch: int = WORKER_BATCH) -> dict[str, list[str]]:
-    """The worker options `faces run` passes (ops/cli.py), so the warm stack runs the same."""
+    """The worker options `faces run` passes (ops/cli_pipeline.py), so the warm stack runs the same."""
     return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]}
 
 

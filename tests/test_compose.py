@@ -4,7 +4,6 @@ valid compose, and every service runs a real `faces` command whose --help works.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from producer.files import job_for
 from producer.submit import submit_file
 from schemas import events
 from schemas.result import load_schema
-from streams import deadletters, names, publishing
+from streams import deadletters, names
 from streams.reading import PAYLOAD_FIELD
 from tests.images import DATA, photo_variants
 from tests.pipeline import (announced_job_ids, consumer_pending, faces_cli, result_files,
