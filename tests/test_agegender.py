@@ -172,6 +172,7 @@ def test_a_batch_gives_the_same_results_as_one_face_at_a_time(shared_model, crop
     assert shared_model.predict(crops[:0]) == []
 
 
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no bfloat16 arithmetic; auto never picks it")
 def test_bfloat16_stays_close_to_float32_and_says_so(shared_model, synthetic_deepface_home_shared, crops):
     model = load_agegender(_weights(synthetic_deepface_home_shared), precision="bfloat16")
     assert (model.name, shared_model.name) == (
