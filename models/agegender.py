@@ -31,6 +31,7 @@ __all__ = [
     "WeightsUnreadable",
     "crop_face",
     "load_agegender",
+    "load_full_models",
 ]
 
 INPUT_SIZE = (224, 224)
@@ -160,9 +161,17 @@ def load_agegender(
     tf_runtime.configure_threads(intra=threads)
     if vggface.trunks_equal(age_path, gender_path):
         return AgeGenderModel(shared=vggface.load_shared_model(age_path, gender_path, dtype), precision=dtype)
-    age = vggface.load_deepface_model(vggface.AGE_CLASSES, age_path, dtype)
-    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, gender_path, dtype)
-    return AgeGenderModel(age=age, gender=gender, precision=dtype)
+    return load_full_models(folder, dtype)
+
+
+def load_full_models(weights_dir: Path, precision: str = "float32") -> AgeGenderModel:
+    """DeepFace's two complete networks, each with its own trunk, whatever the files hold:
+    what ``load_agegender`` runs when the trunks differ, and what DeepFace itself runs."""
+    from models import vggface
+
+    age = vggface.load_deepface_model(vggface.AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision)
+    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision)
+    return AgeGenderModel(age=age, gender=gender, precision=precision)
 
 
 def _summarise(age_probs: np.ndarray, gender_probs: np.ndarray) -> AgeGender:

@@ -195,8 +195,8 @@ def _assign(variable, dataset: h5py.Dataset) -> None:
     def value(part: np.ndarray):
         return tf.cast(part.reshape(-1, *variable.shape[1:]), variable.dtype)
 
-    if dataset.ndim == 0 or dataset.nbytes <= _SLICE_BYTES:
-        variable.assign(value(dataset[()]) if dataset.ndim else tf.cast(dataset[()], variable.dtype))
+    if dataset.nbytes <= _SLICE_BYTES:
+        variable.assign(value(dataset[()]))
         return
     rows = variable.shape[0] // dataset.shape[0]  # variable rows per slice of the file's first axis
     step = max(1, _SLICE_BYTES * dataset.shape[0] // dataset.nbytes)

@@ -100,7 +100,7 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
 def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, precision: str, repeat: int,
                   workdir: Path, say: Callable[[str], None]) -> dict:
     """Sections 3, 4 and 5: everything measured in this process on decoded photos."""
-    from models.agegender import load_agegender
+    from models.agegender import load_agegender, load_full_models
     from models.detect import load_detector
     from models.landmarks import load_landmarker
 
@@ -133,7 +133,7 @@ def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, pr
             variants[f"{name}/shared/{label}"] = bench_stages.time_predict_calls(model, crops, size, repeat)
     del model
     for name in precisions:
-        two = bench_stages.two_full_models((separate_home or home) / ".deepface" / "weights", name)
+        two = load_full_models((separate_home or home) / ".deepface" / "weights", name)
         for label, size in sizes.items():
             variants[f"{name}/two/{label}"] = bench_stages.time_predict_calls(two, crops, size, repeat)
         del two

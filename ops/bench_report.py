@@ -23,12 +23,17 @@ class Section(NamedTuple):
     rows: list[tuple[str, ...]]
 
 
-def cold_runs(f: dict) -> list[tuple[str, str, dict]]:
-    """(label, weight set, figures) of every cold `faces run`: in the precision in force,
-    then in float32 where that was measured as well."""
-    precision = f.get("precision", "float32")
-    runs = [(f"{name} weights, {precision}", name, cold) for name, cold in f["cold"].items()]
-    runs += [(f"{name} weights, float32", name, cold) for name, cold in f.get("cold_float32", {}).items()]
+def _precision(f: dict) -> str:
+    """The age/gender precision `faces run` used (results from before it was recorded: float32)."""
+    return f.get("precision", "float32")
+
+
+def cold_runs(f: dict, judged_only: bool = False) -> list[tuple[str, str, dict]]:
+    """(label, weight set, figures) of every cold `faces run`: those in the precision in force,
+    which the targets judge, then (unless ``judged_only``) those in float32 beside them."""
+    runs = [(f"{name} weights, {_precision(f)}", name, cold) for name, cold in f["cold"].items()]
+    if not judged_only:
+        runs += [(f"{name} weights, float32", name, cold) for name, cold in f.get("cold_float32", {}).items()]
     return runs
 
 
@@ -59,12 +64,12 @@ def derive(f: dict) -> dict:
     hop_p50 = max(h["p50_ms"] for k, h in f["transport"]["hops"].items() if k.endswith("/single"))
     # The targets judge `faces run` as it runs by default here; a float32 run beside a
     # bfloat16 default is shown in the tables, not judged.
-    for label, name, _cold in cold_runs(f)[:len(f["cold"])]:
+    for label, name, _cold in cold_runs(f, judged_only=True):
         ratio = d["cold_speedup"][label]
         shared = name == "shared" or (name != "separate" and stages["shared_trunk"])
         goal = COLD_SPEEDUP_SHARED if shared else COLD_SPEEDUP_SEPARATE
         trunk = "shared trunk" if shared else "two full models"
-        d["targets"].append(_target(f"cold end to end vs DeepFace loop ({trunk}, {f.get('precision', 'float32')})",
+        d["targets"].append(_target(f"cold end to end vs DeepFace loop ({trunk}, {_precision(f)})",
                                     ratio, f">= {goal:.1f}x", ratio >= goal, f"{ratio:.2f}x"))
     d["targets"].append(_target("backbone overhead (warm end to end - busiest stage)", d["overhead_pct"],
                                 f"<= {MAX_OVERHEAD_PCT:.0f} %", d["overhead_pct"] <= MAX_OVERHEAD_PCT,
@@ -108,7 +113,7 @@ def _side_by_side(f: dict, d: dict) -> Section:
              ("faces analysed (of them detected)", f"{peer['faces']} ({peer['detected']})", str(warm["faces"]), ""),
              ("warm, per-image latency p50 / max, s", "", f"{_n(warm['latency_p50_s'])} / {_n(warm['latency_max_s'])}", "")]
     return Section(f"Side by side, {f['images']} photos ({f['weights']} weights; age/gender in "
-                   f"{f.get('precision', 'float32')} unless noted)",
+                   f"{_precision(f)} unless noted)",
                    ("figure", "DeepFace loop", "this pipeline", "speed-up"), rows)
 
 
@@ -116,15 +121,14 @@ def _cold_breakdown(f: dict) -> Section:
     rows = []
     for label, name, cold in cold_runs(f):
         phases, marks, peer = cold["timeline"]["phases"], cold["timeline"]["marks"], f["peer"][name]
-        name = label
-        rows += [(f"{name}: launch -> 4 workers spawned (Python, CLI, Redis)", _n(phases["spawn_s"])),
-                 (f"{name}: launch -> last worker ready (age/gender load {_n(marks.get('agegender.load_s'))} s)",
+        rows += [(f"{label}: launch -> 4 workers spawned (Python, CLI, Redis)", _n(phases["spawn_s"])),
+                 (f"{label}: launch -> last worker ready (age/gender load {_n(marks.get('agegender.load_s'))} s)",
                   _n(phases["until_all_ready_s"])),
-                 (f"{name}: compute after ready, until the last result (agegender batches "
+                 (f"{label}: compute after ready, until the last result (agegender batches "
                   f"{_batches(cold.get('agegender_batches'))})", _n(phases["compute_after_ready_s"])),
-                 (f"{name}: stop (workers, Redis) and exit", _n(phases["stop_s"])),
-                 (f"{name}: total `faces run`", _n(cold["seconds"])),
-                 (f"{name}: DeepFace launch + import / first-call model load",
+                 (f"{label}: stop (workers, Redis) and exit", _n(phases["stop_s"])),
+                 (f"{label}: total `faces run`", _n(cold["seconds"])),
+                 (f"{label}: DeepFace launch + import / first-call model load",
                   f"{_n(peer['interpreter_and_import_s'])} / {_n(peer['model_load_s'])}")]
     return Section("Where the cold seconds go", ("phase", "seconds"), rows)
 

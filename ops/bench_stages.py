@@ -118,18 +118,6 @@ def warm_up(model) -> None:
         model.predict(np.zeros((size, *INPUT_SIZE, 3), np.float32))
 
 
-def two_full_models(weights_dir: Path, precision: str = "float32"):
-    """DeepFace's two complete networks, each with its own trunk, from any pair of weight
-    files: what the age/gender stage runs when the trunks differ, and what DeepFace runs."""
-    from models import vggface
-    from models.agegender import AgeGenderModel
-    from models.weights import AGE_FILE, GENDER_FILE
-
-    age = vggface.load_deepface_model(vggface.AGE_CLASSES, weights_dir / AGE_FILE, precision)
-    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, weights_dir / GENDER_FILE, precision)
-    return AgeGenderModel(age=age, gender=gender, precision=precision)
-
-
 def output_difference(model, reference, crops: np.ndarray) -> dict:
     """How far ``model``'s answers are from ``reference``'s on the same crops: the largest
     change of any probability, of the age in years, and how many genders flip."""

@@ -93,25 +93,20 @@ class FixedFaces:
     faces: list = []
 
     def detect_faces(self, img):
-        from deepface.models.Detector import FacialAreaRegion
-
         # The padded side is n + 2 * int(n / 2), so a quarter of it (rounded down) is the pad.
         pad_x, pad_y = img.shape[1] // 4, img.shape[0] // 4
-        regions = []
-        for box, (image_left_eye, image_right_eye) in self.faces:
-            regions.append(
-                FacialAreaRegion(
-                    x=box.x + pad_x,
-                    y=box.y + pad_y,
-                    w=box.w,
-                    h=box.h,
-                    # DeepFace's left eye is the person's left: the one on the image's right.
-                    left_eye=(image_right_eye[0] + pad_x, image_right_eye[1] + pad_y),
-                    right_eye=(image_left_eye[0] + pad_x, image_left_eye[1] + pad_y),
-                    confidence=0.99,
-                )
-            )
-        return regions
+        # DeepFace's left eye is the person's left: the one on the image's right.
+        return [_padded_region(box, image_right_eye, image_left_eye, pad_x, pad_y, confidence=0.99)
+                for box, (image_left_eye, image_right_eye) in self.faces]
+
+
+def _padded_region(box, left_eye, right_eye, pad_x, pad_y, **extra):
+    """A DeepFace FacialAreaRegion of ``box`` and the eyes, on the photo padded by (pad_x, pad_y)."""
+    from deepface.models.Detector import FacialAreaRegion
+
+    return FacialAreaRegion(x=box.x + pad_x, y=box.y + pad_y, w=box.w, h=box.h,
+                            left_eye=(left_eye[0] + pad_x, left_eye[1] + pad_y),
+                            right_eye=(right_eye[0] + pad_x, right_eye[1] + pad_y), **extra)
 
 
 @pytest.fixture(scope="module")
@@ -243,20 +238,12 @@ def test_a_damaged_weight_file_is_a_named_error(tmp_path):
 def _deepface_crop(image, box, left_eye, right_eye):
     """DeepFace's own path: pad the photo, extract_face(align=True), then the colour flips,
     scaling and resize of extract_faces and analyze."""
-    from deepface.models.Detector import FacialAreaRegion
     from deepface.modules import detection, preprocessing
 
     height, width = image.shape[:2]
     pad_y, pad_x = int(0.5 * height), int(0.5 * width)
     padded = cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=[0, 0, 0])
-    region = FacialAreaRegion(
-        x=box.x + pad_x,
-        y=box.y + pad_y,
-        w=box.w,
-        h=box.h,
-        left_eye=(left_eye[0] + pad_x, left_eye[1] + pad_y),
-        right_eye=(right_eye[0] + pad_x, right_eye[1] + pad_y),
-    )
+    region = _padded_region(box, left_eye, right_eye, pad_x, pad_y)
     face = detection.extract_face(region, padded, True, 0, pad_x, pad_y, "dlib").img
     face = face[:, :, ::-1]
     if face.max() > 1:
