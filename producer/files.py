@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from schemas import events
 from streams import names
@@ -40,16 +43,81 @@ def image_id_for(path: str, sha256: str) -> str:
     return f"{safe}-{sha256[:8]}"
 
 
-def read_job(path: str, size: int, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> tuple[dict, bytes]:
-    """(job, bytes) for an image file of `size` bytes. A file over `max_image_bytes` is not read:
-    its job carries empty bytes and a FileTooLarge error, so it still ends with a result.
-    OSError if the file cannot be read."""
-    if size > max_image_bytes:
-        job = events.with_error(job_for(path, b""), "submit", "FileTooLarge",
+READ_CHUNK_BYTES = 1 << 20  # hashing reads this much at a time: a huge file never sits in memory
+
+
+class NotARegularFile(OSError):
+    """A path named for reading is not a regular file.
+
+    Cause: it is a symbolic link (never followed where the caller asked not to), a FIFO, a
+    device, a socket or a folder; in a drop folder, possibly one swapped in after the file was
+    first seen. Remedy: drop (or submit) the image file itself, not a link or a special file.
+    """
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file read for publishing. `size` and `mtime_ns` come from fstat of the descriptor
+    the bytes were read from, so they describe the very file that was read."""
+
+    job: dict
+    data: bytes          # what to store: the file's bytes, or b"" for a file too large to hold
+    size: int
+    mtime_ns: int
+    complete: bool       # the bytes hashed are as many as fstat said: the file did not change size
+
+    @property
+    def analysable(self) -> bool:
+        """False for an empty or too-large file: it can only end with an error result."""
+        return self.job["error"] is None and self.job["image"]["bytes"] > 0
+
+
+def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
+             follow_symlinks: bool = False) -> FileRead:
+    """Read the regular file at `path` into a new job, hashing every byte whatever the size.
+
+    A file over `max_image_bytes` is hashed by streaming it and not kept: its job carries
+    empty bytes and a FileTooLarge error, so it still ends with a result (and has an image id
+    of its own). NotARegularFile for a link (unless `follow_symlinks`), FIFO, device, socket or
+    folder; OSError if the file cannot be read.
+    """
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below); it does
+    # not change reads of a regular file. O_NOFOLLOW: a link is refused, not read through.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a socket
+            raise NotARegularFile(exc.errno, "not a regular file", path) from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(errno.EINVAL, "not a regular file", path)
+        # Known too large already: do not even gather the first max_image_bytes.
+        keep = max_image_bytes if st.st_size <= max_image_bytes else -1
+        sha, size, data = _hash_capped(handle, keep)
+    job = new_job(path, sha, size)
+    if data is None:
+        job = events.with_error(job, "submit", "FileTooLarge",
                                 f"file is {size} bytes, over the {max_image_bytes}-byte limit")
-        return job, b""
-    data = Path(path).read_bytes()
-    return job_for(path, data), data
+    return FileRead(job, data or b"", st.st_size, st.st_mtime_ns, complete=size == st.st_size)
+
+
+def _hash_capped(handle: BinaryIO, limit: int) -> tuple[str, int, bytes | None]:
+    """(sha256, bytes read, the bytes or None past `limit` bytes), reading in chunks to the end.
+    A file that grew past the limit while read is caught here, not only by the fstat size."""
+    digest = hashlib.sha256()
+    size = 0
+    chunks: list[bytes] | None = [] if limit >= 0 else None
+    while chunk := handle.read(READ_CHUNK_BYTES):
+        digest.update(chunk)
+        size += len(chunk)
+        if chunks is not None:
+            chunks.append(chunk)
+            if size > limit:
+                chunks = None  # past the limit: keep nothing, hash on
+    return digest.hexdigest(), size, None if chunks is None else b"".join(chunks)
 
 
 class SourceChanged(ValueError):
@@ -103,10 +171,14 @@ def _walk(path: Path) -> Iterator[Path]:
 
 def job_for(path: str, data: bytes, start_stage: str = "detect") -> dict:
     """A new job for the image bytes `data`, submitted as `path`."""
-    sha = hashlib.sha256(data).hexdigest()
+    return new_job(path, hashlib.sha256(data).hexdigest(), len(data), start_stage)
+
+
+def new_job(path: str, sha256: str, size: int, start_stage: str = "detect") -> dict:
+    """A new job for a file of `size` bytes hashing to `sha256`, submitted as `path`."""
     job_id = uuid.uuid4().hex
     return events.new_job(
-        job_id=job_id, image_id=image_id_for(path, sha), path=path, sha256=sha,
-        size=len(data), blob=names.blob_key(job_id), submitted_at=time.time(),
+        job_id=job_id, image_id=image_id_for(path, sha256), path=path, sha256=sha256,
+        size=size, blob=names.blob_key(job_id), submitted_at=time.time(),
         start_stage=start_stage,
     )

@@ -24,11 +24,17 @@ class Submitted:
 
 def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                should_stop: Callable[[], bool] = lambda: False) -> Submitted:
+                should_stop: Callable[[], bool] = lambda: False,
+                while_waiting: Callable[[], None] = lambda: None) -> Submitted:
     """Publish one image file. A file too large to hold is still published, as an error job
-    (empty bytes, error set), so that every submitted image ends with a result."""
-    publishing.wait_for_room(client, high_water, should_stop=should_stop)
-    job, data = read_job(str(path), path.stat().st_size, max_image_bytes)
-    publishing.publish_image(client, job, data, stream=names.IMAGES)
+    (empty bytes, error set, sha256 of its real bytes), so that every submitted image ends with
+    a result. `while_waiting` runs while backpressure holds the submission back.
+
+    A named link is followed (the user chose it), but only a regular file is read:
+    NotARegularFile for a FIFO, device or socket, which could block or never end."""
+    publishing.wait_for_room(client, high_water, should_stop=should_stop, while_waiting=while_waiting)
+    read = read_job(str(path), max_image_bytes, follow_symlinks=True)
+    job = read.job
+    publishing.publish_image(client, job, read.data, stream=names.IMAGES)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], str(path))

@@ -3,31 +3,47 @@
 How it decides:
 - a file is read only once it is complete: its size and mtime unchanged for `settle_s`;
 - hidden and temporary files, and non-image names, are ignored (logged once each);
-- symlinks are never followed: a link is ignored, so nothing outside the folder is read;
-- the same bytes under any name are analysed once (sha256 dedupe in Redis), unless `force`;
+- only regular files are read: links, FIFOs, devices and sockets are ignored when listed, and
+  the file is opened without following a link and without waiting on a FIFO, then checked on
+  the opened descriptor; so something swapped in while the file settled is refused too, and
+  nothing outside the folder is ever read. Size and mtime remembered are the descriptor's;
+- a read that fails (permissions, I/O) is retried with backoff while the file is there;
+- the same bytes under any name are analysed once within the dedupe window (sha256 dedupe in
+  Redis, `streams.dedupe`), unless `force`. An empty or too-large file is not deduped: it can
+  only end with an error result, and each such file gets its own, under its own name;
 - files already handled are remembered in Redis by (path, size, mtime), so a restart publishes
   what arrived while it was down without reading the old files again;
 - when a directory's mtime changes (entries added, removed or renamed) only the names new to it
   are stat'ed; between changes only the files still settling are. A file rewritten in place
-  under a name already handled is not published again (drop a new name, or use `faces submit`).
+  under a name already handled is not published again (drop a new name, or use `faces submit`);
+- Redis trouble that passes (connection lost, OOM, READONLY, LOADING, MISCONF) is waited out
+  with backoff: the file in hand is published once Redis answers, exactly once;
+- `while_waiting` runs during every wait (backpressure, Redis), e.g. to supervise workers.
+
+Memory bound: the folder's Redis hash (`names.watch_key`) and the maps in this process hold at
+most one entry per file currently in the folder: a file that leaves the listing is forgotten
+(HDEL), and so are files removed while no watcher ran (at the first scan after a start).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import redis
 import structlog
 
-from producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, read_job
-from streams import dedupe, publishing
+from producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
+from streams import dedupe, names, publishing
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 TEMP_SUFFIXES = frozenset({".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock"})
 
@@ -40,6 +56,14 @@ def is_candidate_name(name: str) -> bool:
     return suffix not in TEMP_SUFFIXES and suffix in IMAGE_SUFFIXES
 
 
+@dataclass(frozen=True)
+class _Retry:
+    size: int      # the signature that settled: a changed file settles again instead
+    mtime_ns: int
+    failures: int
+    due: float     # monotonic time of the next attempt
+
+
 @dataclass
 class Watcher:
     client: redis.Redis
@@ -49,18 +73,30 @@ class Watcher:
     force: bool = False
     high_water: int = 500
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    dedupe_window_s: int = dedupe.DEFAULT_DEDUPE_WINDOW_S
+    while_waiting: Callable[[], None] = lambda: None  # runs during waits, e.g. pool.supervise
+    read_retry_min_s: float = 1.0    # first wait after a failed read; doubles up to the max
+    read_retry_max_s: float = 300.0
     published: int = 0
     duplicates: int = 0
+    read_failures: int = 0
+    refused: int = 0  # not regular files when opened (a link or FIFO swapped in while settling)
+    folder_id: str = field(init=False, default="")  # names the folder's memory in Redis
     _dir_mtimes: dict[str, int] = field(default_factory=dict)
     _dir_names: dict[str, set[str]] = field(default_factory=dict)
     _settling: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # path -> size, mtime, since
+    _retries: dict[str, _Retry] = field(default_factory=dict)
     _done: dict[str, str] = field(default_factory=dict)  # path -> "size:mtime_ns"
     _ignored: set[str] = field(default_factory=set)
+    _pruned: bool = False
 
     def __post_init__(self) -> None:
+        if self.dedupe_window_s < 1:
+            raise ValueError(f"dedupe_window_s must be at least 1, got {self.dedupe_window_s}")
         self.folder = self.folder.resolve()
-        self._key = dedupe.watch_key(hashlib.sha256(str(self.folder).encode()).hexdigest()[:16])
-        self._done = dedupe.remembered_files(self.client, self._key)
+        self.folder_id = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
+        self._key = names.watch_key(self.folder_id)
+        self._done = self._redis("load", lambda: dedupe.remembered_files(self.client, self._key))
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Poll until `should_stop()`; every file that settles is published once."""
@@ -83,12 +119,26 @@ class Watcher:
             elif now - since >= self.settle_s:
                 del self._settling[path]
                 published += self._publish(path, size, mtime)
+        for path, retry in list(self._retries.items()):
+            if now >= retry.due:
+                del self._retries[path]
+                published += self._publish(path, retry.size, retry.mtime_ns, retry.failures)
         return published
 
+    # -- listing -----------------------------------------------------------------------------
     def _scan_changed_dirs(self) -> None:
-        for dirpath, dirnames, filenames in os.walk(self.folder, followlinks=False):
+        visited: set[str] = set()
+        gone: list[str] = []
+        complete = True  # every folder listed: only then may an unlisted one count as gone
+
+        def unreadable(_exc: OSError) -> None:
+            nonlocal complete
+            complete = False
+
+        for dirpath, dirnames, filenames in os.walk(self.folder, onerror=unreadable, followlinks=False):
             # Hidden folders are skipped, like hidden files.
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            visited.add(dirpath)
             try:
                 mtime = os.stat(dirpath).st_mtime_ns
             except FileNotFoundError:
@@ -96,43 +146,99 @@ class Watcher:
             if self._dir_mtimes.get(dirpath) == mtime:
                 continue
             self._dir_mtimes[dirpath] = mtime
-            names = set(filenames)
-            for name in sorted(names - self._dir_names.get(dirpath, set())):
+            listed = set(filenames)
+            before = self._dir_names.get(dirpath, set())
+            for name in sorted(listed - before):
                 self._consider(os.path.join(dirpath, name))
-            self._dir_names[dirpath] = names
+            gone.extend(os.path.join(dirpath, name) for name in before - listed)
+            self._dir_names[dirpath] = listed
+        if complete:
+            for dirpath in set(self._dir_names) - visited:  # removed, renamed or hidden folders
+                gone.extend(os.path.join(dirpath, name) for name in self._dir_names.pop(dirpath))
+                self._dir_mtimes.pop(dirpath, None)
+            if not self._pruned:
+                # Files handled before a restart and removed while no watcher ran.
+                present = {os.path.join(d, n) for d, listed in self._dir_names.items() for n in listed}
+                gone.extend(path for path in self._done if path not in present)
+                self._pruned = True
+        if gone:
+            self._forget(gone)
+
+    def _forget(self, paths: list[str]) -> None:
+        for path in paths:
+            self._settling.pop(path, None)
+            self._retries.pop(path, None)
+            self._ignored.discard(path)
+        remembered = [path for path in paths if self._done.pop(path, None) is not None]
+        if remembered:
+            self._redis("forget", lambda: dedupe.forget_files(self.client, self._key, remembered))
 
     def _consider(self, path: str) -> None:
-        if path in self._settling:
+        if path in self._settling or path in self._retries:
             return
-        name = os.path.basename(path)
-        if os.path.islink(path) or not is_candidate_name(name):
-            if path not in self._ignored:
-                self._ignored.add(path)
-                log.info("watch.ignored", path=path,
-                         reason="symlink" if os.path.islink(path) else "not an image name")
+        if not is_candidate_name(os.path.basename(path)):
+            self._ignore(path, "not an image name")
             return
-        current = _signature(path)
-        if current is None or self._done.get(path) == f"{current[0]}:{current[1]}":
-            return
-        self._settling[path] = (*current, time.monotonic())
-
-    def _publish(self, path: str, size: int, mtime: int) -> int:
-        publishing.wait_for_room(self.client, self.high_water)
         try:
-            job, data = read_job(path, size, self.max_image_bytes)
-        except OSError as exc:
-            log.warning("watch.unreadable", path=path, error=str(exc))
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self._ignore(path, "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file")
+            return
+        if self._done.get(path) == f"{st.st_size}:{st.st_mtime_ns}":
+            return
+        self._settling[path] = (st.st_size, st.st_mtime_ns, time.monotonic())
+
+    def _ignore(self, path: str, reason: str) -> None:
+        if path not in self._ignored:
+            self._ignored.add(path)
+            log.info("watch.ignored", path=path, reason=reason)
+
+    # -- publishing --------------------------------------------------------------------------
+    def _publish(self, path: str, size: int, mtime: int, failures: int = 0) -> int:
+        # Wait before reading, so that no bytes are held while the pipeline is full.
+        self._redis("backpressure", lambda: publishing.wait_for_room(
+            self.client, self.high_water, while_waiting=self.while_waiting))
+        try:
+            read = read_job(path, self.max_image_bytes)
+        except FileNotFoundError:
+            return 0  # removed since it settled
+        except NotARegularFile:
+            self.refused += 1
+            self._ignore(path, "not a regular file when opened")
             return 0
-        entry = dedupe.publish_unseen(self.client, job, data, force=self.force)
-        dedupe.remember_file(self.client, self._key, path, f"{size}:{mtime}")
-        self._done[path] = f"{size}:{mtime}"
-        if entry is None:
+        except OSError as exc:
+            self._read_failed(path, size, mtime, failures + 1, exc)
+            return 0
+        if (read.size, read.mtime_ns) != (size, mtime) or not read.complete:
+            self._settling[path] = (read.size, read.mtime_ns, time.monotonic())  # changed: settle again
+            return 0
+        job = read.job
+        # The same job (same id) is sent again after a transient error: the script answers
+        # "already" if the first attempt went through, so it is published exactly once.
+        outcome = self._redis("publish", lambda: dedupe.publish_unseen(
+            self.client, job, read.data, force=self.force, dedupe=read.analysable,
+            window_s=self.dedupe_window_s))
+        signature = f"{read.size}:{read.mtime_ns}"
+        self._redis("remember", lambda: dedupe.remember_file(self.client, self._key, path, signature))
+        self._done[path] = signature
+        if outcome.status == "duplicate":
             self.duplicates += 1
-            log.info("watch.duplicate", path=path, first_seen_as=dedupe.seen_path(self.client, job["image"]["sha256"]))
+            log.info("watch.duplicate", path=path, first_seen_as=outcome.first_path)
             return 0
         self.published += 1
-        log.info("watch.published", path=path, image_id=job["image_id"], entry_id=entry)
+        log.info("watch.published", path=path, image_id=job["image_id"], entry_id=outcome.entry_id)
         return 1
+
+    def _read_failed(self, path: str, size: int, mtime: int, failures: int, exc: OSError) -> None:
+        self.read_failures += 1
+        delay = min(self.read_retry_min_s * 2 ** (failures - 1), self.read_retry_max_s)
+        self._retries[path] = _Retry(size, mtime, failures, time.monotonic() + delay)
+        log.warning("watch.unreadable", path=path, error=str(exc), attempt=failures, retry_in_s=delay)
+
+    def _redis(self, what: str, action: Callable[[], T]) -> T:
+        return publishing.retry_transient(action, what=what, while_waiting=self.while_waiting)
 
 
 def _signature(path: str) -> tuple[int, int] | None:

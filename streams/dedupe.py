@@ -1,47 +1,91 @@
-"""Content dedupe for the drop-folder watcher, kept in Redis so it survives restarts.
+"""Content dedupe and folder memory for the drop-folder watcher, kept in Redis so they survive
+restarts.
 
-`publish_unseen` checks the image's sha256 against `faces:seen` and publishes it in the same
-atomic step (a Lua script): two watchers, or a crash between check and publish, can neither
-publish the same bytes twice nor mark bytes seen that were never published.
+`publish_unseen` checks the image's sha256 and publishes it in the same atomic step (a Lua
+script): two watchers, or a crash between check and publish, can neither publish the same bytes
+twice nor mark bytes seen that were never published. Each sha256 is one key
+(`names.seen_key`) that expires after the dedupe window, so this memory is bounded by what was
+published within the window instead of growing forever.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import redis
 
 from schemas import events
-from streams import names
+from streams import names, scripts
 from streams.groups import text
 from streams.reading import PAYLOAD_FIELD
+from streams.settings import DEFAULT_RETENTION_S
 
-# KEYS: seen hash, blob key, inflight set, images stream
-# ARGV: sha256, path, image bytes, job id, payload, force ("1"/"0")
+# The same bytes are analysed once within this window. It matches the images stream's default
+# retention (7 days, `--retention-s`): past it the first submission can no longer be replayed
+# either, and the key expiring is what bounds the dedupe memory.
+# Bytes seen count as already published for as long as the images stream keeps their history.
+DEFAULT_DEDUPE_WINDOW_S = DEFAULT_RETENTION_S
+
+# KEYS: seen key of the sha256, blob key, inflight set, images stream
+# ARGV: path, image bytes, job id, payload, payload field, mode, window in seconds
+# mode: "check" (skip bytes seen within the window), "force" (publish anyway and restart the
+# window), "bypass" (no dedupe at all: neither checked nor remembered).
+# Returns {1, entry id} published, {0, first path} a duplicate, {2} this very job is already in.
 _PUBLISH_UNSEEN = """
-if ARGV[6] ~= '1' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  return false
+if redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 1 then
+  return {2}
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-return redis.call('XADD', KEYS[4], '*', ARGV[7], ARGV[5])
+if ARGV[6] == 'check' then
+  local first = redis.call('GET', KEYS[1])
+  if first then
+    return {0, first}
+  end
+end
+if ARGV[6] ~= 'bypass' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[7])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return {1, redis.call('XADD', KEYS[4], '*', ARGV[5], ARGV[4])}
 """
 
 
-def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool = False) -> str | None:
-    """Publish `job` unless its bytes were seen before (or `force`); the entry id, or None."""
-    script = client.register_script(_PUBLISH_UNSEEN)
-    entry = script(
-        keys=[names.SEEN, job["image"]["blob"], names.INFLIGHT, names.IMAGES],
-        args=[job["image"]["sha256"], job["image"]["path"], data, job["job_id"],
-              events.encode(job), "1" if force else "0", PAYLOAD_FIELD],
+@dataclass(frozen=True)
+class Publication:
+    """What `publish_unseen` did with a job."""
+
+    status: Literal["published", "duplicate", "already"]
+    entry_id: str | None = None     # "published": the images stream entry
+    first_path: str | None = None   # "duplicate": the path these bytes were first published as
+
+
+def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool = False,
+                   dedupe: bool = True, window_s: int = DEFAULT_DEDUPE_WINDOW_S) -> Publication:
+    """Publish `job` unless its bytes were published within `window_s` (or `force`).
+
+    `dedupe=False` publishes without checking or remembering the bytes. Sending the same job
+    again (a retry after a lost reply) is answered "already" while the job is in flight, and
+    publishes nothing: the job id is checked first, so a retry never publishes twice.
+    """
+    if window_s < 1:
+        raise ValueError(f"the dedupe window must be at least 1 s, got {window_s}")
+    mode = "bypass" if not dedupe else "force" if force else "check"
+    # The blob key is derived from the job id, never read from the event: an event cannot
+    # make this script write a key of its choosing.
+    reply = scripts.call(
+        client, _PUBLISH_UNSEEN,
+        keys=[names.seen_key(job["image"]["sha256"]), names.blob_key(job["job_id"]), names.INFLIGHT,
+              names.IMAGES],
+        args=[job["image"]["path"], data, job["job_id"], events.encode(job), PAYLOAD_FIELD, mode,
+              int(window_s)],
     )
-    return text(entry) if entry else None
-
-
-def seen_path(client: redis.Redis, sha256: str) -> str | None:
-    """The path under which these bytes were first published, if they were."""
-    raw = client.hget(names.SEEN, sha256)
-    return text(raw) if raw is not None else None
+    code = int(reply[0])
+    if code == 1:
+        return Publication("published", entry_id=text(reply[1]))
+    if code == 0:
+        return Publication("duplicate", first_path=text(reply[1]))
+    return Publication("already")
 
 
 def remembered_files(client: redis.Redis, folder_key: str) -> dict[str, str]:
@@ -53,5 +97,7 @@ def remember_file(client: redis.Redis, folder_key: str, path: str, signature: st
     client.hset(folder_key, path, signature)
 
 
-def watch_key(folder_id: str) -> str:
-    return f"{names.PREFIX}:watch:{folder_id}"
+def forget_files(client: redis.Redis, folder_key: str, paths: list[str]) -> None:
+    """Drop files that left the folder from its memory (which stays one entry per file there)."""
+    if paths:
+        client.hdel(folder_key, *paths)

@@ -23,6 +23,11 @@ def published(client) -> list[dict]:
     return [events.decode(f[PAYLOAD_FIELD]) for _, f in client.xrange(names.IMAGES)]
 
 
+def published_names(client) -> list[str]:
+    """The file names published, in stream order (the test_producer_* modules share these)."""
+    return [Path(j["image"]["path"]).name for j in published(client)]
+
+
 def running(watcher: Watcher):
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop.is_set,), daemon=True)
