@@ -8,10 +8,10 @@ from typing import Sequence
 
 import cv2
 
-from consumers.storage import inside, write_atomic
+from consumers.storage import inside, write_atomic, write_if
 from models.annotate import draw_result
 from models.decode import ImageDecodeError, decode_image
-from schemas.result import build_result, dumps
+from schemas.result import build_result, dumps, supersedes
 from streams import names
 from streams.outcomes import Delivery, Finish, Outcome
 
@@ -31,10 +31,13 @@ class SinkStage:
         for delivery in deliveries:
             result = build_result(delivery.job)
             text = dumps(result)
-            write_atomic(inside(self.storage, f"{result['image_id']}.json"), text.encode())
-            if self.output is not None and result["status"] == "ok" and delivery.image:
+            # A newer submission's result is never replaced by an older job finishing late,
+            # nor an ok result by an error of the same job (Redis applies the same rule).
+            written = write_if(inside(self.storage, f"{result['image_id']}.json"), text.encode(),
+                               lambda current: supersedes(result, current))
+            if written and self.output is not None and result["status"] == "ok" and delivery.image:
                 self._draw(delivery.image, result)
-            outcomes.append(Finish(delivery.job, result["status"], text))
+            outcomes.append(Finish(delivery.job, result["status"], text, result["submitted_at"]))
         return outcomes
 
     def _draw(self, data: bytes, result: dict) -> None:

@@ -12,6 +12,7 @@ from typing_extensions import Annotated
 from ops import logs
 from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Output, RedisUrl,
                          StateDir, Storage, app_settings)
+from streams.settings import DEFAULT_RETENTION_S
 from ops.cli_app import STAGES, app, fail
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
@@ -51,16 +52,21 @@ def replay(
     from ops.progress import progress_printer
     from ops.replayjob import replay_job
     from ops.runjob import JobOptions
+    from ops.target import StackAlreadyRunning
+    from streams.errors import EmbeddedRedisError, RedisUnavailable
 
     logs.configure(level="WARNING")
     if from_stage not in STAGES:
         fail(f"unknown stage {from_stage!r}; expected one of {', '.join(STAGES)}")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, worker_args={
         "*": ["--storage", str(storage)], "sink": ["--output", str(output)]})
-    with progress_printer("replaying") as on_progress:
-        summary, skipped = replay_job(app_settings(redis_url, state_dir, storage, output), since=since,
-                                      until=until, images=list(image or []), from_stage=from_stage,
-                                      options=options, on_progress=on_progress)
+    try:
+        with progress_printer("replaying") as on_progress:
+            summary, skipped = replay_job(app_settings(redis_url, state_dir, storage, output), since=since,
+                                          until=until, images=list(image or []), from_stage=from_stage,
+                                          options=options, on_progress=on_progress)
+    except (StackAlreadyRunning, RedisUnavailable, EmbeddedRedisError) as exc:
+        fail(str(exc))
     typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.ok} ok, "
                f"{summary.error} error, {summary.dead} dead-lettered; {len(skipped)} not replayable")
     for name, reason in skipped + summary.errors:
@@ -72,7 +78,7 @@ def replay(
 def trim(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = 7 * 86400,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
 ) -> None:
     """Trim every stream now, never below what a group has not acknowledged."""
     from ops.target import redis_target
@@ -83,6 +89,31 @@ def trim(
         removed = trim_all(client, retention_s)
     for stream, count in removed.items():
         typer.echo(f"{stream}: {count} entries removed")
+
+
+@app.command("recreate-group")
+def recreate_group(
+    stage: Annotated[str, typer.Argument(help="detect | landmarks | agegender | sink")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+) -> None:
+    """Re-create a stage's lost consumer group at the END of its stream (new entries only).
+
+    Workers stop, naming this command, when their group vanished from a stream with history:
+    re-creating it at the start would reprocess all of that history. Afterwards reprocess the
+    window you need with `faces replay --since TIME`.
+    """
+    from ops.target import redis_target
+    from streams import groups, names
+
+    if stage not in STAGES:
+        fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    logs.configure(level="WARNING")
+    route = names.route(stage)
+    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+        created = groups.recreate_group(client, route.input_stream, route.group)
+    typer.echo(f"group {route.group} on {route.input_stream}: "
+               + ("created at the end of the stream" if created else "exists already; nothing done"))
 
 
 @app.command()

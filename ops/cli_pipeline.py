@@ -4,6 +4,7 @@ Each command configures logging itself; only the ops/cli_* modules do."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from typing_extensions import Annotated
 from ops import logs
 from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Output, RedisUrl,
                          StateDir, Storage, app_settings)
+from streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
 from ops.cli_app import STAGES, app, fail
 
 def _sigterm_as_interrupt() -> None:
@@ -58,6 +60,7 @@ def run(
     """
     from ops.runjob import JobOptions, JobTimeout, run_job
     from ops.progress import progress_printer
+    from ops.target import StackAlreadyRunning
     from streams.errors import EmbeddedRedisError, RedisUnavailable
 
     logs.configure(level="INFO" if verbose else "WARNING")
@@ -76,7 +79,7 @@ def run(
         with progress_printer("analysing") as on_progress:
             summary = run_job(app_cfg, list(paths), JobOptions(high_water=high_water, timeout_s=timeout_s,
                                                                worker_args=worker_args), on_progress)
-    except (RedisUnavailable, EmbeddedRedisError, JobTimeout) as exc:
+    except (RedisUnavailable, EmbeddedRedisError, JobTimeout, StackAlreadyRunning) as exc:
         fail(str(exc))
     typer.echo(
         f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} dead-lettered; "
@@ -96,7 +99,8 @@ def up(
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
 ) -> None:
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch)."""
-    from ops.target import redis_target
+    from ops.target import StackAlreadyRunning, redis_target
+    from streams.errors import EmbeddedRedisError, RedisUnavailable
     from ops.workers import WorkerPool
     from producer.watch import Watcher
     from streams.connection import redact
@@ -107,14 +111,23 @@ def up(
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
     app_cfg = app_settings(redis_url, state_dir, storage, output)
-    with redis_target(app_cfg) as (url, client, _server):
+    with contextlib.ExitStack() as resources:
+        try:
+            # One stack per state dir (stack=True): a second `up` or `run` there is refused.
+            url, client, _server = resources.enter_context(redis_target(app_cfg, stack=True))
+        except (StackAlreadyRunning, EmbeddedRedisError, RedisUnavailable) as exc:
+            fail(str(exc))
         pool = WorkerPool(url, app_cfg.log_dir, extra_args={
             "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]})
         pool.start()
-        watcher = Watcher(client, watch_dir) if watch_dir is not None else None
         typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}"
-                   + (f"; watching {watch_dir}" if watcher else "") + "; Ctrl-C to stop", err=True)
+                   + (f"; watching {watch_dir}" if watch_dir is not None else "") + "; Ctrl-C to stop",
+                   err=True)
         try:
+            # The pool is also supervised while the watcher waits (backpressure, Redis trouble):
+            # a worker that died then is what would keep the backlog from ever draining.
+            watcher = (Watcher(client, watch_dir, while_waiting=pool.supervise)
+                       if watch_dir is not None else None)
             while True:
                 pool.supervise()
                 if watcher is not None:
@@ -137,14 +150,18 @@ def worker(
     claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = 60_000,
     max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = 3,
     grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = 30.0,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = 7 * 86400,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
+    result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = DEFAULT_RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
     detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend (detect stage).")] = None,
     visualize: Annotated[bool, typer.Option(envvar="FACES_VISUALIZE", help="Sink: draw annotated pictures into --output.")] = True,
 ) -> None:
-    """Run one stage consumer (what a container runs); any number may run against one Redis."""
-    from ops.target import redis_target
+    """Run one stage consumer (what a container runs); any number may run against one Redis.
+
+    Without --redis-url it attaches to the embedded server of `faces up` on --state-dir."""
+    from ops.target import NoRedisRunning, attach_url
     from ops.worker import run_worker
+    from streams.errors import EmbeddedRedisError
     from streams.settings import RuntimeSettings, SettingsError
 
     if stage not in STAGES:
@@ -154,20 +171,21 @@ def worker(
     try:
         settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                                    max_deliveries=max_deliveries, grace_s=grace_s,
-                                   retention_s=retention_s, burst=burst)
+                                   retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
     except SettingsError as exc:
         fail(str(exc))
     options = {"storage": storage, "output": output if visualize else None, "detector": detector}
-    if redis_url:
-        code = run_worker(stage, redis_url, settings, consumer, options)
-        # Everything is acknowledged and logged; skip the interpreter's teardown, which takes
-        # about a second once TensorFlow is loaded (measured by `faces bench`).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    app_cfg = app_settings(redis_url, state_dir, storage, output)
-    with redis_target(app_cfg) as (url, _client, _server):
-        raise typer.Exit(run_worker(stage, url, settings, consumer, options))
+    # Never start an embedded Redis here: it would stop on exit under the other workers.
+    try:
+        url = attach_url(app_settings(redis_url, state_dir, storage, output))
+    except (NoRedisRunning, EmbeddedRedisError) as exc:
+        fail(str(exc))
+    code = run_worker(stage, url, settings, consumer, options)
+    # Everything is acknowledged and logged; skip the interpreter's teardown, which takes
+    # about a second once TensorFlow is loaded (measured by `faces bench`).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -187,12 +205,14 @@ def watch(
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
     with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
-        watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
-        try:
+        watcher = None
+        try:  # Ctrl-C may come while the watcher waits for Redis, even while it starts
+            watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
             watcher.run()
         except KeyboardInterrupt:
             pass
-    typer.echo(f"published {watcher.published}; {watcher.duplicates} duplicates skipped", err=True)
+    if watcher is not None:
+        typer.echo(f"published {watcher.published}; {watcher.duplicates} duplicates skipped", err=True)
 
 
 @app.command()

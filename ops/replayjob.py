@@ -8,9 +8,9 @@ from typing import Callable
 
 from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
 from ops.settings import AppSettings
-from ops.target import redis_target
+from ops.target import redis_target, stack_lock
 from producer import replay
-from streams import history, results
+from streams import history, publishing, results
 
 
 def replay_job(app: AppSettings, *, since: str | None, until: str | None, images: list[str],
@@ -27,13 +27,23 @@ def replay_job(app: AppSettings, *, since: str | None, until: str | None, images
         with contextlib.ExitStack() as stack:
             pool = None
             if needs_workers and planned.jobs:
+                stack.enter_context(stack_lock(app.state_dir))
                 pool = start_pool(url, app, options)
                 stack.callback(pool.stop)
             cursors = results.cursors_now(client)
+
+            def keep_workers_alive() -> None:
+                if pool is not None:
+                    pool.supervise()
+
             waiting = {}
             for job in planned.jobs:
+                # The backpressure wait is here, not in replay.publish, so that the workers this
+                # replay started are supervised during it: one that died while the backlog was
+                # full would otherwise never be restarted, and the wait would never end.
+                publishing.wait_for_room(client, options.high_water, while_waiting=keep_workers_alive)
                 try:
-                    replay.publish(client, job, high_water=options.high_water)
+                    replay.publish(client, job)
                 except replay.ReplayError as exc:
                     skipped.append((job["image_id"], str(exc)))
                     continue

@@ -63,19 +63,15 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
     started = time.perf_counter()
     found = scan(paths)
     summary = JobSummary(submitted=len(found.images), skipped=found.skipped)
-    with redis_target(app) as (url, client, _server):
+    with redis_target(app, stack=True) as (url, client, _server):
         pool = start_pool(url, app, options)
         try:
             cursors = results.cursors_now(client)
-
-            def keep_workers_alive() -> bool:
-                pool.supervise()  # while submission waits on backpressure
-                return False
-
             waiting = {}
             for path in found.images:
+                # Workers are kept alive while backpressure holds a submission back.
                 sent = submit_file(client, path, high_water=options.high_water,
-                                   should_stop=keep_workers_alive)
+                                   while_waiting=pool.supervise)
                 waiting[sent.job_id] = sent.path
             wait_for_results(client, waiting, cursors, summary, pool, options, on_progress, app)
         finally:

@@ -14,12 +14,13 @@ import structlog
 from consumers.registry import build_stage
 from streams.connection import connect, redact
 from streams.consumer import StageConsumer
-from streams.errors import RedisUnavailable
+from streams.errors import GroupLost, RedisUnavailable
 from streams.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
 
 EXIT_GRACE_EXPIRED = 4
+EXIT_GROUP_LOST = 5
 
 
 def default_consumer_name(stage: str) -> str:
@@ -72,7 +73,11 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
     runner.append(consumer_loop)
     if stop.is_set():
         consumer_loop.request_stop()
-    consumer_loop.run()
+    try:
+        consumer_loop.run()
+    except GroupLost as exc:
+        log.error("worker.group_lost", error=str(exc))
+        return EXIT_GROUP_LOST
     log.info("worker.stopped", processed=consumer_loop.processed)
     return 0
 

@@ -3,7 +3,10 @@ and stop them in order."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,12 +23,19 @@ log = structlog.get_logger(__name__)
 RESTART_DELAY_S = 1.0
 
 
+def _pool_tag() -> str:
+    """host-pid-random: no other pool, on this host or another, has it."""
+    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
 @dataclass
 class Worker:
     stage: str
     consumer: str
     command: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to ours; holds the Redis URL
+    slot: str = ""  # "detect-0": this pool's name for it (log file, pids)
     process: subprocess.Popen | None = None
     restarts: int = 0
     restart_at: float = 0.0
@@ -34,7 +44,8 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                            stderr=log_file, preexec_fn=die_with_parent)
+                                            stderr=log_file, preexec_fn=die_with_parent,
+                                            env={**os.environ, **self.env})
 
     @property
     def alive(self) -> bool:
@@ -52,15 +63,25 @@ class WorkerPool:
     grace_s: float = 30.0
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
+    tag: str = field(default_factory=_pool_tag)
+
+    def consumer_name(self, stage: str, index: int) -> str:
+        """Unique to this pool: another pool on the same Redis (a second host, a second stack)
+        must not share a name, or each would take the other's pending entries for its own. A
+        restarted worker keeps its name, and so takes back its own pending entries at once."""
+        return f"{stage}-{index}-{self.tag}"
 
     def start(self) -> None:
+        # The URL goes in the environment, not argv: argv (with any password) is public in `ps`.
+        env = {"FACES_REDIS_URL": self.redis_url}
         for stage in STAGE_ORDER:
             for index in range(self.counts.get(stage, 1)):
-                consumer = f"{stage}-{index}"
-                command = [sys.executable, "-m", "ops", "worker", stage, "--redis-url", self.redis_url,
+                slot = f"{stage}-{index}"
+                consumer = self.consumer_name(stage, index)
+                command = [sys.executable, "-m", "ops", "worker", stage,
                            "--consumer", consumer, "--grace-s", str(self.grace_s),
                            *self.extra_args.get(stage, []), *self.extra_args.get("*", [])]
-                worker = Worker(stage, consumer, command, self.log_dir / f"{consumer}.log")
+                worker = Worker(stage, consumer, command, self.log_dir / f"{slot}.log", env, slot)
                 worker.start()
                 self.workers.append(worker)
         log.info("workers.started", count=len(self.workers))
@@ -104,4 +125,5 @@ class WorkerPool:
         return [w for w in self.workers if w.stage == stage]
 
     def pids(self) -> dict[str, int]:
-        return {w.consumer: w.process.pid for w in self.workers if w.process}
+        """Slot ("detect-0") -> pid."""
+        return {w.slot: w.process.pid for w in self.workers if w.process}

@@ -1,16 +1,21 @@
 """Retrying dead letters: put the entry back on the stream it failed on, with its bytes.
 
-The bytes of a dead-lettered image were released when its error result was written, so a
-retry reads the file again (it must hash the same) before re-queueing the entry.
+The retry is a new job (new id, submitted now) so that it cannot collide with the original
+job's error result still on its way to the sink, and its result replaces that error. The
+bytes of a dead-lettered image are usually released once its error result was written, so a
+retry reads the file again (it must hash the same) when Redis no longer holds them.
 """
 
 from __future__ import annotations
+
+import time
+import uuid
 
 import redis
 
 from producer.files import SourceChanged, read_same_bytes
 from schemas import events
-from streams import deadletters, history
+from streams import deadletters, history, names
 from streams.deadletters import DeadLetter
 
 
@@ -25,18 +30,22 @@ class RetryError(ValueError):
 def retry_letter(client: redis.Redis, letter: DeadLetter) -> str:
     """Re-queue one dead letter; the new entry id. RetryError when it cannot be."""
     if letter.payload is None:
+        if letter.payload_bytes and letter.image_id:
+            raise RetryError(f"{letter.id}: its {letter.payload_bytes}-byte payload was too large to "
+                             f"keep; run `faces replay --image {letter.image_id}` instead")
         raise RetryError(f"{letter.id} has no payload to retry")
+    if not letter.stream:
+        raise RetryError(f"{letter.id} names no stream to retry on")
     try:
         job = events.decode(letter.payload)
     except events.EventError as exc:
         raise RetryError(f"{letter.id} is not a valid event ({exc}); drop it instead") from exc
-    if not history.has_bytes(client, job):
+    data = history.held_bytes(client, job["job_id"])
+    if data is None:
         try:
             data = read_same_bytes(job["image"]["path"], job["image"]["sha256"])
         except SourceChanged as exc:
             raise RetryError(f"{letter.id}: {exc}") from exc
-        history.store_bytes(client, job, data)
-    new_id = deadletters.retry(client, letter)
-    if new_id is None:
-        raise RetryError(f"{letter.id} names no stream to retry on")
-    return new_id
+    job_id = uuid.uuid4().hex
+    retried = events.as_new_job(job, job_id=job_id, blob=names.blob_key(job_id), submitted_at=time.time())
+    return deadletters.requeue(client, letter, job_id, events.encode(retried), data)

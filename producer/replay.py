@@ -9,9 +9,9 @@ The new result overwrites the old one in place (same image id: same file, same R
 
 from __future__ import annotations
 
-import copy
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +21,7 @@ import redis
 import structlog
 
 from producer.files import SourceChanged, read_same_bytes
+from schemas import events
 from streams import history, names, publishing, results
 
 log = structlog.get_logger(__name__)
@@ -91,11 +92,10 @@ def plan(client: redis.Redis, *, since: str | None = None, until: str | None = N
 
 
 def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
-    job = copy.deepcopy(submitted)
+    # Submitted now: the replay's result must win over the original job's, whichever ends last.
     job_id = uuid.uuid4().hex
-    job.update(job_id=job_id, start_stage=from_stage, error=None, faces=[], timings_ms={},
-               notes={}, models={})
-    job["image"]["blob"] = names.blob_key(job_id)
+    job = events.as_new_job(submitted, job_id=job_id, blob=names.blob_key(job_id), submitted_at=time.time())
+    job.update(start_stage=from_stage, error=None, faces=[], timings_ms={}, notes={}, models={})
     if from_stage != "detect":
         stored = results.stored_result(client, job["image_id"])
         if stored is None:
@@ -129,13 +129,13 @@ def _face_until(face: dict, from_stage: str) -> dict:
     return kept
 
 
-def publish(client: redis.Redis, job: dict, *, high_water: int = 0) -> str:
-    """Read the image file again, check it is the same bytes, and publish into the stage's input."""
+def publish(client: redis.Redis, job: dict) -> str:
+    """Read the image file again, check it is the same bytes, and publish into the stage's input.
+    The caller waits for room first (ops/replayjob.py, which supervises its workers meanwhile)."""
     try:
         data = read_same_bytes(job["image"]["path"], job["image"]["sha256"])
     except SourceChanged as exc:
         raise ReplayError(str(exc)) from exc
-    publishing.wait_for_room(client, high_water)
     stream = names.route(job["start_stage"]).input_stream
     entry = publishing.publish_image(client, job, data, stream=stream)
     log.info("image.replayed", path=job["image"]["path"], image_id=job["image_id"], from_stage=job["start_stage"])

@@ -10,7 +10,8 @@ EventError, which the runtime sends to the dead-letter stream instead of guessin
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Callable
 
 import msgpack
 
@@ -100,17 +101,44 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, A
     return job
 
 
-def peek_ids(data: bytes) -> tuple[str | None, str | None]:
-    """Best-effort (job_id, image_id) of a payload that failed `decode`, for the dead letter."""
+def _peek(data: bytes, max_bytes: int) -> dict:
+    """Best-effort top-level map of a payload that failed `decode` ({} when unreadable)."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) > max_bytes:
+        return {}
     try:
-        obj = msgpack.unpackb(data, raw=False)
+        obj = msgpack.unpackb(data, raw=False, max_str_len=max_bytes, max_bin_len=max_bytes,
+                              max_array_len=max_bytes, max_map_len=max_bytes)
     except Exception:  # noqa: BLE001 - garbage is expected here; any failure means "unknown"
-        return None, None
-    if not isinstance(obj, dict):
-        return None, None
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def peek_ids(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[str | None, str | None]:
+    """Best-effort (job_id, image_id) of a payload that failed `decode`, for the dead letter."""
+    obj = _peek(data, max_bytes)
     job_id, image_id = obj.get("job_id"), obj.get("image_id")
-    return (job_id if isinstance(job_id, str) else None,
-            image_id if isinstance(image_id, str) else None)
+    return (job_id if isinstance(job_id, str) and job_id else None,
+            image_id if isinstance(image_id, str) and image_id else None)
+
+
+def salvage(data: bytes, blob_key: Callable[[str], str],
+            max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any] | None:
+    """A minimal valid job for a payload that failed `decode` but still names its job and image
+    (a newer release's event, a damaged field), so that its image can get an error result and
+    its bytes and in-flight slot be released. None when the ids cannot be read. `blob_key`
+    derives the key of the job's bytes from its id (never taken from the payload)."""
+    obj = _peek(data, max_bytes)
+    job_id, image_id = peek_ids(data, max_bytes)
+    if job_id is None or image_id is None:
+        return None
+    image = obj.get("image") if isinstance(obj.get("image"), dict) else {}
+    path, sha = image.get("path"), image.get("sha256")
+    submitted_at = obj.get("submitted_at")
+    return new_job(
+        job_id=job_id, image_id=image_id, path=path if isinstance(path, str) else "",
+        sha256=sha if isinstance(sha, str) else "", size=0, blob=blob_key(job_id),
+        submitted_at=submitted_at if isinstance(submitted_at, (int, float)) and not isinstance(submitted_at, bool) else 0.0,
+    )
 
 
 def _validate(job: Any) -> None:
@@ -133,6 +161,15 @@ def _check_fields(obj: dict, required: dict[str, tuple[type, ...]], where: str) 
             raise EventError(f"{where} lacks {key!r}")
         if not isinstance(obj[key], types) or isinstance(obj[key], bool) and bool not in types:
             raise EventError(f"{where}.{key} is {type(obj[key]).__name__}")
+
+
+def as_new_job(job: dict[str, Any], *, job_id: str, blob: str, submitted_at: float) -> dict[str, Any]:
+    """A copy of `job` as a new submission (replay, dead-letter retry): its own job id and bytes
+    key, submitted now, so that its result supersedes the original job's whenever either ends."""
+    renewed = copy.deepcopy(job)
+    renewed.update(job_id=job_id, submitted_at=float(submitted_at))
+    renewed["image"]["blob"] = blob
+    return renewed
 
 
 def with_error(job: dict[str, Any], stage: str, error_type: str, message: str) -> dict[str, Any]:

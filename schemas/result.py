@@ -42,6 +42,24 @@ def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> d
     }
 
 
+def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether result `new` may replace `old`, the stored result of the same image.
+
+    A newer submission's result wins (a replay, or a dead-letter retry, over the original job
+    finishing late); within one job an error never replaces ok (a late duplicate of a delivery
+    that lost its bytes). Submission times are ISO strings of one fixed format, so they compare
+    as text; the job id breaks a tie. streams/commit.py applies the same rule in Lua to the
+    copy kept in Redis: keep the two in step.
+    """
+    old_job = old.get("job_id") if isinstance(old.get("job_id"), str) else ""
+    old_at = old.get("submitted_at") if isinstance(old.get("submitted_at"), str) else ""
+    if old_job == new["job_id"]:
+        return not (old.get("status") == "ok" and new["status"] == "error")
+    if new["submitted_at"] != old_at:
+        return new["submitted_at"] > old_at
+    return new["job_id"] > old_job
+
+
 def dumps(result: dict[str, Any]) -> str:
     """Stable, readable JSON (sorted keys would scatter the faces' fields; keep build order)."""
     return json.dumps(result, ensure_ascii=False, indent=1, allow_nan=False)

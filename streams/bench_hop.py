@@ -3,7 +3,7 @@
 A hop is what the runtime does to a job between two stages' models calls: the receiving
 stage reads the entry (XREADGROUP), unpacks it (msgpack + validation), and hands it on the
 way every stage does, packing it again and committing XADD-to-the-next-stream together with
-XACK-of-this-one in one MULTI/EXEC (streams/commit.py). Here two bench-only groups pass the
+XACK-of-this-one in the runtime's owner-checked Lua commit (streams/commit.py). Here two bench-only groups pass the
 same events back and forth between two bench-only streams, so each hop is exactly that
 sequence against the real server, with nothing else in it.
 
@@ -21,7 +21,8 @@ import redis
 from schemas import events
 from streams import commit as committing
 from streams import names, reading
-from streams.groups import ensure_group
+from streams.commit import EntryEffects
+from streams.groups import ensure_group, forget_group
 
 # Streams and groups of their own, so the bench never touches a pipeline stream.
 _PING = f"{names.PREFIX}:bench:ping"
@@ -53,11 +54,12 @@ def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
     payload = events.encode(job)
     for route in _ROUTES:
         ensure_group(client, route.input_stream, route.group)
-    blob = job["image"]["blob"]
+    blob = names.blob_key(job["job_id"])
     if image is not None:
         client.set(blob, image)
     try:
-        _commit(client, _SEED, acks=[], forwards=[payload] * batch)
+        for _ in range(batch):
+            client.xadd(_SEED.output_stream, {reading.PAYLOAD_FIELD: payload})
         seconds = []
         for hop in range(hops):
             route = _ROUTES[hop % 2]
@@ -66,18 +68,16 @@ def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
                                        count=batch, block_ms=_BLOCK_MS)
             if image is not None:
                 client.mget([blob] * len(entries))
-            forwards = [events.encode(events.decode(entry.payload)) for entry in entries]
-            _commit(client, route, acks=[entry.entry_id for entry in entries], forwards=forwards)
+            effects = [EntryEffects(entry.entry_id, [committing.forward(
+                route, events.encode(events.decode(entry.payload)))]) for entry in entries]
+            committing.commit(client, route, _CONSUMER, effects)
             seconds.append(time.perf_counter() - started)
             if len(entries) != batch:
                 raise RuntimeError(f"hop {hop} moved {len(entries)} events, expected {batch}")
     finally:
         client.delete(_PING, _PONG, blob)
+        for route in _ROUTES:
+            forget_group(client, route.input_stream, route.group)
     return HopRun(event_bytes=len(payload), batch=batch, seconds=seconds,
                   with_image_fetch=image is not None)
 
-
-def _commit(client: redis.Redis, route: names.StageRoute, *, acks: list[str], forwards: list[bytes]) -> None:
-    # The runtime's own commit: XADDs and the XACK in one MULTI/EXEC (plus its stats counter).
-    committing.commit(client, route, acks=acks, forwards=forwards, finishes=[], dead=[],
-                      max_event_bytes=events.DEFAULT_MAX_EVENT_BYTES, blob_ttl_s=60)

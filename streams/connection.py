@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import redis
 
@@ -36,16 +36,30 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced by ***, safe for logs and status output."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with every password replaced by ***, safe for logs and status output.
+
+    Both places redis-py takes one from: the userinfo (`redis://user:pw@host`, also in
+    `unix://user:pw@/path.sock`) and the query (`?password=pw`, any `*password*` parameter).
+    Works on the text, so a URL that redis-py would reject (a bad port) is still masked.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    else:
+        authority, slash, tail = rest.partition("/")
+        userinfo, at, host = authority.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.split(':', 1)[0]}:***@{host}{slash}{tail}"
+    head, question, query = rest.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        query = "&".join(_redact_parameter(p) for p in query.split("&")) + hash_ + fragment
+    return f"{scheme}{sep}{head}{question}{query}"
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, equals, _value = parameter.partition("=")
+    return f"{name}=***" if equals and "password" in unquote(name).lower() else parameter
 
 
 def server_version(client: redis.Redis) -> tuple[int, ...]:

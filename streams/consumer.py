@@ -2,12 +2,17 @@
 stage, and committing what it returns. The stage logic lives elsewhere; this loop only moves
 entries and keeps the delivery guarantees:
 
-- at-least-once: outputs and XACK in one MULTI/EXEC (streams/commit.py);
+- at-least-once: outputs and XACK in one owner-checked atomic step (streams/commit.py), so a
+  consumer never forwards or acknowledges an entry another consumer has taken over;
 - own pending entries are taken again first on start (after a crash of this consumer);
 - entries idle longer than claim_idle_ms in other consumers are claimed (XAUTOCLAIM);
-- a long batch renews its claim so it is not stolen while alive;
+- a long batch renews its claim, and the claim of entries waiting for a retry, while alive;
+- redelivered entries are processed one at a time: one of them may be what crashed a worker,
+  and it must reach the dead letters alone, not with its batch-mates;
 - a failing entry is retried with backoff, and after max_deliveries goes to the dead letters;
-- a lost connection is retried with backoff; a lost group (NOGROUP) is created again.
+- a lost connection, and replies such as OOM or READONLY, are waited out with backoff; a group
+  that vanished from a stream with history stops the worker (GroupLost) instead of silently
+  reprocessing that history.
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import redis
 import structlog
 
 from schemas import events
 from streams import commit as committing
-from streams import reading, trimming
-from streams.groups import ensure_group, id_key, is_nogroup
+from streams import names, reading, trimming
+from streams.commit import CommitSettings, DeadLetterNote, EntryEffects
+from streams.groups import ensure_group, id_key, is_nogroup, is_transient
 from streams.outcomes import Delivery, Finish, Forward, Outcome, Reject, Stage
 from streams.reading import RawEntry
 from streams.settings import RuntimeSettings
@@ -40,12 +46,16 @@ class StageConsumer:
         self.route = stage.route
         self.settings = settings
         self.consumer = consumer
+        self.commit_settings = CommitSettings(
+            max_event_bytes=settings.max_event_bytes, blob_ttl_s=settings.blob_ttl_s,
+            result_ttl_s=settings.result_ttl_s)
         self._stop = threading.Event()
         self._retry_due: dict[str, float] = {}   # entry id -> monotonic time of next attempt
         self._last_error: dict[str, tuple[str, str]] = {}
         self._claim_cursor = "0-0"
         self._next_claim_at = 0.0
         self._next_trim_at = 0.0
+        self._next_renew_at = 0.0
         self.processed = 0
         self.log = log.bind(stage=self.route.name, consumer=consumer)
 
@@ -59,7 +69,8 @@ class StageConsumer:
         return self._stop.is_set()
 
     def run(self) -> None:
-        """The consume loop, with reconnects. Returns on stop, or when drained in burst mode."""
+        """The consume loop, with reconnects. Returns on stop, or when drained in burst mode.
+        Raises GroupLost when the group vanished from a stream with history."""
         backoff = self.settings.reconnect_min_s
         while not self._stop.is_set():
             try:
@@ -69,24 +80,36 @@ class StageConsumer:
                 if self._consume_until_stopped():
                     break  # burst mode: drained
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self.log.warning("redis.unavailable", error=str(exc), retry_in_s=backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.settings.reconnect_max_s)
+                backoff = self._wait_out("redis.unavailable", exc, backoff)
             except redis.ResponseError as exc:
-                if not is_nogroup(exc):
+                if is_nogroup(exc):
+                    # ensure_group, next time round, re-creates a group that was never made,
+                    # or raises GroupLost for one that was lost.
+                    self.log.warning("group.missing", error=str(exc))
+                elif is_transient(exc):
+                    backoff = self._wait_out("redis.refusing", exc, backoff)
+                else:
                     raise
-                # The stream or group vanished (purge, or Redis restarted without its AOF).
-                self.log.warning("group.missing", error=str(exc))
         self._leave()
+
+    def _wait_out(self, event: str, exc: Exception, backoff: float) -> float:
+        self.log.warning(event, error=str(exc), retry_in_s=backoff)
+        self._stop.wait(backoff)
+        return min(backoff * 2, self.settings.reconnect_max_s)
 
     def _consume_until_stopped(self) -> bool:
         while not self._stop.is_set():
             entries = self._next_entries()
-            if entries:
+            if any(e.attempt > 1 for e in entries):
+                for entry in entries:  # redeliveries alone: any of them may crash the worker
+                    if self._stop.is_set():
+                        break  # the rest stay pending under our name, for us or a sibling
+                    self._process([entry])
+            elif entries:
                 self._process(entries)
             elif self.settings.burst and not self._retry_due:
                 return True
-            self._maybe_trim()
+            self._chores()
         return False
 
     def _leave(self) -> None:
@@ -99,7 +122,7 @@ class StageConsumer:
                 self.log.info("consumer.left_pending", note="entries handed back for claiming")
             else:
                 self.client.xgroup_delconsumer(self.route.input_stream, self.route.group, self.consumer)
-        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+        except redis.RedisError as exc:
             self.log.warning("consumer.leave_failed", error=str(exc))
 
     # -- reading ---------------------------------------------------------------------------
@@ -112,18 +135,18 @@ class StageConsumer:
 
     def _next_entries(self) -> list[RawEntry]:
         now = time.monotonic()
-        due = sorted((i for i, t in self._retry_due.items() if t <= now), key=id_key)
+        due = [i for i, t in self._retry_due.items() if t <= now]
         if due:
-            due = due[: self.settings.batch]
-            for entry_id in due:
-                del self._retry_due[entry_id]
-            return reading.claim(self.client, self.route.input_stream, self.route.group,
-                                 self.consumer, due)
+            entry_id = min(due, key=id_key)  # one at a time (see the module docstring)
+            del self._retry_due[entry_id]
+            return reading.claim_own(self.client, self.route.input_stream, self.route.group,
+                                     self.consumer, [entry_id])
         if now >= self._next_claim_at:
-            self._next_claim_at = now + self.settings.claim_every_s
             self._claim_cursor, claimed = reading.autoclaim(
                 self.client, self.route.input_stream, self.route.group, self.consumer,
                 self.settings.claim_idle_ms, self._claim_cursor, self.settings.batch)
+            # Keep sweeping at once while a dead consumer's entries are being taken over.
+            self._next_claim_at = now if claimed else now + self.settings.claim_every_s
             if claimed:
                 self.log.info("entries.claimed", count=len(claimed))
                 return claimed
@@ -136,18 +159,24 @@ class StageConsumer:
     # -- processing ------------------------------------------------------------------------
     def _process(self, entries: list[RawEntry]) -> None:
         started = time.perf_counter()
-        acks: list[str] = []
-        dead: list[committing.DeadLetterNote] = []
+        payloads = {e.entry_id: e.payload for e in entries}
+        effects: list[EntryEffects] = []
+        dead: list[DeadLetterNote] = []
         deliveries: list[Delivery] = []
         for entry in entries:
             if entry.payload is None:
-                acks.append(entry.entry_id)  # deleted while pending: nothing left to do
+                # Deleted from the stream while pending: nobody owns it any more (7.x dropped it
+                # from the pending list), so it is recorded and acknowledged unconditionally.
+                note = self._note(entry.entry_id, entry.attempt, "EntryDeleted",
+                                  "the entry was deleted from the stream while pending", None, None)
+                effects.append(EntryEffects(entry.entry_id, self._dead_letter(note), require_owner=False))
                 continue
             try:
                 job = events.decode(entry.payload, self.settings.max_event_bytes)
             except events.EventError as exc:
+                salvaged = events.salvage(entry.payload, names.blob_key, self.settings.max_event_bytes)
                 dead.append(self._note(entry.entry_id, entry.attempt, "EventError", str(exc),
-                                       entry.payload, None))
+                                       entry.payload, salvaged, salvaged=salvaged is not None))
                 continue
             if entry.attempt > self.settings.max_deliveries:
                 last = self._last_error.pop(entry.entry_id, ("DeliveryLimit", "no error recorded"))
@@ -156,49 +185,72 @@ class StageConsumer:
                                        entry.payload, job))
                 continue
             deliveries.append(Delivery(entry.entry_id, entry.attempt, job))
-        payloads = {e.entry_id: e.payload for e in entries}
-        deliveries = self._attach_images(deliveries, dead, payloads)
+        deliveries = self._attach_images(deliveries, dead, effects, payloads)
         with self._renewing([d.entry_id for d in deliveries]):
             results = self._handle(deliveries)
-        forwards, finishes = [], []
         for delivery, outcome in results:
-            if isinstance(outcome, Reject):
-                dead.append(self._note(delivery.entry_id, delivery.attempt, outcome.error_type,
-                                       outcome.message, payloads[delivery.entry_id], delivery.job))
-                continue
-            if isinstance(outcome, Forward):
-                try:
-                    forwards.append(events.encode(outcome.job, self.settings.max_event_bytes))
-                except events.EventError as exc:
-                    dead.append(self._note(delivery.entry_id, delivery.attempt, "EventError",
-                                           str(exc), payloads[delivery.entry_id], delivery.job))
-                    continue
-            elif isinstance(outcome, Finish):
-                finishes.append(outcome)
-            acks.append(delivery.entry_id)
-        acks.extend(n.entry_id for n in dead)
-        for entry_id in acks:  # a retried entry that now succeeded needs no error kept for it
-            self._last_error.pop(entry_id, None)
-        committing.commit(self.client, self.route, acks=acks, forwards=forwards, finishes=finishes,
-                          dead=dead, max_event_bytes=self.settings.max_event_bytes,
-                          blob_ttl_s=int(self.settings.retention_s) or 86400)
+            commands = self._effects_of(delivery, outcome, dead, payloads)
+            if commands is not None:
+                effects.append(EntryEffects(delivery.entry_id, commands))
+        effects.extend(EntryEffects(n.entry_id, self._dead_letter(n)) for n in dead)
+        lost = committing.commit(self.client, self.route, self.consumer, effects)
+        for effect in effects:  # finished, or taken over by another consumer: nothing to retry
+            self._last_error.pop(effect.entry_id, None)
+            self._retry_due.pop(effect.entry_id, None)
+        if lost:
+            self.log.warning("entries.taken_over", entry_ids=lost,
+                             note="another consumer holds them now; our results were dropped")
         self._log_batch(results, dead, time.perf_counter() - started)
 
-    def _attach_images(self, deliveries: list[Delivery], dead: list,
-                       payloads: dict[str, bytes | None]) -> list[Delivery]:
-        """Fetch the claim-checked image bytes for stages that need pixels (one MGET)."""
+    def _effects_of(self, delivery: Delivery, outcome: Outcome, dead: list[DeadLetterNote],
+                    payloads: dict[str, bytes | None]) -> list | None:
+        """The commands of one handled delivery; None when it became a dead letter instead."""
+        if isinstance(outcome, Reject):
+            dead.append(self._note(delivery.entry_id, delivery.attempt, outcome.error_type,
+                                   outcome.message, payloads[delivery.entry_id], delivery.job))
+            return None
+        if isinstance(outcome, Forward):
+            try:
+                return [committing.forward(self.route, events.encode(outcome.job, self.settings.max_event_bytes))]
+            except events.EventError as exc:
+                dead.append(self._note(delivery.entry_id, delivery.attempt, "EventError",
+                                       str(exc), payloads[delivery.entry_id], delivery.job))
+                return None
+        if isinstance(outcome, Finish):
+            return [committing.finish(outcome, self.commit_settings)]
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+    def _dead_letter(self, note: DeadLetterNote) -> list[list]:
+        return committing.dead_letter(self.route, note, self.commit_settings)
+
+    def _attach_images(self, deliveries: list[Delivery], dead: list[DeadLetterNote],
+                       effects: list[EntryEffects], payloads: dict[str, bytes | None]) -> list[Delivery]:
+        """Fetch the claim-checked image bytes for stages that need pixels (one MGET).
+
+        Bytes are released when a job finishes, so missing bytes of a job no longer in flight
+        mean this delivery is a late duplicate of a finished job: it is acknowledged and dropped.
+        Missing bytes of a job still in flight were purged or expired: a dead letter."""
         if not self.stage.needs_image or not deliveries:
             return deliveries
-        blobs = self.client.mget([d.job["image"]["blob"] for d in deliveries])
-        ready = []
+        blobs = self.client.mget([names.blob_key(d.job["job_id"]) for d in deliveries])
+        ready, missing = [], []
         for delivery, blob in zip(deliveries, blobs):
             if blob is None and delivery.job.get("error") is None:
+                missing.append(delivery)
+            else:
+                ready.append(Delivery(delivery.entry_id, delivery.attempt, delivery.job, blob))
+        if missing:
+            flying = self.client.smismember(names.INFLIGHT, [d.job["job_id"] for d in missing])
+            for delivery, in_flight in zip(missing, flying):
+                if not in_flight:
+                    self.log.info("entry.duplicate", entry_id=delivery.entry_id,
+                                  image_id=delivery.job["image_id"], note="job already finished")
+                    effects.append(EntryEffects(delivery.entry_id, []))
+                    continue
                 dead.append(self._note(
                     delivery.entry_id, delivery.attempt, "ImageMissing",
-                    f"image bytes {delivery.job['image']['blob']} are gone (purged or expired); "
+                    f"image bytes of job {delivery.job['job_id']} are gone (purged or expired); "
                     "submit or replay the image again", payloads[delivery.entry_id], delivery.job))
-                continue
-            ready.append(Delivery(delivery.entry_id, delivery.attempt, delivery.job, blob))
         return ready
 
     def _handle(self, deliveries: list[Delivery]) -> list[tuple[Delivery, Outcome]]:
@@ -240,14 +292,26 @@ class StageConsumer:
                          entry_id=delivery.entry_id, attempt=delivery.attempt,
                          error_type=error[0], error=error[1])
 
-    def _note(self, entry_id, attempt, error_type, message, payload, job) -> committing.DeadLetterNote:
+    def _note(self, entry_id, attempt, error_type, message, payload, job, *, salvaged=False) -> DeadLetterNote:
         self.log.warning("entry.dead_lettered", entry_id=entry_id, attempt=attempt,
                          image_id=(job or {}).get("image_id"), error_type=error_type, error=message)
-        return committing.DeadLetterNote(entry_id, attempt, error_type, message, payload, job)
+        return DeadLetterNote(entry_id, attempt, error_type, message, payload, job, salvaged)
+
+    # -- keeping claims ----------------------------------------------------------------------
+    def _renew(self, ids: list[str]) -> None:
+        """Renew our claim on `ids`; forget those another consumer has taken over."""
+        for entry_id in reading.renew_own(self.client, self.route.input_stream, self.route.group,
+                                          self.consumer, ids):
+            if self._retry_due.pop(entry_id, None) is not None:
+                self._last_error.pop(entry_id, None)
+                self.log.warning("entry.taken_over", entry_id=entry_id,
+                                 note="another consumer holds it now; not retried here")
 
     @contextlib.contextmanager
     def _renewing(self, ids: list[str]) -> Iterator[None]:
-        """While the stage works, re-claim `ids` periodically so siblings see them as alive."""
+        """While the stage works, renew the batch's claims and those of entries waiting for a
+        retry, so that siblings see them as alive."""
+        ids = ids + [i for i in list(self._retry_due) if i not in ids]
         if not ids:
             yield
             return
@@ -256,8 +320,7 @@ class StageConsumer:
         def renew_loop() -> None:
             while not done.wait(self.settings.renew_every_s):
                 try:
-                    reading.renew(self.client, self.route.input_stream, self.route.group,
-                                  self.consumer, ids)
+                    self._renew(ids)
                 except redis.RedisError as exc:
                     self.log.warning("claim.renew_failed", error=str(exc))
 
@@ -269,6 +332,26 @@ class StageConsumer:
             done.set()
             thread.join()
 
+    # -- background chores -------------------------------------------------------------------
+    def _chores(self) -> None:
+        """Trimming and renewing claims of entries waiting for a retry. A failed chore is
+        logged and tried again next time; it never stops the worker."""
+        now = time.monotonic()
+        if self._retry_due and now >= self._next_renew_at:
+            self._next_renew_at = now + self.settings.renew_every_s
+            self._guarded("renew", lambda: self._renew(list(self._retry_due)))
+        if now >= self._next_trim_at:
+            self._next_trim_at = now + self.settings.trim_every_s
+            keep_s = self.settings.retention_s if self.route.name == "detect" else None
+            self._guarded("trim", lambda: trimming.trim_safely(
+                self.client, self.route.input_stream, keep_since_s=keep_s))
+
+    def _guarded(self, chore: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except redis.ResponseError as exc:
+            self.log.warning("chore.failed", chore=chore, error=str(exc), note="tried again later")
+
     def _log_batch(self, results, dead, seconds: float) -> None:
         count = len(results) + len(dead)
         self.processed += count
@@ -278,11 +361,3 @@ class StageConsumer:
                           entry_id=delivery.entry_id, attempt=delivery.attempt,
                           outcome=type(outcome).__name__.lower(), duration_ms=per_entry_ms,
                           batch=count)
-
-    def _maybe_trim(self) -> None:
-        now = time.monotonic()
-        if now < self._next_trim_at:
-            return
-        self._next_trim_at = now + self.settings.trim_every_s
-        keep_s = self.settings.retention_s if self.route.name == "detect" else None
-        trimming.trim_safely(self.client, self.route.input_stream, keep_since_s=keep_s)

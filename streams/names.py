@@ -18,13 +18,27 @@ RESULTS = f"{PREFIX}:results"        # one announcement per finished image
 DEAD_LETTERS = f"{PREFIX}:dead"      # entries no stage could process, with the reason
 
 INFLIGHT = f"{PREFIX}:inflight"      # set of job ids whose image bytes are still held
-SEEN = f"{PREFIX}:seen"              # hash sha256 -> first path, for the drop-folder dedupe
+GROUPS_CREATED = f"{PREFIX}:groups"  # hash "stream|group" -> when we created it (lost-group check)
 RESULTS_MAXLEN = 100_000             # announcements kept (approximate trim)
+DEAD_LETTERS_MAXLEN = 10_000         # dead letters kept (oldest dropped first); see README "Memory"
 
 
 def blob_key(job_id: str) -> str:
-    """Key holding one submission's image bytes until the sink has written its result."""
+    """Key holding one submission's image bytes until the sink has written its result.
+
+    Always derived from the job id, never taken from an event: an event cannot make a stage
+    delete or expire a key of its choosing."""
     return f"{PREFIX}:blob:{job_id}"
+
+
+def seen_key(sha256: str) -> str:
+    """Drop-folder dedupe: present (with a TTL) while these bytes count as already published."""
+    return f"{PREFIX}:seen:{sha256}"
+
+
+def watch_key(folder_id: str) -> str:
+    """The watcher's memory of one drop folder: path -> "size:mtime_ns" of files handled."""
+    return f"{PREFIX}:watch:{folder_id}"
 
 
 STATS_BUCKET_S = 10      # throughput counters: one key per stage per 10 s

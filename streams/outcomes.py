@@ -36,6 +36,7 @@ class Finish:
     job: dict[str, Any]
     status: str             # "ok" | "error"
     result_json: str
+    submitted_at: str       # the result's ISO submission time: a newer submission's result wins
 
 
 @dataclass(frozen=True)

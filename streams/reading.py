@@ -1,7 +1,9 @@
 """How a consumer gets entries: new ones, its own failed ones again, and dead consumers' ones.
 
 Every path returns `RawEntry`s with their true delivery count, because the dead-letter rule
-(after N deliveries) must hold whichever way an entry arrives.
+(after N deliveries) must hold whichever way an entry arrives. Taking back or renewing our
+own entries goes through Lua scripts that first check, in the pending list, that this
+consumer still holds the entry: XCLAIM alone would take it from whoever holds it now.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from streams import scripts
 from streams.groups import id_key, text
 
 PAYLOAD_FIELD = b"d"
@@ -34,57 +37,125 @@ def read_new(client: redis.Redis, stream: str, group: str, consumer: str,
 
 
 def own_pending_ids(client: redis.Redis, stream: str, group: str, consumer: str,
-                    limit: int = 10_000) -> list[str]:
+                    limit: int = 10_000, start: str = "-", end: str = "+") -> list[str]:
     """Ids this consumer holds but has not acknowledged (left over from a crash or a failure)."""
-    rows = client.xpending_range(stream, group, min="-", max="+", count=limit, consumername=consumer)
+    rows = client.xpending_range(stream, group, min=start, max=end, count=limit,
+                                 consumername=consumer)
     return [text(r["message_id"]) for r in rows]
 
 
-def claim(client: redis.Redis, stream: str, group: str, consumer: str,
-          ids: list[str]) -> list[RawEntry]:
-    """Take `ids` (our own, for a retry) again; XCLAIM counts this as a new delivery."""
+# Both scripts: KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] ids. `held(id)` is
+# the id's pending-list row when the consumer holds it, else nil.
+_HELD = """
+local function held(id)
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
+  if row and row[2] == ARGV[2] then return row end
+end
+"""
+
+# Returns {id, delivery count, fields or nothing} per id still held by the consumer; an id
+# without fields was deleted from the stream while pending (6.2 keeps it pending, 7.x drops it).
+_CLAIM_OWN = _HELD + """
+local out = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local row = held(id)
+  if row then
+    local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
+    local after = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
+    local count = after and after[4] or row[4] + 1
+    if entry and entry[2] then
+      out[#out + 1] = {id, count, entry[2]}
+    else
+      out[#out + 1] = {id, count}
+    end
+  end
+end
+return out
+"""
+
+# Resets the idle time of the ids still held (JUSTID: not a new delivery); returns the others.
+_RENEW_OWN = _HELD + """
+local lost = {}
+for i = 3, #ARGV do
+  if held(ARGV[i]) then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+
+
+def claim_own(client: redis.Redis, stream: str, group: str, consumer: str,
+              ids: list[str]) -> list[RawEntry]:
+    """Take our own `ids` again for a retry (a new delivery); ids someone else took are left out."""
     if not ids:
         return []
-    items = client.xclaim(stream, group, consumer, min_idle_time=0, message_ids=ids)
-    claimed = [(text(i), f) for i, f in items if i is not None]
-    gone = set(ids) - {i for i, _ in claimed}
-    return _with_attempts(client, stream, group, consumer, claimed, gone)
+    rows = scripts.call(client, _CLAIM_OWN, [stream], [group, consumer, *ids])
+    entries = []
+    for row in rows:
+        fields = _pairs(row[2]) if len(row) > 2 else None
+        payload = fields.get(PAYLOAD_FIELD) if fields is not None else None
+        entries.append(RawEntry(text(row[0]), payload, int(row[1])))
+    return entries
+
+
+def renew_own(client: redis.Redis, stream: str, group: str, consumer: str,
+              ids: list[str]) -> list[str]:
+    """Reset the idle time of the entries we still hold; returns the ids we no longer hold."""
+    if not ids:
+        return []
+    return [text(i) for i in scripts.call(client, _RENEW_OWN, [stream], [group, consumer, *ids])]
 
 
 def autoclaim(client: redis.Redis, stream: str, group: str, consumer: str,
               min_idle_ms: int, cursor: str, count: int) -> tuple[str, list[RawEntry]]:
     """Take entries idle longer than `min_idle_ms` from any consumer; returns the next cursor.
 
-    Redis 7 drops entries deleted from the stream from the pending list itself and reports
-    them apart; 6.2 hands them back with no fields. Both become RawEntry(payload=None).
+    Entries deleted from the stream while pending: Redis 7 drops them from the pending list and
+    reports their ids apart; 6.2 leaves them pending, now ours, and replies nil without the id,
+    so those are found in our pending list over the range scanned. Both become payload=None.
     """
     reply = client.xautoclaim(stream, group, consumer, min_idle_ms, start_id=cursor, count=count)
     next_cursor = text(reply[0])
     claimed = []
     gone: set[str] = set()
+    anonymous = 0
     for entry_id, fields in reply[1]:
         if entry_id is None:
-            continue
-        if fields is None:
+            anonymous += 1
+        elif fields is None:
             gone.add(text(entry_id))
         else:
             claimed.append((text(entry_id), fields))
     if len(reply) > 2:
         gone.update(text(i) for i in reply[2])
+    if anonymous:
+        gone.update(_deleted_among_own(client, stream, group, consumer, cursor, next_cursor,
+                                       known={i for i, _ in claimed}))
     return next_cursor, _with_attempts(client, stream, group, consumer, claimed, gone)
 
 
-def renew(client: redis.Redis, stream: str, group: str, consumer: str, ids: list[str]) -> None:
-    """Reset the idle time of entries we are still working on (JUSTID: no new delivery)."""
-    if ids:
-        client.xclaim(stream, group, consumer, min_idle_time=0, message_ids=ids, justid=True)
+def _deleted_among_own(client: redis.Redis, stream: str, group: str, consumer: str,
+                       start: str, next_cursor: str, known: set[str]) -> set[str]:
+    """Ids we hold in [start, next_cursor) whose entry no longer exists in the stream."""
+    end = "+" if next_cursor == "0-0" else "(" + next_cursor
+    candidates = [i for i in own_pending_ids(client, stream, group, consumer, start=start, end=end)
+                  if i not in known]
+    return {i for i in candidates if not client.xrange(stream, min=i, max=i, count=1)}
+
+
+def _pairs(flat: list) -> dict[bytes, bytes]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
 def _with_attempts(client: redis.Redis, stream: str, group: str, consumer: str,
                    claimed: list[tuple[str, dict]], gone: set[str]) -> list[RawEntry]:
     counts = _delivery_counts(client, stream, group, consumer, [i for i, _ in claimed])
     entries = [RawEntry(i, (f or {}).get(PAYLOAD_FIELD), counts.get(i, 1)) for i, f in claimed]
-    entries.extend(RawEntry(i, None, 1) for i in sorted(gone))
+    entries.extend(RawEntry(i, None, 1) for i in sorted(gone, key=id_key))
     return entries
 
 

@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.events import DEFAULT_MAX_EVENT_BYTES
+from streams.connection import SOCKET_TIMEOUT_S
+
+# A blocking read must come back well before the client's socket timeout, or every idle read
+# would time out and go through the reconnect path.
+SOCKET_MARGIN_S = 5.0
+DAY_S = 86400
+DEFAULT_RETENTION_S = 7 * DAY_S    # images stream history kept for replay; also the dedupe window
+DEFAULT_RESULT_TTL_S = 7 * DAY_S   # how long Redis keeps each image's latest result
 
 
 class SettingsError(ValueError):
@@ -31,7 +39,8 @@ class RuntimeSettings:
     reconnect_max_s: float = 10.0
     grace_s: float = 30.0            # after SIGTERM: time to finish the batch in hand
     trim_every_s: float = 30.0       # how often the input stream is trimmed (safely)
-    retention_s: float = 7 * 86400   # how long the images stream keeps history for replay
+    retention_s: float = DEFAULT_RETENTION_S  # how long the images stream keeps history for replay
+    result_ttl_s: int = DEFAULT_RESULT_TTL_S  # how long Redis keeps each image's latest result (files stay)
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     burst: bool = False              # exit once the input is drained (tests, one-shot jobs)
 
@@ -40,6 +49,13 @@ class RuntimeSettings:
             raise SettingsError(f"batch must be >= 1, got {self.batch}")
         if self.block_ms < 1:
             raise SettingsError(f"block_ms must be >= 1, got {self.block_ms}")
+        if self.block_ms / 1000 > SOCKET_TIMEOUT_S - SOCKET_MARGIN_S:
+            raise SettingsError(
+                f"block_ms ({self.block_ms}) must stay below the {SOCKET_TIMEOUT_S:.0f} s socket "
+                f"timeout minus {SOCKET_MARGIN_S:.0f} s, i.e. at most "
+                f"{int((SOCKET_TIMEOUT_S - SOCKET_MARGIN_S) * 1000)}")
+        if self.result_ttl_s < 1:
+            raise SettingsError(f"result_ttl_s must be >= 1, got {self.result_ttl_s}")
         if self.max_deliveries < 1:
             raise SettingsError(f"max_deliveries must be >= 1, got {self.max_deliveries}")
         if self.claim_idle_ms <= self.block_ms:
@@ -54,6 +70,11 @@ class RuntimeSettings:
             raise SettingsError("need 0 < reconnect_min_s <= reconnect_max_s")
         if self.retention_s < 0:
             raise SettingsError("retention_s must be >= 0")
+
+    @property
+    def blob_ttl_s(self) -> int:
+        """How long the bytes of a job the sink gave up on are kept, for a dead-letter retry."""
+        return int(self.retention_s) or DAY_S
 
     @property
     def renew_every_s(self) -> float:

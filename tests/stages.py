@@ -21,14 +21,17 @@ class Poison(RuntimeError):
 
 @dataclass
 class PickyStage:
-    """Forwards jobs, recording what it saw; raises for `poison_image` and rejects `reject_image`;
-    sleeps `delay_s` per batch (to be caught mid-batch)."""
+    """Forwards jobs, recording what it saw; raises for `poison_image` (always) and
+    `flaky_image` (first attempt), rejects `reject_image`; sleeps `delay_s` per batch (to be
+    caught mid-batch)."""
 
     route: names.StageRoute = field(default_factory=lambda: names.route("detect"))
     needs_image: bool = False
     poison_image: str | None = None
     reject_image: str | None = None
+    flaky_image: str | None = None   # fails on its first attempt only
     delay_s: float = 0.0
+    slow_image: str | None = None    # with it, only batches holding this image sleep delay_s
     seen: list[tuple[str, int]] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -37,12 +40,15 @@ class PickyStage:
         with self.lock:
             self.batches.append(len(deliveries))
             self.seen.extend((d.job["image_id"], d.attempt) for d in deliveries)
-        if self.delay_s:
+        if self.delay_s and (self.slow_image is None
+                             or any(d.job["image_id"] == self.slow_image for d in deliveries)):
             time.sleep(self.delay_s)
         out: list[Outcome] = []
         for d in deliveries:
             if d.job["image_id"] == self.poison_image:
                 raise Poison(f"cannot handle {d.job['image_id']}")
+            if d.job["image_id"] == self.flaky_image and d.attempt == 1:
+                raise Poison(f"first attempt at {d.job['image_id']} fails")
             if d.job["image_id"] == self.reject_image:
                 out.append(Reject("Rejected", "this image is refused"))
             else:

@@ -1,0 +1,447 @@
+"""Delivery guarantees under contention, restarts, upgrades and operator mistakes (issue 10).
+
+Each test reproduces one way a promise used to break, against a real redis-server (6.2 and
+7.x: see tests/fixtures_redis.py), and counts exactly: every id once, every good result `ok`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+
+import msgpack
+import pytest
+import redis
+
+from consumers.sink import SinkStage
+from producer.files import job_for
+from producer.redrive import retry_letter
+from schemas import events
+from streams import deadletters, names, publishing, trimming
+from streams.consumer import StageConsumer
+from streams.groups import ensure_group
+from streams.reading import PAYLOAD_FIELD
+from streams.settings import RuntimeSettings, SettingsError
+from tests.consumer_threads import FAST, forwarded, publish, start, stop
+from tests.stages import PickyStage
+from tests.waiting import wait_until
+
+BURST = RuntimeSettings(batch=8, block_ms=50, burst=True)
+
+
+def pending_of(client: redis.Redis, consumer: str, stream: str = names.IMAGES, group: str = "detect") -> list[str]:
+    rows = client.xpending_range(stream, group, min="-", max="+", count=100, consumername=consumer)
+    return [r["message_id"].decode() for r in rows]
+
+
+def entry_ids(client: redis.Redis, stream: str = names.IMAGES) -> list[str]:
+    return [i.decode() for i, _ in client.xrange(stream)]
+
+
+def run_sink(client: redis.Redis, storage) -> SinkStage:
+    sink = SinkStage(storage=storage)
+    StageConsumer(client, sink, BURST, "sink-test").run()
+    return sink
+
+
+def sink_job(image_id_source: str, *, submitted_at: float, error: bool = False, job_id: str | None = None) -> dict:
+    job = job_for(f"/photos/{image_id_source}.jpg", image_id_source.encode())
+    if job_id is not None:
+        job = events.as_new_job(job, job_id=job_id, blob=names.blob_key(job_id), submitted_at=submitted_at)
+    job["submitted_at"] = submitted_at
+    if error:
+        job = events.with_error(job, "detect", "Broken", "could not be analysed")
+    else:
+        job["faces"] = [{"box": [1, 2, 3, 4], "score": 0.9}]
+    return job
+
+
+def announced(client: redis.Redis) -> list[tuple[str, str]]:
+    return [(f[b"job_id"].decode(), f[b"status"].decode()) for _, f in client.xrange(names.RESULTS)]
+
+
+# -- 1. a consumer acts only on entries it still owns --------------------------------------------
+def test_a_batch_whose_entries_were_taken_over_forwards_and_acknowledges_nothing(redis_client):
+    """While a slow batch runs, a sibling takes its entries over (as after a failed renewal):
+    the slow consumer's late commit must not forward duplicates nor acknowledge the sibling's
+    entries, and its renewals must not take them back."""
+    jobs = publish(redis_client, 2)
+    slow = PickyStage(delay_s=1.0)
+    # A long claim_idle_ms: the thief counts as alive, so c1 has no business claiming back.
+    consumer, thread = start(redis_client, slow, RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=60_000))
+    wait_until(lambda: len(slow.seen) == 2, what="slow batch in hand")
+    ids = pending_of(redis_client, "c1")
+    redis_client.xclaim(names.IMAGES, "detect", "thief", min_idle_time=0, message_ids=ids)
+    wait_until(lambda: consumer.processed == 2, what="the slow batch's commit")
+    stop(consumer, thread)
+    assert forwarded(redis_client) == []
+    assert pending_of(redis_client, "thief") == ids and pending_of(redis_client, "c1") == []
+    assert [j["image_id"] for j in jobs] == [i for i, _ in slow.seen]
+
+
+def test_a_retry_does_not_take_back_an_entry_a_sibling_has_claimed(redis_client):
+    """An entry waiting for its retry that a sibling took over is the sibling's: the retry must
+    not XCLAIM it back (it used to, with min-idle 0, and both processed it)."""
+    settings = RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=60_000, retry_backoff_s=1.0)
+    [job] = publish(redis_client, 1)
+    stage = PickyStage(flaky_image=job["image_id"])
+    consumer, thread = start(redis_client, stage, settings)
+    wait_until(lambda: consumer._retry_due, what="first attempt failed, retry scheduled")
+    [entry] = pending_of(redis_client, "c1")
+    redis_client.xclaim(names.IMAGES, "detect", "sibling", min_idle_time=0, message_ids=[entry])
+    wait_until(lambda: not consumer._retry_due, timeout_s=5, what="the retry attempted")
+    stop(consumer, thread)
+    assert stage.seen == [(job["image_id"], 1)]
+    assert forwarded(redis_client) == []
+    assert pending_of(redis_client, "sibling") == [entry]
+
+
+def test_entries_waiting_for_a_retry_keep_their_claim_while_a_slow_batch_runs(redis_client):
+    """A failed entry waits for its retry while its consumer works through a batch longer than
+    claim_idle_ms; a live sibling must not claim it meanwhile (the waiting entry is renewed)."""
+    settings = RuntimeSettings(batch=1, block_ms=50, claim_idle_ms=400, claim_every_s=0.1,
+                               retry_backoff_s=3.0, grace_s=5)
+    [flaky] = publish(redis_client, 1, prefix="flaky")
+    busy = PickyStage(flaky_image=flaky["image_id"], delay_s=1.5, slow_image="slow0")
+    consumer, thread = start(redis_client, busy, settings)
+    wait_until(lambda: consumer._retry_due, what="the first attempt failed, a retry waiting")
+    [slow] = publish(redis_client, 1, prefix="slow")
+    busy.slow_image = slow["image_id"]
+    wait_until(lambda: (slow["image_id"], 1) in busy.seen, what="the slow batch under way")
+    sibling = PickyStage()
+    c2, t2 = start(redis_client, sibling, settings, name="sibling")
+    wait_until(lambda: not consumer._retry_due and flaky["image_id"] in forwarded(redis_client),
+               timeout_s=20, what="the retry done")
+    stop(c2, t2)
+    stop(consumer, thread)
+    assert sorted(forwarded(redis_client)) == sorted([flaky["image_id"], slow["image_id"]])
+    assert sibling.seen == []
+
+
+# -- 14 and 1. results: ok never replaced by an error of its job; newer wins ------------------------
+def test_an_error_result_never_replaces_the_ok_result_of_the_same_job(redis_client, tmp_path):
+    ok = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(redis_client, ok, b"bytes", stream=names.ANALYZED)
+    run_sink(redis_client, tmp_path)
+    late_error = events.with_error(ok, "landmarks", "ImageMissing", "bytes gone")  # a late duplicate
+    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: events.encode(late_error)})
+    run_sink(redis_client, tmp_path)
+    stored = json.loads(redis_client.get(names.result_key(ok["image_id"])))
+    on_disk = json.loads((tmp_path / f"{ok['image_id']}.json").read_text())
+    assert (stored["status"], on_disk["status"]) == ("ok", "ok")
+    assert announced(redis_client) == [(ok["job_id"], "ok")]  # the duplicate is not announced
+
+
+def test_an_older_submission_never_replaces_a_newer_result(redis_client, tmp_path):
+    """A replay (newer) finishes before the original job (older): the replay's result stays."""
+    original = sink_job("face", submitted_at=1000.0, job_id="a" * 32)
+    replayed = sink_job("face", submitted_at=2000.0, job_id="b" * 32)
+    replayed["faces"] = [{"box": [1, 2, 3, 4], "score": 0.9}, {"box": [5, 6, 7, 8], "score": 0.8}]
+    publishing.publish_image(redis_client, replayed, b"bytes", stream=names.ANALYZED)
+    run_sink(redis_client, tmp_path)
+    publishing.publish_image(redis_client, original, b"bytes", stream=names.ANALYZED)
+    run_sink(redis_client, tmp_path)
+    stored = json.loads(redis_client.get(names.result_key(replayed["image_id"])))
+    on_disk = json.loads((tmp_path / f"{replayed['image_id']}.json").read_text())
+    assert stored["job_id"] == on_disk["job_id"] == replayed["job_id"]
+    assert len(stored["faces"]) == 2
+    assert announced(redis_client) == [(replayed["job_id"], "ok"), (original["job_id"], "ok")]
+    assert redis_client.scard(names.INFLIGHT) == 0
+
+
+def test_a_replay_is_a_newer_submission_than_the_original(redis_client, tmp_path):
+    from producer import replay
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"pixels")
+    original = job_for(str(photo), b"pixels")
+    publishing.publish_image(redis_client, original, b"pixels")
+    [job] = replay.plan(redis_client).jobs
+    assert job["submitted_at"] > original["submitted_at"] and job["job_id"] != original["job_id"]
+
+
+def test_a_dead_letter_retry_before_the_sink_wrote_the_error_keeps_its_bytes(redis_client, tmp_path):
+    """Retrying a dead letter while its error event still waits for the sink: the sink's release
+    of the failed job's bytes must not take the retry's bytes with it."""
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"pixels")
+    job = job_for(str(photo), b"pixels")
+    publishing.publish_image(redis_client, job, b"pixels")
+    refusing = PickyStage(reject_image=job["image_id"], needs_image=True)
+    StageConsumer(redis_client, refusing, BURST, "d1").run()
+    [letter] = deadletters.list_all(redis_client)
+    retry_letter(redis_client, letter)          # before the sink handled the error event
+    run_sink(redis_client, tmp_path / "storage")  # writes the error result, releases the old job
+    accepting = PickyStage(needs_image=True)
+    StageConsumer(redis_client, accepting, BURST, "d2").run()
+    assert forwarded(redis_client) == [job["image_id"]]
+    assert deadletters.count(redis_client) == 0
+
+
+# -- 2. a lost group stops the worker ---------------------------------------------------------------
+def test_a_lost_group_stops_the_worker_instead_of_reprocessing_history(redis_client):
+    from streams.errors import GroupLost
+
+    publish(redis_client, 3, prefix="old")
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    assert len(forwarded(redis_client)) == 3
+    redis_client.xgroup_destroy(names.IMAGES, "detect")
+    publish(redis_client, 1, prefix="new")
+    with pytest.raises(GroupLost, match="faces recreate-group detect"):
+        StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    assert len(forwarded(redis_client)) == 3  # nothing of the history processed again
+
+
+def test_a_lost_group_is_noticed_by_a_running_worker(redis_client):
+    from streams.errors import GroupLost
+
+    publish(redis_client, 2, prefix="old")
+    errors: list[BaseException] = []
+    consumer = StageConsumer(redis_client, PickyStage(), FAST, "c1")
+
+    def run() -> None:
+        try:
+            consumer.run()
+        except GroupLost as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_until(lambda: len(forwarded(redis_client)) == 2, what="history processed")
+    redis_client.xgroup_destroy(names.IMAGES, "detect")
+    thread.join(10)
+    assert not thread.is_alive() and len(errors) == 1
+    assert len(forwarded(redis_client)) == 2
+
+
+def test_entries_published_before_the_first_worker_are_processed(redis_client):
+    """A new pipeline (no group ever made) starts its group at the start of the stream."""
+    jobs = publish(redis_client, 3)
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    assert forwarded(redis_client) == [j["image_id"] for j in jobs]
+
+
+def test_recreate_group_starts_at_the_end_of_the_stream(redis_client):
+    from streams.groups import recreate_group
+
+    publish(redis_client, 2, prefix="old")
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    redis_client.xgroup_destroy(names.IMAGES, "detect")
+    assert recreate_group(redis_client, names.IMAGES, "detect")
+    [new] = publish(redis_client, 1, prefix="new")
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    assert forwarded(redis_client)[2:] == [new["image_id"]]
+
+
+# -- 3. undecodable events ------------------------------------------------------------------------
+def test_an_event_of_a_newer_release_releases_its_bytes_and_gets_an_error_result(redis_client, tmp_path):
+    """A rolling upgrade: an event version this release cannot read still names its job and
+    image. Its in-flight slot and bytes are released and its image gets an error result."""
+    job = job_for("/photos/new.jpg", b"new-bytes")
+    newer = {**job, "version": 999}
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.set(names.blob_key(job["job_id"]), b"new-bytes")
+    pipe.sadd(names.INFLIGHT, job["job_id"])
+    pipe.xadd(names.IMAGES, {PAYLOAD_FIELD: msgpack.packb(newer, use_bin_type=True)})
+    pipe.execute()
+    StageConsumer(redis_client, PickyStage(), BURST, "d").run()
+    run_sink(redis_client, tmp_path)
+    [letter] = deadletters.list_all(redis_client)
+    assert (letter.error_type, letter.job_id) == ("EventError", job["job_id"])
+    result = json.loads((tmp_path / f"{job['image_id']}.json").read_text())
+    assert result["status"] == "error" and "unsupported faces.job version 999" in result["error"]["message"]
+    assert redis_client.scard(names.INFLIGHT) == 0
+    assert redis_client.exists(names.blob_key(job["job_id"])) == 0
+    assert announced(redis_client) == [(job["job_id"], "error")]
+
+
+def test_an_undecodable_event_at_the_sink_still_gets_an_error_result(redis_client, tmp_path):
+    job = job_for("/photos/late.jpg", b"late")
+    broken = {**job, "faces": "not a list"}
+    redis_client.sadd(names.INFLIGHT, job["job_id"])
+    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: msgpack.packb(broken, use_bin_type=True)})
+    run_sink(redis_client, tmp_path)
+    result = json.loads((tmp_path / f"{job['image_id']}.json").read_text())
+    assert result["status"] == "error" and result["error"]["type"] == "EventError"
+    assert redis_client.scard(names.INFLIGHT) == 0 and deadletters.count(redis_client) == 1
+
+
+def test_garbage_without_ids_is_dead_lettered_with_nothing_else_written(redis_client):
+    redis_client.xadd(names.IMAGES, {PAYLOAD_FIELD: b"\x00garbage"})
+    StageConsumer(redis_client, PickyStage(), BURST, "d").run()
+    assert deadletters.count(redis_client) == 1 and redis_client.xlen(names.ANALYZED) == 0
+
+
+# -- 4. entries deleted while pending ---------------------------------------------------------------
+def test_an_entry_deleted_while_a_dead_consumer_held_it_is_acknowledged_and_dead_lettered(redis_client):
+    jobs = publish(redis_client, 3)
+    ensure_group(redis_client, names.IMAGES, "detect")
+    redis_client.xreadgroup("detect", "ghost", {names.IMAGES: ">"}, count=3)
+    gone = entry_ids(redis_client)[1]
+    redis_client.xdel(names.IMAGES, gone)
+    consumer, thread = start(redis_client, PickyStage(), name="survivor")
+    wait_until(lambda: deadletters.count(redis_client) == 1, what="a dead letter for the deleted entry")
+    wait_until(lambda: int(redis_client.xpending(names.IMAGES, "detect")["pending"]) == 0,
+               what="nothing pending")
+    stop(consumer, thread)
+    letter = deadletters.list_all(redis_client)[0]
+    assert (letter.entry_id, letter.error_type) == (gone, "EntryDeleted")
+    assert forwarded(redis_client) == [jobs[0]["image_id"], jobs[2]["image_id"]]
+
+
+def test_an_own_pending_entry_deleted_meanwhile_is_acknowledged_on_restart(redis_client):
+    publish(redis_client, 2)
+    ensure_group(redis_client, names.IMAGES, "detect")
+    redis_client.xreadgroup("detect", "c1", {names.IMAGES: ">"}, count=2)
+    gone = entry_ids(redis_client)[0]
+    redis_client.xdel(names.IMAGES, gone)
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    assert int(redis_client.xpending(names.IMAGES, "detect")["pending"]) == 0
+    assert [letter.entry_id for letter in deadletters.list_all(redis_client)] == [gone]
+
+
+# -- 5. chores survive a group draining between two commands, and failures ---------------------------
+class StaleGroupView(redis.Redis):
+    """A real client whose XINFO GROUPS answers with an earlier snapshot: what a trim or a status
+    query sees when the group drains between its two commands."""
+
+    snapshot: list = []
+
+    def xinfo_groups(self, name):
+        return self.snapshot if name == names.IMAGES else super().xinfo_groups(name)
+
+
+def test_trim_and_status_survive_a_group_that_drained_between_two_commands(redis_server, redis_client):
+    from streams.status import pipeline_status
+
+    publish(redis_client, 2)
+    ensure_group(redis_client, names.IMAGES, "detect")
+    ids = [i for i, _ in redis_client.xreadgroup("detect", "c", {names.IMAGES: ">"}, count=2)[0][1]]
+    stale = StaleGroupView.from_url(redis_server.url)
+    stale.snapshot = redis_client.xinfo_groups(names.IMAGES)  # says 2 pending
+    redis_client.xack(names.IMAGES, "detect", *ids)
+    assert trimming.trim_safely(stale, names.IMAGES) == 2
+    status = pipeline_status(stale)
+    assert status["streams"][0]["groups"][0]["oldest_pending_age_s"] is None
+
+
+def test_a_failing_chore_does_not_stop_the_worker(redis_server, redis_client):
+    """The worker's Redis user may not trim (NOPERM): trimming fails, and entries still flow."""
+    redis_client.acl_setuser("notrim", enabled=True, passwords=["+pw"], keys=["faces:*"],
+                             commands=["+@all", "-xtrim"])
+    limited = redis.Redis(unix_socket_path=str(redis_server.socket), username="notrim", password="pw")
+    jobs = publish(redis_client, 2)
+    consumer, thread = start(limited, PickyStage())
+    wait_until(lambda: len(forwarded(redis_client)) == 2, what="both forwarded")
+    wait_until(lambda: consumer._next_trim_at > 0, what="a trim attempted")
+    publish(redis_client, 1, prefix="later")
+    wait_until(lambda: len(forwarded(redis_client)) == 3, what="still consuming after a failed trim")
+    stop(consumer, thread)
+    assert thread.is_alive() is False and forwarded(redis_client)[:2] == [j["image_id"] for j in jobs]
+
+
+# -- 11 and 12. settings and bounded memory ---------------------------------------------------------
+def test_block_ms_is_checked_against_the_socket_timeout():
+    with pytest.raises(SettingsError, match="socket timeout"):
+        RuntimeSettings(block_ms=30_000, claim_idle_ms=120_000)
+    RuntimeSettings(block_ms=20_000, claim_idle_ms=120_000)
+
+
+def test_a_worker_waits_out_out_of_memory_and_goes_on(redis_client):
+    """Under noeviction a full Redis answers OOM: the worker backs off instead of dying."""
+    publish(redis_client, 2)
+    used = int(redis_client.info("memory")["used_memory"])
+    redis_client.config_set("maxmemory", str(used // 2))  # full: every write is refused
+    consumer, thread = start(redis_client, PickyStage())
+    wait_until(lambda: oom_replies(redis_client) >= 2, what="the worker refused twice, alive")
+    assert thread.is_alive() and forwarded(redis_client) == []
+    redis_client.config_set("maxmemory", "0")
+    wait_until(lambda: len(forwarded(redis_client)) == 2, timeout_s=20, what="forwarded after OOM")
+    stop(consumer, thread)
+
+
+def oom_replies(client: redis.Redis) -> int:
+    stats = client.info("errorstats").get("errorstat_OOM", {})
+    return int(stats.get("count", 0)) if isinstance(stats, dict) else 0
+
+
+def test_results_in_redis_expire_after_the_result_ttl(redis_client, tmp_path):
+    job = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    StageConsumer(redis_client, SinkStage(storage=tmp_path),
+                  RuntimeSettings(block_ms=50, burst=True, result_ttl_s=120), "s").run()
+    ttl = redis_client.ttl(names.result_key(job["image_id"]))
+    assert 0 < ttl <= 120
+
+
+def test_dead_letters_are_capped_in_number_and_payload_size(redis_client, monkeypatch):
+    monkeypatch.setattr(names, "DEAD_LETTERS_MAXLEN", 5)
+    for i in range(8):
+        redis_client.xadd(names.IMAGES, {PAYLOAD_FIELD: b"\x00garbage-%d" % i})
+    big = b"\x00" + b"x" * (deadletters.MAX_KEPT_PAYLOAD_BYTES + 10)
+    redis_client.xadd(names.IMAGES, {PAYLOAD_FIELD: big})
+    StageConsumer(redis_client, PickyStage(), BURST, "d").run()
+    letters = deadletters.list_all(redis_client)
+    assert len(letters) == 5
+    assert letters[-1].payload is None and letters[-1].payload_bytes == len(big)
+
+
+# -- 13. after a crash, redeliveries one at a time -----------------------------------------------------
+def test_after_a_crash_own_pending_entries_are_retried_one_at_a_time(redis_client):
+    """A worker died holding a batch (one of its entries may be what killed it): on restart each
+    entry is tried alone, so a poison entry reaches the dead letters without its batch-mates."""
+    jobs = publish(redis_client, 4)
+    ensure_group(redis_client, names.IMAGES, "detect")
+    redis_client.xreadgroup("detect", "c1", {names.IMAGES: ">"}, count=4)  # then "crashed"
+    stage = PickyStage()
+    StageConsumer(redis_client, stage, BURST, "c1").run()
+    assert stage.batches == [1, 1, 1, 1]
+    assert forwarded(redis_client) == [j["image_id"] for j in jobs]
+
+
+# -- 10 and security: durable, readable files; keys derived from job ids --------------------------------
+def test_the_sink_fsyncs_the_result_folder_and_writes_readable_files(redis_client, tmp_path, monkeypatch):
+    import consumers.storage as storage
+
+    synced_dirs = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced_dirs.append(fd)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", spy)
+    job = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    run_sink(redis_client, tmp_path)
+    assert synced_dirs, "the folder was not fsynced after the rename"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / f"{job['image_id']}.json").stat().st_mode) == 0o644 & ~umask
+
+
+def test_an_event_cannot_make_the_sink_delete_a_key_of_its_choosing(redis_client, tmp_path):
+    redis_client.set("faces:precious", b"keep me")
+    job = sink_job("face", submitted_at=1000.0)
+    job["image"]["blob"] = "faces:precious"
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    redis_client.set("faces:precious", b"keep me")
+    run_sink(redis_client, tmp_path)
+    assert redis_client.get("faces:precious") == b"keep me"
+    assert redis_client.exists(names.blob_key(job["job_id"])) == 0
+
+
+def test_faces_recreate_group_names_what_it_did(redis_client, redis_url):
+    from tests.pipeline import faces_cli
+
+    publish(redis_client, 1, prefix="old")
+    StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    redis_client.xgroup_destroy(names.IMAGES, "detect")
+    done = faces_cli("recreate-group", "detect", env={"FACES_REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "group detect on faces:images: created at the end of the stream"
+    again = faces_cli("recreate-group", "detect", env={"FACES_REDIS_URL": redis_url})
+    assert again.stdout.strip().endswith("exists already; nothing done")
