@@ -36,6 +36,12 @@ GENDER_URLS = (
     "https://github.com/serengil/deepface_models/releases/download/v1.0/gender_model_weights.h5",
     "https://huggingface.co/serengil/deepface/resolve/main/gender_model_weights.h5",
 )
+# sha256 of the two files as DeepFace's author listed them in deepface's own source (a hash
+# check once kept in deepface/commons/functions.py). They could not be re-checked against a
+# download here (no internet on the machines this was built on); a download that does not
+# match is refused and removed.
+AGE_SHA256 = "0aeff75734bfe794113756d2bfd0ac823d51e9422c8961125b570871d3c2b114"
+GENDER_SHA256 = "45513ce5678549112d25ab85b1926fb65986507d49c674a3d04b2ba70dba2eb5"
 YUNET_URLS = (
     "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
     "face_detection_yunet_2023mar.onnx",
@@ -109,6 +115,7 @@ class _Entry:
     path: Path
     required: bool
     urls: tuple[str, ...]
+    sha256: str | None = None  # pinned: a download must hash to this
 
 
 def deepface_weights_dir() -> Path:
@@ -136,8 +143,8 @@ def _registry() -> list[_Entry]:
         _Entry("dlib-shape-predictor-68", Path(face_recognition_models.pose_predictor_model_location()), True, ()),
         _Entry("dlib-mmod-cnn", Path(face_recognition_models.cnn_face_detector_model_location()), True, ()),
         _Entry("opencv-haar-frontalface", haar, True, ()),
-        _Entry("deepface-age", age_weights_path(), True, AGE_URLS),
-        _Entry("deepface-gender", gender_weights_path(), True, GENDER_URLS),
+        _Entry("deepface-age", age_weights_path(), True, AGE_URLS, AGE_SHA256),
+        _Entry("deepface-gender", gender_weights_path(), True, GENDER_URLS, GENDER_SHA256),
         _Entry("opencv-yunet", yunet_path(), False, YUNET_URLS),
     ]
 
@@ -159,16 +166,19 @@ def fetch_missing(
     progress: Progress | None = None,
     sources: dict[str, str | list[str]] | None = None,
     include_optional: bool = False,
+    pinned: dict[str, str] | None = None,
 ) -> list[Path]:
     """Download every missing downloadable file; return the paths written.
 
     ``progress(name, bytes_done, total_or_None)`` is called as bytes arrive. ``sources``
-    overrides the URLs per registry name (e.g. {"deepface-age": "http://mirror/age.h5"}).
+    overrides the URLs per registry name (e.g. {"deepface-age": "http://mirror/age.h5"});
+    ``pinned`` overrides the sha256 a download must have (tests serve synthetic weights).
     Each file is written to a temporary name beside its target and renamed into place only
     when complete, so an interrupted download never leaves a half file under the real name.
     Raises ``FetchFailed`` when every source of a file fails.
     """
     sources = sources or {}
+    pinned = pinned or {}
     written = []
     for entry in _registry():
         if entry.path.is_file() or not (entry.required or include_optional):
@@ -177,25 +187,26 @@ def fetch_missing(
         urls = (urls,) if isinstance(urls, str) else tuple(urls)
         if not urls:
             continue
-        _download_first(entry.name, urls, entry.path, progress)
+        _download_first(entry.name, urls, entry.path, progress, pinned.get(entry.name, entry.sha256))
         written.append(entry.path)
     return written
 
 
-def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Progress | None) -> None:
+def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Progress | None,
+                    sha256: str | None) -> None:
     """Try ``urls`` in order, the next one being a backup for the previous."""
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
         try:
-            _download(name, url, target, progress)
+            _download(name, url, target, progress, sha256)
             return
         except (OSError, ValueError, http.client.HTTPException) as err:
             errors.append(f"{url}: {err}")
     raise FetchFailed(name, target, errors)
 
 
-def _download(name: str, url: str, target: Path, progress: Progress | None) -> None:
+def _download(name: str, url: str, target: Path, progress: Progress | None, sha256: str | None) -> None:
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     temp = Path(temp_name)
     try:
@@ -203,13 +214,18 @@ def _download(name: str, url: str, target: Path, progress: Progress | None) -> N
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
+            digest = hashlib.sha256()
             while chunk := response.read(_CHUNK_BYTES):
                 out.write(chunk)
+                digest.update(chunk)
                 done += len(chunk)
                 if progress:
                     progress(name, done, total)
             if total is not None and done != total:
                 raise OSError(f"connection closed after {done} of {total} bytes")
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise ValueError(f"sha256 {digest.hexdigest()} is not the pinned {sha256}; "
+                                 "file refused and removed")
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)

@@ -247,6 +247,9 @@ class StageConsumer:
                                   image_id=delivery.job["image_id"], note="job already finished")
                     effects.append(EntryEffects(delivery.entry_id, []))
                     continue
+                if self.route.output_stream is None:
+                    ready.append(delivery)  # the sink needs the bytes only for the picture
+                    continue
                 dead.append(self._note(
                     delivery.entry_id, delivery.attempt, "ImageMissing",
                     f"image bytes of job {delivery.job['job_id']} are gone (purged or expired); "

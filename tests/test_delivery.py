@@ -445,3 +445,13 @@ def test_faces_recreate_group_names_what_it_did(redis_client, redis_url):
     assert done.stdout.strip() == "group detect on faces:images: created at the end of the stream"
     again = faces_cli("recreate-group", "detect", env={"FACES_REDIS_URL": redis_url})
     assert again.stdout.strip().endswith("exists already; nothing done")
+
+
+def test_the_sink_writes_the_result_when_only_the_picture_bytes_are_gone(redis_client, tmp_path):
+    job = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    redis_client.delete(names.blob_key(job["job_id"]))  # expired or purged while in flight
+    sink = SinkStage(storage=tmp_path / "storage", output=tmp_path / "output")
+    StageConsumer(redis_client, sink, BURST, "s").run()
+    assert json.loads((tmp_path / "storage" / f"{job['image_id']}.json").read_text())["status"] == "ok"
+    assert announced(redis_client) == [(job["job_id"], "ok")] and deadletters.count(redis_client) == 0

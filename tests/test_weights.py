@@ -86,6 +86,8 @@ def test_fetch_downloads_missing_files_with_progress(deepface_home, file_server)
             # A dead first source: the backup URL after it is used.
             "deepface-gender": [f"{base}/nowhere.h5", f"{base}/gender.h5"],
         },
+        pinned={"deepface-age": hashlib.sha256(payload["age"]).hexdigest(),
+                "deepface-gender": hashlib.sha256(payload["gender"]).hexdigest()},
     )
     target = deepface_home / ".deepface" / "weights"
     assert written == [target / "age_model_weights.h5", target / "gender_model_weights.h5"]
@@ -98,6 +100,22 @@ def test_fetch_downloads_missing_files_with_progress(deepface_home, file_server)
     assert sorted(p.name for p in target.iterdir()) == ["age_model_weights.h5", "gender_model_weights.h5"]
     # Nothing is missing any more, so nothing is fetched.
     assert fetch_missing(sources={"deepface-age": f"{base}/gone.h5"}) == []
+
+
+def test_a_download_that_does_not_match_its_pinned_sha256_is_refused_and_removed(deepface_home, file_server):
+    folder, base = file_server
+    (folder / "age.h5").write_bytes(b"not the real age weights")
+    with pytest.raises(FetchFailed, match="is not the pinned"):
+        fetch_missing(sources={"deepface-age": f"{base}/age.h5"})  # checked against the real sum
+    assert list((deepface_home / ".deepface" / "weights").iterdir()) == []
+
+
+def test_the_real_weights_are_pinned():
+    from models import weights
+
+    assert [e.sha256 for e in weights._registry() if e.name.startswith("deepface-")] == [
+        weights.AGE_SHA256, weights.GENDER_SHA256]
+    assert all(len(s) == 64 for s in (weights.AGE_SHA256, weights.GENDER_SHA256))
 
 
 def test_unreachable_source_is_a_named_error_and_leaves_no_partial_file(deepface_home):
