@@ -33,5 +33,5 @@ class DetectStage:
 
 
 def build(options: dict) -> DetectStage:
-    return DetectStage(load_detector(options.get("detector") or DEFAULT_BACKEND),
-                       max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    detector = load_detector(options.get("detector") or DEFAULT_BACKEND, min_score=options.get("min_score"))
+    return DetectStage(detector, max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))

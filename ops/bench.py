@@ -138,6 +138,8 @@ def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, pr
             variants[f"{name}/two/{label}"] = bench_stages.time_predict_calls(two, crops, size, repeat)
         del two
 
+    variants["bundled"] = bench_stages.time_bundled(decoded, faces, repeat)
+
     say("transport: one hop of a real event")
     events = bench_transport.pick_events(decoded, [len(b) for b in boxes], detector, landmarker)
     transport = bench_transport.measure_transport(events, workdir / "transport", HOPS, repeat)

@@ -168,6 +168,14 @@ def _variants(f: dict) -> Section:
                 run = v[f"{precision}/{trunk}/{label}"]
                 rows.append((f"{precision}, {name}, {calls}", _n(_per(run["seconds"], n), 3),
                              _n(_per(run["cpu_s"], n), 3)))
+    bundled = v.get("bundled")
+    if bundled:
+        for label, calls in (("all", f"all {n} faces in one call"), ("one", "one face per call")):
+            run = bundled[label]
+            rows.append((f"bundled dlib networks ({bundled['name']}), {calls}",
+                         _n(_per(run["seconds"], n), 3), _n(_per(run["cpu_s"], n), 3)))
+        rows.append(("bundled: cutting its chips (5-point landmarks, two aligned crops)",
+                     _n(_per(bundled["chips_s"], n), 3), _n(_per(bundled["chips_cpu_s"], n), 3)))
     diff = v.get("precision_difference")
     if diff:
         rows.append((f"bfloat16 vs float32 on these {diff['faces']} faces: largest change of an age / gender "

@@ -138,3 +138,24 @@ def time_predict_calls(model, crops: np.ndarray, faces_per_call: int, repeat: in
     calls = [crops[i:i + faces_per_call] for i in range(0, len(crops), faces_per_call)]
     seconds, cpu_s = timed_with_cpu(lambda: [model.predict(c) for c in calls], repeat)
     return {"seconds": seconds, "cpu_s": cpu_s, "faces_per_call": faces_per_call}
+
+
+def time_bundled(photos: Sequence[Photo], faces: Faces, repeat: int) -> dict:
+    """The bundled dlib networks (onnxruntime) on the same faces: cutting their chips (5-point
+    landmarks and two aligned crops per face), then predicting all faces in one call and one
+    face per call. Wall and CPU seconds."""
+    from models.agegender_bundled import BundledAgeGender, rgb_of
+
+    model = BundledAgeGender()
+
+    def all_chips() -> list:
+        return [model.chips(rgb_of(photo.pixels), box) for photo, boxes in zip(photos, faces.boxes) for box in boxes]
+
+    chips = all_chips()
+    model.predict(chips[:1])  # warm-up: onnxruntime allocates on the first call
+    chips_s, chips_cpu_s = timed_with_cpu(all_chips, repeat)
+    together_s, together_cpu_s = timed_with_cpu(lambda: model.predict(chips), repeat)
+    alone_s, alone_cpu_s = timed_with_cpu(lambda: [model.predict([c]) for c in chips], repeat)
+    return {"name": model.name, "faces": len(chips), "chips_s": chips_s, "chips_cpu_s": chips_cpu_s,
+            "all": {"seconds": together_s, "cpu_s": together_cpu_s},
+            "one": {"seconds": alone_s, "cpu_s": alone_cpu_s}}

@@ -21,6 +21,12 @@ from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Out
 from streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
 from ops.cli_app import STAGES, app, fail
 
+AgeGenderChoice = Annotated[Optional[str], typer.Option(
+    "--agegender", envvar="FACES_AGEGENDER", show_envvar=True,
+    help="Age/gender model: auto (DeepFace when its weights are there, else the bundled dlib "
+         "networks), deepface, or dlib.")]
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (docker stop, kill) stops `run` / `up` like Ctrl-C: workers, then Redis."""
     import signal
@@ -31,13 +37,16 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _check_model_environment() -> None:
-    """Refuse a bad $FACES_AGEGENDER_PRECISION here, not in a worker that would crash-loop."""
+def _check_model_environment(agegender: str | None = None) -> str:
+    """Refuse a bad age/gender choice or $FACES_AGEGENDER_PRECISION here, not in a worker that
+    would crash-loop; returns the age/gender backend choice."""
+    from models.agegender_backends import AgeGenderChoiceError, check_choice
     from models.precision import PrecisionError, choose_precision
 
     try:
         choose_precision()
-    except PrecisionError as exc:
+        return check_choice(agegender)
+    except (PrecisionError, AgeGenderChoiceError) as exc:
         fail(str(exc))
 
 
@@ -49,6 +58,7 @@ def run(
     visualize: Annotated[bool, typer.Option(help="Draw annotated pictures into --output.")] = True,
     batch: Annotated[int, typer.Option(envvar="FACES_BATCH", help="Entries per stage batch.")] = 8,
     detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend.")] = None,
+    agegender: AgeGenderChoice = None,
     high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER", help="Submission waits while this many images are in flight (0: no limit).")] = 500,
     timeout_s: Annotated[Optional[float], typer.Option(help="Give up if not all images have results by then.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
@@ -58,14 +68,14 @@ def run(
     Exit 0 when every image is ok, 3 when it finished but some images have error results,
     1 when it could not run.
     """
-    from ops.runjob import JobOptions, JobTimeout, run_job
+    from ops.runjob import JobOptions, JobTimeout, describe_agegender, run_job
     from ops.progress import progress_printer
     from ops.target import StackAlreadyRunning
     from streams.errors import EmbeddedRedisError, RedisUnavailable
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _sigterm_as_interrupt()
-    _check_model_environment()
+    agegender = _check_model_environment(agegender)
     for path in paths:
         if not path.exists():
             fail(f"{path} does not exist")
@@ -75,6 +85,7 @@ def run(
                    "sink": ["--output", str(output)] if visualize else ["--no-visualize"]}
     if detector:
         worker_args["detect"] = ["--detector", detector]
+    worker_args["agegender"] = ["--agegender", agegender]
     try:
         with progress_printer("analysing") as on_progress:
             summary = run_job(app_cfg, list(paths), JobOptions(high_water=high_water, timeout_s=timeout_s,
@@ -85,6 +96,7 @@ def run(
         f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} dead-lettered; "
         f"{summary.faces} faces; {summary.skipped} other files skipped; {summary.seconds:.1f} s"
     )
+    typer.echo(describe_agegender(summary.agegender_models))
     for path, reason in summary.errors:
         typer.echo(f"  error: {path}: {reason}")
     typer.echo(f"results: {storage}/" + (f"  pictures: {output}/" if visualize else ""))
@@ -97,6 +109,7 @@ def up(
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     batch: Annotated[int, typer.Option(envvar="FACES_BATCH")] = 8,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
+    agegender: AgeGenderChoice = None,
 ) -> None:
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch)."""
     from ops.target import StackAlreadyRunning, redis_target
@@ -107,7 +120,7 @@ def up(
 
     logs.configure()
     _sigterm_as_interrupt()
-    _check_model_environment()
+    agegender = _check_model_environment(agegender)
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
     app_cfg = app_settings(redis_url, state_dir, storage, output)
@@ -118,7 +131,8 @@ def up(
         except (StackAlreadyRunning, EmbeddedRedisError, RedisUnavailable) as exc:
             fail(str(exc))
         pool = WorkerPool(url, app_cfg.log_dir, extra_args={
-            "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]})
+            "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)],
+            "agegender": ["--agegender", agegender]})
         pool.start()
         typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}"
                    + (f"; watching {watch_dir}" if watch_dir is not None else "") + "; Ctrl-C to stop",
@@ -154,6 +168,8 @@ def worker(
     result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = DEFAULT_RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
     detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend (detect stage).")] = None,
+    min_face_score: Annotated[Optional[float], typer.Option(envvar="FACES_MIN_FACE_SCORE", help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).")] = None,
+    agegender: AgeGenderChoice = None,
     visualize: Annotated[bool, typer.Option(envvar="FACES_VISUALIZE", help="Sink: draw annotated pictures into --output.")] = True,
 ) -> None:
     """Run one stage consumer (what a container runs); any number may run against one Redis.
@@ -167,14 +183,15 @@ def worker(
     if stage not in STAGES:
         fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     logs.configure()
-    _check_model_environment()
+    agegender = _check_model_environment(agegender)
     try:
         settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                                    max_deliveries=max_deliveries, grace_s=grace_s,
                                    retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
     except SettingsError as exc:
         fail(str(exc))
-    options = {"storage": storage, "output": output if visualize else None, "detector": detector}
+    options = {"storage": storage, "output": output if visualize else None, "detector": detector,
+               "agegender": agegender, "min_score": min_face_score}
     # Never start an embedded Redis here: it would stop on exit under the other workers.
     try:
         url = attach_url(app_settings(redis_url, state_dir, storage, output))

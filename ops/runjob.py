@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,7 @@ class JobSummary:
     faces: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    agegender_models: Counter = field(default_factory=Counter)  # models.agegender of ok results
 
     @property
     def exit_code(self) -> int:
@@ -112,7 +114,9 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str) -
         summary.ok += 1
         stored = results.stored_result(client, note.image_id)
         if stored:
-            summary.faces += len(json.loads(stored)["faces"])
+            result = json.loads(stored)
+            summary.faces += len(result["faces"])
+            summary.agegender_models[result["models"].get("agegender")] += 1
         return
     if note.status == "dead":
         summary.dead += 1
@@ -122,3 +126,21 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str) -
     stored = results.stored_result(client, note.image_id)
     reason = json.loads(stored)["error"]["message"] if stored else "error"
     summary.errors.append((path, reason))
+
+
+def describe_agegender(models: Counter) -> str:
+    """One line saying which model gave the ages and genders of a job, and how to switch."""
+    from models.agegender_bundled import NAME as BUNDLED
+
+    used = [name for name in models if name]
+    if not models:
+        return "ages and genders: no ok results"
+    if not used:
+        return ("ages and genders: none - DeepFace's weights are missing and --agegender deepface "
+                "insists on them; `faces models fetch` installs them, or use --agegender auto")
+    if used == [BUNDLED]:
+        return ("ages and genders: the bundled dlib networks (offline); for DeepFace's, "
+                "`faces models fetch` and --agegender auto (the default) picks them up")
+    if all(name.startswith("deepface") for name in used):
+        return f"ages and genders: DeepFace ({', '.join(used)}); --agegender dlib for the bundled networks"
+    return f"ages and genders: {', '.join(sorted(used))}"

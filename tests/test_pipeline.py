@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from models.agegender_bundled import NAME as BUNDLED_NAME
 from ops.workers import WorkerPool
 from producer.files import job_for
 from producer.submit import submit_file
@@ -57,12 +58,42 @@ def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_pat
         assert set(result["timings_ms"]) >= {"detect", "landmarks"}
     group = next(r for r in results.values() if r["image"]["path"].endswith("group.jpg"))
     assert len(group["faces"]) == 4
-    assert all(len(f["landmarks"]) == 68 and f["age"] is None for f in group["faces"])
-    assert group["notes"]["agegender"]["status"] == "weights_missing"
-    assert "faces models fetch" in group["notes"]["agegender"]["message"]
+    astronaut = next(r for r in results.values() if r["image"]["path"].endswith("astronaut.jpg"))
+    assert len(astronaut["faces"]) == 1  # her face; not the mission patch on her suit
+    faces = [f for r in results.values() for f in r["faces"]]
+    assert len(faces) == 5 and all(len(f["landmarks"]) == 68 for f in faces)
+    # No DeepFace weights, no network: real ages and genders from the bundled model.
+    for face in faces:
+        assert isinstance(face["age"], float) and face["age_range"][0] <= face["age"] <= face["age_range"][1]
+        assert face["gender"]["label"] in ("Woman", "Man") and 0.5 <= face["gender"]["confidence"] <= 1
+    assert {r["models"]["agegender"] for r in results.values()} == {BUNDLED_NAME}
+    assert all("agegender" not in r["notes"] for r in results.values())
     assert sorted(p.stem for p in output.glob("*.jpg")) == sorted(results)
     assert "3 images: 3 ok" in done.stdout
+    assert "ages and genders: the bundled dlib networks (offline)" in done.stdout
     assert not (state / "redis.sock").exists(), "embedded redis-server left running"
+
+
+def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp_path, no_weights):
+    storage = tmp_path / "storage"
+    done = faces_cli("run", str(DATA / "group.jpg"), "--state-dir", str(tmp_path / "state"),
+                     "--storage", str(storage), "--no-visualize", "--agegender", "deepface")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [group] = result_files(storage).values()
+    assert all(f["age"] is None for f in group["faces"]) and group["models"]["agegender"] is None
+    assert group["notes"]["agegender"]["status"] == "weights_missing"
+    assert "faces models fetch" in group["notes"]["agegender"]["message"]
+    assert "ages and genders: none" in done.stdout
+
+
+def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):
+    state = tmp_path / "state"
+    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--agegender", "insightface", timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown age/gender backend 'insightface' (--agegender / $FACES_AGEGENDER); "
+        "choose one of auto, deepface, dlib"]
+    assert not (state / "logs").exists(), "workers were started"
 
 
 def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):

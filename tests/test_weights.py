@@ -1,9 +1,12 @@
-"""Model file registry: status of every file, and downloads that are atomic or absent."""
+"""Model file registry: status of every file (sha256 against the pinned sums, cached), downloads
+that resume and are installed only when whole and verified, copies installed by hand, and the
+age/gender backend `--agegender auto` picks."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import socket
 import threading
@@ -13,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from models import weights
-from models.weights import FetchFailed, ModelFile, check_model_files, fetch_missing
+from models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, ModelFile, WeightsOffline,
+                            auto_agegender_backend, check_model_files, fetch_missing, install_from,
+                            pipeline_can_run)
 
 REQUIRED = {
     "dlib-shape-predictor-68",
@@ -26,10 +31,96 @@ REQUIRED = {
 
 @pytest.fixture
 def deepface_home(tmp_path, monkeypatch) -> Path:
-    """An empty DEEPFACE_HOME, so the DeepFace files count as missing."""
+    """An empty DEEPFACE_HOME, so the DeepFace files count as missing (and the sha256 cache
+    goes in its weights folder, not in the user's $XDG_CACHE_HOME)."""
     home = tmp_path / "home"
     monkeypatch.setenv("DEEPFACE_HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     return home
+
+
+def _weights(home: Path) -> Path:
+    return home / ".deepface" / "weights"
+
+
+def _sums(**payload: bytes) -> dict[str, str]:
+    """Pinned sums for synthetic weights: _sums(age=b"...") -> {"deepface-age": sha256}."""
+    return {f"deepface-{name}": hashlib.sha256(data).hexdigest() for name, data in payload.items()}
+
+
+class _WeightsHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the server's ``files`` (URL name -> bytes) with HTTP Range support, records
+    (name, Range header) of every request and the body bytes sent, and cuts the first
+    ``cuts`` answers after half their body, like a dropped connection."""
+
+    def do_GET(self):
+        server, name = self.server, self.path.lstrip("/")
+        server.requests.append((name, self.headers.get("Range")))
+        body = server.files.get(name)
+        if body is None:
+            self.send_error(404)
+            return
+        start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
+        if start >= len(body) > 0:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(body)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self._send(body[start:])
+
+    def _send(self, rest: bytes) -> None:
+        if self.server.cuts > 0:
+            self.server.cuts -= 1
+            rest = rest[: len(rest) // 2]
+            self.close_connection = True
+        self.wfile.write(rest)
+        self.wfile.flush()
+        self.server.sent.append(len(rest))
+
+    def log_message(self, *args):
+        pass
+
+
+class WeightsServer:
+    """A real HTTP server on 127.0.0.1 for ``_WeightsHandler``; ``url`` is its base URL."""
+
+    def __init__(self, files: dict[str, bytes], cuts: int = 0) -> None:
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WeightsHandler)
+        self.http.files, self.http.cuts, self.http.requests, self.http.sent = files, cuts, [], []
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    @property
+    def requests(self) -> list[tuple[str, str | None]]:
+        return self.http.requests
+
+    @property
+    def sent(self) -> list[int]:
+        return self.http.sent
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.fixture
+def weights_server():
+    """Factory: weights_server(files, cuts=0) -> a started WeightsServer, closed after the test."""
+    servers = []
+
+    def start(files: dict[str, bytes], cuts: int = 0) -> WeightsServer:
+        servers.append(WeightsServer(files, cuts))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture
@@ -61,14 +152,17 @@ def test_check_lists_every_model_file_with_size_hash_and_status(deepface_home):
     assert set(files) == REQUIRED | {"opencv-yunet"}
     assert all(isinstance(f, ModelFile) for f in files.values())
     age = files["deepface-age"]
-    assert (age.status, age.size, age.path) == ("ok", 11, folder / "age_model_weights.h5")
+    # Not the real file: present, hashed, and bad because its sha256 is not the pinned one.
+    assert (age.status, age.size, age.path, age.verified) == ("bad", 11, folder / "age_model_weights.h5", "no")
     assert age.sha256 == hashlib.sha256(b"age weights").hexdigest()
+    age = {f.name: f for f in check_model_files(pinned=_sums(age=b"age weights"))}["deepface-age"]
+    assert (age.status, age.verified) == ("ok", "yes")
     gender = files["deepface-gender"]
     assert (gender.status, gender.size, gender.sha256) == ("missing", None, None)
     assert files["opencv-yunet"].status == "optional-missing"
     predictor = files["dlib-shape-predictor-68"]
     assert predictor.status == "ok" and predictor.size == predictor.path.stat().st_size > 1_000_000
-    assert len(predictor.sha256) == 64
+    assert len(predictor.sha256) == 64 and predictor.verified == "unpinned"
     assert files["opencv-haar-frontalface"].status == "ok"
     assert all(f.sha256 is None for f in check_model_files(with_sha256=False))
 
@@ -107,7 +201,7 @@ def test_a_download_that_does_not_match_its_pinned_sha256_is_refused_and_removed
     (folder / "age.h5").write_bytes(b"not the real age weights")
     with pytest.raises(FetchFailed, match="is not the pinned"):
         fetch_missing(sources={"deepface-age": f"{base}/age.h5"})  # checked against the real sum
-    assert list((deepface_home / ".deepface" / "weights").iterdir()) == []
+    assert list((deepface_home / ".deepface" / "weights").iterdir()) == []  # no .part either
 
 
 def test_the_real_weights_are_pinned():
@@ -120,9 +214,9 @@ def test_the_real_weights_are_pinned():
 
 def test_unreachable_source_is_a_named_error_and_leaves_no_partial_file(deepface_home):
     url = f"http://127.0.0.1:{_closed_port()}/age.h5"
-    with pytest.raises(FetchFailed, match="deepface-age") as info:
+    with pytest.raises(WeightsOffline, match="age_model_weights.h5") as info:
         fetch_missing(sources={"deepface-age": url})
-    assert url in str(info.value)
+    assert url in str(info.value) and isinstance(info.value, FetchFailed)
     target = deepface_home / ".deepface" / "weights"
     assert list(target.iterdir()) == []
 
@@ -142,7 +236,8 @@ class _ShortBody(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_an_interrupted_download_leaves_no_partial_file(deepface_home):
+def test_an_interrupted_download_keeps_only_a_partial_under_a_stable_name(deepface_home):
+    """Never a half file under the real name; the bytes stay in `<name>.part` for a resume."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ShortBody)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -151,7 +246,9 @@ def test_an_interrupted_download_leaves_no_partial_file(deepface_home):
     finally:
         server.shutdown()
         server.server_close()
-    assert list((deepface_home / ".deepface" / "weights").iterdir()) == []
+    part = _weights(deepface_home) / "age_model_weights.h5.part"
+    assert list(_weights(deepface_home).iterdir()) == [part]
+    assert part.read_bytes() == b"x" * 1_000
 
 
 def test_default_sources_are_deepfaces_published_urls():
@@ -162,3 +259,206 @@ def test_default_sources_are_deepfaces_published_urls():
     assert list(weights.AGE_URLS) == Age.WEIGHTS_URL
     assert list(weights.GENDER_URLS) == Gender.WEIGHTS_URL
     assert weights.YUNET_URLS == (YuNet.WEIGHTS_URL,)
+
+
+# --- resumable downloads ------------------------------------------------------------------
+
+def _only_age(url: str) -> dict:
+    """Sources for a test about the age file alone: gender gets none, so it is skipped."""
+    return {"deepface-age": url, "deepface-gender": []}
+
+def test_a_cut_connection_is_resumed_with_a_range_request_for_the_rest(deepface_home, weights_server):
+    age = os.urandom(3_000_000)
+    server = weights_server({"age.h5": age}, cuts=1)  # the first answer stops after 1.5 MB
+    events = []
+    fetch_missing(progress=lambda *e: events.append(e), sources=_only_age(f"{server.url}/age.h5"),
+                  pinned=_sums(age=age))
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+    assert server.requests == [("age.h5", None), ("age.h5", "bytes=1500000-")]
+    assert server.sent == [1_500_000, 1_500_000]  # only the rest was sent the second time
+    assert events[-1] == ("deepface-age", 3_000_000, 3_000_000)
+    assert [p.name for p in _weights(deepface_home).iterdir()] == ["age_model_weights.h5"]
+
+
+def test_a_partial_left_by_an_earlier_run_is_resumed(deepface_home, weights_server):
+    age = os.urandom(200_000)
+    _weights(deepface_home).mkdir(parents=True)
+    (_weights(deepface_home) / "age_model_weights.h5.part").write_bytes(age[:120_000])
+    server = weights_server({"age.h5": age})
+    fetch_missing(sources=_only_age(f"{server.url}/age.h5"), pinned=_sums(age=age))
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+    assert server.requests == [("age.h5", "bytes=120000-")] and server.sent == [80_000]
+
+
+def test_a_server_that_answers_200_to_a_range_request_starts_the_file_over(deepface_home, file_server):
+    folder, base = file_server  # SimpleHTTPRequestHandler ignores Range
+    age = os.urandom(50_000)
+    (folder / "age.h5").write_bytes(age)
+    _weights(deepface_home).mkdir(parents=True)
+    (_weights(deepface_home) / "age_model_weights.h5.part").write_bytes(b"stale bytes of another try")
+    fetch_missing(sources=_only_age(f"{base}/age.h5"), pinned=_sums(age=age))
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+
+
+def test_a_416_for_a_whole_partial_installs_it_without_downloading_again(deepface_home, weights_server):
+    age = os.urandom(10_000)
+    _weights(deepface_home).mkdir(parents=True)
+    (_weights(deepface_home) / "age_model_weights.h5.part").write_bytes(age)  # killed before the rename
+    server = weights_server({"age.h5": age})
+    fetch_missing(sources=_only_age(f"{server.url}/age.h5"), pinned=_sums(age=age))
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+    assert server.requests == [("age.h5", "bytes=10000-")] and server.sent == []
+
+
+def test_a_416_for_a_partial_that_is_not_this_file_starts_over(deepface_home, weights_server):
+    age = os.urandom(10_000)
+    _weights(deepface_home).mkdir(parents=True)
+    (_weights(deepface_home) / "age_model_weights.h5.part").write_bytes(os.urandom(12_000))
+    server = weights_server({"age.h5": age})
+    fetch_missing(sources=_only_age(f"{server.url}/age.h5"), pinned=_sums(age=age))
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+    assert server.requests == [("age.h5", "bytes=12000-"), ("age.h5", None)]
+
+
+def test_a_resumed_file_with_a_wrong_sha256_is_refused_and_its_partial_removed(deepface_home, weights_server):
+    age = os.urandom(10_000)
+    server = weights_server({"age.h5": age}, cuts=1)
+    with pytest.raises(FetchFailed, match="is not the pinned"):
+        fetch_missing(sources=_only_age(f"{server.url}/age.h5"), pinned=_sums(age=b"other"))
+    assert list(_weights(deepface_home).iterdir()) == []
+
+
+# --- sources: mirror first, offline ----------------------------------------------------------
+
+def test_the_mirror_is_asked_first_and_the_other_sources_not_at_all_when_it_delivers(deepface_home, weights_server):
+    age, gender = os.urandom(5_000), os.urandom(4_000)
+    mirror = weights_server({"age_model_weights.h5": age, "gender_model_weights.h5": gender})
+    public = weights_server({"age.h5": age, "gender.h5": gender})
+    fetch_missing(mirror=f"{mirror.url}/", pinned=_sums(age=age, gender=gender),
+                  sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"})
+    assert mirror.requests == [("age_model_weights.h5", None), ("gender_model_weights.h5", None)]
+    assert public.requests == []
+
+
+def test_a_mirror_serving_a_wrong_file_falls_back_to_the_other_sources(deepface_home, weights_server):
+    age, gender = os.urandom(5_000), os.urandom(4_000)
+    mirror = weights_server({"age_model_weights.h5": b"a different file"})  # and no gender: 404
+    public = weights_server({"age.h5": age, "gender.h5": gender})
+    fetch_missing(mirror=mirror.url, pinned=_sums(age=age, gender=gender),
+                  sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"})
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
+    assert (_weights(deepface_home) / "gender_model_weights.h5").read_bytes() == gender
+    assert mirror.requests == [("age_model_weights.h5", None), ("gender_model_weights.h5", None)]
+    assert public.requests == [("age.h5", None), ("gender.h5", None)]
+
+
+def test_no_reachable_source_is_one_offline_error_naming_deepface_home_and_the_folder(deepface_home):
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(WeightsOffline) as info:
+        fetch_missing(mirror=closed, mirror_only=True)
+    message = str(info.value)
+    assert f"DEEPFACE_HOME={deepface_home}" in message and str(_weights(deepface_home)) in message
+    assert "age_model_weights.h5 and gender_model_weights.h5" in message
+    assert "faces models fetch --from DIR" in message and "FACES_WEIGHTS_URL" in message
+    assert f"{closed}/age_model_weights.h5" in message
+
+
+# --- install from copies made by hand -----------------------------------------------------------
+
+def _copies(folder: Path, **payload: bytes) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}_model_weights.h5" for name in payload]
+    for path, data in zip(paths, payload.values()):
+        path.write_bytes(data)
+    return paths
+
+
+def test_install_from_a_folder_holding_the_two_files(deepface_home, tmp_path):
+    payload = {"age": os.urandom(3_000), "gender": os.urandom(2_000)}
+    _copies(tmp_path / "usb", **payload)
+    written = install_from([tmp_path / "usb"], pinned=_sums(**payload))
+    assert written == [_weights(deepface_home) / "age_model_weights.h5", _weights(deepface_home) / "gender_model_weights.h5"]
+    assert [p.read_bytes() for p in written] == list(payload.values())
+    assert sorted(p.name for p in _weights(deepface_home).iterdir()) == ["age_model_weights.h5", "gender_model_weights.h5"]
+
+
+def test_install_from_the_two_files_themselves(deepface_home, tmp_path):
+    payload = {"age": os.urandom(3_000), "gender": os.urandom(2_000)}
+    age, gender = _copies(tmp_path / "a", age=payload["age"]) + _copies(tmp_path / "b", gender=payload["gender"])
+    install_from([age, gender], pinned=_sums(**payload))
+    assert (_weights(deepface_home) / "gender_model_weights.h5").read_bytes() == payload["gender"]
+    assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == payload["age"]
+
+
+def test_install_from_refuses_a_file_that_is_not_the_pinned_one_and_leaves_nothing(deepface_home, tmp_path):
+    _copies(tmp_path / "usb", age=b"x" * 1_000)  # e.g. a copy cut short
+    with pytest.raises(ChecksumMismatch, match="age_model_weights.h5: sha256 .* is not the pinned"):
+        install_from([tmp_path / "usb"])  # the real pinned sums
+    assert list(_weights(deepface_home).iterdir()) == []
+
+
+def test_install_from_a_path_without_weights_is_a_named_error(deepface_home, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "renamed.h5").write_bytes(b"x")
+    for path, words in ((tmp_path / "empty", "holds none of"), (tmp_path / "renamed.h5", "original file names"),
+                        (tmp_path / "nowhere", "does not exist")):
+        with pytest.raises(LocalWeightsNotFound, match=words):
+            install_from([path])
+
+
+# --- check: verified sums, cache, backend ----------------------------------------------------
+
+def _check(**pinned) -> dict[str, ModelFile]:
+    return {f.name: f for f in check_model_files(pinned=pinned or None)}
+
+
+def test_a_truncated_weight_file_is_bad_not_ok(deepface_home):
+    _copies(_weights(deepface_home), age=b"\x89HDF" + b"\0" * 996)  # 1000 bytes of a 540 MB file
+    age = _check()["deepface-age"]
+    assert (age.status, age.verified, age.size) == ("bad", "no", 1000)
+
+
+def test_hashes_are_cached_by_path_size_and_mtime_so_a_second_check_reads_no_file(deepface_home):
+    age = _copies(_weights(deepface_home), age=b"age weights")[0]
+    pinned = _sums(age=b"age weights")
+    assert _check(**pinned)["deepface-age"].verified == "yes"
+    cache = _weights(deepface_home) / ".sha256-cache.json"
+    rows = json.loads(cache.read_text())
+    assert rows[str(age)] == {"size": 11, "mtime_ns": age.stat().st_mtime_ns, "sha256": pinned["deepface-age"]}
+    written = cache.stat().st_mtime_ns
+    _check(**pinned)
+    assert cache.stat().st_mtime_ns == written  # nothing new hashed, nothing rewritten
+    # The cached value is what a second check believes: proof that it did not hash the file again.
+    rows[str(age)]["sha256"] = "0" * 64
+    cache.write_text(json.dumps(rows))
+    assert _check(**pinned)["deepface-age"].verified == "no"
+    # A new mtime (a file replaced in place) is hashed again.
+    os.utime(age, ns=(age.stat().st_atime_ns, age.stat().st_mtime_ns + 1_000_000_000))
+    assert _check(**pinned)["deepface-age"].verified == "yes"
+
+
+def test_the_cache_lives_under_xdg_cache_home_when_it_is_set(deepface_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.sha256_cache_path() == tmp_path / "xdg" / "faces" / "sha256-cache.json"
+    check_model_files()
+    assert str(weights.deepface_weights_dir()) not in str(weights.sha256_cache_path())
+    assert weights.sha256_cache_path().is_file()
+
+
+def test_auto_picks_deepface_when_both_files_are_present_as_the_workers_do(deepface_home):
+    payload = {"age": b"age weights"}
+    _copies(_weights(deepface_home), **payload)
+    only_age = list(_check(**_sums(**payload)).values())
+    assert auto_agegender_backend(only_age, bundled_available=True) == "bundled"
+    assert auto_agegender_backend(only_age, bundled_available=False) is None
+    _copies(_weights(deepface_home), gender=b"gender weights")
+    unverified = list(_check(**_sums(**payload)).values())  # gender against the real sum
+    assert auto_agegender_backend(unverified, bundled_available=False) == "deepface"
+
+
+def test_the_pipeline_runs_without_deepface_weights_only_with_the_bundled_model(deepface_home):
+    files = list(_check().values())
+    assert pipeline_can_run(files, bundled_available=True)
+    assert not pipeline_can_run(files, bundled_available=False)
+    broken = [f if f.name != "dlib-mmod-cnn" else ModelFile(f.name, f.path, None, None, "missing") for f in files]
+    assert not pipeline_can_run(broken, bundled_available=True)
