@@ -81,7 +81,7 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
 
     monkeypatch.setattr(ops.workers, "WorkerPool", CountingPool)
     monkeypatch.setattr(ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
-    monkeypatch.setattr(ops.cli_pipeline, "_check_model_environment", lambda: None)
+    monkeypatch.setattr(ops.cli_pipeline, "_check_model_environment", lambda agegender=None: "auto")
     monkeypatch.setattr(ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
 
