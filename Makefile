@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= data
 
-.PHONY: run test bench chaos install install-dev clean
+.PHONY: run test bench chaos soak install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/d
 bench: install-dev
 	$(BIN)/faces bench $(BENCH_DIR) --synthetic-weights --repeat 3 --json bench-results/bench.json
 
-# Worker and Redis crash runs: several minutes; not part of `make test`.
+# Worker and Redis crash runs, counted exactly (tests/test_chaos.py): about 5 minutes on 2 cores.
+# Tests marked `slow` are not part of `make test`; these two targets select them by file.
 chaos: install-dev
-	$(BIN)/python -m pytest -q -m slow -s tests/test_chaos.py
+	$(BIN)/python -m pytest -q -m slow -s --durations=0 tests/test_chaos.py
+
+# Tens of thousands of small photos until memory is steady; asserts it stays flat: about 6 minutes.
+soak: install-dev
+	$(BIN)/python -m pytest -q -m slow -s tests/test_soak.py
 
 clean:
 	rm -rf $(VENV) .faces storage output
