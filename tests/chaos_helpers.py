@@ -191,22 +191,28 @@ class QuietRedis7(EmbeddedRedis):
 
 
 def used_memory(client: redis.Redis) -> dict[str, int]:
-    """used_memory, its dataset part, and what the clients' buffers hold (part of the overhead)."""
+    """used_memory, its dataset part, and two parts of its overhead: the clients' buffers and
+    the key tables of db 0 (sized for the most keys held at once)."""
     info = retrying(lambda: client.info("memory"), "INFO memory")
-    clients = int(retrying(lambda: client.memory_stats(), "MEMORY STATS")["clients.normal"])
+    stats = retrying(lambda: client.memory_stats(), "MEMORY STATS")
+    db = stats.get("db.0") or {}
     return {"used": int(info["used_memory"]), "dataset": int(info["used_memory_dataset"]),
-            "clients": clients}
+            "clients": int(stats["clients.normal"]),
+            "tables": int(db.get("overhead.hashtable.main", 0)) + int(db.get("overhead.hashtable.expires", 0))}
 
 
 # Redis memory "back to its baseline" at the end of a run means: used_memory at most the
 # baseline (taken with every worker connected, before any image) plus what the drained pipeline
 # legitimately keeps, measured key by key (DRAINED_KINDS: the announcements stream, the
-# counters), plus the growth of the clients' buffers (a connection that sent a 75 KB image keeps
-# a larger query buffer for a while: not data), plus this slack for the scripts' cache and the
-# allocator's rounding (~20-60 KB seen). A leak of anything per job is far above it: 500 result
-# copies are over 1 MB, 500 photos' bytes 37 MB; leftover bytes and copies are also checked
-# exactly, key by key.
-MEMORY_SLACK_BYTES = 128 << 10
+# counters), plus the growth of two structures that are not data and that Redis shrinks in its
+# own time: the clients' buffers (a connection that sent a 75 KB image keeps a larger query
+# buffer for a while) and the key tables (sized for the 10,000 keys of a backlog, shrunk by the
+# server's cron once nearly empty), plus this slack: the scripts' cache, the AOF buffer, and
+# what MEMORY USAGE does not see of the kept keys (allocation rounding); 0-100 KB of it seen
+# after 5,000 images, not pinned down further. A leak of anything per job is far above it:
+# 500 result copies are over 1 MB, 500 photos' bytes 37 MB, 5,000 tiny images' 16 MB; leftover
+# bytes and copies are also checked key by key.
+MEMORY_SLACK_BYTES = 256 << 10
 
 
 def keys_by_kind(client: redis.Redis) -> dict[str, int]:
@@ -232,8 +238,8 @@ def drained_memory(client: redis.Redis, baseline: dict[str, int], ttl_s: float,
     """Wait for every result copy to expire, drop the images stream's history (what
     `faces trim --retention-s 0` does), check only DRAINED_KINDS of keys are left, and wait for
     used_memory to come back to `baseline` (a used_memory() reading) plus what those keys hold,
-    plus the clients' buffer growth, plus `slack_bytes` (see MEMORY_SLACK_BYTES). Returns the
-    figures."""
+    plus the growth of the client buffers and key tables, plus `slack_bytes` (see
+    MEMORY_SLACK_BYTES). Returns the figures."""
     wait_until(lambda: not list(client.scan_iter(match=names.result_key("*"), count=1000)),
                timeout_s=ttl_s + 30, interval_s=0.5, what=f"result copies to expire (TTL {ttl_s} s)")
     history.trim_all(client, 0)
@@ -247,8 +253,9 @@ def drained_memory(client: redis.Redis, baseline: dict[str, int], ttl_s: float,
         rewriting = int(client.info("persistence").get("aof_rewrite_in_progress", 0))
         now = used_memory(client)
         buffers = max(0, now["clients"] - baseline["clients"])
-        figures.update(now, kept_keys=kept, client_buffers=buffers, baseline=baseline["used"],
-                       allowed=baseline["used"] + kept + buffers + slack_bytes)
+        tables = max(0, now["tables"] - baseline["tables"])
+        figures.update(now, kept_keys=kept, client_buffers=buffers, key_tables=tables,
+                       baseline=baseline["used"], allowed=baseline["used"] + kept + buffers + tables + slack_bytes)
         return not rewriting and figures["used"] <= figures["allowed"]
 
     try:

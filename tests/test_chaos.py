@@ -326,7 +326,8 @@ def test_500_photos_through_kills_twin_consumer_slow_batches_redis_restart_and_r
     print(f"deliveries per processed entry {dict(sorted(attempts.items()))}; commits refused "
           f"(taken over) by log {dict(taken_over)}; entries added per stream {added}")
     print(f"memory: baseline {baseline['used']} B, end {memory['used']} B (kept keys "
-          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, allowed {memory['allowed']} B)")
+          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
+          f"{memory['key_tables']} B, allowed {memory['allowed']} B)")
 
     # Renewal: entries held longer than the claim idle time, yet never delivered twice.
     assert chaos.longest_hold_s() > CLAIM_IDLE_MS / 1000, "no detect batch outlasted the claim idle time"
@@ -435,4 +436,5 @@ def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline
         pool.stop()
     print(f"drained 5000 images in {seconds:.0f} s ({5000 / seconds:.1f} images/s, workers' start "
           f"included); memory baseline {baseline['used']} B, end {memory['used']} B (kept keys "
-          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B), allowed {memory['allowed']} B")
+          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
+          f"{memory['key_tables']} B), allowed {memory['allowed']} B")

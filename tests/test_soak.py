@@ -206,7 +206,8 @@ def test_soak_memory_stays_flat_and_every_image_completes(tmp_path, monkeypatch)
           f"sampled {max(r['used'] for r in sample.rows) / 1e6:.2f} MB); steady state {min(used) / 1e6:.2f}-"
           f"{max(used) / 1e6:.2f} MB, mean {sum(used) / len(used) / 1e6:.2f} MB; end {memory['used'] / 1e6:.2f} MB "
           f"(allowed {memory['allowed'] / 1e6:.2f} MB: baseline + {memory['kept_keys'] / 1e6:.2f} MB of "
-          f"announcements and counters + {memory['client_buffers'] / 1e6:.2f} MB of client buffers + slack)")
+          f"announcements and counters + {memory['client_buffers'] / 1e6:.2f} MB of client buffers + "
+          f"{memory['key_tables'] / 1e6:.2f} MB of key tables + slack)")
     print(f"slopes over {len(steady)} steady samples ({done[0]}-{done[-1]} images): Redis without the "
           f"streams and result copies {rest_slope:.1f} B/image; all of used_memory {raw_slope:.1f} B/image (the announcements "
           f"stream grows by design, up to {names.RESULTS_MAXLEN} entries); oldest entry per stream "
