@@ -116,12 +116,9 @@ class StageConsumer:
         """Remove this consumer from its group, but only if it holds nothing: pending entries
         of a deleted consumer would be acknowledged by nobody and lost to the claim logic."""
         try:
-            held = reading.own_pending_ids(self.client, self.route.input_stream, self.route.group,
-                                           self.consumer, limit=1)
-            if held:
+            if not reading.leave_if_empty(self.client, self.route.input_stream, self.route.group,
+                                          self.consumer):
                 self.log.info("consumer.left_pending", note="entries handed back for claiming")
-            else:
-                self.client.xgroup_delconsumer(self.route.input_stream, self.route.group, self.consumer)
         except redis.RedisError as exc:
             self.log.warning("consumer.leave_failed", error=str(exc))
 

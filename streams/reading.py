@@ -88,6 +88,21 @@ return lost
 """
 
 
+# KEYS[1] stream; ARGV[1] group, ARGV[2] consumer. Deletes the consumer only if it holds
+# nothing, in one step: another process reading under the same name between a separate check
+# and the delete would otherwise lose what it read with the consumer. 1 if deleted.
+_LEAVE_IF_EMPTY = """
+if redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])[1] then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def leave_if_empty(client: redis.Redis, stream: str, group: str, consumer: str) -> bool:
+    """Remove `consumer` from its group unless it holds entries; True when removed."""
+    return bool(scripts.call(client, _LEAVE_IF_EMPTY, [stream], [group, consumer]))
+
+
 def claim_own(client: redis.Redis, stream: str, group: str, consumer: str,
               ids: list[str]) -> list[RawEntry]:
     """Take our own `ids` again for a retry (a new delivery); ids someone else took are left out."""

@@ -455,3 +455,18 @@ def test_the_sink_writes_the_result_when_only_the_picture_bytes_are_gone(redis_c
     StageConsumer(redis_client, sink, BURST, "s").run()
     assert json.loads((tmp_path / "storage" / f"{job['image_id']}.json").read_text())["status"] == "ok"
     assert announced(redis_client) == [(job["job_id"], "ok")] and deadletters.count(redis_client) == 0
+
+
+def test_leaving_keeps_a_consumer_that_another_process_gave_entries_under_the_same_name(redis_client):
+    """The check "holds nothing" and the delete are one step: entries read under the name
+    in between are not lost with the consumer."""
+    from streams import reading
+
+    publish(redis_client, 1)
+    ensure_group(redis_client, names.IMAGES, "detect")
+    redis_client.xreadgroup("detect", "twin", {names.IMAGES: ">"}, count=1)  # the other process
+    assert reading.leave_if_empty(redis_client, names.IMAGES, "detect", "twin") is False
+    assert len(pending_of(redis_client, "twin")) == 1
+    redis_client.xack(names.IMAGES, "detect", *pending_of(redis_client, "twin"))
+    assert reading.leave_if_empty(redis_client, names.IMAGES, "detect", "twin") is True
+    assert redis_client.xinfo_consumers(names.IMAGES, "detect") == []
