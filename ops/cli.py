@@ -4,20 +4,14 @@ ops/cli_models.py (models, bench); importing them registers them on ``app``."""
 
 from __future__ import annotations
 
-import sys
-
 # Importing these registers their commands on ``app``, in this order in `faces --help`.
 from ops import cli_pipeline  # noqa: F401
 from ops import cli_admin  # noqa: F401
 from ops import cli_models  # noqa: F401
-from ops.cli_app import app
+from ops.cli_app import app, main
 
 __all__ = ["app", "main"]
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,17 +1,102 @@
-"""The `faces` application object and what every command module shares: the failure exit."""
+"""The `faces` application object and what every command module shares: failing with one line,
+the global --debug / --version options, and the entry point that turns every known failure into
+one `error: ...` line and its exit code (a traceback only with --debug or FACES_DEBUG=1)."""
 
 from __future__ import annotations
 
-import typer
+import os
+import re
+import sys
+from typing import NoReturn, Optional
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+import typer
+from typing_extensions import Annotated
+
+from ops import exits
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
 
-EXIT_FAILED = 1
+EXIT_FAILED = exits.FAILED
 STAGES = ("detect", "landmarks", "agegender", "sink")
+DEBUG_ENV = "FACES_DEBUG"
 
 
-def fail(message: str) -> None:
-    """Print ``error: message`` to stderr and exit 1 (could not run)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_FAILED)
+class CommandError(Exception):
+    """A failure the user can act on: its message is the one line printed, `exit_code` the code."""
+
+    def __init__(self, message: str, exit_code: int = exits.FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def fail(message: str, code: int = exits.FAILED) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with `code` (1: could not run)."""
+    raise CommandError(message, code)
+
+
+def usage(message: str) -> NoReturn:
+    """A bad value or combination of options: one line, exit 2."""
+    raise CommandError(message, exits.USAGE)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"faces {version('faces-pipeline')}")
+        except PackageNotFoundError:
+            typer.echo("faces (not installed)")
+        raise typer.Exit(exits.OK)
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help=f"Show tracebacks (same as {DEBUG_ENV}=1).")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # worker processes started from here inherit it
+
+
+# Typer (0.29 and later) vendors click: its exception base class is reached through a public one.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _show_click_error(exc) -> int:
+    """Usage errors as one line (click's message, squeezed); `faces dlq` alone shows its help."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        typer.echo(exc.ctx.get_help())
+        return exits.USAGE
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    message = re.sub(r"\(env var: '\[?([^)]*?)\]?'\)", lambda m: f"(env var {m.group(1)})".replace("'", ""),
+                     " ".join(exc.format_message().split()))
+    typer.echo(f"error: {message}{hint}", err=True)
+    return exc.exit_code
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run `faces`; every failure ends as one line on stderr and an exit code from ops/exits.py."""
+    try:
+        code = app(args=argv, prog_name="faces", standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        code = _show_click_error(exc)
+    except typer.Abort:
+        code = exits.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line
+        if debug_enabled():
+            raise
+        from ops.failures import describe_failure
+
+        code, line = describe_failure(exc)
+        typer.echo(f"error: {line}", err=True)
+    sys.stdout.flush()
+    sys.exit(code if isinstance(code, int) else exits.OK)

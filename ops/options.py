@@ -10,8 +10,20 @@ from typing_extensions import Annotated
 
 from ops.settings import AppSettings
 
+def _check_redis_url(url: str | None) -> str | None:
+    """A URL redis-py cannot parse is bad usage (exit 2), caught before anything starts."""
+    if url:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{exc}; e.g. redis://localhost:6379/0") from None
+    return url
+
+
 RedisUrl = Annotated[Optional[str], typer.Option(
-    "--redis-url", envvar=["FACES_REDIS_URL", "REDIS_URL"], show_envvar=True,
+    "--redis-url", envvar=["FACES_REDIS_URL", "REDIS_URL"], show_envvar=True, callback=_check_redis_url,
     help="Redis to use (redis://, rediss://, unix://; user and password allowed). "
          "Unset: an embedded redis-server under --state-dir.")]
 StateDir = Annotated[Path, typer.Option(

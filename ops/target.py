@@ -84,6 +84,19 @@ def redis_target(app: AppSettings, *, stack: bool = False
         yield server.url, connect(server.url), server
 
 
+@contextlib.contextmanager
+def attached(app: AppSettings) -> Iterator[tuple[str, redis.Redis]]:
+    """(url, client) of a Redis that is already running: what `status`, `submit`, `dlq`,
+    `replay`, `trim`, `purge` use. Never starts one: an embedded server started by such a
+    command would hold work that no worker will ever process. NoRedisRunning names the fix."""
+    url = attach_url(app)
+    client = connect(url)
+    try:
+        yield url, client
+    finally:
+        client.close()
+
+
 def attach_url(app: AppSettings) -> str:
     """The Redis URL for a process that must never own Redis (a `faces worker`): the given one,
     or the embedded server already running for the state directory; else NoRedisRunning."""
@@ -92,6 +105,6 @@ def attach_url(app: AppSettings) -> str:
     url = running_url(app.state_dir)
     if url is None:
         raise NoRedisRunning(
-            f"no Redis: no --redis-url given and no embedded server is running for state dir "
-            f"{app.state_dir}; start `faces up --state-dir {app.state_dir}` first, or pass --redis-url")
+            f"no pipeline is running for state dir {app.state_dir}: start one with "
+            f"`faces up --state-dir {app.state_dir}` (in another terminal), or pass --redis-url")
     return url

@@ -1,0 +1,43 @@
+"""Turning a failure into the one line a user reads and the exit code (ops/exits.py).
+
+Our own errors already say the cause and the remedy in their message; failures raised by the
+libraries underneath (redis-py, the file system) are reworded here, once for every command."""
+
+from __future__ import annotations
+
+import redis
+
+from ops import exits
+
+# Raised by our code with a message written for the user: printed as they are.
+_OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
+               "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
+               "SettingsError", "ReplayPlanError", "ResultLookupError")
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line without traceback) for any exception a command let escape."""
+    if type(exc).__name__ in _OWN_ERRORS or any(c.__name__ in _OWN_ERRORS for c in type(exc).__mro__):
+        return getattr(exc, "exit_code", exits.FAILED), _one_line(str(exc))
+    if isinstance(exc, redis.AuthenticationError) or _is_auth_refusal(exc):
+        return exits.FAILED, (f"Redis refused our credentials ({_one_line(str(exc))}); "
+                              "put the right user and password in --redis-url / FACES_REDIS_URL")
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return exits.FAILED, (f"lost the connection to Redis ({_one_line(str(exc))}); "
+                              "check that it is running, then try again")
+    if isinstance(exc, redis.ResponseError):
+        return exits.FAILED, f"Redis answered with an error: {_one_line(str(exc))}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return exits.FAILED, f"{exc.strerror}{where}"
+    return exits.FAILED, (f"unexpected {type(exc).__name__}: {_one_line(str(exc))} "
+                          "(run with --debug or FACES_DEBUG=1 for the traceback)")
+
+
+def _is_auth_refusal(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, redis.ResponseError) and text.startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no message)"
