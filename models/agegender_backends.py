@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+import structlog
 
 from models.agegender import AgeGender
 from models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+
+log = structlog.get_logger(__name__)
 
 CHOICES = ("auto", "deepface", "dlib")
 DEFAULT_CHOICE = "auto"
@@ -73,10 +76,18 @@ def load_backend(choice: str, weights_dir: Path | None = None) -> LoadedBackend:
             status = "weights_missing" if isinstance(exc, WeightsMissing) else "weights_unreadable"
             note = {"status": status, "message": str(exc)}
             if choice == "deepface":
+                log.warning("agegender.deepface_unavailable", **note, effect="ages and genders stay null")
                 return LoadedBackend(None, note)
+            if status == "weights_unreadable":  # present but broken: worth a word, auto or not
+                log.warning("agegender.deepface_unavailable", **note, effect="using the bundled model")
+                return LoadedBackend(_bundled(), note)
+    return LoadedBackend(_bundled(), None)
+
+
+def _bundled() -> "AgeGenderBackend":
     from models.agegender_bundled import BundledAgeGender
 
-    return LoadedBackend(_BundledBackend(BundledAgeGender()), None)
+    return _BundledBackend(BundledAgeGender())
 
 
 def weights_signature(weights_dir: Path | None = None) -> tuple:

@@ -222,6 +222,17 @@ def _clip(left: float, top: float, right: float, bottom: float, width: int, heig
     return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
+def check_detector(name: str) -> None:
+    """Raise what ``load_detector(name)`` would for a bad name or a missing model file, without
+    loading the model: the CLI refuses such a choice before any worker starts. A backend module
+    with files to find has a ``check()``."""
+    if name not in _MODULES:
+        raise UnknownBackend(name)
+    check = getattr(importlib.import_module(_MODULES[name]), "check", None)
+    if check is not None:
+        check()
+
+
 def load_detector(name: str = DEFAULT_BACKEND, **options) -> Detector:
     """Build the detector ``name`` (one of ``BACKENDS``).
 

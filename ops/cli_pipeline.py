@@ -15,16 +15,12 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from ops import logs
-from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Output, RedisUrl,
-                         StateDir, Storage, app_settings)
+from ops import exits, logs
+from ops.cli_app import STAGES, app, debug_enabled, fail, usage
+from ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
+                         DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
+                         StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
 from streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
-from ops.cli_app import STAGES, app, fail
-
-AgeGenderChoice = Annotated[Optional[str], typer.Option(
-    "--agegender", envvar="FACES_AGEGENDER", show_envvar=True,
-    help="Age/gender model: auto (DeepFace when its weights are there, else the bundled dlib "
-         "networks), deepface, or dlib.")]
 
 
 def _sigterm_as_interrupt() -> None:
@@ -37,17 +33,21 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _check_model_environment(agegender: str | None = None) -> str:
-    """Refuse a bad age/gender choice or $FACES_AGEGENDER_PRECISION here, not in a worker that
-    would crash-loop; returns the age/gender backend choice."""
-    from models.agegender_backends import AgeGenderChoiceError, check_choice
+def _check_precision() -> None:
+    """Refuse a bad $FACES_AGEGENDER_PRECISION here, not in a worker that would fail at start."""
     from models.precision import PrecisionError, choose_precision
 
     try:
         choose_precision()
-        return check_choice(agegender)
-    except (PrecisionError, AgeGenderChoiceError) as exc:
-        fail(str(exc))
+    except PrecisionError as exc:
+        usage(str(exc))
+
+
+def _existing(paths: List[Path]) -> List[Path]:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"{', '.join(missing)}: no such file or folder")
+    return paths
 
 
 @app.command()
@@ -55,102 +55,110 @@ def run(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    visualize: Annotated[bool, typer.Option(help="Draw annotated pictures into --output.")] = True,
-    batch: Annotated[int, typer.Option(envvar="FACES_BATCH", help="Entries per stage batch.")] = 8,
-    detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend.")] = None,
-    agegender: AgeGenderChoice = None,
-    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER", help="Submission waits while this many images are in flight (0: no limit).")] = 500,
-    timeout_s: Annotated[Optional[float], typer.Option(help="Give up if not all images have results by then.")] = None,
+    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
+    agegender: AgeGender = None, high_water: HighWater = DEFAULT_HIGH_WATER, timeout_s: TimeoutS = None,
+    force: Annotated[bool, typer.Option("--force", help="Analyse again images whose current ok result (same sha256) is already in --storage.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
 ) -> None:
     """Analyse every image under PATHS with all stages as worker processes, then stop.
 
+    Images that already have an ok result for the same bytes in --storage are kept (--force
+    analyses them again). Every image's result ends in --storage, whichever sink wrote it.
     Exit 0 when every image is ok, 3 when it finished but some images have error results,
-    1 when it could not run.
+    1 when it could not run, 130 on Ctrl-C (what was done is kept; run again to finish).
     """
-    from ops.runjob import JobOptions, JobTimeout, describe_agegender, run_job
-    from ops.progress import progress_printer
-    from ops.target import StackAlreadyRunning
-    from streams.errors import EmbeddedRedisError, RedisUnavailable
+    from ops.progress import BarDisplay
+    from ops.runjob import JobInterrupted, JobOptions, describe_agegender, run_job
+    from producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _sigterm_as_interrupt()
-    agegender = _check_model_environment(agegender)
-    for path in paths:
-        if not path.exists():
-            fail(f"{path} does not exist")
-    app_cfg = app_settings(redis_url, state_dir, storage, output)
-    # A short blocking read lets the workers notice the stop quickly at the end of the job.
-    worker_args = {"*": ["--batch", str(batch), "--storage", str(storage), "--block-ms", "200"],
-                   "sink": ["--output", str(output)] if visualize else ["--no-visualize"]}
-    if detector:
-        worker_args["detect"] = ["--detector", detector]
-    worker_args["agegender"] = ["--agegender", agegender]
+    _check_precision()
+    if not scan(_existing(paths)).images:
+        fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
+    options = JobOptions(high_water=high_water, timeout_s=timeout_s, force=force,
+                         output=output if visualize else None,
+                         # A short blocking read lets the workers notice the stop quickly.
+                         worker_args=_with_block_ms(analysis_worker_args(batch, storage, output, visualize,
+                                                                         detector, agegender), 200))
     try:
-        with progress_printer("analysing") as on_progress:
-            summary = run_job(app_cfg, list(paths), JobOptions(high_water=high_water, timeout_s=timeout_s,
-                                                               worker_args=worker_args), on_progress)
-    except (RedisUnavailable, EmbeddedRedisError, JobTimeout, StackAlreadyRunning) as exc:
-        fail(str(exc))
-    typer.echo(
-        f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} dead-lettered; "
-        f"{summary.faces} faces; {summary.skipped} other files skipped; {summary.seconds:.1f} s"
-    )
-    typer.echo(describe_agegender(summary.agegender_models))
+        with BarDisplay() as display:
+            summary = run_job(app_settings(redis_url, state_dir, storage, output), list(paths), options, display)
+    except JobInterrupted as stopped:
+        done = stopped.summary
+        typer.echo(f"interrupted: {done.finished} of {stopped.total} images have results ({done.ok} ok, "
+                   f"{done.error + done.dead} failed); {stopped.total - done.finished} left: run the same "
+                   f"command again to analyse only those", err=True)
+        raise typer.Exit(exits.INTERRUPTED)
+    if summary.submitted:
+        typer.echo(f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} "
+                   f"dead-lettered; {summary.faces} faces; {summary.skipped} other files skipped; "
+                   f"{summary.seconds:.1f} s")
+    if summary.already:
+        typer.echo(f"{summary.already} images already had a current result in {storage}/ "
+                   "(--force analyses them again)")
+    if summary.submitted:
+        typer.echo(describe_agegender(summary.agegender_models))
+    for note in sorted(summary.model_notes):
+        typer.echo(f"  warning: {note}")
     for path, reason in summary.errors:
         typer.echo(f"  error: {path}: {reason}")
     typer.echo(f"results: {storage}/" + (f"  pictures: {output}/" if visualize else ""))
     raise typer.Exit(summary.exit_code)
 
 
+def _with_block_ms(worker_args: dict[str, list[str]], block_ms: int) -> dict[str, list[str]]:
+    return {**worker_args, "*": [*worker_args["*"], "--block-ms", str(block_ms)]}
+
+
 @app.command()
 def up(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    batch: Annotated[int, typer.Option(envvar="FACES_BATCH")] = 8,
+    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
+    agegender: AgeGender = None, high_water: HighWater = DEFAULT_HIGH_WATER,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
-    agegender: AgeGenderChoice = None,
 ) -> None:
-    """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch)."""
-    from ops.target import StackAlreadyRunning, redis_target
-    from streams.errors import EmbeddedRedisError, RedisUnavailable
+    """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch).
+
+    Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
+    from ops.target import redis_target
     from ops.workers import WorkerPool
     from producer.watch import Watcher
     from streams.connection import redact
 
     logs.configure()
     _sigterm_as_interrupt()
-    agegender = _check_model_environment(agegender)
+    _check_precision()
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
     app_cfg = app_settings(redis_url, state_dir, storage, output)
     with contextlib.ExitStack() as resources:
-        try:
-            # One stack per state dir (stack=True): a second `up` or `run` there is refused.
-            url, client, _server = resources.enter_context(redis_target(app_cfg, stack=True))
-        except (StackAlreadyRunning, EmbeddedRedisError, RedisUnavailable) as exc:
-            fail(str(exc))
-        pool = WorkerPool(url, app_cfg.log_dir, extra_args={
-            "*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)],
-            "agegender": ["--agegender", agegender]})
+        # One stack per state dir (stack=True): a second `up` or `run` there is refused.
+        url, client, _server = resources.enter_context(redis_target(app_cfg, stack=True))
+        pool = WorkerPool(url, app_cfg.log_dir, extra_args=analysis_worker_args(
+            batch, storage, output, visualize, detector, agegender))
         pool.start()
-        typer.echo(f"stack up on {redact(url)}; worker logs in {app_cfg.log_dir}"
+        resources.callback(pool.stop)
+        typer.echo(f"stack up on {redact(url)}; loading models; worker logs in {app_cfg.log_dir}"
                    + (f"; watching {watch_dir}" if watch_dir is not None else "") + "; Ctrl-C to stop",
                    err=True)
         try:
             # The pool is also supervised while the watcher waits (backpressure, Redis trouble):
             # a worker that died then is what would keep the backlog from ever draining.
-            watcher = (Watcher(client, watch_dir, while_waiting=pool.supervise)
+            watcher = (Watcher(client, watch_dir, high_water=high_water, while_waiting=pool.supervise)
                        if watch_dir is not None else None)
+            announced = False
             while True:
                 pool.supervise()
+                if not announced and not pool.waiting_for():
+                    typer.echo(f"ready: {len(pool.workers)} workers", err=True)
+                    announced = True
                 if watcher is not None:
                     watcher.poll_once()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("stopping...", err=True)
-        finally:
-            pool.stop()
 
 
 @app.command()
@@ -159,7 +167,7 @@ def worker(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     consumer: Annotated[Optional[str], typer.Option(envvar="FACES_CONSUMER", help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.")] = None,
-    batch: Annotated[int, typer.Option(envvar="FACES_BATCH", help="Entries read at once and given to the stage as one batch.")] = 8,
+    batch: Batch = DEFAULT_BATCH,
     block_ms: Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")] = 1000,
     claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = 60_000,
     max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = 3,
@@ -167,37 +175,44 @@ def worker(
     retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
     result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = DEFAULT_RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
-    detector: Annotated[Optional[str], typer.Option(envvar="FACES_DETECTOR", help="Detection backend (detect stage).")] = None,
+    detector: Detector = None,
     min_face_score: Annotated[Optional[float], typer.Option(envvar="FACES_MIN_FACE_SCORE", help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).")] = None,
-    agegender: AgeGenderChoice = None,
-    visualize: Annotated[bool, typer.Option(envvar="FACES_VISUALIZE", help="Sink: draw annotated pictures into --output.")] = True,
+    agegender: AgeGender = None,
+    visualize: Visualize = True,
 ) -> None:
     """Run one stage consumer (what a container runs); any number may run against one Redis.
 
-    Without --redis-url it attaches to the embedded server of `faces up` on --state-dir."""
-    from ops.target import NoRedisRunning, attach_url
+    Without --redis-url it attaches to the embedded server of `faces up` on --state-dir.
+    Exit 0 after a clean stop, 4 when SIGTERM's grace period ran out, 5 when its consumer
+    group was lost, 1 when it could not start (one `worker.failed` log line says why)."""
+    from ops.failures import describe_failure
+    from ops.target import attach_url
     from ops.worker import run_worker
-    from streams.errors import EmbeddedRedisError
     from streams.settings import RuntimeSettings, SettingsError
 
     if stage not in STAGES:
-        fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     logs.configure()
-    agegender = _check_model_environment(agegender)
+    _check_precision()
     try:
         settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                                    max_deliveries=max_deliveries, grace_s=grace_s,
                                    retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
     except SettingsError as exc:
-        fail(str(exc))
+        usage(str(exc))
     options = {"storage": storage, "output": output if visualize else None, "detector": detector,
                "agegender": agegender, "min_score": min_face_score}
-    # Never start an embedded Redis here: it would stop on exit under the other workers.
     try:
+        # Never start an embedded Redis here: it would stop on exit under the other workers.
         url = attach_url(app_settings(redis_url, state_dir, storage, output))
-    except (NoRedisRunning, EmbeddedRedisError) as exc:
-        fail(str(exc))
-    code = run_worker(stage, url, settings, consumer, options)
+        code = run_worker(stage, url, settings, consumer, options)
+    except Exception as exc:  # noqa: BLE001 - a worker's last word is one JSON log line
+        if debug_enabled():
+            raise
+        import structlog
+
+        code, line = describe_failure(exc)
+        structlog.get_logger(__name__).error("worker.failed", error=line, error_type=type(exc).__name__)
     # Everything is acknowledged and logged; skip the interpreter's teardown, which takes
     # about a second once TensorFlow is loaded (measured by `faces bench`).
     sys.stdout.flush()
@@ -211,17 +226,18 @@ def watch(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     force: Annotated[bool, typer.Option(help="Analyse bytes seen before again.")] = False,
-    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", help="A file must keep its size and mtime this long before it is read.")] = 1.0,
-    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER")] = 500,
+    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read.")] = 1.0,
+    high_water: HighWater = DEFAULT_HIGH_WATER,
 ) -> None:
-    """Publish each new image dropped into FOLDER exactly once, until Ctrl-C."""
-    from ops.target import redis_target
+    """Publish each new image dropped into FOLDER exactly once, until Ctrl-C. Needs a running
+    pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
+    from ops.target import attached
     from producer.watch import Watcher
 
     logs.configure()
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with attached(app_settings(redis_url, state_dir, storage, output)) as (_url, client):
         watcher = None
         try:  # Ctrl-C may come while the watcher waits for Redis, even while it starts
             watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
@@ -237,20 +253,42 @@ def submit(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER")] = 500,
+    high_water: HighWater = DEFAULT_HIGH_WATER,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the results and print each one's JSON (one line each) as it arrives.")] = False,
+    timeout_s: TimeoutS = None,
 ) -> None:
-    """Publish image files (or every image under folders) to the pipeline."""
-    from ops.target import redis_target
+    """Publish image files (or every image under folders) to a running pipeline (`faces up`,
+    or --redis-url). Prints `IMAGE_ID<TAB>PATH` per image; with --wait, each result's JSON.
+
+    Exit 1 when nothing could be submitted (missing paths, no images, no pipeline running);
+    with --wait, 3 when some results are errors."""
+    from ops.runjob import JobOptions, JobSummary, wait_for_results
+    from ops.target import attached
     from producer.files import scan
     from producer.submit import submit_file
+    from streams import results
 
     logs.configure(level="WARNING")
-    found = scan(paths)
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    found = scan(_existing(paths))
+    if not found.images:
+        fail(f"no images under {', '.join(map(str, paths))} ({found.skipped} other files)")
+    app_cfg = app_settings(redis_url, state_dir, storage, output)
+    with attached(app_cfg) as (_url, client):
+        cursors = results.cursors_now(client)
+        waiting = {}
         for path in found.images:
             sent = submit_file(client, path, high_water=high_water)
-            typer.echo(f"{sent.image_id}\t{sent.path}")
-    typer.echo(f"submitted {len(found.images)} images; {found.skipped} other files skipped", err=True)
+            waiting[sent.job_id] = sent.path
+            if not wait:
+                typer.echo(f"{sent.image_id}\t{sent.path}")
+        typer.echo(f"submitted {len(found.images)} images; {found.skipped} other files skipped", err=True)
+        if not wait:
+            return
+        summary = JobSummary(submitted=len(waiting))
+        wait_for_results(client, waiting, cursors, summary, None,
+                         JobOptions(timeout_s=timeout_s, keep_results=False, on_result=typer.echo),
+                         lambda done, total: None, app_cfg)
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command()
@@ -258,16 +296,16 @@ def status(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    watch_s: Annotated[Optional[float], typer.Option("--watch", help="Redraw every this many seconds until Ctrl-C.")] = None,
+    watch_s: Annotated[Optional[float], typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")] = None,
 ) -> None:
     """Per stream its length; per group pending, lag, consumers, throughput and oldest pending
-    age; dead letters, images in flight, Redis memory."""
+    age; dead letters, images in flight, Redis memory. Needs a running pipeline."""
     from ops.statusview import render_status, watch_status
-    from ops.target import redis_target
+    from ops.target import attached
     from streams.status import pipeline_status
 
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with attached(app_settings(redis_url, state_dir, storage, output)) as (_url, client):
         if watch_s:
             watch_status(lambda: pipeline_status(client), watch_s)
             return

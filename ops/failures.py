@@ -10,9 +10,12 @@ import redis
 from ops import exits
 
 # Raised by our code with a message written for the user: printed as they are.
+# Matched by class name so that this module need not import every layer that defines one.
 _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
                "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
-               "SettingsError", "ReplayPlanError", "ResultLookupError")
+               "SettingsError", "ReplayPlanError", "ResultLookupError", "GroupLost", "ImageMissing",
+               "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
+               "WeightsMissing", "WeightsUnreadable")
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:

@@ -41,3 +41,66 @@ DEFAULT_OUTPUT = Path("output")
 
 def app_settings(redis_url: str | None, state_dir: Path, storage: Path, output: Path) -> AppSettings:
     return AppSettings(redis_url=redis_url or None, state_dir=state_dir, storage=storage, output=output)
+
+
+# The analysis options `faces run` and `faces up` share (`faces worker` takes them one by one).
+def _check_detector(name: str | None) -> str | None:
+    """An unknown detector, or one whose model file is missing, is refused before any worker
+    starts (a worker would fail at start and be restarted forever)."""
+    if name:
+        from models.detect import BackendUnavailable, UnknownBackend, check_detector
+
+        try:
+            check_detector(name)
+        except (UnknownBackend, BackendUnavailable) as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return name
+
+
+def _check_agegender(choice: str | None) -> str:
+    from models.agegender_backends import CHOICES, AgeGenderChoiceError, check_choice
+
+    try:
+        return check_choice(choice)
+    except AgeGenderChoiceError:
+        raise typer.BadParameter(f"{choice!r} is not one of {', '.join(CHOICES)}") from None
+
+
+def _detector_help() -> str:
+    from models.detect import BACKENDS, DEFAULT_BACKEND
+
+    return f"Face detector: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})."
+
+
+Detector = Annotated[Optional[str], typer.Option(
+    "--detector", envvar="FACES_DETECTOR", show_envvar=True, callback=_check_detector,
+    help=_detector_help())]
+AgeGender = Annotated[Optional[str], typer.Option(
+    "--agegender", envvar="FACES_AGEGENDER", show_envvar=True, callback=_check_agegender,
+    help="Age/gender model: auto (DeepFace when its weights are there, else the bundled dlib "
+         "networks), deepface, or dlib.")]
+Batch = Annotated[int, typer.Option(
+    "--batch", envvar="FACES_BATCH", show_envvar=True, min=1,
+    help="Entries each stage reads at once and analyses as one batch.")]
+Visualize = Annotated[bool, typer.Option(
+    "--visualize/--no-visualize", envvar="FACES_VISUALIZE", show_envvar=True,
+    help="Draw annotated pictures into --output.")]
+HighWater = Annotated[int, typer.Option(
+    "--high-water", envvar="FACES_HIGH_WATER", show_envvar=True, min=0,
+    help="Submission waits while this many images are in flight (0: no limit).")]
+TimeoutS = Annotated[Optional[float], typer.Option(
+    "--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then.")]
+
+DEFAULT_BATCH = 8
+DEFAULT_HIGH_WATER = 500
+
+
+def analysis_worker_args(batch: int, storage: Path, output: Path, visualize: bool,
+                         detector: str | None, agegender: str) -> dict[str, list[str]]:
+    """The worker options (per stage, "*" for all) that carry run's / up's analysis options."""
+    args = {"*": ["--batch", str(batch), "--storage", str(storage)],
+            "sink": ["--output", str(output)] if visualize else ["--no-visualize"],
+            "agegender": ["--agegender", agegender]}
+    if detector:
+        args["detect"] = ["--detector", detector]
+    return args

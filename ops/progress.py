@@ -39,3 +39,33 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
             bar.update(tasks[name], completed=done, total=total)
 
         yield update
+
+
+class BarDisplay:
+    """A job's phase and counts on one line ("loading models: agegender-0  3/12  1 failed"), on
+    a terminal only; a context manager. Implements ops.runjob.JobDisplay."""
+
+    def __init__(self) -> None:
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> "BarDisplay":
+        if sys.stderr.isatty():
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("starting", total=None, failed="")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def phase(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+
+    def count(self, done: int, total: int, failed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total,
+                             failed=f"{failed} failed" if failed else "")

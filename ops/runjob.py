@@ -12,6 +12,8 @@ from typing import Callable
 
 import structlog
 
+from ops import exits
+from ops.readback import current_result, keep_locally
 from ops.settings import AppSettings
 from ops.target import redis_target
 from ops.workers import WorkerPool
@@ -21,15 +23,12 @@ from streams import results
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_SOME_ERRORS = 3
-
 
 @dataclass
 class JobSummary:
     submitted: int = 0
     skipped: int = 0
+    already: int = 0           # images whose current result was kept (a second run, no --force)
     ok: int = 0
     error: int = 0
     dead: int = 0
@@ -37,10 +36,15 @@ class JobSummary:
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     agegender_models: Counter = field(default_factory=Counter)  # models.agegender of ok results
+    model_notes: set = field(default_factory=set)  # what results say about a model that could not run
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.error == 0 and self.dead == 0 else EXIT_SOME_ERRORS
+        return exits.OK if self.error == 0 and self.dead == 0 else exits.SOME_ERRORS
+
+    @property
+    def finished(self) -> int:
+        return self.ok + self.error + self.dead
 
 
 @dataclass
@@ -50,6 +54,28 @@ class JobOptions:
     worker_args: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] | None = None
     grace_s: float = 30.0
+    force: bool = False        # analyse again images that already have a current ok result
+    output: Path | None = None  # where read-back results get their pictures (None: no pictures)
+    keep_results: bool = True   # write each result into --storage too (ops/readback.py)
+    on_result: Callable[[str], None] | None = None  # given each result's JSON as it arrives
+
+
+class JobDisplay:
+    """What a job tells the person waiting: the phase it is in and the images done."""
+
+    def phase(self, text: str) -> None:
+        pass
+
+    def count(self, done: int, total: int, failed: int) -> None:
+        pass
+
+
+class JobInterrupted(RuntimeError):
+    """Ctrl-C (or SIGTERM) during a job; carries what was done so far."""
+
+    def __init__(self, summary: "JobSummary", total: int):
+        super().__init__("interrupted")
+        self.summary, self.total = summary, total
 
 
 class JobTimeout(RuntimeError):
@@ -61,25 +87,54 @@ class JobTimeout(RuntimeError):
 
 
 def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
-            on_progress: Callable[[int, int], None] = lambda done, total: None) -> JobSummary:
+            display: JobDisplay = JobDisplay()) -> JobSummary:
+    """Start the stack, submit every image under `paths` (those with a current ok result in
+    --storage are kept unless options.force), wait for every result, stop the stack.
+
+    Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/workers.py)
+    when a worker cannot run, JobTimeout past options.timeout_s."""
     started = time.perf_counter()
     found = scan(paths)
-    summary = JobSummary(submitted=len(found.images), skipped=found.skipped)
+    summary = JobSummary(skipped=found.skipped)
+    display.phase("starting Redis" if not app.redis_url else "connecting to Redis")
     with redis_target(app, stack=True) as (url, client, _server):
         pool = start_pool(url, app, options)
+        waiting: dict[str, str] = {}
         try:
             cursors = results.cursors_now(client)
-            waiting = {}
+            display.phase("submitting")
             for path in found.images:
                 # Workers are kept alive while backpressure holds a submission back.
-                sent = submit_file(client, path, high_water=options.high_water,
-                                   while_waiting=pool.supervise)
+                sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise,
+                                   skip=None if options.force else _kept(app.storage))
+                if sent is None:
+                    summary.already += 1
+                    continue
                 waiting[sent.job_id] = sent.path
-            wait_for_results(client, waiting, cursors, summary, pool, options, on_progress, app)
+                summary.submitted += 1
+            wait_for_results(client, waiting, cursors, summary, pool, options,
+                             _counter(display, pool, summary), app)
+        except KeyboardInterrupt:
+            raise JobInterrupted(summary, summary.submitted) from None
         finally:
+            display.phase("stopping workers")
             pool.stop()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _kept(storage: Path) -> Callable[[dict], bool]:
+    """Whether a job's image already has a current ok result in `storage`."""
+    return lambda job: current_result(storage, job["image_id"], job["image"]["sha256"])
+
+
+def _counter(display: JobDisplay, pool: WorkerPool, summary: JobSummary) -> Callable[[int, int], None]:
+    """Progress: the phase (which workers are still loading their models) and the counts."""
+    def on_progress(done: int, total: int) -> None:
+        loading = pool.waiting_for()
+        display.phase(f"loading models: {', '.join(loading)}" if loading else "analysing")
+        display.count(done, total, summary.error + summary.dead)
+    return on_progress
 
 
 def start_pool(url: str, app: AppSettings, options: JobOptions) -> WorkerPool:
@@ -100,7 +155,7 @@ def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], s
         for note in results.follow(client, cursors, block_ms=500):
             path = waiting.pop(note.job_id, None)
             if path is not None:
-                _count(summary, client, note, path)
+                _count(summary, client, note, path, app, options)
         on_progress(total - len(waiting), total)
         if pool is not None:
             pool.supervise()
@@ -109,12 +164,21 @@ def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], s
                              f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}")
 
 
-def _count(summary: JobSummary, client, note: results.Announcement, path: str) -> None:
+def _count(summary: JobSummary, client, note: results.Announcement, path: str, app: AppSettings,
+           options: JobOptions) -> None:
+    stored = results.stored_result(client, note.image_id)
+    if stored and options.keep_results:
+        keep_locally(stored, app.storage, options.output)
+    if options.on_result is not None:
+        options.on_result(json.dumps(json.loads(stored), separators=(",", ":")) if stored else
+                          json.dumps({"image_id": note.image_id, "job_id": note.job_id, "status": note.status,
+                                      "path": path}))
     if note.status == "ok":
         summary.ok += 1
-        stored = results.stored_result(client, note.image_id)
         if stored:
             result = json.loads(stored)
+            summary.model_notes.update(n["message"] for n in result.get("notes", {}).values()
+                                       if isinstance(n, dict) and n.get("message"))
             summary.faces += len(result["faces"])
             summary.agegender_models[result["models"].get("agegender")] += 1
         return
@@ -123,7 +187,6 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str) -
         summary.errors.append((path, "dead-lettered at the sink; see `faces dlq list`"))
         return
     summary.error += 1
-    stored = results.stored_result(client, note.image_id)
     reason = json.loads(stored)["error"]["message"] if stored else "error"
     summary.errors.append((path, reason))
 

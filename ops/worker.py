@@ -12,6 +12,8 @@ import redis
 import structlog
 
 from consumers.registry import build_stage
+from ops import exits
+from ops.workers import READY_FILE_ENV
 from streams.connection import connect, redact
 from streams.consumer import StageConsumer
 from streams.errors import GroupLost, RedisUnavailable
@@ -19,8 +21,6 @@ from streams.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
 
-EXIT_GRACE_EXPIRED = 4
-EXIT_GROUP_LOST = 5
 
 
 def default_consumer_name(stage: str) -> str:
@@ -28,8 +28,9 @@ def default_consumer_name(stage: str) -> str:
     return f"{stage}-{socket.gethostname()}-{os.getpid()}"
 
 
-def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Event) -> redis.Redis:
-    """Connect, waiting with backoff while Redis is not up yet (containers start in any order)."""
+def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Event) -> redis.Redis | None:
+    """Connect, waiting with backoff while Redis is not up yet (containers start in any order);
+    None when told to stop while waiting."""
     backoff = settings.reconnect_min_s
     while True:
         try:
@@ -37,8 +38,16 @@ def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Even
         except RedisUnavailable as exc:
             log.warning("redis.waiting", url=redact(url), error=str(exc), retry_in_s=backoff)
             if stop.wait(backoff):
-                raise
+                return None
             backoff = min(backoff * 2, settings.reconnect_max_s)
+
+
+def announce_ready() -> None:
+    """Create the file the supervising pool watches (ops/workers.py), when it gave one."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with open(path, "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
 
 
 def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: str | None,
@@ -68,7 +77,11 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
     started = time.perf_counter()
     stage = build_stage(stage_name, options)
     client = connect_with_retry(url, settings, stop)
+    if client is None:
+        log.info("worker.stopped", processed=0, note="stopped while waiting for Redis")
+        return exits.OK
     log.info("worker.ready", redis=redact(url), load_s=round(time.perf_counter() - started, 2))
+    announce_ready()
     consumer_loop = StageConsumer(client, stage, settings, consumer)
     runner.append(consumer_loop)
     if stop.is_set():
@@ -77,11 +90,11 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
         consumer_loop.run()
     except GroupLost as exc:
         log.error("worker.group_lost", error=str(exc))
-        return EXIT_GROUP_LOST
+        return exits.GROUP_LOST
     log.info("worker.stopped", processed=consumer_loop.processed)
-    return 0
+    return exits.OK
 
 
 def _grace_expired() -> None:
     log.warning("worker.grace_expired", note="in-flight entries handed back for claiming")
-    os._exit(EXIT_GRACE_EXPIRED)
+    os._exit(exits.GRACE_EXPIRED)

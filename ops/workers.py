@@ -1,8 +1,14 @@
 """Worker processes: how `faces run` / `faces up` start one process per stage, keep them alive,
-and stop them in order."""
+and stop them in order.
+
+A worker that fails while starting (a bad option, a model file missing) or keeps failing is not
+restarted forever: the pool raises, with the worker's own last error line, and the command
+stops. Readiness is a file the worker creates once its models are loaded and Redis answers
+(READY_FILE_ENV); the log file's last error line is what the user is shown."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -15,12 +21,63 @@ from pathlib import Path
 
 import structlog
 
+from ops import exits
 from streams.embedded import die_with_parent
 from streams.names import STAGE_ORDER
 
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 30.0
+# A worker that ran this long before it died starts its restart backoff afresh.
+HEALTHY_RUN_S = 60.0
+# Failed starts in a row (exiting on its own before it was ready) that make a crash loop.
+MAX_FAILED_STARTS = 3
+READY_FILE_ENV = "FACES_READY_FILE"
+
+
+class WorkerStartFailed(RuntimeError):
+    """A worker exited before it was ready, on its first start.
+
+    Cause: an option it refused, a model file it could not load, a Redis it could not use; its
+    own last error line is in the message. Remedy: fix what that line names; the full log is
+    under --state-dir/logs.
+    """
+
+
+class WorkerCrashLooping(RuntimeError):
+    """A worker keeps exiting on its own (or stopped for good: its consumer group was lost).
+
+    Cause and remedy: its own last error line, quoted in the message.
+    """
+
+
+def last_error_line(log_path: Path, max_bytes: int = 65536) -> str:
+    """The most telling line at the end of a worker's log: its `error: ...` line (what the CLI
+    prints before exiting), else the last JSON log line at error level, else the last line."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - max_bytes))
+            lines = [l.strip() for l in handle.read().decode(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return "(no log)"
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+        record = _json_record(line)
+        if record and record.get("level") in ("error", "critical"):
+            return str(record.get("error") or record.get("event"))
+    return lines[-1] if lines else "(empty log)"
+
+
+def _json_record(line: str) -> dict | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _pool_tag() -> str:
@@ -39,17 +96,40 @@ class Worker:
     process: subprocess.Popen | None = None
     restarts: int = 0
     restart_at: float = 0.0
+    started_at: float = 0.0
+    was_ready: bool = False      # ever ready: failing later is a crash, not a bad start
+    failed_starts: int = 0       # exits on its own before ready, in a row
+
+    @property
+    def ready_file(self) -> Path:
+        return self.log_path.with_suffix(".ready")
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.ready_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log_file,
                                             stderr=log_file, preexec_fn=die_with_parent,
-                                            env={**os.environ, **self.env})
+                                            env={**os.environ, **self.env,
+                                                 READY_FILE_ENV: str(self.ready_file)})
+        self.started_at = time.monotonic()
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def ready(self) -> bool:
+        """Alive, its models loaded and Redis answering (it created its ready file)."""
+        return self.alive and self.note_ready()
+
+    def note_ready(self) -> bool:
+        """Whether this run of the process got ready; a ready start ends a run of failed ones."""
+        if self.ready_file.exists():
+            self.was_ready = True
+            self.failed_starts = 0
+            return True
+        return False
 
 
 @dataclass
@@ -87,22 +167,50 @@ class WorkerPool:
         log.info("workers.started", count=len(self.workers))
 
     def supervise(self) -> None:
-        """Restart workers that died (same consumer name: it takes back its own pending entries)."""
+        """Restart workers that died (same consumer name: it takes back its own pending entries).
+
+        Raises WorkerStartFailed when a worker exits on its own before its first ready, and
+        WorkerCrashLooping when one fails MAX_FAILED_STARTS starts in a row or lost its group.
+        A worker killed by a signal (OOM killer, an operator, a chaos test) is just restarted."""
         if self.stopping:
             return
         now = time.monotonic()
         for worker in self.workers:
             if worker.alive:
+                worker.note_ready()
                 continue
             if worker.restart_at == 0.0:
-                code = worker.process.returncode if worker.process else None
-                log.warning("worker.exited", consumer=worker.consumer, code=code, log=str(worker.log_path))
-                worker.restart_at = now + RESTART_DELAY_S * min(2 ** worker.restarts, 30)
+                self._on_exit(worker, now)
             elif now >= worker.restart_at:
                 worker.restarts += 1
                 worker.restart_at = 0.0
                 worker.start()
                 log.info("worker.restarted", consumer=worker.consumer, restarts=worker.restarts)
+
+    def _on_exit(self, worker: Worker, now: float) -> None:
+        code = worker.process.returncode if worker.process else None
+        ran_s = now - worker.started_at
+        on_its_own = code is not None and code > 0
+        if code == exits.GROUP_LOST:
+            raise WorkerCrashLooping(f"the {worker.stage} worker stopped: {last_error_line(worker.log_path)}")
+        if on_its_own and not worker.note_ready():
+            worker.failed_starts += 1
+            if not worker.was_ready:
+                raise WorkerStartFailed(f"the {worker.stage} worker could not start: "
+                                        f"{last_error_line(worker.log_path)} (log: {worker.log_path})")
+            if worker.failed_starts >= MAX_FAILED_STARTS:
+                raise WorkerCrashLooping(
+                    f"the {worker.stage} worker failed {worker.failed_starts} starts in a row: "
+                    f"{last_error_line(worker.log_path)} (log: {worker.log_path})")
+        log.warning("worker.exited", consumer=worker.consumer, code=code, ran_s=round(ran_s, 1),
+                    log=str(worker.log_path), note="restarting")
+        if ran_s >= HEALTHY_RUN_S:
+            worker.restarts = 0
+        worker.restart_at = now + min(RESTART_DELAY_S * 2 ** worker.restarts, MAX_RESTART_DELAY_S)
+
+    def waiting_for(self) -> list[str]:
+        """Slots of workers not ready yet (still loading models or connecting)."""
+        return [w.slot for w in self.workers if not w.ready]
 
     def stop(self) -> None:
         """SIGTERM every worker, wait up to the grace period (plus a margin), then SIGKILL."""

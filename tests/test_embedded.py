@@ -4,6 +4,8 @@ and a `faces worker` that never owns Redis."""
 
 from __future__ import annotations
 
+import json
+
 import os
 import stat
 import subprocess
@@ -187,8 +189,12 @@ def test_a_worker_without_redis_fails_in_one_line_and_starts_no_server(tmp_path)
                      env={"FACES_REDIS_URL": "", "REDIS_URL": ""}, timeout=120)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
+    # stderr is not a terminal: the worker's last word is one JSON log line, like all its logs.
     message = done.stderr.strip().splitlines()
-    assert len(message) == 1 and message[0].startswith("error: no Redis")
+    assert len(message) == 1
+    record = json.loads(message[0])
+    assert (record["event"], record["level"]) == ("worker.failed", "error")
+    assert record["error"].startswith("no pipeline is running for state dir") and "faces up" in record["error"]
     assert "faces up" in message[0] and "--redis-url" in message[0]
     assert not (state / "redis.sock").exists()
     assert redis_servers_running_in(state) == []

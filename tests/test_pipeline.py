@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from models.agegender_bundled import NAME as BUNDLED_NAME
+from ops import exits
 from ops.workers import WorkerPool
 from producer.files import job_for
 from producer.submit import submit_file
@@ -89,10 +90,10 @@ def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp
 def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):
     state = tmp_path / "state"
     done = faces_cli("run", str(DATA), "--state-dir", str(state), "--agegender", "insightface", timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == exits.USAGE
     assert done.stderr.strip().splitlines() == [
-        "error: unknown age/gender backend 'insightface' (--agegender / $FACES_AGEGENDER); "
-        "choose one of auto, deepface, dlib"]
+        "error: Invalid value for '--agegender' (env var FACES_AGEGENDER): 'insightface' is not one of "
+        "auto, deepface, dlib (see `faces run --help`)"]
     assert not (state / "logs").exists(), "workers were started"
 
 
@@ -100,7 +101,7 @@ def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):
     state = tmp_path / "state"
     done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(tmp_path / "storage"),
                      env={"FACES_AGEGENDER_PRECISION": "half"}, timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == exits.USAGE
     assert "FACES_AGEGENDER_PRECISION='half'" in done.stderr and "Traceback" not in done.stderr
     assert not (state / "logs").exists(), "workers were started"
 

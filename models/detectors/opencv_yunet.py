@@ -46,6 +46,12 @@ def build(
 
     Raises ``BackendUnavailable`` when the file is not there.
     """
+    path = check(model_path)
+    return OpenCvYunet(path, score_threshold, nms_threshold)
+
+
+def check(model_path: str | os.PathLike | None = None) -> Path:
+    """The model file's path; ``BackendUnavailable`` naming the fix when it is missing."""
     path = Path(model_path or os.environ.get("FACES_YUNET_MODEL") or yunet_path())
     if not path.is_file():
         raise BackendUnavailable(
@@ -53,4 +59,4 @@ def build(
             f"{YUNET_FILE} from OpenCV's model zoo there, pass model_path or set "
             "FACES_YUNET_MODEL, or use another backend"
         )
-    return OpenCvYunet(path, score_threshold, nms_threshold)
+    return path
