@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import signal
 import time
 from pathlib import Path
@@ -85,6 +87,12 @@ def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp
     assert group["notes"]["agegender"]["status"] == "weights_missing"
     assert "faces models fetch" in group["notes"]["agegender"]["message"]
     assert "ages and genders: none" in done.stdout
+    # Said at once, not only inside the JSON: the summary, and the worker's log when it starts.
+    assert f"  warning: {group['notes']['agegender']['message']}" in done.stdout.splitlines()
+    log_lines = [json.loads(l) for l in (tmp_path / "state" / "logs" / "agegender-0.log").read_text().splitlines()]
+    [warned] = [l for l in log_lines if l["event"] == "agegender.deepface_unavailable"]
+    assert warned["level"] == "warning" and warned["status"] == "weights_missing"
+    assert log_lines.index(warned) < [l["event"] for l in log_lines].index("worker.ready")
 
 
 def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):
