@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= data
 
-.PHONY: run test bench chaos soak install install-dev clean
+.PHONY: run test bench chaos soak docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ chaos: install-dev
 # Tens of thousands of small photos until memory is steady; asserts it stays flat: about 6 minutes.
 soak: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/test_soak.py
+
+# The README's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
+docs: install
+	$(BIN)/python -m ops.clidocs README.md
 
 clean:
 	rm -rf $(VENV) .faces storage output
