@@ -16,19 +16,8 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-# Chosen by measurement on the 9 annotated dlib-faces photos (tests/measure_models.py):
-# dlib-hog with one upsampling found 43/43 faces, no false positive, ~60 ms per 500x375
-# photo; opencv-haar 39/43 with a false positive; dlib-cnn 41/43 but ~5 s per photo.
-DEFAULT_BACKEND = "dlib-hog"
-
-# name -> module in models/detectors holding a ``build(**options)`` returning a Backend.
-_MODULES = {
-    "dlib-hog": "models.detectors.dlib_hog",
-    "opencv-haar": "models.detectors.opencv_haar",
-    "dlib-cnn": "models.detectors.dlib_cnn",
-    "opencv-yunet": "models.detectors.opencv_yunet",
-}
-BACKENDS = tuple(_MODULES)
+from models.detectors import BACKENDS, DEFAULT_BACKEND
+from models.detectors import MODULES as _MODULES
 
 # The smallest face, in original pixels, every backend must still find by default. The
 # annotated test photos hold faces of 37 px, so 40 is the size the pipeline promises.

@@ -1,22 +1,54 @@
-"""`faces visualize`, `replay`, `trim`, `purge` and `faces dlq ...`: looking after results and history."""
+"""`faces visualize`, `result`, `replay`, `trim`, `recreate-group`, `purge` and `faces dlq ...`:
+looking after results and history.
+
+Every command here but `visualize` and `result` works on a running pipeline's Redis, so it
+attaches to one (ops/target.py `attached`) and never starts an embedded server: one started here
+would hold no history, no results and no dead letters, and would be stopped again at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Literal, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from ops import logs
-from ops.options import (DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE, Output, RedisUrl,
-                         StateDir, Storage, app_settings)
+from ops import exits, logs
+from ops.cli_app import STAGES, app, fail, usage
+from ops.options import (DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE,
+                         HighWater, Output, RedisUrl, StateDir, Storage, TimeoutS, app_settings)
+from producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
 from streams.settings import DEFAULT_RETENTION_S
-from ops.cli_app import STAGES, app, fail
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
 app.add_typer(dlq_app, name="dlq")
+
+Stage = Literal[STAGES]  # typer lists the choices in --help and refuses others (exit 2)
+
+DeadIds = Annotated[Optional[List[str]], typer.Argument(
+    metavar="ID", help="Dead-letter ids, as `faces dlq list` shows them.", show_default=False)]
+Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead of naming ids.")]
+
+
+def _attached(redis_url: str | None, state_dir: Path):
+    """The running pipeline's (url, client); one line naming `faces up` when none runs."""
+    from ops.target import attached
+
+    return attached(app_settings(redis_url, state_dir, DEFAULT_STORAGE, DEFAULT_OUTPUT))
+
+
+@contextlib.contextmanager
+def _selecting() -> Iterator[None]:
+    """Images named that select nothing are a failure (exit 1); a time, a prefix that cannot
+    select one image is bad usage (exit 2). Both messages name the value and the accepted forms."""
+    try:
+        yield
+    except BadSelection as exc:
+        usage(str(exc))
+    except ImageNotFound as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -25,67 +57,91 @@ def visualize(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
 ) -> None:
-    """Draw each result's boxes, 68 points and age/gender label on its source photo."""
+    """Draw each result's boxes, 68 points and age/gender label on its source photo.
+
+    Exit 0 when every ok result was drawn, 3 when some could not be (each is named), 1 when
+    STORAGE is not a folder.
+    """
     from ops.visualize import visualize_folder
 
     logs.configure(level="WARNING")
-    drawn, missing = visualize_folder(storage_arg or storage, output)
-    typer.echo(f"{drawn} pictures in {output}/; {missing} results whose photo could not be read")
+    folder = storage_arg or storage
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder: give the --storage folder of a `faces run` or `faces up`")
+    done = visualize_folder(folder, output)
+    typer.echo(f"{done.drawn} pictures in {output}/; {len(done.unreadable)} results could not be drawn")
+    for line in done.unreadable:
+        typer.echo(f"  {line}")
+    raise typer.Exit(exits.SOME_ERRORS if done.unreadable else exits.OK)
+
+
+@app.command()
+def result(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help=f"The image: {IMAGE_FORMS}.")],
+    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR, storage: Storage = DEFAULT_STORAGE,
+) -> None:
+    """Print one image's stored result: its JSON document.
+
+    From the running pipeline's Redis, else from --storage (so it works after `faces run`
+    stopped). Exit 1 when no result is found, 2 when IMAGE is a too short or ambiguous prefix.
+    """
+    from ops.resultlookup import find_result
+
+    logs.configure(level="WARNING")
+    with _selecting():
+        typer.echo(find_result(app_settings(redis_url, state_dir, storage, DEFAULT_OUTPUT), image))
 
 
 @app.command()
 def replay(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    since: Annotated[Optional[str], typer.Option(help="ISO time or stream id: replay submissions from then.")] = None,
-    until: Annotated[Optional[str], typer.Option(help="ISO time or stream id: ... up to then.")] = None,
-    image: Annotated[Optional[List[str]], typer.Option("--image", help="Path, image id or sha256 prefix (repeatable).")] = None,
-    from_stage: Annotated[str, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")] = "detect",
-    high_water: Annotated[int, typer.Option(envvar="FACES_HIGH_WATER")] = 500,
-    timeout_s: Annotated[Optional[float], typer.Option()] = None,
+    since: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
+    until: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted up to then: {TIME_FORMS}.")] = None,
+    image: Annotated[Optional[List[str]], typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")] = None,
+    from_stage: Annotated[Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")] = "detect",
+    high_water: HighWater = DEFAULT_HIGH_WATER,
+    timeout_s: TimeoutS = None,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
 
-    With no workers attached (the embedded default), starts them, waits and stops them.
-    Exit 0 when all replayed images are ok, 3 when some are not (or could not be replayed).
+    Needs a running pipeline (`faces up`, or --redis-url); when no workers are attached it
+    starts them, waits and stops them. Exit 0 when all replayed images are ok, 3 when some are
+    not or could not be replayed (each is named), 1 when an image named is not found, 2 for a
+    bad time or a too short or ambiguous sha256 prefix.
     """
     from ops.progress import progress_printer
     from ops.replayjob import replay_job
     from ops.runjob import JobOptions
-    from ops.target import StackAlreadyRunning
-    from streams.errors import EmbeddedRedisError, RedisUnavailable
+    from producer.replay import check_selection
 
     logs.configure(level="WARNING")
-    if from_stage not in STAGES:
-        fail(f"unknown stage {from_stage!r}; expected one of {', '.join(STAGES)}")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, worker_args={
         "*": ["--storage", str(storage)], "sink": ["--output", str(output)]})
-    try:
+    with _selecting():
+        check_selection(since, until, image or [])  # before anything is attached or started
         with progress_printer("replaying") as on_progress:
             summary, skipped = replay_job(app_settings(redis_url, state_dir, storage, output), since=since,
                                           until=until, images=list(image or []), from_stage=from_stage,
                                           options=options, on_progress=on_progress)
-    except (StackAlreadyRunning, RedisUnavailable, EmbeddedRedisError) as exc:
-        fail(str(exc))
     typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.ok} ok, "
                f"{summary.error} error, {summary.dead} dead-lettered; {len(skipped)} not replayable")
     for name, reason in skipped + summary.errors:
         typer.echo(f"  {name}: {reason}")
-    raise typer.Exit(3 if skipped or summary.exit_code else 0)
+    raise typer.Exit(exits.SOME_ERRORS if skipped else summary.exit_code)
 
 
 @app.command()
 def trim(
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
 ) -> None:
     """Trim every stream now, never below what a group has not acknowledged."""
-    from ops.target import redis_target
     from streams.history import trim_all
 
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         removed = trim_all(client, retention_s)
     for stream, count in removed.items():
         typer.echo(f"{stream}: {count} entries removed")
@@ -93,7 +149,7 @@ def trim(
 
 @app.command("recreate-group")
 def recreate_group(
-    stage: Annotated[str, typer.Argument(help="detect | landmarks | agegender | sink")],
+    stage: Annotated[Stage, typer.Argument(help="The stage whose group was lost.")],
     redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
     storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
 ) -> None:
@@ -103,14 +159,11 @@ def recreate_group(
     re-creating it at the start would reprocess all of that history. Afterwards reprocess the
     window you need with `faces replay --since TIME`.
     """
-    from ops.target import redis_target
     from streams import groups, names
 
-    if stage not in STAGES:
-        fail(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     logs.configure(level="WARNING")
     route = names.route(stage)
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         created = groups.recreate_group(client, route.input_stream, route.group)
     typer.echo(f"group {route.group} on {route.input_stream}: "
                + ("created at the end of the stream" if created else "exists already; nothing done"))
@@ -123,43 +176,54 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", help="Really delete every stream, result and memory.")] = False,
 ) -> None:
     """Delete all pipeline state in Redis (files in --storage and --output are kept)."""
-    from ops.target import redis_target
     from streams.history import purge as purge_keys
 
     if not yes:
-        fail("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
+        usage("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         typer.echo(f"{purge_keys(client)} keys deleted")
 
 
+def _check_named(ids: list[str], every: bool) -> None:
+    """Ids or --all, checked before Redis is attached: a usage mistake is not a Redis problem."""
+    if every and ids:
+        usage("name dead-letter ids or give --all, not both")
+    if not every and not ids:
+        usage("name dead-letter ids (see `faces dlq list`), or --all")
+
+
 def _letters(client, ids: list[str], every: bool):
+    """The dead letters named (all with `every`); one line, exit 1, naming those that do not exist."""
     from streams import deadletters
 
     if every:
         return deadletters.list_all(client, limit=1_000_000)
-    if not ids:
-        fail("name dead-letter ids, or --all")
     letters = [deadletters.get(client, i) for i in ids]
     missing = [i for i, letter in zip(ids, letters) if letter is None]
     if missing:
-        fail(f"no dead letter {', '.join(missing)}")
+        fail(f"no dead letter {', '.join(missing)}: `faces dlq list` shows the ids")
     return letters
+
+
+def _shown(letter) -> dict:
+    """A dead letter as printed, without its payload. `deliveries` counts the times the stage was
+    handed the entry: the number its message speaks of (streams/deadletters.py)."""
+    return {k: v for k, v in letter.__dict__.items() if k != "payload"}
 
 
 @dlq_app.command("list")
 def dlq_list(redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+             as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array (payloads left out) instead of one line each.")] = False) -> None:
     """One line per dead letter: id, stage, deliveries, error, image."""
-    from ops.target import redis_target
     from streams import deadletters
 
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         letters = deadletters.list_all(client)
     if as_json:
-        typer.echo(json.dumps([{k: v for k, v in l.__dict__.items() if k != "payload"} for l in letters], indent=1))
+        typer.echo(json.dumps([_shown(letter) for letter in letters], indent=1))
         return
     for l in letters:
         typer.echo(f"{l.id}  {l.stage:9} x{l.deliveries}  {l.error_type}: {l.message}  [{l.image_id or '?'}]")
@@ -167,16 +231,16 @@ def dlq_list(redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR
 
 
 @dlq_app.command("show")
-def dlq_show(dead_id: str, redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
+def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `faces dlq list` shows it.")],
+             redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
     """Everything about one dead letter, with its event decoded when it can be."""
-    from ops.target import redis_target
     from schemas import events
 
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         letter = _letters(client, [dead_id], False)[0]
-    shown = {k: v for k, v in letter.__dict__.items() if k != "payload"}
+    shown = _shown(letter)
     try:
         shown["event"] = events.decode(letter.payload) if letter.payload else None
     except events.EventError as exc:
@@ -185,36 +249,37 @@ def dlq_show(dead_id: str, redis_url: RedisUrl = None, state_dir: StateDir = DEF
 
 
 @dlq_app.command("retry")
-def dlq_retry(ids: Annotated[Optional[List[str]], typer.Argument()] = None,
-              every: Annotated[bool, typer.Option("--all")] = False,
+def dlq_retry(ids: DeadIds = None, every: Every = False,
               redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
               storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
-    """Put dead letters back on the stream they failed on (their stage retries them)."""
-    from ops.target import redis_target
+    """Put dead letters back on the stream they failed on (their stage retries them).
+
+    Exit 3 when some could not be retried (each is named).
+    """
     from producer.redrive import RetryError, retry_letter
 
+    _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
     failed = 0
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         for letter in _letters(client, list(ids or []), every):
             try:
                 typer.echo(f"{letter.id} -> {letter.stream} {retry_letter(client, letter)}")
             except RetryError as exc:
                 failed += 1
                 typer.echo(f"{letter.id}: {exc}", err=True)
-    raise typer.Exit(3 if failed else 0)
+    raise typer.Exit(exits.SOME_ERRORS if failed else exits.OK)
 
 
 @dlq_app.command("drop")
-def dlq_drop(ids: Annotated[Optional[List[str]], typer.Argument()] = None,
-             every: Annotated[bool, typer.Option("--all")] = False,
+def dlq_drop(ids: DeadIds = None, every: Every = False,
              redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
     """Delete dead letters."""
-    from ops.target import redis_target
     from streams import deadletters
 
+    _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
-    with redis_target(app_settings(redis_url, state_dir, storage, output)) as (_url, client, _server):
+    with _attached(redis_url, state_dir) as (_url, client):
         dropped = deadletters.drop(client, [l.id for l in _letters(client, list(ids or []), every)])
     typer.echo(f"{dropped} dead letters dropped")

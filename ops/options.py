@@ -67,7 +67,7 @@ def _check_agegender(choice: str | None) -> str:
 
 
 def _detector_help() -> str:
-    from models.detect import BACKENDS, DEFAULT_BACKEND
+    from models.detectors import BACKENDS, DEFAULT_BACKEND
 
     return f"Face detector: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})."
 

@@ -1,4 +1,7 @@
-"""`faces replay`: plan, publish, and, when no workers are attached, run them until done."""
+"""`faces replay`: plan, publish, and, when no workers are attached, run them until done.
+
+It attaches to a running Redis only (ops/target.py `attached`): history to replay lives in the
+pipeline's Redis, and an embedded server started here would have none."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Callable
 
 from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
 from ops.settings import AppSettings
-from ops.target import redis_target, stack_lock
+from ops.target import attached, stack_lock
 from producer import replay
 from streams import history, publishing, results
 
@@ -17,9 +20,11 @@ def replay_job(app: AppSettings, *, since: str | None, until: str | None, images
                from_stage: str, options: JobOptions,
                on_progress: Callable[[int, int], None] = lambda d, t: None,
                ) -> tuple[JobSummary, list[tuple[str, str]]]:
-    """Returns the summary of what was replayed and the (image, reason) pairs that were not."""
+    """Returns the summary of what was replayed and the (image, reason) pairs that were not.
+    NoRedisRunning when no pipeline runs; replay.BadSelection / ImageNotFound for images named
+    that select nothing or several, raised before any worker starts."""
     started = time.perf_counter()
-    with redis_target(app) as (url, client, _server):
+    with attached(app) as (url, client):
         planned = replay.plan(client, since=since, until=until, images=images, from_stage=from_stage)
         skipped = list(planned.skipped)
         summary = JobSummary()

@@ -5,10 +5,12 @@ from the file at the submitted path (they were released once the first result wa
 must still hash to the same sha256. `from_stage` later than detect starts from the stored
 result: e.g. `agegender` keeps boxes and landmarks as they are and fills in ages and genders.
 The new result overwrites the old one in place (same image id: same file, same Redis key).
+Images are named by ImageSelector (path, image id or sha256 prefix), shared with `faces result`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -16,11 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable
 
 import redis
 import structlog
 
-from producer.files import SourceChanged, read_same_bytes
+from producer.files import SourceChanged, image_id_for, read_same_bytes
 from schemas import events
 from streams import history, names, publishing, results
 
@@ -28,6 +31,10 @@ log = structlog.get_logger(__name__)
 
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_IMAGE_ID = re.compile(r".+-[0-9a-f]{8}")  # producer.files.image_id_for: <stem>-<8 hex of sha256>
+MIN_PREFIX_HEX = 8  # an image id carries the first 8 hex of the sha256: a shorter prefix is too vague
+TIME_FORMS = "an ISO time like 2026-11-27T10:00 (UTC unless it names a zone) or a stream id like 1700000000000-0"
+IMAGE_FORMS = f"a file path, an image id, or a sha256 prefix of {MIN_PREFIX_HEX} or more hex digits"
 
 
 class ReplayError(ValueError):
@@ -39,6 +46,24 @@ class ReplayError(ValueError):
     """
 
 
+class BadSelection(ValueError):
+    """A time or image given to select images cannot select any (the CLI exits 2).
+
+    Cause: a time that is neither ISO nor a stream id, a sha256 prefix shorter than 8 hex digits,
+    or a prefix that matches several images. Remedy: the message names the accepted forms, or
+    the images a prefix matched (give more digits, or the image id).
+    """
+
+
+class ImageNotFound(LookupError):
+    """An image named by path, image id or sha256 prefix is not known where it was looked for
+    (the CLI exits 1).
+
+    Cause: a typo, a file never submitted, or history trimmed past the --retention-s window.
+    Remedy: check the name against --storage, widen --since/--until, or `faces submit` the file.
+    """
+
+
 @dataclass
 class ReplayPlan:
     jobs: list[dict] = field(default_factory=list)
@@ -46,42 +71,116 @@ class ReplayPlan:
 
 
 def to_stream_id(value: str | None, *, end: bool) -> str:
-    """An ISO time or a stream id as a stream id bound ("-"/"+" when not given)."""
+    """An ISO time or a stream id as a stream id bound ("-"/"+" when not given); BadSelection
+    for anything else."""
     if not value:
         return "+" if end else "-"
     if _STREAM_ID.fullmatch(value):
         return value
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadSelection(f"{value!r} is not a time: give {TIME_FORMS}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     ms = int(moment.timestamp() * 1000)
     return f"{ms}-{'18446744073709551615' if end else '0'}"
 
 
-def _matches(job: dict, selectors: list[str]) -> bool:
-    """Selected by path (as submitted, or the same file), image id, or a sha256 prefix (>= 8 hex)."""
-    if not selectors:
-        return True
-    image = job["image"]
-    for sel in selectors:
-        if sel in (image["path"], job["image_id"]):
+@dataclass(frozen=True)
+class ImageSelector:
+    """One image named on the command line (`replay --image`, `faces result`): a file path, an
+    image id, or a sha256 prefix of at least MIN_PREFIX_HEX hex digits. It matches a job or a
+    result: both carry `image_id` and `image.path` / `image.sha256`."""
+
+    text: str
+    file_id: str | None = None   # the image id of the file at `text`, when it is one
+
+    @classmethod
+    def parse(cls, text: str) -> "ImageSelector":
+        """BadSelection for a hex prefix too short to name one image (unless a file has that name)."""
+        if Path(text).is_file():
+            return cls(text, file_id=image_id_for(text, _sha256_of(Path(text))))
+        if _HEX.fullmatch(text) and len(text) < MIN_PREFIX_HEX:
+            raise BadSelection(f"sha256 prefix {text} is too short: give at least {MIN_PREFIX_HEX} "
+                               "hex digits, the image id, or the file's path")
+        return cls(text)
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.file_id is None and _HEX.fullmatch(self.text) is not None
+
+    @property
+    def id_suffix(self) -> str | None:
+        """The 8 hex digits every image id this selector can match ends with (None: unknown)."""
+        if self.file_id:
+            return self.file_id[-8:]
+        if self.is_prefix:
+            return self.text[:MIN_PREFIX_HEX].lower()
+        return self.text[-8:] if _IMAGE_ID.fullmatch(self.text) else None
+
+    def matches(self, record: dict) -> bool:
+        """By sha256 prefix; or by image id, the path as submitted or the same file, the id of
+        the file's bytes now (the file may have been submitted under another path)."""
+        image = record["image"]
+        if self.is_prefix:
+            return image["sha256"].startswith(self.text.lower())
+        if self.text in (image["path"], record["image_id"]) or record["image_id"] == self.file_id:
             return True
-        if len(sel) >= 8 and _HEX.fullmatch(sel) and image["sha256"].startswith(sel.lower()):
-            return True
-        if Path(sel).resolve() == Path(image["path"]).resolve():
-            return True
-    return False
+        return Path(self.text).resolve() == Path(image["path"]).resolve()
+
+    def check_found(self, image_ids: Iterable[str], where: str) -> None:
+        """ImageNotFound when the selector matched no image `where` it was looked for;
+        BadSelection when a prefix matched more than one."""
+        found = sorted(set(image_ids))
+        if not found:
+            raise ImageNotFound(f"image {self.text} not found: no {where} has that path, image id "
+                                f"or sha256 prefix")
+        if self.is_prefix and len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise BadSelection(f"sha256 prefix {self.text} is ambiguous: it matches {len(found)} images "
+                               f"({shown}); give more digits or the image id")
+
+
+def parse_selectors(texts: list[str]) -> list[ImageSelector]:
+    return [ImageSelector.parse(t) for t in texts]
+
+
+def check_selection(since: str | None, until: str | None, images: list[str]) -> None:
+    """BadSelection for a time or an image that cannot select anything, checked without Redis."""
+    for option, value, end in (("--since", since, False), ("--until", until, True)):
+        try:
+            to_stream_id(value, end=end)
+        except BadSelection as exc:
+            raise BadSelection(f"{option} {exc}") from None
+    parse_selectors(images)
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def plan(client: redis.Redis, *, since: str | None = None, until: str | None = None,
          images: list[str] | None = None, from_stage: str = "detect") -> ReplayPlan:
-    """The jobs to publish: the latest submission of each selected image, rebuilt for `from_stage`."""
+    """The jobs to publish: the latest submission of each selected image, rebuilt for `from_stage`.
+
+    Every image named must match a submission in the window (ImageNotFound), a prefix only one
+    image (BadSelection): a replay that silently does nothing would look like a success."""
     names.route(from_stage)
+    selectors = parse_selectors(images or [])
+    matched: dict[ImageSelector, set[str]] = {s: set() for s in selectors}
     latest: dict[str, dict] = {}
     for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False),
                                                  to_stream_id(until, end=True)):
-        if _matches(job, images or []):
+        hits = [s for s in selectors if s.matches(job)]
+        for selector in hits:
+            matched[selector].add(job["image_id"])
+        if hits or not selectors:
             latest[job["image_id"]] = job
+    window = " in that window" if since or until else ""
+    for selector, image_ids in matched.items():
+        selector.check_found(image_ids, f"submission kept for replay{window}")
     out = ReplayPlan()
     for image_id, submitted in latest.items():
         try:
@@ -106,6 +205,7 @@ def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
         job["image"]["width"], job["image"]["height"] = result["image"]["width"], result["image"]["height"]
         job["faces"] = [_face_until(face, from_stage) for face in result["faces"]]
         job["models"] = {k: v for k, v in result["models"].items() if _stage_before(k, from_stage)}
+        job["timings_ms"] = _timings_before(result.get("timings_ms") or {}, from_stage)
     return job
 
 
@@ -118,6 +218,16 @@ def _stage_before(model_key: str, from_stage: str) -> bool:
     order = names.STAGE_ORDER
     stage = _MODEL_KEYS.get(model_key)
     return stage is not None and order.index(stage) < order.index(from_stage)
+
+
+def _timings_before(timings: dict, from_stage: str) -> dict:
+    """The stored timings of the stages that are not re-run. Those re-run must start from
+    nothing: a stage adds its time to what the job carries (consumers/common.py `timed`).
+    A timing is a stage's when its key is the stage name or starts with it and "_"
+    (`agegender_batch_share`: its share of a call made for the whole batch)."""
+    earlier = names.STAGE_ORDER[: names.STAGE_ORDER.index(from_stage)]
+    return {key: ms for key, ms in timings.items()
+            if any(key == stage or key.startswith(f"{stage}_") for stage in earlier)}
 
 
 def _face_until(face: dict, from_stage: str) -> dict:

@@ -7,6 +7,7 @@ into its stage's input stream, or dropped.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from streams.reading import PAYLOAD_FIELD
 # length cap this bounds the dead letters' memory (README "Memory"). Such an image is
 # retried with `faces replay --image`, which reads the file again.
 MAX_KEPT_PAYLOAD_BYTES = 64 << 10
+
+_ENTRY_ID = re.compile(r"\d+-\d+")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def list_all(client: redis.Redis, limit: int = 1000) -> list[DeadLetter]:
 
 
 def get(client: redis.Redis, dead_id: str) -> DeadLetter | None:
+    """The dead letter with entry id `dead_id`; None for any other text (Redis would refuse a
+    malformed id, and would take "5" for the first letter of millisecond 5)."""
+    if not _ENTRY_ID.fullmatch(dead_id):
+        return None
     rows = client.xrange(names.DEAD_LETTERS, min=dead_id, max=dead_id, count=1)
     return _parse(*rows[0]) if rows else None
 

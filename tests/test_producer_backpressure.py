@@ -66,8 +66,13 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
             self.stops = 0
             CountingPool.made.append(self)
 
+        workers: list = []
+
         def start(self) -> None:
             pass
+
+        def waiting_for(self) -> list[str]:
+            return []
 
         def supervise(self) -> None:
             self.calls += 1
@@ -81,14 +86,14 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
 
     monkeypatch.setattr(ops.workers, "WorkerPool", CountingPool)
     monkeypatch.setattr(ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
-    monkeypatch.setattr(ops.cli_pipeline, "_check_model_environment", lambda agegender=None: "auto")
+    monkeypatch.setattr(ops.cli_pipeline, "_check_precision", lambda: None)
     monkeypatch.setattr(ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
 
     def run_up() -> None:
         try:
             ops.cli_pipeline.up(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
-                                output=tmp_path / "output", batch=8, watch_dir=drop)
+                                output=tmp_path / "output", batch=8, watch_dir=drop, agegender="dlib")
         finally:
             finished.set()
 
