@@ -17,8 +17,9 @@ from typing_extensions import Annotated
 
 from ops import exits, logs
 from ops.cli_app import STAGES, app, fail, usage
-from ops.options import (DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR, DEFAULT_STORAGE,
-                         HighWater, Output, RedisUrl, StateDir, Storage, TimeoutS, app_settings)
+from ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
+                         DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
+                         StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
 from producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
 from streams.settings import DEFAULT_RETENTION_S
 
@@ -102,8 +103,13 @@ def replay(
     from_stage: Annotated[Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")] = "detect",
     high_water: HighWater = DEFAULT_HIGH_WATER,
     timeout_s: TimeoutS = None,
+    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
+    agegender: AgeGender = None,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
+
+    The analysis options (--detector, --agegender, --batch, --visualize) apply to the workers
+    replay starts itself; workers already attached keep their own.
 
     Needs a running pipeline (`faces up`, or --redis-url); when no workers are attached it
     starts them, waits and stops them. Exit 0 when all replayed images are ok, 3 when some are
@@ -116,8 +122,8 @@ def replay(
     from producer.replay import check_selection
 
     logs.configure(level="WARNING")
-    options = JobOptions(high_water=high_water, timeout_s=timeout_s, worker_args={
-        "*": ["--storage", str(storage)], "sink": ["--output", str(output)]})
+    options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=output if visualize else None,
+                         worker_args=analysis_worker_args(batch, storage, output, visualize, detector, agegender))
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started
         with progress_printer("replaying") as on_progress:
