@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from consumers.common import decode_batch, timed
+from consumers.common import decode_batch, timed, timed_shared
 from models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
 from models.decode import DEFAULT_MAX_PIXELS
+from ops.logs import native_stderr_logged
 from streams import names
 from streams.outcomes import Delivery, Forward, Outcome
 
@@ -33,7 +34,10 @@ class AgeGenderStage:
         """The backend for the next batch, loaded again when DeepFace's weight files changed."""
         signature = weights_signature(self.weights_dir)
         if self._loaded is None or signature != self._signature:
-            self._loaded = load_backend(self.choice, self.weights_dir)
+            # The first load may import TensorFlow, whose C++ start-up notices would otherwise
+            # land in the worker's JSON log as raw lines.
+            with native_stderr_logged("agegender"):
+                self._loaded = load_backend(self.choice, self.weights_dir)
             self._signature = signature
         return self._loaded
 
@@ -47,12 +51,14 @@ class AgeGenderStage:
                 outcomes[index] = Forward(job)
             return outcomes
         backend = loaded.backend
-        jobs = [job for _, job, _ in work]
-        with timed(jobs, "agegender"):
-            chips, owners = [], []
-            for _, job, image in work:
+        chips, owners = [], []
+        for _, job, image in work:  # cutting the faces out is per image: timed per image
+            with timed(job, "agegender"):
                 chips.extend(backend.chips(image.pixels, job["faces"]))
-                owners.extend(job["faces"])
+            owners.extend(job["faces"])
+        # One network run for every face of the batch: each image gets its faces' share.
+        with timed_shared([job for _, job, _ in work], [len(job["faces"]) for _, job, _ in work],
+                          "agegender"):
             predictions = backend.predict(chips)
         for face, pred in zip(owners, predictions):
             face["age"] = round(float(pred.age), 2)
@@ -62,7 +68,10 @@ class AgeGenderStage:
                               "scores": {k: round(float(v), 4) for k, v in pred.gender_scores.items()}}
         for index, job, _ in work:
             job["models"]["agegender"] = backend.name
-            job["notes"].pop("agegender", None)
+            if loaded.note:  # DeepFace's weights are there but broken: the fallback says why
+                job["notes"]["agegender"] = loaded.note
+            else:
+                job["notes"].pop("agegender", None)
             outcomes[index] = Forward(job)
         return outcomes
 

@@ -1,4 +1,5 @@
-"""What every image stage adapter does alike: skip failed jobs, decode the bytes, time the work."""
+"""What every image stage adapter does alike: skip failed jobs, decode the bytes, time the work
+(per image where the stage works per image, as a named share where one call serves the batch)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Iterator, Sequence
 
 from models.decode import DecodedImage, ImageDecodeError, decode_image
 from schemas import events
+from schemas.result import BATCH_SHARE
 from streams.outcomes import Delivery, Forward, Outcome
 
 
@@ -34,10 +36,28 @@ def decode_batch(deliveries: Sequence[Delivery], stage: str, max_pixels: int,
 
 
 @contextmanager
-def timed(jobs: Sequence[dict], key: str) -> Iterator[None]:
-    """Add the elapsed milliseconds, shared out over `jobs`, to each job's timings_ms[key]."""
+def timed(job: dict, key: str) -> Iterator[None]:
+    """Add the milliseconds the block takes to job's timings_ms[key]: work done for this image
+    alone, so measured for it alone."""
     started = time.perf_counter()
     yield
-    share = (time.perf_counter() - started) * 1000 / max(len(jobs), 1)
-    for job in jobs:
-        job["timings_ms"][key] = round(job["timings_ms"].get(key, 0.0) + share, 2)
+    _add_ms(job, key, (time.perf_counter() - started) * 1000)
+
+
+@contextmanager
+def timed_shared(jobs: Sequence[dict], weights: Sequence[int], stage: str) -> Iterator[None]:
+    """Time one call made for the whole batch (a network run over every face at once, which
+    cannot be timed per image) and give each job its share, in proportion to its weight (its
+    faces), under timings_ms[stage + "_batch_share"]: the name says it is a share, not a
+    measurement. With no weight at all, the jobs share equally."""
+    started = time.perf_counter()
+    yield
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    total = sum(weights)
+    for job, weight in zip(jobs, weights):
+        share = weight / total if total else 1 / len(jobs)
+        _add_ms(job, stage + BATCH_SHARE, elapsed_ms * share)
+
+
+def _add_ms(job: dict, key: str, ms: float) -> None:
+    job["timings_ms"][key] = round(job["timings_ms"].get(key, 0.0) + ms, 2)

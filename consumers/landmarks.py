@@ -23,7 +23,7 @@ class LandmarksStage:
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         outcomes, work = decode_batch(deliveries, "landmarks", self.max_pixels)
         for index, job, image in work:
-            with timed([job], "landmarks"):
+            with timed(job, "landmarks"):
                 boxes = [Box(**face["box"]) for face in job["faces"]]
                 located = self.landmarker.locate(image.pixels, boxes)
             for face, marks in zip(job["faces"], located):

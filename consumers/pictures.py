@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from consumers.storage import inside, write_atomic
 from models.annotate import draw_result
@@ -20,7 +21,12 @@ def write_picture(output: Path, result: dict, data: bytes) -> bool:
         image = decode_image(data)
     except ImageDecodeError:
         return False
-    ok, encoded = cv2.imencode(".jpg", draw_result(image.pixels, result), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return draw_picture(output, result, image.pixels)
+
+
+def draw_picture(output: Path, result: dict, pixels: np.ndarray) -> bool:
+    """Draw `result` on decoded BGR `pixels` into OUTPUT/<image id>.jpg; False if not encoded."""
+    ok, encoded = cv2.imencode(".jpg", draw_result(pixels, result), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if ok:
         write_atomic(inside(output, f"{result['image_id']}.jpg"), encoded.tobytes())
     return bool(ok)

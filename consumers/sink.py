@@ -6,11 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import cv2
-
-from consumers.storage import inside, write_atomic, write_if
-from models.annotate import draw_result
-from models.decode import ImageDecodeError, decode_image
+from consumers.pictures import write_picture
+from consumers.storage import inside, write_if
 from schemas.result import build_result, dumps, supersedes
 from streams import names
 from streams.outcomes import Delivery, Finish, Outcome
@@ -36,18 +33,9 @@ class SinkStage:
             written = write_if(inside(self.storage, f"{result['image_id']}.json"), text.encode(),
                                lambda current: supersedes(result, current))
             if written and self.output is not None and result["status"] == "ok" and delivery.image:
-                self._draw(delivery.image, result)
+                write_picture(self.output, result, delivery.image)
             outcomes.append(Finish(delivery.job, result["status"], text, result["submitted_at"]))
         return outcomes
-
-    def _draw(self, data: bytes, result: dict) -> None:
-        try:
-            image = decode_image(data)
-        except ImageDecodeError:
-            return  # decoded fine upstream; nothing sensible to draw if it does not now
-        ok, encoded = cv2.imencode(".jpg", draw_result(image.pixels, result), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if ok:
-            write_atomic(inside(self.output, f"{result['image_id']}.jpg"), encoded.tobytes())
 
 
 def build(options: dict) -> SinkStage:

@@ -10,6 +10,8 @@ import numpy as np
 _BOX = (60, 200, 60)  # BGR green
 _POINT = (40, 40, 230)  # BGR red
 _TEXT = (255, 255, 255)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PAD = 3  # label box pixels beyond the text's size: 1 on the left, 2 on the right and below
 
 
 def draw_result(pixels: np.ndarray, result: dict[str, Any]) -> np.ndarray:
@@ -51,10 +53,28 @@ def _label(face: dict[str, Any]) -> str:
 def _put_label(
     canvas: np.ndarray, text: str, corner: tuple[int, int], font_scale: float, thickness: int
 ) -> None:
-    """Text on a filled box above ``corner`` (below it when the face touches the top)."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (width, height), baseline = cv2.getTextSize(text, font, font_scale, thickness)
+    """Text on a filled box above ``corner``, kept inside the picture (see ``label_rect``)."""
+    (width, height), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
+    left, top, right, bottom = label_rect(canvas.shape, (width, height + baseline), corner)
+    cv2.rectangle(canvas, (left, top), (right, bottom), _BOX, -1)
+    cv2.putText(canvas, text, (left + 1, top + height + 1), _FONT, font_scale, _TEXT, thickness, cv2.LINE_AA)
+
+
+def label_rect(
+    shape: tuple[int, ...], text_size: tuple[int, int], corner: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom), inclusive, of the label box for text of ``text_size`` (width,
+    height with the baseline) at a face's top-left ``corner``, in a picture of ``shape``.
+
+    The box sits above the face, or below its top edge when the face touches the top of the
+    picture; it is then moved left and up as far as needed to stay inside the picture (faces at
+    the right or bottom edge). A label wider than the picture starts at x=0 and is cut at the
+    right edge, so that its beginning (the age) stays readable.
+    """
+    picture_h, picture_w = shape[:2]
+    box_w, box_h = text_size[0] + _PAD, text_size[1] + _PAD
     x, y = corner
-    top = y - height - baseline - 2 if y - height - baseline - 2 >= 0 else y
-    cv2.rectangle(canvas, (x, top), (x + width + 2, top + height + baseline + 2), _BOX, -1)
-    cv2.putText(canvas, text, (x + 1, top + height + 1), font, font_scale, _TEXT, thickness, cv2.LINE_AA)
+    top = y - box_h if y - box_h >= 0 else y
+    top = max(0, min(top, picture_h - box_h))
+    left = max(0, min(x, picture_w - box_w))
+    return left, top, min(left + box_w, picture_w) - 1, min(top + box_h, picture_h) - 1

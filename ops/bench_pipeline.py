@@ -27,6 +27,7 @@ from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
 from ops.settings import AppSettings
 from ops.target import redis_target
 from producer.submit import submit_file
+from schemas.result import stage_ms as result_stage_ms
 from streams import results
 from streams.connection import server_version
 
@@ -181,7 +182,7 @@ def _feed(client, photos: Sequence[Path], pool, options: JobOptions, app: AppSet
                  for r in stored if r]
     stage_ms = {}
     for stage in ("detect", "landmarks", "agegender"):
-        stage_ms[stage] = sum(r.get("timings_ms", {}).get(stage, 0.0) for r in stored)
+        stage_ms[stage] = sum(result_stage_ms(r.get("timings_ms", {}), stage) for r in stored)
     if summary.error or summary.dead:
         raise RuntimeError(f"warm run: {summary.error} error and {summary.dead} dead results: {summary.errors}")
     return {"seconds": seconds, "images": len(photos), "faces": summary.faces,

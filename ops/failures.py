@@ -15,7 +15,7 @@ _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedi
                "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
                "SettingsError", "ReplayPlanError", "ResultLookupError", "GroupLost", "ImageMissing",
                "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
-               "WeightsMissing", "WeightsUnreadable")
+               "WeightsMissing", "WeightsUnreadable", "LogLevelError")
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:

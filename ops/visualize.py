@@ -6,10 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
-from consumers.storage import inside, write_atomic
-from models.annotate import draw_result
+from consumers.pictures import draw_picture
 from models.decode import ImageDecodeError, decode_image
 
 
@@ -37,9 +34,7 @@ def visualize_folder(storage: Path, output: Path) -> Visualized:
         except (OSError, ImageDecodeError) as exc:
             done.unreadable.append(f"cannot read {path} (image {result['image_id']}): {_reason(exc)}")
             continue
-        ok, encoded = cv2.imencode(".jpg", draw_result(image.pixels, result), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if ok:
-            write_atomic(inside(output, f"{result['image_id']}.jpg"), encoded.tobytes())
+        if draw_picture(output, result, image.pixels):
             done.drawn += 1
     return done
 

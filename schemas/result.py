@@ -13,6 +13,8 @@ from typing import Any
 
 RESULT_SCHEMA = "faces.result/1"
 SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
+# timings_ms[STAGE + BATCH_SHARE]: an image's share of a call made once for its whole batch.
+BATCH_SHARE = "_batch_share"
 
 _FACE_DEFAULTS: dict[str, Any] = {
     "landmarks": None, "pose": None, "quality": None,
@@ -40,6 +42,12 @@ def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> d
         "submitted_at": _iso(datetime.fromtimestamp(job["submitted_at"], timezone.utc)),
         "processed_at": _iso(processed_at or datetime.now(timezone.utc)),
     }
+
+
+def stage_ms(timings: dict[str, float], stage: str) -> float:
+    """A stage's milliseconds for one image from its timings_ms: what was measured for the
+    image alone plus its share of calls made once for its whole batch (STAGE + BATCH_SHARE)."""
+    return timings.get(stage, 0.0) + timings.get(stage + BATCH_SHARE, 0.0)
 
 
 def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:

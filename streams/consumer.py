@@ -177,7 +177,9 @@ class StageConsumer:
                 continue
             if entry.attempt > self.settings.max_deliveries:
                 last = self._last_error.pop(entry.entry_id, ("DeliveryLimit", "no error recorded"))
-                dead.append(self._note(entry.entry_id, entry.attempt, last[0],
+                # This read only dead-letters the entry: the stage was handed it attempt - 1 times,
+                # the number the letter records and its message names.
+                dead.append(self._note(entry.entry_id, entry.attempt - 1, last[0],
                                        f"gave up after {entry.attempt - 1} deliveries: {last[1]}",
                                        entry.payload, job))
                 continue
@@ -357,7 +359,22 @@ class StageConsumer:
         self.processed += count
         per_entry_ms = round(seconds * 1000 / max(count, 1), 2)
         for delivery, outcome in results:
-            self.log.info("entry.processed", image_id=delivery.job.get("image_id"),
-                          entry_id=delivery.entry_id, attempt=delivery.attempt,
-                          outcome=type(outcome).__name__.lower(), duration_ms=per_entry_ms,
-                          batch=count)
+            error = self._error_to_report(outcome)
+            fields = {"image_id": delivery.job.get("image_id"), "entry_id": delivery.entry_id,
+                      "attempt": delivery.attempt, "outcome": type(outcome).__name__.lower(),
+                      "duration_ms": per_entry_ms, "batch": count}
+            if error:
+                self.log.warning("entry.processed", **fields, error_stage=error.get("stage"),
+                                 error_type=error.get("type"), error=error.get("message"))
+            else:
+                self.log.info("entry.processed", **fields)
+
+    def _error_to_report(self, outcome: Outcome) -> dict | None:
+        """The error of a job that failed in this stage, or of an error result (the sink): worth
+        a warning. A job that failed earlier and only passes through is not reported again."""
+        error = getattr(outcome, "job", {}).get("error")
+        if not isinstance(error, dict):
+            return None
+        if isinstance(outcome, Finish) or error.get("stage") == self.route.name:
+            return error
+        return None

@@ -230,3 +230,22 @@ def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
     assert "Traceback" not in out + err
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted: ") and " of 40 images have results" in last and "left" in last, last
+
+
+def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_path):
+    """`auto` falls back to the bundled model when DeepFace's files are there but unreadable:
+    the summary warns, the result's notes say why, the worker logged it at warning on start."""
+    from tests.test_logs import write_broken_deepface_weights
+
+    home = tmp_path / "deepface"
+    write_broken_deepface_weights(home)
+    storage = tmp_path / "storage"
+    done = faces_cli("run", str(DATA / "group.jpg"), "--state-dir", str(tmp_path / "s"), "--storage", str(storage),
+                     "--no-visualize", env={**NO_URL, "DEEPFACE_HOME": str(home)}, timeout=300)
+    assert done.returncode == exits.OK, done.stderr
+    [result] = result_files(storage).values()
+    note = result["notes"]["agegender"]
+    assert note["status"] == "weights_unreadable" and result["faces"][0]["age"] is not None
+    assert f"  warning: {note['message']}" in done.stdout.splitlines()
+    events = [json.loads(l) for l in (tmp_path / "s" / "logs" / "agegender-0.log").read_text().splitlines()]
+    assert any(e["event"] == "agegender.deepface_unavailable" and e["level"] == "warning" for e in events)
