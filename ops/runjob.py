@@ -4,6 +4,7 @@ result, stop the stack, and summarise. What `faces run DIR` (and `make run`) doe
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from ops.readback import current_result, keep_locally
 from ops.settings import AppSettings
 from ops.target import redis_target
 from ops.workers import WorkerPool
-from producer.files import scan
+from producer.files import identify, scan
 from producer.submit import submit_file
 from streams import results
 
@@ -96,6 +97,34 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
     started = time.perf_counter()
     found = scan(paths)
     summary = JobSummary(skipped=found.skipped)
+    display.phase("looking for current results")
+    todo = _to_analyse(found.images, app.storage, options.force, summary)
+    if todo:
+        _analyse(app, todo, options, display, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _to_analyse(images: list[Path], storage: Path, force: bool, summary: JobSummary) -> list[Path]:
+    """The images to submit: not those with a current ok result in `storage` (unless `force`),
+    nor files that cannot be read, which are counted as errors with their reason."""
+    todo = []
+    for path in images:
+        try:
+            image_id, sha256 = identify(os.path.abspath(path))
+        except OSError as exc:
+            summary.error += 1
+            summary.errors.append((str(path), exc.strerror or str(exc)))
+            continue
+        if not force and current_result(storage, image_id, sha256):
+            summary.already += 1
+        else:
+            todo.append(path)
+    return todo
+
+
+def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display: JobDisplay,
+             summary: JobSummary) -> None:
     display.phase("starting Redis" if not app.redis_url else "connecting to Redis")
     with redis_target(app, stack=True) as (url, client, _server):
         pool = start_pool(url, app, options)
@@ -103,29 +132,18 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
         try:
             cursors = results.cursors_now(client)
             display.phase("submitting")
-            for path in found.images:
+            for path in images:
                 # Workers are kept alive while backpressure holds a submission back.
-                sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise,
-                                   skip=None if options.force else _kept(app.storage))
-                if sent is None:
-                    summary.already += 1
-                    continue
+                sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise)
                 waiting[sent.job_id] = sent.path
                 summary.submitted += 1
             wait_for_results(client, waiting, cursors, summary, pool, options,
                              _counter(display, pool, summary), app)
         except KeyboardInterrupt:
-            raise JobInterrupted(summary, summary.submitted) from None
+            raise JobInterrupted(summary, len(images)) from None
         finally:
             display.phase("stopping workers")
             pool.stop()
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def _kept(storage: Path) -> Callable[[dict], bool]:
-    """Whether a job's image already has a current ok result in `storage`."""
-    return lambda job: current_result(storage, job["image_id"], job["image"]["sha256"])
 
 
 def _counter(display: JobDisplay, pool: WorkerPool, summary: JobSummary) -> Callable[[int, int], None]:

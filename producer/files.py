@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -81,6 +82,29 @@ def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
     of its own). NotARegularFile for a link (unless `follow_symlinks`), FIFO, device, socket or
     folder; OSError if the file cannot be read.
     """
+    with _open_regular(path, follow_symlinks) as (handle, st):
+        # Known too large already: do not even gather the first max_image_bytes.
+        keep = max_image_bytes if st.st_size <= max_image_bytes else -1
+        sha, size, data = _hash_capped(handle, keep)
+    job = new_job(path, sha, size)
+    if data is None:
+        job = events.with_error(job, "submit", "FileTooLarge",
+                                f"file is {size} bytes, over the {max_image_bytes}-byte limit")
+    return FileRead(job, data or b"", st.st_size, st.st_mtime_ns, complete=size == st.st_size)
+
+
+def identify(path: str) -> tuple[str, str]:
+    """(image id, sha256) of the regular file at `path` (a named link is followed), hashed
+    without keeping its bytes: how `faces run` finds the images that already have a result."""
+    with _open_regular(path, follow_symlinks=True) as (handle, _st):
+        sha, _size, _data = _hash_capped(handle, -1)
+    return image_id_for(path, sha), sha
+
+
+@contextlib.contextmanager
+def _open_regular(path: str, follow_symlinks: bool) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """The open file and its fstat; NotARegularFile for a link (unless `follow_symlinks`), FIFO,
+    device, socket or folder."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below); it does
     # not change reads of a regular file. O_NOFOLLOW: a link is refused, not read through.
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
@@ -94,14 +118,7 @@ def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
         st = os.fstat(handle.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise NotARegularFile(errno.EINVAL, "not a regular file", path)
-        # Known too large already: do not even gather the first max_image_bytes.
-        keep = max_image_bytes if st.st_size <= max_image_bytes else -1
-        sha, size, data = _hash_capped(handle, keep)
-    job = new_job(path, sha, size)
-    if data is None:
-        job = events.with_error(job, "submit", "FileTooLarge",
-                                f"file is {size} bytes, over the {max_image_bytes}-byte limit")
-    return FileRead(job, data or b"", st.st_size, st.st_mtime_ns, complete=size == st.st_size)
+        yield handle, st
 
 
 def _hash_capped(handle: BinaryIO, limit: int) -> tuple[str, int, bytes | None]:

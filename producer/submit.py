@@ -26,8 +26,7 @@ class Submitted:
 def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
                 should_stop: Callable[[], bool] = lambda: False,
-                while_waiting: Callable[[], None] = lambda: None,
-                skip: Callable[[dict], bool] | None = None) -> Submitted | None:
+                while_waiting: Callable[[], None] = lambda: None) -> Submitted:
     """Publish one image file. A file too large to hold is still published, as an error job
     (empty bytes, error set, sha256 of its real bytes), so that every submitted image ends with
     a result. `while_waiting` runs while backpressure holds the submission back.
@@ -35,13 +34,10 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
     A named link is followed (the user chose it), but only a regular file is read:
     NotARegularFile for a FIFO, device or socket, which could block or never end.
 
-    The path is stored absolute, so replay and visualize find the file from any folder. With
-    `skip`, a job for which it says yes (it is given the job, hashed) is not published: None."""
+    The path is stored absolute, so replay and visualize find the file from any folder."""
     publishing.wait_for_room(client, high_water, should_stop=should_stop, while_waiting=while_waiting)
     read = read_job(os.path.abspath(path), max_image_bytes, follow_symlinks=True)
     job = read.job
-    if skip is not None and skip(job):
-        return None
     publishing.publish_image(client, job, read.data, stream=names.IMAGES)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
