@@ -25,8 +25,9 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/faces run $(DATA)
 
+# Two test files at a time (--dist loadfile: the tests of one file stay in order, in one process).
 test: install-dev
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). About 15 minutes.
 # Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see README).

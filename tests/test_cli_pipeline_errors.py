@@ -158,6 +158,13 @@ def test_ctrl_c_while_a_worker_waits_for_redis_is_a_clean_stop(tmp_path):
             json.loads(line)  # every line a JSON log record
 
 
+def test_debug_shows_the_traceback_of_a_failure(tmp_path):
+    for env, args in (({"FACES_DEBUG": "1"}, ["status"]), ({}, ["--debug", "status"])):
+        done = faces_cli(*args, "--redis-url", "redis://127.0.0.1:1/0", env=env, timeout=60)
+        assert done.returncode != exits.OK
+        assert "Traceback (most recent call last)" in done.stderr and "RedisUnavailable" in done.stderr
+
+
 def test_version():
     done = faces_cli("--version", timeout=30)
     assert done.returncode == exits.OK

@@ -21,6 +21,7 @@ from streams import names
 from streams.connection import connect
 from streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path
 from tests.fixtures_redis import server_binary
+from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
 from tests.waiting import wait_until
 
@@ -172,7 +173,7 @@ def test_the_stack_lock_of_a_killed_process_is_released(tmp_path):
         assert holder.stdout.readline().strip() == "held"
         app = AppSettings(redis_url=None, state_dir=state, storage=tmp_path / "storage", output=tmp_path / "out")
         with pytest.raises(StackAlreadyRunning, match=f"pid {holder.pid}"):
-            run_job(app, [], JobOptions())
+            run_job(app, [DATA / "group.jpg"], JobOptions())
         assert not app.log_dir.exists(), "workers were started"
         assert not (state / "redis.sock").exists(), "a redis-server was started"
     finally:

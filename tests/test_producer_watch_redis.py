@@ -60,7 +60,7 @@ def test_watcher_outlasts_a_redis_restart_and_publishes_the_file_once(tmp_path, 
     stop, thread, crashed = running(watcher)
     redis_server.kill()
     (drop / "during_outage.jpg").write_bytes(PHOTO)
-    wait_until(lambda: waits.calls > 0 or crashed, timeout_s=10, what="the watcher waiting for Redis")
+    wait_until(lambda: waits.calls > 0 or crashed, timeout_s=30, what="the watcher waiting for Redis")
     assert crashed == []
     redis_server.start()  # same socket, its append-only file
     wait_until(lambda: watcher.published == 1 or crashed, timeout_s=30, what="published after the restart")
