@@ -39,3 +39,17 @@ def test_every_option_and_argument_has_help():
     missing = [f"{name} {param.name}" for name, command in commands(top) for param in command.params
                if not getattr(param, "help", None)]
     assert missing == []
+
+
+def test_up_and_replay_take_the_analysis_options_of_run():
+    by_name = dict(commands(typer.main.get_command(app)))
+
+    def options(name: str) -> set[str]:
+        return {o for p in by_name[name].params if p.param_type_name == "option" for o in p.opts}
+
+    analysis = {"--detector", "--agegender", "--batch", "--visualize"}
+    assert analysis <= options("faces run")
+    assert analysis | {"--high-water"} <= options("faces up")
+    assert analysis <= options("faces replay")
+    detector_help = next(p.help for p in by_name["faces run"].params if "--detector" in p.opts)
+    assert "dlib-hog, opencv-haar, dlib-cnn, opencv-yunet" in detector_help  # the choices are listed
