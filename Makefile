@@ -46,7 +46,7 @@ soak: install-dev
 
 # The README's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
 docs: install
-	$(BIN)/python -m ops.clidocs README.md
+	$(BIN)/python -m faces.ops.clidocs README.md
 
 clean:
 	rm -rf $(VENV) .faces storage output

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from consumers.common import decode_batch, timed, timed_shared
-from models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
-from models.decode import DEFAULT_MAX_PIXELS
-from ops.logs import native_stderr_logged
-from streams import names
-from streams.outcomes import Delivery, Forward, Outcome
+from faces.consumers.common import decode_batch, timed, timed_shared
+from faces.models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
+from faces.models.decode import DEFAULT_MAX_PIXELS
+from faces.ops.logs import native_stderr_logged
+from faces.streams import names
+from faces.streams.outcomes import Delivery, Forward, Outcome
 
 
 @dataclass

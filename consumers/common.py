@@ -8,10 +8,10 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from models.decode import DecodedImage, ImageDecodeError, decode_image
-from schemas import events
-from schemas.result import BATCH_SHARE
-from streams.outcomes import Delivery, Forward, Outcome
+from faces.models.decode import DecodedImage, ImageDecodeError, decode_image
+from faces.schemas import events
+from faces.schemas.result import BATCH_SHARE
+from faces.streams.outcomes import Delivery, Forward, Outcome
 
 
 def decode_batch(deliveries: Sequence[Delivery], stage: str, max_pixels: int,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from consumers.common import decode_batch, timed
-from models.decode import DEFAULT_MAX_PIXELS
-from models.detect import DEFAULT_BACKEND, Detector, load_detector
-from streams import names
-from streams.outcomes import Delivery, Forward, Outcome
+from faces.consumers.common import decode_batch, timed
+from faces.models.decode import DEFAULT_MAX_PIXELS
+from faces.models.detect import DEFAULT_BACKEND, Detector, load_detector
+from faces.streams import names
+from faces.streams.outcomes import Delivery, Forward, Outcome
 
 
 @dataclass

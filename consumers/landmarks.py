@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from consumers.common import decode_batch, timed
-from models.decode import DEFAULT_MAX_PIXELS
-from models.detect import Box
-from models.landmarks import Landmarker, load_landmarker
-from streams import names
-from streams.outcomes import Delivery, Forward, Outcome
+from faces.consumers.common import decode_batch, timed
+from faces.models.decode import DEFAULT_MAX_PIXELS
+from faces.models.detect import Box
+from faces.models.landmarks import Landmarker, load_landmarker
+from faces.streams import names
+from faces.streams.outcomes import Delivery, Forward, Outcome
 
 
 @dataclass

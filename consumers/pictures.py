@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from consumers.storage import inside, write_atomic
-from models.annotate import draw_result
-from models.decode import ImageDecodeError, decode_image
+from faces.consumers.storage import inside, write_atomic
+from faces.models.annotate import draw_result
+from faces.models.decode import ImageDecodeError, decode_image
 
 JPEG_QUALITY = 90
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from consumers.pictures import write_picture
-from consumers.storage import inside, write_if
-from schemas.result import build_result, dumps, supersedes
-from streams import names
-from streams.outcomes import Delivery, Finish, Outcome
+from faces.consumers.pictures import write_picture
+from faces.consumers.storage import inside, write_if
+from faces.schemas.result import build_result, dumps, supersedes
+from faces.streams import names
+from faces.streams.outcomes import Delivery, Finish, Outcome
 
 
 @dataclass

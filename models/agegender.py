@@ -16,10 +16,10 @@ import numpy as np
 from deepface.modules.detection import align_img_wrt_eyes, extract_sub_image, project_facial_area
 from deepface.modules.preprocessing import resize_image
 
-from models.detect import Box
-from models.landmarks import eye_centres
-from models.precision import choose_precision
-from models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+from faces.models.detect import Box
+from faces.models.landmarks import eye_centres
+from faces.models.precision import choose_precision
+from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 
 __all__ = [
     "AgeGender",
@@ -156,7 +156,7 @@ def load_agegender(
         if not path.is_file():
             raise WeightsMissing(path)
     # TensorFlow is imported only now: the other workers import this module's neighbours.
-    from models import tf_runtime, vggface
+    from faces.models import tf_runtime, vggface
 
     tf_runtime.configure_threads(intra=threads)
     if vggface.trunks_equal(age_path, gender_path):
@@ -167,7 +167,7 @@ def load_agegender(
 def load_full_models(weights_dir: Path, precision: str = "float32") -> AgeGenderModel:
     """DeepFace's two complete networks, each with its own trunk, whatever the files hold:
     what ``load_agegender`` runs when the trunks differ, and what DeepFace itself runs."""
-    from models import vggface
+    from faces.models import vggface
 
     age = vggface.load_deepface_model(vggface.AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision)
     gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision)

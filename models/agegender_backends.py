@@ -19,8 +19,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import structlog
 
-from models.agegender import AgeGender
-from models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+from faces.models.agegender import AgeGender
+from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +69,7 @@ def load_backend(choice: str, weights_dir: Path | None = None) -> LoadedBackend:
     """Load the backend `choice` names (see the module docstring)."""
     if choice != "dlib":
         try:
-            from models.agegender import load_agegender  # TensorFlow only when DeepFace runs
+            from faces.models.agegender import load_agegender  # TensorFlow only when DeepFace runs
 
             return LoadedBackend(_DeepFaceBackend(load_agegender(weights_dir)), None)
         except (WeightsMissing, WeightsUnreadable) as exc:
@@ -85,7 +85,7 @@ def load_backend(choice: str, weights_dir: Path | None = None) -> LoadedBackend:
 
 
 def _bundled() -> "AgeGenderBackend":
-    from models.agegender_bundled import BundledAgeGender
+    from faces.models.agegender_bundled import BundledAgeGender
 
     return _BundledBackend(BundledAgeGender())
 
@@ -110,8 +110,8 @@ class _DeepFaceBackend:
         self.name = model.name
 
     def chips(self, pixels: np.ndarray, faces: Sequence[dict]) -> list[np.ndarray]:
-        from models.agegender import crop_face
-        from models.detect import Box
+        from faces.models.agegender import crop_face
+        from faces.models.detect import Box
 
         return [crop_face(pixels, Box(**face["box"]), face.get("landmarks")) for face in faces]
 
@@ -125,8 +125,8 @@ class _BundledBackend:
         self.name = model.name
 
     def chips(self, pixels: np.ndarray, faces: Sequence[dict]) -> list:
-        from models.agegender_bundled import rgb_of
-        from models.detect import Box
+        from faces.models.agegender_bundled import rgb_of
+        from faces.models.detect import Box
 
         if not faces:
             return []

@@ -28,8 +28,8 @@ import dlib
 import numpy as np
 import onnxruntime as ort
 
-from models.agegender import GENDER_LABELS, AgeGender
-from models.detect import Box
+from faces.models.agegender import GENDER_LABELS, AgeGender
+from faces.models.detect import Box
 
 NAME = "dlib-age-v1+gender-v1/onnx"
 CHIP_PADDING = 0.2                      # dlib's default, what the networks were trained with

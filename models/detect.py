@@ -16,8 +16,8 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from models.detectors import BACKENDS, DEFAULT_BACKEND
-from models.detectors import MODULES as _MODULES
+from faces.models.detectors import BACKENDS, DEFAULT_BACKEND
+from faces.models.detectors import MODULES as _MODULES
 
 # The smallest face, in original pixels, every backend must still find by default. The
 # annotated test photos hold faces of 37 px, so 40 is the size the pipeline promises.

@@ -9,9 +9,9 @@ import dlib
 import face_recognition_models
 import numpy as np
 
-from models.detect import Box
-from models.pose import Pose, estimate_pose
-from models.quality import Quality, measure_quality
+from faces.models.detect import Box
+from faces.models.pose import Pose, estimate_pose
+from faces.models.quality import Quality, measure_quality
 
 POINT_COUNT = 68
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.detect import Box
+from faces.models.detect import Box
 
 
 @dataclass(frozen=True)

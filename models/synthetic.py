@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.vggface import AGE_CLASSES, GENDER_CLASSES, TRUNK_LAYERS, build_deepface_model
-from models.weights import AGE_FILE, GENDER_FILE
+from faces.models.vggface import AGE_CLASSES, GENDER_CLASSES, TRUNK_LAYERS, build_deepface_model
+from faces.models.weights import AGE_FILE, GENDER_FILE
 
 
 def write_synthetic_weights(weights_dir: Path, shared_trunk: bool, seed: int = 0) -> tuple[Path, Path]:

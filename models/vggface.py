@@ -32,8 +32,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
-from models.weights import WeightsUnreadable
+from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
+from faces.models.weights import WeightsUnreadable
 import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
     Activation,

@@ -1,5 +1,5 @@
 """`python -m ops ...` is `faces ...` (how the stack starts its worker processes)."""
 
-from ops.cli import main
+from faces.ops.cli import main
 
 main()

@@ -22,12 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from models.precision import FLOAT32, PRECISION_ENV, choose_precision
-from models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
-from ops import bench_peer, bench_pipeline, bench_stages, bench_transport
-from ops.bench_machine import CpuWatch, machine_facts
-from ops.bench_report import derive
-from producer.files import scan
+from faces.models.precision import FLOAT32, PRECISION_ENV, choose_precision
+from faces.models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
+from faces.ops import bench_peer, bench_pipeline, bench_stages, bench_transport
+from faces.ops.bench_machine import CpuWatch, machine_facts
+from faces.ops.bench_report import derive
+from faces.producer.files import scan
 
 SYNTHETIC_SEED = 0
 HOPS = 2000          # per hop figure: enough for a stable p99 in about a second
@@ -87,7 +87,7 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
             raise BenchInputError(f"no DeepFace weights in {weights}: pass --synthetic-weights "
                                   "or run `faces models fetch`")
         return {"deepface": weights.parents[1]}
-    from models.synthetic import write_synthetic_weights
+    from faces.models.synthetic import write_synthetic_weights
 
     homes = {}
     for name, shared in (("shared", True), ("separate", False)):
@@ -100,9 +100,9 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
 def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, precision: str, repeat: int,
                   workdir: Path, say: Callable[[str], None]) -> dict:
     """Sections 3, 4 and 5: everything measured in this process on decoded photos."""
-    from models.agegender import load_agegender, load_full_models
-    from models.detect import load_detector
-    from models.landmarks import load_landmarker
+    from faces.models.agegender import load_agegender, load_full_models
+    from faces.models.detect import load_detector
+    from faces.models.landmarks import load_landmarker
 
     decoded = bench_stages.load_photos(photos)
     detector, landmarker = load_detector(), load_landmarker()

@@ -34,7 +34,7 @@ def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path) -> dict
     report_path = workdir / "peer.json"
     env = {**os.environ, "DEEPFACE_HOME": str(deepface_home), "TF_CPP_MIN_LOG_LEVEL": "2"}
     launched = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "ops.bench_peer", str(report_path), *map(str, photos)],
+    done = subprocess.run([sys.executable, "-m", "faces.ops.bench_peer", str(report_path), *map(str, photos)],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"DeepFace loop failed ({done.returncode}): {done.stderr[-2000:]}")

@@ -22,14 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ops.bench_machine import process_cpu_s
-from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
-from ops.settings import AppSettings
-from ops.target import redis_target
-from producer.submit import submit_file
-from schemas.result import stage_ms as result_stage_ms
-from streams import results
-from streams.connection import server_version
+from faces.ops.bench_machine import process_cpu_s
+from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
+from faces.ops.settings import AppSettings
+from faces.ops.target import redis_target
+from faces.producer.submit import submit_file
+from faces.schemas.result import stage_ms as result_stage_ms
+from faces.streams import results
+from faces.streams.connection import server_version
 
 WORKER_BATCH = 8       # `faces run`'s default --batch
 RESULT_TIMEOUT_S = 900.0
@@ -44,7 +44,7 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
     """`faces run FOLDER` in a new process, timed from launch to exit, with its timeline.
     ``env`` adds settings for that process and its workers (e.g. the age/gender precision)."""
     state, storage = workdir / "state", workdir / "storage"
-    command = [sys.executable, "-m", "ops", "run", str(folder), "--state-dir", str(state),
+    command = [sys.executable, "-m", "faces", "run", str(folder), "--state-dir", str(state),
                "--storage", str(storage), "--output", str(workdir / "output"), "--verbose"]
     env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home)}
     launched_wall, launched = time.time(), time.monotonic()

@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from models.decode import decode_image
-from models.detect import Box, Detector
-from models.agegender import INPUT_SIZE, crop_face
-from models.landmarks import Landmarker
+from faces.models.decode import decode_image
+from faces.models.detect import Box, Detector
+from faces.models.agegender import INPUT_SIZE, crop_face
+from faces.models.landmarks import Landmarker
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def time_bundled(photos: Sequence[Photo], faces: Faces, repeat: int) -> dict:
     """The bundled dlib networks (onnxruntime) on the same faces: cutting their chips (5-point
     landmarks and two aligned crops per face), then predicting all faces in one call and one
     face per call. Wall and CPU seconds."""
-    from models.agegender_bundled import BundledAgeGender, rgb_of
+    from faces.models.agegender_bundled import BundledAgeGender, rgb_of
 
     model = BundledAgeGender()
 

@@ -11,16 +11,16 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from consumers.detect import DetectStage
-from consumers.landmarks import LandmarksStage
-from models.detect import Detector
-from models.landmarks import Landmarker
-from ops.bench_stages import Photo
-from producer.files import job_for
-from streams.bench_hop import time_hops
-from streams.connection import connect, server_version
-from streams.embedded import EmbeddedRedis
-from streams.outcomes import Delivery
+from faces.consumers.detect import DetectStage
+from faces.consumers.landmarks import LandmarksStage
+from faces.models.detect import Detector
+from faces.models.landmarks import Landmarker
+from faces.ops.bench_stages import Photo
+from faces.producer.files import job_for
+from faces.streams.bench_hop import time_hops
+from faces.streams.connection import connect, server_version
+from faces.streams.embedded import EmbeddedRedis
+from faces.streams.outcomes import Delivery
 
 
 def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> dict:

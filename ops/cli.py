@@ -6,10 +6,10 @@ ops/cli_app.py holds the entry point, `main`."""
 from __future__ import annotations
 
 # Importing these registers their commands on ``app``, in this order in `faces --help`.
-from ops import cli_pipeline  # noqa: F401
-from ops import cli_admin  # noqa: F401
-from ops import cli_models  # noqa: F401
-from ops.cli_app import app, main
+from faces.ops import cli_pipeline  # noqa: F401
+from faces.ops import cli_admin  # noqa: F401
+from faces.ops import cli_models  # noqa: F401
+from faces.ops.cli_app import app, main
 
 __all__ = ["app", "main"]
 

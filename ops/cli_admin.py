@@ -15,13 +15,13 @@ from typing import Iterator, List, Literal, Optional
 import typer
 from typing_extensions import Annotated
 
-from ops import exits, logs
-from ops.cli_app import STAGES, app, fail, usage
-from ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
+from faces.ops import exits, logs
+from faces.ops.cli_app import STAGES, app, fail, usage
+from faces.ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
                          DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
                          StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
-from producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
-from streams.settings import DEFAULT_RETENTION_S
+from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
+from faces.streams.settings import DEFAULT_RETENTION_S
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
 app.add_typer(dlq_app, name="dlq")
@@ -35,7 +35,7 @@ Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead o
 
 def _attached(redis_url: str | None, state_dir: Path):
     """The running pipeline's (url, client); one line naming `faces up` when none runs."""
-    from ops.target import attached
+    from faces.ops.target import attached
 
     return attached(app_settings(redis_url, state_dir, DEFAULT_STORAGE, DEFAULT_OUTPUT))
 
@@ -63,7 +63,7 @@ def visualize(
     Exit 0 when every ok result was drawn, 3 when some could not be (each is named), 1 when
     STORAGE is not a folder.
     """
-    from ops.visualize import visualize_folder
+    from faces.ops.visualize import visualize_folder
 
     logs.configure(level="WARNING")
     folder = storage_arg or storage
@@ -86,7 +86,7 @@ def result(
     From the running pipeline's Redis, else from --storage (so it works after `faces run`
     stopped). Exit 1 when no result is found, 2 when IMAGE is a too short or ambiguous prefix.
     """
-    from ops.resultlookup import find_result
+    from faces.ops.resultlookup import find_result
 
     logs.configure(level="WARNING")
     with _selecting():
@@ -116,10 +116,10 @@ def replay(
     not or could not be replayed (each is named), 1 when an image named is not found, 2 for a
     bad time or a too short or ambiguous sha256 prefix.
     """
-    from ops.progress import progress_printer
-    from ops.replayjob import replay_job
-    from ops.runjob import JobOptions
-    from producer.replay import check_selection
+    from faces.ops.progress import progress_printer
+    from faces.ops.replayjob import replay_job
+    from faces.ops.runjob import JobOptions
+    from faces.producer.replay import check_selection
 
     logs.configure(level="WARNING")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=output if visualize else None,
@@ -144,7 +144,7 @@ def trim(
     retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
 ) -> None:
     """Trim every stream now, never below what a group has not acknowledged."""
-    from streams.history import trim_all
+    from faces.streams.history import trim_all
 
     logs.configure(level="WARNING")
     with _attached(redis_url, state_dir) as (_url, client):
@@ -165,7 +165,7 @@ def recreate_group(
     re-creating it at the start would reprocess all of that history. Afterwards reprocess the
     window you need with `faces replay --since TIME`.
     """
-    from streams import groups, names
+    from faces.streams import groups, names
 
     logs.configure(level="WARNING")
     route = names.route(stage)
@@ -182,7 +182,7 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", help="Really delete every stream, result and memory.")] = False,
 ) -> None:
     """Delete all pipeline state in Redis (files in --storage and --output are kept)."""
-    from streams.history import purge as purge_keys
+    from faces.streams.history import purge as purge_keys
 
     if not yes:
         usage("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
@@ -201,7 +201,7 @@ def _check_named(ids: list[str], every: bool) -> None:
 
 def _letters(client, ids: list[str], every: bool):
     """The dead letters named (all with `every`); one line, exit 1, naming those that do not exist."""
-    from streams import deadletters
+    from faces.streams import deadletters
 
     if every:
         return deadletters.list_all(client, limit=1_000_000)
@@ -223,7 +223,7 @@ def dlq_list(redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
              as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array (payloads left out) instead of one line each.")] = False) -> None:
     """One line per dead letter: id, stage, deliveries, error, image."""
-    from streams import deadletters
+    from faces.streams import deadletters
 
     logs.configure(level="WARNING")
     with _attached(redis_url, state_dir) as (_url, client):
@@ -241,7 +241,7 @@ def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead
              redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
     """Everything about one dead letter, with its event decoded when it can be."""
-    from schemas import events
+    from faces.schemas import events
 
     logs.configure(level="WARNING")
     with _attached(redis_url, state_dir) as (_url, client):
@@ -262,7 +262,7 @@ def dlq_retry(ids: DeadIds = None, every: Every = False,
 
     Exit 3 when some could not be retried (each is named).
     """
-    from producer.redrive import RetryError, retry_letter
+    from faces.producer.redrive import RetryError, retry_letter
 
     _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
@@ -282,7 +282,7 @@ def dlq_drop(ids: DeadIds = None, every: Every = False,
              redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
     """Delete dead letters."""
-    from streams import deadletters
+    from faces.streams import deadletters
 
     _check_named(list(ids or []), every)
     logs.configure(level="WARNING")

@@ -12,7 +12,7 @@ from typing import NoReturn, Optional
 import typer
 from typing_extensions import Annotated
 
-from ops import exits
+from faces.ops import exits
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:  # noqa: BLE001 - the one place every failure is turned into a line
         if debug_enabled():
             raise
-        from ops.failures import describe_failure
+        from faces.ops.failures import describe_failure
 
         code, line = describe_failure(exc)
         typer.echo(f"error: {line}", err=True)

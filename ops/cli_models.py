@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from ops import logs
-from ops.cli_app import EXIT_FAILED, app, fail
+from faces.ops import logs
+from faces.ops.cli_app import EXIT_FAILED, app, fail
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
 app.add_typer(models_app, name="models")
@@ -25,8 +25,8 @@ def bench(
 ) -> None:
     """Benchmark this pipeline against DeepFace.analyze's own loop on the same photos: cold and
     warm end to end, each stage alone, backbone overhead, batching, and one transport hop."""
-    from ops.bench import BenchInputError, run_bench
-    from ops.bench_report import render_rich
+    from faces.ops.bench import BenchInputError, run_bench
+    from faces.ops.bench_report import render_rich
 
     logs.configure(level="WARNING")
     if not folder.is_dir():
@@ -50,7 +50,7 @@ def models_check(as_json: Annotated[bool, typer.Option("--json", help="Print the
     the pinned one, path; then which age/gender backend `--agegender auto` will pick. Hashes
     are cached by path, size and mtime, so a second check is instant. Exit 1 when the pipeline
     cannot run (a required file missing, or no age/gender backend)."""
-    from models.weights import (auto_agegender_backend, bundled_agegender_available, check_model_files,
+    from faces.models.weights import (auto_agegender_backend, bundled_agegender_available, check_model_files,
                                 pipeline_can_run)
 
     files = check_model_files()
@@ -111,9 +111,9 @@ def models_fetch(
     """Download the missing DeepFace age and gender weights (about 540 MB each), with a progress
     bar per file; an interrupted download resumes where it stopped. Every file is checked
     against the sha256 pinned in the code before it is put in place."""
-    from models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, fetch_missing,
+    from faces.models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, fetch_missing,
                                 install_from)
-    from ops.progress import download_progress
+    from faces.ops.progress import download_progress
 
     if mirror_only and not url:
         raise typer.BadParameter("needs --url or FACES_WEIGHTS_URL", param_hint="--mirror-only")
@@ -137,7 +137,7 @@ def models_fetch(
 
 def _fail_if_deepface_missing() -> None:
     """After --from, a DeepFace file the copies did not include is still missing: say so, exit 1."""
-    from models.weights import check_model_files
+    from faces.models.weights import check_model_files
 
     missing = [f.path for f in check_model_files(with_sha256=False)
                if f.name.startswith("deepface-") and f.status == "missing"]

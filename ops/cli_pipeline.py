@@ -15,12 +15,12 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from ops import exits, logs
-from ops.cli_app import STAGES, app, debug_enabled, fail, usage
-from ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
+from faces.ops import exits, logs
+from faces.ops.cli_app import STAGES, app, debug_enabled, fail, usage
+from faces.ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
                          DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
                          StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
-from streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
+from faces.streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
 
 
 def _sigterm_as_interrupt() -> None:
@@ -35,7 +35,7 @@ def _sigterm_as_interrupt() -> None:
 
 def _check_precision() -> None:
     """Refuse a bad $FACES_AGEGENDER_PRECISION here, not in a worker that would fail at start."""
-    from models.precision import PrecisionError, choose_precision
+    from faces.models.precision import PrecisionError, choose_precision
 
     try:
         choose_precision()
@@ -67,9 +67,9 @@ def run(
     Exit 0 when every image is ok, 3 when it finished but some images have error results,
     1 when it could not run, 130 on Ctrl-C (what was done is kept; run again to finish).
     """
-    from ops.progress import BarDisplay
-    from ops.runjob import JobInterrupted, JobOptions, describe_agegender, run_job
-    from producer.files import scan
+    from faces.ops.progress import BarDisplay
+    from faces.ops.runjob import JobInterrupted, JobOptions, describe_agegender, run_job
+    from faces.producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _sigterm_as_interrupt()
@@ -122,10 +122,10 @@ def up(
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch).
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
-    from ops.target import redis_target
-    from ops.workers import WorkerPool
-    from producer.watch import Watcher
-    from streams.connection import redact
+    from faces.ops.target import redis_target
+    from faces.ops.workers import WorkerPool
+    from faces.producer.watch import Watcher
+    from faces.streams.connection import redact
 
     logs.configure()
     _sigterm_as_interrupt()
@@ -185,10 +185,10 @@ def worker(
     Without --redis-url it attaches to the embedded server of `faces up` on --state-dir.
     Exit 0 after a clean stop, 4 when SIGTERM's grace period ran out, 5 when its consumer
     group was lost, 1 when it could not start (one `worker.failed` log line says why)."""
-    from ops.failures import describe_failure
-    from ops.target import attach_url
-    from ops.worker import run_worker
-    from streams.settings import RuntimeSettings, SettingsError
+    from faces.ops.failures import describe_failure
+    from faces.ops.target import attach_url
+    from faces.ops.worker import run_worker
+    from faces.streams.settings import RuntimeSettings, SettingsError
 
     if stage not in STAGES:
         usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
@@ -231,8 +231,8 @@ def watch(
 ) -> None:
     """Publish each new image dropped into FOLDER exactly once, until Ctrl-C. Needs a running
     pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
-    from ops.target import attached
-    from producer.watch import Watcher
+    from faces.ops.target import attached
+    from faces.producer.watch import Watcher
 
     logs.configure()
     if not folder.is_dir():
@@ -262,11 +262,11 @@ def submit(
 
     Exit 1 when nothing could be submitted (missing paths, no images, no pipeline running);
     with --wait, 3 when some results are errors."""
-    from ops.runjob import JobOptions, JobSummary, wait_for_results
-    from ops.target import attached
-    from producer.files import scan
-    from producer.submit import submit_file
-    from streams import results
+    from faces.ops.runjob import JobOptions, JobSummary, wait_for_results
+    from faces.ops.target import attached
+    from faces.producer.files import scan
+    from faces.producer.submit import submit_file
+    from faces.streams import results
 
     logs.configure(level="WARNING")
     found = scan(_existing(paths))
@@ -300,9 +300,9 @@ def status(
 ) -> None:
     """Per stream its length; per group pending, lag, consumers, throughput and oldest pending
     age; dead letters, images in flight, Redis memory. Needs a running pipeline."""
-    from ops.statusview import render_status, watch_status
-    from ops.target import attached
-    from streams.status import pipeline_status
+    from faces.ops.statusview import render_status, watch_status
+    from faces.ops.target import attached
+    from faces.streams.status import pipeline_status
 
     logs.configure(level="WARNING")
     with attached(app_settings(redis_url, state_dir, storage, output)) as (_url, client):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import redis
 
-from ops import exits
+from faces.ops import exits
 
 # Raised by our code with a message written for the user: printed as they are.
 # Matched by class name so that this module need not import every layer that defines one.

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from ops.settings import AppSettings
+from faces.ops.settings import AppSettings
 
 def _check_redis_url(url: str | None) -> str | None:
     """A URL redis-py cannot parse is bad usage (exit 2), caught before anything starts."""
@@ -48,7 +48,7 @@ def _check_detector(name: str | None) -> str | None:
     """An unknown detector, or one whose model file is missing, is refused before any worker
     starts (a worker would fail at start and be restarted forever)."""
     if name:
-        from models.detect import BackendUnavailable, UnknownBackend, check_detector
+        from faces.models.detect import BackendUnavailable, UnknownBackend, check_detector
 
         try:
             check_detector(name)
@@ -58,7 +58,7 @@ def _check_detector(name: str | None) -> str | None:
 
 
 def _check_agegender(choice: str | None) -> str:
-    from models.agegender_backends import CHOICES, AgeGenderChoiceError, check_choice
+    from faces.models.agegender_backends import CHOICES, AgeGenderChoiceError, check_choice
 
     try:
         return check_choice(choice)
@@ -67,7 +67,7 @@ def _check_agegender(choice: str | None) -> str:
 
 
 def _detector_help() -> str:
-    from models.detectors import BACKENDS, DEFAULT_BACKEND
+    from faces.models.detectors import BACKENDS, DEFAULT_BACKEND
 
     return f"Face detector: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})."
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from consumers.pictures import write_picture
-from consumers.storage import inside, write_if
-from schemas.result import supersedes
+from faces.consumers.pictures import write_picture
+from faces.consumers.storage import inside, write_if
+from faces.schemas.result import supersedes
 
 
 def keep_locally(result_text: str, storage: Path, output: Path | None) -> bool:

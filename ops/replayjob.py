@@ -9,11 +9,11 @@ import contextlib
 import time
 from typing import Callable
 
-from ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
-from ops.settings import AppSettings
-from ops.target import attached, stack_lock
-from producer import replay
-from streams import history, publishing, results
+from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
+from faces.ops.settings import AppSettings
+from faces.ops.target import attached, stack_lock
+from faces.producer import replay
+from faces.streams import history, publishing, results
 
 
 def replay_job(app: AppSettings, *, since: str | None, until: str | None, images: list[str],

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ops.settings import AppSettings
-from ops.target import NoRedisRunning, attached
-from producer.replay import ImageSelector
-from streams import lookup
+from faces.ops.settings import AppSettings
+from faces.ops.target import NoRedisRunning, attached
+from faces.producer.replay import ImageSelector
+from faces.streams import lookup
 
 
 class ResultLookupError(RuntimeError):

@@ -13,14 +13,14 @@ from typing import Callable
 
 import structlog
 
-from ops import exits
-from ops.readback import current_result, keep_locally
-from ops.settings import AppSettings
-from ops.target import redis_target
-from ops.workers import WorkerPool
-from producer.files import identify, scan
-from producer.submit import submit_file
-from streams import results
+from faces.ops import exits
+from faces.ops.readback import current_result, keep_locally
+from faces.ops.settings import AppSettings
+from faces.ops.target import redis_target
+from faces.ops.workers import WorkerPool
+from faces.producer.files import identify, scan
+from faces.producer.submit import submit_file
+from faces.streams import results
 
 log = structlog.get_logger(__name__)
 
@@ -211,7 +211,7 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str, a
 
 def describe_agegender(models: Counter) -> str:
     """One line saying which model gave the ages and genders of a job, and how to switch."""
-    from models.agegender_bundled import NAME as BUNDLED
+    from faces.models.agegender_bundled import NAME as BUNDLED
 
     used = [name for name in models if name]
     if not models:

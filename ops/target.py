@@ -13,9 +13,9 @@ from typing import Iterator
 
 import redis
 
-from ops.settings import AppSettings
-from streams.connection import connect
-from streams.embedded import EmbeddedRedis, running_url
+from faces.ops.settings import AppSettings
+from faces.streams.connection import connect
+from faces.streams.embedded import EmbeddedRedis, running_url
 
 LOCK_FILE = "stack.lock"
 

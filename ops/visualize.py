@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consumers.pictures import draw_picture
-from models.decode import ImageDecodeError, decode_image
+from faces.consumers.pictures import draw_picture
+from faces.models.decode import ImageDecodeError, decode_image
 
 
 @dataclass

@@ -11,13 +11,13 @@ import time
 import redis
 import structlog
 
-from consumers.registry import build_stage
-from ops import exits
-from ops.workers import READY_FILE_ENV
-from streams.connection import connect, redact
-from streams.consumer import StageConsumer
-from streams.errors import GroupLost, RedisUnavailable
-from streams.settings import RuntimeSettings
+from faces.consumers.registry import build_stage
+from faces.ops import exits
+from faces.ops.workers import READY_FILE_ENV
+from faces.streams.connection import connect, redact
+from faces.streams.consumer import StageConsumer
+from faces.streams.errors import GroupLost, RedisUnavailable
+from faces.streams.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import structlog
 
-from ops import exits
-from streams.embedded import die_with_parent
-from streams.names import STAGE_ORDER
+from faces.ops import exits
+from faces.streams.embedded import die_with_parent
+from faces.streams.names import STAGE_ORDER
 
 log = structlog.get_logger(__name__)
 
@@ -158,7 +158,7 @@ class WorkerPool:
             for index in range(self.counts.get(stage, 1)):
                 slot = f"{stage}-{index}"
                 consumer = self.consumer_name(stage, index)
-                command = [sys.executable, "-m", "ops", "worker", stage,
+                command = [sys.executable, "-m", "faces", "worker", stage,
                            "--consumer", consumer, "--grace-s", str(self.grace_s),
                            *self.extra_args.get(stage, []), *self.extra_args.get("*", [])]
                 worker = Worker(stage, consumer, command, self.log_dir / f"{slot}.log", env, slot)

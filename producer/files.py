@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from schemas import events
-from streams import names
+from faces.schemas import events
+from faces.streams import names
 
 # What OpenCV 4.x decodes (imgcodecs), plus GIF, which Pillow decodes for us.
 IMAGE_SUFFIXES = frozenset({

@@ -13,10 +13,10 @@ import uuid
 
 import redis
 
-from producer.files import SourceChanged, read_same_bytes
-from schemas import events
-from streams import deadletters, history, names
-from streams.deadletters import DeadLetter
+from faces.producer.files import SourceChanged, read_same_bytes
+from faces.schemas import events
+from faces.streams import deadletters, history, names
+from faces.streams.deadletters import DeadLetter
 
 
 class RetryError(ValueError):

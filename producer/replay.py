@@ -23,9 +23,9 @@ from typing import Iterable
 import redis
 import structlog
 
-from producer.files import SourceChanged, image_id_for, read_same_bytes
-from schemas import events
-from streams import history, names, publishing, results
+from faces.producer.files import SourceChanged, image_id_for, read_same_bytes
+from faces.schemas import events
+from faces.streams import history, names, publishing, results
 
 log = structlog.get_logger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Callable
 import redis
 import structlog
 
-from producer.files import DEFAULT_MAX_IMAGE_BYTES, read_job
-from streams import names, publishing
+from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, read_job
+from faces.streams import names, publishing
 
 log = structlog.get_logger(__name__)
 

@@ -38,8 +38,8 @@ from typing import Callable, TypeVar
 import redis
 import structlog
 
-from producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
-from streams import dedupe, names, publishing
+from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
+from faces.streams import dedupe, names, publishing
 
 log = structlog.get_logger(__name__)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import redis
 
-from schemas import events
-from streams import commit as committing
-from streams import names, reading
-from streams.commit import EntryEffects
-from streams.groups import ensure_group, forget_group
+from faces.schemas import events
+from faces.streams import commit as committing
+from faces.streams import names, reading
+from faces.streams.commit import EntryEffects
+from faces.streams.groups import ensure_group, forget_group
 
 # Streams and groups of their own, so the bench never touches a pipeline stream.
 _PING = f"{names.PREFIX}:bench:ping"

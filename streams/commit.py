@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import msgpack
 import redis
 
-from schemas import events
-from streams import deadletters, names, scripts
-from streams.names import StageRoute
-from streams.outcomes import Finish
-from streams.reading import PAYLOAD_FIELD
+from faces.schemas import events
+from faces.streams import deadletters, names, scripts
+from faces.streams.names import StageRoute
+from faces.streams.outcomes import Finish
+from faces.streams.reading import PAYLOAD_FIELD
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import redis
 
-from streams.errors import RedisUnavailable
+from faces.streams.errors import RedisUnavailable
 
 # Short socket timeouts would break BLOCKing reads; the runtime blocks at most block_ms,
 # so reads get that plus this margin.

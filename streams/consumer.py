@@ -25,14 +25,14 @@ from typing import Callable, Iterator, Sequence
 import redis
 import structlog
 
-from schemas import events
-from streams import commit as committing
-from streams import names, reading, trimming
-from streams.commit import CommitSettings, DeadLetterNote, EntryEffects
-from streams.groups import ensure_group, id_key, is_nogroup, is_transient
-from streams.outcomes import Delivery, Finish, Forward, Outcome, Reject, Stage
-from streams.reading import RawEntry
-from streams.settings import RuntimeSettings
+from faces.schemas import events
+from faces.streams import commit as committing
+from faces.streams import names, reading, trimming
+from faces.streams.commit import CommitSettings, DeadLetterNote, EntryEffects
+from faces.streams.groups import ensure_group, id_key, is_nogroup, is_transient
+from faces.streams.outcomes import Delivery, Finish, Forward, Outcome, Reject, Stage
+from faces.streams.reading import RawEntry
+from faces.streams.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import redis
 
-from streams import names
-from streams.groups import text
-from streams.reading import PAYLOAD_FIELD
+from faces.streams import names
+from faces.streams.groups import text
+from faces.streams.reading import PAYLOAD_FIELD
 
 # Payloads above this are not kept (the letter says how large it was): with the stream's
 # length cap this bounds the dead letters' memory (README "Memory"). Such an image is

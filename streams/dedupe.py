@@ -15,11 +15,11 @@ from typing import Literal
 
 import redis
 
-from schemas import events
-from streams import names, scripts
-from streams.groups import text
-from streams.reading import PAYLOAD_FIELD
-from streams.settings import DEFAULT_RETENTION_S
+from faces.schemas import events
+from faces.streams import names, scripts
+from faces.streams.groups import text
+from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.settings import DEFAULT_RETENTION_S
 
 # The same bytes are analysed once within this window. It matches the images stream's default
 # retention (7 days, `--retention-s`): past it the first submission can no longer be replayed

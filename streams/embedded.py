@@ -29,7 +29,7 @@ from pathlib import Path
 import redis
 import structlog
 
-from streams.errors import EmbeddedRedisError
+from faces.streams.errors import EmbeddedRedisError
 
 log = structlog.get_logger(__name__)
 

@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from streams import names
-from streams.errors import GroupLost
+from faces.streams import names
+from faces.streams.errors import GroupLost
 
 # Replies that mean "Redis cannot take writes (or answer) right now", not "this request is
 # wrong": out of memory under noeviction, a failed background save, a replica, a server still

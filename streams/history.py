@@ -7,10 +7,10 @@ from typing import Iterator
 
 import redis
 
-from schemas import events
-from streams import names, trimming
-from streams.groups import text
-from streams.reading import PAYLOAD_FIELD
+from faces.schemas import events
+from faces.streams import names, trimming
+from faces.streams.groups import text
+from faces.streams.reading import PAYLOAD_FIELD
 
 PAGE = 500
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from streams import names
-from streams.groups import text
+from faces.streams import names
+from faces.streams.groups import text
 
 _RESULT_PREFIX = names.result_key("")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, Union
 
-from streams.names import StageRoute
+from faces.streams.names import StageRoute
 
 
 @dataclass(frozen=True)

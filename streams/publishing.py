@@ -16,10 +16,10 @@ from typing import Callable, TypeVar
 import redis
 import structlog
 
-from schemas import events
-from streams import names
-from streams.groups import text
-from streams.reading import PAYLOAD_FIELD
+from faces.schemas import events
+from faces.streams import names
+from faces.streams.groups import text
+from faces.streams.reading import PAYLOAD_FIELD
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import redis
 
-from streams import scripts
-from streams.groups import id_key, text
+from faces.streams import scripts
+from faces.streams.groups import id_key, text
 
 PAYLOAD_FIELD = b"d"
 

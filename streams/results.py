@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import redis
 
-from streams import names
-from streams.groups import text
+from faces.streams import names
+from faces.streams.groups import text
 
 
 @dataclass(frozen=True)

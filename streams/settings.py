@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import DEFAULT_MAX_EVENT_BYTES
-from streams.connection import SOCKET_TIMEOUT_S
+from faces.schemas.events import DEFAULT_MAX_EVENT_BYTES
+from faces.streams.connection import SOCKET_TIMEOUT_S
 
 # A blocking read must come back well before the client's socket timeout, or every idle read
 # would time out and go through the reconnect path.

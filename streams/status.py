@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
-from streams import deadletters, names
-from streams.groups import text
-from streams.trimming import oldest_pending
+from faces.streams import deadletters, names
+from faces.streams.groups import text
+from faces.streams.trimming import oldest_pending
 
 LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that work
 

@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from streams.groups import id_key, text
+from faces.streams.groups import id_key, text
 
 
 def safe_threshold(client: redis.Redis, stream: str) -> str | None:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.detect import Box
+from faces.models.detect import Box
 
 DETECTION_FILES = ("training.xml", "testing.xml")
 LANDMARK_FILES = ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml")

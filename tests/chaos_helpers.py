@@ -20,9 +20,9 @@ import pytest
 import redis
 import structlog
 
-from streams import deadletters, history, names
-from streams.embedded import EmbeddedRedis
-from streams.groups import text
+from faces.streams import deadletters, history, names
+from faces.streams.embedded import EmbeddedRedis
+from faces.streams.groups import text
 from tests.pipeline import total_pending
 from tests.waiting import wait_until
 

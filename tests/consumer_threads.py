@@ -7,12 +7,12 @@ import threading
 
 import redis
 
-from producer.files import job_for
-from schemas import events
-from streams import names, publishing
-from streams.consumer import StageConsumer
-from streams.reading import PAYLOAD_FIELD
-from streams.settings import RuntimeSettings
+from faces.producer.files import job_for
+from faces.schemas import events
+from faces.streams import names, publishing
+from faces.streams.consumer import StageConsumer
+from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.settings import RuntimeSettings
 
 FAST = RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=400, claim_every_s=0.1,
                        retry_backoff_s=0.05, grace_s=5, trim_every_s=0.2)

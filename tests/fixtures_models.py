@@ -41,27 +41,27 @@ def landmark_images(dlib_faces_dir: Path) -> list[AnnotatedImage]:
 @pytest.fixture(scope="session")
 def decoded_photos(annotated_images: list[AnnotatedImage]) -> dict[str, np.ndarray]:
     """BGR pixels of every annotated photo, keyed by file name, decoded once."""
-    from models.decode import decode_image
+    from faces.models.decode import decode_image
 
     return {image.path.name: decode_image(image.path.read_bytes()).pixels for image in annotated_images}
 
 
 @pytest.fixture(scope="session")
 def default_detector():
-    from models.detect import load_detector
+    from faces.models.detect import load_detector
 
     return load_detector()
 
 
 @pytest.fixture(scope="session")
 def landmarker():
-    from models.landmarks import load_landmarker
+    from faces.models.landmarks import load_landmarker
 
     return load_landmarker()
 
 
 def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Iterator[Path]:
-    from models.synthetic import write_synthetic_weights
+    from faces.models.synthetic import write_synthetic_weights
 
     home = tmp_path_factory.mktemp("deepface-home-shared" if shared_trunk else "deepface-home-separate")
     write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)

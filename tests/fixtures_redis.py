@@ -15,8 +15,8 @@ from typing import Iterator
 import pytest
 import redis
 
-from streams.connection import connect
-from streams.embedded import EmbeddedRedis, bundled_binary
+from faces.streams.connection import connect
+from faces.streams.embedded import EmbeddedRedis, bundled_binary
 
 REDIS6, REDIS7 = "redis6", "redis7"
 SERVER_BINARIES = {

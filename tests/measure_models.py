@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from models.decode import decode_image
-from models.detect import BACKENDS, BackendUnavailable, load_detector
+from faces.models.decode import decode_image
+from faces.models.detect import BACKENDS, BackendUnavailable, load_detector
 from tests.annotations import match_boxes, read_annotations
 
 DATA = Path(__file__).resolve().parents[2] / "shared/testdata/dlib-faces"
@@ -46,7 +46,7 @@ def measure(name: str) -> str:
 def measure_agegender(weights_dir: str, rounds: int = 3) -> str:
     import numpy as np
 
-    from models.agegender import load_agegender
+    from faces.models.agegender import load_agegender
 
     start = time.perf_counter()
     model = load_agegender(Path(weights_dir))

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from streams import names
-from streams.outcomes import Delivery, Forward, Outcome, Reject
+from faces.streams import names
+from faces.streams.outcomes import Delivery, Forward, Outcome, Reject
 
 
 class Poison(RuntimeError):

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.agegender import (
+from faces.models.agegender import (
     AgeGender,
     EmptyFaceCrop,
     WeightsMissing,
@@ -25,9 +25,9 @@ from models.agegender import (
     crop_face,
     load_agegender,
 )
-from models.detect import Box
-from models.landmarks import eye_centres
-from models.precision import PRECISION_ENV, PrecisionError, choose_precision, cpu_has_native_bf16
+from faces.models.detect import Box
+from faces.models.landmarks import eye_centres
+from faces.models.precision import PRECISION_ENV, PrecisionError, choose_precision, cpu_has_native_bf16
 
 TOLERANCE = 1e-4
 PHOTO = "2008_007676.jpg"

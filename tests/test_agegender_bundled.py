@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models.agegender_backends import AgeGenderChoiceError, check_choice, load_backend
-from models.agegender_bundled import NAME, BundledAgeGender, rgb_of
-from models.decode import decode_image
-from models.detect import Box
+from faces.models.agegender_backends import AgeGenderChoiceError, check_choice, load_backend
+from faces.models.agegender_bundled import NAME, BundledAgeGender, rgb_of
+from faces.models.decode import decode_image
+from faces.models.detect import Box
 from tests.gender_labels import GENDERS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -106,9 +106,9 @@ def test_auto_picks_the_bundled_model_without_deepface_weights_and_deepface_with
 
 def test_weights_that_appear_are_used_from_the_next_batch(tmp_path, synthetic_deepface_home_shared):
     """No 30 s window: the stage looks at DeepFace's files before every batch."""
-    from consumers.agegender import AgeGenderStage
-    from producer.files import job_for
-    from streams.outcomes import Delivery
+    from faces.consumers.agegender import AgeGenderStage
+    from faces.producer.files import job_for
+    from faces.streams.outcomes import Delivery
 
     folder = tmp_path / "weights"
     folder.mkdir()
@@ -134,7 +134,7 @@ def test_a_bad_choice_is_named():
 
 
 def test_the_annotated_picture_shows_age_and_gender(bundled, default_detector, tmp_path):
-    from models.annotate import draw_result
+    from faces.models.annotate import draw_result
 
     pixels, boxes = _faces_of(DATA / "astronaut.jpg", default_detector)
     [p] = bundled.predict([bundled.chips(rgb_of(pixels), boxes[0])])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.annotate import draw_result
+from faces.models.annotate import draw_result
 
 
 def _face(**fields):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.annotate import _BOX, draw_result, label_rect
+from faces.models.annotate import _BOX, draw_result, label_rect
 
 WIDTH, HEIGHT = 300, 200
 FONT, FONT_SCALE, THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1  # what draw_result uses up to 800 px

@@ -12,12 +12,12 @@ import json
 
 import pytest
 
-from ops import bench_report, bench_stages
-from ops.bench_machine import CpuWatch
-from ops.bench_pipeline import cold_timeline
-from ops.bench_transport import landmarked_job
-from schemas import events
-from streams.bench_hop import time_hops
+from faces.ops import bench_report, bench_stages
+from faces.ops.bench_machine import CpuWatch
+from faces.ops.bench_pipeline import cold_timeline
+from faces.ops.bench_transport import landmarked_job
+from faces.schemas import events
+from faces.streams.bench_hop import time_hops
 from tests.images import DATA
 
 PHOTOS = [DATA / "group.jpg", DATA / "astronaut.jpg"]
@@ -42,7 +42,7 @@ def test_stages_alone_time_the_real_models_and_keep_their_outputs(measured):
 
 
 def test_agegender_stage_times_crop_and_predict_per_worker_batch(measured, synthetic_deepface_home_shared):
-    from models.agegender import load_agegender
+    from faces.models.agegender import load_agegender
 
     photos, faces, _, _ = measured
     model = load_agegender(synthetic_deepface_home_shared / ".deepface" / "weights")

@@ -25,13 +25,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from ops.workers import Worker, WorkerPool
-from producer import replay
-from producer.submit import submit_file
-from streams import names
-from streams.connection import connect
-from streams.embedded import EmbeddedRedis
-from streams.groups import text
+from faces.ops.workers import Worker, WorkerPool
+from faces.producer import replay
+from faces.producer.submit import submit_file
+from faces.streams import names
+from faces.streams.connection import connect
+from faces.streams.embedded import EmbeddedRedis
+from faces.streams.groups import text
 from tests.chaos_helpers import (RESULT_TTL_ENV, Announcements, Expected, assert_exact_completion,
                                  QuietRedis7, drained_memory, log_events, no_latency_histograms,
                                  retrying, used_memory)

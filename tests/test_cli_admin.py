@@ -13,11 +13,11 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ops import exits
-from producer import replay
-from producer.files import job_for, new_job
-from schemas.result import build_result, dumps
-from streams import deadletters, groups, names, publishing
+from faces.ops import exits
+from faces.producer import replay
+from faces.producer.files import job_for, new_job
+from faces.schemas.result import build_result, dumps
+from faces.streams import deadletters, groups, names, publishing
 from tests.consumer_threads import FAST, publish, start, stop
 from tests.images import DATA
 from tests.pipeline import faces_cli
@@ -228,7 +228,7 @@ def test_every_admin_option_has_help():
                 ["dlq", "list"], ["dlq", "show"], ["dlq", "retry"], ["dlq", "drop"]]
     from typer.main import get_command
 
-    from ops.cli import app
+    from faces.ops.cli import app
 
     root = get_command(app)
     for path in commands:

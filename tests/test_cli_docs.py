@@ -9,9 +9,9 @@ import re
 
 import typer.main
 
-from ops import exits
-from ops.cli import app
-from ops.clidocs import EXIT_MEANINGS, commands, reference
+from faces.ops import exits
+from faces.ops.cli import app
+from faces.ops.clidocs import EXIT_MEANINGS, commands, reference
 from tests.pipeline import REPO
 
 README = (REPO / "README.md").read_text()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import exits
-from ops.workers import WorkerPool
+from faces.ops import exits
+from faces.ops.workers import WorkerPool
 from tests.images import DATA, photo_variants
 from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until
@@ -66,7 +66,7 @@ def test_up_stops_naming_the_fix_when_a_worker_loses_its_group(tmp_path):
 
     state = tmp_path / "s"
     env = {**os.environ, **NO_URL}
-    up = subprocess.Popen([sys.executable, "-m", "ops", "up", "--state-dir", str(state), "--storage",
+    up = subprocess.Popen([sys.executable, "-m", "faces", "up", "--state-dir", str(state), "--storage",
                            str(tmp_path / "out"), "--no-visualize", "--agegender", "dlib"],
                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -143,7 +143,7 @@ def test_a_redis_refusing_the_password_is_one_line(tmp_path, redis_client, redis
 
 
 def test_ctrl_c_while_a_worker_waits_for_redis_is_a_clean_stop(tmp_path):
-    worker = subprocess.Popen([sys.executable, "-m", "ops", "worker", "sink", "--no-visualize",
+    worker = subprocess.Popen([sys.executable, "-m", "faces", "worker", "sink", "--no-visualize",
                                "--storage", str(tmp_path / "out"), "--redis-url", "redis://127.0.0.1:1/0"],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -177,14 +177,14 @@ def test_run_writes_absolute_paths_keeps_current_results_and_reanalyses_with_for
     storage = tmp_path / "storage"
     base = ["run", "photos", "--state-dir", str(tmp_path / "s"), "--storage", str(storage), "--no-visualize",
             "--agegender", "dlib"]
-    first = subprocess.run([sys.executable, "-m", "ops", *base], cwd=tmp_path, capture_output=True, text=True,
+    first = subprocess.run([sys.executable, "-m", "faces", *base], cwd=tmp_path, capture_output=True, text=True,
                            timeout=300, env={**os.environ, **NO_URL})
     assert first.returncode == exits.OK, first.stderr
     results = result_files(storage)
     assert sorted(r["image"]["path"] for r in results.values()) == [str(p) for p in sorted(photos.glob("*.jpg"))]
     assert all(Path(r["image"]["path"]).is_absolute() for r in results.values())
 
-    again = subprocess.run([sys.executable, "-m", "ops", *base], cwd=tmp_path, capture_output=True, text=True,
+    again = subprocess.run([sys.executable, "-m", "faces", *base], cwd=tmp_path, capture_output=True, text=True,
                            timeout=300, env={**os.environ, **NO_URL})
     assert again.returncode == exits.OK, again.stderr
     assert again.stdout.startswith("2 images already had a current result")
@@ -192,7 +192,7 @@ def test_run_writes_absolute_paths_keeps_current_results_and_reanalyses_with_for
         "the second run started workers for nothing"
     assert {k: r["job_id"] for k, r in result_files(storage).items()} == {k: r["job_id"] for k, r in results.items()}
 
-    forced = subprocess.run([sys.executable, "-m", "ops", *base, "--force"], cwd=tmp_path, capture_output=True,
+    forced = subprocess.run([sys.executable, "-m", "faces", *base, "--force"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=300, env={**os.environ, **NO_URL})
     assert forced.returncode == exits.OK, forced.stderr
     assert forced.stdout.startswith("2 images: 2 ok")
@@ -228,7 +228,7 @@ def test_run_against_a_redis_with_other_workers_gets_every_result_into_its_own_s
 def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
     photo_variants(tmp_path / "photos", 40)
     storage = tmp_path / "storage"
-    run = subprocess.Popen([sys.executable, "-m", "ops", "run", str(tmp_path / "photos"), "--state-dir",
+    run = subprocess.Popen([sys.executable, "-m", "faces", "run", str(tmp_path / "photos"), "--state-dir",
                             str(tmp_path / "s"), "--storage", str(storage), "--no-visualize", "--batch", "1",
                             "--agegender", "dlib"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env={**os.environ, **NO_URL})

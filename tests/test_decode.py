@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.decode import (
+from faces.models.decode import (
     DEFAULT_MAX_PIXELS,
     CorruptImage,
     DecodedImage,

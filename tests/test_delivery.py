@@ -15,15 +15,15 @@ import msgpack
 import pytest
 import redis
 
-from consumers.sink import SinkStage
-from producer.files import job_for
-from producer.redrive import retry_letter
-from schemas import events
-from streams import deadletters, names, publishing, trimming
-from streams.consumer import StageConsumer
-from streams.groups import ensure_group
-from streams.reading import PAYLOAD_FIELD
-from streams.settings import RuntimeSettings, SettingsError
+from faces.consumers.sink import SinkStage
+from faces.producer.files import job_for
+from faces.producer.redrive import retry_letter
+from faces.schemas import events
+from faces.streams import deadletters, names, publishing, trimming
+from faces.streams.consumer import StageConsumer
+from faces.streams.groups import ensure_group
+from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.settings import RuntimeSettings, SettingsError
 from tests.consumer_threads import FAST, forwarded, publish, start, stop
 from tests.stages import PickyStage
 from tests.waiting import wait_until
@@ -152,7 +152,7 @@ def test_an_older_submission_never_replaces_a_newer_result(redis_client, tmp_pat
 
 
 def test_a_replay_is_a_newer_submission_than_the_original(redis_client, tmp_path):
-    from producer import replay
+    from faces.producer import replay
 
     photo = tmp_path / "p.jpg"
     photo.write_bytes(b"pixels")
@@ -182,7 +182,7 @@ def test_a_dead_letter_retry_before_the_sink_wrote_the_error_keeps_its_bytes(red
 
 # -- 2. a lost group stops the worker ---------------------------------------------------------------
 def test_a_lost_group_stops_the_worker_instead_of_reprocessing_history(redis_client):
-    from streams.errors import GroupLost
+    from faces.streams.errors import GroupLost
 
     publish(redis_client, 3, prefix="old")
     StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
@@ -195,7 +195,7 @@ def test_a_lost_group_stops_the_worker_instead_of_reprocessing_history(redis_cli
 
 
 def test_a_lost_group_is_noticed_by_a_running_worker(redis_client):
-    from streams.errors import GroupLost
+    from faces.streams.errors import GroupLost
 
     publish(redis_client, 2, prefix="old")
     errors: list[BaseException] = []
@@ -224,7 +224,7 @@ def test_entries_published_before_the_first_worker_are_processed(redis_client):
 
 
 def test_recreate_group_starts_at_the_end_of_the_stream(redis_client):
-    from streams.groups import recreate_group
+    from faces.streams.groups import recreate_group
 
     publish(redis_client, 2, prefix="old")
     StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
@@ -314,7 +314,7 @@ class StaleGroupView(redis.Redis):
 
 
 def test_trim_and_status_survive_a_group_that_drained_between_two_commands(redis_server, redis_client):
-    from streams.status import pipeline_status
+    from faces.streams.status import pipeline_status
 
     publish(redis_client, 2)
     ensure_group(redis_client, names.IMAGES, "detect")
@@ -403,7 +403,7 @@ def test_after_a_crash_own_pending_entries_are_retried_one_at_a_time(redis_clien
 
 # -- 10 and security: durable, readable files; keys derived from job ids --------------------------------
 def test_the_sink_fsyncs_the_result_folder_and_writes_readable_files(redis_client, tmp_path, monkeypatch):
-    import consumers.storage as storage
+    import faces.consumers.storage as storage
 
     synced_dirs = []
     real_fsync = os.fsync
@@ -460,7 +460,7 @@ def test_the_sink_writes_the_result_when_only_the_picture_bytes_are_gone(redis_c
 def test_leaving_keeps_a_consumer_that_another_process_gave_entries_under_the_same_name(redis_client):
     """The check "holds nothing" and the delete are one step: entries read under the name
     in between are not lost with the consumer."""
-    from streams import reading
+    from faces.streams import reading
 
     publish(redis_client, 1)
     ensure_group(redis_client, names.IMAGES, "detect")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.detect import (
+from faces.models.detect import (
     BACKENDS,
     DEFAULT_BACKEND,
     BackendUnavailable,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ops.runjob import JobOptions, run_job
-from ops.settings import AppSettings
-from ops.target import StackAlreadyRunning, stack_lock
-from streams import names
-from streams.connection import connect
-from streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path
+from faces.ops.runjob import JobOptions, run_job
+from faces.ops.settings import AppSettings
+from faces.ops.target import StackAlreadyRunning, stack_lock
+from faces.streams import names
+from faces.streams.connection import connect
+from faces.streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path
 from tests.fixtures_redis import server_binary
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
@@ -204,7 +204,7 @@ def test_a_worker_without_redis_fails_in_one_line_and_starts_no_server(tmp_path)
 def test_a_worker_attaches_to_the_running_embedded_server_and_leaves_it_running(tmp_path):
     state = tmp_path / "state"
     with EmbeddedRedis(state) as server:
-        worker = subprocess.Popen([sys.executable, "-m", "ops", "worker", "sink", "--state-dir", str(state),
+        worker = subprocess.Popen([sys.executable, "-m", "faces", "worker", "sink", "--state-dir", str(state),
                                    "--no-visualize", "--burst", "--storage", str(tmp_path / "storage")],
                                   cwd=REPO, env={**os.environ, "FACES_REDIS_URL": "", "REDIS_URL": ""},
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models.detect import Box
-from models.landmarks import FaceLandmarks, eye_centres
-from models.pose import _MODEL_INDEXES, _MODEL_POINTS, estimate_pose
-from models.quality import measure_quality
+from faces.models.detect import Box
+from faces.models.landmarks import FaceLandmarks, eye_centres
+from faces.models.pose import _MODEL_INDEXES, _MODEL_POINTS, estimate_pose
+from faces.models.quality import measure_quality
 from tests.annotations import match_boxes
 
 

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from producer.submit import submit_file
+from faces.producer.submit import submit_file
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files
 
@@ -121,7 +121,7 @@ def test_a_logged_exception_is_one_json_line_with_the_traceback_in_one_field():
     done = run_python("""
         import logging, warnings
         import structlog
-        from ops import logs
+        from faces.ops import logs
 
         logs.configure()
         structlog.contextvars.bind_contextvars(stage="detect", consumer="detect-test")
@@ -157,7 +157,7 @@ def test_native_stderr_is_logged_as_json_events_debug_or_warning_on_failure():
     done = run_python("""
         import os
         import structlog
-        from ops import logs
+        from faces.ops import logs
 
         logs.configure(level="DEBUG")
         log = structlog.get_logger("t")
@@ -184,7 +184,7 @@ def test_native_stderr_is_logged_as_json_events_debug_or_warning_on_failure():
 def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
     done = run_python("""
         import os
-        from ops import logs
+        from faces.ops import logs
 
         logs.configure(level="WARNING")
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"], logs.effective_level("WARNING"))
@@ -192,14 +192,14 @@ def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
     assert done.stdout.split() == ["0", "DEBUG"], done.stderr  # the variable wins over the default
     done = run_python("""
         import os
-        from ops import logs
+        from faces.ops import logs
 
         logs.configure()
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"])
     """, env={"TF_CPP_MIN_LOG_LEVEL": "2"})  # as the Dockerfile sets it
     assert done.stdout.split() == ["3"], done.stderr
     done = run_python("""
-        from ops import logs
+        from faces.ops import logs
 
         try:
             logs.configure()

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from models.agegender_bundled import NAME as BUNDLED_NAME
-from models.precision import choose_precision
-from ops.replayjob import replay_job
-from ops.runjob import JobOptions, run_job, start_pool
-from ops.settings import AppSettings
-from producer.files import job_for
-from producer.redrive import retry_letter
-from streams import deadletters, names, publishing
+from faces.models.agegender_bundled import NAME as BUNDLED_NAME
+from faces.models.precision import choose_precision
+from faces.ops.replayjob import replay_job
+from faces.ops.runjob import JobOptions, run_job, start_pool
+from faces.ops.settings import AppSettings
+from faces.producer.files import job_for
+from faces.producer.redrive import retry_letter
+from faces.streams import deadletters, names, publishing
 from tests.images import DATA
 from tests.pipeline import faces_cli, result_files, total_pending
 from tests.waiting import wait_until

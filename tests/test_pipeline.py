@@ -11,15 +11,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from models.agegender_bundled import NAME as BUNDLED_NAME
-from ops import exits
-from ops.workers import WorkerPool
-from producer.files import job_for
-from producer.submit import submit_file
-from schemas import events
-from schemas.result import load_schema
-from streams import deadletters, names
-from streams.reading import PAYLOAD_FIELD
+from faces.models.agegender_bundled import NAME as BUNDLED_NAME
+from faces.ops import exits
+from faces.ops.workers import WorkerPool
+from faces.producer.files import job_for
+from faces.producer.submit import submit_file
+from faces.schemas import events
+from faces.schemas.result import load_schema
+from faces.streams import deadletters, names
+from faces.streams.reading import PAYLOAD_FIELD
 from tests.images import DATA, photo_variants
 from tests.pipeline import (announced_job_ids, consumer_pending, faces_cli, result_files,
                             total_pending)
@@ -166,7 +166,7 @@ def faces_cli_background(url: str, tmp_path: Path, stage: str, consumer: str):
     import subprocess
     import sys
     log = open(tmp_path / f"{consumer}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "ops", "worker", stage, "--redis-url", url,
+    return subprocess.Popen([sys.executable, "-m", "faces", "worker", stage, "--redis-url", url,
                              "--consumer", consumer, *FAST_WORKERS, "--storage", str(tmp_path / "storage")],
                             stdout=log, stderr=log)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 
-import ops.cli_pipeline
-import ops.replayjob
-import ops.workers
-from ops.runjob import JobOptions
-from ops.settings import AppSettings
-from producer.submit import submit_file
-from producer.watch import Watcher
-from streams import names, publishing
+import faces.ops.cli_pipeline
+import faces.ops.replayjob
+import faces.ops.workers
+from faces.ops.runjob import JobOptions
+from faces.ops.settings import AppSettings
+from faces.producer.submit import submit_file
+from faces.producer.watch import Watcher
+from faces.streams import names, publishing
 from tests.test_watch import PHOTO, published_names
 from tests.waiting import wait_until
 
@@ -84,15 +84,15 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
         def stop(self) -> None:
             self.stops += 1
 
-    monkeypatch.setattr(ops.workers, "WorkerPool", CountingPool)
-    monkeypatch.setattr(ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
-    monkeypatch.setattr(ops.cli_pipeline, "_check_precision", lambda: None)
-    monkeypatch.setattr(ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
+    monkeypatch.setattr(faces.ops.workers, "WorkerPool", CountingPool)
+    monkeypatch.setattr(faces.ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
+    monkeypatch.setattr(faces.ops.cli_pipeline, "_check_precision", lambda: None)
+    monkeypatch.setattr(faces.ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
 
     def run_up() -> None:
         try:
-            ops.cli_pipeline.up(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
+            faces.ops.cli_pipeline.up(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
                                 output=tmp_path / "output", batch=8, watch_dir=drop, agegender="dlib")
         finally:
             finished.set()
@@ -131,14 +131,14 @@ def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(tmp_pa
             self.stops += 1
 
     pool = CountingPool()
-    monkeypatch.setattr(ops.replayjob, "start_pool", lambda url, app, options: pool)
+    monkeypatch.setattr(faces.ops.replayjob, "start_pool", lambda url, app, options: pool)
     app = AppSettings(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
                       output=tmp_path / "output")
     outcome: list[object] = []
 
     def run_replay() -> None:
         try:
-            ops.replayjob.replay_job(app, since=None, until=None, images=[], from_stage="detect",
+            faces.ops.replayjob.replay_job(app, since=None, until=None, images=[], from_stage="detect",
                                      options=JobOptions(high_water=1, timeout_s=20))
         except Done:
             outcome.append("replayed")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from producer.submit import submit_file
-from producer.watch import Watcher
-from streams import names
+from faces.producer.submit import submit_file
+from faces.producer.watch import Watcher
+from faces.streams import names
 from tests.test_watch import published
 from tests.waiting import wait_until
 

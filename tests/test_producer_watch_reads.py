@@ -9,8 +9,8 @@ import os
 import threading
 from pathlib import Path
 
-import producer.watch
-from producer.watch import Watcher
+import faces.producer.watch
+from faces.producer.watch import Watcher
 from tests.test_watch import OTHER, PHOTO, published, published_names
 from tests.waiting import wait_until
 
@@ -18,7 +18,7 @@ def test_a_failed_read_is_retried_later_and_the_file_published_once(tmp_path, re
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / "flaky.jpg").write_bytes(PHOTO)
-    real_read = producer.watch.read_job
+    real_read = faces.producer.watch.read_job
     calls: list[str] = []
 
     def failing_twice(path, *args, **kwargs):
@@ -27,7 +27,7 @@ def test_a_failed_read_is_retried_later_and_the_file_published_once(tmp_path, re
             raise PermissionError(errno.EACCES, "Permission denied", path)
         return real_read(path, *args, **kwargs)
 
-    monkeypatch.setattr(producer.watch, "read_job", failing_twice)
+    monkeypatch.setattr(faces.producer.watch, "read_job", failing_twice)
     watcher = Watcher(redis_client, drop, settle_s=0.0, read_retry_min_s=0.05)
     wait_until(lambda: watcher.poll_once() >= 0 and published(redis_client), timeout_s=5,
                what="flaky.jpg published after its failed reads")

@@ -8,9 +8,9 @@ import threading
 import pytest
 import redis
 
-from producer.files import job_for
-from producer.watch import Watcher
-from streams import dedupe, names, publishing
+from faces.producer.files import job_for
+from faces.producer.watch import Watcher
+from faces.streams import dedupe, names, publishing
 from tests.test_watch import OTHER, PHOTO, published_names
 from tests.waiting import wait_until
 

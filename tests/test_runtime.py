@@ -7,11 +7,11 @@ import msgpack
 import pytest
 import redis
 
-from schemas import events
-from streams import deadletters, names, trimming
-from streams.consumer import StageConsumer
-from streams.reading import PAYLOAD_FIELD
-from streams.settings import RuntimeSettings, SettingsError
+from faces.schemas import events
+from faces.streams import deadletters, names, trimming
+from faces.streams.consumer import StageConsumer
+from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.settings import RuntimeSettings, SettingsError
 from tests.consumer_threads import FAST, forwarded, publish, start, stop
 from tests.stages import PickyStage
 from tests.waiting import wait_until
@@ -85,7 +85,7 @@ def test_garbage_and_unknown_versions_are_dead_lettered_with_reason(redis_client
 
 def test_entries_of_a_dead_consumer_are_claimed_by_a_live_one(redis_client):
     jobs = publish(redis_client, 5)
-    from streams.groups import ensure_group
+    from faces.streams.groups import ensure_group
     ensure_group(redis_client, names.IMAGES, "detect")
     # "ghost" reads the entries and dies without acknowledging them.
     redis_client.xreadgroup("detect", "ghost", {names.IMAGES: ">"}, count=5)
@@ -101,7 +101,7 @@ def test_entries_of_a_dead_consumer_are_claimed_by_a_live_one(redis_client):
 
 def test_own_pending_entries_are_taken_back_first_on_restart(redis_client):
     publish(redis_client, 3)
-    from streams.groups import ensure_group
+    from faces.streams.groups import ensure_group
     ensure_group(redis_client, names.IMAGES, "detect")
     redis_client.xreadgroup("detect", "c1", {names.IMAGES: ">"}, count=3)
     settings = RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=60_000, retry_backoff_s=0.05)
@@ -159,7 +159,7 @@ def test_consumer_survives_a_redis_restart_with_its_group(redis_server, redis_cl
 
 def test_safe_trim_keeps_everything_a_group_still_needs(redis_client):
     publish(redis_client, 6)
-    from streams.groups import ensure_group
+    from faces.streams.groups import ensure_group
     ensure_group(redis_client, names.IMAGES, "detect")
     read = redis_client.xreadgroup("detect", "c", {names.IMAGES: ">"}, count=4)[0][1]
     ids = [i.decode() for i, _ in read]

@@ -12,13 +12,13 @@ import pytest
 import redis
 import yaml
 
-from ops.workers import WorkerPool
-from producer.files import image_id_for, job_for
-from producer.submit import submit_file
-from schemas import events
-from streams import names, publishing
-from streams.connection import connect, redact
-from streams.errors import RedisUnavailable
+from faces.ops.workers import WorkerPool
+from faces.producer.files import image_id_for, job_for
+from faces.producer.submit import submit_file
+from faces.schemas import events
+from faces.streams import names, publishing
+from faces.streams.connection import connect, redact
+from faces.streams.errors import RedisUnavailable
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files, total_pending
 from tests.waiting import wait_until

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ops.workers import WorkerPool
-from producer.submit import submit_file
-from streams import names
-from streams.connection import connect
-from streams.embedded import EmbeddedRedis
-from streams.groups import text
+from faces.ops.workers import WorkerPool
+from faces.producer.submit import submit_file
+from faces.streams import names
+from faces.streams.connection import connect
+from faces.streams.embedded import EmbeddedRedis
+from faces.streams.groups import text
 from tests.chaos_helpers import (RESULT_TTL_ENV, Announcements, Expected, assert_exact_completion,
                                  drained_memory, median_slope, no_latency_histograms, rss_bytes,
                                  slope, used_memory)

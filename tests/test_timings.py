@@ -8,12 +8,12 @@ import cv2
 import jsonschema
 import pytest
 
-from consumers.agegender import AgeGenderStage
-from consumers.detect import DetectStage
-from consumers.landmarks import LandmarksStage
-from producer.files import job_for
-from schemas.result import build_result, load_schema, stage_ms
-from streams.outcomes import Delivery, Forward
+from faces.consumers.agegender import AgeGenderStage
+from faces.consumers.detect import DetectStage
+from faces.consumers.landmarks import LandmarksStage
+from faces.producer.files import job_for
+from faces.schemas.result import build_result, load_schema, stage_ms
+from faces.streams.outcomes import Delivery, Forward
 from tests.images import DATA
 
 

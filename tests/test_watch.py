@@ -8,10 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from producer.watch import Watcher
-from schemas import events
-from streams import names
-from streams.reading import PAYLOAD_FIELD
+from faces.producer.watch import Watcher
+from faces.schemas import events
+from faces.streams import names
+from faces.streams.reading import PAYLOAD_FIELD
 from tests.images import DATA
 from tests.waiting import wait_until
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from models import weights
-from models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, ModelFile, WeightsOffline,
+from faces.models import weights
+from faces.models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, ModelFile, WeightsOffline,
                             auto_agegender_backend, check_model_files, fetch_missing, install_from,
                             pipeline_can_run)
 
@@ -205,7 +205,7 @@ def test_a_download_that_does_not_match_its_pinned_sha256_is_refused_and_removed
 
 
 def test_the_real_weights_are_pinned():
-    from models import weights
+    from faces.models import weights
 
     assert [e.sha256 for e in weights._registry() if e.name.startswith("deepface-")] == [
         weights.AGE_SHA256, weights.GENDER_SHA256]
@@ -252,7 +252,7 @@ def test_an_interrupted_download_keeps_only_a_partial_under_a_stable_name(deepfa
 
 
 def test_default_sources_are_deepfaces_published_urls():
-    import models.tf_runtime  # noqa: F401  (Keras 2 must be chosen before deepface's tf modules)
+    import faces.models.tf_runtime  # noqa: F401  (Keras 2 must be chosen before deepface's tf modules)
     from deepface.models.demography.tf import Age, Gender
     from deepface.models.face_detection import YuNet
 

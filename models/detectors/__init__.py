@@ -13,9 +13,9 @@ DEFAULT_BACKEND = "dlib-hog"
 
 # name -> module holding a ``build(**options)`` returning a Backend.
 MODULES = {
-    "dlib-hog": "models.detectors.dlib_hog",
-    "opencv-haar": "models.detectors.opencv_haar",
-    "dlib-cnn": "models.detectors.dlib_cnn",
-    "opencv-yunet": "models.detectors.opencv_yunet",
+    "dlib-hog": "faces.models.detectors.dlib_hog",
+    "opencv-haar": "faces.models.detectors.opencv_haar",
+    "dlib-cnn": "faces.models.detectors.dlib_cnn",
+    "opencv-yunet": "faces.models.detectors.opencv_yunet",
 }
 BACKENDS = tuple(MODULES)

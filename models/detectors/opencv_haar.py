@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.detect import BackendUnavailable
+from faces.models.detect import BackendUnavailable
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 

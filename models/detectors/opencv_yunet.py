@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.detect import BackendUnavailable
-from models.weights import YUNET_FILE, yunet_path
+from faces.models.detect import BackendUnavailable
+from faces.models.weights import YUNET_FILE, yunet_path
 
 
 class OpenCvYunet:
