@@ -5,7 +5,7 @@ exit, with the embedded Redis, four worker processes, TensorFlow's import, the m
 and the shutdown all inside. Its logs (parent at INFO, one JSON log per worker) give the
 timeline of where those seconds went.
 
-Warm is the steady state: the same stack (``ops.workers.WorkerPool`` against an embedded
+Warm is the steady state: the same stack (``ops.worker_pool.WorkerPool`` against an embedded
 Redis), already up and past one warm-up image, fed the whole batch at once.
 """
 

@@ -123,7 +123,7 @@ def up(
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
     from faces.ops.target import redis_target
-    from faces.ops.workers import WorkerPool
+    from faces.ops.worker_pool import WorkerPool
     from faces.producer.watch import Watcher
     from faces.streams.connection import redact
 
@@ -187,7 +187,7 @@ def worker(
     group was lost, 1 when it could not start (one `worker.failed` log line says why)."""
     from faces.ops.failures import describe_failure
     from faces.ops.target import attach_url
-    from faces.ops.worker import run_worker
+    from faces.ops.worker_process import run_worker
     from faces.streams.settings import RuntimeSettings, SettingsError
 
     if stage not in STAGES:

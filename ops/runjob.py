@@ -17,7 +17,7 @@ from faces.ops import exits
 from faces.ops.readback import current_result, keep_locally
 from faces.ops.settings import AppSettings
 from faces.ops.target import redis_target
-from faces.ops.workers import WorkerPool
+from faces.ops.worker_pool import WorkerPool
 from faces.producer.files import identify, scan
 from faces.producer.submit import submit_file
 from faces.streams import results
@@ -92,7 +92,7 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
     """Start the stack, submit every image under `paths` (those with a current ok result in
     --storage are kept unless options.force), wait for every result, stop the stack.
 
-    Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/workers.py)
+    Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/worker_pool.py)
     when a worker cannot run, JobTimeout past options.timeout_s."""
     started = time.perf_counter()
     found = scan(paths)

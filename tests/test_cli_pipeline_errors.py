@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faces.ops import exits
-from faces.ops.workers import WorkerPool
+from faces.ops.worker_pool import WorkerPool
 from tests.images import DATA, photo_variants
 from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until

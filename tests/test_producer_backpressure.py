@@ -11,7 +11,7 @@ import threading
 
 import faces.ops.cli_pipeline
 import faces.ops.replayjob
-import faces.ops.workers
+import faces.ops.worker_pool
 from faces.ops.runjob import JobOptions
 from faces.ops.settings import AppSettings
 from faces.producer.submit import submit_file
@@ -84,7 +84,7 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
         def stop(self) -> None:
             self.stops += 1
 
-    monkeypatch.setattr(faces.ops.workers, "WorkerPool", CountingPool)
+    monkeypatch.setattr(faces.ops.worker_pool, "WorkerPool", CountingPool)
     monkeypatch.setattr(faces.ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
     monkeypatch.setattr(faces.ops.cli_pipeline, "_check_precision", lambda: None)
     monkeypatch.setattr(faces.ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
