@@ -30,10 +30,11 @@ test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). About 15 minutes.
-# Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see README).
+# It runs from bench/ in this repository, which is not installed with the product.
+# Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see docs/benchmark.md).
 BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
 bench: install-dev
-	$(BIN)/faces bench $(BENCH_DIR) --synthetic-weights --repeat 3 --json bench-results/bench.json
+	$(BIN)/python -m bench $(BENCH_DIR) --synthetic-weights --repeat 3 --json bench-results/bench.json
 
 # Worker and Redis crash runs, counted exactly (tests/test_chaos.py): about 5 minutes on 2 cores.
 # Tests marked `slow` are not part of `make test`; these two targets select them by file.
@@ -44,9 +45,9 @@ chaos: install-dev
 soak: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/test_soak.py
 
-# The README's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
+# docs/commands.md's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
 docs: install
-	$(BIN)/python -m faces.ops.clidocs README.md
+	$(BIN)/python -m faces.ops.clidocs docs/commands.md
 
 clean:
 	rm -rf $(VENV) .faces storage output

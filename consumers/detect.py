@@ -1,36 +1,29 @@
-"""Detection stage adapter: decoded images -> face boxes with scores."""
+"""Detection stage adapter: decoded images -> face boxes with scores (models/analysis.py
+`find_faces`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
-from faces.consumers.common import decode_batch, timed
+from faces.consumers.common import analyse_batch
+from faces.consumers.registry import routed
+from faces.models.analysis import find_faces
 from faces.models.decode import DEFAULT_MAX_PIXELS
 from faces.models.detect import DEFAULT_BACKEND, Detector, load_detector
-from faces.streams import names
-from faces.streams.outcomes import Delivery, Forward, Outcome
+from faces.streams.outcomes import Delivery, Outcome
 
 
+@routed("detect")
 @dataclass
 class DetectStage:
     detector: Detector
     max_pixels: int = DEFAULT_MAX_PIXELS
-    route: names.StageRoute = field(default=names.route("detect"))
     needs_image: bool = True
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        outcomes, work = decode_batch(deliveries, "detect", self.max_pixels)
-        for index, job, image in work:
-            # One image per call: detectors work image by image anyway, and so each image's
-            # timing is its own, not a share of its batch's.
-            with timed(job, "detect"):
-                [detections] = self.detector.detect([image.pixels])
-            job["faces"] = [{"box": {"x": d.box.x, "y": d.box.y, "w": d.box.w, "h": d.box.h},
-                             "score": round(float(d.score), 4)} for d in detections]
-            job["models"]["detector"] = self.detector.name
-            outcomes[index] = Forward(job)
-        return outcomes
+        return analyse_batch(deliveries, self.route.name, self.max_pixels, partial(find_faces, self.detector))
 
 
 def build(options: dict) -> DetectStage:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from faces.consumers.pictures import write_picture
+from faces.consumers.registry import routed
 from faces.consumers.storage import inside, write_if
 from faces.schemas.result import build_result, dumps, supersedes
-from faces.streams import names
 from faces.streams.outcomes import Delivery, Finish, Outcome
 
 
+@routed("sink")
 @dataclass
 class SinkStage:
     storage: Path
     output: Path | None = None       # annotated pictures go here; None: no pictures
-    route: names.StageRoute = field(default=names.route("sink"))
 
     @property
     def needs_image(self) -> bool:

@@ -21,11 +21,12 @@ import structlog
 
 from faces.models.agegender import AgeGender
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+from faces import settings as defaults
 
 log = structlog.get_logger(__name__)
 
 CHOICES = ("auto", "deepface", "dlib")
-DEFAULT_CHOICE = "auto"
+DEFAULT_CHOICE = defaults.AGEGENDER
 ENV_VAR = "FACES_AGEGENDER"
 
 

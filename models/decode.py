@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+from faces import settings as defaults
 
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = defaults.MAX_PIXELS
 
 # What Pillow's decoders raise for malformed input. Pillow's own Image.open swallows
 # SyntaxError, IndexError, TypeError and struct.error while probing formats; the rest come
@@ -124,16 +125,6 @@ class DecodedImage:
     height: int
 
 
-def read_dimensions(data: bytes) -> tuple[int, int]:
-    """Return (width, height) of encoded image ``data`` as ``decode_image`` would return them.
-
-    Reads the header only (no pixel is inflated); an EXIF rotation of 90 or 270 degrees swaps
-    the two. Raises an ``ImageDecodeError`` subclass when the bytes are not an image.
-    """
-    image = _open_header(data)
-    return _oriented_size(image)
-
-
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode encoded image ``data`` into BGR uint8 pixels.
 
@@ -231,12 +222,6 @@ def _orientation(image: Image.Image) -> int:
         # A broken EXIF block must not cost the picture; it is shown as stored.
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    # Orientations 5..8 include a 90-degree turn.
-    return (height, width) if _orientation(image) >= 5 else (width, height)
 
 
 def _apply_orientation(image: Image.Image) -> Image.Image:

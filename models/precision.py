@@ -2,9 +2,9 @@
 
 DeepFace computes in float32. On a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX,
 e.g. AMD Zen 4, Intel Sapphire Rapids) oneDNN runs VGG-Face's convolutions in bfloat16 at
-about half the CPU time (`faces bench`), keeping float32 sums inside each convolution; the
+about half the CPU time (`make bench`), keeping float32 sums inside each convolution; the
 weights are rounded to 8 significant bits, so the probabilities move slightly (measured in
-tests/test_agegender.py and the README). ``auto``, the default, uses bfloat16 only where the
+tests/test_agegender.py and docs/models.md). ``auto``, the default, uses bfloat16 only where the
 CPU does it natively: elsewhere TensorFlow would emulate it, slower than float32.
 This module never imports TensorFlow.
 """

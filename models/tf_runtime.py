@@ -1,7 +1,8 @@
-"""TensorFlow set-up shared by the modules that need it (age/gender, synthetic weights).
+"""TensorFlow set-up shared by the modules that need it: age/gender here, and
+``bench.synthetic`` (outside the product).
 
 Importing this module imports TensorFlow, so only ``models.agegender`` and
-``models.synthetic`` do; the detect and landmark workers never pay for it.
+``bench.synthetic`` do; the detect and landmark workers never pay for it.
 """
 
 from __future__ import annotations

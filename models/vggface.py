@@ -136,7 +136,7 @@ def _trunk(inputs, dtype: str):
         for _ in range(convs):
             index += 1
             # padding="same" equals DeepFace's ZeroPadding2D((1, 1)) + valid 3x3 conv, in one
-            # layer: identical outputs, ~5 % less CPU per forward pass (faces bench).
+            # layer: identical outputs, ~5 % less CPU per forward pass (make bench).
             x = Conv2D(filters, (3, 3), activation="relu", padding="same", name=f"trunk_conv{index}",
                        dtype=dtype, **_ZEROS)(x)
         x = MaxPooling2D((2, 2), strides=(2, 2), dtype=dtype)(x)

@@ -1,1 +1,1 @@
-"""Operations: the `faces` CLI, running the whole stack, status, visualize, bench."""
+"""Operations: the `faces` CLI, running the whole stack, status, visualize."""

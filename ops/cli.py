@@ -1,6 +1,6 @@
 """`faces`: the command line. The commands live in ops/cli_pipeline.py (run, up, worker,
 watch, submit, status), ops/cli_admin.py (visualize, result, replay, trim, recreate-group,
-purge, dlq) and ops/cli_models.py (models, bench); importing them registers them on ``app``.
+purge, dlq) and ops/cli_models.py (models); importing them registers them on ``app``.
 ops/cli_app.py holds the entry point, `main`."""
 
 from __future__ import annotations

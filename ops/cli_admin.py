@@ -15,29 +15,30 @@ from typing import Iterator, List, Literal, Optional
 import typer
 from typing_extensions import Annotated
 
+from faces import settings as defaults
 from faces.ops import exits, logs
-from faces.ops.cli_app import STAGES, app, fail, usage
-from faces.ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
-                         DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
-                         StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
+from faces.ops.cli_app import app, fail, usage
+from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
+                               with_settings)
+from faces.ops.settings import AppSettings
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
-from faces.streams.settings import DEFAULT_RETENTION_S
+from faces.streams.names import STAGE_ORDER
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
 app.add_typer(dlq_app, name="dlq")
 
-Stage = Literal[STAGES]  # typer lists the choices in --help and refuses others (exit 2)
+Stage = Literal[STAGE_ORDER]  # typer lists the choices in --help and refuses others (exit 2)
 
 DeadIds = Annotated[Optional[List[str]], typer.Argument(
     metavar="ID", help="Dead-letter ids, as `faces dlq list` shows them.", show_default=False)]
 Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead of naming ids.")]
 
 
-def _attached(redis_url: str | None, state_dir: Path):
+def _attached(settings: AppSettings):
     """The running pipeline's (url, client); one line naming `faces up` when none runs."""
     from faces.ops.target import attached
 
-    return attached(app_settings(redis_url, state_dir, DEFAULT_STORAGE, DEFAULT_OUTPUT))
+    return attached(settings)
 
 
 @contextlib.contextmanager
@@ -53,10 +54,10 @@ def _selecting() -> Iterator[None]:
 
 
 @app.command()
+@with_settings
 def visualize(
     storage_arg: Annotated[Optional[Path], typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")] = None,
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    *, settings: AppSettings,
 ) -> None:
     """Draw each result's boxes, 68 points and age/gender label on its source photo.
 
@@ -66,20 +67,21 @@ def visualize(
     from faces.ops.visualize import visualize_folder
 
     logs.configure(level="WARNING")
-    folder = storage_arg or storage
+    folder = storage_arg or settings.storage
     if not folder.is_dir():
         fail(f"{folder} is not a folder: give the --storage folder of a `faces run` or `faces up`")
-    done = visualize_folder(folder, output)
-    typer.echo(f"{done.drawn} pictures in {output}/; {len(done.unreadable)} results could not be drawn")
+    done = visualize_folder(folder, settings.output)
+    typer.echo(f"{done.drawn} pictures in {settings.output}/; {len(done.unreadable)} results could not be drawn")
     for line in done.unreadable:
         typer.echo(f"  {line}")
     raise typer.Exit(exits.SOME_ERRORS if done.unreadable else exits.OK)
 
 
 @app.command()
+@with_settings(output=False)
 def result(
     image: Annotated[str, typer.Argument(metavar="IMAGE", help=f"The image: {IMAGE_FORMS}.")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR, storage: Storage = DEFAULT_STORAGE,
+    settings: AppSettings,
 ) -> None:
     """Print one image's stored result: its JSON document.
 
@@ -90,20 +92,20 @@ def result(
 
     logs.configure(level="WARNING")
     with _selecting():
-        typer.echo(find_result(app_settings(redis_url, state_dir, storage, DEFAULT_OUTPUT), image))
+        typer.echo(find_result(settings, image))
 
 
 @app.command()
+@with_settings
 def replay(
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    settings: AppSettings,
     since: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
     until: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted up to then: {TIME_FORMS}.")] = None,
     image: Annotated[Optional[List[str]], typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")] = None,
     from_stage: Annotated[Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")] = "detect",
-    high_water: HighWater = DEFAULT_HIGH_WATER,
+    high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
-    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
+    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
     agegender: AgeGender = None,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
@@ -122,12 +124,12 @@ def replay(
     from faces.producer.replay import check_selection
 
     logs.configure(level="WARNING")
-    options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=output if visualize else None,
-                         worker_args=analysis_worker_args(batch, storage, output, visualize, detector, agegender))
+    options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=settings.output if visualize else None,
+                         worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender))
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started
         with progress_printer("replaying") as on_progress:
-            summary, skipped = replay_job(app_settings(redis_url, state_dir, storage, output), since=since,
+            summary, skipped = replay_job(settings, since=since,
                                           until=until, images=list(image or []), from_stage=from_stage,
                                           options=options, on_progress=on_progress)
     typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.ok} ok, "
@@ -138,26 +140,26 @@ def replay(
 
 
 @app.command()
+@with_settings
 def trim(
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
+    settings: AppSettings,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay.")] = defaults.RETENTION_S,
 ) -> None:
     """Trim every stream now, never below what a group has not acknowledged."""
     from faces.streams.history import trim_all
 
     logs.configure(level="WARNING")
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         removed = trim_all(client, retention_s)
     for stream, count in removed.items():
         typer.echo(f"{stream}: {count} entries removed")
 
 
 @app.command("recreate-group")
+@with_settings
 def recreate_group(
     stage: Annotated[Stage, typer.Argument(help="The stage whose group was lost.")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    settings: AppSettings,
 ) -> None:
     """Re-create a stage's lost consumer group at the END of its stream (new entries only).
 
@@ -169,16 +171,16 @@ def recreate_group(
 
     logs.configure(level="WARNING")
     route = names.route(stage)
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         created = groups.recreate_group(client, route.input_stream, route.group)
     typer.echo(f"group {route.group} on {route.input_stream}: "
                + ("created at the end of the stream" if created else "exists already; nothing done"))
 
 
 @app.command()
+@with_settings
 def purge(
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    settings: AppSettings,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete every stream, result and memory.")] = False,
 ) -> None:
     """Delete all pipeline state in Redis (files in --storage and --output are kept)."""
@@ -187,7 +189,7 @@ def purge(
     if not yes:
         usage("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
     logs.configure(level="WARNING")
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         typer.echo(f"{purge_keys(client)} keys deleted")
 
 
@@ -219,14 +221,14 @@ def _shown(letter) -> dict:
 
 
 @dlq_app.command("list")
-def dlq_list(redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-             storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+@with_settings
+def dlq_list(settings: AppSettings,
              as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array (payloads left out) instead of one line each.")] = False) -> None:
     """One line per dead letter: id, stage, deliveries, error, image."""
     from faces.streams import deadletters
 
     logs.configure(level="WARNING")
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         letters = deadletters.list_all(client)
     if as_json:
         typer.echo(json.dumps([_shown(letter) for letter in letters], indent=1))
@@ -237,14 +239,14 @@ def dlq_list(redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR
 
 
 @dlq_app.command("show")
+@with_settings
 def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `faces dlq list` shows it.")],
-             redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-             storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
+             settings: AppSettings) -> None:
     """Everything about one dead letter, with its event decoded when it can be."""
     from faces.schemas import events
 
     logs.configure(level="WARNING")
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         letter = _letters(client, [dead_id], False)[0]
     shown = _shown(letter)
     try:
@@ -255,9 +257,8 @@ def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead
 
 
 @dlq_app.command("retry")
-def dlq_retry(ids: DeadIds = None, every: Every = False,
-              redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-              storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
+@with_settings
+def dlq_retry(ids: DeadIds = None, every: Every = False, *, settings: AppSettings) -> None:
     """Put dead letters back on the stream they failed on (their stage retries them).
 
     Exit 3 when some could not be retried (each is named).
@@ -267,7 +268,7 @@ def dlq_retry(ids: DeadIds = None, every: Every = False,
     _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
     failed = 0
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         for letter in _letters(client, list(ids or []), every):
             try:
                 typer.echo(f"{letter.id} -> {letter.stream} {retry_letter(client, letter)}")
@@ -278,14 +279,13 @@ def dlq_retry(ids: DeadIds = None, every: Every = False,
 
 
 @dlq_app.command("drop")
-def dlq_drop(ids: DeadIds = None, every: Every = False,
-             redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-             storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT) -> None:
+@with_settings
+def dlq_drop(ids: DeadIds = None, every: Every = False, *, settings: AppSettings) -> None:
     """Delete dead letters."""
     from faces.streams import deadletters
 
     _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
-    with _attached(redis_url, state_dir) as (_url, client):
+    with _attached(settings) as (_url, client):
         dropped = deadletters.drop(client, [l.id for l in _letters(client, list(ids or []), every)])
     typer.echo(f"{dropped} dead letters dropped")

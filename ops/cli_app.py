@@ -18,7 +18,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
 
 EXIT_FAILED = exits.FAILED
-STAGES = ("detect", "landmarks", "agegender", "sink")
 DEBUG_ENV = "FACES_DEBUG"
 
 

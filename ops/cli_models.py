@@ -1,4 +1,4 @@
-"""`faces models check|fetch` and `faces bench`: the model files and the benchmark."""
+"""`faces models check|fetch`: the model files."""
 
 from __future__ import annotations
 
@@ -9,39 +9,10 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from faces.ops import logs
 from faces.ops.cli_app import EXIT_FAILED, app, fail
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
 app.add_typer(models_app, name="models")
-
-
-@app.command()
-def bench(
-    folder: Annotated[Path, typer.Argument(help="Folder of photos to analyse on both sides.")],
-    synthetic_weights: Annotated[bool, typer.Option("--synthetic-weights", help="Use random weight files with DeepFace's layout (shared and separate trunks) instead of the real ones: timing does not depend on the values.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")] = None,
-    repeat: Annotated[int, typer.Option(min=1, help="Repeat each warm measurement this many times and keep the median (cold runs happen once).")] = 1,
-) -> None:
-    """Benchmark this pipeline against DeepFace.analyze's own loop on the same photos: cold and
-    warm end to end, each stage alone, backbone overhead, batching, and one transport hop."""
-    from faces.ops.bench import BenchInputError, run_bench
-    from faces.ops.bench_report import render_rich
-
-    logs.configure(level="WARNING")
-    if not folder.is_dir():
-        fail(f"{folder} is not a folder")
-    try:
-        figures = run_bench(folder, synthetic_weights, repeat, say=lambda line: typer.echo(f"bench: {line}", err=True))
-    except BenchInputError as exc:
-        fail(str(exc))
-    render_rich(figures)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(figures, indent=1, default=str))
-        typer.echo(f"figures: {json_path}", err=True)
-    missed = [t["name"] for t in figures["derived"]["targets"] if not t["met"]]
-    typer.echo(f"targets missed: {'; '.join(missed)}" if missed else "all targets met", err=True)
 
 
 @models_app.command("check")

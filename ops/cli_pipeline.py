@@ -15,12 +15,13 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
+from faces import settings as defaults
 from faces.ops import exits, logs
-from faces.ops.cli_app import STAGES, app, debug_enabled, fail, usage
-from faces.ops.options import (DEFAULT_BATCH, DEFAULT_HIGH_WATER, DEFAULT_OUTPUT, DEFAULT_STATE_DIR,
-                         DEFAULT_STORAGE, AgeGender, Batch, Detector, HighWater, Output, RedisUrl,
-                         StateDir, Storage, TimeoutS, Visualize, analysis_worker_args, app_settings)
-from faces.streams.settings import DEFAULT_RESULT_TTL_S, DEFAULT_RETENTION_S
+from faces.ops.cli_app import app, debug_enabled, fail, usage
+from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
+                               with_settings)
+from faces.ops.settings import AppSettings
+from faces.streams.names import STAGE_ORDER
 
 
 def _sigterm_as_interrupt() -> None:
@@ -51,12 +52,12 @@ def _existing(paths: List[Path]) -> List[Path]:
 
 
 @app.command()
+@with_settings
 def run(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
-    agegender: AgeGender = None, high_water: HighWater = DEFAULT_HIGH_WATER, timeout_s: TimeoutS = None,
+    settings: AppSettings,
+    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
+    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER, timeout_s: TimeoutS = None,
     force: Annotated[bool, typer.Option("--force", help="Analyse again images whose current ok result (same sha256) is already in --storage.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
 ) -> None:
@@ -77,13 +78,13 @@ def run(
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, force=force,
-                         output=output if visualize else None,
+                         output=settings.output if visualize else None,
                          # A short blocking read lets the workers notice the stop quickly.
-                         worker_args=_with_block_ms(analysis_worker_args(batch, storage, output, visualize,
+                         worker_args=_with_block_ms(analysis_worker_args(settings, batch, visualize,
                                                                          detector, agegender), 200))
     try:
         with BarDisplay() as display:
-            summary = run_job(app_settings(redis_url, state_dir, storage, output), list(paths), options, display)
+            summary = run_job(settings, list(paths), options, display)
     except JobInterrupted as stopped:
         done = stopped.summary
         typer.echo(f"interrupted: {done.finished} of {stopped.total} images have results ({done.ok} ok, "
@@ -95,7 +96,7 @@ def run(
                    f"dead-lettered; {summary.faces} faces; {summary.skipped} other files skipped; "
                    f"{summary.seconds:.1f} s")
     if summary.already:
-        typer.echo(f"{summary.already} images already had a current result in {storage}/ "
+        typer.echo(f"{summary.already} images already had a current result in {settings.storage}/ "
                    "(--force analyses them again)")
     if summary.submitted:
         typer.echo(describe_agegender(summary.agegender_models))
@@ -103,7 +104,7 @@ def run(
         typer.echo(f"  warning: {note}")
     for path, reason in summary.errors:
         typer.echo(f"  error: {path}: {reason}")
-    typer.echo(f"results: {storage}/" + (f"  pictures: {output}/" if visualize else ""))
+    typer.echo(f"results: {settings.storage}/" + (f"  pictures: {settings.output}/" if visualize else ""))
     raise typer.Exit(summary.exit_code)
 
 
@@ -112,11 +113,11 @@ def _with_block_ms(worker_args: dict[str, list[str]], block_ms: int) -> dict[str
 
 
 @app.command()
+@with_settings
 def up(
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    visualize: Visualize = True, batch: Batch = DEFAULT_BATCH, detector: Detector = None,
-    agegender: AgeGender = None, high_water: HighWater = DEFAULT_HIGH_WATER,
+    settings: AppSettings,
+    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
+    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
 ) -> None:
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch).
@@ -132,15 +133,14 @@ def up(
     _check_precision()
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
-    app_cfg = app_settings(redis_url, state_dir, storage, output)
     with contextlib.ExitStack() as resources:
         # One stack per state dir (stack=True): a second `up` or `run` there is refused.
-        url, client, _server = resources.enter_context(redis_target(app_cfg, stack=True))
-        pool = WorkerPool(url, app_cfg.log_dir, extra_args=analysis_worker_args(
-            batch, storage, output, visualize, detector, agegender))
+        url, client, _server = resources.enter_context(redis_target(settings, stack=True))
+        pool = WorkerPool(url, settings.log_dir, extra_args=analysis_worker_args(
+            settings, batch, visualize, detector, agegender))
         pool.start()
         resources.callback(pool.stop)
-        typer.echo(f"stack up on {redact(url)}; loading models; worker logs in {app_cfg.log_dir}"
+        typer.echo(f"stack up on {redact(url)}; loading models; worker logs in {settings.log_dir}"
                    + (f"; watching {watch_dir}" if watch_dir is not None else "") + "; Ctrl-C to stop",
                    err=True)
         try:
@@ -162,18 +162,18 @@ def up(
 
 
 @app.command()
+@with_settings
 def worker(
-    stage: Annotated[str, typer.Argument(help="detect | landmarks | agegender | sink")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    stage: Annotated[str, typer.Argument(help=" | ".join(STAGE_ORDER))],
+    settings: AppSettings,
     consumer: Annotated[Optional[str], typer.Option(envvar="FACES_CONSUMER", help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.")] = None,
-    batch: Batch = DEFAULT_BATCH,
-    block_ms: Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")] = 1000,
-    claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = 60_000,
-    max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = 3,
-    grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = 30.0,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = DEFAULT_RETENTION_S,
-    result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = DEFAULT_RESULT_TTL_S,
+    batch: Batch = defaults.BATCH,
+    block_ms: Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")] = defaults.BLOCK_MS,
+    claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = defaults.CLAIM_IDLE_MS,
+    max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = defaults.MAX_DELIVERIES,
+    grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = defaults.GRACE_S,
+    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = defaults.RETENTION_S,
+    result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = defaults.RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
     detector: Detector = None,
     min_face_score: Annotated[Optional[float], typer.Option(envvar="FACES_MIN_FACE_SCORE", help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).")] = None,
@@ -190,22 +190,22 @@ def worker(
     from faces.ops.worker_process import run_worker
     from faces.streams.settings import RuntimeSettings, SettingsError
 
-    if stage not in STAGES:
-        usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    if stage not in STAGE_ORDER:
+        usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_ORDER)}")
     logs.configure()
     _check_precision()
     try:
-        settings = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
-                                   max_deliveries=max_deliveries, grace_s=grace_s,
-                                   retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
+        runtime = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
+                                  max_deliveries=max_deliveries, grace_s=grace_s,
+                                  retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
     except SettingsError as exc:
         usage(str(exc))
-    options = {"storage": storage, "output": output if visualize else None, "detector": detector,
-               "agegender": agegender, "min_score": min_face_score}
+    options = {"storage": settings.storage, "output": settings.output if visualize else None,
+               "detector": detector, "agegender": agegender, "min_score": min_face_score}
     try:
         # Never start an embedded Redis here: it would stop on exit under the other workers.
-        url = attach_url(app_settings(redis_url, state_dir, storage, output))
-        code = run_worker(stage, url, settings, consumer, options)
+        url = attach_url(settings)
+        code = run_worker(stage, url, runtime, consumer, options)
     except Exception as exc:  # noqa: BLE001 - a worker's last word is one JSON log line
         if debug_enabled():
             raise
@@ -221,13 +221,13 @@ def worker(
 
 
 @app.command()
+@with_settings
 def watch(
     folder: Annotated[Path, typer.Argument(help="The drop folder.")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    settings: AppSettings,
     force: Annotated[bool, typer.Option(help="Analyse bytes seen before again.")] = False,
-    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read.")] = 1.0,
-    high_water: HighWater = DEFAULT_HIGH_WATER,
+    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read.")] = defaults.SETTLE_S,
+    high_water: HighWater = defaults.HIGH_WATER,
 ) -> None:
     """Publish each new image dropped into FOLDER exactly once, until Ctrl-C. Needs a running
     pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
@@ -237,7 +237,7 @@ def watch(
     logs.configure()
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
-    with attached(app_settings(redis_url, state_dir, storage, output)) as (_url, client):
+    with attached(settings) as (_url, client):
         watcher = None
         try:  # Ctrl-C may come while the watcher waits for Redis, even while it starts
             watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
@@ -249,11 +249,11 @@ def watch(
 
 
 @app.command()
+@with_settings
 def submit(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
-    high_water: HighWater = DEFAULT_HIGH_WATER,
+    settings: AppSettings,
+    high_water: HighWater = defaults.HIGH_WATER,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the results and print each one's JSON (one line each) as it arrives.")] = False,
     timeout_s: TimeoutS = None,
 ) -> None:
@@ -272,8 +272,7 @@ def submit(
     found = scan(_existing(paths))
     if not found.images:
         fail(f"no images under {', '.join(map(str, paths))} ({found.skipped} other files)")
-    app_cfg = app_settings(redis_url, state_dir, storage, output)
-    with attached(app_cfg) as (_url, client):
+    with attached(settings) as (_url, client):
         cursors = results.cursors_now(client)
         waiting = {}
         for path in found.images:
@@ -287,14 +286,14 @@ def submit(
         summary = JobSummary(submitted=len(waiting))
         wait_for_results(client, waiting, cursors, summary, None,
                          JobOptions(timeout_s=timeout_s, keep_results=False, on_result=typer.echo),
-                         lambda done, total: None, app_cfg)
+                         lambda done, total: None, settings)
     raise typer.Exit(summary.exit_code)
 
 
 @app.command()
+@with_settings
 def status(
-    redis_url: RedisUrl = None, state_dir: StateDir = DEFAULT_STATE_DIR,
-    storage: Storage = DEFAULT_STORAGE, output: Output = DEFAULT_OUTPUT,
+    settings: AppSettings,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     watch_s: Annotated[Optional[float], typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")] = None,
 ) -> None:
@@ -305,7 +304,7 @@ def status(
     from faces.streams.status import pipeline_status
 
     logs.configure(level="WARNING")
-    with attached(app_settings(redis_url, state_dir, storage, output)) as (_url, client):
+    with attached(settings) as (_url, client):
         if watch_s:
             watch_status(lambda: pipeline_status(client), watch_s)
             return

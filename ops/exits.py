@@ -1,4 +1,4 @@
-"""Every exit code a `faces` command uses, defined once (the README's table lists the same)."""
+"""Every exit code a `faces` command uses, defined once (docs/commands.md's table lists the same, generated from ops/clidocs.py)."""
 
 OK = 0
 FAILED = 1          # could not run: Redis unreachable, missing input, a worker failing at start

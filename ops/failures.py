@@ -13,7 +13,7 @@ from faces.ops import exits
 # Matched by class name so that this module need not import every layer that defines one.
 _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
                "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
-               "SettingsError", "ReplayPlanError", "ResultLookupError", "GroupLost", "ImageMissing",
+               "SettingsError", "ReplayPlanError", "ResultLookupError", "GroupLost",
                "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
                "WeightsMissing", "WeightsUnreadable", "LogLevelError")
 

@@ -1,14 +1,19 @@
-"""Typer option declarations shared by the commands, each with its environment variable."""
+"""Typer option declarations shared by the commands, each with its environment variable, and
+`with_settings`, which gives a command the four options every command takes."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from typing_extensions import Annotated
 
+from faces import settings as defaults
 from faces.ops.settings import AppSettings
+
 
 def _check_redis_url(url: str | None) -> str | None:
     """A URL redis-py cannot parse is bad usage (exit 2), caught before anything starts."""
@@ -34,13 +39,44 @@ Storage = Annotated[Path, typer.Option(
 Output = Annotated[Path, typer.Option(
     "--output", envvar="FACES_OUTPUT", show_envvar=True, help="Where annotated pictures go.")]
 
-DEFAULT_STATE_DIR = Path(".faces")
-DEFAULT_STORAGE = Path("storage")
-DEFAULT_OUTPUT = Path("output")
+# The options every command takes (`with_settings`), named after the AppSettings field each fills in.
+_SHARED = tuple(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+                for name, option, default in (("redis_url", RedisUrl, None),
+                                              ("state_dir", StateDir, defaults.STATE_DIR),
+                                              ("storage", Storage, defaults.STORAGE),
+                                              ("output", Output, defaults.OUTPUT)))
+SHARED_FLAGS = tuple(f"--{option.name.replace('_', '-')}" for option in _SHARED)
 
 
-def app_settings(redis_url: str | None, state_dir: Path, storage: Path, output: Path) -> AppSettings:
-    return AppSettings(redis_url=redis_url or None, state_dir=state_dir, storage=storage, output=output)
+def with_settings(command: Callable | None = None, *, output: bool = True):
+    """Decorator (under `@app.command()`): the command's parameter `settings: AppSettings` becomes
+    the options every command takes, --redis-url, --state-dir, --storage and --output (without
+    --output when `output=False`), in its place; the command is called with the AppSettings
+    they make. Declare `settings` keyword-only (`*, settings`) after parameters with defaults.
+
+    Typer reads a command's options from its signature: the one presented here."""
+    shared = [option for option in _SHARED if output or option.name != "output"]
+
+    def decorate(command: Callable) -> Callable:
+        own = inspect.signature(command, eval_str=True)
+        at = list(own.parameters).index("settings")
+        before, after = list(own.parameters.values())[:at], list(own.parameters.values())[at + 1:]
+        # Keyword-only throughout (typer passes everything by name): options with defaults may
+        # then come before parameters without.
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*before, *shared, *after]]
+
+        @functools.wraps(command)
+        def with_app_settings(**kwargs):
+            given = {option.name: kwargs.pop(option.name) for option in shared}
+            given["redis_url"] = given["redis_url"] or None
+            return command(**kwargs, settings=AppSettings(**given))
+
+        with_app_settings.__signature__ = own.replace(parameters=parameters)
+        with_app_settings.__annotations__ = {p.name: p.annotation for p in parameters
+                                             if p.annotation is not inspect.Parameter.empty}
+        return with_app_settings
+
+    return decorate(command) if command is not None else decorate
 
 
 # The analysis options `faces run` and `faces up` share (`faces worker` takes them one by one).
@@ -91,15 +127,12 @@ HighWater = Annotated[int, typer.Option(
 TimeoutS = Annotated[Optional[float], typer.Option(
     "--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then.")]
 
-DEFAULT_BATCH = 8
-DEFAULT_HIGH_WATER = 500
 
-
-def analysis_worker_args(batch: int, storage: Path, output: Path, visualize: bool,
+def analysis_worker_args(settings: AppSettings, batch: int, visualize: bool,
                          detector: str | None, agegender: str) -> dict[str, list[str]]:
     """The worker options (per stage, "*" for all) that carry run's / up's analysis options."""
-    args = {"*": ["--batch", str(batch), "--storage", str(storage)],
-            "sink": ["--output", str(output)] if visualize else ["--no-visualize"],
+    args = {"*": ["--batch", str(batch), "--storage", str(settings.storage)],
+            "sink": ["--output", str(settings.output)] if visualize else ["--no-visualize"],
             "agegender": ["--agegender", agegender]}
     if detector:
         args["detect"] = ["--detector", detector]

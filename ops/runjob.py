@@ -13,6 +13,7 @@ from typing import Callable
 
 import structlog
 
+from faces import settings as defaults
 from faces.ops import exits
 from faces.ops.readback import current_result, keep_locally
 from faces.ops.settings import AppSettings
@@ -50,11 +51,11 @@ class JobSummary:
 
 @dataclass
 class JobOptions:
-    high_water: int = 500
+    high_water: int = defaults.HIGH_WATER
     timeout_s: float | None = None
     worker_args: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] | None = None
-    grace_s: float = 30.0
+    grace_s: float = defaults.GRACE_S
     force: bool = False        # analyse again images that already have a current ok result
     output: Path | None = None  # where read-back results get their pictures (None: no pictures)
     keep_results: bool = True   # write each result into --storage too (ops/readback.py)

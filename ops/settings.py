@@ -1,17 +1,22 @@
-"""The settings every `faces` command shares: where Redis, state, results and pictures are."""
+"""The settings every `faces` command shares: where Redis, state, results and pictures are.
+
+Commands get them from their --redis-url, --state-dir, --storage and --output options
+(ops/options.py `with_settings`); the defaults are faces/settings.py's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from faces import settings as defaults
+
 
 @dataclass(frozen=True)
 class AppSettings:
-    redis_url: str | None      # None: the embedded server under state_dir
-    state_dir: Path            # embedded Redis socket, AOF and worker logs
-    storage: Path              # one JSON per image
-    output: Path               # annotated pictures
+    redis_url: str | None = None             # None: the embedded server under state_dir
+    state_dir: Path = defaults.STATE_DIR     # embedded Redis socket, AOF and worker logs
+    storage: Path = defaults.STORAGE         # one JSON per image
+    output: Path = defaults.OUTPUT           # annotated pictures
 
     @property
     def log_dir(self) -> Path:

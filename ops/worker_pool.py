@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from faces import settings as defaults
 from faces.ops import exits
 from faces.streams.embedded import die_with_parent
 from faces.streams.names import STAGE_ORDER
@@ -92,7 +93,7 @@ class Worker:
     command: list[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)  # added to ours; holds the Redis URL
-    slot: str = ""  # "detect-0": this pool's name for it (log file, pids)
+    slot: str = ""  # "detect-0": this pool's name for it (log file, waiting_for)
     process: subprocess.Popen | None = None
     restarts: int = 0
     restart_at: float = 0.0
@@ -140,7 +141,7 @@ class WorkerPool:
     log_dir: Path
     counts: dict[str, int] = field(default_factory=lambda: {s: 1 for s in STAGE_ORDER})
     extra_args: dict[str, list[str]] = field(default_factory=dict)  # stage -> options
-    grace_s: float = 30.0
+    grace_s: float = defaults.GRACE_S
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
     tag: str = field(default_factory=_pool_tag)
@@ -231,7 +232,3 @@ class WorkerPool:
 
     def by_stage(self, stage: str) -> list[Worker]:
         return [w for w in self.workers if w.stage == stage]
-
-    def pids(self) -> dict[str, int]:
-        """Slot ("detect-0") -> pid."""
-        return {w.slot: w.process.pid for w in self.workers if w.process}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from faces.schemas import events
-from faces.streams import names
+from faces import settings as defaults
 
 # What OpenCV 4.x decodes (imgcodecs), plus GIF, which Pillow decodes for us.
 IMAGE_SUFFIXES = frozenset({
@@ -23,7 +23,7 @@ IMAGE_SUFFIXES = frozenset({
     ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".sr", ".ras", ".jp2", ".gif", ".exr", ".hdr", ".pic",
     ".avif",
 })
-DEFAULT_MAX_IMAGE_BYTES = 64 << 20  # 64 MiB per file: larger ones get an error result unread
+DEFAULT_MAX_IMAGE_BYTES = defaults.MAX_IMAGE_BYTES
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 MAX_STEM_CHARS = 80
 
@@ -193,9 +193,7 @@ def job_for(path: str, data: bytes, start_stage: str = "detect") -> dict:
 
 def new_job(path: str, sha256: str, size: int, start_stage: str = "detect") -> dict:
     """A new job for a file of `size` bytes hashing to `sha256`, submitted as `path`."""
-    job_id = uuid.uuid4().hex
     return events.new_job(
-        job_id=job_id, image_id=image_id_for(path, sha256), path=path, sha256=sha256,
-        size=size, blob=names.blob_key(job_id), submitted_at=time.time(),
-        start_stage=start_stage,
+        job_id=uuid.uuid4().hex, image_id=image_id_for(path, sha256), path=path, sha256=sha256,
+        size=size, submitted_at=time.time(), start_stage=start_stage,
     )

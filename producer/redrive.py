@@ -15,7 +15,7 @@ import redis
 
 from faces.producer.files import SourceChanged, read_same_bytes
 from faces.schemas import events
-from faces.streams import deadletters, history, names
+from faces.streams import deadletters, history
 from faces.streams.deadletters import DeadLetter
 
 
@@ -47,5 +47,5 @@ def retry_letter(client: redis.Redis, letter: DeadLetter) -> str:
         except SourceChanged as exc:
             raise RetryError(f"{letter.id}: {exc}") from exc
     job_id = uuid.uuid4().hex
-    retried = events.as_new_job(job, job_id=job_id, blob=names.blob_key(job_id), submitted_at=time.time())
+    retried = events.as_new_job(job, job_id=job_id, submitted_at=time.time())
     return deadletters.requeue(client, letter, job_id, events.encode(retried), data)

@@ -193,7 +193,7 @@ def plan(client: redis.Redis, *, since: str | None = None, until: str | None = N
 def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
     # Submitted now: the replay's result must win over the original job's, whichever ends last.
     job_id = uuid.uuid4().hex
-    job = events.as_new_job(submitted, job_id=job_id, blob=names.blob_key(job_id), submitted_at=time.time())
+    job = events.as_new_job(submitted, job_id=job_id, submitted_at=time.time())
     job.update(start_stage=from_stage, error=None, faces=[], timings_ms={}, notes={}, models={})
     if from_stage != "detect":
         stored = results.stored_result(client, job["image_id"])

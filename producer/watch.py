@@ -38,6 +38,7 @@ from typing import Callable, TypeVar
 import redis
 import structlog
 
+from faces import settings as defaults
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
 from faces.streams import dedupe, names, publishing
 
@@ -68,15 +69,15 @@ class _Retry:
 class Watcher:
     client: redis.Redis
     folder: Path
-    settle_s: float = 1.0
-    poll_s: float = 0.5
+    settle_s: float = defaults.SETTLE_S
+    poll_s: float = defaults.WATCH_POLL_S
     force: bool = False
-    high_water: int = 500
+    high_water: int = defaults.HIGH_WATER
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-    dedupe_window_s: int = dedupe.DEFAULT_DEDUPE_WINDOW_S
+    dedupe_window_s: int = defaults.DEDUPE_WINDOW_S
     while_waiting: Callable[[], None] = lambda: None  # runs during waits, e.g. pool.supervise
-    read_retry_min_s: float = 1.0    # first wait after a failed read; doubles up to the max
-    read_retry_max_s: float = 300.0
+    read_retry_min_s: float = defaults.READ_RETRY_MIN_S
+    read_retry_max_s: float = defaults.READ_RETRY_MAX_S
     published: int = 0
     duplicates: int = 0
     read_failures: int = 0

@@ -1,8 +1,9 @@
 """The job event that flows between stages, as msgpack.
 
 One event shape, `faces.job`, travels the whole pipeline: each stage adds its part (boxes,
-points, ages) and hands it on. It never carries pixels: `image.blob` names the Redis key
-holding the bytes (claim-check), so a large photo is stored once, not once per stream.
+points, ages) and hands it on. It never carries pixels: the bytes are stored once in Redis
+(claim-check), under a key the stages derive from the job id (streams/names.py), so a large
+photo is stored once, not once per stream, and an event names no key a stage would touch.
 
 Version policy: decode accepts the versions in SUPPORTED_VERSIONS; anything else is an
 EventError, which the runtime sends to the dead-letter stream instead of guessing.
@@ -11,14 +12,15 @@ EventError, which the runtime sends to the dead-letter stream instead of guessin
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
+from faces import settings as defaults
 
 SCHEMA = "faces.job"
 VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
-DEFAULT_MAX_EVENT_BYTES = 1 << 20  # 1 MiB: ~60 faces with 68 points each fit many times over
+DEFAULT_MAX_EVENT_BYTES = defaults.MAX_EVENT_BYTES
 
 # key -> allowed types; checked on decode so a stage never meets a malformed job.
 _REQUIRED: dict[str, tuple[type, ...]] = {
@@ -38,8 +40,10 @@ _IMAGE_REQUIRED: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "sha256": (str,),
     "bytes": (int,),
-    "blob": (str,),
 }
+# Fields earlier releases wrote: accepted, and dropped on decode so that no stage passes them on.
+# `blob` named the key of the image bytes, now derived from the job id (streams/names.py).
+_RETIRED_IMAGE_FIELDS = ("blob",)
 
 
 class EventError(ValueError):
@@ -53,7 +57,7 @@ class EventError(ValueError):
 
 
 def new_job(
-    *, job_id: str, image_id: str, path: str, sha256: str, size: int, blob: str,
+    *, job_id: str, image_id: str, path: str, sha256: str, size: int,
     submitted_at: float, start_stage: str = "detect",
 ) -> dict[str, Any]:
     """A fresh job for a submitted image, ready for `encode`."""
@@ -62,8 +66,7 @@ def new_job(
         "version": VERSION,
         "job_id": job_id,
         "image_id": image_id,
-        "image": {"path": path, "sha256": sha256, "bytes": size, "blob": blob,
-                  "width": None, "height": None},
+        "image": {"path": path, "sha256": sha256, "bytes": size, "width": None, "height": None},
         "submitted_at": float(submitted_at),
         "start_stage": start_stage,
         "faces": [],
@@ -98,6 +101,8 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, A
     except (msgpack.UnpackException, ValueError, TypeError) as exc:
         raise EventError(f"not a msgpack event: {exc.__class__.__name__}: {exc}") from exc
     _validate(job)
+    for retired in _RETIRED_IMAGE_FIELDS:
+        job["image"].pop(retired, None)
     return job
 
 
@@ -121,12 +126,10 @@ def peek_ids(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[str
             image_id if isinstance(image_id, str) and image_id else None)
 
 
-def salvage(data: bytes, blob_key: Callable[[str], str],
-            max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any] | None:
+def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any] | None:
     """A minimal valid job for a payload that failed `decode` but still names its job and image
     (a newer release's event, a damaged field), so that its image can get an error result and
-    its bytes and in-flight slot be released. None when the ids cannot be read. `blob_key`
-    derives the key of the job's bytes from its id (never taken from the payload)."""
+    its bytes and in-flight slot be released. None when the ids cannot be read."""
     obj = _peek(data, max_bytes)
     job_id, image_id = peek_ids(data, max_bytes)
     if job_id is None or image_id is None:
@@ -136,7 +139,7 @@ def salvage(data: bytes, blob_key: Callable[[str], str],
     submitted_at = obj.get("submitted_at")
     return new_job(
         job_id=job_id, image_id=image_id, path=path if isinstance(path, str) else "",
-        sha256=sha if isinstance(sha, str) else "", size=0, blob=blob_key(job_id),
+        sha256=sha if isinstance(sha, str) else "", size=0,
         submitted_at=submitted_at if isinstance(submitted_at, (int, float)) and not isinstance(submitted_at, bool) else 0.0,
     )
 
@@ -163,12 +166,12 @@ def _check_fields(obj: dict, required: dict[str, tuple[type, ...]], where: str) 
             raise EventError(f"{where}.{key} is {type(obj[key]).__name__}")
 
 
-def as_new_job(job: dict[str, Any], *, job_id: str, blob: str, submitted_at: float) -> dict[str, Any]:
-    """A copy of `job` as a new submission (replay, dead-letter retry): its own job id and bytes
-    key, submitted now, so that its result supersedes the original job's whenever either ends."""
+def as_new_job(job: dict[str, Any], *, job_id: str, submitted_at: float) -> dict[str, Any]:
+    """A copy of `job` as a new submission (replay, dead-letter retry): its own job id (and so its
+    own bytes key), submitted now, so that its result supersedes the original job's whenever
+    either ends."""
     renewed = copy.deepcopy(job)
     renewed.update(job_id=job_id, submitted_at=float(submitted_at))
-    renewed["image"]["blob"] = blob
     return renewed
 
 

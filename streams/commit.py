@@ -8,7 +8,8 @@ holder will finish it, and this consumer's late copy can neither forward a dupli
 overwrite a result.
 
 Because outputs and the XACK happen in one step, a crash at any point leaves the entry pending
-for a retry, never half-forwarded.
+for a retry, never half-forwarded. The consumer gathers what a batch causes in one BatchEffects
+and hands it to `commit_batch`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,28 @@ class EntryEffects:
     entry_id: str
     commands: list[list] = field(default_factory=list)
     require_owner: bool = True  # False for entries deleted from the stream (nobody owns them)
+
+
+@dataclass
+class BatchEffects:
+    """Everything one batch causes, gathered by the consumer's steps and handed to
+    `commit_batch` whole: the outputs and acknowledgements of a batch are one atomic step.
+
+    `settled` entries carry their commands already (forwarded, finished, acknowledged as a late
+    duplicate, or deleted from the stream); `dead` entries become dead letters at commit, after
+    the settled ones."""
+
+    payloads: dict[str, bytes | None]  # each entry's payload as read: its dead letter quotes it
+    settled: list[EntryEffects] = field(default_factory=list)
+    dead: list[DeadLetterNote] = field(default_factory=list)
+
+    def settle(self, entry_id: str, commands: list[list], *, require_owner: bool = True) -> None:
+        self.settled.append(EntryEffects(entry_id, commands, require_owner))
+
+    @property
+    def entry_ids(self) -> list[str]:
+        """Every entry the batch is done with: after the commit, acknowledged or another's."""
+        return [e.entry_id for e in self.settled] + [n.entry_id for n in self.dead]
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,13 @@ def commit(client: redis.Redis, route: StageRoute, consumer: str,
         route.group, consumer, names.INFLIGHT, names.RESULTS, names.RESULTS_MAXLEN,
         bucket, names.STATS_TTL_S, packed])
     return [i.decode() if isinstance(i, bytes) else i for i in lost]
+
+
+def commit_batch(client: redis.Redis, route: StageRoute, consumer: str, batch: BatchEffects,
+                 settings: CommitSettings) -> list[str]:
+    """Commit everything `batch` causes, as `commit` does; the ids another consumer holds now."""
+    dead = [EntryEffects(n.entry_id, dead_letter(route, n, settings)) for n in batch.dead]
+    return commit(client, route, consumer, batch.settled + dead)
 
 
 def forward(route: StageRoute, payload: bytes) -> list:

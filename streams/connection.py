@@ -60,11 +60,3 @@ def redact(url: str) -> str:
 def _redact_parameter(parameter: str) -> str:
     name, equals, _value = parameter.partition("=")
     return f"{name}=***" if equals and "password" in unquote(name).lower() else parameter
-
-
-def server_version(client: redis.Redis) -> tuple[int, ...]:
-    """The server's version as a tuple of ints, e.g. (6, 2, 14)."""
-    raw = client.info("server").get("redis_version", "0")
-    if isinstance(raw, bytes):
-        raw = raw.decode()
-    return tuple(int(p) for p in str(raw).split(".") if p.isdigit())

@@ -18,6 +18,7 @@ entries and keeps the delivery guarantees:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from typing import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ import structlog
 from faces.schemas import events
 from faces.streams import commit as committing
 from faces.streams import names, reading, trimming
-from faces.streams.commit import CommitSettings, DeadLetterNote, EntryEffects
+from faces.streams.commit import BatchEffects, CommitSettings, DeadLetterNote
 from faces.streams.groups import ensure_group, id_key, is_nogroup, is_transient
 from faces.streams.outcomes import Delivery, Finish, Forward, Outcome, Reject, Stage
 from faces.streams.reading import RawEntry
@@ -155,80 +156,65 @@ class StageConsumer:
 
     # -- processing ------------------------------------------------------------------------
     def _process(self, entries: list[RawEntry]) -> None:
+        """One batch, step by step. Each step records what its entries cause in one
+        BatchEffects, committed at the end in one owner-checked step with the acknowledgements."""
         started = time.perf_counter()
-        payloads = {e.entry_id: e.payload for e in entries}
-        effects: list[EntryEffects] = []
-        dead: list[DeadLetterNote] = []
-        deliveries: list[Delivery] = []
-        for entry in entries:
-            if entry.payload is None:
-                # Deleted from the stream while pending: nobody owns it any more (7.x dropped it
-                # from the pending list), so it is recorded and acknowledged unconditionally.
-                note = self._note(entry.entry_id, entry.attempt, "EntryDeleted",
-                                  "the entry was deleted from the stream while pending", None, None)
-                effects.append(EntryEffects(entry.entry_id, self._dead_letter(note), require_owner=False))
-                continue
-            try:
-                job = events.decode(entry.payload, self.settings.max_event_bytes)
-            except events.EventError as exc:
-                salvaged = events.salvage(entry.payload, names.blob_key, self.settings.max_event_bytes)
-                dead.append(self._note(entry.entry_id, entry.attempt, "EventError", str(exc),
-                                       entry.payload, salvaged, salvaged=salvaged is not None))
-                continue
-            if entry.attempt > self.settings.max_deliveries:
-                last = self._last_error.pop(entry.entry_id, ("DeliveryLimit", "no error recorded"))
-                # This read only dead-letters the entry: the stage was handed it attempt - 1 times,
-                # the number the letter records and its message names.
-                dead.append(self._note(entry.entry_id, entry.attempt - 1, last[0],
-                                       f"gave up after {entry.attempt - 1} deliveries: {last[1]}",
-                                       entry.payload, job))
-                continue
-            deliveries.append(Delivery(entry.entry_id, entry.attempt, job))
-        deliveries = self._attach_images(deliveries, dead, effects, payloads)
-        with self._renewing([d.entry_id for d in deliveries]):
-            results = self._handle(deliveries)
-        for delivery, outcome in results:
-            commands = self._effects_of(delivery, outcome, dead, payloads)
-            if commands is not None:
-                effects.append(EntryEffects(delivery.entry_id, commands))
-        effects.extend(EntryEffects(n.entry_id, self._dead_letter(n)) for n in dead)
-        lost = committing.commit(self.client, self.route, self.consumer, effects)
-        for effect in effects:  # finished, or taken over by another consumer: nothing to retry
-            self._last_error.pop(effect.entry_id, None)
-            self._retry_due.pop(effect.entry_id, None)
-        if lost:
-            self.log.warning("entries.taken_over", entry_ids=lost,
-                             note="another consumer holds them now; our results were dropped")
-        self._log_batch(results, dead, time.perf_counter() - started)
+        batch = BatchEffects({e.entry_id: e.payload for e in entries})
+        deliveries = self._triage(entries, batch)
+        deliveries = self._attach_images(deliveries, batch)
+        handled = self._handle_renewing(deliveries)
+        for delivery, outcome in handled:
+            self._settle_outcome(delivery, outcome, batch)
+        self._commit(batch)
+        self._log_batch(handled, batch.dead, time.perf_counter() - started)
 
-    def _effects_of(self, delivery: Delivery, outcome: Outcome, dead: list[DeadLetterNote],
-                    payloads: dict[str, bytes | None]) -> list | None:
-        """The commands of one handled delivery; None when it became a dead letter instead."""
-        if isinstance(outcome, Reject):
-            dead.append(self._note(delivery.entry_id, delivery.attempt, outcome.error_type,
-                                   outcome.message, payloads[delivery.entry_id], delivery.job))
+    def _triage(self, entries: list[RawEntry], batch: BatchEffects) -> list[Delivery]:
+        """The entries the stage may be handed; the others are settled or dead-lettered now."""
+        return [d for e in entries if (d := self._deliverable(e, batch)) is not None]
+
+    def _deliverable(self, entry: RawEntry, batch: BatchEffects) -> Delivery | None:
+        """The entry as a delivery for the stage; None when it was settled or dead-lettered."""
+        if entry.payload is None:
+            self._settle_deleted(entry, batch)
             return None
-        if isinstance(outcome, Forward):
-            try:
-                return [committing.forward(self.route, events.encode(outcome.job, self.settings.max_event_bytes))]
-            except events.EventError as exc:
-                dead.append(self._note(delivery.entry_id, delivery.attempt, "EventError",
-                                       str(exc), payloads[delivery.entry_id], delivery.job))
-                return None
-        if isinstance(outcome, Finish):
-            return [committing.finish(outcome, self.commit_settings)]
-        raise TypeError(f"unknown outcome {outcome!r}")
+        try:
+            job = events.decode(entry.payload, self.settings.max_event_bytes)
+        except events.EventError as exc:
+            self._dead_letter_undecodable(entry, exc, batch)
+            return None
+        if entry.attempt > self.settings.max_deliveries:
+            self._dead_letter_exhausted(entry, job, batch)
+            return None
+        return Delivery(entry.entry_id, entry.attempt, job)
 
-    def _dead_letter(self, note: DeadLetterNote) -> list[list]:
-        return committing.dead_letter(self.route, note, self.commit_settings)
+    def _settle_deleted(self, entry: RawEntry, batch: BatchEffects) -> None:
+        """Deleted from the stream while pending: nobody owns it any more (7.x dropped it from
+        the pending list), so it is recorded and acknowledged without the owner check."""
+        note = self._note(batch, entry.entry_id, entry.attempt, "EntryDeleted",
+                          "the entry was deleted from the stream while pending", None)
+        batch.settle(entry.entry_id, committing.dead_letter(self.route, note, self.commit_settings),
+                     require_owner=False)
 
-    def _attach_images(self, deliveries: list[Delivery], dead: list[DeadLetterNote],
-                       effects: list[EntryEffects], payloads: dict[str, bytes | None]) -> list[Delivery]:
-        """Fetch the claim-checked image bytes for stages that need pixels (one MGET).
+    def _dead_letter_undecodable(self, entry: RawEntry, exc: events.EventError,
+                                 batch: BatchEffects) -> None:
+        """Not a valid event. One that still names its job and image (a newer release's event,
+        a damaged field) is salvaged, so that its image gets an error result."""
+        salvaged = events.salvage(entry.payload, self.settings.max_event_bytes)
+        self._dead_letter(batch, entry.entry_id, entry.attempt, "EventError", str(exc), salvaged,
+                          salvaged=salvaged is not None)
 
-        Bytes are released when a job finishes, so missing bytes of a job no longer in flight
-        mean this delivery is a late duplicate of a finished job: it is acknowledged and dropped.
-        Missing bytes of a job still in flight were purged or expired: a dead letter."""
+    def _dead_letter_exhausted(self, entry: RawEntry, job: dict, batch: BatchEffects) -> None:
+        """Delivered more than max_deliveries times: dead-lettered with its last error. This read
+        only dead-letters the entry: the stage was handed it attempt - 1 times, the number the
+        letter records and its message names."""
+        error_type, message = self._last_error.pop(entry.entry_id, ("DeliveryLimit", "no error recorded"))
+        handed = entry.attempt - 1
+        self._dead_letter(batch, entry.entry_id, handed, error_type,
+                          f"gave up after {handed} deliveries: {message}", job)
+
+    def _attach_images(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
+        """Fetch the claim-checked image bytes for stages that need pixels (one MGET); the
+        deliveries whose bytes are gone are sorted out by `_without_bytes`."""
         if not self.stage.needs_image or not deliveries:
             return deliveries
         blobs = self.client.mget([names.blob_key(d.job["job_id"]) for d in deliveries])
@@ -237,23 +223,73 @@ class StageConsumer:
             if blob is None and delivery.job.get("error") is None:
                 missing.append(delivery)
             else:
-                ready.append(Delivery(delivery.entry_id, delivery.attempt, delivery.job, blob))
-        if missing:
-            flying = self.client.smismember(names.INFLIGHT, [d.job["job_id"] for d in missing])
-            for delivery, in_flight in zip(missing, flying):
-                if not in_flight:
-                    self.log.info("entry.duplicate", entry_id=delivery.entry_id,
-                                  image_id=delivery.job["image_id"], note="job already finished")
-                    effects.append(EntryEffects(delivery.entry_id, []))
-                    continue
-                if self.route.output_stream is None:
-                    ready.append(delivery)  # the sink needs the bytes only for the picture
-                    continue
-                dead.append(self._note(
-                    delivery.entry_id, delivery.attempt, "ImageMissing",
+                ready.append(dataclasses.replace(delivery, image=blob))
+        return ready + self._without_bytes(missing, batch)
+
+    def _without_bytes(self, missing: list[Delivery], batch: BatchEffects) -> list[Delivery]:
+        """Of deliveries whose image bytes are gone, those the stage is still handed.
+
+        Bytes are released when a job finishes, so missing bytes of a job no longer in flight
+        mean this delivery is a late duplicate of a finished job: it is acknowledged and dropped.
+        Missing bytes of a job still in flight were purged or expired: a dead letter, except at
+        the sink, which needs the bytes only for the picture."""
+        if not missing:
+            return []
+        flying = self.client.smismember(names.INFLIGHT, [d.job["job_id"] for d in missing])
+        handed = []
+        for delivery, in_flight in zip(missing, flying):
+            if not in_flight:
+                self.log.info("entry.duplicate", entry_id=delivery.entry_id,
+                              image_id=delivery.job["image_id"], note="job already finished")
+                batch.settle(delivery.entry_id, [])
+            elif self.route.output_stream is None:
+                handed.append(delivery)
+            else:
+                self._dead_letter(
+                    batch, delivery.entry_id, delivery.attempt, "ImageMissing",
                     f"image bytes of job {delivery.job['job_id']} are gone (purged or expired); "
-                    "submit or replay the image again", payloads[delivery.entry_id], delivery.job))
-        return ready
+                    "submit or replay the image again", delivery.job)
+        return handed
+
+    def _handle_renewing(self, deliveries: list[Delivery]) -> list[tuple[Delivery, Outcome]]:
+        """Run the stage while keeping the claims of the batch, and of entries waiting for a
+        retry, alive."""
+        with self._renewing([d.entry_id for d in deliveries]):
+            return self._handle(deliveries)
+
+    def _settle_outcome(self, delivery: Delivery, outcome: Outcome, batch: BatchEffects) -> None:
+        """Record what one handled delivery causes: a forward, a finish or a dead letter."""
+        if isinstance(outcome, Reject):
+            self._dead_letter(batch, delivery.entry_id, delivery.attempt, outcome.error_type,
+                              outcome.message, delivery.job)
+        elif isinstance(outcome, Forward):
+            self._settle_forward(delivery, outcome, batch)
+        elif isinstance(outcome, Finish):
+            batch.settle(delivery.entry_id, [committing.finish(outcome, self.commit_settings)])
+        else:
+            raise TypeError(f"unknown outcome {outcome!r}")
+
+    def _settle_forward(self, delivery: Delivery, outcome: Forward, batch: BatchEffects) -> None:
+        """Forward the updated job; one the stage made invalid or too large is dead-lettered."""
+        try:
+            payload = events.encode(outcome.job, self.settings.max_event_bytes)
+        except events.EventError as exc:
+            self._dead_letter(batch, delivery.entry_id, delivery.attempt, "EventError", str(exc),
+                              delivery.job)
+            return
+        batch.settle(delivery.entry_id, [committing.forward(self.route, payload)])
+
+    def _commit(self, batch: BatchEffects) -> None:
+        """Apply the batch's effects in one owner-checked step. Its entries are finished, or
+        taken over by another consumer: none of them is retried here."""
+        lost = committing.commit_batch(self.client, self.route, self.consumer, batch,
+                                       self.commit_settings)
+        for entry_id in batch.entry_ids:
+            self._last_error.pop(entry_id, None)
+            self._retry_due.pop(entry_id, None)
+        if lost:
+            self.log.warning("entries.taken_over", entry_ids=lost,
+                             note="another consumer holds them now; our results were dropped")
 
     def _handle(self, deliveries: list[Delivery]) -> list[tuple[Delivery, Outcome]]:
         """Run the stage; if the batch fails, run each delivery alone so that one poison entry
@@ -294,10 +330,19 @@ class StageConsumer:
                          entry_id=delivery.entry_id, attempt=delivery.attempt,
                          error_type=error[0], error=error[1])
 
-    def _note(self, entry_id, attempt, error_type, message, payload, job, *, salvaged=False) -> DeadLetterNote:
+    def _dead_letter(self, batch: BatchEffects, entry_id: str, attempt: int, error_type: str,
+                     message: str, job: dict | None, *, salvaged: bool = False) -> None:
+        """Send the entry to the dead letters, written at commit."""
+        batch.dead.append(self._note(batch, entry_id, attempt, error_type, message, job,
+                                     salvaged=salvaged))
+
+    def _note(self, batch: BatchEffects, entry_id: str, attempt: int, error_type: str,
+              message: str, job: dict | None, *, salvaged: bool = False) -> DeadLetterNote:
+        """The entry's dead letter, logged now with its reason; written at commit."""
         self.log.warning("entry.dead_lettered", entry_id=entry_id, attempt=attempt,
                          image_id=(job or {}).get("image_id"), error_type=error_type, error=message)
-        return DeadLetterNote(entry_id, attempt, error_type, message, payload, job, salvaged)
+        return DeadLetterNote(entry_id, attempt, error_type, message, batch.payloads[entry_id],
+                              job, salvaged)
 
     # -- keeping claims ----------------------------------------------------------------------
     def _renew(self, ids: list[str]) -> None:

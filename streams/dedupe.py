@@ -15,17 +15,11 @@ from typing import Literal
 
 import redis
 
+from faces import settings as defaults
 from faces.schemas import events
 from faces.streams import names, scripts
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
-from faces.streams.settings import DEFAULT_RETENTION_S
-
-# The same bytes are analysed once within this window. It matches the images stream's default
-# retention (7 days, `--retention-s`): past it the first submission can no longer be replayed
-# either, and the key expiring is what bounds the dedupe memory.
-# Bytes seen count as already published for as long as the images stream keeps their history.
-DEFAULT_DEDUPE_WINDOW_S = DEFAULT_RETENTION_S
 
 # KEYS: seen key of the sha256, blob key, inflight set, images stream
 # ARGV: path, image bytes, job id, payload, payload field, mode, window in seconds
@@ -61,7 +55,7 @@ class Publication:
 
 
 def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool = False,
-                   dedupe: bool = True, window_s: int = DEFAULT_DEDUPE_WINDOW_S) -> Publication:
+                   dedupe: bool = True, window_s: int = defaults.DEDUPE_WINDOW_S) -> Publication:
     """Publish `job` unless its bytes were published within `window_s` (or `force`).
 
     `dedupe=False` publishes without checking or remembering the bytes. Sending the same job

@@ -21,14 +21,6 @@ class EmbeddedRedisError(RuntimeError):
     """
 
 
-class ImageMissing(RuntimeError):
-    """A job's image bytes are no longer in Redis.
-
-    Cause: the state was purged, or the job was already finished and its bytes released.
-    Remedy: submit or replay the image again from its file.
-    """
-
-
 class GroupLost(RuntimeError):
     """A stage's consumer group vanished from a stream that has history.
 

@@ -7,6 +7,7 @@ from typing import Iterator
 
 import redis
 
+from faces import settings as defaults
 from faces.schemas import events
 from faces.streams import names, trimming
 from faces.streams.groups import text
@@ -48,7 +49,7 @@ def purge(client: redis.Redis) -> int:
     """Delete every key of the pipeline (streams, groups, bytes, results, dedupe memory)."""
     deleted = 0
     batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{names.PREFIX}:*", count=1000):
+    for key in client.scan_iter(match=names.ALL_KEYS, count=1000):
         batch.append(key)
         if len(batch) >= 1000:
             deleted += client.unlink(*batch)
@@ -58,11 +59,13 @@ def purge(client: redis.Redis) -> int:
     return int(deleted)
 
 
-def consumers_attached(client: redis.Redis, stages: list[str], alive_ms: int = 60_000) -> bool:
+def consumers_attached(client: redis.Redis, stages: list[str],
+                       alive_ms: int = defaults.CLAIM_IDLE_MS) -> bool:
     """True when every stage in `stages` has a consumer that read within `alive_ms`.
 
     A crashed worker stays listed in its group (it may hold entries), so being listed is not
-    enough; a live one reads at least every block_ms, or renews its claims while it works.
+    enough; a live one reads at least every block_ms, or renews its claims while it works. One
+    idle for claim_idle_ms is what its siblings take for dead (they claim its entries).
     """
     for stage in stages:
         route = names.route(stage)

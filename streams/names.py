@@ -19,6 +19,7 @@ DEAD_LETTERS = f"{PREFIX}:dead"      # entries no stage could process, with the 
 
 INFLIGHT = f"{PREFIX}:inflight"      # set of job ids whose image bytes are still held
 GROUPS_CREATED = f"{PREFIX}:groups"  # hash "stream|group" -> when we created it (lost-group check)
+ALL_KEYS = f"{PREFIX}:*"             # pattern of every key named here (what `faces purge` deletes)
 RESULTS_MAXLEN = 100_000             # announcements kept (approximate trim)
 DEAD_LETTERS_MAXLEN = 10_000         # dead letters kept (oldest dropped first); see README "Memory"
 
@@ -84,3 +85,9 @@ def route(stage: str) -> StageRoute:
         return ROUTES[stage]
     except KeyError:
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_ORDER)}") from None
+
+
+# The transport benchmark's own pair of streams (bench/hop.py, outside the product): named here
+# so that every key the project writes is listed in one module.
+BENCH_PING = f"{PREFIX}:bench:ping"
+BENCH_PONG = f"{PREFIX}:bench:pong"

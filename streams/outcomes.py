@@ -1,7 +1,7 @@
 """What a stage hands back to the runtime for each delivery, and what the runtime hands it.
 
 A stage never calls Redis: it returns one outcome per delivery, and the runtime turns all of
-them into one MULTI/EXEC together with the acknowledgements.
+them into one atomic commit together with the acknowledgements (streams/commit.py).
 """
 
 from __future__ import annotations

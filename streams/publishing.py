@@ -1,6 +1,6 @@
 """Putting work into the pipeline: image bytes stored once (claim-check), the job on a stream.
 
-Backpressure: the set of jobs whose bytes are still held (`faces:inflight`) is the pipeline's
+Backpressure: the set of jobs whose bytes are still held (`names.INFLIGHT`) is the pipeline's
 backlog, and its size is what bounds Redis memory; producers wait while it is above the
 high-water mark. A long-running producer also waits out Redis trouble that passes
 (`retry_transient`). Every wait runs a `while_waiting` callback, so that a process that also
@@ -16,6 +16,7 @@ from typing import Callable, TypeVar
 import redis
 import structlog
 
+from faces import settings as defaults
 from faces.schemas import events
 from faces.streams import names
 from faces.streams.groups import text
@@ -25,8 +26,6 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-RECONNECT_MIN_S = 0.5   # first wait after a transient Redis error; doubles up to the max
-RECONNECT_MAX_S = 10.0
 CALLBACK_EVERY_S = 0.2  # how often `while_waiting` runs during a long wait
 
 # Server replies that say "not now" rather than "never": out of memory (noeviction), a failed
@@ -84,7 +83,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def retry_transient(action: Callable[[], T], *, what: str,
                     while_waiting: Callable[[], None] = _nothing,
-                    min_s: float = RECONNECT_MIN_S, max_s: float = RECONNECT_MAX_S) -> T:
+                    min_s: float = defaults.RECONNECT_MIN_S, max_s: float = defaults.RECONNECT_MAX_S) -> T:
     """`action()`, retried with exponential backoff (min_s doubling to max_s) for as long as it
     fails with a transient Redis error (`is_transient`); any other error is raised. Logs one
     warning per failed attempt; `while_waiting()` runs every CALLBACK_EVERY_S while it waits.

@@ -3,7 +3,7 @@
 Scripts are how a consumer checks that it still owns an entry and acts on it in one atomic
 step: between a separate check and the write another consumer could take the entry over.
 They declare the stream in KEYS and reach a few other pipeline keys by name, which standalone
-Redis allows (a Redis Cluster would need them all in one hash slot; see README "Past one Redis").
+Redis allows (a Redis Cluster would need them all in one hash slot; see docs/deployment.md "Past one Redis").
 """
 
 from __future__ import annotations

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from faces import settings as defaults
 from faces.schemas.events import DEFAULT_MAX_EVENT_BYTES
 from faces.streams.connection import SOCKET_TIMEOUT_S
 
 # A blocking read must come back well before the client's socket timeout, or every idle read
 # would time out and go through the reconnect path.
 SOCKET_MARGIN_S = 5.0
-DAY_S = 86400
-DEFAULT_RETENTION_S = 7 * DAY_S    # images stream history kept for replay; also the dedupe window
-DEFAULT_RESULT_TTL_S = 7 * DAY_S   # how long Redis keeps each image's latest result
 
 
 class SettingsError(ValueError):
@@ -29,18 +27,19 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    batch: int = 8                   # entries read at once and given to the stage as one batch
-    block_ms: int = 1000             # how long one read waits for new entries (also stop latency)
-    claim_idle_ms: int = 60_000      # entries idle this long in a dead consumer are taken over
-    claim_every_s: float = 5.0       # how often to look for such entries
-    max_deliveries: int = 3          # deliveries before an entry goes to the dead-letter stream
-    retry_backoff_s: float = 1.0     # first retry delay after a failure; grows with the attempt
-    reconnect_min_s: float = 0.5     # first wait after losing Redis; doubles up to the max
-    reconnect_max_s: float = 10.0
-    grace_s: float = 30.0            # after SIGTERM: time to finish the batch in hand
-    trim_every_s: float = 30.0       # how often the input stream is trimmed (safely)
-    retention_s: float = DEFAULT_RETENTION_S  # how long the images stream keeps history for replay
-    result_ttl_s: int = DEFAULT_RESULT_TTL_S  # how long Redis keeps each image's latest result (files stay)
+    # Each default, and what the setting means, is in faces/settings.py.
+    batch: int = defaults.BATCH
+    block_ms: int = defaults.BLOCK_MS
+    claim_idle_ms: int = defaults.CLAIM_IDLE_MS
+    claim_every_s: float = defaults.CLAIM_EVERY_S
+    max_deliveries: int = defaults.MAX_DELIVERIES
+    retry_backoff_s: float = defaults.RETRY_BACKOFF_S
+    reconnect_min_s: float = defaults.RECONNECT_MIN_S
+    reconnect_max_s: float = defaults.RECONNECT_MAX_S
+    grace_s: float = defaults.GRACE_S
+    trim_every_s: float = defaults.TRIM_EVERY_S
+    retention_s: float = defaults.RETENTION_S
+    result_ttl_s: int = defaults.RESULT_TTL_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     burst: bool = False              # exit once the input is drained (tests, one-shot jobs)
 
@@ -74,7 +73,7 @@ class RuntimeSettings:
     @property
     def blob_ttl_s(self) -> int:
         """How long the bytes of a job the sink gave up on are kept, for a dead-letter retry."""
-        return int(self.retention_s) or DAY_S
+        return int(self.retention_s) or defaults.DAY_S
 
     @property
     def renew_every_s(self) -> float:

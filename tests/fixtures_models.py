@@ -61,7 +61,7 @@ def landmarker():
 
 
 def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Iterator[Path]:
-    from faces.models.synthetic import write_synthetic_weights
+    from bench.synthetic import write_synthetic_weights
 
     home = tmp_path_factory.mktemp("deepface-home-shared" if shared_trunk else "deepface-home-separate")
     write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)

@@ -1,9 +1,9 @@
 """The benchmark's building blocks, each run once on one or two photos from data/.
 
-The full `faces bench` takes minutes; these prove in well under a minute, offline, that each
-piece measures what it claims: stages alone on decoded photos, one transport hop of a real
-landmarked event through a real redis-server, the cold-run timeline read from JSON logs, and
-the derived ratios, overhead and target verdicts.
+The full `python -m bench` (`make bench`) takes minutes; these prove in well under a minute,
+offline, that each piece measures what it claims: stages alone on decoded photos, one transport
+hop of a real landmarked event through a real redis-server, the cold-run timeline read from JSON
+logs, and the derived ratios, overhead and target verdicts.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import json
 
 import pytest
 
-from faces.ops import bench_report, bench_stages
-from faces.ops.bench_machine import CpuWatch
-from faces.ops.bench_pipeline import cold_timeline
-from faces.ops.bench_transport import landmarked_job
+from bench import report as bench_report
+from bench import stages as bench_stages
+from bench.hop import time_hops
+from bench.machine import CpuWatch
+from bench.pipeline import cold_timeline
+from bench.transport import landmarked_job
 from faces.schemas import events
-from faces.streams.bench_hop import time_hops
 from tests.images import DATA
 
 PHOTOS = [DATA / "group.jpg", DATA / "astronaut.jpg"]
@@ -164,3 +165,13 @@ def test_cpu_watch_separates_this_process_from_the_rest_of_the_machine():
     report = watch.report()
     assert report["bench_cpu_s"] >= 0 and report["other_cpu_s"] >= 0
     assert set(report) == {"wall_s", "machine_cpu_s", "bench_cpu_s", "other_cpu_s", "other_load_cores"}
+
+
+def test_the_command_refuses_a_missing_folder_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.__main__ import app
+
+    done = CliRunner().invoke(app, [str(tmp_path / "nowhere"), "--synthetic-weights"])
+    assert done.exit_code == 1
+    assert done.output.strip() == f"error: {tmp_path / 'nowhere'} is not a folder"

@@ -1,4 +1,4 @@
-"""Chaos runs (`make chaos`, not in `make test`): the delivery guarantees of README "Reliability"
+"""Chaos runs (`make chaos`, not in `make test`): the delivery guarantees of docs/reliability.md
 under every fault they claim to survive, counted exactly.
 
 The main run sends 500 real photos and 3 bad files through a pool of worker processes on a
@@ -356,7 +356,7 @@ def _submitted_at(client: redis.Redis, path: Path) -> tuple[Expected, float]:
 def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitting_recovers(tmp_path, monkeypatch):
     """The embedded default (`appendfsync everysec`, Redis 6.2 here) SIGKILLed while a burst of
     submissions and all stages are busy. What a restart can lose is the last second of writes
-    (README "Reliability"), so: every job is, right after the restart, either still in flight
+    (docs/reliability.md), so: every job is, right after the restart, either still in flight
     or announced, except jobs submitted within about a second of the kill; those (found exactly)
     are submitted again, and then every photo has exactly one ok result."""
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "no-weights"))
@@ -396,7 +396,7 @@ def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitt
 
 @pytest.mark.timeout(900)
 def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline(tmp_path, redis_url, redis_client, monkeypatch):
-    """5,000 queued images cost their bytes once plus a small event each (README bound: bytes
+    """5,000 queued images cost their bytes once plus a small event each (docs/reliability.md bound: bytes
     + 2 KiB per queued image); drained, each is announced once with an ok result, no bytes are
     left, and once the results expire Redis is back to its baseline."""
     import cv2

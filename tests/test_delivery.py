@@ -49,7 +49,7 @@ def run_sink(client: redis.Redis, storage) -> SinkStage:
 def sink_job(image_id_source: str, *, submitted_at: float, error: bool = False, job_id: str | None = None) -> dict:
     job = job_for(f"/photos/{image_id_source}.jpg", image_id_source.encode())
     if job_id is not None:
-        job = events.as_new_job(job, job_id=job_id, blob=names.blob_key(job_id), submitted_at=submitted_at)
+        job = events.as_new_job(job, job_id=job_id, submitted_at=submitted_at)
     job["submitted_at"] = submitted_at
     if error:
         job = events.with_error(job, "detect", "Broken", "could not be analysed")
@@ -255,6 +255,30 @@ def test_an_event_of_a_newer_release_releases_its_bytes_and_gets_an_error_result
     assert redis_client.scard(names.INFLIGHT) == 0
     assert redis_client.exists(names.blob_key(job["job_id"])) == 0
     assert announced(redis_client) == [(job["job_id"], "error")]
+
+
+def test_an_event_of_the_previous_release_naming_its_bytes_key_still_goes_through(redis_client, tmp_path):
+    """A rolling upgrade the other way: the previous release wrote the key of the image bytes
+    into the event (image.blob). Such an entry, already in a stream, is still processed: its
+    bytes are found under the key derived from the job id, what is forwarded no longer names a
+    key, and the sink finishes it and releases the bytes."""
+    job = job_for("/photos/old.jpg", b"old-bytes")
+    previous = {**job, "image": {**job["image"], "blob": names.blob_key(job["job_id"])}}
+    payload = msgpack.packb(previous, use_bin_type=True)
+    assert events.decode(payload) == job
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.set(names.blob_key(job["job_id"]), b"old-bytes")
+    pipe.sadd(names.INFLIGHT, job["job_id"])
+    pipe.xadd(names.IMAGES, {PAYLOAD_FIELD: payload})
+    pipe.xadd(names.ANALYZED, {PAYLOAD_FIELD: payload})
+    pipe.execute()
+    StageConsumer(redis_client, PickyStage(needs_image=True), BURST, "d").run()
+    [(_, fields)] = redis_client.xrange(names.DETECTED)
+    assert msgpack.unpackb(fields[PAYLOAD_FIELD], raw=False)["image"] == job["image"]
+    run_sink(redis_client, tmp_path)
+    assert json.loads((tmp_path / f"{job['image_id']}.json").read_text())["status"] == "ok"
+    assert announced(redis_client) == [(job["job_id"], "ok")] and deadletters.count(redis_client) == 0
+    assert redis_client.exists(names.blob_key(job["job_id"])) == 0 and redis_client.scard(names.INFLIGHT) == 0
 
 
 def test_an_undecodable_event_at_the_sink_still_gets_an_error_result(redis_client, tmp_path):

@@ -96,7 +96,7 @@ def test_dead_letter_retry_reprocesses_the_image(tmp_path, redis_url, redis_clie
     path = photos / "astronaut.jpg"
     job = job_for(str(path), path.read_bytes())
     publishing.publish_image(redis_client, job, b"")
-    redis_client.delete(job["image"]["blob"])
+    redis_client.delete(names.blob_key(job["job_id"]))
     summary = run_job(app, [photos / "group.jpg"], options_for(app))
     assert summary.ok == 1
     wait_until(lambda: job["image_id"] in result_files(app.storage), what="error result")

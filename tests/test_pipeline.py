@@ -176,7 +176,7 @@ def test_poison_entry_is_dead_lettered_after_three_deliveries_and_gets_an_error_
     data = (DATA / "astronaut.jpg").read_bytes()
     job = job_for(str(DATA / "astronaut.jpg"), data)
     job["faces"] = [{"box": {"x": 10}, "score": 1.0}]  # a box the landmark stage cannot use
-    redis_client.set(job["image"]["blob"], data)
+    redis_client.set(names.blob_key(job["job_id"]), data)
     redis_client.sadd(names.INFLIGHT, job["job_id"])
     redis_client.xadd(names.DETECTED, {PAYLOAD_FIELD: events.encode(job)})
     good = submit_file(redis_client, DATA / "group.jpg")
@@ -192,7 +192,7 @@ def test_poison_entry_is_dead_lettered_after_three_deliveries_and_gets_an_error_
     assert results[job["image_id"]]["error"]["stage"] == "landmarks"
     assert results[good.image_id]["status"] == "ok"
     assert total_pending(redis_client) == 0
-    assert redis_client.scard(names.INFLIGHT) == 0 and redis_client.get(job["image"]["blob"]) is None
+    assert redis_client.scard(names.INFLIGHT) == 0 and redis_client.get(names.blob_key(job["job_id"])) is None
 
 
 def test_sigterm_to_a_busy_worker_leaves_nothing_pending(tmp_path, redis_url, redis_client, no_weights):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+from faces import settings as defaults
 from faces.producer.files import job_for
 from faces.producer.watch import Watcher
 from faces.streams import dedupe, names, publishing
@@ -24,8 +25,8 @@ def test_seen_bytes_are_one_key_per_sha256_that_expires_after_the_window(tmp_pat
     poll_until(watcher, lambda: watcher.published == 1, "a.jpg published")
     key = names.seen_key(hashlib.sha256(PHOTO).hexdigest())
     assert redis_client.get(key) == str(drop.resolve() / "a.jpg").encode()
-    assert dedupe.DEFAULT_DEDUPE_WINDOW_S == 7 * 86400
-    assert dedupe.DEFAULT_DEDUPE_WINDOW_S - 60 < redis_client.ttl(key) <= dedupe.DEFAULT_DEDUPE_WINDOW_S
+    assert defaults.DEDUPE_WINDOW_S == 7 * 86400
+    assert defaults.DEDUPE_WINDOW_S - 60 < redis_client.ttl(key) <= defaults.DEDUPE_WINDOW_S
     # One key per sha256, and nothing else: the legacy hash of every sha256 is not written.
     assert redis_client.keys(f"{names.PREFIX}:seen*") == [key.encode()]
 

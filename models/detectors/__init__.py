@@ -6,10 +6,12 @@ The names live here, in a module that imports nothing heavy, so that the CLI can
 its help without importing OpenCV.
 """
 
+from faces import settings as defaults
+
 # Chosen by measurement on the 9 annotated dlib-faces photos (tests/measure_models.py):
 # dlib-hog with one upsampling found 43/43 faces, no false positive, ~60 ms per 500x375
 # photo; opencv-haar 39/43 with a false positive; dlib-cnn 41/43 but ~5 s per photo.
-DEFAULT_BACKEND = "dlib-hog"
+DEFAULT_BACKEND = defaults.DETECTOR
 
 # name -> module holding a ``build(**options)`` returning a Backend.
 MODULES = {

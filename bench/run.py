@@ -1,18 +1,18 @@
-"""`faces bench`: this pipeline against DeepFace's own loop, side by side, on the same photos.
+"""One benchmark run: this pipeline against DeepFace's own loop, side by side, on the same photos.
 
 One run measures, in this order (the cold runs first, while nothing of ours is loaded here):
 
-1. the peer, DeepFace.analyze in a fresh process, cold and warm   (ops/bench_peer.py)
-2. this pipeline cold, a whole `faces run`, per weight set         (ops/bench_pipeline.py)
+1. the peer, DeepFace.analyze in a fresh process, cold and warm   (bench/peer.py)
+2. this pipeline cold, a whole `faces run`, per weight set         (bench/pipeline.py)
    (and in float32 too when the default precision is bfloat16)
-   and warm, a running stack fed the batch                          (ops/bench_pipeline.py)
-3. each stage alone on the decoded photos, and the backbone overhead (ops/bench_stages.py)
+   and warm, a running stack fed the batch                          (bench/pipeline.py)
+3. each stage alone on the decoded photos, and the backbone overhead (bench/stages.py)
 4. age/gender batched vs one face at a time, shared trunk vs two full models, per precision,
    and how far bfloat16's outputs are from float32's
-5. the transport alone, one hop of a real event                     (ops/bench_transport.py)
+5. the transport alone, one hop of a real event                     (bench/transport.py)
 
-Every figure goes into one dict (written as JSON by the CLI); ops/bench_report.py turns it
-into tables and checks the targets.
+Every figure goes into one dict (``python -m bench --json`` writes it); bench/report.py turns
+it into tables and checks the targets.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from bench import peer as bench_peer
+from bench import pipeline as bench_pipeline
+from bench import stages as bench_stages
+from bench import transport as bench_transport
+from bench.machine import CpuWatch, machine_facts
+from bench.report import derive
 from faces.models.precision import FLOAT32, PRECISION_ENV, choose_precision
 from faces.models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
-from faces.ops import bench_peer, bench_pipeline, bench_stages, bench_transport
-from faces.ops.bench_machine import CpuWatch, machine_facts
-from faces.ops.bench_report import derive
 from faces.producer.files import scan
 
 SYNTHETIC_SEED = 0
@@ -87,7 +90,7 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
             raise BenchInputError(f"no DeepFace weights in {weights}: pass --synthetic-weights "
                                   "or run `faces models fetch`")
         return {"deepface": weights.parents[1]}
-    from faces.models.synthetic import write_synthetic_weights
+    from bench.synthetic import write_synthetic_weights
 
     homes = {}
     for name, shared in (("shared", True), ("separate", False)):

@@ -1,11 +1,11 @@
 """This pipeline end to end: cold (a whole `faces run` process) and warm (a running stack).
 
-Cold is what a user waits for: `python -m ops run FOLDER` in a fresh process, from launch to
+Cold is what a user waits for: `python -m faces run FOLDER` in a fresh process, from launch to
 exit, with the embedded Redis, four worker processes, TensorFlow's import, the model loads
 and the shutdown all inside. Its logs (parent at INFO, one JSON log per worker) give the
 timeline of where those seconds went.
 
-Warm is the steady state: the same stack (``ops.worker_pool.WorkerPool`` against an embedded
+Warm is the steady state: the same stack (``faces.ops.worker_pool.WorkerPool`` against an embedded
 Redis), already up and past one warm-up image, fed the whole batch at once.
 """
 
@@ -22,16 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from faces.ops.bench_machine import process_cpu_s
+from bench.machine import process_cpu_s, redis_server_version
+from faces import settings as defaults
 from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
 from faces.ops.settings import AppSettings
 from faces.ops.target import redis_target
+from faces.ops.worker_pool import WorkerPool
 from faces.producer.submit import submit_file
 from faces.schemas.result import stage_ms as result_stage_ms
 from faces.streams import results
-from faces.streams.connection import server_version
 
-WORKER_BATCH = 8       # `faces run`'s default --batch
+WORKER_BATCH = defaults.BATCH   # the workers' --batch as `faces run` passes it
 RESULT_TIMEOUT_S = 900.0
 
 
@@ -155,7 +156,7 @@ def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir:
             for batch in batches:
                 batch["agegender_batches"] = stage_batches(app.log_dir / "agegender-0.log", batch.pop("since_wall"),
                                                            batch.pop("until_wall"), batch.pop("faces_of"))
-            redis_version = ".".join(map(str, server_version(client)))
+            redis_version = redis_server_version(client)
         finally:
             pool.stop()
     median = sorted(batches, key=lambda b: b["seconds"])[len(batches) // 2]
@@ -163,11 +164,16 @@ def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir:
             "redis_version": redis_version}
 
 
-def _feed(client, photos: Sequence[Path], pool, options: JobOptions, app: AppSettings) -> dict:
+def _worker_pids(pool: WorkerPool) -> dict[str, int]:
+    """Slot ("detect-0") -> pid of every worker the pool started."""
+    return {w.slot: w.process.pid for w in pool.workers if w.process}
+
+
+def _feed(client, photos: Sequence[Path], pool: WorkerPool, options: JobOptions, app: AppSettings) -> dict:
     """Submit ``photos`` and wait for every result; wall seconds, faces and stage times."""
     cursors = results.cursors_now(client)
     summary = JobSummary(submitted=len(photos))
-    pids = pool.pids()
+    pids = _worker_pids(pool)
     cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
     since_wall, started = time.time(), time.monotonic()
     sent = [submit_file(client, path) for path in photos]

@@ -1,6 +1,6 @@
 """The peer: DeepFace's own single-process loop, run in a fresh interpreter.
 
-``run_peer`` starts ``python -m ops.bench_peer`` in a new process, which imports DeepFace and
+``run_peer`` starts ``python -m bench.peer`` in a new process, which imports DeepFace and
 calls ``DeepFace.analyze(path, actions=["age", "gender"], enforce_detection=False)`` (its
 default OpenCV detector) on every photo, twice. The first pass is the cold one: the process's
 start, DeepFace's and TensorFlow's imports and the loading of both models all fall in it,
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 PASSES = 2
+# ``bench`` is not installed: the child imports it from the repository root.
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path) -> dict:
@@ -31,11 +33,12 @@ def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path) -> dict
     pass's seconds run from this process's launch of the child.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    report_path = workdir / "peer.json"
-    env = {**os.environ, "DEEPFACE_HOME": str(deepface_home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    report_path = workdir.resolve() / "peer.json"
+    env = {**os.environ, "DEEPFACE_HOME": str(deepface_home.resolve()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The child runs in the repository root (where ``bench`` is importable): absolute paths.
+    command = [sys.executable, "-m", "bench.peer", str(report_path), *(str(p.resolve()) for p in photos)]
     launched = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "faces.ops.bench_peer", str(report_path), *map(str, photos)],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"DeepFace loop failed ({done.returncode}): {done.stderr[-2000:]}")
     report = json.loads(report_path.read_text())
@@ -64,7 +67,7 @@ def _analyse(paths: Sequence[str]) -> dict:
 
 
 def main(argv: Sequence[str]) -> None:
-    """Child entry: ``python -m ops.bench_peer REPORT.json PHOTO...``."""
+    """Child entry: ``python -m bench.peer REPORT.json PHOTO...``."""
     report_path, paths = Path(argv[0]), list(argv[1:])
     import deepface.DeepFace  # noqa: F401  (timed: the import is part of the cold cost)
 

@@ -11,14 +11,15 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from bench.hop import time_hops
+from bench.machine import redis_server_version
+from bench.stages import Photo
 from faces.consumers.detect import DetectStage
 from faces.consumers.landmarks import LandmarksStage
 from faces.models.detect import Detector
 from faces.models.landmarks import Landmarker
-from faces.ops.bench_stages import Photo
 from faces.producer.files import job_for
-from faces.streams.bench_hop import time_hops
-from faces.streams.connection import connect, server_version
+from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.outcomes import Delivery
 
@@ -46,7 +47,7 @@ def measure_transport(jobs: dict[str, tuple[dict, bytes]], workdir: Path, hops: 
     figures = {}
     with EmbeddedRedis(workdir / "redis") as server:
         client = connect(server.url)
-        version = ".".join(map(str, server_version(client)))
+        version = redis_server_version(client)
         for name, (job, image) in jobs.items():
             for label, batch, with_image in (("single", 1, False), ("batch8", 8, False), ("single+image", 1, True)):
                 runs = [time_hops(client, job, hops, batch, image if with_image else None)

@@ -1,4 +1,4 @@
-"""Each stage alone: its pure ``models`` function on decoded photos, in this process, no Redis.
+"""Each stage alone: its pure ``faces.models`` function on decoded photos, in this process, no Redis.
 
 These are the compute floors the pipeline is judged against: end to end can never beat its
 busiest stage, and what it spends beyond that is the backbone's overhead. Every model gets

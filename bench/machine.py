@@ -40,6 +40,15 @@ def machine_facts(redis_version: str | None = None) -> dict:
     }
 
 
+def redis_server_version(client) -> str:
+    """The version of the redis-server ``client`` talks to, e.g. "7.2.4".
+
+    A Redis call outside ``faces.streams``, where the product keeps all of its own: the bench
+    measures the product and is not part of it."""
+    raw = client.info("server").get("redis_version", "?")
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _cpuinfo(key: str) -> str | None:
     try:
         with open("/proc/cpuinfo") as info:

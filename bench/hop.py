@@ -3,12 +3,16 @@
 A hop is what the runtime does to a job between two stages' models calls: the receiving
 stage reads the entry (XREADGROUP), unpacks it (msgpack + validation), and hands it on the
 way every stage does, packing it again and committing XADD-to-the-next-stream together with
-XACK-of-this-one in the runtime's owner-checked Lua commit (streams/commit.py). Here two bench-only groups pass the
-same events back and forth between two bench-only streams, so each hop is exactly that
-sequence against the real server, with nothing else in it.
+XACK-of-this-one in the runtime's owner-checked Lua commit (streams/commit.py). Here two
+bench-only groups pass the same events back and forth between two bench-only streams, so each
+hop is exactly that sequence against the real server, with nothing else in it.
 
 Both sides run in this process, one after the other: the figure is the Redis and msgpack
 work of a hop, without the scheduler's wake-up of a reader blocked in another process.
+
+It drives the runtime's own functions (``faces.streams`` reading, commit, groups) and makes a
+few Redis calls of its own (seeding, the image fetch, clean-up): outside ``faces.streams``,
+where the product keeps its Redis calls, because the bench is not part of the product.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from faces.streams.commit import EntryEffects
 from faces.streams.groups import ensure_group, forget_group
 
 # Streams and groups of their own, so the bench never touches a pipeline stream.
-_PING = f"{names.PREFIX}:bench:ping"
-_PONG = f"{names.PREFIX}:bench:pong"
+_PING = names.BENCH_PING
+_PONG = names.BENCH_PONG
 _ROUTES = (names.StageRoute("bench-ping", _PING, _PONG), names.StageRoute("bench-pong", _PONG, _PING))
 _SEED = names.StageRoute("bench-seed", _PONG, _PING)  # only used to XADD the first events
 _CONSUMER = "bench"

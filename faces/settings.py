@@ -1,0 +1,54 @@
+"""Every default of the pipeline, each defined once, with what it means.
+
+A default here is the value of anything a user, an operator or a caller can change: a `faces`
+option, its environment variable (named after each line), a field of a settings object
+(faces.streams.settings.RuntimeSettings, faces.ops.settings.AppSettings, JobOptions, Watcher,
+WorkerPool). Everything else takes the value from here. Constants that belong to one mechanism
+(page sizes, protocol limits) stay in the module they describe.
+
+A leaf module: it imports nothing from the package, so any part may import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DAY_S = 86400
+
+# -- Where things are: every command's --state-dir, --storage, --output ---------------------------
+STATE_DIR = Path(".faces")       # embedded Redis data (AOF, socket) and worker logs; FACES_STATE_DIR
+STORAGE = Path("storage")        # one JSON result per image; FACES_STORAGE
+OUTPUT = Path("output")          # annotated pictures; FACES_OUTPUT
+
+# -- Submitting: `faces run`, `submit`, `watch`, `up --watch`, `replay` ---------------------------
+HIGH_WATER = 500                 # submission waits while this many images are in flight (0: off); FACES_HIGH_WATER
+SETTLE_S = 1.0                   # a dropped file is read once its size and mtime held this long; FACES_SETTLE_S
+WATCH_POLL_S = 0.5               # how often the watcher looks at its folder
+READ_RETRY_MIN_S = 1.0           # watcher: first wait after a failed read of a file; doubles up to the max
+READ_RETRY_MAX_S = 300.0
+
+MAX_IMAGE_BYTES = 64 << 20       # 64 MiB per file: a larger one gets an error result, unread
+MAX_EVENT_BYTES = 1 << 20        # 1 MiB per event: ~60 faces with 68 points each fit many times over
+
+# -- Analysis: `faces run` / `up` / `worker` options and faces.analyze() --------------------------
+DETECTOR = "dlib-hog"            # face detector (models/detectors: measured choice there); FACES_DETECTOR
+AGEGENDER = "auto"               # age/gender model: DeepFace when its weights are there, else bundled; FACES_AGEGENDER
+MAX_PIXELS = 100_000_000         # a decoded photo larger than this is an error result (decompression bombs)
+
+# -- History and results --------------------------------------------------------------------------
+RETENTION_S = 7 * DAY_S          # history the images stream keeps for replay; FACES_RETENTION_S
+DEDUPE_WINDOW_S = RETENTION_S    # the same bytes dropped again within it are skipped: past it the first
+                                 # submission cannot be replayed either; its expiry bounds the dedupe memory
+RESULT_TTL_S = 7 * DAY_S         # each image's latest result stays this long in Redis; FACES_RESULT_TTL_S
+
+# -- Stage workers: `faces worker` options, RuntimeSettings ---------------------------------------
+BATCH = 8                        # entries read at once and analysed as one batch; FACES_BATCH
+BLOCK_MS = 1000                  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
+CLAIM_IDLE_MS = 60_000           # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS
+CLAIM_EVERY_S = 5.0              # how often a worker looks for such entries
+MAX_DELIVERIES = 3               # deliveries before an entry goes to the dead letters; FACES_MAX_DELIVERIES
+RETRY_BACKOFF_S = 1.0            # first retry delay after a failed entry; grows with the attempt
+RECONNECT_MIN_S = 0.5            # first wait after losing Redis (workers, producers); doubles up to the max
+RECONNECT_MAX_S = 10.0
+GRACE_S = 30.0                   # after SIGTERM: time to finish the batch in hand; FACES_GRACE_S
+TRIM_EVERY_S = 30.0              # how often a worker trims its input stream (safely)
