@@ -25,7 +25,7 @@ from faces.streams.names import STAGE_ORDER
 
 
 def _sigterm_as_interrupt() -> None:
-    """SIGTERM (docker stop, kill) stops `run` / `up` like Ctrl-C: workers, then Redis."""
+    """SIGTERM (docker stop, kill) stops `run` / `up` / `watch` like Ctrl-C (workers, then Redis)."""
     import signal
 
     def interrupt(_signum, _frame):
@@ -229,12 +229,14 @@ def watch(
     settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read.")] = defaults.SETTLE_S,
     high_water: HighWater = defaults.HIGH_WATER,
 ) -> None:
-    """Publish each new image dropped into FOLDER exactly once, until Ctrl-C. Needs a running
-    pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
+    """Publish each new image dropped into FOLDER exactly once, until Ctrl-C or SIGTERM. Needs a
+    running pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
     from faces.ops.target import attached
     from faces.producer.watch import Watcher
 
     logs.configure()
+    # As a container's PID 1 it gets SIGTERM, not SIGINT, and no default action applies to it.
+    _sigterm_as_interrupt()
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
     with attached(settings) as (_url, client):

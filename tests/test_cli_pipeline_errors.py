@@ -258,3 +258,18 @@ def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_pat
     assert f"  warning: {note['message']}" in done.stdout.splitlines()
     events = [json.loads(l) for l in (tmp_path / "s" / "logs" / "agegender-0.log").read_text().splitlines()]
     assert any(e["event"] == "agegender.deepface_unavailable" and e["level"] == "warning" for e in events)
+
+
+def test_watch_stops_at_once_on_sigterm(tmp_path, redis_url):
+    """A container's PID 1 gets SIGTERM: the watcher stops and says what it did, no grace wait."""
+    (tmp_path / "inbox").mkdir()
+    watch = subprocess.Popen([sys.executable, "-m", "faces", "watch", str(tmp_path / "inbox"), "--redis-url", redis_url],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    wait_until(lambda: lines.append(watch.stderr.readline()) or "watch.started" in lines[-1], timeout_s=60,
+               what="the watcher started")
+    watch.send_signal(signal.SIGTERM)
+    assert watch.wait(timeout=10) == exits.OK
+    rest = watch.stderr.read()
+    assert "Traceback" not in rest
+    assert rest.strip().splitlines()[-1] == "published 0; 0 duplicates skipped"
