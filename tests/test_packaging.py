@@ -47,6 +47,7 @@ def test_the_wheel_holds_one_package_the_command_and_no_benchmark(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
                     "--no-deps", "--quiet", str(wheel)], check=True, timeout=300, capture_output=True)
     python = str(venv / "bin" / "python")
+    assert (venv / "bin" / "faces").is_file(), "the faces command was not installed"
     assert subprocess.run([python, "-c", "import faces"], cwd=tmp_path, capture_output=True).returncode == 0
     for generic in ("models", "streams", "schemas", "consumers", "producer", "ops", "bench"):
         done = subprocess.run([python, "-c", f"import {generic}"], cwd=tmp_path, capture_output=True, text=True)
