@@ -62,9 +62,13 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
         if stop.is_set():
             return
         stop.set()
-        log.info("worker.stopping", signal=signal.Signals(signum).name, grace_s=settings.grace_s)
         for r in runner:
             r.request_stop()
+        # Not logged here: the signal may have interrupted this very thread inside a log write,
+        # which holds the logger's (non-reentrant) lock, and the handler would wait for it
+        # forever. A thread waits for the write to finish instead.
+        threading.Thread(target=log.info, args=("worker.stopping",), daemon=True,
+                         kwargs={"signal": signal.Signals(signum).name, "grace_s": settings.grace_s}).start()
         # Past the grace period, leave at once: the entries in hand stay pending under this
         # consumer's name and are taken over by a sibling (or by this name when it restarts).
         timer = threading.Timer(settings.grace_s, _grace_expired)

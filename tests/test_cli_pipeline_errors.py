@@ -273,3 +273,40 @@ def test_watch_stops_at_once_on_sigterm(tmp_path, redis_url):
     rest = watch.stderr.read()
     assert "Traceback" not in rest
     assert rest.strip().splitlines()[-1] == "published 0; 0 duplicates skipped"
+
+
+TRIPWIRE_WORKER = '''
+import os, signal, sys
+from faces.ops import logs
+from faces.ops.worker_process import run_worker
+from faces.streams.settings import RuntimeSettings
+
+class Tripwire:
+    """stderr that sends this process SIGTERM from inside the write of a `redis.waiting` line:
+    the signal handler then runs while the logger holds its write lock."""
+    def __init__(self, inner):
+        self.inner, self.fired = inner, False
+    def write(self, text):
+        if not self.fired and "redis.waiting" in text:
+            self.fired = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.inner.write(text)
+    def flush(self):
+        self.inner.flush()
+    def isatty(self):
+        return False
+
+sys.stderr = Tripwire(sys.stderr)
+logs.configure()
+code = run_worker("sink", "redis://127.0.0.1:1/0", RuntimeSettings(grace_s=60), "tripwire",
+                  {"storage": sys.argv[1], "output": None})
+print("exit", code, flush=True)
+'''
+
+
+def test_a_stop_signal_arriving_during_a_log_write_does_not_deadlock_the_worker(tmp_path):
+    """The signal handler used to log, and so waited forever for the lock of the write it had
+    interrupted: the worker only left when the grace period expired (exit 4)."""
+    done = subprocess.run([sys.executable, "-c", TRIPWIRE_WORKER, str(tmp_path / "out")], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "exit 0", done.stderr

@@ -148,11 +148,15 @@ def test_pool_consumer_names_are_unique_per_pool_and_stable_per_slot(tmp_path):
 def test_compose_redis_requires_the_password_the_workers_use():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     redis_service = compose["services"]["redis"]
-    assert "requirepass $$REDISCLI_AUTH" in " ".join(redis_service["command"])
+    command = " ".join(redis_service["command"])
+    assert "requirepass $$REDISCLI_AUTH" in command
+    # The workers' user is the README's documented ACL user, with the same password.
+    documented = " ".join(">$$REDISCLI_AUTH" if w == f">{SECRET}" else w for w in documented_acl_rule())
+    assert f"user faces {documented}" in command
     assert redis_service["environment"]["REDISCLI_AUTH"].startswith("${FACES_REDIS_PASSWORD:?")
     for stage in ("detect", "landmarks", "agegender", "sink", "watcher"):
         url = compose["services"][stage]["environment"]["FACES_REDIS_URL"]
-        assert url.startswith("redis://:${FACES_REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
+        assert url.startswith("redis://faces:${FACES_REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
 
 
 @pytest.mark.parametrize("url, shown", [
