@@ -118,7 +118,7 @@ def replay(
     not or could not be replayed (each is named), 1 when an image named is not found, 2 for a
     bad time or a too short or ambiguous sha256 prefix.
     """
-    from faces.ops.progress import progress_printer
+    from faces.ops.progress import BarDisplay
     from faces.ops.replayjob import replay_job
     from faces.ops.runjob import JobOptions
     from faces.producer.replay import check_selection
@@ -128,10 +128,11 @@ def replay(
                          worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender))
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started
-        with progress_printer("replaying") as on_progress:
-            summary, skipped = replay_job(settings, since=since,
-                                          until=until, images=list(image or []), from_stage=from_stage,
-                                          options=options, on_progress=on_progress)
+        with BarDisplay() as display:
+            display.phase("replaying")
+            summary, skipped = replay_job(
+                settings, since=since, until=until, images=list(image or []), from_stage=from_stage,
+                options=options, on_progress=lambda done, total: display.count(done, total, 0))
     typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.ok} ok, "
                f"{summary.error} error, {summary.dead} dead-lettered; {len(skipped)} not replayable")
     for name, reason in skipped + summary.errors:

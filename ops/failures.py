@@ -13,14 +13,14 @@ from faces.ops import exits
 # Matched by class name so that this module need not import every layer that defines one.
 _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
                "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
-               "SettingsError", "ReplayPlanError", "ResultLookupError", "GroupLost",
+               "SettingsError", "ResultLookupError", "GroupLost",
                "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
                "WeightsMissing", "WeightsUnreadable", "LogLevelError")
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line without traceback) for any exception a command let escape."""
-    if type(exc).__name__ in _OWN_ERRORS or any(c.__name__ in _OWN_ERRORS for c in type(exc).__mro__):
+    if any(c.__name__ in _OWN_ERRORS for c in type(exc).__mro__):
         return getattr(exc, "exit_code", exits.FAILED), _one_line(str(exc))
     if isinstance(exc, redis.AuthenticationError) or _is_auth_refusal(exc):
         return exits.FAILED, (f"Redis refused our credentials ({_one_line(str(exc))}); "

@@ -11,22 +11,6 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
 
 
 @contextlib.contextmanager
-def progress_printer(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A callback(done, total) drawing a bar while the block runs (no-op when not a terminal)."""
-    if not sys.stderr.isatty():
-        yield lambda done, total: None
-        return
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-@contextlib.contextmanager
 def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
     """A callback(name, bytes_done, total) showing one bar per file."""
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

@@ -15,10 +15,10 @@ from faces.consumers.storage import inside, write_if
 from faces.schemas.result import supersedes
 
 
-def keep_locally(result_text: str, storage: Path, output: Path | None) -> bool:
-    """Write the result into `storage` unless it already holds this one or a newer one; then
-    its picture into `output` (when given and the photo is still readable). True if written."""
-    result = json.loads(result_text)
+def keep_locally(result_text: str, result: dict, storage: Path, output: Path | None) -> bool:
+    """Write the result (its JSON text, and that text parsed) into `storage` unless it already
+    holds this one or a newer one; then its picture into `output` (when given and the photo is
+    still readable). True if written."""
 
     def should_replace(current: dict) -> bool:
         same = (current.get("job_id"), current.get("status")) == (result["job_id"], result["status"])

@@ -19,7 +19,7 @@ from faces.ops.readback import current_result, keep_locally
 from faces.ops.settings import AppSettings
 from faces.ops.target import redis_target
 from faces.ops.worker_pool import WorkerPool
-from faces.producer.files import identify, scan
+from faces.producer.files import identify, image_stem, scan
 from faces.producer.submit import submit_file
 from faces.streams import results
 
@@ -107,21 +107,32 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
 
 
 def _to_analyse(images: list[Path], storage: Path, force: bool, summary: JobSummary) -> list[Path]:
-    """The images to submit: not those with a current ok result in `storage` (unless `force`),
-    nor files that cannot be read, which are counted as errors with their reason."""
+    """The images to submit: not those with a current ok result in `storage` (unless `force`).
+
+    Only a file whose name stem has a result file in `storage` is hashed here (its bytes decide
+    whether that result is current); the others are read once, when they are submitted."""
+    stems = set() if force else {name.stem.rsplit("-", 1)[0] for name in storage.glob("*.json")}
     todo = []
     for path in images:
+        if image_stem(str(path)) not in stems:
+            todo.append(path)
+            continue
         try:
             image_id, sha256 = identify(os.path.abspath(path))
         except OSError as exc:
-            summary.error += 1
-            summary.errors.append((str(path), exc.strerror or str(exc)))
+            _unreadable(summary, path, exc)
             continue
-        if not force and current_result(storage, image_id, sha256):
+        if current_result(storage, image_id, sha256):
             summary.already += 1
         else:
             todo.append(path)
     return todo
+
+
+def _unreadable(summary: JobSummary, path: Path, exc: OSError) -> None:
+    """A file that cannot be read is an error of the job, not a crash of it."""
+    summary.error += 1
+    summary.errors.append((str(path), exc.strerror or str(exc)))
 
 
 def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display: JobDisplay,
@@ -135,7 +146,11 @@ def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display:
             display.phase("submitting")
             for path in images:
                 # Workers are kept alive while backpressure holds a submission back.
-                sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise)
+                try:
+                    sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise)
+                except OSError as exc:
+                    _unreadable(summary, path, exc)
+                    continue
                 waiting[sent.job_id] = sent.path
                 summary.submitted += 1
             wait_for_results(client, waiting, cursors, summary, pool, options,
@@ -186,16 +201,16 @@ def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], s
 def _count(summary: JobSummary, client, note: results.Announcement, path: str, app: AppSettings,
            options: JobOptions) -> None:
     stored = results.stored_result(client, note.image_id)
-    if stored and options.keep_results:
-        keep_locally(stored, app.storage, options.output)
+    result = json.loads(stored) if stored else None
+    if result is not None and options.keep_results:
+        keep_locally(stored, result, app.storage, options.output)
     if options.on_result is not None:
-        options.on_result(json.dumps(json.loads(stored), separators=(",", ":")) if stored else
+        options.on_result(json.dumps(result, separators=(",", ":")) if result is not None else
                           json.dumps({"image_id": note.image_id, "job_id": note.job_id, "status": note.status,
                                       "path": path}))
     if note.status == "ok":
         summary.ok += 1
-        if stored:
-            result = json.loads(stored)
+        if result is not None:
             summary.model_notes.update(n["message"] for n in result.get("notes", {}).values()
                                        if isinstance(n, dict) and n.get("message"))
             summary.faces += len(result["faces"])
@@ -206,7 +221,7 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str, a
         summary.errors.append((path, "dead-lettered at the sink; see `faces dlq list`"))
         return
     summary.error += 1
-    reason = json.loads(stored)["error"]["message"] if stored else "error"
+    reason = result["error"]["message"] if result is not None else "error"
     summary.errors.append((path, reason))
 
 

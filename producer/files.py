@@ -39,9 +39,13 @@ def image_id_for(path: str, sha256: str) -> str:
     Only letters, digits, '_', '-' and '.' survive, with no leading dot, so the name can never
     climb out of the storage or output folder nor hide itself.
     """
+    return f"{image_stem(path)}-{sha256[:8]}"
+
+
+def image_stem(path: str) -> str:
+    """The part of an image id that comes from the file's name (see `image_id_for`)."""
     stem = Path(path.replace("\\", "/")).stem
-    safe = _UNSAFE.sub("_", stem).lstrip(".")[:MAX_STEM_CHARS] or "image"
-    return f"{safe}-{sha256[:8]}"
+    return _UNSAFE.sub("_", stem).lstrip(".")[:MAX_STEM_CHARS] or "image"
 
 
 READ_CHUNK_BYTES = 1 << 20  # hashing reads this much at a time: a huge file never sits in memory

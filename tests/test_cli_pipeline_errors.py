@@ -31,6 +31,17 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def started_until_logged(args: list[str], event: str) -> tuple[subprocess.Popen, list[str]]:
+    """`faces ARGS...` as a running process, once its stderr has logged `event`; with the lines
+    read so far (the rest is still to be read from its stderr)."""
+    process = subprocess.Popen([sys.executable, "-m", "faces", *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    wait_until(lambda: lines.append(process.stderr.readline()) or event in lines[-1], timeout_s=60,
+               what=f"`faces {args[0]}` logging {event}")
+    return process, lines
+
+
 def test_an_unknown_detector_is_refused_before_any_worker_starts(tmp_path):
     done = faces_cli("run", str(DATA), "--state-dir", str(tmp_path / "s"), "--detector", "bogus", timeout=60)
     assert done.returncode == exits.USAGE
@@ -143,12 +154,8 @@ def test_a_redis_refusing_the_password_is_one_line(tmp_path, redis_client, redis
 
 
 def test_ctrl_c_while_a_worker_waits_for_redis_is_a_clean_stop(tmp_path):
-    worker = subprocess.Popen([sys.executable, "-m", "faces", "worker", "sink", "--no-visualize",
-                               "--storage", str(tmp_path / "out"), "--redis-url", "redis://127.0.0.1:1/0"],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    wait_until(lambda: lines.append(worker.stderr.readline()) or "redis.waiting" in lines[-1], timeout_s=60,
-               what="the worker waiting for Redis")
+    worker, lines = started_until_logged(["worker", "sink", "--no-visualize", "--storage", str(tmp_path / "out"),
+                                          "--redis-url", "redis://127.0.0.1:1/0"], "redis.waiting")
     worker.send_signal(signal.SIGINT)
     assert worker.wait(timeout=30) == exits.OK
     rest = worker.stderr.read()
@@ -263,11 +270,8 @@ def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_pat
 def test_watch_stops_at_once_on_sigterm(tmp_path, redis_url):
     """A container's PID 1 gets SIGTERM: the watcher stops and says what it did, no grace wait."""
     (tmp_path / "inbox").mkdir()
-    watch = subprocess.Popen([sys.executable, "-m", "faces", "watch", str(tmp_path / "inbox"), "--redis-url", redis_url],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    wait_until(lambda: lines.append(watch.stderr.readline()) or "watch.started" in lines[-1], timeout_s=60,
-               what="the watcher started")
+    watch, _lines = started_until_logged(["watch", str(tmp_path / "inbox"), "--redis-url", redis_url],
+                                         "watch.started")
     watch.send_signal(signal.SIGTERM)
     assert watch.wait(timeout=10) == exits.OK
     rest = watch.stderr.read()
