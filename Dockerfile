@@ -6,12 +6,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /app
 # Dependencies first, in a layer of their own: a change to the source does not install them
-# again. The package folders are stubs here (pyproject.toml names them); the real ones follow.
+# again. The lock pins every package (requirements/lock.py writes it: `make lock`), with the CPU
+# build of TensorFlow and one OpenCV; --no-deps because tf-keras names `tensorflow`, which
+# `tensorflow-cpu` provides under another distribution name.
+COPY requirements/image.lock requirements/image.lock
+RUN pip install --no-deps -r requirements/image.lock
 COPY pyproject.toml README.md ./
-RUN mkdir -p faces streams consumers producer schemas models/detectors ops \
-    && touch faces/__init__.py streams/__init__.py consumers/__init__.py producer/__init__.py \
-             schemas/__init__.py models/__init__.py models/detectors/__init__.py ops/__init__.py \
-    && pip install . && pip uninstall -y faces-pipeline && rm -rf faces streams consumers producer schemas models ops build
 COPY faces faces
 COPY streams streams
 COPY consumers consumers

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= data
 
-.PHONY: run test bench chaos soak docs install install-dev clean
+.PHONY: run test bench chaos soak compose-test lock docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ chaos: install-dev
 # Tens of thousands of small photos until memory is steady; asserts it stays flat: about 6 minutes.
 soak: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/test_soak.py
+
+# The compose stack for real (tests/test_compose_stack.py): builds the image, starts the stack,
+# feeds, scales, kills a worker, restarts Redis, `down -v`. Starts ../shared/container/setup's
+# Docker engine when none answers (root). About 5 minutes with a warm build cache.
+compose-test: install-dev
+	$(BIN)/python -m pytest -q -m slow -s tests/test_compose_stack.py
+
+# The Docker image's pinned dependencies (requirements/image.lock), after a change to pyproject.toml:
+# resolved inside the image's base, for its Python.
+lock:
+	docker run --rm -v "$(CURDIR)":/src -w /src python:3.11-slim python requirements/lock.py
 
 # docs/commands.md's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
 docs: install

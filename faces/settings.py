@@ -52,3 +52,6 @@ RECONNECT_MIN_S = 0.5            # first wait after losing Redis (workers, produ
 RECONNECT_MAX_S = 10.0
 GRACE_S = 30.0                   # after SIGTERM: time to finish the batch in hand; FACES_GRACE_S
 TRIM_EVERY_S = 30.0              # how often a worker trims its input stream (safely)
+HEARTBEAT_EVERY_S = 5.0          # how often a worker (and the watcher) records that it is consuming
+HEARTBEAT_STALE_S = 120.0        # a heartbeat older than this: not consuming (stuck or gone);
+                                 # above the longest batch we measured (8 photos, DeepFace, ~40 s)

@@ -22,6 +22,9 @@ def render_status(data: dict[str, Any]) -> str:
             for consumer in group.get("consumer_details", []):
                 lines.append(f"{'':42}{consumer['name']}: pending {consumer['pending']}, "
                              f"idle {consumer['idle_ms'] / 1000:.1f} s")
+    for worker in data.get("workers", []):
+        lines.append(f"worker {worker['stage']:10} {worker['consumer']}: processed {worker['processed']}, "
+                     f"last heartbeat {worker['age_s']:.0f} s ago")
     memory = data.get("redis_memory_bytes") or 0
     lines.append(f"in flight: {data.get('inflight', 0)}   dead letters: {data['dead_letters']}   "
                  f"redis memory: {memory / 1e6:.1f} MB")

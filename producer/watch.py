@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import stat
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ import structlog
 
 from faces import settings as defaults
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
-from faces.streams import dedupe, names, publishing
+from faces.streams import dedupe, heartbeat, names, publishing
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,9 @@ def is_candidate_name(name: str) -> bool:
         return False
     suffix = os.path.splitext(name)[1].lower()
     return suffix not in TEMP_SUFFIXES and suffix in IMAGE_SUFFIXES
+
+
+WATCH_STAGE = "watch"  # the watcher's name in heartbeats and `faces health --stage`
 
 
 @dataclass(frozen=True)
@@ -100,11 +104,24 @@ class Watcher:
         self._done = self._redis("load", lambda: dedupe.remembered_files(self.client, self._key))
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Poll until `should_stop()`; every file that settles is published once."""
+        """Poll until `should_stop()`; every file that settles is published once. A heartbeat
+        (stage `watch`) says the loop is turning: `faces health` reads it."""
         log.info("watch.started", folder=str(self.folder), remembered=len(self._done))
-        while not should_stop():
-            self.poll_once()
-            time.sleep(self.poll_s)
+        name = f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}"
+        next_beat = 0.0
+        try:
+            while not should_stop():
+                self.poll_once()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + defaults.HEARTBEAT_EVERY_S
+                    self._redis("heartbeat", lambda: heartbeat.beat(self.client, WATCH_STAGE, name,
+                                                                     self.published))
+                time.sleep(self.poll_s)
+        finally:  # also on Ctrl-C / SIGTERM, which arrive as KeyboardInterrupt
+            try:
+                heartbeat.forget(self.client, WATCH_STAGE, name)
+            except redis.RedisError:
+                pass  # Redis is gone: the key expires on its own
 
     def poll_once(self) -> int:
         """One pass: look for new files, publish those that settled. Returns how many published."""

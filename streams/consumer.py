@@ -10,6 +10,7 @@ entries and keeps the delivery guarantees:
 - redelivered entries are processed one at a time: one of them may be what crashed a worker,
   and it must reach the dead letters alone, not with its batch-mates;
 - a failing entry is retried with backoff, and after max_deliveries goes to the dead letters;
+- a heartbeat key, renewed from this loop, says the consumer is consuming (streams/heartbeat.py);
 - a lost connection, and replies such as OOM or READONLY, are waited out with backoff; a group
   that vanished from a stream with history stops the worker (GroupLost) instead of silently
   reprocessing that history.
@@ -28,7 +29,7 @@ import structlog
 
 from faces.schemas import events
 from faces.streams import commit as committing
-from faces.streams import names, reading, trimming
+from faces.streams import heartbeat, names, reading, trimming
 from faces.streams.commit import BatchEffects, CommitSettings, DeadLetterNote
 from faces.streams.groups import ensure_group, id_key, is_nogroup, is_transient
 from faces.streams.outcomes import Delivery, Finish, Forward, Outcome, Reject, Stage
@@ -36,6 +37,16 @@ from faces.streams.reading import RawEntry
 from faces.streams.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass
+class ConsumerCounters:
+    """What this consumer handled since it started (the worker's metrics read them)."""
+
+    processed: int = 0     # entries settled: forwarded, finished or dead-lettered
+    errors: int = 0        # of those, error results that arose in this stage (or, at the sink, all)
+    dead_letters: int = 0  # of those, dead-lettered
+    batches: int = 0
 
 
 class StageConsumer:
@@ -57,7 +68,8 @@ class StageConsumer:
         self._next_claim_at = 0.0
         self._next_trim_at = 0.0
         self._next_renew_at = 0.0
-        self.processed = 0
+        self._next_beat_at = 0.0
+        self.counters = ConsumerCounters()
         self.log = log.bind(stage=self.route.name, consumer=consumer)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -113,10 +125,15 @@ class StageConsumer:
             self._chores()
         return False
 
+    @property
+    def processed(self) -> int:
+        return self.counters.processed
+
     def _leave(self) -> None:
         """Remove this consumer from its group, but only if it holds nothing: pending entries
         of a deleted consumer would be acknowledged by nobody and lost to the claim logic."""
         try:
+            heartbeat.forget(self.client, self.route.name, self.consumer)
             if not reading.leave_if_empty(self.client, self.route.input_stream, self.route.group,
                                           self.consumer):
                 self.log.info("consumer.left_pending", note="entries handed back for claiming")
@@ -381,9 +398,14 @@ class StageConsumer:
 
     # -- background chores -------------------------------------------------------------------
     def _chores(self) -> None:
-        """Trimming and renewing claims of entries waiting for a retry. A failed chore is
-        logged and tried again next time; it never stops the worker."""
+        """The heartbeat, trimming and renewing claims of entries waiting for a retry. A failed
+        chore is logged and tried again next time; it never stops the worker."""
         now = time.monotonic()
+        if now >= self._next_beat_at:
+            self._next_beat_at = now + self.settings.heartbeat_every_s
+            self._guarded("heartbeat", lambda: heartbeat.beat(
+                self.client, self.route.name, self.consumer, self.counters.processed,
+                self.settings.heartbeat_stale_s))
         if self._retry_due and now >= self._next_renew_at:
             self._next_renew_at = now + self.settings.renew_every_s
             self._guarded("renew", lambda: self._renew(list(self._retry_due)))
@@ -401,7 +423,9 @@ class StageConsumer:
 
     def _log_batch(self, results, dead, seconds: float) -> None:
         count = len(results) + len(dead)
-        self.processed += count
+        self.counters.processed += count
+        self.counters.dead_letters += len(dead)
+        self.counters.batches += 1
         per_entry_ms = round(seconds * 1000 / max(count, 1), 2)
         for delivery, outcome in results:
             error = self._error_to_report(outcome)
@@ -409,6 +433,7 @@ class StageConsumer:
                       "attempt": delivery.attempt, "outcome": type(outcome).__name__.lower(),
                       "duration_ms": per_entry_ms, "batch": count}
             if error:
+                self.counters.errors += 1
                 self.log.warning("entry.processed", **fields, error_stage=error.get("stage"),
                                  error_type=error.get("type"), error=error.get("message"))
             else:

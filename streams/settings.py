@@ -38,6 +38,8 @@ class RuntimeSettings:
     reconnect_max_s: float = defaults.RECONNECT_MAX_S
     grace_s: float = defaults.GRACE_S
     trim_every_s: float = defaults.TRIM_EVERY_S
+    heartbeat_every_s: float = defaults.HEARTBEAT_EVERY_S
+    heartbeat_stale_s: float = defaults.HEARTBEAT_STALE_S
     retention_s: float = defaults.RETENTION_S
     result_ttl_s: int = defaults.RESULT_TTL_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -65,6 +67,8 @@ class RuntimeSettings:
             )
         if self.grace_s <= 0 or self.claim_every_s <= 0 or self.trim_every_s <= 0:
             raise SettingsError("grace_s, claim_every_s and trim_every_s must be positive")
+        if not 0 < self.heartbeat_every_s < self.heartbeat_stale_s:
+            raise SettingsError("need 0 < heartbeat_every_s < heartbeat_stale_s")
         if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
             raise SettingsError("need 0 < reconnect_min_s <= reconnect_max_s")
         if self.retention_s < 0:

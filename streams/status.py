@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from faces.streams import deadletters, names
+from faces.streams import deadletters, heartbeat, names
 from faces.streams.groups import text
 from faces.streams.trimming import oldest_pending
 
@@ -16,7 +16,8 @@ LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that w
 
 def pipeline_status(client: redis.Redis) -> dict[str, Any]:
     """`{"streams": [{"name", "length", "groups": [{"name", "pending", "lag", "consumers", ...}]}],
-    "dead_letters": N, "inflight": N}`, the shape `faces status --json` prints."""
+    "dead_letters": N, "inflight": N, "workers": [heartbeats]}`, the shape `faces status --json`
+    prints."""
     streams = []
     for stream in names.PIPELINE_STREAMS + (names.RESULTS,):
         groups = []
@@ -37,6 +38,7 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
         "streams": streams,
         "dead_letters": deadletters.count(client),
         "inflight": int(client.scard(names.INFLIGHT)),
+        "workers": heartbeat.workers(client),
         "throughput_per_min": throughput_per_minute(client),
         "redis_memory_bytes": int(memory.get("used_memory", 0)),
         "redis_maxmemory_policy": text(memory.get("maxmemory_policy", b"")) or None,

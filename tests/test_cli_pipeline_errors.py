@@ -132,6 +132,8 @@ def test_submit_of_nothing_is_an_error(tmp_path, redis_url, args, expected):
      "error: Invalid value for '--watch': Input should be greater than or equal to 0.1 (see `faces status --help`)"),
     (["run", str(DATA), "--batch", "0"], exits.USAGE, "error: Invalid value for '--batch'"),
     (["worker", "bogus"], exits.USAGE, "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink"),
+    (["health", "--stage", "bogus"], exits.USAGE,
+     "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink, watch"),
     (["frobnicate"], exits.USAGE, "error: No such command 'frobnicate'. (see `faces --help`)"),
     (["run"], exits.USAGE, "error: Missing argument 'paths'. (see `faces run --help`)"),
 ])

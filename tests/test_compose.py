@@ -39,7 +39,27 @@ def test_every_stage_and_the_watcher_is_a_service_with_a_healthcheck(compose):
         assert services[stage]["command"] == ["worker", stage]
         assert "replicas" in services[stage]["deploy"]
     assert services["watcher"]["command"][0] == "watch"
-    assert all("healthcheck" in s for s in services.values())
+    one_shot = {"folders"}  # creates the host folders, then exits
+    assert all("healthcheck" in s for name, s in services.items() if name not in one_shot)
+
+
+def test_services_write_as_the_host_user_into_bind_mounted_folders(compose):
+    """Issue 14: results readable by the host user, no `docker cp`: ./inbox, ./storage and
+    ./output are bind mounts, created by the one-shot `folders` service for FACES_UID."""
+    services = compose["services"]
+    for name in ("detect", "landmarks", "agegender", "sink", "watcher"):
+        assert services[name]["user"] == "${FACES_UID:-1000}:${FACES_GID:-1000}"
+        assert services[name]["depends_on"]["folders"] == {"condition": "service_completed_successfully"}
+    assert "./inbox:/data/inbox" in services["watcher"]["volumes"]
+    assert {"./storage:/storage", "./output:/output"} <= set(services["sink"]["volumes"])
+    assert "chown" in " ".join(services["folders"]["entrypoint"])
+
+
+def test_the_worker_healthcheck_proves_consumption(compose):
+    """A heartbeat check (`faces health --local`), not `faces status`, which only proves that
+    Redis answers (tests/test_health.py proves what the command reports)."""
+    for name in ("detect", "landmarks", "agegender", "sink", "watcher"):
+        assert compose["services"][name]["healthcheck"]["test"] == ["CMD", "faces", "health", "--local"]
 
 
 @pytest.mark.parametrize("service", ["detect", "landmarks", "agegender", "sink", "watcher"])
