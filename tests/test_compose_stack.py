@@ -144,7 +144,9 @@ def engine() -> None:
     if not engine_answers():
         if os.geteuid() != 0 or not SETUP.is_file():
             pytest.fail(f"no Docker engine answers; run {SETUP} as root first")
+        started = time.monotonic()
         run(str(SETUP), timeout=1200)
+        print(f"no engine answered: started one with {SETUP} in {time.monotonic() - started:.1f} s", flush=True)
     assert engine_answers()
 
 
