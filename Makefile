@@ -61,4 +61,19 @@ docs: install
 	$(BIN)/python -m faces.ops.clidocs docs/commands.md
 
 clean:
-	rm -rf $(VENV) .faces storage output
+	rm -rf $(VENV) .faces storage output uploads
+
+# The web page in a real headless Chromium (tests/test_web_page.py): `faces up --serve`, a photo
+# uploaded through the page, its boxes and ages checked; screenshot bench-results/web-page.png.
+# Installs Debian's chromium and chromium-driver with apt-get (sudo unless root) when missing.
+.PHONY: e2e
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+e2e: install-dev
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
+	$(BIN)/python -m pytest -q -m slow -s tests/test_web_page.py
+
+# The HTTP API under load (tests/test_http_load.py): 500 uploads from 32 clients with ?wait, then
+# 20 MB uploads; figures in bench-results/http-load.json. A few minutes.
+load: install-dev
+	$(BIN)/python -m pytest -q -m slow -s tests/test_http_load.py

@@ -55,3 +55,12 @@ TRIM_EVERY_S = 30.0              # how often a worker trims its input stream (sa
 HEARTBEAT_EVERY_S = 5.0          # how often a worker (and the watcher) records that it is consuming
 HEARTBEAT_STALE_S = 120.0        # a heartbeat older than this: not consuming (stuck or gone);
                                  # above the longest batch we measured (8 photos, DeepFace, ~40 s)
+
+# -- HTTP API: `faces serve`, `faces up --serve` (docs/http.md) -----------------------------------
+HTTP_HOST = "127.0.0.1"          # address the API listens on; FACES_HTTP_HOST
+HTTP_PORT = 8000                 # port the API listens on; FACES_HTTP_PORT
+HTTP_WAIT_MAX_S = 60.0           # the longest ?wait= an upload may ask for; FACES_HTTP_WAIT_MAX_S
+HTTP_PAGE_LIMIT = 20             # results per page of GET /v1/results without ?limit=
+HTTP_PAGE_MAX = 200              # the largest ?limit= of GET /v1/results
+UPLOADS = Path("uploads")        # where the API keeps uploaded images (replay, pictures); FACES_UPLOADS
+API_TOKEN_ENV = "FACES_API_TOKEN"  # env var holding the API's bearer token (unset: no token needed)

@@ -21,6 +21,7 @@ from faces.ops.cli_app import app, debug_enabled, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
                                with_settings)
 from faces.ops.settings import AppSettings
+from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
 
 
@@ -119,10 +120,13 @@ def up(
     visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
     agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Also serve the HTTP API (`faces serve`, docs/http.md); its log: STATE_DIR/logs/serve.log.")] = False,
+    host: Host = defaults.HTTP_HOST, port: Port = defaults.HTTP_PORT,
 ) -> None:
-    """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, or --watch).
+    """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, --watch, --serve).
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
+    from faces.ops.cli_serve import start_server_process, stop_server_process
     from faces.ops.target import redis_target
     from faces.ops.worker_pool import WorkerPool
     from faces.producer.watch import Watcher
@@ -140,8 +144,12 @@ def up(
             settings, batch, visualize, detector, agegender))
         pool.start()
         resources.callback(pool.stop)
+        server = start_server_process(url, settings, host, port, high_water) if serve else None
+        if server is not None:
+            resources.callback(stop_server_process, server)
         typer.echo(f"stack up on {redact(url)}; loading models; worker logs in {settings.log_dir}"
-                   + (f"; watching {watch_dir}" if watch_dir is not None else "") + "; Ctrl-C to stop",
+                   + (f"; watching {watch_dir}" if watch_dir is not None else "")
+                   + (f"; API on http://{host}:{port}/" if serve else "") + "; Ctrl-C to stop",
                    err=True)
         try:
             # The pool is also supervised while the watcher waits (backpressure, Redis trouble):
@@ -151,6 +159,8 @@ def up(
             announced = False
             while True:
                 pool.supervise()
+                if server is not None and server.poll() is not None:
+                    fail(f"the HTTP API stopped (exit {server.returncode}): see {settings.log_dir / 'serve.log'}")
                 if not announced and not pool.waiting_for():
                     typer.echo(f"ready: {len(pool.workers)} workers", err=True)
                     announced = True
@@ -179,6 +189,7 @@ def worker(
     min_face_score: Annotated[Optional[float], typer.Option(envvar="FACES_MIN_FACE_SCORE", help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).")] = None,
     agegender: AgeGender = None,
     visualize: Visualize = True,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="FACES_METRICS_PORT", min=1, max=65535, help="Serve this worker's Prometheus counters on http://0.0.0.0:PORT/metrics (docs/http.md).")] = None,
 ) -> None:
     """Run one stage consumer (what a container runs); any number may run against one Redis.
 
@@ -205,7 +216,7 @@ def worker(
     try:
         # Never start an embedded Redis here: it would stop on exit under the other workers.
         url = attach_url(settings)
-        code = run_worker(stage, url, runtime, consumer, options)
+        code = run_worker(stage, url, runtime, consumer, options, metrics_port=metrics_port)
     except Exception as exc:  # noqa: BLE001 - a worker's last word is one JSON log line
         if debug_enabled():
             raise

@@ -13,6 +13,7 @@ import structlog
 
 from faces.consumers.registry import build_stage
 from faces.ops import exits
+from faces.ops.metrics import serve_worker_metrics
 from faces.ops.worker_pool import READY_FILE_ENV
 from faces.streams.connection import connect, redact
 from faces.streams.consumer import StageConsumer
@@ -51,8 +52,9 @@ def announce_ready() -> None:
 
 
 def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: str | None,
-               options: dict) -> int:
-    """Build the stage, consume until SIGTERM/SIGINT (or drained, in burst mode); exit code."""
+               options: dict, metrics_port: int | None = None) -> int:
+    """Build the stage, consume until SIGTERM/SIGINT (or drained, in burst mode); exit code.
+    With `metrics_port`, its counters are served for Prometheus (ops/metrics.py)."""
     consumer = consumer or default_consumer_name(stage_name)
     structlog.contextvars.bind_contextvars(stage=stage_name, consumer=consumer)
     stop = threading.Event()
@@ -78,6 +80,8 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if metrics_port:  # before the models load: a port in use fails at once
+        serve_worker_metrics(metrics_port, stage_name, consumer, lambda: runner[0].counters if runner else None)
     started = time.perf_counter()
     stage = build_stage(stage_name, options)
     client = connect_with_retry(url, settings, stop)

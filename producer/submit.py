@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Callable
 import redis
 import structlog
 
-from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, read_job
+from faces.consumers.storage import write_atomic
+from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, image_stem, new_job, read_job
+from faces.schemas.events import check_metadata
 from faces.streams import names, publishing
 
 log = structlog.get_logger(__name__)
@@ -39,5 +42,30 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
     read = read_job(os.path.abspath(path), max_image_bytes, follow_symlinks=True)
     job = read.job
     publishing.publish_image(client, job, read.data, stream=names.IMAGES)
+    log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
+    return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
+
+
+def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, keep_in: Path,
+                 metadata: dict[str, str] | None = None, job_id: str | None = None) -> Submitted:
+    """Publish image bytes received from elsewhere (the HTTP API), submitted as file `name`
+    (its stem names the image; its suffix is kept). A copy is kept first in
+    KEEP_IN/<sha256>/<name>, the job's path, so that replay, visualize and pictures find the
+    bytes as they find a submitted file's. `metadata` travels with the job into its result
+    (EventError when it is not small string fields). `job_id`: the caller's (a new one
+    without), for a caller that must know it before the job is published. No backpressure
+    wait: the caller checks room first and refuses instead (streams/uploads.py `has_room`)."""
+    metadata = check_metadata(metadata) if metadata else None
+    sha = hashlib.sha256(data).hexdigest()
+    suffix = "".join(c for c in Path(name.replace("\\", "/")).suffix.lower() if c.isascii() and c.isalnum())
+    path = Path(keep_in).absolute() / sha / (image_stem(name) + (f".{suffix[:5]}" if suffix else ""))
+    if not path.exists():
+        write_atomic(path, data)
+    job = new_job(str(path), sha, len(data))
+    if job_id:
+        job["job_id"] = job_id
+    if metadata:
+        job["metadata"] = metadata
+    publishing.publish_image(client, job, data, stream=names.IMAGES)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])

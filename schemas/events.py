@@ -12,6 +12,7 @@ EventError, which the runtime sends to the dead-letter stream instead of guessin
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import msgpack
@@ -58,10 +59,11 @@ class EventError(ValueError):
 
 def new_job(
     *, job_id: str, image_id: str, path: str, sha256: str, size: int,
-    submitted_at: float, start_stage: str = "detect",
+    submitted_at: float, start_stage: str = "detect", metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A fresh job for a submitted image, ready for `encode`."""
-    return {
+    """A fresh job for a submitted image, ready for `encode`. `metadata` (the caller's own
+    string fields, `check_metadata`) travels with the job into its result; no key without it."""
+    job = {
         "schema": SCHEMA,
         "version": VERSION,
         "job_id": job_id,
@@ -75,6 +77,38 @@ def new_job(
         "notes": {},
         "error": None,
     }
+    if metadata:
+        job["metadata"] = dict(metadata)
+    return job
+
+
+# The caller's metadata (an optional job field, copied into the result): small, flat, strings.
+METADATA_MAX_KEYS = 16
+METADATA_MAX_VALUE_CHARS = 1024
+METADATA_MAX_BYTES = 4096  # keys and values together, UTF-8
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def check_metadata(metadata: Any) -> dict[str, str]:
+    """`metadata` as a job carries it: a map of at most METADATA_MAX_KEYS keys (letters, digits,
+    `_`, `-`, `.`, up to 64 characters) to strings of at most METADATA_MAX_VALUE_CHARS, at most
+    METADATA_MAX_BYTES in all; EventError naming the offending part otherwise."""
+    if not isinstance(metadata, dict):
+        raise EventError(f"metadata is a {type(metadata).__name__}, expected an object of strings")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise EventError(f"metadata has {len(metadata)} keys, over the limit of {METADATA_MAX_KEYS}")
+    size = 0
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
+            raise EventError(f"metadata key {key!r} is not 1-64 letters, digits, '_', '-' or '.'")
+        if not isinstance(value, str):
+            raise EventError(f"metadata {key!r} is a {type(value).__name__}, expected a string")
+        if len(value) > METADATA_MAX_VALUE_CHARS:
+            raise EventError(f"metadata {key!r} has {len(value)} characters, over {METADATA_MAX_VALUE_CHARS}")
+        size += len(key.encode()) + len(value.encode())
+    if size > METADATA_MAX_BYTES:
+        raise EventError(f"metadata is {size} bytes, over the {METADATA_MAX_BYTES}-byte limit")
+    return dict(metadata)
 
 
 def encode(job: dict[str, Any], max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
@@ -156,6 +190,8 @@ def _validate(job: Any) -> None:
         )
     _check_fields(job, _REQUIRED, "event")
     _check_fields(job["image"], _IMAGE_REQUIRED, "event.image")
+    if "metadata" in job:
+        check_metadata(job["metadata"])
 
 
 def _check_fields(obj: dict, required: dict[str, tuple[type, ...]], where: str) -> None:

@@ -27,7 +27,7 @@ def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> d
     error = job.get("error")
     image = job["image"]
     faces = [] if error else [{**_FACE_DEFAULTS, **face} for face in job.get("faces", [])]
-    return {
+    result = {
         "schema": RESULT_SCHEMA,
         "status": "error" if error else "ok",
         "error": error,
@@ -42,6 +42,9 @@ def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> d
         "submitted_at": _iso(datetime.fromtimestamp(job["submitted_at"], timezone.utc)),
         "processed_at": _iso(processed_at or datetime.now(timezone.utc)),
     }
+    if job.get("metadata"):
+        result["metadata"] = job["metadata"]  # the submitter's own fields, only when it gave some
+    return result
 
 
 def stage_ms(timings: dict[str, float], stage: str) -> float:

@@ -64,6 +64,12 @@ def result_key(image_id: str) -> str:
     return f"{PREFIX}:result:{image_id}"
 
 
+def upload_key(image_id: str) -> str:
+    """The HTTP API's record of an image it published: the latest job id, expiring with the
+    result (GET /v1/results/<image id> answers 202 while that job is in flight)."""
+    return f"{PREFIX}:upload:{image_id}"
+
+
 @dataclass(frozen=True)
 class StageRoute:
     """Where a stage reads from (its group lives on that stream) and where it writes to."""

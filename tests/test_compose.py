@@ -55,6 +55,16 @@ def test_services_write_as_the_host_user_into_bind_mounted_folders(compose):
     assert "chown" in " ".join(services["folders"]["entrypoint"])
 
 
+def test_the_api_service_serves_on_the_hosts_loopback_with_a_working_command(compose):
+    api = compose["services"]["api"]
+    assert api["command"][0] == "serve" and "--uploads" in api["command"]
+    assert api["ports"] == ["127.0.0.1:${FACES_API_PORT:-8000}:8000"]
+    assert "./uploads:/uploads" in api["volumes"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    done = faces_cli(*api["command"], "--help")
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_worker_healthcheck_proves_consumption(compose):
     """A heartbeat check (`faces health --local`), not `faces status`, which only proves that
     Redis answers (tests/test_health.py proves what the command reports)."""

@@ -10,7 +10,8 @@ the engine). It checks, counting exactly:
    although a detect or agegender container is killed with SIGKILL while it holds entries;
 4. Redis restarted while 12 more are in flight: nothing acknowledged is lost (the earlier
    announcements and results are all still there) and every photo gets exactly one result;
-5. `down -v` stops everything.
+5. the api service answers /readyz and an upload with ?wait with its result;
+6. `down -v` stops everything.
 Times go to stdout and bench-results/compose-test.json.
 
 The stack is the project's compose.yaml in a scratch folder (its ./inbox, ./storage, ./output
@@ -24,10 +25,12 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.pipeline import REPO
@@ -38,7 +41,7 @@ pytestmark = pytest.mark.slow
 PHOTOS = REPO.parent / "shared" / "testdata" / "dlib-faces"
 SETUP = REPO.parent / "shared" / "container" / "setup"
 IMAGE = "faces-pipeline:latest"
-STAGES = ("detect", "landmarks", "agegender", "sink", "watcher")
+STAGES = ("detect", "landmarks", "agegender", "sink", "watcher")  # the services with a worker
 # Taking over a killed worker's entries waits this long (FACES_CLAIM_IDLE_MS; 60 s by default).
 CLAIM_IDLE_MS = "15000"
 # Read inside the sink container: every announcement of the results stream (stream id, job,
@@ -59,6 +62,12 @@ def run(*args: str, env: dict | None = None, timeout: float = 900, check: bool =
     return done
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def engine_answers() -> bool:
     return shutil.which("docker") is not None and run("docker", "info", check=False, timeout=60).returncode == 0
 
@@ -71,7 +80,7 @@ class Stack:
         self.project = project
         self.uid = uid
         self.env = {**os.environ, "FACES_REDIS_PASSWORD": secrets.token_hex(16),
-                    "FACES_UID": str(uid), "FACES_GID": str(uid)}
+                    "FACES_UID": str(uid), "FACES_GID": str(uid), "FACES_API_PORT": str(free_port())}
         text = (REPO / "compose.yaml").read_text()
         (folder / "compose.yaml").write_text("".join(
             line for line in text.splitlines(keepends=True) if not line.startswith("name:")))
@@ -93,7 +102,7 @@ class Stack:
         return run("docker", "inspect", "-f", "{{.State.Health.Status}}", container).stdout.strip()
 
     def all_healthy(self, replicas: dict[str, int]) -> bool:
-        for service in STAGES:
+        for service in (*STAGES, "api"):
             ids = self.containers(service)
             if len(ids) != replicas.get(service, 1) or any(self.health(c) != "healthy" for c in ids):
                 return False
@@ -217,9 +226,20 @@ def test_the_compose_stack_analyses_scales_survives_kills_and_restarts(engine, t
         assert [r["status"] for r in results.values()] == ["ok"] * 36
         dead = json.loads(stack.dc("exec", "-T", "sink", "faces", "status", "--json").stdout)["dead_letters"]
         assert dead == 0
+
+        # The api service: ready (every stage has a consuming worker), and an upload answered
+        # with its result.
+        api = f"http://127.0.0.1:{stack.env['FACES_API_PORT']}"
+        assert httpx.get(f"{api}/readyz", timeout=30).status_code == 200
+        uploaded = timed("api_upload_with_wait_s", lambda: httpx.post(
+            f"{api}/v1/images?wait=60", files={"file": ("upload.jpg", photos[0].read_bytes() + b"api")},
+            timeout=90))
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()["status"] == "ok" and uploaded.json()["faces"]
+        assert len(stack.results()) == 37 and (tmp_path / "uploads").is_dir()
     finally:
         timed("down_s", lambda: stack.dc("down", "-v", "--remove-orphans", check=False, timeout=300))
-    summary = {"photos": 36, "results": 36, "killed": "a detect or agegender container holding entries (SIGKILL)", **times}
+    summary = {"photos": 36, "results": 36, "api_uploads": 1, "killed": "a detect or agegender container holding entries (SIGKILL)", **times}
     out = REPO / "bench-results" / "compose-test.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")

@@ -1,0 +1,98 @@
+"""The FastAPI application of `faces serve`: `create_app(config)` wires the routes (images.py,
+views.py, probes.py), the JSON errors (errors.py), the result follower, the metrics, the web
+page (static/) and the OpenAPI document with the result schema of schemas/."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from faces.ops.metrics import ApiMetrics
+from faces.ops.web import errors, images, probes, views
+from faces.ops.web.config import ServeConfig
+from faces.ops.web.follower import ResultFollower
+from faces.ops.web.state import Api
+from faces.schemas.result import load_schema
+from faces.streams.connection import connect, redact
+from faces.streams.status import pipeline_status
+
+STATIC = Path(__file__).with_name("static")
+FOLLOWER_START_S = 2.0  # at start, how long to let the follower find where results stand
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The API for the pipeline on `config.redis_url`; Redis need not be up yet (503 until it is)."""
+    client = connect(config.redis_url, check=False)
+    metrics = ApiMetrics(lambda: pipeline_status(client))
+    # Its own client: its blocking XREAD holds a connection for up to a second at a time.
+    follower = ResultFollower(connect(config.redis_url, check=False), metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        follower.start()
+        follower.wait_started(FOLLOWER_START_S)
+        yield
+        follower.stop()
+        client.close()
+
+    app = FastAPI(title="faces", version="1", lifespan=lifespan,
+                  description="Face analysis over HTTP: submit images, read their results (docs/http.md).")
+    app.state.api = Api(config, client, follower, metrics)
+    errors.install(app, redact(config.redis_url))
+    for router in (images.router, views.router, probes.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.openapi = lambda: _openapi(app)
+    app.add_middleware(CountRequests, metrics=metrics)
+    return app
+
+
+class CountRequests:
+    """Counts every answer by method, route template and status (faces_http_requests_total)."""
+
+    def __init__(self, app, metrics: ApiMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, plus the result schema (schemas/result.schema.json) as `Result`, its
+    $defs as `Result_<name>`."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema = load_schema()
+        schema.pop("$schema", None)
+        schema.pop("$id", None)
+        found = {"Result": schema, **{f"Result_{k}": v for k, v in schema.pop("$defs", {}).items()}}
+        text = json.dumps(found).replace('"#/$defs/', '"#/components/schemas/Result_')
+        document.setdefault("components", {}).setdefault("schemas", {}).update(json.loads(text))
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,165 @@
+"""Reading one upload of POST /v1/images: a multipart form (field `file`), a raw image body, or
+JSON with `image_base64`; into bytes, a name and metadata. The size limit is enforced on the
+stream itself: past it the answer is 413 at once, and the rest of the body is never read, so
+an oversized upload is never held in memory."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import AsyncIterator
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from faces.ops.web.errors import ApiError
+from faces.ops.web.sniff import image_extension
+from faces.producer.files import image_stem
+
+# Room for what wraps the image: a multipart form's boundaries, headers and metadata field; the
+# other fields of a JSON body.
+ENVELOPE_BYTES = 64 << 10
+# The metadata fields an upload may give as query parameters (docs/http.md).
+QUERY_METADATA = ("client_ref", "source", "captured_at")
+TAKEN = ("multipart/form-data (field `file`), an image body (Content-Type image/jpeg, image/png, ...) "
+         "or application/json with image_base64")
+
+
+@dataclass
+class Upload:
+    data: bytes | bytearray
+    name: str                      # stem + the extension of the sniffed format
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+async def read_upload(request: Request, max_image_bytes: int) -> Upload:
+    """The upload in `request`; ApiError 400 (malformed), 413 (too large), 415 (not an image)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        data, name, metadata = await _multipart(request, max_image_bytes)
+    elif kind == "application/json":
+        data, name, metadata = await _json(request, max_image_bytes)
+    elif kind.startswith("image/") or kind == "application/octet-stream":
+        data = await _capped_bytes(request, max_image_bytes, max_image_bytes)
+        name, metadata = request.query_params.get("filename", "upload"), {}
+    else:
+        raise ApiError(415, f"Content-Type {kind or '(none)'} is not one the API takes: send {TAKEN}")
+    if not data:
+        raise ApiError(400, "the image is empty (0 bytes): send the image's bytes")
+    extension = image_extension(bytes(data[:64]))
+    if extension is None:
+        raise ApiError(415, f"the bytes of {name!r} are not an image the pipeline reads (JPEG, PNG, GIF, "
+                            "BMP, WebP, TIFF, JPEG 2000, AVIF, PNM, ...): send the image file itself")
+    metadata = {**metadata, **{k: request.query_params[k] for k in QUERY_METADATA if k in request.query_params}}
+    _check_captured_at(metadata.get("captured_at"))
+    return Upload(data, f"{image_stem(name)}.{extension}", metadata)
+
+
+def refuse_declared_size(request: Request, max_image_bytes: int) -> None:
+    """413 before reading anything when Content-Length already says the body is too large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _body_limit(request, max_image_bytes):
+        raise _too_large(max_image_bytes, int(declared))
+
+
+def _body_limit(request: Request, max_image_bytes: int) -> int:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return -(-max_image_bytes // 3) * 4 + ENVELOPE_BYTES  # base64: 4 characters per 3 bytes
+    return max_image_bytes + (ENVELOPE_BYTES if kind == "multipart/form-data" else 0)
+
+
+def _too_large(max_image_bytes: int, size: int | None = None) -> ApiError:
+    seen = f"{size} bytes" if size is not None else "more than that"
+    return ApiError(413, f"the upload is over the {max_image_bytes}-byte limit ({seen}): send a smaller "
+                         "image, or start the server with a larger --max-image-bytes")
+
+
+async def _capped(request: Request, limit: int, max_image_bytes: int) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; 413 as soon as more than `limit` bytes came in."""
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(max_image_bytes)
+        yield chunk
+
+
+async def _capped_bytes(request: Request, limit: int, max_image_bytes: int) -> bytes | bytearray:
+    """The whole (capped) body. With a Content-Length, read into one buffer of that size: no
+    second copy of the image is ever made (32 uploads of 20 MB in flight add up)."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return b"".join([chunk async for chunk in _capped(request, limit, max_image_bytes)])
+    buffer, size = bytearray(int(declared)), 0
+    async for chunk in _capped(request, limit, max_image_bytes):
+        if size + len(chunk) > len(buffer):
+            raise ApiError(400, "the body is longer than its Content-Length: send the length of the body")
+        buffer[size:size + len(chunk)] = chunk
+        size += len(chunk)
+    del buffer[size:]
+    return buffer
+
+
+async def _multipart(request: Request, max_image_bytes: int) -> tuple[bytes, str, dict]:
+    limit = max_image_bytes + ENVELOPE_BYTES
+    parser = MultiPartParser(request.headers, _capped(request, limit, max_image_bytes), max_files=1, max_fields=8)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ApiError(400, f"malformed multipart form ({exc.message}): send the image in one field `file`")
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "the multipart form has no file field `file`: send the image as `-F file=@photo.jpg`")
+        data = await upload.read()
+        if len(data) > max_image_bytes:
+            raise _too_large(max_image_bytes, len(data))
+        raw = form.get("metadata")
+        metadata = _metadata_object(_parse_json(raw, "the form field `metadata`")) if isinstance(raw, str) else {}
+        return data, upload.filename or "upload", metadata
+    finally:
+        await form.close()
+
+
+async def _json(request: Request, max_image_bytes: int) -> tuple[bytes, str, dict]:
+    body = _parse_json(await _capped_bytes(request, _body_limit(request, max_image_bytes), max_image_bytes),
+                       "the JSON body")
+    if not isinstance(body, dict) or not isinstance(body.get("image_base64"), str):
+        raise ApiError(400, 'the JSON body has no string "image_base64": send {"image_base64": "<base64 of the image>"}')
+    try:
+        data = base64.b64decode(body["image_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "image_base64 is not valid base64: encode the image's bytes with standard base64") from None
+    if len(data) > max_image_bytes:
+        raise _too_large(max_image_bytes, len(data))
+    name = body.get("filename") if isinstance(body.get("filename"), str) else "upload"
+    return data, name, _metadata_object(body.get("metadata", {}))
+
+
+def _parse_json(raw: bytes | str, what: str):
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{what} is not valid JSON ({exc}): send a JSON object") from None
+
+
+def _metadata_object(value) -> dict:
+    if not isinstance(value, dict):
+        raise ApiError(400, f"metadata is a {type(value).__name__}, expected an object of strings "
+                            '(e.g. {"client_ref": "order-7"})')
+    return value
+
+
+def _check_captured_at(captured) -> None:
+    if not isinstance(captured, str):
+        return  # absent; a non-string is refused with the rest of the metadata
+    try:
+        datetime.fromisoformat(captured.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"captured_at {captured!r} is not an ISO 8601 time: "
+                            "send e.g. 2026-11-27T10:00:00Z") from None

@@ -1,0 +1,51 @@
+"""What every endpoint shares (the Redis client, the settings, the result follower, the
+metrics), held on the app, and the two dependencies the routes declare: `api` and
+`require_token`."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+
+import redis
+from fastapi import Request
+
+from faces.ops.metrics import ApiMetrics
+from faces.ops.web.config import ServeConfig
+from faces.ops.web.errors import ApiError
+from faces.ops.web.follower import ResultFollower
+
+# An image id as the pipeline makes them (schemas/result.schema.json): a stem, '-', 8 hex.
+IMAGE_ID = re.compile(r"[\w.\-]{1,120}-[0-9a-f]{8}")
+
+
+@dataclass
+class Api:
+    config: ServeConfig
+    client: redis.Redis
+    follower: ResultFollower
+    metrics: ApiMetrics
+
+
+def api(request: Request) -> Api:
+    return request.app.state.api
+
+
+def require_token(request: Request) -> None:
+    """401 unless the request carries `Authorization: Bearer <token>` when a token is set."""
+    token = api(request).config.token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, "missing or wrong API token: send the header `Authorization: Bearer <token>` "
+                            "with the server's FACES_API_TOKEN", {"WWW-Authenticate": "Bearer"})
+
+
+def checked_image_id(image_id: str) -> str:
+    """404 for what cannot be an image id (it would never name a result)."""
+    if not IMAGE_ID.fullmatch(image_id):
+        raise ApiError(404, f"{image_id!r} is not an image id (NAME-<8 hex digits>, as POST /v1/images "
+                            "answered): check the id")
+    return image_id

@@ -1,0 +1,609 @@
+// The faces web page: upload photos, browse recent results, one result with its face boxes, and
+// a live panel of the pipeline's stages. Plain JavaScript, no build step, no third-party code;
+// everything it talks to is the HTTP API of `faces serve` (docs/http.md).
+"use strict";
+
+(() => {
+  const STAGES = ["detect", "landmarks", "agegender", "sink"];
+  const TOKEN_KEY = "faces.apiToken";
+  const STATUS_EVERY_MS = 3000;
+  const GALLERY_EVERY_MS = 5000;
+  const RESULT_POLL_MS = 600;
+  const RESULT_POLL_LIMIT_MS = 10 * 60 * 1000;
+  // A finished result of an earlier job for the same photo can be there before this job's one.
+  const OTHER_JOB_GRACE_MS = 60 * 1000;
+  const GALLERY_LIMIT = 24;
+  const UPLOADS_AT_ONCE = 3;
+  const BUSY_RETRIES = 20;
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const HEARTBEAT_STALE_S = 120;  // faces.settings.HEARTBEAT_STALE_S: older, the worker is stuck or gone
+
+  const $ = (id) => document.getElementById(id);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // ---- the API ---------------------------------------------------------------------------
+
+  function token() {
+    try {
+      return localStorage.getItem(TOKEN_KEY) || "";
+    } catch (_) {
+      return "";  // storage disabled: no token
+    }
+  }
+
+  async function api(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    const bearer = token();
+    if (bearer) headers.set("Authorization", `Bearer ${bearer}`);
+    headers.set("Accept", "application/json");
+    const response = await fetch(path, { ...options, headers });
+    if (response.status === 401 || response.status === 403) askForToken(response.status);
+    return response;
+  }
+
+  /** The message of an error answer: the API answers errors as JSON. */
+  async function errorText(response) {
+    let detail = "";
+    try {
+      const body = await response.json();
+      const error = body && (body.error || body.detail || body.message);
+      if (typeof error === "string") detail = error;
+      else if (error && typeof error === "object") detail = error.message || error.type || JSON.stringify(error);
+    } catch (_) {
+      // not JSON: the status line says enough
+    }
+    return `${response.status} ${response.statusText || ""}`.trim() + (detail ? `: ${detail}` : "");
+  }
+
+  const resultUrl = (id) => `/v1/results/${encodeURIComponent(id)}`;
+  const pictureUrl = (id) => `${resultUrl(id)}/picture`;
+
+  /** Shows a picture in an <img>: straight from its URL, or with the token when there is one
+   * (an <img> cannot send an Authorization header, so then it is fetched as a blob). */
+  async function setPicture(img, url) {
+    if (img.dataset.src === url) return;
+    img.dataset.src = url;
+    if (!token()) {
+      img.src = url;
+      return;
+    }
+    const response = await api(url, { headers: { Accept: "image/*" } });
+    if (!response.ok || img.dataset.src !== url) return;
+    const blobUrl = URL.createObjectURL(await response.blob());
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = blobUrl;
+  }
+
+  // ---- formatting ------------------------------------------------------------------------
+
+  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+  const fixed = (v, digits = 1) => (isNum(v) ? v.toFixed(digits) : "—");
+  const count = (v) => (isNum(v) ? v.toLocaleString("en") : "—");
+  const percent = (v) => (isNum(v) ? `${Math.round(v * 100)} %` : "—");
+  const basename = (path) => (path ? String(path).split(/[\\/]/).pop() : "");
+
+  function facesOf(item) {
+    return Array.isArray(item.faces) ? item.faces : null;
+  }
+
+  function faceCount(item) {
+    const faces = facesOf(item);
+    return faces ? faces.length : null;
+  }
+
+  function nameOf(result) {
+    return basename(result.image && result.image.path) || result.image_id;
+  }
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") node.setAttribute(key, value);
+      else node[key] = value;
+    }
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  function svg(tag, attrs = {}) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    return node;
+  }
+
+  function statusBadge(status) {
+    return el("span", { class: `badge badge-${status || "unknown"}`, text: status || "unknown" });
+  }
+
+  /** "Face 1: 34.2 y, Woman (93 %)" for each face, each age also in data-age. */
+  function faceList(result) {
+    const faces = facesOf(result) || [];
+    const list = el("ul", { class: "face-list" });
+    faces.forEach((face, i) => {
+      const gender = face.gender || {};
+      list.append(el("li", { class: "face-item", "data-face": String(i) },
+        `Face ${i + 1}: `,
+        el("span", { class: "age", "data-age": isNum(face.age) ? String(face.age) : "", text: isNum(face.age) ? `${fixed(face.age)} y` : "age unknown" }),
+        gender.label ? `, ${gender.label} (${percent(gender.confidence)})` : ""));
+    });
+    return list;
+  }
+
+  // ---- the token ------------------------------------------------------------------------
+
+  function askForToken(status) {
+    const box = $("token-box");
+    box.open = true;
+    $("token-message").textContent = status === 401
+      ? (token() ? "The server refused this token: enter the right one." : "This server needs an API token: enter it here.")
+      : "This token may not do that.";
+  }
+
+  function setUpToken() {
+    $("token-input").value = token();
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = $("token-input").value.trim();
+      try {
+        if (value) localStorage.setItem(TOKEN_KEY, value);
+        else localStorage.removeItem(TOKEN_KEY);
+        $("token-message").textContent = value ? "Saved." : "Forgotten.";
+      } catch (_) {
+        $("token-message").textContent = "This browser does not let the page store it.";
+      }
+      refreshEverything();
+    });
+    $("token-clear").addEventListener("click", () => {
+      $("token-input").value = "";
+      try { localStorage.removeItem(TOKEN_KEY); } catch (_) { /* nothing stored */ }
+      $("token-message").textContent = "Forgotten.";
+    });
+  }
+
+  // ---- uploads --------------------------------------------------------------------------
+
+  function uploadItem(file) {
+    const status = el("span", { class: "upload-status", text: "waiting…" });
+    const detail = el("div", { class: "upload-detail" });
+    const name = el("span", { class: "upload-name", text: file.name });
+    const item = el("li", { class: "upload", "data-state": "queued" }, name, " ", status, detail);
+    $("uploads").prepend(item);
+    return {
+      item,
+      state(state, text) {
+        item.dataset.state = state;
+        status.textContent = text;
+      },
+      accepted(imageId) {
+        item.dataset.imageId = imageId;
+        this.state("pending", "analysing…");
+      },
+      done(result) {
+        item.dataset.imageId = result.image_id;
+        const n = faceCount(result) || 0;
+        this.state(result.status === "ok" ? "done" : "error",
+          result.status === "ok" ? plural(n, "face") : `error: ${(result.error && (result.error.message || result.error.type)) || "failed"}`);
+        name.replaceChildren(el("a", { href: `#/results/${encodeURIComponent(result.image_id)}`, text: file.name }));
+        detail.replaceChildren(faceList(result));
+      },
+      fail(message) {
+        this.state("failed", message);
+      },
+    };
+  }
+
+  /** Every file gets its line at once; UPLOADS_AT_ONCE are sent at a time, so that a folder's
+   * worth of photos leaves the browser's few connections free for the status panel. */
+  async function uploadFiles(files) {
+    const queue = [];
+    for (const file of Array.from(files)) {
+      const ui = uploadItem(file);
+      if (file.type && !file.type.startsWith("image/")) ui.fail(`not an image (${file.type}): not sent`);
+      else queue.push([file, ui]);
+    }
+    const worker = async () => {
+      while (queue.length) await uploadOne(...queue.shift());
+    };
+    await Promise.all(Array.from({ length: UPLOADS_AT_ONCE }, worker));
+  }
+
+  /** POST /v1/images; while the pipeline is full (429) or Redis away (503), again after the
+   * Retry-After the API gives. */
+  async function postImage(file, ui) {
+    for (let attempt = 1; ; attempt += 1) {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      ui.state("uploading", "uploading…");
+      const response = await api("/v1/images", { method: "POST", body: form });
+      if ((response.status !== 429 && response.status !== 503) || attempt >= BUSY_RETRIES) return response;
+      const waitS = Math.min(Number(response.headers.get("Retry-After")) || 2, 30);
+      ui.state("busy", `${response.status === 429 ? "pipeline full" : "Redis unavailable"}: trying again in ${waitS} s`);
+      await sleep(waitS * 1000);
+    }
+  }
+
+  async function uploadOne(file, ui) {
+    try {
+      const response = await postImage(file, ui);
+      if (response.status === 200) {
+        ui.done(await response.json());
+      } else if (response.status === 202) {
+        const accepted = await response.json();
+        ui.accepted(accepted.image_id);
+        const result = await waitForResult(accepted);
+        if (result) ui.done(result);
+        else ui.fail("no result yet: see Recent results later");
+      } else {
+        ui.fail(await errorText(response));
+        return;
+      }
+      loadGallery();
+    } catch (error) {
+      ui.fail(error instanceof TypeError ? `could not reach the server (${error.message})` : error.message);
+    }
+  }
+
+  /** Polls until this job's result is there; null after RESULT_POLL_LIMIT_MS. */
+  async function waitForResult(accepted) {
+    const url = accepted.status_url || resultUrl(accepted.image_id);
+    const started = Date.now();
+    while (Date.now() - started < RESULT_POLL_LIMIT_MS) {
+      const response = await api(url);
+      if (response.status === 200) {
+        const result = await response.json();
+        const sameJob = !accepted.job_id || !result.job_id || result.job_id === accepted.job_id;
+        if (sameJob || Date.now() - started > OTHER_JOB_GRACE_MS) return result;
+      } else if (response.status === 404) {
+        // The job was in Redis before the 202: it ended without a result (dead-lettered by the sink).
+        throw new Error("the job ended without a result (see `faces dlq list`)");
+      } else if (response.status !== 202) {
+        throw new Error(await errorText(response));
+      }
+      await sleep(RESULT_POLL_MS);
+    }
+    return null;
+  }
+
+  function setUpUploads() {
+    const input = $("file-input");
+    input.addEventListener("change", () => {
+      const files = Array.from(input.files || []);
+      input.value = "";  // the same photo can be picked again
+      uploadFiles(files);
+    });
+    const zone = $("drop-zone");
+    for (const type of ["dragenter", "dragover"]) {
+      zone.addEventListener(type, (event) => {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    }
+    for (const type of ["dragleave", "drop"]) {
+      zone.addEventListener(type, () => zone.classList.remove("dragging"));
+    }
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      uploadFiles(event.dataTransfer ? event.dataTransfer.files : []);
+    });
+    // A photo dropped next to the zone must not make the browser navigate away to it.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+  }
+
+  // ---- the gallery ----------------------------------------------------------------------
+
+  let galleryCursor = null;
+
+  /** A card of the gallery: an item of GET /v1/results holds the stored document as `result`
+   * (null once it expired). */
+  function galleryCard(item) {
+    const id = item.image_id;
+    const expired = item.result === null;
+    const doc = item.result || item;
+    const status = doc.status || item.status;
+    const n = expired ? null : faceCount(doc);
+    const name = nameOf(doc);
+    const figure = el("div", { class: "thumb" });
+    if (status === "ok" && !expired) {
+      const img = el("img", { alt: `Annotated photo ${name}${n === null ? "" : `, ${plural(n, "face")}`}`, loading: "lazy" });
+      figure.append(img);
+      setPicture(img, pictureUrl(id)).catch(() => {});
+    } else {
+      const why = expired ? "result expired" : status === "error" ? "no picture (error)" : "analysing…";
+      figure.append(el("span", { class: "no-picture", text: why }));
+    }
+    const faces = facesOf(doc);
+    const ages = faces ? faces.filter((f) => isNum(f.age)).map((f) => fixed(f.age)) : [];
+    return el("li", { class: "gallery-item", "data-image-id": id, "data-key": cardKey(item) },
+      el("a", { href: `#/results/${encodeURIComponent(id)}`, class: "gallery-link" },
+        figure,
+        el("span", { class: "gallery-name", text: name }),
+        el("span", { class: "gallery-meta" }, statusBadge(status), " ",
+          el("span", { class: "face-count", text: n === null ? "" : plural(n, "face") })),
+        ages.length ? el("span", { class: "gallery-ages", text: `ages ${ages.join(", ")}` }) : null));
+  }
+
+  function cardKey(item) {
+    const doc = item.result || {};
+    return `${item.image_id}|${item.status}|${doc.job_id || item.job_id || ""}|${doc.processed_at || item.finished_at || ""}`;
+  }
+
+  /** Newest results first; `more` appends the page after the last one shown. */
+  async function loadGallery(more = false) {
+    const params = new URLSearchParams({ limit: String(GALLERY_LIMIT) });
+    if (more && galleryCursor) params.set("cursor", galleryCursor);
+    const message = $("gallery-message");
+    let body;
+    try {
+      const response = await api(`/v1/results?${params}`);
+      if (!response.ok) {
+        message.textContent = `Could not list results: ${await errorText(response)}`;
+        return;
+      }
+      body = await response.json();
+    } catch (error) {
+      message.textContent = `Could not reach the server (${error.message}).`;
+      return;
+    }
+    galleryCursor = body.next_cursor || null;
+    renderGallery(body.items || [], more);
+    $("gallery-more").hidden = !galleryCursor;
+    const shown = $("gallery").children.length;
+    message.textContent = shown ? "" : "No results yet: analyse a photo above.";
+  }
+
+  function renderGallery(items, append) {
+    const gallery = $("gallery");
+    const existing = new Map(Array.from(gallery.children).map((li) => [li.dataset.key, li]));
+    // One card per image: a photo submitted twice is announced twice, with one stored result.
+    const seen = new Set();
+    const unique = items.filter((item) => item && item.image_id && !seen.has(item.image_id) && seen.add(item.image_id));
+    // Keep a card (and its loaded picture) that did not change.
+    const cards = unique.map((item) => existing.get(cardKey(item)) || galleryCard(item));
+    if (append) {
+      const have = new Set(Array.from(gallery.children).map((li) => li.dataset.imageId));
+      gallery.append(...cards.filter((c) => !have.has(c.dataset.imageId)));
+    } else {
+      gallery.replaceChildren(...cards);
+    }
+  }
+
+  // ---- one result -----------------------------------------------------------------------
+
+  let shownResultId = null;
+
+  async function showResult(id) {
+    shownResultId = id;
+    $("result-title").textContent = `Result: ${id}`;
+    $("result-message").textContent = "Loading…";
+    $("result-figure").hidden = true;
+    $("faces-table").hidden = true;
+    $("result-summary").replaceChildren();
+    $("result-json").textContent = "";
+    while (shownResultId === id) {
+      let response;
+      try {
+        response = await api(resultUrl(id));
+      } catch (error) {
+        $("result-message").textContent = `Could not reach the server (${error.message}).`;
+        return;
+      }
+      if (shownResultId !== id) return;
+      if (response.status === 200) {
+        renderResult(await response.json());
+        return;
+      }
+      if (response.status === 202) {
+        $("result-message").textContent = "Still being analysed…";
+        await sleep(1000);
+        continue;
+      }
+      $("result-message").textContent = response.status === 404
+        ? "No result with this id (results are kept for a limited time)."
+        : `Could not load the result: ${await errorText(response)}`;
+      return;
+    }
+  }
+
+  function renderResult(result) {
+    const faces = facesOf(result) || [];
+    const image = result.image || {};
+    $("result-title").textContent = `Result: ${nameOf(result)}`;
+    $("result-message").textContent = "";
+    const summary = [
+      ["Image id", result.image_id],
+      ["Status", statusBadge(result.status)],
+      ["Faces", String(faces.length)],
+      ["Size", isNum(image.width) ? `${image.width} × ${image.height} px` : "—"],
+      ["Age/gender model", (result.models && result.models.agegender) || "none"],
+      ["Processed", result.processed_at || "—"],
+    ];
+    if (result.error) summary.push(["Error", `${result.error.stage || ""} ${result.error.type || ""}: ${result.error.message || ""}`.trim()]);
+    for (const [key, value] of Object.entries(result.metadata || {})) summary.push([`Metadata: ${key}`, String(value)]);
+    for (const [key, note] of Object.entries(result.notes || {})) {
+      summary.push([`Note (${key})`, (note && note.message) || JSON.stringify(note)]);
+    }
+    $("result-summary").replaceChildren(...summary.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
+    $("result-json").textContent = JSON.stringify(result, null, 1);
+    renderFigure(result, faces);
+    renderFaceTable(faces);
+  }
+
+  function renderFigure(result, faces) {
+    const figure = $("result-figure");
+    if (result.status !== "ok") {
+      figure.hidden = true;
+      return;
+    }
+    const image = result.image || {};
+    const img = $("result-image");
+    const boxes = $("result-boxes");
+    img.alt = `Photo ${nameOf(result)} with ${plural(faces.length, "face")} marked`;
+    const draw = (width, height) => {
+      boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
+      boxes.querySelectorAll("g").forEach((g) => g.remove());
+      const size = Math.max(width, height);
+      faces.forEach((face, i) => {
+        const b = face.box;
+        const g = svg("g", { class: "face", "data-face": String(i) });
+        const title = svg("title");
+        title.textContent = `Face ${i + 1}: ${isNum(face.age) ? `${fixed(face.age)} years` : "age unknown"}${face.gender && face.gender.label ? `, ${face.gender.label}` : ""}`;
+        g.append(title);
+        g.append(svg("rect", { class: "face-box", x: b.x, y: b.y, width: b.w, height: b.h, "vector-effect": "non-scaling-stroke" }));
+        const fontSize = Math.max(12, size / 45);
+        const label = `${i + 1}${isNum(face.age) ? ` · ${fixed(face.age, 0)}` : ""}`;
+        // Below the box: the annotated picture already has its own label above each face.
+        const labelY = b.y + b.h + fontSize * 1.3 < height ? b.y + b.h + fontSize * 1.05 : b.y + b.h - fontSize * 0.3;
+        g.append(svg("rect", { class: "face-label-bg", x: b.x, y: labelY - fontSize, width: fontSize * (0.58 * label.length + 0.6), height: fontSize * 1.25 }));
+        const text = svg("text", { class: "face-label", x: b.x + fontSize * 0.3, y: labelY, "font-size": fontSize });
+        text.textContent = label;
+        g.append(text);
+        g.addEventListener("mouseenter", () => highlight(i, true));
+        g.addEventListener("mouseleave", () => highlight(i, false));
+        boxes.append(g);
+      });
+    };
+    if (isNum(image.width) && isNum(image.height)) draw(image.width, image.height);
+    else img.addEventListener("load", () => draw(img.naturalWidth, img.naturalHeight), { once: true });
+    $("result-caption").textContent = `${plural(faces.length, "face")}: each box is drawn from the result's coordinates over the annotated picture; hover a box or a row to match them.`;
+    figure.hidden = false;
+    setPicture(img, pictureUrl(result.image_id)).catch(() => {});
+  }
+
+  function highlight(i, on) {
+    document.querySelectorAll(`[data-face="${i}"]`).forEach((node) => node.classList.toggle("active", on));
+  }
+
+  function renderFaceTable(faces) {
+    const rows = faces.map((face, i) => {
+      const gender = face.gender || {};
+      const pose = face.pose || {};
+      const quality = face.quality || {};
+      const box = face.box || {};
+      const range = Array.isArray(face.age_range) ? ` (${fixed(face.age_range[0], 0)}–${fixed(face.age_range[1], 0)})` : "";
+      const row = el("tr", { class: "face-row", "data-face": String(i) },
+        el("th", { scope: "row", text: String(i + 1) }),
+        el("td", { class: "age", "data-age": isNum(face.age) ? String(face.age) : "" },
+          isNum(face.age) ? `${fixed(face.age)} y${range}` : "—"),
+        el("td", { class: "gender", "data-confidence": isNum(gender.confidence) ? String(gender.confidence) : "" },
+          gender.label ? `${gender.label}, ${percent(gender.confidence)}` : "—"),
+        el("td", { class: "pose" }, `${fixed(pose.yaw)} / ${fixed(pose.pitch)} / ${fixed(pose.roll)}`),
+        el("td", { class: "quality" }, `${fixed(quality.sharpness)} / ${fixed(quality.brightness)}`),
+        el("td", { class: "box" }, `${box.x}, ${box.y}, ${box.w} × ${box.h}`));
+      row.addEventListener("mouseenter", () => highlight(i, true));
+      row.addEventListener("mouseleave", () => highlight(i, false));
+      return row;
+    });
+    $("faces-body").replaceChildren(...rows);
+    $("faces-table").hidden = faces.length === 0;
+  }
+
+  // ---- the stages panel -----------------------------------------------------------------
+
+  function metric(name, label, value, title) {
+    return [el("dt", { text: label, title }), el("dd", { "data-metric": name, text: value })];
+  }
+
+  function renderStatus(status) {
+    const streams = status.streams || [];
+    const throughput = status.throughput_per_min || {};
+    // The status document counts dead letters in all; per stage only if it ever says so.
+    const deadByStage = status.dead_letters_by_stage || null;
+    const cards = STAGES.map((stage) => {
+      let stream = null;
+      let group = null;
+      for (const s of streams) {
+        const found = (s.groups || []).find((g) => g.name === stage);
+        if (found) { stream = s; group = found; break; }
+      }
+      const dl = el("dl", { class: "metrics" },
+        ...metric("throughput", "per min", count(throughput[stage]), "entries handled over the last 60 s"),
+        ...metric("lag", "lag", group ? count(group.lag) : "—", "entries not yet delivered to the stage"),
+        ...metric("pending", "pending", group ? count(group.pending) : "—", "delivered, not yet acknowledged"),
+        ...metric("consumers", "consumers", group ? count(group.consumers) : "—", "consumers in the stage's group"));
+      if (Array.isArray(status.workers)) {
+        const live = status.workers.filter((w) => w.stage === stage && isNum(w.age_s) && w.age_s < HEARTBEAT_STALE_S);
+        dl.append(...metric("live", "live workers", count(live.length), `workers with a heartbeat younger than ${HEARTBEAT_STALE_S} s`));
+      }
+      if (deadByStage) dl.append(...metric("dead", "dead letters", count(deadByStage[stage] || 0), "entries this stage gave up on"));
+      if (group && isNum(group.oldest_pending_age_s)) {
+        dl.append(...metric("oldest", "oldest pending", `${fixed(group.oldest_pending_age_s)} s`, "age of the oldest pending entry"));
+      }
+      const idle = !group;
+      return el("li", { class: `stage${idle ? " stage-missing" : ""}`, "data-stage": stage },
+        el("h3", {}, stage, el("span", { class: "stream-name", text: stream ? ` ← ${stream.name}` : " (no group yet)" })),
+        dl);
+    });
+    $("stages").replaceChildren(...cards);
+    const results = streams.find((s) => (s.name || "").endsWith(":results"));
+    $("totals").replaceChildren(
+      ...metric("inflight", "in flight", count(status.inflight), "images submitted, not yet finished"),
+      ...metric("dead_letters", "dead letters", count(status.dead_letters), "entries on the dead-letter stream"),
+      ...metric("results", "results announced", results ? count(results.length) : "—", "length of the results stream"),
+      ...(isNum(status.redis_memory_bytes)
+        ? metric("memory", "Redis memory", `${fixed(status.redis_memory_bytes / 1048576)} MiB`, "used_memory")
+        : []));
+    $("stages-updated").textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}, every ${STATUS_EVERY_MS / 1000} s.`;
+  }
+
+  async function refreshStatus() {
+    try {
+      const response = await api("/v1/status");
+      if (response.ok) renderStatus(await response.json());
+      else $("stages-updated").textContent = `Status unavailable: ${await errorText(response)}`;
+    } catch (error) {
+      $("stages-updated").textContent = `Status unavailable: could not reach the server (${error.message}).`;
+    }
+  }
+
+  // ---- routing and timers ---------------------------------------------------------------
+
+  function route() {
+    const match = location.hash.match(/^#\/results\/(.+)$/);
+    const onResult = Boolean(match);
+    $("home-view").hidden = onResult;
+    $("result-view").hidden = !onResult;
+    if (onResult) {
+      showResult(decodeURIComponent(match[1]));
+    } else {
+      shownResultId = null;
+      loadGallery();
+    }
+  }
+
+  function refreshEverything() {
+    refreshStatus();
+    route();
+  }
+
+  function every(ms, work) {
+    const tick = async () => {
+      if (!document.hidden) {
+        try { await work(); } catch (_) { /* shown in the page by `work` */ }
+      }
+      setTimeout(tick, ms);
+    };
+    setTimeout(tick, ms);
+  }
+
+  function start() {
+    setUpToken();
+    setUpUploads();
+    $("gallery-refresh").addEventListener("click", () => loadGallery());
+    $("gallery-more").addEventListener("click", () => loadGallery(true));
+    window.addEventListener("hashchange", route);
+    refreshEverything();
+    every(STATUS_EVERY_MS, refreshStatus);
+    // Refreshes the first page only: not while older pages are shown, nor on a result's page.
+    every(GALLERY_EVERY_MS, () => (shownResultId === null && $("gallery").children.length <= GALLERY_LIMIT ? loadGallery() : null));
+  }
+
+  start();
+})();

@@ -1,0 +1,156 @@
+"""The GET endpoints of results: one result, the latest results newest first, the annotated
+picture; and the documents they answer (documented in /docs and docs/http.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from faces import settings as defaults
+from faces.ops.web.errors import ApiError
+from faces.ops.web.picture import NoPicture, annotated_jpeg
+from faces.ops.web.state import Api, api, checked_image_id, require_token
+from faces.streams import recent, results, uploads
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+class Accepted(BaseModel):
+    """An image in the pipeline: where to find its result."""
+
+    image_id: str
+    job_id: str
+    status: str  # "pending"
+    status_url: str
+    picture_url: str
+    submitted_at: Optional[str] = None
+    metadata: dict[str, str] = {}
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+class PageItem(BaseModel):
+    cursor: str
+    image_id: str
+    job_id: str
+    status: str
+    finished_at: str
+    result: Optional[dict] = None
+
+
+class Page(BaseModel):
+    items: list[PageItem]
+    next_cursor: Optional[str]
+
+
+RESULT_RESPONSE = {"description": "The result document, faces.result/1",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Result"}}}}
+ERRORS = {status: {"model": ErrorBody, "description": meaning} for status, meaning in (
+    (400, "malformed request"), (401, "missing or wrong bearer token"), (404, "unknown image"),
+    (413, "over the size limit"), (415, "not an image"), (429, "pipeline above its high-water mark"),
+    (503, "Redis unreachable"))}
+
+
+def status_url(image_id: str) -> str:
+    return f"/v1/results/{image_id}"
+
+
+def iso_ms(epoch_ms: float) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def result_of_job(state: Api, image_id: str, job_id: str) -> str | None:
+    """The stored result of `image_id` when it is the result of `job_id` (or of a newer job)."""
+    raw = results.stored_result(state.client, image_id)
+    if raw is None:
+        return None
+    _latest, in_flight = uploads.upload_state(state.client, image_id)
+    return raw if json.loads(raw).get("job_id") == job_id or not in_flight else None
+
+
+def stored_or_pending(state: Api, image_id: str) -> str | Response:
+    """The image's current stored result (JSON text), or a 202 response while the job the API
+    published last for it is in flight; ApiError 404 when there is neither."""
+    checked_image_id(image_id)
+    job_id, in_flight = uploads.upload_state(state.client, image_id)
+    raw = results.stored_result(state.client, image_id)
+    if raw is not None and not (in_flight and json.loads(raw).get("job_id") != job_id):
+        return raw
+    if in_flight:
+        pending = Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=status_url(image_id),
+                           picture_url=status_url(image_id) + "/picture")
+        return JSONResponse(pending.model_dump(exclude={"submitted_at", "metadata"}), status_code=202,
+                            headers={"Retry-After": "1"})
+    if job_id is not None:
+        raise ApiError(404, f"image {image_id} has no result: its job {job_id} ended without one (dead-lettered "
+                            "at the sink); `faces dlq list` says why; submit it again")
+    raise ApiError(404, f"no result for image {image_id}: it was not submitted through this API, or its result "
+                        "expired (--result-ttl-s); submit it again")
+
+
+@router.get("/v1/results/{image_id}", responses={200: RESULT_RESPONSE, 202: {"model": Accepted}, 404: ERRORS[404]})
+def get_result(image_id: str, request: Request) -> Response:
+    """One image's result (200), or 202 while it is still in the pipeline."""
+    found = stored_or_pending(api(request), image_id)
+    return found if isinstance(found, Response) else Response(found, media_type="application/json")
+
+
+@router.get("/v1/results/{image_id}/picture", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
+                       202: {"model": Accepted}, 404: ERRORS[404],
+                       409: {"model": ErrorBody, "description": "an error result: nothing to draw"}})
+def get_picture(image_id: str, request: Request) -> Response:
+    """The annotated JPEG: the sink's, or drawn now from the result and the image's bytes."""
+    state = api(request)
+    found = stored_or_pending(state, image_id)
+    if isinstance(found, Response):
+        return found
+    result = json.loads(found)
+    if result.get("status") != "ok":
+        raise ApiError(409, f"image {image_id} has an error result ({(result.get('error') or {}).get('message')}): "
+                            "there is no picture; GET its result for the reason")
+    try:
+        return Response(annotated_jpeg(result, state.config.output), media_type="image/jpeg")
+    except NoPicture as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+@router.get("/v1/results", response_model=Page, responses={400: ERRORS[400]})
+def list_results(
+    request: Request,
+    limit: int = Query(defaults.HTTP_PAGE_LIMIT, ge=1, le=defaults.HTTP_PAGE_MAX, description="Results per page."),
+    since: Optional[str] = Query(None, description="Only results finished since: ISO 8601 time or epoch seconds."),
+    cursor: Optional[str] = Query(None, description="The next_cursor of the previous page."),
+) -> JSONResponse:
+    """The latest results, newest first, a page at a time."""
+    try:
+        rows, next_cursor = recent.recent_results(api(request).client, limit=limit, before=cursor,
+                                                  since_ms=_since_ms(since) if since else None)
+    except recent.BadCursor as exc:
+        raise ApiError(400, str(exc)) from None
+    items = [{"cursor": r.cursor, "image_id": r.image_id, "job_id": r.job_id, "status": r.status,
+              "finished_at": iso_ms(r.finished_ms), "result": json.loads(r.result) if r.result else None}
+             for r in rows]
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+def _since_ms(since: str) -> int:
+    try:
+        return int(float(since) * 1000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"since={since!r} is neither an ISO 8601 time nor epoch seconds: "
+                            "send e.g. 2026-11-27T10:00:00Z or 1764237600") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
