@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from faces import settings as defaults
 from faces.streams import names
+from faces.streams.heartbeat import COUNTS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Submission to result: from a fraction of a second (one small photo) to minutes (a backlog).
@@ -54,6 +55,8 @@ class PipelineCollector:
             "lag": GaugeMetricFamily("faces_stage_lag", "entries not yet delivered to the stage", labels=["stage"]),
             "live": GaugeMetricFamily("faces_stage_live_workers", "workers of the stage with a fresh heartbeat", labels=["stage"]),
             "processed": GaugeMetricFamily("faces_stage_processed", "entries settled, summed over the live workers' heartbeats", labels=["stage"]),
+            "errors": GaugeMetricFamily("faces_stage_errors", "error results that arose in the stage, summed over the live workers' heartbeats", labels=["stage"]),
+            "dead_letters": GaugeMetricFamily("faces_stage_dead_letters", "entries the stage dead-lettered, summed over the live workers' heartbeats", labels=["stage"]),
             "minute": GaugeMetricFamily("faces_stage_processed_last_minute", "entries the stage settled over the last 60 s", labels=["stage"]),
         }
         groups = {(s["name"], g["name"]): g for s in status["streams"] for g in s["groups"]}
@@ -63,7 +66,8 @@ class PipelineCollector:
             families["pending"].add_metric([stage], group.get("pending", 0))
             families["lag"].add_metric([stage], group.get("lag", 0))
             families["live"].add_metric([stage], len(live))
-            families["processed"].add_metric([stage], sum(w["processed"] for w in live))
+            for count in COUNTS:
+                families[count].add_metric([stage], sum(w[count] for w in live))
             families["minute"].add_metric([stage], status["throughput_per_min"].get(stage, 0))
         yield from families.values()
 

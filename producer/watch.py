@@ -115,7 +115,7 @@ class Watcher:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + defaults.HEARTBEAT_EVERY_S
                     self._redis("heartbeat", lambda: heartbeat.beat(self.client, WATCH_STAGE, name,
-                                                                     self.published))
+                                                                     {"processed": self.published}))
                 time.sleep(self.poll_s)
         finally:  # also on Ctrl-C / SIGTERM, which arrive as KeyboardInterrupt
             try:

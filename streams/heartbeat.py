@@ -3,8 +3,9 @@ is alive and consuming. A process that hangs (a stuck model call, a deadlock) st
 key, so `faces health` and the HTTP API's /readyz see it, where "Redis answers" would not.
 
 One hash per worker, `faces:heartbeat:STAGE:CONSUMER`, expiring after twice the stale age:
-fields `at` (Redis server time, seconds), `host`, `pid`, `processed`. Server time, so that the
-age is right whatever the clocks of the workers' machines say.
+fields `at` (Redis server time, seconds), `host`, `pid`, and the worker's counts since it started
+(`processed`, `errors`, `dead_letters`; a watcher counts `processed` only). Server time, so that
+the age is right whatever the clocks of the workers' machines say.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from faces.streams.groups import text
 KEY_HEAD = names.heartbeat_key("", "")[:-1]  # "faces:heartbeat:", then STAGE:CONSUMER
 
 
-def beat(client: redis.Redis, stage: str, consumer: str, processed: int,
+COUNTS = ("processed", "errors", "dead_letters")  # what a heartbeat reports, each an int
+
+
+def beat(client: redis.Redis, stage: str, consumer: str, counts: dict[str, int],
          stale_s: float = defaults.HEARTBEAT_STALE_S) -> None:
-    """Record that `consumer` of `stage` is consuming now (one round trip)."""
+    """Record that `consumer` of `stage` is consuming now, with its `counts` (names in COUNTS)."""
     seconds, micros = client.time()
     key = names.heartbeat_key(stage, consumer)
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={"at": f"{seconds + micros / 1e6:.3f}", "host": socket.gethostname(),
-                            "pid": os.getpid(), "processed": processed})
+                            "pid": os.getpid(), **{name: int(counts.get(name, 0)) for name in COUNTS}})
     pipe.expire(key, int(stale_s * 2))
     pipe.execute()
 
@@ -41,7 +45,7 @@ def forget(client: redis.Redis, stage: str, consumer: str) -> None:
 
 
 def workers(client: redis.Redis) -> list[dict[str, Any]]:
-    """Every worker with a heartbeat key: stage, consumer, host, pid, processed and the age of
+    """Every worker with a heartbeat key: stage, consumer, host, pid, its COUNTS and the age of
     its last heartbeat in seconds, sorted by stage and consumer."""
     keys = sorted(text(k) for k in client.scan_iter(match=names.HEARTBEATS, count=500))
     if not keys:
@@ -58,7 +62,8 @@ def workers(client: redis.Redis) -> list[dict[str, Any]]:
         fields = {text(k): text(v) for k, v in fields.items()}
         stage, _, consumer = key.removeprefix(KEY_HEAD).partition(":")
         rows.append({"stage": stage, "consumer": consumer, "host": fields.get("host", ""),
-                     "pid": int(fields.get("pid", 0)), "processed": int(fields.get("processed", 0)),
+                     "pid": int(fields.get("pid", 0)),
+                     **{name: int(fields.get(name, 0)) for name in COUNTS},
                      "age_s": round(max(0.0, now - float(fields.get("at", 0))), 1)})
     return rows
 

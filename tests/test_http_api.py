@@ -270,11 +270,25 @@ def test_metrics_count_stages_results_and_latency(stack):
     count = float(next(line.split()[1] for line in text.splitlines()
                        if line.startswith("faces_result_latency_seconds_count")))
     assert count >= 1
+    # A JPEG cut short passes the upload's sniffing and fails to decode at detect: an error
+    # result that the detect stage's error gauge counts (from the workers' heartbeats, every 5 s).
+    broken = stack.api.http.post("/v1/images", params={"wait": 60}, files={"file": ("cut.jpg", photo(31)[:400])})
+    assert broken.json()["status"] == "error" and broken.json()["error"]["stage"] == "detect"
+    wait_until(lambda: metric_value(stack.api.http.get("/metrics").text, 'faces_stage_errors{stage="detect"}') >= 1,
+               timeout_s=30, what="the detect stage's errors in /metrics")
+    text = stack.api.http.get("/metrics").text
+    assert metric_value(text, 'faces_stage_processed{stage="sink"}') >= 2
+    assert metric_value(text, 'faces_stage_dead_letters{stage="detect"}') == 0
     sink = next(w for w in stack.pool.workers if w.stage == "sink")
     port = sink.command[sink.command.index("--metrics-port") + 1]
     worker_text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     processed = next(line for line in worker_text.splitlines() if line.startswith("faces_worker_processed_total"))
     assert 'stage="sink"' in processed and float(processed.split()[-1]) >= 1
+
+
+def metric_value(text: str, series: str) -> float:
+    """The value of one series (`name{labels}`) in Prometheus text; -1 when absent."""
+    return next((float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " ")), -1.0)
 
 
 def test_openapi_documents_the_result_schema(stack):
