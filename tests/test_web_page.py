@@ -7,7 +7,7 @@ Then the result's page: one box drawn per face, at the result's coordinates over
 and the ages, genders and confidences shown are the API's result JSON; the stage panel shows
 live numbers; the gallery shows the annotated thumbnail; the browser console stays clean. A
 second run with FACES_API_TOKEN set proves the page asks for the token and then works with it.
-Screenshots: bench-results/web-page.png (and docs/web-page.png, for the README).
+Screenshot: bench-results/web-page.png (copy it to docs/web-page.png to update the README's).
 
 Skips, saying why, when Chromium, chromedriver or selenium are missing: `make e2e` installs them.
 """
@@ -41,7 +41,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 STAGES = ("detect", "landmarks", "agegender", "sink")
 PHOTO = DATA / "group.jpg"          # four faces (tests/test_pipeline.py)
-SCREENSHOTS = [REPO / "bench-results" / "web-page.png", REPO / "docs" / "web-page.png"]
+SCREENSHOTS = [REPO / "bench-results" / "web-page.png"]
 STACK_READY_S = 180                 # four workers loading their models on a busy 2-core machine
 RESULT_S = 120
 TOKEN = "e2e-token-7f3a0c9d51b2e846"  # the API wants 16 characters or more
