@@ -49,6 +49,7 @@ def serve(
                          max_image_bytes=max_image_bytes, wait_max_s=wait_max_s, high_water=high_water,
                          result_ttl_s=result_ttl_s, token=token)
     _check_free(host, port)
+    _check_writable(uploads)
     typer.echo(f"serving the API on http://{host}:{port}/ (reference: /docs); Ctrl-C to stop", err=True)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
 
@@ -77,6 +78,18 @@ def stop_server_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _check_writable(folder: Path) -> None:
+    """One line at start, not a 500 at every upload, when uploads cannot be kept in `folder`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"cannot keep uploads in {folder} ({exc.strerror or exc}): pick a writable folder with --uploads "
+             "(FACES_UPLOADS)")
 
 
 def _check_free(host: str, port: int) -> None:

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from faces import settings as defaults
 from faces.streams import names
 from faces.streams.heartbeat import COUNTS
 
@@ -27,9 +26,8 @@ class PipelineCollector:
     from `read_status()` (streams/status.py pipeline_status) at each scrape. `faces_redis_up`
     is 0, and the rest absent, while Redis cannot be read."""
 
-    def __init__(self, read_status: Callable[[], dict[str, Any]], stale_s: float = defaults.HEARTBEAT_STALE_S):
+    def __init__(self, read_status: Callable[[], dict[str, Any]]):
         self.read_status = read_status
-        self.stale_s = stale_s
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("faces_redis_up", "1 when this scrape could read the pipeline's Redis")
@@ -61,7 +59,7 @@ class PipelineCollector:
         }
         groups = {(s["name"], g["name"]): g for s in status["streams"] for g in s["groups"]}
         for stage in names.STAGE_ORDER:
-            live = [w for w in status["workers"] if w["stage"] == stage and w["age_s"] < self.stale_s]
+            live = [w for w in status["workers"] if w["stage"] == stage and w["live"]]
             group = groups.get((names.route(stage).input_stream, stage), {})
             families["pending"].add_metric([stage], group.get("pending", 0))
             families["lag"].add_metric([stage], group.get("lag", 0))

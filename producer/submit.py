@@ -47,13 +47,15 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
 
 
 def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, keep_in: Path,
-                 metadata: dict[str, str] | None = None, job_id: str | None = None) -> Submitted:
+                 metadata: dict[str, str] | None = None, job_id: str | None = None,
+                 upload_ttl_s: int | None = None) -> Submitted:
     """Publish image bytes received from elsewhere (the HTTP API), submitted as file `name`
     (its stem names the image; its suffix is kept). A copy is kept first in
     KEEP_IN/<sha256>/<name>, the job's path, so that replay, visualize and pictures find the
     bytes as they find a submitted file's. `metadata` travels with the job into its result
     (EventError when it is not small string fields). `job_id`: the caller's (a new one
-    without), for a caller that must know it before the job is published. No backpressure
+    without), for a caller that must know it before the job is published. `upload_ttl_s`: also
+    record the job as the image's latest upload, in the same transaction. No backpressure
     wait: the caller checks room first and refuses instead (streams/uploads.py `has_room`)."""
     metadata = check_metadata(metadata) if metadata else None
     sha = hashlib.sha256(data).hexdigest()
@@ -66,6 +68,6 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
         job["job_id"] = job_id
     if metadata:
         job["metadata"] = metadata
-    publishing.publish_image(client, job, data, stream=names.IMAGES)
+    publishing.publish_image(client, job, data, stream=names.IMAGES, upload_ttl_s=upload_ttl_s)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])

@@ -94,6 +94,8 @@ class Watcher:
     _done: dict[str, str] = field(default_factory=dict)  # path -> "size:mtime_ns"
     _ignored: set[str] = field(default_factory=set)
     _pruned: bool = False
+    _beat_name: str = field(init=False, default="")  # this watcher's consumer name in heartbeats
+    _next_beat: float = 0.0
 
     def __post_init__(self) -> None:
         if self.dedupe_window_s < 1:
@@ -101,27 +103,41 @@ class Watcher:
         self.folder = self.folder.resolve()
         self.folder_id = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
         self._key = names.watch_key(self.folder_id)
+        self._beat_name = f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}"
         self._done = self._redis("load", lambda: dedupe.remembered_files(self.client, self._key))
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Poll until `should_stop()`; every file that settles is published once. A heartbeat
         (stage `watch`) says the loop is turning: `faces health` reads it."""
         log.info("watch.started", folder=str(self.folder), remembered=len(self._done))
-        name = f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}"
-        next_beat = 0.0
         try:
             while not should_stop():
                 self.poll_once()
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + defaults.HEARTBEAT_EVERY_S
-                    self._redis("heartbeat", lambda: heartbeat.beat(self.client, WATCH_STAGE, name,
-                                                                     {"processed": self.published}))
+                self._beat_if_due()
                 time.sleep(self.poll_s)
         finally:  # also on Ctrl-C / SIGTERM, which arrive as KeyboardInterrupt
             try:
-                heartbeat.forget(self.client, WATCH_STAGE, name)
+                heartbeat.forget(self.client, WATCH_STAGE, self._beat_name)
             except redis.RedisError:
-                pass  # Redis is gone: the key expires on its own
+                pass  # Redis is gone: readers drop the heartbeat once it is old
+
+    def _beat_if_due(self) -> None:
+        """The heartbeat, from the loop and while backpressure holds a file back (a full
+        pipeline is not a stuck watcher). Skipped while Redis is unreachable: that wait is
+        the one reported then."""
+        if time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + defaults.HEARTBEAT_EVERY_S
+        try:
+            heartbeat.beat(self.client, WATCH_STAGE, self._beat_name, {"processed": self.published})
+        except redis.RedisError as exc:
+            if not publishing.is_transient(exc):
+                raise
+
+    def _waiting(self) -> None:
+        """What runs during every wait: the heartbeat, then the caller's `while_waiting`."""
+        self._beat_if_due()
+        self.while_waiting()
 
     def poll_once(self) -> int:
         """One pass: look for new files, publish those that settled. Returns how many published."""
@@ -217,7 +233,7 @@ class Watcher:
     def _publish(self, path: str, size: int, mtime: int, failures: int = 0) -> int:
         # Wait before reading, so that no bytes are held while the pipeline is full.
         self._redis("backpressure", lambda: publishing.wait_for_room(
-            self.client, self.high_water, while_waiting=self.while_waiting))
+            self.client, self.high_water, while_waiting=self._waiting))
         try:
             read = read_job(path, self.max_image_bytes)
         except FileNotFoundError:
@@ -256,7 +272,7 @@ class Watcher:
         log.warning("watch.unreadable", path=path, error=str(exc), attempt=failures, retry_in_s=delay)
 
     def _redis(self, what: str, action: Callable[[], T]) -> T:
-        return publishing.retry_transient(action, what=what, while_waiting=self.while_waiting)
+        return publishing.retry_transient(action, what=what, while_waiting=self._waiting)
 
 
 def _signature(path: str) -> tuple[int, int] | None:

@@ -404,8 +404,7 @@ class StageConsumer:
         if now >= self._next_beat_at:
             self._next_beat_at = now + self.settings.heartbeat_every_s
             self._guarded("heartbeat", lambda: heartbeat.beat(
-                self.client, self.route.name, self.consumer, dataclasses.asdict(self.counters),
-                self.settings.heartbeat_stale_s))
+                self.client, self.route.name, self.consumer, dataclasses.asdict(self.counters)))
         if self._retry_due and now >= self._next_renew_at:
             self._next_renew_at = now + self.settings.renew_every_s
             self._guarded("renew", lambda: self._renew(list(self._retry_due)))

@@ -51,12 +51,7 @@ def stats_key(stage: str, bucket: int) -> str:
     return f"{PREFIX}:stats:{stage}:{bucket}"
 
 
-HEARTBEATS = f"{PREFIX}:heartbeat:*"  # pattern of every heartbeat key
-
-
-def heartbeat_key(stage: str, consumer: str) -> str:
-    """One worker's (or watcher's) last heartbeat: a hash, expiring when it is not renewed."""
-    return f"{PREFIX}:heartbeat:{stage}:{consumer}"
+HEARTBEATS = f"{PREFIX}:heartbeats"  # hash "STAGE:CONSUMER" -> that worker's last heartbeat (JSON)
 
 
 def result_key(image_id: str) -> str:

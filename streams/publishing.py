@@ -37,12 +37,17 @@ def _nothing() -> None:
     return None
 
 
-def publish_image(client: redis.Redis, job: dict, data: bytes, stream: str = names.IMAGES) -> str:
-    """Store the bytes under the job's blob key and add the job to `stream`, atomically.
+def publish_image(client: redis.Redis, job: dict, data: bytes, stream: str = names.IMAGES, *,
+                  upload_ttl_s: int | None = None) -> str:
+    """Store the bytes under the job's blob key and add the job to `stream`, atomically. With
+    `upload_ttl_s` (the HTTP API), the job is also recorded as its image's latest upload, in the
+    same transaction: a job is never in the pipeline without the API knowing it.
 
     The blob key is derived from the job id, never read from the event."""
     payload = events.encode(job)
     pipe = client.pipeline(transaction=True)
+    if upload_ttl_s is not None:
+        pipe.set(names.upload_key(job["image_id"]), job["job_id"], ex=max(1, int(upload_ttl_s)))
     pipe.set(names.blob_key(job["job_id"]), data)
     pipe.sadd(names.INFLIGHT, job["job_id"])
     pipe.xadd(stream, {PAYLOAD_FIELD: payload})

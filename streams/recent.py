@@ -11,7 +11,8 @@ import redis
 from faces.streams import names
 from faces.streams.groups import text
 
-_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+MAX_MS = 2**63  # a stream id's parts are unsigned 64-bit; keep to what every client reads as int
 
 
 class BadCursor(ValueError):
@@ -37,7 +38,9 @@ def recent_results(client: redis.Redis, *, limit: int, before: str | None = None
                    since_ms: int | None = None) -> tuple[list[Finished], str | None]:
     """Up to `limit` announcements older than the entry `before` (None: from the newest) and no
     older than `since_ms`, newest first; and the cursor of the next page (None: no more)."""
-    if before is not None and not _ENTRY_ID.fullmatch(before):
+    found = _ENTRY_ID.fullmatch(before) if before is not None else None
+    if before is not None and (found is None or before == "0-0"
+                               or any(int(part) >= MAX_MS for part in found.groups())):
         raise BadCursor(f"cursor {before!r} is not an entry id like 1764279000123-0")
     rows = client.xrevrange(names.RESULTS, max=f"({before}" if before else "+",
                             min=f"{since_ms}-0" if since_ms else "-", count=limit + 1)

@@ -39,7 +39,6 @@ class RuntimeSettings:
     grace_s: float = defaults.GRACE_S
     trim_every_s: float = defaults.TRIM_EVERY_S
     heartbeat_every_s: float = defaults.HEARTBEAT_EVERY_S
-    heartbeat_stale_s: float = defaults.HEARTBEAT_STALE_S
     retention_s: float = defaults.RETENTION_S
     result_ttl_s: int = defaults.RESULT_TTL_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
@@ -67,8 +66,8 @@ class RuntimeSettings:
             )
         if self.grace_s <= 0 or self.claim_every_s <= 0 or self.trim_every_s <= 0:
             raise SettingsError("grace_s, claim_every_s and trim_every_s must be positive")
-        if not 0 < self.heartbeat_every_s < self.heartbeat_stale_s:
-            raise SettingsError("need 0 < heartbeat_every_s < heartbeat_stale_s")
+        if not 0 < self.heartbeat_every_s < defaults.HEARTBEAT_STALE_S:
+            raise SettingsError(f"heartbeat_every_s must be in (0, {defaults.HEARTBEAT_STALE_S:g})")
         if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
             raise SettingsError("need 0 < reconnect_min_s <= reconnect_max_s")
         if self.retention_s < 0:

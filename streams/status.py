@@ -38,6 +38,7 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
         "streams": streams,
         "dead_letters": deadletters.count(client),
         "inflight": int(client.scard(names.INFLIGHT)),
+        "stages": list(names.STAGE_ORDER),
         "workers": heartbeat.workers(client),
         "throughput_per_min": throughput_per_minute(client),
         "redis_memory_bytes": int(memory.get("used_memory", 0)),

@@ -10,9 +10,12 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from faces.ops import exits
+from faces.streams import names
+from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
 from tests.waiting import wait_until
 
@@ -82,3 +85,26 @@ def test_the_drop_folder_watcher_has_a_heartbeat_too(tmp_path, redis_url):
     finally:
         watcher.kill()
         watcher.wait()
+
+
+def test_a_watcher_held_back_by_a_full_pipeline_still_counts_as_alive(tmp_path, redis_url, redis_client):
+    """Backpressure is not a hang: while the watcher waits for room (high-water 1, no workers
+    drain anything), its heartbeat goes on. Before, it beat only between polls and a full
+    pipeline made the compose watcher unhealthy."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f"p{i}.jpg").write_bytes((DATA / "astronaut.jpg").read_bytes() + bytes([i]))
+    watcher = started(tmp_path, "watch", str(inbox), "--redis-url", redis_url, "--high-water", "1",
+                      "--settle-s", "0.1")
+    try:
+        wait_until(lambda: redis_client.scard(names.INFLIGHT) == 1, timeout_s=60, what="the pipeline full")
+        held_since = time.monotonic()
+        # Longer than the stale age asked for (8 s) plus a heartbeat period: each check passes.
+        while time.monotonic() - held_since < 15:
+            done = health(redis_url, "--stage", "watch", *MAX_AGE)
+            assert done.returncode == exits.OK, done.stderr
+        assert redis_client.scard(names.INFLIGHT) == 1, "the watcher was not held back"
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -201,6 +202,20 @@ def test_raw_body_answers_202_then_the_result_url_gives_it(stack):
     assert len(jobs) == 1
 
 
+def test_a_file_name_in_any_alphabet_gets_a_usable_status_url(stack):
+    """The image id keeps the file name's letters; the Location header and status URL are
+    percent-encoded (a 500 after publishing, before), and lead to the result."""
+    sent = stack.api.http.post("/v1/images", params={"filename": "фото.jpg"}, content=photo(44),
+                               headers={"Content-Type": "image/jpeg"})
+    assert sent.status_code == 202, sent.text
+    body = sent.json()
+    assert body["image_id"].startswith("фото-")
+    assert sent.headers["location"] == body["status_url"] == "/v1/results/" + quote(body["image_id"], safe="")
+    done = wait_until(lambda: (r := stack.api.http.get(body["status_url"])).status_code == 200 and r,
+                      timeout_s=60, what="the result at the status URL")
+    assert done.json()["image_id"] == body["image_id"]
+
+
 def test_json_base64_upload_with_metadata(stack):
     """JSON with image_base64, a filename and a metadata object: 200 with ?wait, metadata back."""
     body = {"image_base64": base64.b64encode(photo(3)).decode(), "filename": "b64.jpg",
@@ -267,6 +282,10 @@ def test_metrics_count_stages_results_and_latency(stack):
     for stage in names.STAGE_ORDER:
         assert f'faces_stage_pending{{stage="{stage}"}}' in text and f'faces_stage_lag{{stage="{stage}"}}' in text
     assert "faces_redis_up 1.0" in text and "faces_inflight_images" in text
+    # Methods outside HTTP's own are counted as "other": any name would add a series each.
+    assert stack.api.http.request("X1", "/nowhere").status_code in (400, 404, 405)
+    text = stack.api.http.get("/metrics").text
+    assert 'method="X1"' not in text and 'method="other"' in text
     count = float(next(line.split()[1] for line in text.splitlines()
                        if line.startswith("faces_result_latency_seconds_count")))
     assert count >= 1
@@ -274,10 +293,11 @@ def test_metrics_count_stages_results_and_latency(stack):
     # result that the detect stage's error gauge counts (from the workers' heartbeats, every 5 s).
     broken = stack.api.http.post("/v1/images", params={"wait": 60}, files={"file": ("cut.jpg", photo(31)[:400])})
     assert broken.json()["status"] == "error" and broken.json()["error"]["stage"] == "detect"
-    wait_until(lambda: metric_value(stack.api.http.get("/metrics").text, 'faces_stage_errors{stage="detect"}') >= 1,
-               timeout_s=30, what="the detect stage's errors in /metrics")
-    text = stack.api.http.get("/metrics").text
-    assert metric_value(text, 'faces_stage_processed{stage="sink"}') >= 2
+    # Both results are in the workers' next heartbeats (every 5 s), not at once.
+    text = wait_until(lambda: (t := stack.api.http.get("/metrics").text)
+                      and metric_value(t, 'faces_stage_errors{stage="detect"}') >= 1
+                      and metric_value(t, 'faces_stage_processed{stage="sink"}') >= 2 and t,
+                      timeout_s=30, what="the detect stage's error and the sink's two results in /metrics")
     assert metric_value(text, 'faces_stage_dead_letters{stage="detect"}') == 0
     sink = next(w for w in stack.pool.workers if w.stage == "sink")
     port = sink.command[sink.command.index("--metrics-port") + 1]
@@ -328,6 +348,12 @@ def test_malformed_requests_answer_400_naming_the_fix(stack):
     assert "empty" in error_of(post(content=b"", headers={"Content-Type": "image/jpeg"}), 400)
     assert "cursor" in error_of(http.get("/v1/results", params={"cursor": "x"}), 400)
     assert "since" in error_of(http.get("/v1/results", params={"since": "soon"}), 400)
+    # Values that parse but no stream id can hold: a 500 (OverflowError, Redis' "Invalid stream
+    # ID") before they were checked.
+    for since in ("inf", "nan", "-1", "1e30", "1950-01-01T00:00:00Z"):
+        assert "since" in error_of(http.get("/v1/results", params={"since": since}), 400), since
+    for cursor in ("0-0", "99999999999999999999-0"):
+        assert "cursor" in error_of(http.get("/v1/results", params={"cursor": cursor}), 400), cursor
     assert "limit" in error_of(http.get("/v1/results", params={"limit": 0}), 400)
 
 
@@ -477,3 +503,31 @@ def test_serve_mistakes_are_one_line_naming_the_fix(tmp_path, redis_url):
     assert busy.returncode == 1 and "pick another --port" in busy.stderr and "Traceback" not in busy.stderr
     short = serve("--redis-url", redis_url, token="abc")
     assert short.returncode == 2 and "FACES_API_TOKEN is 3 characters" in short.stderr
+    (tmp_path / "a-file").write_text("")
+    unwritable = serve("--redis-url", redis_url, "--port", str(free_port()), "--uploads", str(tmp_path / "a-file" / "up"))
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith(f"error: cannot keep uploads in {tmp_path}")
+    assert "pick a writable folder with --uploads" in unwritable.stderr and "Traceback" not in unwritable.stderr
+
+
+def test_wait_for_a_job_the_sink_dead_letters_answers_404_saying_why(tmp_path):
+    """The sink cannot write its result (its storage is under a file) and dead-letters the job:
+    `?wait` answers 404 naming the dead letter, as GET does, not 202 "pending" for a job that
+    will never finish."""
+    server = start_redis(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    pool = WorkerPool(server.url, tmp_path / "logs", grace_s=10, extra_args={
+        "*": ["--block-ms", "200", "--batch", "4", "--agegender", "dlib", "--max-deliveries", "1"],
+        "sink": ["--storage", str(tmp_path / "a-file" / "storage"), "--no-visualize"]})
+    pool.start()
+    api = start_api(server.url, tmp_path, token=None)
+    try:
+        wait_until(lambda: not pool.waiting_for(), timeout_s=120, what="every worker to load its models")
+        answer = api.http.post("/v1/images", params={"wait": 60}, files={"file": ("dead.jpg", photo(90))})
+        message = error_of(answer, 404)
+        assert "ended without one (dead-lettered at the sink)" in message and "faces dlq list" in message
+        image_id = message.split()[1]
+        assert error_of(api.http.get(f"/v1/results/{image_id}"), 404) == message
+    finally:
+        api.stop()
+        pool.stop()
+        server.stop()

@@ -37,8 +37,8 @@ def no_weights(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def start_pool(url: str, tmp_path: Path, extra: list[str] | None = None) -> WorkerPool:
-    pool = WorkerPool(url, tmp_path / "logs", grace_s=10, extra_args={
+def start_pool(url: str, tmp_path: Path, extra: list[str] | None = None, grace_s: float = 10) -> WorkerPool:
+    pool = WorkerPool(url, tmp_path / "logs", grace_s=grace_s, extra_args={
         "*": [*FAST_WORKERS, *(extra or []), "--storage", str(tmp_path / "storage")],
         "sink": ["--output", str(tmp_path / "output")]})
     pool.start()
@@ -196,18 +196,21 @@ def test_poison_entry_is_dead_lettered_after_three_deliveries_and_gets_an_error_
 
 
 def test_sigterm_to_a_busy_worker_leaves_nothing_pending(tmp_path, redis_url, redis_client, no_weights):
+    """SIGTERM mid-batch: the worker finishes the batch in hand within its grace period, exits 0
+    and leaves its group holding nothing. The grace is generous (30 s) so that a machine busy
+    with other work does not turn a finished batch into exit 4 (a CI run on a loaded machine)."""
     photos = photo_variants(tmp_path / "in", 12)
-    pool = start_pool(redis_url, tmp_path)
+    pool = start_pool(redis_url, tmp_path, grace_s=30)
     pool.stopping = True
     try:
         for p in photos:
             submit_file(redis_client, p)
         victim = kill_while_busy(pool, redis_client, "detect", signal.SIGTERM)
         started = time.monotonic()
-        code = victim.process.wait(20)
+        code = victim.process.wait(60)
         took = time.monotonic() - started
         assert code == 0
-        assert took < 10, f"took {took:.1f} s, over the 10 s grace period"
+        assert took < 30, f"took {took:.1f} s, over the 30 s grace period"
         assert consumer_pending(redis_client, "detect", victim.consumer) == 0
         consumers = [c["name"].decode() for c in redis_client.xinfo_consumers(names.IMAGES, "detect")]
         assert victim.consumer not in consumers

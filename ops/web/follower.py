@@ -81,6 +81,10 @@ class ResultFollower:
                 log.warning("results.follow_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, defaults.RECONNECT_MAX_S)
+            except Exception:  # noqa: BLE001 - a dead follower would leave every ?wait to time out
+                log.exception("results.follow_crashed", retry_in_s=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, defaults.RECONNECT_MAX_S)
 
     def _announce(self, announced: results.Announcement) -> None:
         self.metrics.results.labels(status=announced.status).inc()

@@ -21,6 +21,7 @@ from faces.schemas.events import check_metadata
 from faces.streams import uploads
 
 router = APIRouter(dependencies=[Depends(require_token)])
+DEAD = "dead"  # the follower's status of a job the sink dead-lettered (streams/results.py)
 
 REQUEST_BODY = {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
@@ -71,6 +72,8 @@ async def submit_image(
             await asyncio.wait_for(future, timeout=wait)
         except asyncio.TimeoutError:
             state.follower.forget(job_id)
+        if future.done() and not future.cancelled() and future.result() == DEAD:
+            raise views.dead_lettered(sent.image_id, job_id)  # as GET answers it
         finished = await run_in_threadpool(views.result_of_job, state, sent.image_id, job_id)
         if finished is not None:
             return Response(finished, media_type="application/json")
@@ -82,7 +85,7 @@ async def submit_image(
 
 
 def _publish(state: Api, data: bytes | bytearray, name: str, metadata: dict[str, str], job_id: str) -> Submitted:
-    """Keep the bytes, publish the job, remember it as the image's latest (for GET's 202)."""
-    sent = submit_bytes(state.client, data, name, keep_in=state.config.uploads, metadata=metadata, job_id=job_id)
-    uploads.remember(state.client, sent.image_id, job_id, state.config.result_ttl_s)
-    return sent
+    """Keep the bytes, publish the job and, in the same transaction, record it as the image's
+    latest (for GET's 202)."""
+    return submit_bytes(state.client, data, name, keep_in=state.config.uploads, metadata=metadata,
+                        job_id=job_id, upload_ttl_s=state.config.result_ttl_s)

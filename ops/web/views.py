@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from typing import Optional
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,7 +60,9 @@ ERRORS = {status: {"model": ErrorBody, "description": meaning} for status, meani
 
 
 def status_url(image_id: str) -> str:
-    return f"/v1/results/{image_id}"
+    """The result's URL path; percent-encoded, since an image id keeps the letters of its file
+    name (`фото-0123abcd`) and a Location header carries only latin-1."""
+    return f"/v1/results/{quote(image_id, safe='')}"
 
 
 def iso_ms(epoch_ms: float) -> str:
@@ -73,6 +76,11 @@ def result_of_job(state: Api, image_id: str, job_id: str) -> str | None:
         return None
     _latest, in_flight = uploads.upload_state(state.client, image_id)
     return raw if json.loads(raw).get("job_id") == job_id or not in_flight else None
+
+
+def dead_lettered(image_id: str, job_id: str) -> ApiError:
+    return ApiError(404, f"image {image_id} has no result: its job {job_id} ended without one (dead-lettered "
+                         "at the sink); `faces dlq list` says why; submit it again")
 
 
 def stored_or_pending(state: Api, image_id: str) -> str | Response:
@@ -89,8 +97,7 @@ def stored_or_pending(state: Api, image_id: str) -> str | Response:
         return JSONResponse(pending.model_dump(exclude={"submitted_at", "metadata"}), status_code=202,
                             headers={"Retry-After": "1"})
     if job_id is not None:
-        raise ApiError(404, f"image {image_id} has no result: its job {job_id} ended without one (dead-lettered "
-                            "at the sink); `faces dlq list` says why; submit it again")
+        raise dead_lettered(image_id, job_id)
     raise ApiError(404, f"no result for image {image_id}: it was not submitted through this API, or its result "
                         "expired (--result-ttl-s); submit it again")
 
@@ -142,15 +149,20 @@ def list_results(
 
 
 def _since_ms(since: str) -> int:
+    """Epoch milliseconds of `since` (ISO 8601 or epoch seconds); 400 for anything else,
+    including times before 1970 or past what a stream id can hold."""
+    bad = ApiError(400, f"since={since!r} is neither an ISO 8601 time nor epoch seconds after 1970: "
+                        "send e.g. 2026-11-27T10:00:00Z or 1764237600")
     try:
-        return int(float(since) * 1000)
+        seconds = float(since)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"since={since!r} is neither an ISO 8601 time nor epoch seconds: "
-                            "send e.g. 2026-11-27T10:00:00Z or 1764237600") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise bad from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp()
+    if not 0 <= seconds < recent.MAX_MS / 1000:  # also NaN and infinity
+        raise bad
+    return int(seconds * 1000)

@@ -4,7 +4,6 @@
 "use strict";
 
 (() => {
-  const STAGES = ["detect", "landmarks", "agegender", "sink"];
   const TOKEN_KEY = "faces.apiToken";
   const STATUS_EVERY_MS = 3000;
   const GALLERY_EVERY_MS = 5000;
@@ -16,7 +15,6 @@
   const UPLOADS_AT_ONCE = 3;
   const BUSY_RETRIES = 20;
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const HEARTBEAT_STALE_S = 120;  // faces.settings.HEARTBEAT_STALE_S: older, the worker is stuck or gone
 
   const $ = (id) => document.getElementById(id);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -371,6 +369,12 @@
       const have = new Set(Array.from(gallery.children).map((li) => li.dataset.imageId));
       gallery.append(...cards.filter((c) => !have.has(c.dataset.imageId)));
     } else {
+      // Cards dropped from the gallery let go of their pictures (blob URLs with a token).
+      const kept = new Set(cards);
+      for (const li of gallery.children) {
+        if (kept.has(li)) continue;
+        for (const img of li.querySelectorAll("img")) if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+      }
       gallery.replaceChildren(...cards);
     }
   }
@@ -516,7 +520,8 @@
     const throughput = status.throughput_per_min || {};
     // The status document counts dead letters in all; per stage only if it ever says so.
     const deadByStage = status.dead_letters_by_stage || null;
-    const cards = STAGES.map((stage) => {
+    // The stage order and each worker's liveness come from the server (one definition there).
+    const cards = (status.stages || []).map((stage) => {
       let stream = null;
       let group = null;
       for (const s of streams) {
@@ -529,8 +534,8 @@
         ...metric("pending", "pending", group ? count(group.pending) : "—", "delivered, not yet acknowledged"),
         ...metric("consumers", "consumers", group ? count(group.consumers) : "—", "consumers in the stage's group"));
       if (Array.isArray(status.workers)) {
-        const live = status.workers.filter((w) => w.stage === stage && isNum(w.age_s) && w.age_s < HEARTBEAT_STALE_S);
-        dl.append(...metric("live", "live workers", count(live.length), `workers with a heartbeat younger than ${HEARTBEAT_STALE_S} s`));
+        const live = status.workers.filter((w) => w.stage === stage && w.live);
+        dl.append(...metric("live", "live workers", count(live.length), "workers whose heartbeat is recent (consuming)"));
       }
       if (deadByStage) dl.append(...metric("dead", "dead letters", count(deadByStage[stage] || 0), "entries this stage gave up on"));
       if (group && isNum(group.oldest_pending_age_s)) {
