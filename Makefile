@@ -29,7 +29,8 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
-# Side-by-side benchmark against DeepFace.analyze; offline (synthetic weights). About 15 minutes.
+# Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
+# below); offline (synthetic weights). About 35 minutes.
 # It runs from bench/ in this repository, which is not installed with the product.
 # Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see docs/benchmark.md).
 BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
@@ -77,3 +78,10 @@ e2e: install-dev
 # 20 MB uploads; figures in bench-results/http-load.json. A few minutes.
 load: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/test_http_load.py
+
+# Only the throughput part of the benchmark (issue 16): CPU floor, plain multiprocessing program,
+# pipeline steady state on 1,000 images, scale-out 1/2/4 detect workers, growth at 100/1,000/10,000
+# queued images; figures in bench-results/throughput.json. About 20 minutes on 2 cores.
+.PHONY: bench-throughput
+bench-throughput: install-dev
+	$(BIN)/python -m bench $(BENCH_DIR) --synthetic-weights --only throughput --repeat 3 --json bench-results/throughput.json

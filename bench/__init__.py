@@ -9,7 +9,12 @@ It imports the product (``faces.*``); nothing in the product imports it.
 - ``bench.pipeline``   a whole `faces run` cold, and a running stack warm
 - ``bench.stages``     each stage alone on decoded photos; age/gender batching and precision
 - ``bench.transport``  one hop of a real event through a fresh redis-server (``bench.hop``)
-- ``bench.machine``    the machine's facts and how busy others kept it
+- ``bench.throughput`` throughput and growth (issue 16): ``floor`` (CPU per image per step),
+                       ``plain`` (a process pool over faces.analyze), ``steady`` (a running
+                       stack fed N images), ``growth`` (memory and speed by queue size),
+                       ``workload`` (distinct copies of the photos), ``report_throughput``
+- ``bench.machine``    the machine's facts (CPU kind: AVX-512 with bfloat16 or AVX2 only) and
+                       how busy others kept it
 - ``bench.report``     ratios, targets and the tables
 - ``bench.synthetic``  random weight files with DeepFace's layout (also used by the tests)
 

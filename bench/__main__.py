@@ -10,7 +10,8 @@ import typer
 from typing_extensions import Annotated
 
 from bench.report import render_rich
-from bench.run import BenchInputError, run_bench
+from bench.run import BenchInputError, run_bench, run_throughput_only
+from bench.throughput import ThroughputOptions
 from faces.ops import exits, logs
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -28,23 +29,50 @@ def bench(
     synthetic_weights: Annotated[bool, typer.Option("--synthetic-weights", help="Use random weight files with DeepFace's layout (shared and separate trunks) instead of the real ones: timing does not depend on the values.")] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Repeat each warm measurement this many times and keep the median (cold runs happen once).")] = 1,
+    only: Annotated[Optional[str], typer.Option("--only", help="Run one part alone: `throughput` (CPU floor, plain program, steady state, scale-out, growth).")] = None,
+    steady_images: Annotated[int, typer.Option(min=10, help="Throughput: images fed to the running stack (bundled age/gender).")] = ThroughputOptions.steady_images,
+    deepface_images: Annotated[int, typer.Option(min=0, help="Throughput: images fed with DeepFace's age/gender networks (0: skip DeepFace in the plain program and steady state).")] = ThroughputOptions.deepface_images,
+    plain_images: Annotated[int, typer.Option(min=2, help="Throughput: images the plain multiprocessing program analyses after its warm-up.")] = ThroughputOptions.plain_images,
+    growth: Annotated[str, typer.Option(help="Throughput: queued-image counts for the growth runs, comma-separated.")] = ",".join(map(str, ThroughputOptions.growth)),
+    scale: Annotated[str, typer.Option(help="Throughput: detect worker counts for the scale-out runs, comma-separated.")] = ",".join(map(str, ThroughputOptions.scale)),
+    scale_images: Annotated[int, typer.Option(min=10, help="Throughput: images per scale-out run.")] = ThroughputOptions.scale_images,
 ) -> None:
     """Benchmark this pipeline against DeepFace.analyze's own loop on the same photos: cold and
-    warm end to end, each stage alone, backbone overhead, batching, and one transport hop."""
+    warm end to end, each stage alone, backbone overhead, batching, and one transport hop; then
+    throughput near the machine's limit and how cost grows with the work."""
     logs.configure(level="WARNING")
     if not folder.is_dir():
         _fail(f"{folder} is not a folder")
+    if only not in (None, "throughput"):
+        _fail(f"--only {only}: the only part that runs alone is `throughput`")
     try:
-        figures = run_bench(folder, synthetic_weights, repeat, say=lambda line: typer.echo(f"bench: {line}", err=True))
+        options = ThroughputOptions(steady_images=steady_images, deepface_images=deepface_images,
+                                    plain_images=plain_images, growth=_counts(growth), scale=_counts(scale),
+                                    scale_images=scale_images, repeat=repeat)
+    except ValueError:
+        _fail(f"--growth and --scale take positive whole numbers separated by commas, got {growth!r} / {scale!r}")
+    say = lambda line: typer.echo(f"bench: {line}", err=True)  # noqa: E731
+    try:
+        if only == "throughput":
+            figures = run_throughput_only(folder, synthetic_weights, options, say=say)
+        else:
+            figures = run_bench(folder, synthetic_weights, repeat, say=say, throughput=options)
     except BenchInputError as exc:
         _fail(str(exc))
-    render_rich(figures)
-    if json_path is not None:
+    if json_path is not None:  # written before the tables: a long run's figures are never lost
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(figures, indent=1, default=str))
         typer.echo(f"figures: {json_path}", err=True)
+    render_rich(figures)
     missed = [t["name"] for t in figures["derived"]["targets"] if not t["met"]]
     typer.echo(f"targets missed: {'; '.join(missed)}" if missed else "all targets met", err=True)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    values = tuple(int(v) for v in text.split(",") if v.strip())
+    if not values or min(values) < 1:
+        raise ValueError(text)
+    return values
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ def machine_facts(redis_version: str | None = None) -> dict:
 
     return {
         "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
         "cpu_model": _cpuinfo("model name"),
+        "cpu_kind": cpu_kind(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -47,6 +49,43 @@ def redis_server_version(client) -> str:
     measures the product and is not part of it."""
     raw = client.info("server").get("redis_version", "?")
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+AVX512_BF16 = "AVX-512 with bfloat16"
+AVX512_ONLY = "AVX-512 without bfloat16"
+AVX2_ONLY = "AVX2 only"
+
+
+def cpu_kind(flags: str | None = None) -> str:
+    """Which vector units TensorFlow and onnxruntime get here: AVX512_BF16 when /proc/cpuinfo's
+    flags list avx512_bf16 (bfloat16 age/gender runs natively), AVX512_ONLY for avx512f without
+    it, AVX2_ONLY when they list avx2, else "older than AVX2". ``flags``: a flags line to judge
+    instead of this machine's."""
+    words = set((flags if flags is not None else _cpuinfo("flags") or "").split())
+    if "avx512_bf16" in words:
+        return AVX512_BF16
+    if "avx512f" in words:
+        return AVX512_ONLY
+    return AVX2_ONLY if "avx2" in words else "older than AVX2"
+
+
+def process_memory_mb(pid: int) -> dict:
+    """Resident memory of a live process now and at its peak (VmRSS, VmHWM), in MB; {} when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return {}
+    return {key: int(fields[name].split()[0]) / 1024 for key, name in (("rss_mb", "VmRSS"), ("peak_mb", "VmHWM"))
+            if name in fields}
 
 
 def _cpuinfo(key: str) -> str | None:

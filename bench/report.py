@@ -79,6 +79,13 @@ def derive(f: dict) -> dict:
     return d
 
 
+def derive_throughput(t: dict) -> dict:
+    """The throughput part's ratios, slopes and verdicts (bench/report_throughput.py)."""
+    from bench.report_throughput import derive_throughput as derive_part
+
+    return derive_part(t)
+
+
 def _target(name: str, value: float, goal: str, met: bool, shown: str) -> dict:
     return {"name": name, "value": value, "target": goal, "met": met, "shown": shown}
 
@@ -89,10 +96,16 @@ def _per(seconds: float, count: int) -> float:
 
 def sections(f: dict) -> list[Section]:
     """Every figure of a bench result as small tables, in reading order."""
+    from bench.report_throughput import throughput_sections
+
     d = f["derived"]
-    return [_side_by_side(f, d), _cold_breakdown(f), _stages(f, d), _variants(f), _transport(f),
-            Section("Targets", ("target", "goal", "measured", "verdict"),
-                    [(t["name"], t["target"], t["shown"], "met" if t["met"] else "MISSED") for t in d["targets"]])]
+    out = [] if f.get("only") else [_side_by_side(f, d), _cold_breakdown(f), _stages(f, d), _variants(f),
+                                    _transport(f)]
+    if "throughput" in f:
+        out += throughput_sections(f)
+    return out + [Section("Targets", ("target", "goal", "measured", "verdict"),
+                          [(t["name"], t["target"], t["shown"], "met" if t["met"] else "MISSED")
+                           for t in d["targets"]])]
 
 
 def _side_by_side(f: dict, d: dict) -> Section:

@@ -10,6 +10,8 @@ One run measures, in this order (the cold runs first, while nothing of ours is l
 4. age/gender batched vs one face at a time, shared trunk vs two full models, per precision,
    and how far bfloat16's outputs are from float32's
 5. the transport alone, one hop of a real event                     (bench/transport.py)
+6. throughput near the machine's limit and growth with the work    (bench/throughput.py)
+   (alone: ``run_throughput_only``, `python -m bench FOLDER --only throughput`)
 
 Every figure goes into one dict (``python -m bench --json`` writes it); bench/report.py turns
 it into tables and checks the targets.
@@ -27,7 +29,8 @@ from bench import pipeline as bench_pipeline
 from bench import stages as bench_stages
 from bench import transport as bench_transport
 from bench.machine import CpuWatch, machine_facts
-from bench.report import derive
+from bench.report import derive, derive_throughput
+from bench.throughput import ThroughputOptions, run_throughput
 from faces.models.precision import FLOAT32, PRECISION_ENV, choose_precision
 from faces.models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
 from faces.producer.files import scan
@@ -46,8 +49,10 @@ class BenchInputError(ValueError):
 
 
 def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
-              say: Callable[[str], None] = lambda line: None) -> dict:
-    """Measure everything listed in the module docstring; returns every figure as a dict."""
+              say: Callable[[str], None] = lambda line: None,
+              throughput: ThroughputOptions | None = ThroughputOptions()) -> dict:
+    """Measure everything listed in the module docstring; returns every figure as a dict.
+    ``throughput``: the sizes of part 6 (None: skip it)."""
     photos = scan([folder]).images
     if not photos:
         raise BenchInputError(f"no images under {folder}")
@@ -74,11 +79,45 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
         figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
         say("stages alone; age/gender batching and trunk sharing")
         figures.update(_stages_alone(photos, main_home, homes.get("separate"), precision, repeat, workdir, say))
+        if throughput is not None:
+            figures["throughput"] = run_throughput(folder, main_home, throughput, say)
         figures["machine"] = machine_facts(figures["warm"]["redis_version"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures["machine"]["load"] = watch.report()
     figures["derived"] = derive(figures)
+    if "throughput" in figures:
+        figures["derived"]["throughput"] = derive_throughput(figures["throughput"])
+        figures["derived"]["targets"] += figures["derived"]["throughput"]["targets"]
+    return figures
+
+
+def run_throughput_only(folder: Path, synthetic_weights: bool, options: ThroughputOptions,
+                        say: Callable[[str], None] = lambda line: None) -> dict:
+    """Part 6 alone (`--only throughput`): the same figures as in a whole run, under
+    ``figures["throughput"]``, with the machine's facts and its load meanwhile."""
+    if not scan([folder]).images:
+        raise BenchInputError(f"no images under {folder}")
+    watch = CpuWatch()
+    workdir = Path(tempfile.mkdtemp(prefix="faces-bench-"))
+    try:
+        if synthetic_weights:
+            from bench.synthetic import write_synthetic_weights
+
+            say("writing synthetic weights (shared trunk)")
+            home = workdir / "home-shared"
+            write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=True, seed=SYNTHETIC_SEED)
+        else:
+            home = next(iter(_weight_sets(workdir, False, say).values()))
+        figures = {"only": "throughput", "folder": str(folder), "repeat": options.repeat,
+                   "weights": "synthetic" if synthetic_weights else "deepface", "precision": choose_precision(),
+                   "throughput": run_throughput(folder, home, options, say)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures["machine"] = machine_facts()
+    figures["machine"]["load"] = watch.report()
+    figures["derived"] = {"throughput": derive_throughput(figures["throughput"])}
+    figures["derived"]["targets"] = figures["derived"]["throughput"]["targets"]
     return figures
 
 

@@ -175,3 +175,80 @@ def test_the_command_refuses_a_missing_folder_in_one_line(tmp_path):
     done = CliRunner().invoke(app, [str(tmp_path / "nowhere"), "--synthetic-weights"])
     assert done.exit_code == 1
     assert done.output.strip() == f"error: {tmp_path / 'nowhere'} is not a folder"
+
+
+def _throughput(steady_ips: float, plain_ips: float, rates: tuple[float, float, float],
+                per_image_b: tuple[float, float, float], rss_mb: tuple[float, float, float]) -> dict:
+    """A throughput part with only the fields its report reads: a floor of 0.5 CPU s/image on
+    2 cores (4 images/s), one backend, three growth sizes, scale-out 1 and 2 detect workers."""
+    steady = {"images": 1000, "counted_from": 101, "images_per_s": steady_ips, "latency_p50_s": 100.0,
+              "latency_p99_s": 200.0, "cpu_s_per_image_total": 0.55,
+              "cpu_s_per_image": {"detect-0": 0.4, "landmarks-0": 0.05, "agegender-0": 0.05, "sink-0": 0.03,
+                                  "redis-server": 0.011, "bench (submits)": 0.009},
+              "cpu_share_of_wall": {"detect-0": 0.99, "landmarks-0": 0.15, "agegender-0": 0.15, "sink-0": 0.1,
+                                    "redis-server": 0.03, "bench (submits)": 0.02}}
+    growth = [{"queued": n, "images_per_s": r, "image_bytes": 8000 * n, "queue_b": (8000 + b) * n,
+               "queue_beyond_images_b_per_image": b, "redis_done_b": 20000 * n, "workers_rss_mb": m,
+               "workers_peak_mb": m + 10, "submit_s": n / 1000} for n, r, b, m in
+              zip((100, 1000, 10000), rates, per_image_b, rss_mb)]
+    return {"cores": 2, "cpu_kind": "AVX2 only",
+            "floor": {"images": 15, "faces": 73, "cores": 2, "batch": 8,
+                      "step_cpu_s": {"decode": 0.01, "detect": 0.35, "landmarks": 0.02, "sink": 0.02},
+                      "backends": {"dlib": {"agegender_cpu_s": 0.1, "total_cpu_s": 0.5, "images_per_s": 4.0}}},
+            "plain": {"dlib": {"images_per_s": plain_ips}}, "steady": {"dlib": steady},
+            "scale": {"1": steady, "2": {**steady, "images_per_s": steady_ips * 1.5}}, "growth": growth}
+
+
+def test_throughput_targets_are_ratios_to_the_floor_and_the_plain_program_from_one_run():
+    good = bench_report.derive_throughput(_throughput(3.8, 3.9, (3.0, 3.1, 3.05), (600, 650, 660), (650, 660, 665)))
+    assert good["backends"]["dlib"]["of_floor"] == pytest.approx(3.8 / 4.0)
+    assert good["backends"]["dlib"]["of_plain"] == pytest.approx(3.8 / 3.9)
+    assert good["backends"]["dlib"]["busiest"] == "detect-0"
+    assert good["backends"]["dlib"]["redis_cpu_share"] == pytest.approx(0.011 / 0.55)
+    assert good["growth"]["per_image_change"] == pytest.approx(10 / 650)
+    # Slope per 1,000 images, from the smallest size to the largest.
+    assert good["growth"]["workers_rss_mb_per_1000"] == pytest.approx(15 / 9.9)
+    assert good["scale"]["saturates_at"] == "2"
+    assert good["floor_ips_16_cores"] == pytest.approx(32.0)   # an extrapolation: 16 / 0.5
+    assert all(t["met"] for t in good["targets"]), good["targets"]
+
+    bad = bench_report.derive_throughput(_throughput(2.9, 3.5, (80, 40, 30), (600, 650, 900), (650, 660, 800)))
+    verdicts = {t["name"]: t["met"] for t in bad["targets"]}
+    assert len(verdicts) == 5 and not any(verdicts.values()), verdicts
+
+
+def test_throughput_alone_renders_its_tables_and_the_cpu_kind():
+    figures = {"only": "throughput", "machine": {"cpu_model": "test CPU", "load": {"other_load_cores": 0.0}},
+               "throughput": _throughput(3.8, 3.9, (3.0, 3.1, 3.05), (600, 650, 660), (650, 660, 665))}
+    figures["derived"] = {"throughput": bench_report.derive_throughput(figures["throughput"])}
+    figures["derived"]["targets"] = figures["derived"]["throughput"]["targets"]
+    text = bench_report.render_markdown(figures)
+    assert "| CPU kind | AVX2 only |" in text
+    assert "| floor: 2 cores / sum, images/s | 4.00 |" in text
+    assert "| steady state vs CPU floor (dlib) | >= 90% | 95% (3.80 of 4.00 images/s) | met |" in text
+    assert "Side by side" not in text   # the DeepFace comparison did not run
+
+
+def test_cpu_kind_reads_the_flags():
+    from bench.machine import cpu_kind
+
+    assert cpu_kind("fpu avx2 avx512f avx512_bf16") == "AVX-512 with bfloat16"
+    assert cpu_kind("fpu avx2 avx512f") == "AVX-512 without bfloat16"
+    assert cpu_kind("fpu sse4_2 avx avx2 fma") == "AVX2 only"
+
+
+def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
+    """The whole throughput part, tiny: bundled age/gender only, data/'s 3 photos, 12 images
+    through a real stack, 10 queued small images. Every figure the report reads is there."""
+    from bench.throughput import ThroughputOptions, run_throughput
+
+    options = ThroughputOptions(steady_images=12, deepface_images=0, plain_images=4, growth=(10,), scale=(1,))
+    part = run_throughput(DATA, None, options)
+    assert part["steady"]["dlib"]["images"] == 12 and part["steady"]["dlib"]["faces"] > 0
+    assert part["steady"]["dlib"]["cpu_s_per_image"]["redis-server"] > 0
+    assert part["plain"]["dlib"]["images"] == 4 and part["floor"]["backends"]["dlib"]["images_per_s"] > 0
+    assert part["growth"][0]["queued"] == 10 and part["growth"][0]["queue_b"] > part["growth"][0]["image_bytes"]
+    assert part["scale"]["1"]["from_steady_run"]
+    derived = bench_report.derive_throughput(part)
+    assert {t["name"] for t in derived["targets"]} == {"steady state vs CPU floor (dlib)",
+                                                        "steady state vs best plain program (dlib)"}

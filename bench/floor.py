@@ -1,0 +1,70 @@
+"""The CPU floor: each stage's own CPU seconds per image, in this process, no Redis.
+
+Every step the pipeline runs on a photo (decode, detect, landmarks, age/gender with each
+backend, and the sink's result JSON and annotated picture) is timed on the same photos with
+``timed_with_cpu`` (CPU of every thread of this process). Their sum is what one image costs in
+CPU, whoever runs it; the cores divided by it are the most images per second any arrangement
+of these models could do here. Decode counts once: the pipeline's stages each decode again,
+and that, like the transport, is cost above the floor.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from bench.stages import timed_with_cpu
+from faces.models.analysis import add_age_gender, add_landmarks, decode_photo, find_faces
+from faces.producer.files import job_for
+from faces.schemas.result import build_result, dumps
+
+STEPS = ("decode", "detect", "landmarks")   # before age/gender; the sink comes after it
+
+
+def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, repeat: int) -> dict:
+    """CPU seconds per image of each step on ``photos``, and per age/gender backend
+    (``backends``: name -> LoadedBackend) the sum and the floor in images/s over ``cores``.
+    Age/gender runs in groups of ``batch`` photos, as its worker does."""
+    from faces.models.detect import load_detector
+    from faces.models.landmarks import load_landmarker
+
+    inputs = [(job_for(str(p), p.read_bytes()), p.read_bytes()) for p in photos]
+    detector, landmarker = load_detector(), load_landmarker()
+    n = len(inputs)
+
+    def decoded():
+        return [decode_photo(job, data, "detect") for job, data in inputs]
+
+    ready = decoded()
+    find_faces(detector, ready[:1])  # warm-up
+    cpu = {"decode": timed_with_cpu(decoded, repeat)[1] / n,
+           "detect": timed_with_cpu(lambda: find_faces(detector, ready), repeat)[1] / n}
+    add_landmarks(landmarker, ready[:1])
+    cpu["landmarks"] = timed_with_cpu(lambda: add_landmarks(landmarker, ready), repeat)[1] / n
+    groups = [ready[i:i + batch] for i in range(0, n, batch)]
+    agegender = {}
+    for name, loaded in backends.items():
+        # One untimed pass over the same groups: Keras traces its predict function again for
+        # each new batch shape, a one-off cost a running worker has long paid.
+        [add_age_gender(loaded, g) for g in groups]
+        agegender[name] = timed_with_cpu(lambda: [add_age_gender(loaded, g) for g in groups], repeat)[1] / n
+    with tempfile.TemporaryDirectory(prefix="faces-bench-sink-") as folder:
+        cpu["sink"] = timed_with_cpu(lambda: _sink(ready, inputs, Path(folder)), repeat)[1] / n
+    floor = {}
+    for name, ag_cpu in agegender.items():
+        total = sum(cpu.values()) + ag_cpu
+        floor[name] = {"agegender_cpu_s": ag_cpu, "total_cpu_s": total, "images_per_s": cores / total}
+    return {"images": n, "faces": sum(len(p.job["faces"]) for p in ready), "cores": cores, "batch": batch,
+            "step_cpu_s": cpu, "backends": floor}
+
+
+def _sink(photos, inputs, folder: Path) -> None:
+    """The sink's work per image: the result document, its JSON file, the annotated picture
+    (which decodes the photo's bytes again, as the sink does)."""
+    from faces.consumers.pictures import write_picture
+
+    for photo, (_job, data) in zip(photos, inputs):
+        result = build_result(photo.job)
+        (folder / f"{result['image_id']}.json").write_text(dumps(result))
+        write_picture(folder, result, data)

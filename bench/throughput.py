@@ -1,0 +1,110 @@
+"""The throughput part (issue 16): near the machine's limit, and how cost grows with the work.
+
+Runs, in this order, each in its own module:
+
+1. the CPU floor, each step's CPU seconds per image, per age/gender backend  (bench/floor.py)
+2. the best plain program, the library in one process per core, no Redis      (bench/plain.py)
+3. the pipeline's steady state on many distinct photos, per backend           (bench/steady.py)
+4. scale-out: more detect workers on this machine (bundled backend)           (bench/steady.py)
+5. growth: 100, 1,000, 10,000 small images queued, then consumed              (bench/growth.py)
+
+``python -m bench FOLDER --synthetic-weights --only throughput`` runs just this part
+(`make bench-throughput`); `make bench` runs it after the comparison with DeepFace.
+bench/report.py judges the targets and lays out the tables.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench import floor as bench_floor
+from bench import growth as bench_growth
+from bench import plain as bench_plain
+from bench import steady as bench_steady
+from bench import workload
+from bench.machine import cpu_kind, usable_cores
+from bench.pipeline import WORKER_BATCH
+
+BUNDLED, DEEPFACE = "dlib", "deepface"   # the age/gender backends, as --agegender names them
+EXTRA_PHOTOS = Path("data")              # the repository's own photos join the bench folder's
+SMALL_SOURCE = EXTRA_PHOTOS / "astronaut.jpg"
+
+
+@dataclass(frozen=True)
+class ThroughputOptions:
+    """Sizes of the throughput part; the defaults are issue 16's."""
+
+    steady_images: int = 1000            # images fed to the running stack (bundled backend)
+    deepface_images: int = 200           # the same with DeepFace's networks (0: skip)
+    plain_images: int = 60               # images the plain program analyses after its warm-up
+    growth: tuple[int, ...] = (100, 1000, 10000)
+    scale: tuple[int, ...] = (1, 2, 4)   # detect workers
+    scale_images: int = 300              # images per scale-out run (1 worker: the steady run's)
+    repeat: int = 1                      # floor timings: median of this many
+
+
+def run_throughput(folder: Path, deepface_home: Path | None, options: ThroughputOptions,
+                   say: Callable[[str], None] = lambda line: None) -> dict:
+    """Every figure of the throughput part (see the module docstring) as one dict.
+    ``deepface_home``: DEEPFACE_HOME holding the weights DeepFace runs with (None: bundled only)."""
+    from faces.models.agegender_backends import load_backend
+    from faces.producer.files import scan
+
+    photos = scan([folder]).images
+    if EXTRA_PHOTOS.is_dir() and EXTRA_PHOTOS.resolve() != folder.resolve():
+        photos += scan([EXTRA_PHOTOS]).images
+    cores = usable_cores()
+    weights = deepface_home / ".deepface" / "weights" if deepface_home else None
+    envs = {BUNDLED: {"FACES_AGEGENDER": BUNDLED}}
+    if deepface_home:
+        envs[DEEPFACE] = {"FACES_AGEGENDER": DEEPFACE, "DEEPFACE_HOME": str(deepface_home)}
+    figures: dict = {"photos": [p.name for p in photos], "cores": cores, "cpu_kind": cpu_kind(),
+                     "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.__dict__.items()},
+                     "plain": {}, "steady": {}, "scale": {}}
+    workdir = Path(tempfile.mkdtemp(prefix="faces-bench-throughput-"))
+    try:
+        say("throughput: CPU floor of each step")
+        backends = {BUNDLED: load_backend(BUNDLED)}
+        if weights:
+            backends[DEEPFACE] = load_backend(DEEPFACE, weights)
+        figures["floor"] = bench_floor.cpu_floor(photos, backends, cores, WORKER_BATCH, options.repeat)
+        del backends
+        for name in envs:
+            count = options.plain_images if name == BUNDLED or options.deepface_images else 0
+            if count:
+                say(f"throughput: best plain program ({name}, {cores} processes, {count} images)")
+                paths = workload.distinct_copies(photos, count, workdir / f"plain-{name}")
+                figures["plain"][name] = bench_plain.best_plain(paths, name, weights, cores)
+        for name, env in envs.items():
+            count = options.steady_images if name == BUNDLED else options.deepface_images
+            if count:
+                say(f"throughput: pipeline steady state ({name}, {count} images)")
+                paths = workload.distinct_copies(photos, count, workdir / f"steady-{name}")
+                figures["steady"][name] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-{name}", env)
+        figures["scale"] = _scale_out(photos, options, envs[BUNDLED], figures["steady"].get(BUNDLED), workdir, say)
+        say(f"throughput: growth, {', '.join(map(str, options.growth))} small images queued then consumed")
+        small = workload.small_face(SMALL_SOURCE if SMALL_SOURCE.is_file() else photos[0])
+        figures["growth"] = bench_growth.grow(small, options.growth, workdir, envs[BUNDLED])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+def _scale_out(photos: Sequence[Path], options: ThroughputOptions, env: dict, steady: dict | None,
+               workdir: Path, say: Callable[[str], None]) -> dict:
+    """Images/s with 1, 2, 4 ... detect workers (one of each other stage). One detect worker
+    is the steady run itself, when there was one."""
+    out = {}
+    for count in options.scale:
+        if count == 1 and steady is not None:
+            out["1"] = {**steady, "from_steady_run": True}
+            continue
+        say(f"throughput: scale-out, {count} detect workers, {options.scale_images} images")
+        paths = workload.distinct_copies(photos, options.scale_images, workdir / f"scale-{count}")
+        out[str(count)] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-scale-{count}", env,
+                                                    counts={"detect": count})
+    return out
