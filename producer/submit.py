@@ -56,7 +56,7 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
     (EventError when it is not small string fields). `job_id`: the caller's (a new one
     without), for a caller that must know it before the job is published. `upload_ttl_s`: also
     record the job as the image's latest upload, in the same transaction. No backpressure
-    wait: the caller checks room first and refuses instead (streams/uploads.py `has_room`)."""
+    wait: the caller checks room first and refuses instead (streams/publishing.py `has_room`)."""
     metadata = check_metadata(metadata) if metadata else None
     sha = hashlib.sha256(data).hexdigest()
     suffix = "".join(c for c in Path(name.replace("\\", "/")).suffix.lower() if c.isascii() and c.isalnum())

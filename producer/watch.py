@@ -94,8 +94,7 @@ class Watcher:
     _done: dict[str, str] = field(default_factory=dict)  # path -> "size:mtime_ns"
     _ignored: set[str] = field(default_factory=set)
     _pruned: bool = False
-    _beat_name: str = field(init=False, default="")  # this watcher's consumer name in heartbeats
-    _next_beat: float = 0.0
+    _heartbeat: heartbeat.Heartbeat = field(init=False)
 
     def __post_init__(self) -> None:
         if self.dedupe_window_s < 1:
@@ -103,7 +102,8 @@ class Watcher:
         self.folder = self.folder.resolve()
         self.folder_id = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
         self._key = names.watch_key(self.folder_id)
-        self._beat_name = f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}"
+        self._heartbeat = heartbeat.Heartbeat(self.client, WATCH_STAGE,
+                                              f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}")
         self._done = self._redis("load", lambda: dedupe.remembered_files(self.client, self._key))
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
@@ -117,7 +117,7 @@ class Watcher:
                 time.sleep(self.poll_s)
         finally:  # also on Ctrl-C / SIGTERM, which arrive as KeyboardInterrupt
             try:
-                heartbeat.forget(self.client, WATCH_STAGE, self._beat_name)
+                self._heartbeat.forget()
             except redis.RedisError:
                 pass  # Redis is gone: readers drop the heartbeat once it is old
 
@@ -125,11 +125,8 @@ class Watcher:
         """The heartbeat, from the loop and while backpressure holds a file back (a full
         pipeline is not a stuck watcher). Skipped while Redis is unreachable: that wait is
         the one reported then."""
-        if time.monotonic() < self._next_beat:
-            return
-        self._next_beat = time.monotonic() + defaults.HEARTBEAT_EVERY_S
         try:
-            heartbeat.beat(self.client, WATCH_STAGE, self._beat_name, {"processed": self.published})
+            self._heartbeat.beat_if_due(lambda: {"processed": self.published})
         except redis.RedisError as exc:
             if not publishing.is_transient(exc):
                 raise

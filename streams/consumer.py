@@ -68,7 +68,7 @@ class StageConsumer:
         self._next_claim_at = 0.0
         self._next_trim_at = 0.0
         self._next_renew_at = 0.0
-        self._next_beat_at = 0.0
+        self._heartbeat = heartbeat.Heartbeat(client, self.route.name, consumer, settings.heartbeat_every_s)
         self.counters = ConsumerCounters()
         self.log = log.bind(stage=self.route.name, consumer=consumer)
 
@@ -133,7 +133,7 @@ class StageConsumer:
         """Remove this consumer from its group, but only if it holds nothing: pending entries
         of a deleted consumer would be acknowledged by nobody and lost to the claim logic."""
         try:
-            heartbeat.forget(self.client, self.route.name, self.consumer)
+            self._heartbeat.forget()
             if not reading.leave_if_empty(self.client, self.route.input_stream, self.route.group,
                                           self.consumer):
                 self.log.info("consumer.left_pending", note="entries handed back for claiming")
@@ -401,10 +401,7 @@ class StageConsumer:
         """The heartbeat, trimming and renewing claims of entries waiting for a retry. A failed
         chore is logged and tried again next time; it never stops the worker."""
         now = time.monotonic()
-        if now >= self._next_beat_at:
-            self._next_beat_at = now + self.settings.heartbeat_every_s
-            self._guarded("heartbeat", lambda: heartbeat.beat(
-                self.client, self.route.name, self.consumer, dataclasses.asdict(self.counters)))
+        self._guarded("heartbeat", lambda: self._heartbeat.beat_if_due(lambda: dataclasses.asdict(self.counters)))
         if self._retry_due and now >= self._next_renew_at:
             self._next_renew_at = now + self.settings.renew_every_s
             self._guarded("renew", lambda: self._renew(list(self._retry_due)))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import redis
 
@@ -42,6 +44,28 @@ def beat(client: redis.Redis, stage: str, consumer: str, counts: dict[str, int])
 def forget(client: redis.Redis, stage: str, consumer: str) -> None:
     """Remove the heartbeat of a worker that stops cleanly."""
     client.hdel(names.HEARTBEATS, f"{stage}:{consumer}")
+
+
+@dataclass
+class Heartbeat:
+    """One worker's heartbeat as its loop keeps it: beaten when due (every `every_s`), the
+    counts read only then, and forgotten on a clean stop."""
+
+    client: redis.Redis
+    stage: str
+    consumer: str
+    every_s: float = defaults.HEARTBEAT_EVERY_S
+    _due: float = 0.0  # monotonic time of the next beat
+
+    def beat_if_due(self, counts: Callable[[], dict[str, int]]) -> None:
+        now = time.monotonic()
+        if now < self._due:
+            return
+        self._due = now + self.every_s  # also after a failed beat: tried again next period
+        beat(self.client, self.stage, self.consumer, counts())
+
+    def forget(self) -> None:
+        forget(self.client, self.stage, self.consumer)
 
 
 def workers(client: redis.Redis, stale_s: float = defaults.HEARTBEAT_STALE_S) -> list[dict[str, Any]]:

@@ -59,14 +59,18 @@ def backlog(client: redis.Redis) -> int:
     return int(client.scard(names.INFLIGHT))
 
 
+def has_room(client: redis.Redis, high_water: int) -> bool:
+    """True when the backlog is below `high_water` (0 disables the limit): the rule both
+    `wait_for_room` and a caller that refuses instead of waiting (the HTTP API's 429) apply."""
+    return high_water <= 0 or backlog(client) < high_water
+
+
 def wait_for_room(client: redis.Redis, high_water: int, *, poll_s: float = 0.2,
                   should_stop: Callable[[], bool] = lambda: False,
                   while_waiting: Callable[[], None] = _nothing) -> None:
-    """Block while the backlog is at or above `high_water` (0 disables the limit), running
-    `while_waiting()` at every poll (e.g. a WorkerPool's supervise)."""
-    if high_water <= 0:
-        return
-    while backlog(client) >= high_water and not should_stop():
+    """Block while there is no room (`has_room`), running `while_waiting()` at every poll (e.g.
+    a WorkerPool's supervise)."""
+    while not has_room(client, high_water) and not should_stop():
         while_waiting()
         time.sleep(poll_s)
 

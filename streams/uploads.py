@@ -1,6 +1,6 @@
-"""The HTTP API's view of what it published: room under the high-water mark (asked without
-waiting), and which job of an image is the latest, so that an image still in the pipeline can
-be told from an unknown one (publishing.publish_image records it with the job)."""
+"""The HTTP API's view of what it published: which job of an image is the latest, so that an
+image still in the pipeline can be told from an unknown one (publishing.publish_image records
+it with the job)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ import redis
 
 from faces.streams import names
 from faces.streams.groups import text
-from faces.streams.publishing import backlog
-
-
-def has_room(client: redis.Redis, high_water: int) -> bool:
-    """True when the backlog is below `high_water` (0: no limit): the non-blocking form of
-    publishing.wait_for_room, for a caller that refuses (HTTP 429) rather than waits."""
-    return high_water <= 0 or backlog(client) < high_water
 
 
 def upload_state(client: redis.Redis, image_id: str) -> tuple[str | None, bool]:

@@ -18,7 +18,7 @@ from faces.ops.web.errors import RETRY_AFTER_S, ApiError
 from faces.ops.web.state import Api, api, require_token
 from faces.producer.submit import Submitted, submit_bytes
 from faces.schemas.events import check_metadata
-from faces.streams import uploads
+from faces.streams import publishing
 
 router = APIRouter(dependencies=[Depends(require_token)])
 DEAD = "dead"  # the follower's status of a job the sink dead-lettered (streams/results.py)
@@ -54,7 +54,7 @@ async def submit_image(
         raise ApiError(400, f"wait={wait:g} is over this server's maximum of {config.wait_max_s:g} s: "
                             f"ask for at most {config.wait_max_s:g}, then poll the status URL")
     refuse_declared_size(request, config.max_image_bytes)
-    if not await run_in_threadpool(uploads.has_room, state.client, config.high_water):
+    if not await run_in_threadpool(publishing.has_room, state.client, config.high_water):
         raise ApiError(429, f"the pipeline has {config.high_water} or more images in flight (its high-water "
                             f"mark): retry in {RETRY_AFTER_S} s", {"Retry-After": str(RETRY_AFTER_S)})
     upload = await read_upload(request, config.max_image_bytes)
