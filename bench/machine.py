@@ -14,6 +14,8 @@ import resource
 import time
 from importlib import metadata
 
+from faces.ops.worker_counts import available_cores
+
 
 def machine_facts(redis_version: str | None = None) -> dict:
     """Cores, CPU model, memory, and the versions of everything that does the work."""
@@ -51,17 +53,17 @@ def redis_server_version(client) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity), else os.cpu_count()."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+# The cores this process may run on: the same count `faces up --workers auto` sizes itself by.
+usable_cores = available_cores
 
 
 AVX512_BF16 = "AVX-512 with bfloat16"
 AVX512_ONLY = "AVX-512 without bfloat16"
 AVX2_ONLY = "AVX2 only"
+# How the bench runs a pair "as on an AVX2-only CPU" on a newer one: oneDNN (TensorFlow's CPU
+# kernels) told to use no instruction set past AVX2, and age/gender in float32, which is what
+# `faces run` picks on a CPU without bfloat16. dlib and OpenCV are not capped by it.
+AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "FACES_AGEGENDER_PRECISION": "float32"}
 
 
 def cpu_kind(flags: str | None = None) -> str:

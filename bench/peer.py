@@ -25,8 +25,9 @@ PASSES = 2
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path) -> dict:
-    """Run the DeepFace loop on ``photos`` with the weights under ``deepface_home``.
+def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path, env: dict[str, str] | None = None) -> dict:
+    """Run the DeepFace loop on ``photos`` with the weights under ``deepface_home``; ``env``
+    adds settings for that process (e.g. bench.machine.AVX2_EMULATION).
 
     Returns {"cold": pass, "warm": pass, "import_s", "model_load_s"}, where a pass is
     {"seconds", "images", "faces" (analysed), "detected", "per_image": [...]}; the cold
@@ -34,7 +35,7 @@ def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path) -> dict
     """
     workdir.mkdir(parents=True, exist_ok=True)
     report_path = workdir.resolve() / "peer.json"
-    env = {**os.environ, "DEEPFACE_HOME": str(deepface_home.resolve()), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home.resolve()), "TF_CPP_MIN_LOG_LEVEL": "2"}
     # The child runs in the repository root (where ``bench`` is importable): absolute paths.
     command = [sys.executable, "-m", "bench.peer", str(report_path), *(str(p.resolve()) for p in photos)]
     launched = time.monotonic()

@@ -4,7 +4,8 @@ One run measures, in this order (the cold runs first, while nothing of ours is l
 
 1. the peer, DeepFace.analyze in a fresh process, cold and warm   (bench/peer.py)
 2. this pipeline cold, a whole `faces run`, per weight set         (bench/pipeline.py)
-   (and in float32 too when the default precision is bfloat16)
+   (and in float32 too when the default precision is bfloat16), with the bundled age/gender
+   networks, and the peer and `faces run` again as on an AVX2-only CPU when this one is newer
    and warm, a running stack fed the batch                          (bench/pipeline.py)
 3. each stage alone on the decoded photos, and the backbone overhead (bench/stages.py)
 4. age/gender batched vs one face at a time, shared trunk vs two full models, per precision,
@@ -28,7 +29,7 @@ from bench import peer as bench_peer
 from bench import pipeline as bench_pipeline
 from bench import stages as bench_stages
 from bench import transport as bench_transport
-from bench.machine import CpuWatch, machine_facts
+from bench.machine import AVX2_EMULATION, AVX2_ONLY, CpuWatch, cpu_kind, machine_facts
 from bench.report import derive, derive_throughput
 from bench.throughput import ThroughputOptions, run_throughput
 from faces.models.precision import FLOAT32, PRECISION_ENV, choose_precision
@@ -75,6 +76,15 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
             say(f"faces run, cold ({main_name} weights, float32)")
             figures["cold_float32"][main_name] = bench_pipeline.cold_run(
                 folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32})
+        say("faces run, cold (the bundled age/gender networks)")
+        figures["cold_bundled"] = bench_pipeline.cold_run(folder, main_home, workdir / "cold-bundled",
+                                                          env={"FACES_AGEGENDER": "dlib"})
+        if cpu_kind() != AVX2_ONLY:
+            # The cold target holds on AVX2-only CPUs too: run the pair again as on one.
+            say("DeepFace loop and faces run, cold, as on an AVX2-only CPU (oneDNN capped at AVX2, float32)")
+            figures["avx2"] = {"peer": bench_peer.run_peer(photos, main_home, workdir / "peer-avx2", AVX2_EMULATION),
+                               "cold": bench_pipeline.cold_run(folder, main_home, workdir / "cold-avx2",
+                                                               env=AVX2_EMULATION)}
         say("running stack, warm")
         figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
         say("stages alone; age/gender batching and trunk sharing")

@@ -5,7 +5,7 @@ Runs, in this order, each in its own module:
 1. the CPU floor, each step's CPU seconds per image, per age/gender backend  (bench/floor.py)
 2. the best plain program, the library in one process per core, no Redis      (bench/plain.py)
 3. the pipeline's steady state on many distinct photos, per backend           (bench/steady.py)
-4. scale-out: more detect workers on this machine (bundled backend)           (bench/steady.py)
+4. scale-out: fewer or more detect workers on this machine (bundled backend) (bench/steady.py)
 5. growth: 100, 1,000, 10,000 small images queued, then consumed              (bench/growth.py)
 
 ``python -m bench FOLDER --synthetic-weights --only throughput`` runs just this part
@@ -28,6 +28,7 @@ from bench import steady as bench_steady
 from bench import workload
 from bench.machine import cpu_kind, usable_cores
 from bench.pipeline import WORKER_BATCH
+from faces.ops.worker_counts import auto_counts
 
 BUNDLED, DEEPFACE = "dlib", "deepface"   # the age/gender backends, as --agegender names them
 EXTRA_PHOTOS = Path("data")              # the repository's own photos join the bench folder's
@@ -43,7 +44,7 @@ class ThroughputOptions:
     plain_images: int = 60               # images the plain program analyses after its warm-up
     growth: tuple[int, ...] = (100, 1000, 10000)
     scale: tuple[int, ...] = (1, 2, 4)   # detect workers
-    scale_images: int = 300              # images per scale-out run (1 worker: the steady run's)
+    scale_images: int = 300              # images per scale-out run (the steady run's detect count: that run)
     repeat: int = 1                      # floor timings: median of this many
 
 
@@ -84,7 +85,9 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
             if count:
                 say(f"throughput: pipeline steady state ({name}, {count} images)")
                 paths = workload.distinct_copies(photos, count, workdir / f"steady-{name}")
-                figures["steady"][name] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-{name}", env)
+                # The workers `faces up` starts by default on these cores (--workers auto).
+                figures["steady"][name] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-{name}", env,
+                                                                    counts=auto_counts(cores))
         figures["scale"] = _scale_out(photos, options, envs[BUNDLED], figures["steady"].get(BUNDLED), workdir, say)
         say(f"throughput: growth, {', '.join(map(str, options.growth))} small images queued then consumed")
         small = workload.small_face(SMALL_SOURCE if SMALL_SOURCE.is_file() else photos[0])
@@ -96,12 +99,12 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
 
 def _scale_out(photos: Sequence[Path], options: ThroughputOptions, env: dict, steady: dict | None,
                workdir: Path, say: Callable[[str], None]) -> dict:
-    """Images/s with 1, 2, 4 ... detect workers (one of each other stage). One detect worker
-    is the steady run itself, when there was one."""
+    """Images/s with 1, 2, 4 ... detect workers (one of each other stage). The detect count the
+    steady run had (--workers auto; on 2 cores also one of each other stage) is that run itself."""
     out = {}
     for count in options.scale:
-        if count == 1 and steady is not None:
-            out["1"] = {**steady, "from_steady_run": True}
+        if steady is not None and steady["counts"]["detect"] == count:
+            out[str(count)] = {**steady, "from_steady_run": True}
             continue
         say(f"throughput: scale-out, {count} detect workers, {options.scale_images} images")
         paths = workload.distinct_copies(photos, options.scale_images, workdir / f"scale-{count}")

@@ -42,6 +42,11 @@ DEDUPE_WINDOW_S = RETENTION_S    # the same bytes dropped again within it are sk
 RESULT_TTL_S = 7 * DAY_S         # each image's latest result stays this long in Redis; FACES_RESULT_TTL_S
 
 # -- Stage workers: `faces worker` options, RuntimeSettings ---------------------------------------
+WORKERS = "auto"                 # worker processes per stage for `faces run` / `up`; FACES_WORKERS
+# Each stage's share of an image's CPU, measured (docs/benchmark.md, bundled age/gender, 15 photos):
+# `--workers auto` gives a stage ceil(cores x share) processes, so on 2 cores detection, the
+# stage that keeps one process at 100 % of a core, gets 2 and every other stage 1.
+STAGE_CPU_SHARE = {"detect": 0.60, "landmarks": 0.13, "agegender": 0.21, "sink": 0.07}
 BATCH = 8                        # entries read at once and analysed as one batch; FACES_BATCH
 BLOCK_MS = 1000                  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
 CLAIM_IDLE_MS = 60_000           # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS

@@ -18,8 +18,8 @@ from typing_extensions import Annotated
 from faces import settings as defaults
 from faces.ops import exits, logs
 from faces.ops.cli_app import app, debug_enabled, fail, usage
-from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
-                               with_settings)
+from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, Workers,
+                               analysis_worker_args, with_settings)
 from faces.ops.settings import AppSettings
 from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
@@ -59,6 +59,7 @@ def run(
     settings: AppSettings,
     visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
     agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER, timeout_s: TimeoutS = None,
+    workers: Workers = defaults.WORKERS,
     force: Annotated[bool, typer.Option("--force", help="Analyse again images whose current ok result (same sha256) is already in --storage.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
 ) -> None:
@@ -71,6 +72,7 @@ def run(
     """
     from faces.ops.progress import BarDisplay
     from faces.ops.runjob import JobInterrupted, JobOptions, describe_agegender, run_job
+    from faces.ops.worker_counts import parse_counts
     from faces.producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
@@ -79,7 +81,7 @@ def run(
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, force=force,
-                         output=settings.output if visualize else None,
+                         output=settings.output if visualize else None, counts=parse_counts(workers),
                          # A short blocking read lets the workers notice the stop quickly.
                          worker_args=_with_block_ms(analysis_worker_args(settings, batch, visualize,
                                                                          detector, agegender), 200))
@@ -118,7 +120,7 @@ def _with_block_ms(worker_args: dict[str, list[str]], block_ms: int) -> dict[str
 def up(
     settings: AppSettings,
     visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
-    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER,
+    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER, workers: Workers = defaults.WORKERS,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="Also serve the HTTP API (`faces serve`, docs/http.md); its log: STATE_DIR/logs/serve.log.")] = False,
     host: Host = defaults.HTTP_HOST, port: Port = defaults.HTTP_PORT,
@@ -128,6 +130,7 @@ def up(
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
     from faces.ops.cli_serve import start_server_process, stop_server_process
     from faces.ops.target import redis_target
+    from faces.ops.worker_counts import describe, parse_counts
     from faces.ops.worker_pool import WorkerPool
     from faces.producer.watch import Watcher
     from faces.streams.connection import redact
@@ -140,7 +143,8 @@ def up(
     with contextlib.ExitStack() as resources:
         # One stack per state dir (stack=True): a second `up` or `run` there is refused.
         url, client, _server = resources.enter_context(redis_target(settings, stack=True))
-        pool = WorkerPool(url, settings.log_dir, extra_args=analysis_worker_args(
+        counts = parse_counts(workers)
+        pool = WorkerPool(url, settings.log_dir, counts=counts, extra_args=analysis_worker_args(
             settings, batch, visualize, detector, agegender))
         pool.start()
         resources.callback(pool.stop)
@@ -162,7 +166,7 @@ def up(
                 if server is not None and server.poll() is not None:
                     fail(f"the HTTP API stopped (exit {server.returncode}): see {settings.log_dir / 'serve.log'}")
                 if not announced and not pool.waiting_for():
-                    typer.echo(f"ready: {len(pool.workers)} workers", err=True)
+                    typer.echo(f"ready: {len(pool.workers)} workers ({describe(counts)})", err=True)
                     announced = True
                 if watcher is not None:
                     watcher.poll_once()

@@ -118,6 +118,22 @@ AgeGender = Annotated[Optional[str], typer.Option(
 Batch = Annotated[int, typer.Option(
     "--batch", envvar="FACES_BATCH", show_envvar=True, min=1,
     help="Entries each stage reads at once and analyses as one batch.")]
+def _check_workers(text: str) -> str:
+    """A --workers value that cannot be read is bad usage (exit 2), refused before anything starts."""
+    from faces.ops.worker_counts import BadWorkerCounts, parse_counts
+
+    try:
+        parse_counts(text)
+    except BadWorkerCounts as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return text
+
+
+Workers = Annotated[str, typer.Option(
+    "--workers", envvar="FACES_WORKERS", show_envvar=True, callback=_check_workers,
+    help="Worker processes per stage: auto (each stage sized by its share of the CPU: on 2 cores "
+         "detect=2 and one of each other stage), or STAGE=N pairs such as detect=3,agegender=2 "
+         "(stages not named: auto).")]
 Visualize = Annotated[bool, typer.Option(
     "--visualize/--no-visualize", envvar="FACES_VISUALIZE", show_envvar=True,
     help="Draw annotated pictures into --output.")]

@@ -131,6 +131,12 @@ def test_submit_of_nothing_is_an_error(tmp_path, redis_url, args, expected):
     (["status", "--watch", "-1"], exits.USAGE,
      "error: Invalid value for '--watch': Input should be greater than or equal to 0.1 (see `faces status --help`)"),
     (["run", str(DATA), "--batch", "0"], exits.USAGE, "error: Invalid value for '--batch'"),
+    (["run", str(DATA), "--workers", "detekt=2"], exits.USAGE,
+     "error: Invalid value for '--workers' (env var FACES_WORKERS): --workers 'detekt=2': unknown stage 'detekt'; "
+     "the stages are detect, landmarks, agegender, sink (e.g. detect=2,agegender=1, or auto)"),
+    (["up", "--workers", "sink=0"], exits.USAGE,
+     "error: Invalid value for '--workers' (env var FACES_WORKERS): --workers 'sink=0': sink needs a whole number "
+     "of workers from 1 up, e.g. sink=2"),
     (["worker", "bogus"], exits.USAGE, "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink"),
     (["health", "--stage", "bogus"], exits.USAGE,
      "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink, watch"),

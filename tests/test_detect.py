@@ -143,3 +143,23 @@ def test_cnn_backend_finds_large_faces(annotated_images, decoded_photos):
 def test_a_non_bgr_array_is_refused(default_detector):
     with pytest.raises(ValueError, match="BGR uint8"):
         default_detector.detect([np.zeros((50, 50), np.uint8)])
+
+
+def test_hog_on_gray_pixels_finds_the_faces_it_found_on_colour(default_detector, decoded_photos):
+    """dlib's HOG runs on gray pixels (a third less CPU than on colour, issue 16): on every test
+    photo it finds as many faces as on the colour pixels, nearly in the same places."""
+    import dlib
+
+    colour_hog = dlib.get_frontal_face_detector()
+    for name, pixels in decoded_photos.items():
+        plan = default_detector.plan(pixels)
+        if plan.resize != 1.0:
+            continue  # the plain colour run below has no resize step
+        rects, scores, _ = colour_hog.run(np.ascontiguousarray(pixels[:, :, ::-1]), plan.upsample, 0.0)
+        on_colour = [r for r, s in zip(rects, scores) if s >= default_detector.min_score]
+        on_gray = default_detector.detect([pixels])[0]
+        assert len(on_gray) == len(on_colour), name
+        centres = [(r.center().x, r.center().y) for r in on_colour]
+        for found in on_gray:
+            cx, cy = found.box.x + found.box.w / 2, found.box.y + found.box.h / 2
+            assert min(abs(cx - x) + abs(cy - y) for x, y in centres) <= found.box.w / 2, name
