@@ -241,7 +241,9 @@ def test_run_against_a_redis_with_other_workers_gets_every_result_into_its_own_s
 
 
 def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
-    photo_variants(tmp_path / "photos", 40)
+    # Enough photos that the run cannot finish between its first result and the Ctrl-C: with
+    # two detect workers 40 of them were all done before the signal arrived.
+    photo_variants(tmp_path / "photos", 400)
     storage = tmp_path / "storage"
     run = subprocess.Popen([sys.executable, "-m", "faces", "run", str(tmp_path / "photos"), "--state-dir",
                             str(tmp_path / "s"), "--storage", str(storage), "--no-visualize", "--batch", "1",
@@ -253,7 +255,7 @@ def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
     assert run.returncode == exits.INTERRUPTED, err
     assert "Traceback" not in out + err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("interrupted: ") and " of 40 images have results" in last and "left" in last, last
+    assert last.startswith("interrupted: ") and " of 400 images have results" in last and "left" in last, last
 
 
 def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_path):
