@@ -43,10 +43,12 @@ RESULT_TTL_S = 7 * DAY_S         # each image's latest result stays this long in
 
 # -- Stage workers: `faces worker` options, RuntimeSettings ---------------------------------------
 WORKERS = "auto"                 # worker processes per stage for `faces run` / `up`; FACES_WORKERS
-# Each stage's share of an image's CPU, measured (docs/benchmark.md, bundled age/gender, 15 photos):
+# Each stage's share of an image's CPU in the pipeline's steady state (docs/benchmark.md, the
+# 2026-11-28 run: bundled age/gender, detect 0.298 of 0.451 CPU s per image, landmarks 0.051,
+# agegender 0.077, sink 0.025):
 # `--workers auto` gives a stage ceil(cores x share) processes, so on 2 cores detection, the
 # stage that keeps one process at 100 % of a core, gets 2 and every other stage 1.
-STAGE_CPU_SHARE = {"detect": 0.60, "landmarks": 0.13, "agegender": 0.21, "sink": 0.07}
+STAGE_CPU_SHARE = {"detect": 0.66, "landmarks": 0.11, "agegender": 0.17, "sink": 0.06}
 BATCH = 8                        # entries read at once and analysed as one batch; FACES_BATCH
 BLOCK_MS = 1000                  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
 CLAIM_IDLE_MS = 60_000           # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS

@@ -118,6 +118,8 @@ AgeGender = Annotated[Optional[str], typer.Option(
 Batch = Annotated[int, typer.Option(
     "--batch", envvar="FACES_BATCH", show_envvar=True, min=1,
     help="Entries each stage reads at once and analyses as one batch.")]
+
+
 def _check_workers(text: str) -> str:
     """A --workers value that cannot be read is bad usage (exit 2), refused before anything starts."""
     from faces.ops.worker_counts import BadWorkerCounts, parse_counts

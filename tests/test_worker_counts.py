@@ -22,7 +22,7 @@ NO_URL = {"FACES_REDIS_URL": "", "REDIS_URL": ""}
 def test_auto_gives_detection_the_cores_and_every_stage_at_least_one():
     assert auto_counts(1) == {"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1}
     assert auto_counts(2) == {"detect": 2, "landmarks": 1, "agegender": 1, "sink": 1}
-    assert auto_counts(16) == {"detect": 10, "landmarks": 3, "agegender": 4, "sink": 2}
+    assert auto_counts(16) == {"detect": 11, "landmarks": 2, "agegender": 3, "sink": 1}
     assert describe(auto_counts(2)) == "detect=2,landmarks=1,agegender=1,sink=1"
 
 
