@@ -79,9 +79,11 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
             self.server.cuts -= 1
             rest = rest[: len(rest) // 2]
             self.close_connection = True
+        # Counted before writing: the client can finish reading before this thread runs again,
+        # and a test asserting right after its fetch then saw the list one short (fresh clone).
+        self.server.sent.append(len(rest))
         self.wfile.write(rest)
         self.wfile.flush()
-        self.server.sent.append(len(rest))
 
     def log_message(self, *args):
         pass
