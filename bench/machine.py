@@ -14,6 +14,7 @@ import resource
 import time
 from importlib import metadata
 
+from faces.models.precision import FLOAT32, PRECISION_ENV
 from faces.ops.worker_counts import available_cores
 
 
@@ -63,7 +64,7 @@ AVX2_ONLY = "AVX2 only"
 # How the bench runs a pair "as on an AVX2-only CPU" on a newer one: oneDNN (TensorFlow's CPU
 # kernels) told to use no instruction set past AVX2, and age/gender in float32, which is what
 # `faces run` picks on a CPU without bfloat16. dlib and OpenCV are not capped by it.
-AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "FACES_AGEGENDER_PRECISION": "float32"}
+AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", PRECISION_ENV: FLOAT32}
 
 
 def cpu_kind(flags: str | None = None) -> str:

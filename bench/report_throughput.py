@@ -4,6 +4,7 @@ slopes, target verdicts and small tables out). bench/report.py shows them with t
 from __future__ import annotations
 
 from bench.report import Section, _n, _target
+from faces.ops.worker_counts import describe
 
 MIN_OF_FLOOR = 0.90        # pipeline steady state vs the CPU floor
 MIN_OF_PLAIN = 0.95        # pipeline steady state vs the best plain program
@@ -124,8 +125,7 @@ def throughput_sections(f: dict) -> list[Section]:
                 ("  of the floor / of the plain program", *[f"{b[n]['of_floor']:.0%} / "
                                                            f"{'-' if b[n]['of_plain'] is None else format(b[n]['of_plain'], '.0%')}"
                                                            for n in names]),
-                ("  workers per stage (--workers auto)", *[",".join(f"{k}={v}" for k, v in steady[n]["counts"].items())
-                                                            for n in names]),
+                ("  workers per stage (--workers auto)", *[describe(steady[n]["counts"]) for n in names]),
                 ("  images fed (counted from result #)", *[f"{steady[n]['images']} ({steady[n]['counted_from']})" for n in names]),
                 ("  latency p50 / p99, s (all submitted at once)",
                  *[f"{_n(steady[n]['latency_p50_s'])} / {_n(steady[n]['latency_p99_s'])}" for n in names]),

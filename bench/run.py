@@ -31,7 +31,7 @@ from bench import stages as bench_stages
 from bench import transport as bench_transport
 from bench.machine import AVX2_EMULATION, AVX2_ONLY, CpuWatch, cpu_kind, machine_facts
 from bench.report import derive, derive_throughput
-from bench.throughput import ThroughputOptions, run_throughput
+from bench.throughput import BUNDLED, ThroughputOptions, run_throughput
 from faces.models.precision import FLOAT32, PRECISION_ENV, choose_precision
 from faces.models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
 from faces.producer.files import scan
@@ -78,7 +78,7 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
                 folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32})
         say("faces run, cold (the bundled age/gender networks)")
         figures["cold_bundled"] = bench_pipeline.cold_run(folder, main_home, workdir / "cold-bundled",
-                                                          env={"FACES_AGEGENDER": "dlib"})
+                                                          env={"FACES_AGEGENDER": BUNDLED})
         if cpu_kind() != AVX2_ONLY:
             # The cold target holds on AVX2-only CPUs too: run the pair again as on one.
             say("DeepFace loop and faces run, cold, as on an AVX2-only CPU (oneDNN capped at AVX2, float32)")

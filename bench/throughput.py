@@ -29,6 +29,7 @@ from bench import workload
 from bench.machine import cpu_kind, usable_cores
 from bench.pipeline import WORKER_BATCH
 from faces.ops.worker_counts import auto_counts
+from faces.streams.names import STAGE_ORDER
 
 BUNDLED, DEEPFACE = "dlib", "deepface"   # the age/gender backends, as --agegender names them
 EXTRA_PHOTOS = Path("data")              # the repository's own photos join the bench folder's
@@ -99,11 +100,11 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
 
 def _scale_out(photos: Sequence[Path], options: ThroughputOptions, env: dict, steady: dict | None,
                workdir: Path, say: Callable[[str], None]) -> dict:
-    """Images/s with 1, 2, 4 ... detect workers (one of each other stage). The detect count the
-    steady run had (--workers auto; on 2 cores also one of each other stage) is that run itself."""
+    """Images/s with 1, 2, 4 ... detect workers (one of each other stage). The steady run is
+    that row itself when it had exactly those workers (--workers auto on 2 cores does)."""
     out = {}
     for count in options.scale:
-        if steady is not None and steady["counts"]["detect"] == count:
+        if steady is not None and steady["counts"] == {**{s: 1 for s in STAGE_ORDER}, "detect": count}:
             out[str(count)] = {**steady, "from_steady_run": True}
             continue
         say(f"throughput: scale-out, {count} detect workers, {options.scale_images} images")
