@@ -15,7 +15,9 @@ How it decides:
   what arrived while it was down without reading the old files again;
 - when a directory's mtime changes (entries added, removed or renamed) only the names new to it
   are stat'ed; between changes only the files still settling are. A file rewritten in place
-  under a name already handled is not published again (drop a new name, or use `faces submit`);
+  under a name already handled is not published again (drop a new name, or use `faces submit`).
+  A folder changed in the last `RECENT_CHANGE_NS` is listed on every pass: its mtime's tick is
+  too coarse to tell a listing from a file created in the same instant;
 - Redis trouble that passes (connection lost, OOM, READONLY, LOADING, MISCONF) is waited out
   with backoff: the file in hand is published once Redis answers, exactly once;
 - `while_waiting` runs during every wait (backpressure, Redis), e.g. to supervise workers.
@@ -87,7 +89,7 @@ class Watcher:
     read_failures: int = 0
     refused: int = 0  # not regular files when opened (a link or FIFO swapped in while settling)
     folder_id: str = field(init=False, default="")  # names the folder's memory in Redis
-    _dir_mtimes: dict[str, int] = field(default_factory=dict)
+    _dir_mtimes: dict[str, int | None] = field(default_factory=dict)  # None: list again
     _dir_names: dict[str, set[str]] = field(default_factory=dict)
     _settling: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # path -> size, mtime, since
     _retries: dict[str, _Retry] = field(default_factory=dict)
@@ -176,7 +178,7 @@ class Watcher:
                 continue
             if self._dir_mtimes.get(dirpath) == mtime:
                 continue
-            self._dir_mtimes[dirpath] = mtime
+            self._dir_mtimes[dirpath] = mtime if _settled(mtime) else None
             listed = set(filenames)
             before = self._dir_names.get(dirpath, set())
             for name in sorted(listed - before):
@@ -270,6 +272,18 @@ class Watcher:
 
     def _redis(self, what: str, action: Callable[[], T]) -> T:
         return publishing.retry_transient(action, what=what, while_waiting=self._waiting)
+
+
+# A folder's mtime moves in coarse ticks (a few ms) and os.walk reads it after listing the
+# folder: a file created in the same tick as the listing, or between the listing and the stat,
+# leaves an mtime equal to the one remembered with a listing that lacks the file. So a folder
+# whose mtime is this recent is listed again on the next pass, until its last change is older.
+RECENT_CHANGE_NS = 2_000_000_000
+
+
+def _settled(mtime_ns: int) -> bool:
+    """True when a folder's mtime is old enough to stand for the listing just made."""
+    return mtime_ns < time.time_ns() - RECENT_CHANGE_NS
 
 
 def _signature(path: str) -> tuple[int, int] | None:

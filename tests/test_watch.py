@@ -56,6 +56,23 @@ def test_half_written_file_is_published_only_when_complete(tmp_path, redis_clien
     assert jobs[0]["image"]["bytes"] == len(PHOTO)
 
 
+def test_a_file_created_in_the_tick_the_folder_was_listed_is_still_published(tmp_path, redis_client):
+    """A folder's mtime has a coarse tick (a few ms) and is read after the folder is listed.
+    A file created in the same tick as the listing, or between the listing and the stat,
+    leaves the folder's mtime equal to the one remembered with a listing that lacks it: the
+    watcher must not skip the folder for ever (CI: a file written right after the watcher
+    started was never published)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    watcher = Watcher(redis_client, drop, settle_s=0.0, poll_s=0.01)
+    watcher.poll_once()  # lists the empty folder and remembers its mtime
+    listed_mtime_ns = os.stat(drop).st_mtime_ns
+    (drop / "same-tick.jpg").write_bytes(PHOTO)
+    os.utime(drop, ns=(listed_mtime_ns, listed_mtime_ns))  # the creation landed in the same tick
+    wait_until(lambda: watcher.poll_once(), timeout_s=10, what="same-tick.jpg published")
+    assert published_names(redis_client) == ["same-tick.jpg"]
+
+
 def test_same_bytes_under_two_names_are_published_once_unless_forced(tmp_path, redis_client):
     drop = tmp_path / "drop"
     drop.mkdir()
