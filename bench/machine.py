@@ -14,7 +14,7 @@ import resource
 import time
 from importlib import metadata
 
-from faces.models.precision import FLOAT32, PRECISION_ENV
+from faces.models.precision import OPENCV_FLOAT32, PRECISION_ENV
 from faces.ops.worker_counts import available_cores
 
 
@@ -62,9 +62,11 @@ AVX512_BF16 = "AVX-512 with bfloat16"
 AVX512_ONLY = "AVX-512 without bfloat16"
 AVX2_ONLY = "AVX2 only"
 # How the bench runs a pair "as on an AVX2-only CPU" on a newer one: oneDNN (TensorFlow's CPU
-# kernels) told to use no instruction set past AVX2, and age/gender in float32, which is what
-# `faces run` picks on a CPU without bfloat16. dlib and OpenCV are not capped by it.
-AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", PRECISION_ENV: FLOAT32}
+# kernels, the DeepFace loop's) and OpenCV's dispatcher told to use no instruction set past
+# AVX2, and age/gender on OpenCV in float32, which is what `faces run` picks on such a CPU
+# (models.precision). dlib and onnxruntime are not capped by it.
+AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON",
+                  PRECISION_ENV: OPENCV_FLOAT32}
 
 
 def cpu_kind(flags: str | None = None) -> str:

@@ -81,10 +81,12 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
                                                           env={"FACES_AGEGENDER": BUNDLED})
         if cpu_kind() != AVX2_ONLY:
             # The cold target holds on AVX2-only CPUs too: run the pair again as on one.
-            say("DeepFace loop and faces run, cold, as on an AVX2-only CPU (oneDNN capped at AVX2, float32)")
+            avx2_precision = AVX2_EMULATION[PRECISION_ENV]
+            say(f"DeepFace loop and faces run, cold, as on an AVX2-only CPU (capped at AVX2, {avx2_precision})")
             figures["avx2"] = {"peer": bench_peer.run_peer(photos, main_home, workdir / "peer-avx2", AVX2_EMULATION),
                                "cold": bench_pipeline.cold_run(folder, main_home, workdir / "cold-avx2",
-                                                               env=AVX2_EMULATION)}
+                                                               env=AVX2_EMULATION),
+                               "precision": avx2_precision}
         say("running stack, warm")
         figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
         say("stages alone; age/gender batching and trunk sharing")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faces.models.vggface import AGE_CLASSES, GENDER_CLASSES, TRUNK_LAYERS, build_deepface_model
+from faces.models.vgg_weights import AGE_CLASSES, GENDER_CLASSES, TRUNK_LAYERS
+from faces.models.vggface import build_deepface_model
 from faces.models.weights import AGE_FILE, GENDER_FILE
 
 

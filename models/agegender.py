@@ -18,7 +18,8 @@ from deepface.modules.preprocessing import resize_image
 
 from faces.models.detect import Box
 from faces.models.landmarks import eye_centres
-from faces.models.precision import choose_precision
+from faces.models.precision import FLOAT32, OPENCV_FLOAT32, choose_precision
+from faces.models.vgg_weights import AGE_CLASSES, GENDER_CLASSES, trunks_equal
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 INPUT_SIZE = (224, 224)
 # DeepFace's order of the gender model's two outputs (DemographyUtils.GENDER_LABELS).
 GENDER_LABELS = ("Woman", "Man")
-_AGES = np.arange(101, dtype=np.float64)
+_AGES = np.arange(AGE_CLASSES, dtype=np.float64)
 
 
 class EmptyFaceCrop(ValueError):
@@ -103,7 +104,7 @@ def crop_face(
 class AgeGenderModel:
     """DeepFace's age and gender networks; one trunk for both when their weights allow it."""
 
-    def __init__(self, shared=None, age=None, gender=None, precision: str = "float32") -> None:
+    def __init__(self, shared=None, age=None, gender=None, precision: str = FLOAT32) -> None:
         self._shared, self._age, self._gender = shared, age, gender
         self.shared_trunk = shared is not None
         self.precision = precision
@@ -114,7 +115,7 @@ class AgeGenderModel:
         parts = ["deepface-age+gender"]
         if self.shared_trunk:
             parts.append("shared-trunk")
-        if self.precision != "float32":
+        if self.precision != FLOAT32:
             parts.append(self.precision)
         return "/".join(parts)
 
@@ -129,7 +130,7 @@ class AgeGenderModel:
         if crops.ndim != 4 or crops.shape[1:] != (*INPUT_SIZE, 3):
             raise ValueError(f"expected crops of shape (n, 224, 224, 3), got {crops.shape}")
         if len(crops) == 0:
-            return np.zeros((0, 101), np.float32), np.zeros((0, 2), np.float32)
+            return np.zeros((0, AGE_CLASSES), np.float32), np.zeros((0, GENDER_CLASSES), np.float32)
         if self._shared is not None:
             age, gender = self._shared.predict_on_batch(crops)
         else:
@@ -144,10 +145,11 @@ def load_agegender(
 
     ``weights_dir`` defaults to DeepFace's own folder ($DEEPFACE_HOME/.deepface/weights).
     Nothing is ever downloaded: a missing file raises ``WeightsMissing`` (run `faces models
-    fetch`), an unreadable one ``WeightsUnreadable``. ``threads`` (or $FACES_TF_THREADS)
-    limits TensorFlow's thread pool. ``precision`` (or $FACES_AGEGENDER_PRECISION): auto,
-    float32 or bfloat16, see ``models.precision``; float32 computes exactly what DeepFace does.
-    Compares the trunks first, then builds one shared graph or the two full DeepFace graphs.
+    fetch`), an unreadable one ``WeightsUnreadable``. ``threads`` (or $FACES_TF_THREADS for
+    TensorFlow) limits the engine's thread pool. ``precision`` (or $FACES_AGEGENDER_PRECISION):
+    auto, float32, bfloat16 or opencv-float32, see ``models.precision``; float32 computes
+    exactly what DeepFace does. Compares the trunks first, then builds one shared graph or the
+    two full DeepFace graphs.
     """
     dtype = choose_precision(precision)
     folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir()
@@ -155,23 +157,42 @@ def load_agegender(
     for path in (age_path, gender_path):
         if not path.is_file():
             raise WeightsMissing(path)
+    if trunks_equal(age_path, gender_path):
+        return AgeGenderModel(shared=_load_shared(age_path, gender_path, dtype, threads), precision=dtype)
+    return load_full_models(folder, dtype, threads)
+
+
+def load_full_models(weights_dir: Path, precision: str = FLOAT32, threads: int | None = None) -> AgeGenderModel:
+    """DeepFace's two complete networks, each with its own trunk, whatever the files hold:
+    what ``load_agegender`` runs when the trunks differ, and what DeepFace itself runs."""
+    age = _load_single(AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision, threads)
+    gender = _load_single(GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision, threads)
+    return AgeGenderModel(age=age, gender=gender, precision=precision)
+
+
+def _load_shared(age_path: Path, gender_path: Path, precision: str, threads: int | None):
+    """One trunk, both heads, on the engine ``precision`` names."""
+    if precision == OPENCV_FLOAT32:
+        from faces.models import vgg_opencv  # never imports TensorFlow
+
+        return vgg_opencv.load_shared(age_path, gender_path, threads)
     # TensorFlow is imported only now: the other workers import this module's neighbours.
     from faces.models import tf_runtime, vggface
 
     tf_runtime.configure_threads(intra=threads)
-    if vggface.trunks_equal(age_path, gender_path):
-        return AgeGenderModel(shared=vggface.load_shared_model(age_path, gender_path, dtype), precision=dtype)
-    return load_full_models(folder, dtype)
+    return vggface.load_shared_model(age_path, gender_path, precision)
 
 
-def load_full_models(weights_dir: Path, precision: str = "float32") -> AgeGenderModel:
-    """DeepFace's two complete networks, each with its own trunk, whatever the files hold:
-    what ``load_agegender`` runs when the trunks differ, and what DeepFace itself runs."""
-    from faces.models import vggface
+def _load_single(classes: int, path: Path, precision: str, threads: int | None):
+    """One full network, on the engine ``precision`` names."""
+    if precision == OPENCV_FLOAT32:
+        from faces.models import vgg_opencv
 
-    age = vggface.load_deepface_model(vggface.AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision)
-    gender = vggface.load_deepface_model(vggface.GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision)
-    return AgeGenderModel(age=age, gender=gender, precision=precision)
+        return vgg_opencv.load_single(path, threads)
+    from faces.models import tf_runtime, vggface
+
+    tf_runtime.configure_threads(intra=threads)
+    return vggface.load_deepface_model(classes, path, precision)
 
 
 def _summarise(age_probs: np.ndarray, gender_probs: np.ndarray) -> AgeGender:

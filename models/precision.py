@@ -1,11 +1,19 @@
-"""Which number format the age/gender networks compute in: float32 or bfloat16.
+"""How the DeepFace age/gender networks compute: the engine and the number format.
 
-DeepFace computes in float32. On a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX,
-e.g. AMD Zen 4, Intel Sapphire Rapids) oneDNN runs VGG-Face's convolutions in bfloat16 at
-about half the CPU time (`make bench`), keeping float32 sums inside each convolution; the
-weights are rounded to 8 significant bits, so the probabilities move slightly (measured in
-tests/test_agegender.py and docs/models.md). ``auto``, the default, uses bfloat16 only where the
-CPU does it natively: elsewhere TensorFlow would emulate it, slower than float32.
+- ``float32``: TensorFlow in float32, DeepFace's own arithmetic.
+- ``bfloat16``: TensorFlow with bfloat16 weights and products. On a CPU with native bfloat16
+  arithmetic (AVX512-BF16 or AMX, e.g. AMD Zen 4, Intel Sapphire Rapids) oneDNN runs VGG-Face's
+  convolutions at about half the CPU time (`make bench`), keeping float32 sums inside each
+  convolution; the weights are rounded to 8 significant bits, so the probabilities move
+  slightly (tests/test_agegender.py, docs/models.md). Elsewhere TensorFlow would emulate it,
+  slower than float32.
+- ``opencv-float32``: float32 on OpenCV's DNN (``models.vgg_opencv``), whose Winograd 3x3
+  convolutions beat TensorFlow's float32 on AVX2-only CPUs (0.20 against 0.32 CPU-capped s per
+  face, docs/benchmark.md) and which needs no TensorFlow at all. The probabilities differ from
+  float32's only by summation order (under 1e-5, tests/test_agegender.py).
+
+``auto``, the default: bfloat16 where the CPU does it natively, float32 on other AVX-512 CPUs
+(where TensorFlow's float32 was the faster, 0.20 against 0.22 s), opencv-float32 elsewhere.
 This module never imports TensorFlow.
 """
 
@@ -17,37 +25,47 @@ from pathlib import Path
 PRECISION_ENV = "FACES_AGEGENDER_PRECISION"
 FLOAT32 = "float32"
 BFLOAT16 = "bfloat16"
-CHOICES = ("auto", FLOAT32, BFLOAT16)
+OPENCV_FLOAT32 = "opencv-float32"
+CHOICES = ("auto", FLOAT32, BFLOAT16, OPENCV_FLOAT32)
 # /proc/cpuinfo flags of CPUs with bfloat16 dot products in hardware.
 _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+_AVX512_FLAG = "avx512f"
 
 
 class PrecisionError(ValueError):
-    """FACES_AGEGENDER_PRECISION is not one of auto, float32, bfloat16.
+    """FACES_AGEGENDER_PRECISION is not one of auto, float32, bfloat16, opencv-float32.
 
-    Cause: a typo in the environment. Remedy: set one of the three, or unset it for auto.
+    Cause: a typo in the environment. Remedy: set one of the four, or unset it for auto.
     """
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (empty when /proc/cpuinfo cannot be read)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 
 def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True when the CPU's flags include bfloat16 arithmetic (False when they cannot be read)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return bool(_NATIVE_BF16_FLAGS & set(line.partition(":")[2].split()))
-    return False
+    return bool(_NATIVE_BF16_FLAGS & cpu_flags(cpuinfo))
 
 
-def choose_precision(setting: str | None = None, native_bf16: bool | None = None) -> str:
-    """``setting`` (default $FACES_AGEGENDER_PRECISION, else ``auto``) -> float32 or bfloat16."""
+def choose_precision(setting: str | None = None, flags: frozenset[str] | None = None) -> str:
+    """``setting`` (default $FACES_AGEGENDER_PRECISION, else ``auto``) -> one of
+    float32, bfloat16, opencv-float32; ``auto`` decides by ``flags`` (default: this CPU's)."""
     raw = setting if setting is not None else os.environ.get(PRECISION_ENV, "")
     choice = raw.strip().lower() or "auto"
     if choice not in CHOICES:
         raise PrecisionError(f"{PRECISION_ENV}={raw!r}: expected one of {', '.join(CHOICES)}")
     if choice != "auto":
         return choice
-    native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
-    return BFLOAT16 if native else FLOAT32
+    flags = cpu_flags() if flags is None else flags
+    if _NATIVE_BF16_FLAGS & flags:
+        return BFLOAT16
+    return FLOAT32 if _AVX512_FLAG in flags else OPENCV_FLOAT32

@@ -17,22 +17,18 @@ here at 1 to 40 faces). So the graphs that run use Dense layers there (``file_la
 weight files keep DeepFace's convolution shapes, which ``file_layout=True`` builds (for
 writing synthetic files) and ``_fill`` reshapes on load.
 
-A weight file is a Keras 2 ``save_weights`` HDF5: the layers that have weights, in graph
-order, each with a kernel and a bias. For these networks that is 13 trunk convolutions, then
-fc6 (the 7x7 convolution), fc7, and the class layer. Layer names inside the file are
-whatever Keras generated and play no part in loading, as in Keras itself.
+The weight files' layout and reader are in ``models.vgg_weights`` (no TensorFlow there).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
 
 from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
+from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, TRUNK_LAYERS, weight_file
 from faces.models.weights import WeightsUnreadable
 import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
@@ -48,12 +44,6 @@ from tensorflow.keras.models import Model  # noqa: E402
 
 tf_runtime.require_keras2()
 
-AGE_CLASSES = 101
-GENDER_CLASSES = 2
-# VGG-16's five blocks: (filters, 3x3 convolutions) each, then a 2x2 max-pool.
-_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-TRUNK_LAYERS = sum(convs for _, convs in _BLOCKS)  # 13 weighted layers before fc6
-WEIGHTED_LAYERS = TRUNK_LAYERS + 3  # + fc6, fc7, class layer
 _SLICE_BYTES = 64 << 20
 _ZEROS = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 
@@ -97,42 +87,12 @@ def load_shared_model(age_path: Path, gender_path: Path, dtype: str = "float32")
     return model
 
 
-def trunks_equal(age_path: Path, gender_path: Path) -> bool:
-    """True when both files hold the same convolution trunk (all layers before fc6)."""
-    with _weight_file(age_path) as age, _weight_file(gender_path) as gender:
-        for age_layer, gender_layer in zip(age[:TRUNK_LAYERS], gender[:TRUNK_LAYERS]):
-            for a, g in zip(age_layer, gender_layer):
-                if a.shape != g.shape or not np.array_equal(a[()], g[()]):
-                    return False
-    return True
-
-
-@contextmanager
-def _weight_file(path: Path) -> Iterator[list[list[h5py.Dataset]]]:
-    """Open a weight file; yields [kernel, bias] datasets per weighted layer, in graph order.
-
-    Datasets are read only when sliced, so callers can copy one layer (or part of one) at a
-    time. Raises ``WeightsUnreadable`` for anything that is not such a file.
-    """
-    try:
-        with h5py.File(path, "r") as file:
-            # Files saved from a whole model keep the layers one group down.
-            group = file if "layer_names" in file.attrs else file["model_weights"]
-            names = [_text(n) for n in group.attrs["layer_names"]]
-            weighted = [n for n in names if len(group[n].attrs.get("weight_names", ())) > 0]
-            if len(weighted) != WEIGHTED_LAYERS:
-                raise WeightsUnreadable(path, f"{len(weighted)} weighted layers, expected {WEIGHTED_LAYERS}")
-            yield [[group[n][_text(w)] for w in group[n].attrs["weight_names"]] for n in weighted]
-    except (OSError, KeyError) as err:
-        raise WeightsUnreadable(path, str(err)) from err
-
-
 def _trunk(inputs, dtype: str):
     # A layer whose dtype is bfloat16 keeps its weights in bfloat16 and casts its input to
     # it, so one cast of the photo batch is the only conversion per call.
     x = inputs
     index = 0
-    for filters, convs in _BLOCKS:
+    for filters, convs in BLOCKS:
         for _ in range(convs):
             index += 1
             # padding="same" equals DeepFace's ZeroPadding2D((1, 1)) + valid 3x3 conv, in one
@@ -168,7 +128,7 @@ def _weighted(model: Model) -> list:
 
 def _fill(layers: list, path: Path, first: int) -> None:
     """Set ``layers`` from the file's weighted layers starting at ``first``, in order."""
-    with _weight_file(path) as file_layers:
+    with weight_file(path) as file_layers:
         for layer, datasets in zip(layers, file_layers[first:]):
             for variable, dataset in zip(layer.weights, datasets):
                 if not _fits(tuple(variable.shape), dataset.shape):
@@ -202,7 +162,3 @@ def _assign(variable, dataset: h5py.Dataset) -> None:
     step = max(1, _SLICE_BYTES * dataset.shape[0] // dataset.nbytes)
     for start in range(0, dataset.shape[0], step):
         variable[start * rows : (start + step) * rows].assign(value(dataset[start : start + step]))
-
-
-def _text(value) -> str:
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -27,7 +29,15 @@ from faces.models.agegender import (
 )
 from faces.models.detect import Box
 from faces.models.landmarks import eye_centres
-from faces.models.precision import PRECISION_ENV, PrecisionError, choose_precision, cpu_has_native_bf16
+from faces.models.precision import (
+    FLOAT32,
+    OPENCV_FLOAT32,
+    PRECISION_ENV,
+    PrecisionError,
+    choose_precision,
+    cpu_flags,
+    cpu_has_native_bf16,
+)
 
 TOLERANCE = 1e-4
 PHOTO = "2008_007676.jpg"
@@ -145,17 +155,46 @@ def test_shared_trunk_weights_run_one_trunk_and_match_deepface(
     assert shared_model.shared_trunk is True
     reference = _deepface_reference(synthetic_deepface_home_shared, crops, faces, monkeypatch_module)
     _assert_same_as_deepface(shared_model, crops, faces, reference)
+    # The other float32 engine (OpenCV's DNN, what auto runs on AVX2-only CPUs) too.
+    opencv = load_agegender(_weights(synthetic_deepface_home_shared), precision=OPENCV_FLOAT32)
+    assert (opencv.shared_trunk, opencv.name) == (True, "deepface-age+gender/shared-trunk/opencv-float32")
+    _assert_same_as_deepface(opencv, crops, faces, reference)
 
 
 def test_separate_trunks_run_both_full_models_and_match_deepface(
     synthetic_deepface_home_separate, crops, faces, monkeypatch_module
 ):
-    model = load_agegender(_weights(synthetic_deepface_home_separate), precision="float32")
-    assert model.shared_trunk is False
     reference = _deepface_reference(synthetic_deepface_home_separate, crops, faces, monkeypatch_module)
-    _assert_same_as_deepface(model, crops, faces, reference)
-    del model
-    gc.collect()
+    for precision in (FLOAT32, OPENCV_FLOAT32):
+        model = load_agegender(_weights(synthetic_deepface_home_separate), precision=precision)
+        assert model.shared_trunk is False
+        _assert_same_as_deepface(model, crops, faces, reference)
+        del model
+        gc.collect()
+
+
+def test_opencv_float32_moves_the_probabilities_by_summation_order_only(shared_model, synthetic_deepface_home_shared, crops):
+    opencv = load_agegender(_weights(synthetic_deepface_home_shared), precision=OPENCV_FLOAT32)
+    age_cv, gender_cv = opencv.predict_probabilities(crops)
+    age_tf, gender_tf = shared_model.predict_probabilities(crops)
+    assert age_cv.dtype == gender_cv.dtype == np.float32
+    assert np.abs(age_cv - age_tf).max() <= 1e-5
+    assert np.abs(gender_cv - gender_tf).max() <= 1e-5
+    np.testing.assert_allclose([r.age for r in opencv.predict(crops)],
+                               [r.age for r in shared_model.predict(crops)], atol=1e-3)
+    assert opencv.predict(crops[:0]) == []
+
+
+def test_the_opencv_engine_never_imports_tensorflow(synthetic_deepface_home_shared, crops):
+    # A fresh process: what a worker on an AVX2-only CPU loads, and why it starts sooner.
+    script = ("import sys, numpy as np; from faces.models.agegender import load_agegender; "
+              f"m = load_agegender({str(_weights(synthetic_deepface_home_shared))!r}, precision='opencv-float32'); "
+              "r = m.predict(np.zeros((2, 224, 224, 3), np.float32)); "
+              "print(len(r), m.name, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo.parent, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["2", "deepface-age+gender/shared-trunk/opencv-float32", "False", "False"]
 
 
 def test_a_batch_gives_the_same_results_as_one_face_at_a_time(shared_model, crops):
@@ -188,20 +227,28 @@ def test_bfloat16_stays_close_to_float32_and_says_so(shared_model, synthetic_dee
 
 def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(tmp_path, monkeypatch):
     monkeypatch.delenv(PRECISION_ENV, raising=False)
-    assert choose_precision(native_bf16=True) == "bfloat16"
-    assert choose_precision(native_bf16=False) == "float32"
-    assert choose_precision("float32", native_bf16=True) == "float32"
+    avx2, avx512 = frozenset({"fpu", "avx2"}), frozenset({"fpu", "avx2", "avx512f"})
+    assert choose_precision(flags=avx512 | {"amx_bf16"}) == "bfloat16"
+    assert choose_precision(flags=avx2 | {"avx512_bf16"}) == "bfloat16"
+    assert choose_precision(flags=avx512) == "float32"
+    assert choose_precision(flags=avx2) == "opencv-float32"
+    assert choose_precision(flags=frozenset()) == "opencv-float32"  # flags unknown: no TensorFlow
+    assert choose_precision("float32", flags=avx512 | {"amx_bf16"}) == "float32"
     monkeypatch.setenv(PRECISION_ENV, "BFloat16")
-    assert choose_precision(native_bf16=False) == "bfloat16"
+    assert choose_precision(flags=avx2) == "bfloat16"
+    monkeypatch.setenv(PRECISION_ENV, "OpenCV-Float32")
+    assert choose_precision(flags=avx512) == "opencv-float32"
     monkeypatch.setenv(PRECISION_ENV, "half")
     with pytest.raises(PrecisionError, match=PRECISION_ENV):
         choose_precision()
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert cpu_has_native_bf16(cpuinfo) is True
+    assert "avx512f" in cpu_flags(cpuinfo)
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
     assert cpu_has_native_bf16(cpuinfo) is False
     assert cpu_has_native_bf16(tmp_path / "absent") is False
+    assert cpu_flags(tmp_path / "absent") == frozenset()
 
 
 def test_results_are_summaries_of_the_distributions(shared_model, crops):
@@ -228,11 +275,27 @@ def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path, monkeypat
         load_agegender()
 
 
-def test_a_damaged_weight_file_is_a_named_error(tmp_path):
+@pytest.mark.parametrize("precision", [FLOAT32, OPENCV_FLOAT32])
+def test_a_damaged_weight_file_is_a_named_error(tmp_path, precision):
     (tmp_path / "age_model_weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n but cut short")
     (tmp_path / "gender_model_weights.h5").write_bytes(b"not hdf5 at all")
     with pytest.raises(WeightsUnreadable, match="faces models fetch"):
-        load_agegender(tmp_path)
+        load_agegender(tmp_path, precision=precision)
+
+
+def test_a_weight_file_of_another_shape_is_a_named_error_on_the_opencv_engine(tmp_path, synthetic_deepface_home_shared):
+    # Sixteen weighted layers, as DeepFace's, but the first convolution takes 4 channels.
+    for name in ("age_model_weights.h5", "gender_model_weights.h5"):
+        shutil.copy(_weights(synthetic_deepface_home_shared) / name, tmp_path / name)
+    with h5py.File(tmp_path / "age_model_weights.h5", "r+") as file:
+        group = file if "layer_names" in file.attrs else file["model_weights"]
+        first = [n for n in group.attrs["layer_names"] if len(group[n].attrs.get("weight_names", ()))][0]
+        kernel_name = group[first].attrs["weight_names"][0]
+        kernel_name = kernel_name.decode() if isinstance(kernel_name, bytes) else kernel_name
+        del group[first][kernel_name]
+        group[first].create_dataset(kernel_name, data=np.zeros((3, 3, 4, 64), np.float32))
+    with pytest.raises(WeightsUnreadable, match=r"\(3, 3, 4, 64\)"):
+        load_agegender(tmp_path, precision=OPENCV_FLOAT32)
 
 
 def _deepface_crop(image, box, left_eye, right_eye):

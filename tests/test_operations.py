@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from faces.models.agegender_bundled import NAME as BUNDLED_NAME
-from faces.models.precision import choose_precision
+from faces.models.precision import FLOAT32, OPENCV_FLOAT32, PRECISION_ENV, choose_precision
 from faces.ops.replayjob import replay_job
 from faces.ops.runjob import JobOptions, run_job, start_pool
 from faces.ops.settings import AppSettings
@@ -76,10 +76,22 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
     assert all(f["age"] is not None and f["gender"]["label"] in ("Woman", "Man") for f in filled["faces"])
     assert "agegender" not in filled["notes"]
     # The result names what computed the ages: DeepFace's networks, one trunk, the precision.
-    suffix = "/bfloat16" if choose_precision() == "bfloat16" else ""
+    precision = choose_precision()
+    suffix = "" if precision == FLOAT32 else f"/{precision}"
     assert filled["models"]["agegender"] == "deepface-age+gender/shared-trunk" + suffix
     stored = json.loads(redis_client.get(names.result_key(group_id)))
     assert stored["faces"][0]["age"] == filled["faces"][0]["age"]
+    assert total_pending(redis_client) == 0
+
+    # The OpenCV engine (auto's pick on AVX2-only CPUs) through the real workers: named, filled.
+    monkeypatch.setenv(PRECISION_ENV, OPENCV_FLOAT32)
+    summary, _ = replay_job(app, since=None, until=None, images=[str(photos / "group.jpg")],
+                            from_stage="agegender", options=options_for(app))
+    assert (summary.submitted, summary.ok) == (1, 1)
+    on_opencv = result_files(app.storage)[group_id]
+    assert on_opencv["models"]["agegender"] == "deepface-age+gender/shared-trunk/opencv-float32"
+    assert [f["box"] for f in on_opencv["faces"]] == [f["box"] for f in filled["faces"]]
+    assert all(f["age"] is not None and f["gender"]["label"] in ("Woman", "Man") for f in on_opencv["faces"])
     assert total_pending(redis_client) == 0
 
 
