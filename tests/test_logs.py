@@ -13,6 +13,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import h5py
+import numpy as np
+
+from faces.models.precision import FLOAT32, PRECISION_ENV
+from faces.models.vgg_weights import WEIGHTED_LAYERS
 from faces.producer.submit import submit_file
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files
@@ -78,13 +83,30 @@ def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redi
 
 
 def write_broken_deepface_weights(home: Path) -> None:
-    """DeepFace weight files that are not HDF5: the `auto` choice imports TensorFlow to load
-    them (models/agegender.py), fails, and falls back to the bundled networks. The cheapest way
-    to make a worker load TensorFlow."""
+    """DeepFace weight files that are not HDF5: `auto` tries them, cannot read them (before
+    any engine loads) and falls back to the bundled networks."""
     weights = home / ".deepface" / "weights"
     weights.mkdir(parents=True)
     for name in ("age_model_weights.h5", "gender_model_weights.h5"):
         (weights / name).write_bytes(b"\0" * 1000)
+
+
+def write_misshapen_deepface_weights(home: Path) -> None:
+    """Keras-layout weight files with DeepFace's 16 weighted layers but 1x1x1x1 kernels: they
+    pass the reader's layout check (models/vgg_weights.py), so a worker on TensorFlow's engine
+    imports TensorFlow and builds the network, which then refuses the shapes; the worker falls
+    back to the bundled networks. The cheapest way to make a worker load TensorFlow."""
+    weights = home / ".deepface" / "weights"
+    weights.mkdir(parents=True)
+    layers = [f"layer{i}" for i in range(WEIGHTED_LAYERS)]
+    for name in ("age_model_weights.h5", "gender_model_weights.h5"):
+        with h5py.File(weights / name, "w") as file:
+            file.attrs["layer_names"] = [layer.encode() for layer in layers]
+            for layer in layers:
+                group = file.create_group(layer)
+                group.attrs["weight_names"] = [b"kernel", b"bias"]
+                group.create_dataset("kernel", data=np.zeros((1, 1, 1, 1), np.float32))
+                group.create_dataset("bias", data=np.zeros(1, np.float32))
 
 
 def test_tensorflow_start_up_noise_stays_out_of_the_json_log(tmp_path, redis_url):
@@ -92,15 +114,15 @@ def test_tensorflow_start_up_noise_stays_out_of_the_json_log(tmp_path, redis_url
     absl::InitializeLog()...", oneDNN, CUDA probing) on file descriptor 2. At the default level
     they are gone; at DEBUG each is one `native.stderr` JSON event. Either way every line of
     the agegender worker's stderr is one JSON object."""
-    home = tmp_path / "deepface-broken"
-    write_broken_deepface_weights(home)
+    home = tmp_path / "deepface-misshapen"
+    write_misshapen_deepface_weights(home)
+    on_tensorflow = {"DEEPFACE_HOME": str(home), PRECISION_ENV: FLOAT32}
 
-    quiet = run_worker("agegender", redis_url, tmp_path, env={"DEEPFACE_HOME": str(home)})
+    quiet = run_worker("agegender", redis_url, tmp_path, env=on_tensorflow)
     assert [r["event"] for r in quiet if r["event"] == "native.stderr"] == []
     assert "agegender.deepface_unavailable" in {r["event"] for r in quiet}, "DeepFace was tried"
 
-    debug = run_worker("agegender", redis_url, tmp_path,
-                       env={"DEEPFACE_HOME": str(home), "FACES_LOG_LEVEL": "DEBUG"})
+    debug = run_worker("agegender", redis_url, tmp_path, env={**on_tensorflow, "FACES_LOG_LEVEL": "DEBUG"})
     native = [r["line"] for r in debug if r["event"] == "native.stderr"]
     assert any("InitializeLog" in line or "oneDNN" in line for line in native), \
         f"TensorFlow was loaded and its notices caught: {native}"
