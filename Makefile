@@ -30,7 +30,7 @@ test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
-# below); offline (synthetic weights). About 45 minutes.
+# below); offline (synthetic weights). 35-45 minutes here.
 # It runs from bench/ in this repository, which is not installed with the product.
 # Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see docs/benchmark.md).
 BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
