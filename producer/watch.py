@@ -278,6 +278,8 @@ class Watcher:
 # folder: a file created in the same tick as the listing, or between the listing and the stat,
 # leaves an mtime equal to the one remembered with a listing that lacks the file. So a folder
 # whose mtime is this recent is listed again on the next pass, until its last change is older.
+# (An mtime in the future, from a clock ahead of this one, keeps its folder listed on every pass:
+# slower, never wrong.)
 RECENT_CHANGE_NS = 2_000_000_000
 
 
