@@ -64,8 +64,9 @@ AVX2_ONLY = "AVX2 only"
 # How the bench runs a pair "as on an AVX2-only CPU" on a newer one: oneDNN (TensorFlow's CPU
 # kernels, the DeepFace loop's) and OpenCV's dispatcher told to use no instruction set past
 # AVX2, and age/gender on OpenCV in float32, which is what `faces run` picks on such a CPU
-# (models.precision). dlib and onnxruntime are not capped by it.
-AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON",
+# (models.precision). dlib, onnxruntime and numpy's BLAS (the heads' dense layers) are not capped.
+# OpenCV's feature names are spelled with hyphens: an unknown name is only warned about.
+AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-COMMON",
                   PRECISION_ENV: OPENCV_FLOAT32}
 
 

@@ -19,7 +19,7 @@ from deepface.modules.preprocessing import resize_image
 from faces.models.detect import Box
 from faces.models.landmarks import eye_centres
 from faces.models.precision import FLOAT32, OPENCV_FLOAT32, choose_precision
-from faces.models.vgg_weights import AGE_CLASSES, GENDER_CLASSES, trunks_equal
+from faces.models.vgg_weights import AGE_CLASSES, GENDER_CLASSES, INPUT_SIDE, trunks_equal
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "load_full_models",
 ]
 
-INPUT_SIZE = (224, 224)
+INPUT_SIZE = (INPUT_SIDE, INPUT_SIDE)
 # DeepFace's order of the gender model's two outputs (DemographyUtils.GENDER_LABELS).
 GENDER_LABELS = ("Woman", "Man")
 _AGES = np.arange(AGE_CLASSES, dtype=np.float64)
@@ -188,7 +188,7 @@ def _load_single(classes: int, path: Path, precision: str, threads: int | None):
     if precision == OPENCV_FLOAT32:
         from faces.models import vgg_opencv
 
-        return vgg_opencv.load_single(path, threads)
+        return vgg_opencv.load_single(path, classes, threads)
     from faces.models import tf_runtime, vggface
 
     tf_runtime.configure_threads(intra=threads)

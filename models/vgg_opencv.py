@@ -24,14 +24,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faces.models.vgg_weights import BLOCKS, TRUNK_LAYERS, weight_file
+from faces.models.vgg_weights import (
+    AGE_CLASSES,
+    BLOCKS,
+    GENDER_CLASSES,
+    INPUT_SIDE,
+    TRUNK_FEATURES,
+    TRUNK_LAYERS,
+    weight_file,
+)
 from faces.models.weights import WeightsUnreadable
 
-INPUT_SIDE = 224
 # Darknet's weights header: version 0.2.0, then the count of images seen as 64 bits.
 _DARKNET_HEADER = np.array([0, 2, 0], np.int32).tobytes() + np.zeros(1, np.int64).tobytes()
 _RELU_LAYERS = 2  # fc6 and fc7 end in a relu; the class layer ends in the softmax
-_FEATURES = 7 * 7 * BLOCKS[-1][0]  # the last 7x7 map, flattened: fc6's inputs
 
 
 class _Trunk:
@@ -84,18 +90,20 @@ def load_shared(age_path: Path, gender_path: Path, threads: int | None = None) -
     """One trunk (from ``age_path``; the caller checked both files hold the same) and both heads."""
     with weight_file(age_path) as age, weight_file(gender_path) as gender:
         trunk = _trunk(age_path, age[:TRUNK_LAYERS], threads)
-        return OpenCVVgg(trunk, [_head(age_path, age[TRUNK_LAYERS:]), _head(gender_path, gender[TRUNK_LAYERS:])])
+        return OpenCVVgg(trunk, [_head(age_path, age[TRUNK_LAYERS:], AGE_CLASSES),
+                                 _head(gender_path, gender[TRUNK_LAYERS:], GENDER_CLASSES)])
 
 
-def load_single(path: Path, threads: int | None = None) -> OpenCVVgg:
-    """One full network (its own trunk and head), as DeepFace runs each of the two."""
+def load_single(path: Path, classes: int, threads: int | None = None) -> OpenCVVgg:
+    """One full network (its own trunk and a head of ``classes``), as DeepFace runs each of the two."""
     with weight_file(path) as layers:
-        return OpenCVVgg(_trunk(path, layers[:TRUNK_LAYERS], threads), [_head(path, layers[TRUNK_LAYERS:])])
+        return OpenCVVgg(_trunk(path, layers[:TRUNK_LAYERS], threads),
+                         [_head(path, layers[TRUNK_LAYERS:], classes)])
 
 
 def _trunk(path: Path, layers, threads: int | None) -> _Trunk:
     """The trunk of the file at ``path``; ``WeightsUnreadable`` when its shapes are not VGG-16's."""
-    kernels = _read(layers)
+    kernels = _read(path, layers)
     inputs = 3
     for (kernel, bias), filters in zip(kernels, (f for f, convs in BLOCKS for _ in range(convs))):
         if kernel.shape != (3, 3, inputs, filters) or bias.shape != (filters,):
@@ -108,28 +116,35 @@ def _trunk(path: Path, layers, threads: int | None) -> _Trunk:
         raise WeightsUnreadable(path, f"OpenCV cannot build the trunk: {err}") from err
 
 
-def _head(path: Path, layers) -> _Head:
+def _head(path: Path, layers, classes: int) -> _Head:
     """fc6, fc7 and the class layer of the file at ``path``, as matrices; ``WeightsUnreadable``
-    when they do not chain from the trunk's 25,088 features."""
-    head = _Head(_read(layers, matrices=True))
-    inputs = _FEATURES
+    when they do not chain from the trunk's 25,088 features to ``classes`` outputs (as
+    TensorFlow's engine refuses them at load, e.g. the age and gender files swapped)."""
+    head = _Head(_read(path, layers, matrices=True))
+    inputs = TRUNK_FEATURES
     for kernel, bias in head.layers:
-        if kernel.ndim != 2 or kernel.shape[0] != inputs or bias.shape != (kernel.shape[1],):
+        if kernel.shape[0] != inputs or bias.shape != (kernel.shape[1],):
             raise WeightsUnreadable(path, f"a head layer of {kernel.shape} does not take {inputs} inputs")
         inputs = kernel.shape[1]
+    if inputs != classes:
+        raise WeightsUnreadable(path, f"the head gives {inputs} classes, DeepFace's gives {classes}")
     return head
 
 
-def _read(layers, matrices: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """(kernel, bias) per layer as float32. With ``matrices``, a head's convolution kernels
+def _read(path: Path, layers, matrices: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(kernel, bias) per layer as float32; ``WeightsUnreadable`` for a layer that is not one
+    kernel of at least two axes and one bias. With ``matrices``, a head's convolution kernels
     (rows, columns, in, out) become (rows * columns * in, out), the order the features are
     flattened in."""
     read = []
-    for kernel, bias in layers:
-        kernel = np.asarray(kernel[()], np.float32)
+    for datasets in layers:
+        if len(datasets) != 2 or datasets[0].ndim < 2:
+            shapes = [dataset.shape for dataset in datasets]
+            raise WeightsUnreadable(path, f"a layer holds {shapes}, not a kernel and a bias")
+        kernel = np.asarray(datasets[0][()], np.float32)
         if matrices:
             kernel = kernel.reshape(-1, kernel.shape[-1])
-        read.append((kernel, np.asarray(bias[()], np.float32)))
+        read.append((kernel, np.asarray(datasets[1][()], np.float32)))
     return tuple(read)
 
 

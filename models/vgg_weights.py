@@ -24,10 +24,13 @@ from faces.models.weights import WeightsUnreadable
 
 AGE_CLASSES = 101
 GENDER_CLASSES = 2
+INPUT_SIDE = 224  # the networks take 224x224 BGR crops
 # VGG-16's five blocks: (filters, 3x3 convolutions) each, then a 2x2 max-pool.
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 TRUNK_LAYERS = sum(convs for _, convs in BLOCKS)  # 13 weighted layers before fc6
 WEIGHTED_LAYERS = TRUNK_LAYERS + 3  # + fc6, fc7, class layer
+# fc6's inputs: the last block's map (each block's max-pool halves the side) flattened.
+TRUNK_FEATURES = (INPUT_SIDE // 2 ** len(BLOCKS)) ** 2 * BLOCKS[-1][0]
 
 
 def trunks_equal(age_path: Path, gender_path: Path) -> bool:

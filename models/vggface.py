@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
-from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, TRUNK_LAYERS, weight_file
+from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, INPUT_SIDE, TRUNK_LAYERS, weight_file
 from faces.models.weights import WeightsUnreadable
 import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
@@ -53,13 +53,13 @@ def build_deepface_model(classes: int, dtype: str = "float32", file_layout: bool
     probabilities. Weights are zeros until loaded. ``dtype`` is the format of the weights
     and the arithmetic (``models.precision``); the input and the probabilities are float32.
     ``file_layout`` builds the head as DeepFace's convolutions (see the module docstring)."""
-    inputs = Input(shape=(224, 224, 3))
+    inputs = Input(shape=(INPUT_SIDE, INPUT_SIDE, 3))
     return Model(inputs=inputs, outputs=_head(_trunk(inputs, dtype), classes, "head", dtype, file_layout))
 
 
 def build_shared_model(dtype: str = "float32") -> Model:
     """One trunk, two heads: 224x224x3 in -> [101 age probabilities, 2 gender probabilities]."""
-    inputs = Input(shape=(224, 224, 3))
+    inputs = Input(shape=(INPUT_SIDE, INPUT_SIDE, 3))
     features = _trunk(inputs, dtype)
     return Model(
         inputs=inputs,

@@ -28,6 +28,7 @@ from faces.models.agegender import (
     load_agegender,
 )
 from faces.models.detect import Box
+from faces.models.vgg_weights import WEIGHTED_LAYERS
 from faces.models.landmarks import eye_centres
 from faces.models.precision import (
     FLOAT32,
@@ -295,6 +296,36 @@ def test_a_weight_file_of_another_shape_is_a_named_error_on_the_opencv_engine(tm
         del group[first][kernel_name]
         group[first].create_dataset(kernel_name, data=np.zeros((3, 3, 4, 64), np.float32))
     with pytest.raises(WeightsUnreadable, match=r"\(3, 3, 4, 64\)"):
+        load_agegender(tmp_path, precision=OPENCV_FLOAT32)
+
+
+def test_swapped_weight_files_are_refused_at_load_on_the_opencv_engine(tmp_path, synthetic_deepface_home_shared):
+    # The same trunk, so one shared model is built; the heads give 2 ages and 101 genders.
+    weights = _weights(synthetic_deepface_home_shared)
+    shutil.copy(weights / "age_model_weights.h5", tmp_path / "gender_model_weights.h5")
+    shutil.copy(weights / "gender_model_weights.h5", tmp_path / "age_model_weights.h5")
+    with pytest.raises(WeightsUnreadable, match="2 classes, DeepFace's gives 101"):
+        load_agegender(tmp_path, precision=OPENCV_FLOAT32)
+
+
+@pytest.mark.parametrize("first_layer", [
+    {"kernel": np.zeros((1, 1, 1, 1), np.float32), "bias": np.zeros(1, np.float32),
+     "scale": np.zeros(1, np.float32)},                                    # three datasets
+    {"kernel": np.zeros((), np.float32), "bias": np.zeros(1, np.float32)},  # a 0-d kernel
+])
+def test_a_layer_that_is_not_a_kernel_and_a_bias_is_a_named_error_on_the_opencv_engine(tmp_path, first_layer):
+    layers = [f"layer{i}" for i in range(WEIGHTED_LAYERS)]
+    for name in ("age_model_weights.h5", "gender_model_weights.h5"):
+        with h5py.File(tmp_path / name, "w") as file:
+            file.attrs["layer_names"] = [layer.encode() for layer in layers]
+            for index, layer in enumerate(layers):
+                datasets = first_layer if index == 0 else {"kernel": np.zeros((1, 1, 1, 1), np.float32),
+                                                            "bias": np.zeros(1, np.float32)}
+                group = file.create_group(layer)
+                group.attrs["weight_names"] = [key.encode() for key in datasets]
+                for key, value in datasets.items():
+                    group.create_dataset(key, data=value)
+    with pytest.raises(WeightsUnreadable, match="not a kernel and a bias"):
         load_agegender(tmp_path, precision=OPENCV_FLOAT32)
 
 

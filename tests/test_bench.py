@@ -284,3 +284,21 @@ def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
     derived = bench_report.derive_throughput(part)
     assert {t["name"] for t in derived["targets"]} == {"steady state vs CPU floor (dlib)",
                                                         "steady state vs best plain program (dlib)"}
+
+
+def test_the_avx2_emulation_really_caps_opencv():
+    """OpenCV ignores (and only warns about) a feature name it does not know: the emulation's
+    names must be OpenCV's own, or its AVX-512 code paths stay on."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.machine import AVX2_EMULATION
+
+    env = {**os.environ, **AVX2_EMULATION}
+    done = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.getCPUFeaturesLine())"],
+                          env=env, capture_output=True, text=True, check=True)
+    assert "unknown CPU feature" not in done.stderr, done.stderr
+    features = done.stdout.split()
+    # Where this CPU has AVX-512, it is listed as disabled ("?"), not as in use.
+    assert not [f for f in features if f.startswith("*AVX512") and not f.endswith("?")], features
