@@ -12,7 +12,7 @@ from typing import NoReturn, Optional
 import typer
 from typing_extensions import Annotated
 
-from faces.ops import exits
+from faces.ops import exits, interrupts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
@@ -84,6 +84,9 @@ def _show_click_error(exc) -> int:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run `faces`; every failure ends as one line on stderr and an exit code from ops/exits.py."""
+    # SIGTERM (docker stop, kill) stops every command as Ctrl-C does: what finished is kept, the
+    # exit is 130. As a container's PID 1, `faces` would otherwise ignore SIGTERM altogether.
+    interrupts.install(sigterm=True)
     try:
         code = app(args=argv, prog_name="faces", standalone_mode=False)
     except _CLICK_ERROR as exc:

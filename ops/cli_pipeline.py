@@ -16,23 +16,13 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, logs
+from faces.ops import exits, interrupts, logs  # interrupts: installed by cli_app.main
 from faces.ops.cli_app import app, debug_enabled, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, Workers,
                                analysis_worker_args, with_settings)
 from faces.ops.settings import AppSettings
 from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
-
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (docker stop, kill) stops `run` / `up` / `watch` like Ctrl-C (workers, then Redis)."""
-    import signal
-
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _check_precision() -> None:
@@ -76,7 +66,6 @@ def run(
     from faces.producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
-    _sigterm_as_interrupt()
     _check_precision()
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
@@ -136,7 +125,6 @@ def up(
     from faces.streams.connection import redact
 
     logs.configure()
-    _sigterm_as_interrupt()
     _check_precision()
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
@@ -162,6 +150,7 @@ def up(
                        if watch_dir is not None else None)
             announced = False
             while True:
+                interrupts.raise_if_requested()
                 pool.supervise()
                 if server is not None and server.poll() is not None:
                     fail(f"the HTTP API stopped (exit {server.returncode}): see {settings.log_dir / 'serve.log'}")
@@ -250,15 +239,13 @@ def watch(
     from faces.producer.watch import Watcher
 
     logs.configure()
-    # As a container's PID 1 it gets SIGTERM, not SIGINT, and no default action applies to it.
-    _sigterm_as_interrupt()
     if not folder.is_dir():
         fail(f"{folder} is not a folder")
     with attached(settings) as (_url, client):
         watcher = None
         try:  # Ctrl-C may come while the watcher waits for Redis, even while it starts
             watcher = Watcher(client, folder, settle_s=settle_s, force=force, high_water=high_water)
-            watcher.run()
+            watcher.run(should_stop=interrupts.requested)
         except KeyboardInterrupt:
             pass
     if watcher is not None:

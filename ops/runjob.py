@@ -14,7 +14,7 @@ from typing import Callable
 import structlog
 
 from faces import settings as defaults
-from faces.ops import exits
+from faces.ops import exits, interrupts
 from faces.ops.readback import current_result, keep_locally
 from faces.ops.settings import AppSettings
 from faces.ops.target import redis_target
@@ -145,6 +145,7 @@ def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display:
             cursors = results.cursors_now(client)
             display.phase("submitting")
             for path in images:
+                interrupts.raise_if_requested()
                 # Workers are kept alive while backpressure holds a submission back.
                 try:
                     sent = submit_file(client, path, high_water=options.high_water, while_waiting=pool.supervise)
@@ -186,6 +187,7 @@ def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], s
     on_progress(0, total)
     deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
     while waiting:
+        interrupts.raise_if_requested()  # a Ctrl-C whose KeyboardInterrupt a destructor swallowed
         for note in results.follow(client, cursors, block_ms=500):
             path = waiting.pop(note.job_id, None)
             if path is not None:
