@@ -16,8 +16,9 @@ How it decides:
 - when a directory's mtime changes (entries added, removed or renamed) only the names new to it
   are stat'ed; between changes only the files still settling are. A file rewritten in place
   under a name already handled is not published again (drop a new name, or use `faces submit`).
-  A folder changed in the last `RECENT_CHANGE_NS` is listed on every pass: its mtime's tick is
-  too coarse to tell a listing from a file created in the same instant;
+  A folder is listed on every pass until its mtime has held for `RECENT_CHANGE_S` on this
+  machine's clock: its tick is too coarse to tell a listing from a file created in the same
+  instant;
 - Redis trouble that passes (connection lost, OOM, READONLY, LOADING, MISCONF) is waited out
   with backoff: the file in hand is published once Redis answers, exactly once;
 - `while_waiting` runs during every wait (backpressure, Redis), e.g. to supervise workers.
@@ -90,6 +91,7 @@ class Watcher:
     refused: int = 0  # not regular files when opened (a link or FIFO swapped in while settling)
     folder_id: str = field(init=False, default="")  # names the folder's memory in Redis
     _dir_mtimes: dict[str, int | None] = field(default_factory=dict)  # None: list again
+    _mtime_since: dict[str, tuple[int, float]] = field(default_factory=dict)  # dir -> mtime, first seen
     _dir_names: dict[str, set[str]] = field(default_factory=dict)
     _settling: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # path -> size, mtime, since
     _retries: dict[str, _Retry] = field(default_factory=dict)
@@ -178,7 +180,7 @@ class Watcher:
                 continue
             if self._dir_mtimes.get(dirpath) == mtime:
                 continue
-            self._dir_mtimes[dirpath] = mtime if _settled(mtime) else None
+            self._dir_mtimes[dirpath] = mtime if self._mtime_held(dirpath, mtime) else None
             listed = set(filenames)
             before = self._dir_names.get(dirpath, set())
             for name in sorted(listed - before):
@@ -189,6 +191,7 @@ class Watcher:
             for dirpath in set(self._dir_names) - visited:  # removed, renamed or hidden folders
                 gone.extend(os.path.join(dirpath, name) for name in self._dir_names.pop(dirpath))
                 self._dir_mtimes.pop(dirpath, None)
+                self._mtime_since.pop(dirpath, None)
             if not self._pruned:
                 # Files handled before a restart and removed while no watcher ran.
                 present = {os.path.join(d, n) for d, listed in self._dir_names.items() for n in listed}
@@ -196,6 +199,15 @@ class Watcher:
                 self._pruned = True
         if gone:
             self._forget(gone)
+
+    def _mtime_held(self, dirpath: str, mtime: int) -> bool:
+        """True when this folder's mtime has not moved for RECENT_CHANGE_S (this process's own
+        clock, so a mount whose clock differs changes nothing): a listing made now holds every
+        file created in the tick that mtime stands for."""
+        seen = self._mtime_since.get(dirpath)
+        if seen is None or seen[0] != mtime:
+            seen = self._mtime_since[dirpath] = (mtime, time.monotonic())
+        return time.monotonic() - seen[1] >= RECENT_CHANGE_S
 
     def _forget(self, paths: list[str]) -> None:
         for path in paths:
@@ -274,18 +286,13 @@ class Watcher:
         return publishing.retry_transient(action, what=what, while_waiting=self._waiting)
 
 
-# A folder's mtime moves in coarse ticks (a few ms) and os.walk reads it after listing the
-# folder: a file created in the same tick as the listing, or between the listing and the stat,
-# leaves an mtime equal to the one remembered with a listing that lacks the file. So a folder
-# whose mtime is this recent is listed again on the next pass, until its last change is older.
-# (An mtime in the future, from a clock ahead of this one, keeps its folder listed on every pass:
-# slower, never wrong.)
-RECENT_CHANGE_NS = 2_000_000_000
-
-
-def _settled(mtime_ns: int) -> bool:
-    """True when a folder's mtime is old enough to stand for the listing just made."""
-    return mtime_ns < time.time_ns() - RECENT_CHANGE_NS
+# A folder's mtime moves in coarse ticks (a few ms; a second on some network mounts) and os.walk
+# reads it after listing the folder: a file created in the same tick as the listing, or between
+# the listing and the stat, leaves an mtime equal to the one remembered with a listing that lacks
+# the file. So a folder is listed again on each pass until its mtime has held this long, timed on
+# this machine's monotonic clock: the mtime is only compared with itself, never with the time
+# here, so a file server whose clock runs behind or ahead cannot make a listing look settled.
+RECENT_CHANGE_S = 2.0
 
 
 def _signature(path: str) -> tuple[int, int] | None:

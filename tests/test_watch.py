@@ -73,6 +73,22 @@ def test_a_file_created_in_the_tick_the_folder_was_listed_is_still_published(tmp
     assert published_names(redis_client) == ["same-tick.jpg"]
 
 
+def test_a_same_tick_file_on_a_mount_whose_clock_runs_behind_is_still_published(tmp_path, redis_client):
+    """The same race on a file server whose clock is a minute behind this one: its mtimes look
+    old the moment they are stamped, so judging them against this machine's time would trust
+    the listing that lacks the file (the first fix did, until a review asked)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    behind_ns = os.stat(drop).st_mtime_ns - 60 * 10**9
+    os.utime(drop, ns=(behind_ns, behind_ns))  # the server stamped the folder a minute "ago"
+    watcher = Watcher(redis_client, drop, settle_s=0.0, poll_s=0.01)
+    watcher.poll_once()
+    (drop / "behind.jpg").write_bytes(PHOTO)
+    os.utime(drop, ns=(behind_ns, behind_ns))  # created in the tick the listing saw
+    wait_until(lambda: watcher.poll_once(), timeout_s=10, what="behind.jpg published")
+    assert published_names(redis_client) == ["behind.jpg"]
+
+
 def test_same_bytes_under_two_names_are_published_once_unless_forced(tmp_path, redis_client):
     drop = tmp_path / "drop"
     drop.mkdir()
