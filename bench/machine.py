@@ -14,7 +14,7 @@ import resource
 import time
 from importlib import metadata
 
-from faces.models.precision import OPENCV_FLOAT32, PRECISION_ENV
+from faces.models.precision import BFLOAT16, FLOAT32, OPENCV_FLOAT32, PRECISION_ENV, choose_precision
 from faces.ops.worker_counts import available_cores
 
 
@@ -72,13 +72,15 @@ AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_CPU_DISABLE": "AVX512-SK
 
 def cpu_kind(flags: str | None = None) -> str:
     """Which vector units TensorFlow and onnxruntime get here: AVX512_BF16 when /proc/cpuinfo's
-    flags list avx512_bf16 (bfloat16 age/gender runs natively), AVX512_ONLY for avx512f without
-    it, AVX2_ONLY when they list avx2, else "older than AVX2". ``flags``: a flags line to judge
-    instead of this machine's."""
-    words = set((flags if flags is not None else _cpuinfo("flags") or "").split())
-    if "avx512_bf16" in words:
+    flags list bfloat16 arithmetic (avx512_bf16 or amx_bf16: bfloat16 age/gender runs natively),
+    AVX512_ONLY for avx512f without it, AVX2_ONLY when they list avx2, else "older than AVX2".
+    ``flags``: a flags line to judge instead of this machine's."""
+    words = frozenset((flags if flags is not None else _cpuinfo("flags") or "").split())
+    # Judged by the rule `auto` uses (models.precision), so the two never disagree on a CPU.
+    engine = choose_precision("auto", words)
+    if engine == BFLOAT16:
         return AVX512_BF16
-    if "avx512f" in words:
+    if engine == FLOAT32:
         return AVX512_ONLY
     return AVX2_ONLY if "avx2" in words else "older than AVX2"
 

@@ -3,7 +3,7 @@
 What someone would write without the pipeline: a multiprocessing pool whose processes each load
 the models once (and analyse one photo to warm up), then share out the photos. Images per
 second over the photos after that warm-up is the bar the pipeline's steady state is held to.
-Each process gets one thread for TensorFlow, so the processes, not threads, fill the cores.
+Each process gets one thread for TensorFlow and OpenCV, so the processes, not threads, fill the cores.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ _analyzer = None
 def _load(backend: str, weights_dir: str | None, warmup: str) -> None:
     global _analyzer
     os.environ.setdefault("FACES_TF_THREADS", "1")   # before TensorFlow loads: one process per core
+    import cv2
+
+    # OpenCV too (the opencv-float32 age/gender engine `auto` picks on AVX2-only CPUs, and the
+    # detectors): its pool would otherwise start a thread per core in every process.
+    cv2.setNumThreads(1)
     from faces import FaceAnalyzer
 
     _analyzer = FaceAnalyzer(agegender=backend, weights_dir=weights_dir)

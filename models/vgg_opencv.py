@@ -1,9 +1,9 @@
 """DeepFace's VGG-Face age and gender networks in float32 on OpenCV's DNN, without TensorFlow.
 
-Why: on CPUs without bfloat16 or AVX-512, TensorFlow's float32 convolutions took 0.32 CPU-capped
-s per face here and OpenCV's (Winograd 3x3 convolutions) 0.20, with outputs equal to 3e-5 on
-activations of about 5 (docs/benchmark.md). And a worker that never imports TensorFlow starts
-seconds sooner, which is most of a cold `faces run` on a few photos.
+Why: on CPUs without bfloat16 or AVX-512, TensorFlow's float32 convolutions took 0.61 CPU s per
+face here and OpenCV's (Winograd 3x3 convolutions) 0.32-0.36 (both capped at AVX2, one thread),
+with outputs equal to 3e-5 on activations of about 5 (docs/benchmark.md). And a worker that
+never imports TensorFlow starts seconds sooner, which is most of a cold `faces run` on a few photos.
 
 What runs where: the 13 trunk convolutions and their max-pools in OpenCV; the heads (fc6 over
 the 7x7x512 map flattened in Keras's order, fc7, the class layer, the softmax) as numpy matrix

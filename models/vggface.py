@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 
 from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
+from faces.models.precision import FLOAT32
 from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, INPUT_SIDE, TRUNK_LAYERS, weight_file
 from faces.models.weights import WeightsUnreadable
 import tensorflow as tf  # noqa: E402
@@ -48,7 +49,7 @@ _SLICE_BYTES = 64 << 20
 _ZEROS = {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
 
 
-def build_deepface_model(classes: int, dtype: str = "float32", file_layout: bool = False) -> Model:
+def build_deepface_model(classes: int, dtype: str = FLOAT32, file_layout: bool = False) -> Model:
     """DeepFace's demography graph: 224x224x3 BGR in 0..1 -> ``classes`` softmax
     probabilities. Weights are zeros until loaded. ``dtype`` is the format of the weights
     and the arithmetic (``models.precision``); the input and the probabilities are float32.
@@ -57,7 +58,7 @@ def build_deepface_model(classes: int, dtype: str = "float32", file_layout: bool
     return Model(inputs=inputs, outputs=_head(_trunk(inputs, dtype), classes, "head", dtype, file_layout))
 
 
-def build_shared_model(dtype: str = "float32") -> Model:
+def build_shared_model(dtype: str = FLOAT32) -> Model:
     """One trunk, two heads: 224x224x3 in -> [101 age probabilities, 2 gender probabilities]."""
     inputs = Input(shape=(INPUT_SIDE, INPUT_SIDE, 3))
     features = _trunk(inputs, dtype)
@@ -67,14 +68,14 @@ def build_shared_model(dtype: str = "float32") -> Model:
     )
 
 
-def load_deepface_model(classes: int, path: Path, dtype: str = "float32") -> Model:
+def load_deepface_model(classes: int, path: Path, dtype: str = FLOAT32) -> Model:
     """``build_deepface_model`` with the weights of ``path``."""
     model = build_deepface_model(classes, dtype)
     _fill(_weighted(model), path, 0)
     return model
 
 
-def load_shared_model(age_path: Path, gender_path: Path, dtype: str = "float32") -> Model:
+def load_shared_model(age_path: Path, gender_path: Path, dtype: str = FLOAT32) -> Model:
     """``build_shared_model`` filled from two files with equal trunks: the trunk and the
     age head from ``age_path``, the gender head from ``gender_path``."""
     model = build_shared_model(dtype)
@@ -119,7 +120,7 @@ def _head(features, classes: int, prefix: str, dtype: str, file_layout: bool = F
         x = Dense(4096, activation="relu", name=f"{prefix}_fc7", dtype=dtype, **_ZEROS)(x)
         x = Dense(classes, name=f"{prefix}_predictions", dtype=dtype, **_ZEROS)(x)
     # The softmax always runs in float32: bfloat16's 8 bits would round the probabilities.
-    return Activation("softmax", name=f"{prefix}_softmax", dtype="float32")(x)
+    return Activation("softmax", name=f"{prefix}_softmax", dtype=FLOAT32)(x)
 
 
 def _weighted(model: Model) -> list:

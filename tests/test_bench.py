@@ -258,6 +258,8 @@ def test_cpu_kind_reads_the_flags():
     from bench.machine import cpu_kind
 
     assert cpu_kind("fpu avx2 avx512f avx512_bf16") == "AVX-512 with bfloat16"
+    # AMX's bfloat16 alone counts too, as it does for `auto` (models.precision)
+    assert cpu_kind("fpu avx2 avx512f amx_bf16") == "AVX-512 with bfloat16"
     assert cpu_kind("fpu avx2 avx512f") == "AVX-512 without bfloat16"
     assert cpu_kind("fpu sse4_2 avx avx2 fma") == "AVX2 only"
 
