@@ -85,7 +85,6 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
             self.stops += 1
 
     monkeypatch.setattr(faces.ops.worker_pool, "WorkerPool", CountingPool)
-    monkeypatch.setattr(faces.ops.cli_pipeline, "_sigterm_as_interrupt", lambda: None)  # not the main thread
     monkeypatch.setattr(faces.ops.cli_pipeline, "_check_precision", lambda: None)
     monkeypatch.setattr(faces.ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
