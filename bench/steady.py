@@ -111,8 +111,11 @@ def submit_all(stack: Stack, paths: Sequence[Path]) -> dict[str, str]:
     return {s.job_id: s.image_id for s in (submit_file(stack.client, p) for p in paths)}
 
 
-def wait_results(stack: Stack, jobs: dict[str, str], cursors: dict[str, str], pool=None) -> list[tuple[float, str]]:
-    """(Redis time in s, status) of each job's result in arrival order, once all have one."""
+def wait_results(stack: Stack, jobs: dict[str, str], cursors: dict[str, str], pool=None,
+                 top_up: Iterator[Path] | None = None) -> list[tuple[float, str]]:
+    """(Redis time in s, status) of each job's result in arrival order, once all have one.
+    With ``top_up``, each result is replaced at once by the next of those images, so the queue
+    keeps its depth until they run out."""
     waiting, arrived = set(jobs), []
     deadline = time.monotonic() + RESULT_TIMEOUT_S
     while waiting:
@@ -120,9 +123,13 @@ def wait_results(stack: Stack, jobs: dict[str, str], cursors: dict[str, str], po
             if note.job_id in waiting:
                 waiting.discard(note.job_id)
                 arrived.append((int(note.stream_id.split("-")[0]) / 1000, note.status))
+                following = next(top_up, None) if top_up is not None else None
+                if following is not None:
+                    waiting.add(submit_file(stack.client, following).job_id)
         (pool or stack.pool).supervise()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(waiting)} of {len(jobs)} images without a result after {RESULT_TIMEOUT_S:.0f} s")
+            raise RuntimeError(f"{len(waiting)} images without a result after {RESULT_TIMEOUT_S:.0f} s "
+                               f"({len(arrived)} had one)")
     return arrived
 
 

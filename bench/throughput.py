@@ -44,6 +44,8 @@ class ThroughputOptions:
     deepface_images: int = 200           # the same with DeepFace's networks (0: skip)
     plain_images: int = 60               # images the plain program analyses after its warm-up
     growth: tuple[int, ...] = (100, 1000, 10000)
+    growth_window: int = bench_growth.WINDOW    # results per measured window, the queue kept full
+    growth_windows: int = bench_growth.WINDOWS  # windows per size (their median is its rate)
     scale: tuple[int, ...] = (1, 2, 4)   # detect workers
     scale_images: int = 300              # images per scale-out run (the steady run's detect count: that run)
     repeat: int = 1                      # floor timings: median of this many
@@ -92,7 +94,8 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
         figures["scale"] = _scale_out(photos, options, envs[BUNDLED], figures["steady"].get(BUNDLED), workdir, say)
         say(f"throughput: growth, {', '.join(map(str, options.growth))} small images queued then consumed")
         small = workload.small_face(SMALL_SOURCE if SMALL_SOURCE.is_file() else photos[0])
-        figures["growth"] = bench_growth.grow(small, options.growth, workdir, envs[BUNDLED])
+        figures["growth"] = bench_growth.grow(small, options.growth, workdir, envs[BUNDLED],
+                                               options.growth_window, options.growth_windows)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return figures

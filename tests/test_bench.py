@@ -273,12 +273,18 @@ def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
 
     # The steady run has the detect workers `faces up` starts here: that scale-out row is that run.
     detect = auto_counts(usable_cores())["detect"]
-    options = ThroughputOptions(steady_images=12, deepface_images=0, plain_images=4, growth=(10,), scale=(detect,))
+    options = ThroughputOptions(steady_images=12, deepface_images=0, plain_images=4, growth=(10,),
+                                growth_window=25, growth_windows=2, scale=(detect,))
     part = run_throughput(DATA, None, options)
     assert part["steady"]["dlib"]["images"] == 12 and part["steady"]["dlib"]["faces"] > 0
     assert part["steady"]["dlib"]["cpu_s_per_image"]["redis-server"] > 0
     assert part["plain"]["dlib"]["images"] == 4 and part["floor"]["backends"]["dlib"]["images_per_s"] > 0
     assert part["growth"][0]["queued"] == 10 and part["growth"][0]["queue_b"] > part["growth"][0]["image_bytes"]
+    # The first 2 x 25 results were replaced as they came (10 stayed queued), then the 10
+    # drained; the rate is the median of the two windows' (the first after its first tenth).
+    growth = part["growth"][0]
+    assert growth["results"] == 60 and growth["counted_images"] == 22 + 24 and len(growth["window_rates"]) == 2
+    assert growth["images_per_s"] == pytest.approx(sum(growth["window_rates"]) / 2)
     # The steady run is that scale-out row when the other stages had one worker each (2 cores).
     one_each = all(n == 1 for stage, n in auto_counts(usable_cores()).items() if stage != "detect")
     assert part["scale"][str(detect)].get("from_steady_run", False) == one_each
