@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from faces.ops import interrupts
+
 
 def render_status(data: dict[str, Any]) -> str:
     rates = data.get("throughput_per_min", {})
@@ -42,6 +44,7 @@ def watch_status(fetch, every_s: float) -> None:
         with Live(Text(render_status(fetch())), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(every_s)
+                interrupts.raise_if_requested()  # a Ctrl-C a destructor swallowed (ops/interrupts.py)
                 live.update(Text(render_status(fetch())), refresh=True)
     except KeyboardInterrupt:
         pass
