@@ -7,9 +7,9 @@ images. Then the workers start. Each of the first ``windows`` x ``window`` resul
 replaced by a new image at once, so the queue keeps its N while the rate is measured: images/s
 in each window of ``window`` results (the first without its first tenth), and their median;
 the same number of results and the same submitting work in this process for every N. Then the
-workers consume the rest: their resident memory at the end and at its
-peak, and Redis's memory once everything is done (it keeps each result, and the images for
-replay, until their retention).
+workers consume the rest: their resident memory at the end and at its peak, and Redis's memory
+once everything is done (it keeps each result, and the images for replay, until their
+retention).
 
 Why a window at constant depth: when every size was simply drained, 100 images took 1.5 s, too
 short to measure a rate to 10 %, and the first tenth skipped was not enough for the pipeline

@@ -1,5 +1,5 @@
-"""Ctrl-C (and SIGTERM, for the commands that run until stopped) as a stop request that cannot
-be lost.
+"""Ctrl-C and SIGTERM as a stop request that cannot be lost (`cli_app.main` installs it for
+every command; `faces worker` and `faces serve` then set their own handlers).
 
 Python turns a signal into a KeyboardInterrupt raised at whatever line runs next. When that line
 is inside a `__del__` (redis-py's reply parser, being garbage-collected, for one) the exception

@@ -44,7 +44,8 @@ def watch_status(fetch, every_s: float) -> None:
         with Live(Text(render_status(fetch())), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(every_s)
-                interrupts.raise_if_requested()  # a Ctrl-C a destructor swallowed (ops/interrupts.py)
-                live.update(Text(render_status(fetch())), refresh=True)
+                data = fetch()  # where a Ctrl-C can land in a Redis connection's destructor
+                interrupts.raise_if_requested()  # ... and be swallowed (ops/interrupts.py)
+                live.update(Text(render_status(data)), refresh=True)
     except KeyboardInterrupt:
         pass

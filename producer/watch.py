@@ -90,8 +90,9 @@ class Watcher:
     read_failures: int = 0
     refused: int = 0  # not regular files when opened (a link or FIFO swapped in while settling)
     folder_id: str = field(init=False, default="")  # names the folder's memory in Redis
-    _dir_mtimes: dict[str, int | None] = field(default_factory=dict)  # None: list again
-    _mtime_since: dict[str, tuple[int, float]] = field(default_factory=dict)  # dir -> mtime, first seen
+    # dir -> (its mtime, when this process first saw that mtime, whether a listing made once it
+    # had held RECENT_CHANGE_S stands for it: only then is the folder skipped while it holds)
+    _dir_mtimes: dict[str, tuple[int, float, bool]] = field(default_factory=dict)
     _dir_names: dict[str, set[str]] = field(default_factory=dict)
     _settling: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # path -> size, mtime, since
     _retries: dict[str, _Retry] = field(default_factory=dict)
@@ -178,9 +179,8 @@ class Watcher:
                 mtime = os.stat(dirpath).st_mtime_ns
             except FileNotFoundError:
                 continue
-            if self._dir_mtimes.get(dirpath) == mtime:
+            if not self._must_list(dirpath, mtime):
                 continue
-            self._dir_mtimes[dirpath] = mtime if self._mtime_held(dirpath, mtime) else None
             listed = set(filenames)
             before = self._dir_names.get(dirpath, set())
             for name in sorted(listed - before):
@@ -191,7 +191,6 @@ class Watcher:
             for dirpath in set(self._dir_names) - visited:  # removed, renamed or hidden folders
                 gone.extend(os.path.join(dirpath, name) for name in self._dir_names.pop(dirpath))
                 self._dir_mtimes.pop(dirpath, None)
-                self._mtime_since.pop(dirpath, None)
             if not self._pruned:
                 # Files handled before a restart and removed while no watcher ran.
                 present = {os.path.join(d, n) for d, listed in self._dir_names.items() for n in listed}
@@ -200,14 +199,19 @@ class Watcher:
         if gone:
             self._forget(gone)
 
-    def _mtime_held(self, dirpath: str, mtime: int) -> bool:
-        """True when this folder's mtime has not moved for RECENT_CHANGE_S (this process's own
-        clock, so a mount whose clock differs changes nothing): a listing made now holds every
-        file created in the tick that mtime stands for."""
-        seen = self._mtime_since.get(dirpath)
-        if seen is None or seen[0] != mtime:
-            seen = self._mtime_since[dirpath] = (mtime, time.monotonic())
-        return time.monotonic() - seen[1] >= RECENT_CHANGE_S
+    def _must_list(self, dirpath: str, mtime: int) -> bool:
+        """False when this folder's last listing stands for ``mtime``: it was made once that
+        mtime had held for RECENT_CHANGE_S on this process's own clock (so a mount whose clock
+        differs changes nothing), and so holds every file created in the tick it stands for."""
+        seen = self._dir_mtimes.get(dirpath)
+        if seen is not None and seen[0] == mtime:
+            if seen[2]:
+                return False
+            since = seen[1]
+        else:
+            since = time.monotonic()
+        self._dir_mtimes[dirpath] = (mtime, since, time.monotonic() - since >= RECENT_CHANGE_S)
+        return True
 
     def _forget(self, paths: list[str]) -> None:
         for path in paths:
