@@ -12,7 +12,8 @@ from faces.ops import exits
 # Raised by our code with a message written for the user: printed as they are.
 # Matched by class name so that this module need not import every layer that defines one.
 _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
-               "StackAlreadyRunning", "JobTimeout", "WorkerStartFailed", "WorkerCrashLooping",
+               "StackAlreadyRunning", "UnsafeLockFile", "JobTimeout", "WorkerStartFailed",
+               "WorkerCrashLooping",
                "SettingsError", "ResultLookupError", "GroupLost",
                "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
                "WeightsMissing", "WeightsUnreadable", "LogLevelError")

@@ -6,8 +6,10 @@ directory at a time."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -15,7 +17,7 @@ import redis
 
 from faces.ops.settings import AppSettings
 from faces.streams.connection import connect
-from faces.streams.embedded import EmbeddedRedis, running_url
+from faces.streams.embedded import STATE_DIR, EmbeddedRedis, make_private_dir, running_url
 
 LOCK_FILE = "stack.lock"
 
@@ -28,6 +30,14 @@ class StackAlreadyRunning(RuntimeError):
     without --redis-url, could stop the Redis the first one uses). Remedy: stop the other one
     (its pid is in the message), feed it with `faces submit` instead, or give this one its own
     --state-dir.
+    """
+
+
+class UnsafeLockFile(RuntimeError):
+    """STATE_DIR/stack.lock is a symlink, or not a regular file of ours.
+
+    Cause: someone placed it there (a symlink would make us write our pid into its target).
+    Remedy: remove the file named in the message; the next command creates it again.
     """
 
 
@@ -46,8 +56,10 @@ def stack_lock(state_dir: Path) -> Iterator[None]:
     StackAlreadyRunning at once. The kernel drops the lock when the process dies, however it
     dies; the descriptor is not inherited by the workers or redis-server."""
     state_dir = Path(state_dir)
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    # Checked before anything is opened in it: in a directory others may write, stack.lock
+    # could be their symlink, and the pid written below would overwrite its target.
+    make_private_dir(state_dir.resolve(), exact=False, what=STATE_DIR)
+    fd = _open_lock_file(state_dir / LOCK_FILE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,6 +73,22 @@ def stack_lock(state_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor on `path`, a regular file of ours, created if missing; never through a
+    symlink (O_NOFOLLOW) and never truncated here (the pid is written once the lock is held)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafeLockFile(f"refusing {path}: it is a symlink; remove it") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(fd)
+        raise UnsafeLockFile(f"refusing {path}: not a regular file of uid {os.geteuid()}; remove it")
+    return fd
 
 
 @contextlib.contextmanager

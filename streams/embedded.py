@@ -39,16 +39,21 @@ STOP_TIMEOUT_S = 20.0
 # sun_path holds 108 bytes on Linux; longer socket paths fail to bind.
 MAX_SOCKET_PATH = 100
 PRIVATE_MODE = 0o700
+# How check_private_dir's refusals name the directory they refuse.
+SOCKET_DIR = "the embedded Redis socket directory"
+STATE_DIR = "the state directory"
 # What redis-server writes (AOF, log) and the files it wrote before umask 077 was used.
 _SERVER_FILES = ("redis.log", "appendonly.aof", "appendonlydir", "dump.rdb")
 
 
 class UnsafeSocketDir(EmbeddedRedisError):
-    """The directory of the embedded server's socket could be written by another user.
+    """The state directory, or the embedded server's socket directory, could be written by
+    another user.
 
     Cause: the state directory, or the private socket directory used when the state directory's
     path is too long for a unix socket, is a symlink, belongs to another user, or is writable by
-    group or others; a server found there could be anyone's, and would receive our images.
+    group or others; a server found there could be anyone's, and would receive our images, and a
+    file planted there (a symlink named stack.lock) could make us overwrite another file.
     Remedy: `chmod 700` the directory named in the message (or remove it, if it is not yours).
     """
 
@@ -125,9 +130,10 @@ def private_socket_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"faces-{os.geteuid()}"
 
 
-def check_private_dir(path: Path, *, exact: bool) -> None:
+def check_private_dir(path: Path, *, exact: bool, what: str = SOCKET_DIR) -> None:
     """Raise UnsafeSocketDir unless `path` is a real directory (not a symlink) owned by us and
-    not writable by others: mode exactly 0700 with `exact`, else no group/other write bit."""
+    not writable by others: mode exactly 0700 with `exact`, else no group/other write bit.
+    `what` names the directory in the message."""
     info = os.lstat(path)
     problem = None
     if stat.S_ISLNK(info.st_mode):
@@ -141,18 +147,18 @@ def check_private_dir(path: Path, *, exact: bool) -> None:
     elif not exact and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
     if problem:
-        raise UnsafeSocketDir(f"refusing the embedded Redis socket directory {path}: it {problem}; "
+        raise UnsafeSocketDir(f"refusing {what} {path}: it {problem}; "
                               f"chmod 700 it, or remove it if it is not yours")
 
 
-def make_private_dir(path: Path, *, exact: bool) -> None:
+def make_private_dir(path: Path, *, exact: bool, what: str = SOCKET_DIR) -> None:
     """Create `path` 0700 if missing (parents too), then `check_private_dir` it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(path, PRIVATE_MODE)
     except FileExistsError:
         pass
-    check_private_dir(path, exact=exact)
+    check_private_dir(path, exact=exact, what=what)
 
 
 def socket_url(sock: Path) -> str:
@@ -226,7 +232,7 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         """Start the server and wait until it answers; return its URL."""
-        make_private_dir(self.state_dir, exact=False)
+        make_private_dir(self.state_dir, exact=False, what=STATE_DIR)
         _tighten_old_files(self.state_dir)
         if self.socket.parent != self.state_dir:
             make_private_dir(self.socket.parent, exact=True)
