@@ -8,7 +8,7 @@ from typing import Sequence
 
 from faces.consumers.pictures import write_picture
 from faces.consumers.registry import routed
-from faces.consumers.storage import inside, write_if
+from faces.consumers.storage import inside, sweep_temp_files, write_if
 from faces.schemas.result import build_result, dumps, supersedes
 from faces.streams.outcomes import Delivery, Finish, Outcome
 
@@ -40,4 +40,9 @@ class SinkStage:
 
 def build(options: dict) -> SinkStage:
     output = options.get("output")
-    return SinkStage(storage=Path(options["storage"]), output=Path(output) if output else None)
+    stage = SinkStage(storage=Path(options["storage"]), output=Path(output) if output else None)
+    # A sink killed mid-write leaves its temporary file beside the results: clear old ones at start.
+    for folder in (stage.storage, stage.output):
+        if folder is not None:
+            sweep_temp_files(folder)
+    return stage

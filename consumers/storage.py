@@ -8,31 +8,81 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 # Results are meant to be read by other users and containers (a web server, the host user of a
 # bind mount); mkstemp would leave them 0600. The process umask still applies.
 FILE_MODE = 0o644
+# Files only their owner may read (uploaded photos: the same bytes Redis keeps in 0600 files).
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+# A file name's limit on Linux filesystems (ext4, xfs, btrfs, tmpfs), counted in bytes (UTF-8).
+NAME_MAX_BYTES = 255
+# The temporary file beside NAME is ".NAME.<8 random characters of mkstemp>.tmp".
+TEMP_SUFFIX = ".tmp"
+TEMP_EXTRA_BYTES = len(".") + len(".") + 8 + len(TEMP_SUFFIX)
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX), re.DOTALL)
+# A temporary file this old belongs to no write in progress (a write takes milliseconds): a
+# writer killed mid-write left it, and it is swept (`sweep_temp_files`).
+STALE_TEMP_S = 3600.0
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
     """Write `data` to `path` via a temp file in the same folder, a rename, and an fsync of the
-    folder: without the last, a power cut after the acknowledgement could lose the rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    folder: without the last, a power cut after the acknowledgement could lose the rename.
+    `private`: the file 0600 and the folders it creates 0700 (owner only)."""
+    if private:
+        make_private_dirs(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fchmod(handle.fileno(), FILE_MODE & ~_UMASK)
+            os.fchmod(handle.fileno(), (PRIVATE_FILE_MODE if private else FILE_MODE) & ~_UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def make_private_dirs(folder: Path) -> None:
+    """Create `folder` and its missing parents owner-only (0700); mkdir(parents=True) would make
+    the parents with the default mode."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for each in reversed(missing):
+        each.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+
+
+def sweep_temp_files(folder: Path, older_than_s: float = STALE_TEMP_S) -> int:
+    """Delete the temporary files of `write_atomic` in `folder` that are older than
+    `older_than_s`: a writer killed mid-write leaves its one, and nothing else would ever remove
+    it. A younger one may be a sibling's write in progress (sinks sharing the folder) and stays.
+    How many were deleted."""
+    deadline = time.time() - older_than_s
+    swept = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < deadline:
+                os.unlink(entry.path)
+                swept += 1
+        except FileNotFoundError:
+            pass  # a sibling swept it first
+    return swept
 
 
 def fsync_dir(folder: Path) -> None:
