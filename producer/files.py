@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from faces.schemas import events
 from faces import settings as defaults
@@ -78,15 +78,16 @@ class FileRead:
 
 
 def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
-             follow_symlinks: bool = False) -> FileRead:
+             follow_symlinks: bool = False, opener: Callable[[str, int], int] = os.open) -> FileRead:
     """Read the regular file at `path` into a new job, hashing every byte whatever the size.
 
     A file over `max_image_bytes` is hashed by streaming it and not kept: its job carries
     empty bytes and a FileTooLarge error, so it still ends with a result (and has an image id
     of its own). NotARegularFile for a link (unless `follow_symlinks`), FIFO, device, socket or
-    folder; OSError if the file cannot be read.
+    folder; OSError if the file cannot be read. `opener(path, flags)` opens it (the watcher's
+    opens nothing outside its folder: producer/beneath.py).
     """
-    with _open_regular(path, follow_symlinks) as (handle, st):
+    with _open_regular(path, follow_symlinks, opener) as (handle, st):
         # Known too large already: do not even gather the first max_image_bytes.
         keep = max_image_bytes if st.st_size <= max_image_bytes else -1
         sha, size, data = _hash_capped(handle, keep)
@@ -106,14 +107,15 @@ def identify(path: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _open_regular(path: str, follow_symlinks: bool) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+def _open_regular(path: str, follow_symlinks: bool, opener: Callable[[str, int], int] = os.open
+                  ) -> Iterator[tuple[BinaryIO, os.stat_result]]:
     """The open file and its fstat; NotARegularFile for a link (unless `follow_symlinks`), FIFO,
     device, socket or folder."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below); it does
     # not change reads of a regular file. O_NOFOLLOW: a link is refused, not read through.
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
+        fd = opener(path, flags)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink; a socket
             raise NotARegularFile(exc.errno, "not a regular file", path) from exc

@@ -4,9 +4,11 @@ How it decides:
 - a file is read only once it is complete: its size and mtime unchanged for `settle_s`;
 - hidden and temporary files, and non-image names, are ignored (logged once each);
 - only regular files are read: links, FIFOs, devices and sockets are ignored when listed, and
-  the file is opened without following a link and without waiting on a FIFO, then checked on
-  the opened descriptor; so something swapped in while the file settled is refused too, and
-  nothing outside the folder is ever read. Size and mtime remembered are the descriptor's;
+  the file is opened without following a link anywhere below the folder (each folder on its
+  path opened relative to the one before, `producer.beneath`) and without waiting on a FIFO,
+  then checked on the opened descriptor: a regular file, and the very file listed (device and
+  inode). So something swapped in while the file settled or waited for room is refused too,
+  and nothing outside the folder is ever read. Size and mtime remembered are the descriptor's;
 - a read that fails (permissions, I/O) is retried with backoff while the file is there;
 - the same bytes under any name are analysed once within the dedupe window (sha256 dedupe in
   Redis, `streams.dedupe`), unless `force`. An empty or too-large file is not deduped: it can
@@ -37,12 +39,13 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 import redis
 import structlog
 
 from faces import settings as defaults
+from faces.producer import beneath
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, IMAGE_SUFFIXES, NotARegularFile, read_job
 from faces.streams import dedupe, heartbeat, names, publishing
 
@@ -64,10 +67,17 @@ def is_candidate_name(name: str) -> bool:
 WATCH_STAGE = "watch"  # the watcher's name in heartbeats and `faces health --stage`
 
 
+class _Listed(NamedTuple):
+    """What stat said of a listed file: the size and mtime that must hold while it settles, and
+    which file it is, checked again on the descriptor read (a file swapped in is not read)."""
+    size: int
+    mtime_ns: int
+    file_id: beneath.FileId
+
+
 @dataclass(frozen=True)
 class _Retry:
-    size: int      # the signature that settled: a changed file settles again instead
-    mtime_ns: int
+    listed: _Listed  # the signature that settled: a changed file settles again instead
     failures: int
     due: float     # monotonic time of the next attempt
 
@@ -94,7 +104,7 @@ class Watcher:
     # had held RECENT_CHANGE_S stands for it: only then is the folder skipped while it holds)
     _dir_mtimes: dict[str, tuple[int, float, bool]] = field(default_factory=dict)
     _dir_names: dict[str, set[str]] = field(default_factory=dict)
-    _settling: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # path -> size, mtime, since
+    _settling: dict[str, tuple[_Listed, float]] = field(default_factory=dict)  # path -> listed, since
     _retries: dict[str, _Retry] = field(default_factory=dict)
     _done: dict[str, str] = field(default_factory=dict)  # path -> "size:mtime_ns"
     _ignored: set[str] = field(default_factory=set)
@@ -146,19 +156,19 @@ class Watcher:
         self._scan_changed_dirs()
         now = time.monotonic()
         published = 0
-        for path, (size, mtime, since) in list(self._settling.items()):
+        for path, (listed, since) in list(self._settling.items()):
             current = _signature(path)
             if current is None:
                 del self._settling[path]  # gone before it settled
-            elif current != (size, mtime):
-                self._settling[path] = (*current, now)  # still being written
+            elif current != listed:
+                self._settling[path] = (current, now)  # still being written, or replaced
             elif now - since >= self.settle_s:
                 del self._settling[path]
-                published += self._publish(path, size, mtime)
+                published += self._publish(path, listed)
         for path, retry in list(self._retries.items()):
             if now >= retry.due:
                 del self._retries[path]
-                published += self._publish(path, retry.size, retry.mtime_ns, retry.failures)
+                published += self._publish(path, retry.listed, retry.failures)
         return published
 
     # -- listing -----------------------------------------------------------------------------
@@ -237,7 +247,7 @@ class Watcher:
             return
         if self._done.get(path) == f"{st.st_size}:{st.st_mtime_ns}":
             return
-        self._settling[path] = (st.st_size, st.st_mtime_ns, time.monotonic())
+        self._settling[path] = (_listed(st), time.monotonic())
 
     def _ignore(self, path: str, reason: str) -> None:
         if path not in self._ignored:
@@ -245,23 +255,32 @@ class Watcher:
             log.info("watch.ignored", path=path, reason=reason)
 
     # -- publishing --------------------------------------------------------------------------
-    def _publish(self, path: str, size: int, mtime: int, failures: int = 0) -> int:
+    def _publish(self, path: str, listed: _Listed, failures: int = 0) -> int:
         # Wait before reading, so that no bytes are held while the pipeline is full.
         self._redis("backpressure", lambda: publishing.wait_for_room(
             self.client, self.high_water, while_waiting=self._waiting))
         try:
-            read = read_job(path, self.max_image_bytes)
+            # Anything may have changed during that wait: nothing outside the folder is opened,
+            # and only the file listed is read.
+            read = read_job(path, self.max_image_bytes,
+                            opener=beneath.opener(str(self.folder), listed.file_id))
         except FileNotFoundError:
             return 0  # removed since it settled
+        except beneath.NotTheListedFile:
+            current = _signature(path)
+            if current is not None:
+                self._settling[path] = (current, time.monotonic())  # the new file settles first
+            return 0
         except NotARegularFile:
             self.refused += 1
             self._ignore(path, "not a regular file when opened")
             return 0
         except OSError as exc:
-            self._read_failed(path, size, mtime, failures + 1, exc)
+            self._read_failed(path, listed, failures + 1, exc)
             return 0
-        if (read.size, read.mtime_ns) != (size, mtime) or not read.complete:
-            self._settling[path] = (read.size, read.mtime_ns, time.monotonic())  # changed: settle again
+        if (read.size, read.mtime_ns) != (listed.size, listed.mtime_ns) or not read.complete:
+            # changed: settle again
+            self._settling[path] = (_Listed(read.size, read.mtime_ns, listed.file_id), time.monotonic())
             return 0
         job = read.job
         # The same job (same id) is sent again after a transient error: the script answers
@@ -280,10 +299,10 @@ class Watcher:
         log.info("watch.published", path=path, image_id=job["image_id"], entry_id=outcome.entry_id)
         return 1
 
-    def _read_failed(self, path: str, size: int, mtime: int, failures: int, exc: OSError) -> None:
+    def _read_failed(self, path: str, listed: _Listed, failures: int, exc: OSError) -> None:
         self.read_failures += 1
         delay = min(self.read_retry_min_s * 2 ** (failures - 1), self.read_retry_max_s)
-        self._retries[path] = _Retry(size, mtime, failures, time.monotonic() + delay)
+        self._retries[path] = _Retry(listed, failures, time.monotonic() + delay)
         log.warning("watch.unreadable", path=path, error=str(exc), attempt=failures, retry_in_s=delay)
 
     def _redis(self, what: str, action: Callable[[], T]) -> T:
@@ -299,9 +318,13 @@ class Watcher:
 RECENT_CHANGE_S = 2.0
 
 
-def _signature(path: str) -> tuple[int, int] | None:
+def _signature(path: str) -> _Listed | None:
     try:
         st = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    return st.st_size, st.st_mtime_ns
+    return _listed(st)
+
+
+def _listed(st: os.stat_result) -> _Listed:
+    return _Listed(st.st_size, st.st_mtime_ns, beneath.file_id(st))
