@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
+from faces.consumers.storage import NAME_MAX_BYTES, TEMP_EXTRA_BYTES
 from faces.schemas import events
 from faces import settings as defaults
 
@@ -25,7 +26,13 @@ IMAGE_SUFFIXES = frozenset({
 })
 DEFAULT_MAX_IMAGE_BYTES = defaults.MAX_IMAGE_BYTES
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
-MAX_STEM_CHARS = 80
+ID_HASH_CHARS = 8  # hex digits of the sha256 that end an image id
+# Every file named after an image id must fit NAME_MAX_BYTES, in UTF-8 bytes (a CJK letter is 3):
+# the longest is a result's temporary file, ".<stem>-<8 hex>.json.XXXXXXXX.tmp" (pictures end
+# ".jpg", uploads ".<5 letters>": shorter).
+LONGEST_ID_FILE_SUFFIX = ".json"
+MAX_STEM_BYTES = NAME_MAX_BYTES - TEMP_EXTRA_BYTES - len(f"-{'0' * ID_HASH_CHARS}{LONGEST_ID_FILE_SUFFIX}")
+MAX_STEM_CHARS = 80  # the older limit, kept: a name that fits both keeps the id it always had
 
 
 def is_image_name(path: Path) -> bool:
@@ -39,13 +46,15 @@ def image_id_for(path: str, sha256: str) -> str:
     Only letters, digits, '_', '-' and '.' survive, with no leading dot, so the name can never
     climb out of the storage or output folder nor hide itself.
     """
-    return f"{image_stem(path)}-{sha256[:8]}"
+    return f"{image_stem(path)}-{sha256[:ID_HASH_CHARS]}"
 
 
 def image_stem(path: str) -> str:
     """The part of an image id that comes from the file's name (see `image_id_for`)."""
     stem = Path(path.replace("\\", "/")).stem
-    return _UNSAFE.sub("_", stem).lstrip(".")[:MAX_STEM_CHARS] or "image"
+    safe = _UNSAFE.sub("_", stem).lstrip(".")[:MAX_STEM_CHARS]
+    # Cut at MAX_STEM_BYTES without splitting a letter: only a partial last one is dropped.
+    return safe.encode()[:MAX_STEM_BYTES].decode("utf-8", "ignore") or "image"
 
 
 READ_CHUNK_BYTES = 1 << 20  # hashing reads this much at a time: a huge file never sits in memory
