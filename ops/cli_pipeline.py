@@ -148,6 +148,9 @@ def up(
             # a worker that died then is what would keep the backlog from ever draining.
             watcher = (Watcher(client, watch_dir, high_water=high_water, while_waiting=pool.supervise)
                        if watch_dir is not None else None)
+            if watcher is not None:
+                # Before the pool stops and Redis with it: a stopped watcher leaves no heartbeat.
+                resources.callback(watcher.stop_beating)
             announced = False
             while True:
                 interrupts.raise_if_requested()
@@ -158,7 +161,7 @@ def up(
                     typer.echo(f"ready: {len(pool.workers)} workers ({describe(counts)})", err=True)
                     announced = True
                 if watcher is not None:
-                    watcher.poll_once()
+                    watcher.turn()  # a pass and its heartbeat (`faces health --stage watch`)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             typer.echo("stopping...", err=True)

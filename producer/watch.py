@@ -127,14 +127,25 @@ class Watcher:
         log.info("watch.started", folder=str(self.folder), remembered=len(self._done))
         try:
             while not should_stop():
-                self.poll_once()
-                self._beat_if_due()
+                self.turn()
                 time.sleep(self.poll_s)
         finally:  # also on Ctrl-C / SIGTERM, which arrive as KeyboardInterrupt
-            try:
-                self._heartbeat.forget()
-            except redis.RedisError:
-                pass  # Redis is gone: readers drop the heartbeat once it is old
+            self.stop_beating()
+
+    def turn(self) -> int:
+        """One turn of the loop: a pass (`poll_once`) and the heartbeat when due. What `run`
+        repeats, and what a caller with its own loop (`faces up --watch`) calls instead, so
+        that `faces health --stage watch` sees that watcher too. Returns how many published."""
+        published = self.poll_once()
+        self._beat_if_due()
+        return published
+
+    def stop_beating(self) -> None:
+        """Remove the heartbeat: the watcher stops (a caller of `turn` calls it on its way out)."""
+        try:
+            self._heartbeat.forget()
+        except redis.RedisError:
+            pass  # Redis is gone: readers drop the heartbeat once it is old
 
     def _beat_if_due(self) -> None:
         """The heartbeat, from the loop and while backpressure holds a file back (a full
