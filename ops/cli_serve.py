@@ -82,8 +82,10 @@ def stop_server_process(process: subprocess.Popen) -> None:
 
 def _check_writable(folder: Path) -> None:
     """One line at start, not a 500 at every upload, when uploads cannot be kept in `folder`."""
+    from faces.consumers.storage import make_private_dirs
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(folder)  # owner-only: uploads are photos of people
         probe = folder / f".write-check-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -11,8 +11,8 @@ from typing import Callable
 import redis
 import structlog
 
-from faces.consumers.storage import write_atomic
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, image_stem, new_job, read_job
+from faces.producer.keep import keep_upload
 from faces.schemas.events import check_metadata
 from faces.streams import names, publishing
 
@@ -61,8 +61,7 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
     sha = hashlib.sha256(data).hexdigest()
     suffix = "".join(c for c in Path(name.replace("\\", "/")).suffix.lower() if c.isascii() and c.isalnum())
     path = Path(keep_in).absolute() / sha / (image_stem(name) + (f".{suffix[:5]}" if suffix else ""))
-    if not path.exists():
-        write_atomic(path, data)
+    keep_upload(path, data)
     job = new_job(str(path), sha, len(data))
     if job_id:
         job["job_id"] = job_id

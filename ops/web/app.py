@@ -17,6 +17,7 @@ from faces.ops.metrics import ApiMetrics
 from faces.ops.web import errors, images, probes, views
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
+from faces.ops.web.retention import UploadSweeper
 from faces.ops.web.state import Api
 from faces.schemas.result import load_schema
 from faces.streams.connection import connect, redact
@@ -33,12 +34,15 @@ def create_app(config: ServeConfig) -> FastAPI:
     metrics = ApiMetrics(lambda: pipeline_status(client))
     # Its own client: its blocking XREAD holds a connection for up to a second at a time.
     follower = ResultFollower(connect(config.redis_url, check=False), metrics)
+    sweeper = UploadSweeper(config.uploads, config.result_ttl_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         follower.start()
+        sweeper.start()
         follower.wait_started(FOLLOWER_START_S)
         yield
+        sweeper.stop()
         follower.stop()
         client.close()
 
