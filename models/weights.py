@@ -26,6 +26,8 @@ import cv2
 import face_recognition_models
 from deepface.commons.folder_utils import get_deepface_home
 
+from faces.urls import joined, scrubbed, shown
+
 AGE_FILE = "age_model_weights.h5"
 GENDER_FILE = "gender_model_weights.h5"
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -351,7 +353,7 @@ def fetch_missing(
 
 def _source_urls(entry: _Entry, urls: str | list[str] | tuple[str, ...], mirror: str | None) -> tuple[str, ...]:
     urls = (urls,) if isinstance(urls, str) else tuple(urls)
-    return ((f"{mirror.rstrip('/')}/{entry.path.name}",) if mirror else ()) + urls
+    return ((joined(mirror, entry.path.name),) if mirror else ()) + urls
 
 
 class _Unreachable(Exception):
@@ -373,7 +375,9 @@ def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Pr
             return
         except (OSError, ValueError, http.client.HTTPException) as err:
             unreachable += _is_unreachable(err)
-            errors.append(str(err) if isinstance(err, ChecksumMismatch) else f"{url}: {err}")  # names url
+            # Names the URL, as it may be shown: a mirror's token or password never printed.
+            errors.append(str(err) if isinstance(err, ChecksumMismatch)
+                          else f"{shown(url)}: {scrubbed(str(err), url)}")
     if unreachable == len(urls):
         raise _Unreachable(errors)
     raise FetchFailed(name, target, errors)
@@ -395,7 +399,7 @@ def _download(name: str, url: str, target: Path, progress: Progress | None, sha2
         except (OSError, http.client.HTTPException):
             if attempt == _RESUME_ATTEMPTS or _size(part) <= before:
                 raise
-    _install_part(name, url, part, target, sha256)
+    _install_part(name, shown(url), part, target, sha256)
 
 
 def _transfer(name: str, url: str, part: Path, progress: Progress | None) -> None:

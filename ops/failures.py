@@ -16,7 +16,7 @@ _OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedi
                "WorkerCrashLooping",
                "SettingsError", "ResultLookupError", "GroupLost",
                "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
-               "WeightsMissing", "WeightsUnreadable", "LogLevelError")
+               "WeightsMissing", "WeightsUnreadable", "LogLevelError", "BadRedisUrl")
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:

@@ -18,10 +18,10 @@ from faces.ops.settings import AppSettings
 def _check_redis_url(url: str | None) -> str | None:
     """A URL redis-py cannot parse is bad usage (exit 2), caught before anything starts."""
     if url:
-        from redis.connection import parse_url
+        from faces.streams.connection import check_url
 
         try:
-            parse_url(url)
+            check_url(url)  # its message never holds a piece of the password
         except ValueError as exc:
             raise typer.BadParameter(f"{exc}; e.g. redis://localhost:6379/0") from None
     return url

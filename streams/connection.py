@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import redis
+from redis.connection import parse_url
 
 from faces.streams.errors import RedisUnavailable
+from faces.urls import misparsed_userinfo, scrubbed, shown
 
 # Short socket timeouts would break BLOCKing reads; the runtime blocks at most block_ms,
 # so reads get that plus this margin.
@@ -17,9 +17,11 @@ CONNECT_TIMEOUT_S = 5.0
 def connect(url: str, *, check: bool = True) -> redis.Redis:
     """A client for `url` (redis://, rediss://, unix://, with user and password if given).
 
-    Values are returned as bytes: events are msgpack. With `check`, PING once and raise
-    RedisUnavailable with the redacted URL if the server does not answer.
+    Values are returned as bytes: events are msgpack. BadRedisUrl for a URL redis-py cannot
+    use. With `check`, PING once and raise RedisUnavailable with the redacted URL if the server
+    does not answer.
     """
+    check_url(url)  # redis-py's own parse error would print a piece of a malformed password
     client = redis.Redis.from_url(
         url,
         decode_responses=False,
@@ -40,23 +42,35 @@ def redact(url: str) -> str:
 
     Both places redis-py takes one from: the userinfo (`redis://user:pw@host`, also in
     `unix://user:pw@/path.sock`) and the query (`?password=pw`, any `*password*` parameter).
-    Works on the text, so a URL that redis-py would reject (a bad port) is still masked.
+    Works on the text, so a URL that redis-py would reject (a bad port, a password with an
+    unencoded '/', '?' or '#') is still masked whole (`faces.urls.shown`).
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    else:
-        authority, slash, tail = rest.partition("/")
-        userinfo, at, host = authority.rpartition("@")
-        if at and ":" in userinfo:
-            rest = f"{userinfo.split(':', 1)[0]}:***@{host}{slash}{tail}"
-    head, question, query = rest.partition("?")
-    if question:
-        query, hash_, fragment = query.partition("#")
-        query = "&".join(_redact_parameter(p) for p in query.split("&")) + hash_ + fragment
-    return f"{scheme}{sep}{head}{question}{query}"
+    return shown(url, secret_parameter=_is_password)
 
 
-def _redact_parameter(parameter: str) -> str:
-    name, equals, _value = parameter.partition("=")
-    return f"{name}=***" if equals and "password" in unquote(name).lower() else parameter
+def _is_password(name: str) -> bool:
+    return "password" in name
+
+
+def check_url(url: str) -> None:
+    """Raise BadRedisUrl unless redis-py can connect with `url`; the message never holds a
+    piece of its password (redis-py's own would: a '/' in it makes the rest look like a port)."""
+    if misparsed_userinfo(url):
+        raise BadRedisUrl(
+            f"the password in {redact(url)} holds a '/', '?' or '#', which must be percent-encoded "
+            "(%2F, %3F, %23; and '%' itself as %25)")
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise BadRedisUrl(scrubbed(str(exc), url)) from None
+
+
+class BadRedisUrl(ValueError):
+    """A Redis URL that redis-py cannot use.
+
+    Cause: an unknown scheme, a port or database that is not a number, or a password with an
+    unencoded '/', '?' or '#'. Remedy: fix the URL as the message says, e.g.
+    redis://user:pass%2Fword@localhost:6379/0.
+    """
+
+    exit_code = 2  # a bad value (ops/exits.py USAGE)
