@@ -35,6 +35,8 @@ EXIT_MEANINGS = {
                          "for another consumer",
     exits.GROUP_LOST: "`faces worker`: its consumer group was lost (see "
                       "[reliability.md](reliability.md#how-the-backbone-behaves))",
+    exits.BATCH_OVERRUN: "`faces worker`: a batch ran past `--batch-limit-s` (a stage call that hangs); "
+                         "its entries are left for a sibling or its restart, and `run`/`up` restart it",
     exits.INTERRUPTED: "Ctrl-C or SIGTERM during `run`, `submit --wait`, `replay`: what finished is kept",
 }
 

@@ -6,4 +6,5 @@ USAGE = 2           # bad usage: an unknown option, a bad value, a missing argum
 SOME_ERRORS = 3     # finished, but some images have error results or were dead-lettered
 GRACE_EXPIRED = 4   # `faces worker`: SIGTERM's grace period ran out with entries in hand
 GROUP_LOST = 5      # `faces worker`: its consumer group vanished from a stream with history
+BATCH_OVERRUN = 6   # `faces worker`: a batch ran past --batch-limit-s (a hung stage call); it exits to be replaced
 INTERRUPTED = 130   # Ctrl-C (128 + SIGINT), as shells report it

@@ -3,7 +3,11 @@ and stop them in order.
 
 A worker that fails while starting (a bad option, a model file missing) or keeps failing is not
 restarted forever: the pool raises, with the worker's own last error line, and the command
-stops. Readiness is a file the worker creates once its models are loaded and Redis answers
+stops. Keeps failing: MAX_CRASHES exits on its own within CRASH_WINDOW_S, whether or not it got
+ready in between (a Redis that refuses a command the loop needs fails it right after ready).
+A worker stopped from outside (a signal, Ctrl-C or SIGTERM before its own handler, a grace
+period that ran out) or replaced after a batch overran its limit is restarted and not counted.
+Readiness is a file the worker creates once its models are loaded and Redis answers
 (READY_FILE_ENV); the log file's last error line is what the user is shown."""
 
 from __future__ import annotations
@@ -32,8 +36,16 @@ RESTART_DELAY_S = 1.0
 MAX_RESTART_DELAY_S = 30.0
 # A worker that ran this long before it died starts its restart backoff afresh.
 HEALTHY_RUN_S = 60.0
-# Failed starts in a row (exiting on its own before it was ready) that make a crash loop.
-MAX_FAILED_STARTS = 3
+# Exits on its own within CRASH_WINDOW_S that make a crash loop. Restarts back off 1, 2, 4 s...,
+# so a worker failing at once reaches three in well under a minute; a worker that fails now and
+# then (once in minutes) is restarted for good.
+MAX_CRASHES = 3
+CRASH_WINDOW_S = 300.0
+# Exit codes of a worker stopped or replaced, not failing: restarted, never counted as a crash.
+# INTERRUPTED is what a SIGTERM or Ctrl-C gives before the worker sets its own handler (the
+# CLI's); GRACE_EXPIRED follows a SIGTERM; BATCH_OVERRUN is the watchdog replacing a worker
+# whose stage call hung (the entry's delivery limit deals with an entry that hangs every time).
+NOT_CRASHES = frozenset({exits.INTERRUPTED, exits.GRACE_EXPIRED, exits.BATCH_OVERRUN})
 READY_FILE_ENV = "FACES_READY_FILE"
 
 
@@ -81,6 +93,12 @@ def _json_record(line: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def failed_on_its_own(code: int | None) -> bool:
+    """Whether a worker's exit code says it failed by itself: not killed by a signal (negative),
+    not a clean stop (0), not stopped or replaced from outside (NOT_CRASHES)."""
+    return code is not None and code > 0 and code not in NOT_CRASHES
+
+
 def _pool_tag() -> str:
     """host-pid-random: no other pool, on this host or another, has it."""
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -99,7 +117,7 @@ class Worker:
     restart_at: float = 0.0
     started_at: float = 0.0
     was_ready: bool = False      # ever ready: failing later is a crash, not a bad start
-    failed_starts: int = 0       # exits on its own before ready, in a row
+    crashes: list[float] = field(default_factory=list)  # monotonic times of exits on its own
 
     @property
     def ready_file(self) -> Path:
@@ -125,12 +143,16 @@ class Worker:
         return self.alive and self.note_ready()
 
     def note_ready(self) -> bool:
-        """Whether this run of the process got ready; a ready start ends a run of failed ones."""
+        """Whether this run of the process got ready."""
         if self.ready_file.exists():
             self.was_ready = True
-            self.failed_starts = 0
             return True
         return False
+
+    def count_crash(self, now: float) -> int:
+        """Record an exit on its own at `now`; how many fell within the last CRASH_WINDOW_S."""
+        self.crashes = [t for t in self.crashes if now - t < CRASH_WINDOW_S] + [now]
+        return len(self.crashes)
 
 
 @dataclass
@@ -171,8 +193,9 @@ class WorkerPool:
         """Restart workers that died (same consumer name: it takes back its own pending entries).
 
         Raises WorkerStartFailed when a worker exits on its own before its first ready, and
-        WorkerCrashLooping when one fails MAX_FAILED_STARTS starts in a row or lost its group.
-        A worker killed by a signal (OOM killer, an operator, a chaos test) is just restarted."""
+        WorkerCrashLooping when one exits on its own MAX_CRASHES times within CRASH_WINDOW_S
+        (ready or not) or lost its group. A worker killed by a signal (OOM killer, an operator, a
+        chaos test), also while it loads its models, is just restarted."""
         if self.stopping:
             return
         now = time.monotonic()
@@ -191,23 +214,27 @@ class WorkerPool:
     def _on_exit(self, worker: Worker, now: float) -> None:
         code = worker.process.returncode if worker.process else None
         ran_s = now - worker.started_at
-        on_its_own = code is not None and code > 0
         if code == exits.GROUP_LOST:
             raise WorkerCrashLooping(f"the {worker.stage} worker stopped: {last_error_line(worker.log_path)}")
-        if on_its_own and not worker.note_ready():
-            worker.failed_starts += 1
-            if not worker.was_ready:
-                raise WorkerStartFailed(f"the {worker.stage} worker could not start: "
-                                        f"{last_error_line(worker.log_path)} (log: {worker.log_path})")
-            if worker.failed_starts >= MAX_FAILED_STARTS:
-                raise WorkerCrashLooping(
-                    f"the {worker.stage} worker failed {worker.failed_starts} starts in a row: "
-                    f"{last_error_line(worker.log_path)} (log: {worker.log_path})")
+        if failed_on_its_own(code):
+            self._check_crash(worker, now)
         log.warning("worker.exited", consumer=worker.consumer, code=code, ran_s=round(ran_s, 1),
                     log=str(worker.log_path), note="restarting")
         if ran_s >= HEALTHY_RUN_S:
             worker.restarts = 0
         worker.restart_at = now + min(RESTART_DELAY_S * 2 ** worker.restarts, MAX_RESTART_DELAY_S)
+
+    @staticmethod
+    def _check_crash(worker: Worker, now: float) -> None:
+        """Raise when this exit on its own ends the command: the first start failed, or the
+        worker failed MAX_CRASHES times within CRASH_WINDOW_S."""
+        line = f"{last_error_line(worker.log_path)} (log: {worker.log_path})"
+        if not worker.note_ready() and not worker.was_ready:
+            raise WorkerStartFailed(f"the {worker.stage} worker could not start: {line}")
+        crashes = worker.count_crash(now)
+        if crashes >= MAX_CRASHES:
+            raise WorkerCrashLooping(f"the {worker.stage} worker failed {crashes} times within "
+                                     f"{CRASH_WINDOW_S:.0f} s: {line}")
 
     def waiting_for(self) -> list[str]:
         """Slots of workers not ready yet (still loading models or connecting)."""
