@@ -133,8 +133,8 @@ def replay(
             summary, skipped = replay_job(
                 settings, since=since, until=until, images=list(image or []), from_stage=from_stage,
                 options=options, on_progress=lambda done, total: display.count(done, total, 0))
-    typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.ok} ok, "
-               f"{summary.error} error, {summary.dead} dead-lettered; {len(skipped)} not replayable")
+    typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.outcomes()}; "
+               f"{len(skipped)} not replayable")
     for name, reason in skipped + summary.errors:
         typer.echo(f"  {name}: {reason}")
     raise typer.Exit(exits.SOME_ERRORS if skipped else summary.exit_code)

@@ -84,9 +84,8 @@ def run(
                    f"command again to analyse only those", err=True)
         raise typer.Exit(exits.INTERRUPTED)
     if summary.submitted:
-        typer.echo(f"{summary.submitted} images: {summary.ok} ok, {summary.error} error, {summary.dead} "
-                   f"dead-lettered; {summary.faces} faces; {summary.skipped} other files skipped; "
-                   f"{summary.seconds:.1f} s")
+        typer.echo(f"{summary.submitted} images: {summary.outcomes()}; {summary.faces} faces; "
+                   f"{summary.skipped} other files skipped; {summary.seconds:.1f} s")
     if summary.already:
         typer.echo(f"{summary.already} images already had a current result in {settings.storage}/ "
                    "(--force analyses them again)")

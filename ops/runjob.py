@@ -22,6 +22,7 @@ from faces.ops.worker_pool import WorkerPool
 from faces.producer.files import identify, image_stem, scan
 from faces.producer.submit import submit_file
 from faces.streams import results
+from faces.streams.outcomes import SUPERSEDED
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,7 @@ class JobSummary:
     ok: int = 0
     error: int = 0
     dead: int = 0
+    superseded: int = 0        # finished, but a newer submission's result is the one kept
     faces: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -46,7 +48,12 @@ class JobSummary:
 
     @property
     def finished(self) -> int:
-        return self.ok + self.error + self.dead
+        return self.ok + self.error + self.dead + self.superseded
+
+    def outcomes(self) -> str:
+        """'N ok, N error, N dead-lettered', and the superseded when there are any."""
+        text = f"{self.ok} ok, {self.error} error, {self.dead} dead-lettered"
+        return text + (f", {self.superseded} superseded by a newer submission" if self.superseded else "")
 
 
 @dataclass
@@ -206,6 +213,8 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str, a
     result = json.loads(stored) if stored else None
     if result is not None and options.keep_results:
         keep_locally(stored, result, app.storage, options.output)
+    if note.status == SUPERSEDED:
+        result = None  # what Redis holds is the newer submission's result, not this job's
     if options.on_result is not None:
         options.on_result(json.dumps(result, separators=(",", ":")) if result is not None else
                           json.dumps({"image_id": note.image_id, "job_id": note.job_id, "status": note.status,
@@ -217,6 +226,9 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str, a
                                        if isinstance(n, dict) and n.get("message"))
             summary.faces += len(result["faces"])
             summary.agegender_models[result["models"].get("agegender")] += 1
+        return
+    if note.status == SUPERSEDED:
+        summary.superseded += 1
         return
     if note.status == "dead":
         summary.dead += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ import structlog
 
 from faces.producer.files import SourceChanged, image_id_for, read_same_bytes
 from faces.schemas import events
-from faces.streams import history, names, publishing, results
+from faces.streams import clock, history, names, publishing, results
 
 log = structlog.get_logger(__name__)
 
@@ -191,9 +190,10 @@ def plan(client: redis.Redis, *, since: str | None = None, until: str | None = N
 
 
 def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
-    # Submitted now: the replay's result must win over the original job's, whichever ends last.
+    # Submitted now, on Redis's clock (publishing stamps it again when it publishes): the
+    # replay's result must win over the original job's, whichever ends last.
     job_id = uuid.uuid4().hex
-    job = events.as_new_job(submitted, job_id=job_id, submitted_at=time.time())
+    job = events.as_new_job(submitted, job_id=job_id, submitted_at=clock.server_now(client))
     job.update(start_stage=from_stage, error=None, faces=[], timings_ms={}, notes={}, models={})
     if from_stage != "detect":
         stored = results.stored_result(client, job["image_id"])

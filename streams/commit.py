@@ -23,7 +23,7 @@ import redis
 from faces.schemas import events
 from faces.streams import deadletters, names, scripts
 from faces.streams.names import StageRoute
-from faces.streams.outcomes import Finish
+from faces.streams.outcomes import SUPERSEDED, Finish
 from faces.streams.reading import PAYLOAD_FIELD
 
 
@@ -79,7 +79,8 @@ class CommitSettings:
 
 
 # KEYS[1] input stream. ARGV: group, consumer, inflight set, results stream, results maxlen,
-# stats key, stats ttl, msgpack plan [[entry id, require owner (0/1), [command, ...]], ...].
+# stats key, stats ttl, msgpack plan [[entry id, require owner (0/1), [command, ...]], ...],
+# the status announced for a result not kept (outcomes.SUPERSEDED).
 # A command is a Redis command, or FINISH (below). Returns the ids skipped as not ours.
 _COMMIT = """
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
@@ -105,14 +106,16 @@ end
 
 local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_at)
   local old = redis.call('GET', key)
-  if not old or supersedes(job_id, status, submitted_at, old) then
+  local kept = not old or supersedes(job_id, status, submitted_at, old)
+  if kept then
     redis.call('SET', key, json, 'EX', ttl)
   end
   redis.call('DEL', blob)
   -- Only a job's first finish announces it: a late duplicate finds it gone from inflight.
+  -- The announcement says what was stored: a result a newer one outranks is "superseded".
   if redis.call('SREM', inflight, job_id) == 1 then
     redis.call('XADD', results, 'MAXLEN', '~', results_maxlen, '*',
-               'image_id', image_id, 'job_id', job_id, 'status', status)
+               'image_id', image_id, 'job_id', job_id, 'status', kept and status or ARGV[9])
   end
 end
 
@@ -148,7 +151,7 @@ def commit(client: redis.Redis, route: StageRoute, consumer: str,
     packed = msgpack.packb(plan, use_bin_type=False)
     lost = scripts.call(client, _COMMIT, [route.input_stream], [
         route.group, consumer, names.INFLIGHT, names.RESULTS, names.RESULTS_MAXLEN,
-        bucket, names.STATS_TTL_S, packed])
+        bucket, names.STATS_TTL_S, packed, SUPERSEDED])
     return [i.decode() if isinstance(i, bytes) else i for i in lost]
 
 

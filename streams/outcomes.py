@@ -36,7 +36,12 @@ class Finish:
     job: dict[str, Any]
     status: str             # "ok" | "error"
     result_json: str
-    submitted_at: str       # the result's ISO submission time: a newer submission's result wins
+    submitted_at: str       # ISO submission time, on Redis's clock: a newer submission's result wins
+
+
+# The status a job's result is announced with (the results stream) when it was not kept: the
+# image already has a newer submission's result (schemas/result.py `supersedes`), which stays.
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import structlog
 
 from faces import settings as defaults
 from faces.schemas import events
-from faces.streams import names
+from faces.streams import clock, names
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
 
@@ -44,6 +44,9 @@ def publish_image(client: redis.Redis, job: dict, data: bytes, stream: str = nam
     same transaction: a job is never in the pipeline without the API knowing it.
 
     The blob key is derived from the job id, never read from the event."""
+    # Submitted now on Redis's clock, whatever the producer's says: the newer submission's
+    # result wins (schemas/result.py `supersedes`), so every producer must share one clock.
+    job["submitted_at"] = clock.server_now(client)
     payload = events.encode(job)
     pipe = client.pipeline(transaction=True)
     if upload_ttl_s is not None:

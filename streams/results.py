@@ -17,7 +17,7 @@ class Announcement:
     stream_id: str
     job_id: str
     image_id: str
-    status: str   # "ok" | "error" | "dead"
+    status: str   # "ok" | "error" | "dead" | "superseded" (not kept: outcomes.SUPERSEDED)
 
 
 def last_id(client: redis.Redis, stream: str) -> str:

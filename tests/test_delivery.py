@@ -135,19 +135,25 @@ def test_an_error_result_never_replaces_the_ok_result_of_the_same_job(redis_clie
 
 
 def test_an_older_submission_never_replaces_a_newer_result(redis_client, tmp_path):
-    """A replay (newer) finishes before the original job (older): the replay's result stays."""
+    """A replay (newer) finishes before the original job (older): the replay's result stays,
+    and the original's is announced superseded, not ok (issue 22 item 11)."""
     original = sink_job("face", submitted_at=1000.0, job_id="a" * 32)
-    replayed = sink_job("face", submitted_at=2000.0, job_id="b" * 32)
+    replayed = sink_job("face", submitted_at=1000.0, job_id="b" * 32)
     replayed["faces"] = [{"box": [1, 2, 3, 4], "score": 0.9}, {"box": [5, 6, 7, 8], "score": 0.8}]
+    # Publishing stamps Redis's clock (the given times are ignored): the original is submitted
+    # first and is still at an earlier stage when the replay reaches the sink ...
+    publishing.publish_image(redis_client, original, b"bytes", stream=names.LANDMARKED)
     publishing.publish_image(redis_client, replayed, b"bytes", stream=names.ANALYZED)
+    assert original["submitted_at"] <= replayed["submitted_at"]
     run_sink(redis_client, tmp_path)
-    publishing.publish_image(redis_client, original, b"bytes", stream=names.ANALYZED)
+    # ... and reaches it last, forwarded as the agegender stage would.
+    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: events.encode(original)})
     run_sink(redis_client, tmp_path)
     stored = json.loads(redis_client.get(names.result_key(replayed["image_id"])))
     on_disk = json.loads((tmp_path / f"{replayed['image_id']}.json").read_text())
     assert stored["job_id"] == on_disk["job_id"] == replayed["job_id"]
     assert len(stored["faces"]) == 2
-    assert announced(redis_client) == [(replayed["job_id"], "ok"), (original["job_id"], "ok")]
+    assert announced(redis_client) == [(replayed["job_id"], "ok"), (original["job_id"], "superseded")]
     assert redis_client.scard(names.INFLIGHT) == 0
 
 
