@@ -62,6 +62,9 @@ TRIM_EVERY_S = 30.0              # how often a worker trims its input stream (sa
 HEARTBEAT_EVERY_S = 5.0          # how often a worker (and the watcher) records that it is consuming
 HEARTBEAT_STALE_S = 120.0        # a heartbeat older than this: not consuming (stuck or gone);
                                  # above the longest batch we measured (8 photos, DeepFace, ~40 s)
+BATCH_LIMIT_S = 300.0            # a batch whose stage call runs longer is taken for hung: its claims are no
+                                 # longer renewed and its worker is replaced; 7.5x the longest batch we
+                                 # measured (~40 s, above); FACES_BATCH_LIMIT_S
 
 # -- HTTP API: `faces serve`, `faces up --serve` (docs/http.md) -----------------------------------
 HTTP_HOST = "127.0.0.1"          # address the API listens on; FACES_HTTP_HOST
@@ -71,3 +74,13 @@ HTTP_PAGE_LIMIT = 20             # results per page of GET /v1/results without ?
 HTTP_PAGE_MAX = 200              # the largest ?limit= of GET /v1/results
 UPLOADS = Path("uploads")        # where the API keeps uploaded images (replay, pictures); FACES_UPLOADS
 API_TOKEN_ENV = "FACES_API_TOKEN"  # env var holding the API's bearer token (unset: no token needed)
+HTTP_UPLOADS_READING = 8         # upload bodies read at once; more: 503 + Retry-After; FACES_HTTP_UPLOADS_READING
+HTTP_MAX_CONNECTIONS = 100       # open connections; past it the oldest still sending its head is dropped;
+                                 # FACES_HTTP_MAX_CONNECTIONS (keep it well under the open-files limit)
+HTTP_HEAD_TIMEOUT_S = 10.0       # a request head not complete within this: connection closed; FACES_HTTP_HEAD_TIMEOUT_S
+HTTP_BODY_TIMEOUT_S = 120.0      # an upload body not complete within this: 408; FACES_HTTP_BODY_TIMEOUT_S
+HTTP_BODY_IDLE_S = 15.0          # ... or silent this long between two chunks: 408
+HTTP_KEEP_ALIVE_S = 5.0          # an idle keep-alive connection is closed after this
+# Host names the API answers to besides the bound address and the loopback names;
+# FACES_HTTP_ALLOWED_HOSTS (comma-separated, `*`: any)
+HTTP_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -16,8 +18,12 @@ from faces.ops import logs
 from faces.ops.cli_app import app, fail, usage
 from faces.ops.options import with_settings
 from faces.ops.settings import AppSettings
-from faces.ops.web.options import HighWater, Host, Port
+from faces.ops.web.options import (AllowedHosts, AllowInsecureBind, BodyIdleS, BodyTimeoutS, HeadTimeoutS,
+                                   HighWater, Host, MaxConnections, Port, UploadsReading)
 
+ALLOW_INSECURE_ENV = "FACES_HTTP_ALLOW_INSECURE_BIND"  # --allow-insecure-bind's, also read by `up --serve`
+RESERVED_FILES = 64  # the process's own open files: Redis connections, kept uploads, Python's
+MAX_ACCEPT_BURST = 2048  # uvicorn's default backlog
 
 
 @app.command()
@@ -31,27 +37,44 @@ def serve(
     max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", envvar="FACES_MAX_IMAGE_BYTES", show_envvar=True, min=1, help="Larger uploads are refused (413) while they stream in.")] = defaults.MAX_IMAGE_BYTES,
     uploads: Annotated[Path, typer.Option("--uploads", envvar="FACES_UPLOADS", show_envvar=True, help="Where uploaded images are kept (replay and pictures read them).")] = defaults.UPLOADS,
     result_ttl_s: Annotated[int, typer.Option("--result-ttl-s", envvar="FACES_RESULT_TTL_S", show_envvar=True, min=1, help="How long the API remembers an upload's job (keep it the workers' value).")] = defaults.RESULT_TTL_S,
+    allowed_hosts: AllowedHosts = "",
+    allow_insecure_bind: AllowInsecureBind = False,
+    uploads_reading: UploadsReading = defaults.HTTP_UPLOADS_READING,
+    max_connections: MaxConnections = defaults.HTTP_MAX_CONNECTIONS,
+    head_timeout_s: HeadTimeoutS = defaults.HTTP_HEAD_TIMEOUT_S,
+    body_timeout_s: BodyTimeoutS = defaults.HTTP_BODY_TIMEOUT_S,
+    body_idle_s: BodyIdleS = defaults.HTTP_BODY_IDLE_S,
 ) -> None:
     """Serve the HTTP API (docs/http.md) until Ctrl-C: uploads in, results out, /docs,
     /metrics. Needs a running pipeline (`faces up`, or --redis-url); `faces up --serve` runs
-    both. FACES_API_TOKEN, when set, is the bearer token /v1/* and /metrics require."""
+    both. FACES_API_TOKEN, when set, is the bearer token /v1/* and /metrics require; serving on
+    an address other machines reach needs it (or --allow-insecure-bind)."""
     import uvicorn
 
     from faces.ops.target import attach_url
     from faces.ops.web.app import create_app
     from faces.ops.web.config import ServeConfig
+    from faces.ops.web.transport import guarded_protocol
 
     logs.configure()
     token = os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None
     if token is not None and len(token) < 16:
         usage(f"{defaults.API_TOKEN_ENV} is {len(token)} characters: use at least 16 (e.g. `openssl rand -hex 16`)")
+    _check_bind(host, token, allow_insecure_bind)
     config = ServeConfig(redis_url=attach_url(settings), uploads=uploads, output=settings.output,
                          max_image_bytes=max_image_bytes, wait_max_s=wait_max_s, high_water=high_water,
-                         result_ttl_s=result_ttl_s, token=token)
+                         result_ttl_s=result_ttl_s, token=token, host=host,
+                         allowed_hosts=tuple(h for h in allowed_hosts.split(",") if h.strip()),
+                         uploads_reading=uploads_reading, body_timeout_s=body_timeout_s, body_idle_s=body_idle_s)
     _check_free(host, port)
     _check_writable(uploads)
+    backlog = _accept_burst(max_connections)
     typer.echo(f"serving the API on http://{host}:{port}/ (reference: /docs); Ctrl-C to stop", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+    # limit_concurrency: uvicorn's own 503 past this many requests at once (our protocol already
+    # keeps connections to max_connections; pipelined requests are the rest).
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
+                http=guarded_protocol(max_connections, head_timeout_s), timeout_keep_alive=defaults.HTTP_KEEP_ALIVE_S,
+                limit_concurrency=max_connections + 1, backlog=backlog)
 
 
 def start_server_process(url: str, settings: AppSettings, host: str, port: int,
@@ -60,6 +83,8 @@ def start_server_process(url: str, settings: AppSettings, host: str, port: int,
     in the environment, which `ps` does not show), its log in the state dir's logs."""
     from faces.streams.embedded import die_with_parent
 
+    _check_bind(host, os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None,
+                os.environ.get(ALLOW_INSECURE_ENV, "").strip().lower() in ("1", "true", "yes", "on"))
     _check_free(host, port)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.log_dir / "serve.log", "ab") as log_file:
@@ -92,6 +117,43 @@ def _check_writable(folder: Path) -> None:
     except OSError as exc:
         fail(f"cannot keep uploads in {folder} ({exc.strerror or exc}): pick a writable folder with --uploads "
              "(FACES_UPLOADS)")
+
+
+def _accept_burst(max_connections: int) -> int:
+    """uvicorn's backlog: also how many connections asyncio accepts in one go, before any is
+    handled (and any over the limit dropped). Those held, two such bursts and the process's own
+    files must stay under the open-files limit: past it asyncio stops accepting for a second,
+    probes included. The soft limit is raised to the hard one first; exit 2 when even that is
+    too small."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        soft = max(soft, min(1 << 16, hard if hard != resource.RLIM_INFINITY else 1 << 16))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    burst = min(MAX_ACCEPT_BURST, (soft - max_connections - RESERVED_FILES) // 2)
+    if burst < 8:
+        usage(f"--max-connections {max_connections} needs at least {max_connections + RESERVED_FILES + 16} open "
+              f"files and this process may open {soft}: lower --max-connections (FACES_HTTP_MAX_CONNECTIONS) "
+              "or raise the limit (ulimit -n)")
+    return burst
+
+
+def _check_bind(host: str, token: str | None, allow_insecure: bool) -> None:
+    """One line, exit 2, instead of an open API on an address other machines reach: anyone there
+    could fill the pipeline and read every result."""
+    if token or allow_insecure or _is_loopback(host):
+        return
+    usage(f"--host {host} lets other machines reach the API and {defaults.API_TOKEN_ENV} is unset: set it (16+ "
+          "characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or pass --allow-insecure-bind "
+          f"({ALLOW_INSECURE_ENV}=1) when something else guards the port")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
 
 
 def _check_free(host: str, port: int) -> None:

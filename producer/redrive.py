@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Callable
 
 import redis
 
+from faces import settings as defaults
 from faces.producer.files import SourceChanged, read_same_bytes
 from faces.schemas import events
-from faces.streams import deadletters, history
+from faces.streams import history, publishing
 from faces.streams.deadletters import DeadLetter
 
 
@@ -27,8 +29,11 @@ class RetryError(ValueError):
     """
 
 
-def retry_letter(client: redis.Redis, letter: DeadLetter) -> str:
-    """Re-queue one dead letter; the new entry id. RetryError when it cannot be."""
+def retry_letter(client: redis.Redis, letter: DeadLetter, *, high_water: int = defaults.HIGH_WATER,
+                 while_waiting: Callable[[], None] = lambda: None) -> str:
+    """Re-queue one dead letter; the new entry id. RetryError when it cannot be. Like every
+    producer it waits while `high_water` images are in flight (0: no limit), and the retry is
+    admitted, published and the letter deleted in one atomic step."""
     if letter.payload is None:
         if letter.payload_bytes and letter.image_id:
             raise RetryError(f"{letter.id}: its {letter.payload_bytes}-byte payload was too large to "
@@ -48,4 +53,5 @@ def retry_letter(client: redis.Redis, letter: DeadLetter) -> str:
             raise RetryError(f"{letter.id}: {exc}") from exc
     job_id = uuid.uuid4().hex
     retried = events.as_new_job(job, job_id=job_id, submitted_at=time.time())
-    return deadletters.requeue(client, letter, job_id, events.encode(retried), data)
+    return publishing.publish_when_room(client, retried, data, high_water, stream=letter.stream,
+                                        settles=letter.id, while_waiting=while_waiting)

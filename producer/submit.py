@@ -41,22 +41,24 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
     publishing.wait_for_room(client, high_water, should_stop=should_stop, while_waiting=while_waiting)
     read = read_job(os.path.abspath(path), max_image_bytes, follow_symlinks=True)
     job = read.job
-    publishing.publish_image(client, job, read.data, stream=names.IMAGES)
+    publishing.publish_when_room(client, job, read.data, high_water, should_stop=should_stop,
+                                 while_waiting=while_waiting)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
 
 
 def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, keep_in: Path,
                  metadata: dict[str, str] | None = None, job_id: str | None = None,
-                 upload_ttl_s: int | None = None) -> Submitted:
+                 upload_ttl_s: int | None = None, high_water: int = 0) -> Submitted:
     """Publish image bytes received from elsewhere (the HTTP API), submitted as file `name`
     (its stem names the image; its suffix is kept). A copy is kept first in
     KEEP_IN/<sha256>/<name>, the job's path, so that replay, visualize and pictures find the
     bytes as they find a submitted file's. `metadata` travels with the job into its result
     (EventError when it is not small string fields). `job_id`: the caller's (a new one
     without), for a caller that must know it before the job is published. `upload_ttl_s`: also
-    record the job as the image's latest upload, in the same transaction. No backpressure
-    wait: the caller checks room first and refuses instead (streams/publishing.py `has_room`)."""
+    record the job as the image's latest upload, in the same step. `high_water`: published
+    only while fewer images are in flight, checked in the same atomic step (NoRoom otherwise,
+    nothing published): no wait, the caller refuses instead (the HTTP API's 429)."""
     metadata = check_metadata(metadata) if metadata else None
     sha = hashlib.sha256(data).hexdigest()
     suffix = "".join(c for c in Path(name.replace("\\", "/")).suffix.lower() if c.isascii() and c.isalnum())
@@ -67,6 +69,7 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
         job["job_id"] = job_id
     if metadata:
         job["metadata"] = metadata
-    publishing.publish_image(client, job, data, stream=names.IMAGES, upload_ttl_s=upload_ttl_s)
+    publishing.publish_image(client, job, data, stream=names.IMAGES, upload_ttl_s=upload_ttl_s,
+                             high_water=high_water)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])

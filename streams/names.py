@@ -32,6 +32,12 @@ def blob_key(job_id: str) -> str:
     return f"{PREFIX}:blob:{job_id}"
 
 
+def published_key(job_id: str) -> str:
+    """A job id published lately -> its entry id, expiring after
+    publishing.PUBLISHED_MEMORY_S: a publish sent again after a lost reply adds nothing."""
+    return f"{PREFIX}:published:{job_id}"
+
+
 def seen_key(sha256: str) -> str:
     """Drop-folder dedupe: present (with a TTL) while these bytes count as already published."""
     return f"{PREFIX}:seen:{sha256}"
@@ -63,6 +69,18 @@ def upload_key(image_id: str) -> str:
     """The HTTP API's record of an image it published: the latest job id, expiring with the
     result (GET /v1/results/<image id> answers 202 while that job is in flight)."""
     return f"{PREFIX}:upload:{image_id}"
+
+
+def job_key(job_id: str) -> str:
+    """The HTTP API's record of one job of an image it took in, a hash expiring with the
+    results: JOB_IMAGE_FIELD (its image id, noted when published) and JOB_RESULT_FIELD (the
+    job's own result, set by the sink), which a newer job of the same image never replaces
+    (GET /v1/jobs/<job id>)."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+JOB_IMAGE_FIELD = "image_id"
+JOB_RESULT_FIELD = "result"
 
 
 @dataclass(frozen=True)

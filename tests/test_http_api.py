@@ -375,7 +375,7 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(stack):
     total = 8 * MAX_BYTES
     chunk = b"\xff\xd8\xff" + b"\0" * (64 << 10)
     with socket.create_connection(("127.0.0.1", stack.api.port)) as sock:
-        sock.sendall(f"POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+        sock.sendall(f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
                      "Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
         sent, answer = 0, b""
         sock.settimeout(0.01)

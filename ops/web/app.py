@@ -15,9 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 from faces.ops.metrics import ApiMetrics
 from faces.ops.web import errors, images, probes, views
+from faces.ops.web.admission import ReadingSlots
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
 from faces.ops.web.retention import UploadSweeper
+from faces.ops.web.guard import GuardHostAndOrigin
 from faces.ops.web.state import Api
 from faces.schemas.result import load_schema
 from faces.streams.connection import connect, redact
@@ -48,7 +50,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     app = FastAPI(title="faces", version="1", lifespan=lifespan,
                   description="Face analysis over HTTP: submit images, read their results (docs/http.md).")
-    app.state.api = Api(config, client, follower, metrics)
+    app.state.api = Api(config, client, follower, metrics, ReadingSlots(config.uploads_reading))
     errors.install(app, redact(config.redis_url))
     for router in (images.router, views.router, probes.router):
         app.include_router(router)
@@ -59,7 +61,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.openapi = lambda: _openapi(app)
-    app.add_middleware(CountRequests, metrics=metrics)
+    app.add_middleware(GuardHostAndOrigin, answers_to=config.answers_to())
+    app.add_middleware(CountRequests, metrics=metrics)  # outermost: counts the guard's refusals too
     return app
 
 

@@ -1,10 +1,13 @@
 """Reading one upload of POST /v1/images: a multipart form (field `file`), a raw image body, or
 JSON with `image_base64`; into bytes, a name and metadata. The size limit is enforced on the
 stream itself: past it the answer is 413 at once, and the rest of the body is never read, so
-an oversized upload is never held in memory."""
+an oversized upload is never held in memory. The body must also come in time (`Timeouts`):
+past either limit the answer is 408 and the connection is closed, so a client that stops
+sending holds neither a reading slot nor a connection for ever."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -16,6 +19,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from faces import settings as defaults
 from faces.ops.web.errors import ApiError
 from faces.ops.web.sniff import image_extension
 from faces.producer.files import image_stem
@@ -29,6 +33,12 @@ TAKEN = ("multipart/form-data (field `file`), an image body (Content-Type image/
          "or application/json with image_base64")
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    total_s: float = defaults.HTTP_BODY_TIMEOUT_S  # the whole body
+    idle_s: float = defaults.HTTP_BODY_IDLE_S      # silence between two chunks
+
+
 @dataclass
 class Upload:
     data: bytes | bytearray
@@ -36,15 +46,17 @@ class Upload:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-async def read_upload(request: Request, max_image_bytes: int) -> Upload:
-    """The upload in `request`; ApiError 400 (malformed), 413 (too large), 415 (not an image)."""
+async def read_upload(request: Request, max_image_bytes: int, timeouts: Timeouts = Timeouts()) -> Upload:
+    """The upload in `request`; ApiError 400 (malformed), 408 (too slow), 413 (too large),
+    415 (not an image)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = _body(request, timeouts)
     if kind == "multipart/form-data":
-        data, name, metadata = await _multipart(request, max_image_bytes)
+        data, name, metadata = await _multipart(request, body, max_image_bytes)
     elif kind == "application/json":
-        data, name, metadata = await _json(request, max_image_bytes)
+        data, name, metadata = await _json(request, body, max_image_bytes)
     elif kind.startswith("image/") or kind == "application/octet-stream":
-        data = await _capped_bytes(request, max_image_bytes, max_image_bytes)
+        data = await _capped_bytes(body, max_image_bytes, max_image_bytes)
         name, metadata = request.query_params.get("filename", "upload"), {}
     else:
         raise ApiError(415, f"Content-Type {kind or '(none)'} is not one the API takes: send {TAKEN}")
@@ -79,29 +91,46 @@ def _too_large(max_image_bytes: int, size: int | None = None) -> ApiError:
                          "image, or start the server with a larger --max-image-bytes")
 
 
-async def _capped(request: Request, limit: int, max_image_bytes: int) -> AsyncIterator[bytes]:
-    """The request body, chunk by chunk; 413 as soon as more than `limit` bytes came in."""
+async def _body(request: Request, timeouts: Timeouts) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; 408 when it does not come within `timeouts`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total_s
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, min(timeouts.idle_s, deadline - loop.time())))
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"the upload did not arrive within {timeouts.total_s:g} s (or paused over "
+                                f"{timeouts.idle_s:g} s): send the body without pausing, or start the server "
+                                "with a larger --body-timeout-s", {"Connection": "close"}) from None
+        yield chunk
+
+
+async def _capped(body: AsyncIterator[bytes], limit: int, max_image_bytes: int) -> AsyncIterator[bytes]:
+    """The body, chunk by chunk; 413 as soon as more than `limit` bytes came in."""
     total = 0
-    async for chunk in request.stream():
+    async for chunk in body:
         total += len(chunk)
         if total > limit:
             raise _too_large(max_image_bytes)
         yield chunk
 
 
-async def _capped_bytes(request: Request, limit: int, max_image_bytes: int) -> bytearray:
+async def _capped_bytes(body: AsyncIterator[bytes], limit: int, max_image_bytes: int) -> bytearray:
     """The whole (capped) body, in one buffer grown by what actually arrives: no second copy
     of the image is made (32 uploads of 20 MB in flight add up), and a Content-Length a client
     only claims reserves nothing."""
     buffer = bytearray()
-    async for chunk in _capped(request, limit, max_image_bytes):
+    async for chunk in _capped(body, limit, max_image_bytes):
         buffer += chunk
     return buffer
 
 
-async def _multipart(request: Request, max_image_bytes: int) -> tuple[bytes, str, dict]:
+async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_bytes: int) -> tuple[bytes, str, dict]:
     limit = max_image_bytes + ENVELOPE_BYTES
-    parser = MultiPartParser(request.headers, _capped(request, limit, max_image_bytes), max_files=1, max_fields=8)
+    parser = MultiPartParser(request.headers, _capped(body, limit, max_image_bytes), max_files=1, max_fields=8)
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -120,8 +149,8 @@ async def _multipart(request: Request, max_image_bytes: int) -> tuple[bytes, str
         await form.close()
 
 
-async def _json(request: Request, max_image_bytes: int) -> tuple[bytes, str, dict]:
-    body = _parse_json(await _capped_bytes(request, _body_limit(request, max_image_bytes), max_image_bytes),
+async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: int) -> tuple[bytes, str, dict]:
+    body = _parse_json(await _capped_bytes(raw, _body_limit(request, max_image_bytes), max_image_bytes),
                        "the JSON body")
     if not isinstance(body, dict) or not isinstance(body.get("image_base64"), str):
         raise ApiError(400, 'the JSON body has no string "image_base64": send {"image_base64": "<base64 of the image>"}')

@@ -18,3 +18,13 @@ class ServeConfig:
     high_water: int = defaults.HIGH_WATER             # 429 at this many images in flight (0: off)
     result_ttl_s: int = defaults.RESULT_TTL_S         # how long the API remembers an upload's job
     token: str | None = None                          # bearer token of /v1/* and /metrics (None: open)
+    host: str = defaults.HTTP_HOST                    # the bound address: a Host the API answers to
+    allowed_hosts: tuple[str, ...] = ()               # more Host names it answers to ("*": any)
+    uploads_reading: int = defaults.HTTP_UPLOADS_READING  # upload bodies read at once; more: 503
+    body_timeout_s: float = defaults.HTTP_BODY_TIMEOUT_S  # a whole upload body: 408 past it
+    body_idle_s: float = defaults.HTTP_BODY_IDLE_S        # silence between two chunks: 408 past it
+
+    def answers_to(self) -> frozenset[str]:
+        """The Host names (lower case, no port) the API answers to; "*" among them: any."""
+        names = {self.host, *defaults.HTTP_LOOPBACK_HOSTS, *self.allowed_hosts}
+        return frozenset(n.strip().strip("[]").lower() for n in names if n.strip() and n not in ("0.0.0.0", "::"))

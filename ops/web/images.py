@@ -4,7 +4,6 @@ answer 202 with where its result will be, or 200 with the result when ?wait= saw
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Optional
 
@@ -13,12 +12,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from faces.ops.web import views
-from faces.ops.web.body import read_upload, refuse_declared_size
-from faces.ops.web.errors import RETRY_AFTER_S, ApiError
-from faces.ops.web.state import Api, api, require_token
-from faces.producer.submit import Submitted, submit_bytes
-from faces.schemas.events import check_metadata
-from faces.streams import publishing
+from faces.ops.web.admission import admit_upload
+from faces.ops.web.body import refuse_declared_size
+from faces.ops.web.errors import ApiError
+from faces.ops.web.state import api, require_token
 
 router = APIRouter(dependencies=[Depends(require_token)])
 DEAD = "dead"  # the follower's status of a job the sink dead-lettered (streams/results.py)
@@ -54,19 +51,14 @@ async def submit_image(
         raise ApiError(400, f"wait={wait:g} is over this server's maximum of {config.wait_max_s:g} s: "
                             f"ask for at most {config.wait_max_s:g}, then poll the status URL")
     refuse_declared_size(request, config.max_image_bytes)
-    if not await run_in_threadpool(publishing.has_room, state.client, config.high_water):
-        raise ApiError(429, f"the pipeline has {config.high_water} or more images in flight (its high-water "
-                            f"mark): retry in {RETRY_AFTER_S} s", {"Retry-After": str(RETRY_AFTER_S)})
-    upload = await read_upload(request, config.max_image_bytes)
-    metadata = check_metadata(upload.metadata)
     job_id = uuid.uuid4().hex
     future = state.follower.expect(job_id, waiting=bool(wait))
     try:
-        sent = await run_in_threadpool(_publish, state, upload.data, upload.name, metadata, job_id)
+        sent, metadata = await admit_upload(request, state, job_id)
     except BaseException:
         state.follower.forget(job_id, published=False)
         raise
-    del upload
+    await run_in_threadpool(views.note_published, state, job_id, sent.image_id)
     if future is not None:
         try:
             await asyncio.wait_for(future, timeout=wait)
@@ -74,18 +66,8 @@ async def submit_image(
             state.follower.forget(job_id)
         if future.done() and not future.cancelled() and future.result() == DEAD:
             raise views.dead_lettered(sent.image_id, job_id)  # as GET answers it
-        finished = await run_in_threadpool(views.result_of_job, state, sent.image_id, job_id)
+        finished = await run_in_threadpool(views.own_result, state, job_id)  # never another job's
         if finished is not None:
             return Response(finished, media_type="application/json")
-    accepted = views.Accepted(image_id=sent.image_id, job_id=job_id, status="pending",
-                              status_url=views.status_url(sent.image_id),
-                              picture_url=views.status_url(sent.image_id) + "/picture",
-                              submitted_at=views.iso_ms(time.time() * 1000), metadata=metadata)
+    accepted = views.accepted(sent.image_id, job_id, metadata)
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})
-
-
-def _publish(state: Api, data: bytes | bytearray, name: str, metadata: dict[str, str], job_id: str) -> Submitted:
-    """Keep the bytes, publish the job and, in the same transaction, record it as the image's
-    latest (for GET's 202)."""
-    return submit_bytes(state.client, data, name, keep_in=state.config.uploads, metadata=metadata,
-                        job_id=job_id, upload_ttl_s=state.config.result_ttl_s)

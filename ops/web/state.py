@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from fastapi import Request
@@ -15,6 +16,9 @@ from faces.ops.metrics import ApiMetrics
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.errors import ApiError
 from faces.ops.web.follower import ResultFollower
+
+if TYPE_CHECKING:
+    from faces.ops.web.admission import ReadingSlots
 
 # An image id as the pipeline makes them (schemas/result.schema.json): a stem, '-', 8 hex.
 IMAGE_ID = re.compile(r"[\w.\-]{1,120}-[0-9a-f]{8}")
@@ -26,6 +30,7 @@ class Api:
     client: redis.Redis
     follower: ResultFollower
     metrics: ApiMetrics
+    reading: ReadingSlots  # upload bodies being read (admission.py)
 
 
 def api(request: Request) -> Api:
