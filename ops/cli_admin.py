@@ -259,8 +259,10 @@ def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead
 
 @dlq_app.command("retry")
 @with_settings
-def dlq_retry(ids: DeadIds = None, every: Every = False, *, settings: AppSettings) -> None:
-    """Put dead letters back on the stream they failed on (their stage retries them).
+def dlq_retry(ids: DeadIds = None, every: Every = False, high_water: HighWater = defaults.HIGH_WATER, *,
+              settings: AppSettings) -> None:
+    """Put dead letters back on the stream they failed on (their stage retries them), waiting
+    while --high-water images are in flight, as every submission does.
 
     Exit 3 when some could not be retried (each is named).
     """
@@ -272,7 +274,7 @@ def dlq_retry(ids: DeadIds = None, every: Every = False, *, settings: AppSetting
     with _attached(settings) as (_url, client):
         for letter in _letters(client, list(ids or []), every):
             try:
-                typer.echo(f"{letter.id} -> {letter.stream} {retry_letter(client, letter)}")
+                typer.echo(f"{letter.id} -> {letter.stream} {retry_letter(client, letter, high_water=high_water)}")
             except RetryError as exc:
                 failed += 1
                 typer.echo(f"{letter.id}: {exc}", err=True)
