@@ -177,6 +177,7 @@ def worker(
     claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = defaults.CLAIM_IDLE_MS,
     max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = defaults.MAX_DELIVERIES,
     grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = defaults.GRACE_S,
+    batch_limit_s: Annotated[float, typer.Option(envvar="FACES_BATCH_LIMIT_S", help="A batch still running after this is taken for hung: its entries are left to the other workers and this one exits (code 6) to be replaced.")] = defaults.BATCH_LIMIT_S,
     retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = defaults.RETENTION_S,
     result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = defaults.RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
@@ -190,7 +191,8 @@ def worker(
 
     Without --redis-url it attaches to the embedded server of `faces up` on --state-dir.
     Exit 0 after a clean stop, 4 when SIGTERM's grace period ran out, 5 when its consumer
-    group was lost, 1 when it could not start (one `worker.failed` log line says why)."""
+    group was lost, 6 when a batch ran past --batch-limit-s, 1 when it could not start (one
+    `worker.failed` log line says why)."""
     from faces.ops.failures import describe_failure
     from faces.ops.target import attach_url
     from faces.ops.worker_process import run_worker
@@ -202,7 +204,7 @@ def worker(
     _check_precision()
     try:
         runtime = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
-                                  max_deliveries=max_deliveries, grace_s=grace_s,
+                                  max_deliveries=max_deliveries, grace_s=grace_s, batch_limit_s=batch_limit_s,
                                   retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
     except SettingsError as exc:
         usage(str(exc))

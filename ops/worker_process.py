@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -90,7 +91,7 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
         return exits.OK
     log.info("worker.ready", redis=redact(url), load_s=round(time.perf_counter() - started, 2))
     announce_ready()
-    consumer_loop = StageConsumer(client, stage, settings, consumer)
+    consumer_loop = StageConsumer(client, stage, settings, consumer, on_overrun=_batch_overran)
     runner.append(consumer_loop)
     if stop.is_set():
         consumer_loop.request_stop()
@@ -101,6 +102,14 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
         return exits.GROUP_LOST
     log.info("worker.stopped", processed=consumer_loop.processed)
     return exits.OK
+
+
+def _batch_overran() -> None:
+    """A batch ran past --batch-limit-s (the consumer logged which): exit at once to be replaced,
+    since the stage call may never return. The pool restarts the worker without counting a crash;
+    its entries, no longer renewed, go to a sibling or back to this name."""
+    sys.stderr.flush()
+    os._exit(exits.BATCH_OVERRUN)
 
 
 def _grace_expired() -> None:

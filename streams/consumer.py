@@ -6,7 +6,9 @@ entries and keeps the delivery guarantees:
   consumer never forwards or acknowledges an entry another consumer has taken over;
 - own pending entries are taken again first on start (after a crash of this consumer);
 - entries idle longer than claim_idle_ms in other consumers are claimed (XAUTOCLAIM);
-- a long batch renews its claim, and the claim of entries waiting for a retry, while alive;
+- a long batch renews its claim, and the claim of entries waiting for a retry, while alive,
+  but not past batch_limit_s: a stage call that hangs must not keep its entries from the
+  siblings for ever (the worker process is then replaced: on_overrun);
 - redelivered entries are processed one at a time: one of them may be what crashed a worker,
   and it must reach the dead letters alone, not with its batch-mates;
 - a failing entry is retried with backoff, and after max_deliveries goes to the dead letters;
@@ -52,7 +54,10 @@ class ConsumerCounters:
 class StageConsumer:
     """Runs one stage as consumer `consumer` of its group until stopped (or drained, in burst)."""
 
-    def __init__(self, client: redis.Redis, stage: Stage, settings: RuntimeSettings, consumer: str):
+    def __init__(self, client: redis.Redis, stage: Stage, settings: RuntimeSettings, consumer: str,
+                 on_overrun: Callable[[], None] | None = None):
+        """`on_overrun` is called (from the renewal thread) once a batch ran past
+        settings.batch_limit_s; the worker process exits there, its stage call may never return."""
         self.client = client
         self.stage = stage
         self.route = stage.route
@@ -69,6 +74,7 @@ class StageConsumer:
         self._next_trim_at = 0.0
         self._next_renew_at = 0.0
         self._heartbeat = heartbeat.Heartbeat(client, self.route.name, consumer, settings.heartbeat_every_s)
+        self._on_overrun = on_overrun
         self.counters = ConsumerCounters()
         self.log = log.bind(stage=self.route.name, consumer=consumer)
 
@@ -224,7 +230,8 @@ class StageConsumer:
         """Delivered more than max_deliveries times: dead-lettered with its last error. This read
         only dead-letters the entry: the stage was handed it attempt - 1 times, the number the
         letter records and its message names."""
-        error_type, message = self._last_error.pop(entry.entry_id, ("DeliveryLimit", "no error recorded"))
+        error_type, message = self._last_error.pop(entry.entry_id, (
+            "DeliveryLimit", "no error recorded (the workers handed it died, or ran past --batch-limit-s)"))
         handed = entry.attempt - 1
         self._dead_letter(batch, entry.entry_id, handed, error_type,
                           f"gave up after {handed} deliveries: {message}", job)
@@ -372,17 +379,21 @@ class StageConsumer:
                                  note="another consumer holds it now; not retried here")
 
     @contextlib.contextmanager
-    def _renewing(self, ids: list[str]) -> Iterator[None]:
+    def _renewing(self, batch: list[str]) -> Iterator[None]:
         """While the stage works, renew the batch's claims and those of entries waiting for a
-        retry, so that siblings see them as alive."""
-        ids = ids + [i for i in list(self._retry_due) if i not in ids]
+        retry, so that siblings see them as alive; up to settings.batch_limit_s only."""
+        ids = batch + [i for i in list(self._retry_due) if i not in batch]
         if not ids:
             yield
             return
         done = threading.Event()
+        deadline = time.monotonic() + self.settings.batch_limit_s
 
         def renew_loop() -> None:
-            while not done.wait(self.settings.renew_every_s):
+            while not done.wait(min(self.settings.renew_every_s, max(0.0, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    self._overran(batch)
+                    return
                 try:
                     self._renew(ids)
                 except redis.RedisError as exc:
@@ -395,6 +406,19 @@ class StageConsumer:
         finally:
             done.set()
             thread.join()
+
+    def _overran(self, batch: list[str]) -> None:
+        """The stage call ran past batch_limit_s: taken for hung. Its claims are no longer
+        renewed, so siblings (or this consumer name, restarted) take its entries after
+        claim_idle_ms, and an entry that hangs every time reaches the dead letters after
+        max_deliveries. Should the call return after all, the owner-checked commit drops what
+        was taken over."""
+        limit_s = self.settings.batch_limit_s
+        self.log.error("batch.over_limit", entry_ids=batch, limit_s=limit_s,
+                       error=f"a batch ran past --batch-limit-s ({limit_s:g} s): its stage call "
+                             "seems hung; its entries are left to the other workers")
+        if self._on_overrun is not None:
+            self._on_overrun()
 
     # -- background chores -------------------------------------------------------------------
     def _chores(self) -> None:

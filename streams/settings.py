@@ -42,6 +42,7 @@ class RuntimeSettings:
     retention_s: float = defaults.RETENTION_S
     result_ttl_s: int = defaults.RESULT_TTL_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    batch_limit_s: float = defaults.BATCH_LIMIT_S
     burst: bool = False              # exit once the input is drained (tests, one-shot jobs)
 
     def __post_init__(self) -> None:
@@ -72,6 +73,8 @@ class RuntimeSettings:
             raise SettingsError("need 0 < reconnect_min_s <= reconnect_max_s")
         if self.retention_s < 0:
             raise SettingsError("retention_s must be >= 0")
+        if self.batch_limit_s <= 0:
+            raise SettingsError(f"batch_limit_s must be positive, got {self.batch_limit_s:g}")
 
     @property
     def blob_ttl_s(self) -> int:

@@ -23,7 +23,8 @@ class Poison(RuntimeError):
 class PickyStage:
     """Forwards jobs, recording what it saw; raises for `poison_image` (always) and
     `flaky_image` (first attempt), rejects `reject_image`; sleeps `delay_s` per batch (to be
-    caught mid-batch)."""
+    caught mid-batch); waits for `gate`, when given, in every batch (a call that hangs until
+    the test lets it go)."""
 
     route: names.StageRoute = field(default_factory=lambda: names.route("detect"))
     needs_image: bool = False
@@ -32,6 +33,7 @@ class PickyStage:
     flaky_image: str | None = None   # fails on its first attempt only
     delay_s: float = 0.0
     slow_image: str | None = None    # with it, only batches holding this image sleep delay_s
+    gate: threading.Event | None = None  # with it, every batch waits until it is set (a hung call)
     seen: list[tuple[str, int]] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,6 +42,8 @@ class PickyStage:
         with self.lock:
             self.batches.append(len(deliveries))
             self.seen.extend((d.job["image_id"], d.attempt) for d in deliveries)
+        if self.gate is not None:
+            self.gate.wait()
         if self.delay_s and (self.slow_image is None
                              or any(d.job["image_id"] == self.slow_image for d in deliveries)):
             time.sleep(self.delay_s)

@@ -1,0 +1,101 @@
+"""A stage call that never returns must not hold its batch for ever (issue 22 item 7): past
+--batch-limit-s its claims are no longer renewed, its worker is replaced, the other workers
+take its entries, and an entry that hangs every time reaches the dead letters after the
+delivery limit. Real redis-server; real worker processes whose stage hangs (tests/hang_worker.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+from pathlib import Path
+
+import redis
+
+from faces.ops.worker_pool import Worker, WorkerPool
+from faces.streams import deadletters, names
+from faces.streams.consumer import StageConsumer
+from tests.consumer_threads import FAST, forwarded, publish, start, stop
+from tests.pipeline import REPO
+from tests.stages import PickyStage
+from tests.waiting import wait_until
+
+NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "sink": 0}
+OVER_LIMIT = '"batch.over_limit"'
+
+
+def pending(client: redis.Redis) -> int:
+    return int(client.xpending(names.IMAGES, "detect")["pending"])
+
+
+def hanging_pool(url: str, tmp_path: Path, count: int, *options: str) -> WorkerPool:
+    """A pool of `count` detect workers whose stage hangs on "hang" images, supervised as
+    `faces run` supervises its workers."""
+    pool = WorkerPool(url, tmp_path / "logs", grace_s=2, counts=NO_STAGES)
+    for index in range(count):
+        consumer = pool.consumer_name("detect", index)
+        command = [sys.executable, "-m", "tests.hang_worker", "detect", "--consumer", consumer,
+                   "--grace-s", "2", *options]
+        pool.workers.append(Worker("detect", consumer, command, tmp_path / "logs" / f"detect-{index}.log",
+                                   {"FACES_REDIS_URL": url, "PYTHONPATH": str(REPO)}, f"detect-{index}"))
+    for worker in pool.workers:
+        worker.start()
+    return pool
+
+
+def overruns(pool: WorkerPool) -> int:
+    return sum(w.log_path.read_text().count(OVER_LIMIT) for w in pool.workers if w.log_path.exists())
+
+
+def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(redis_url, redis_client, tmp_path,
+                                                                           monkeypatch):
+    """Two detect workers; one batch holds an image whose stage call never returns. After the
+    1 s limit the worker holding it exits (code 6) and is restarted, the good images of its
+    batch are forwarded once each, and the hanging image, handed twice (the delivery limit),
+    is dead-lettered: nothing stays pending and the pool never takes the exits for a crash
+    loop. (Before, the renewal kept the batch alive for ever and the run never ended.)"""
+    monkeypatch.setenv("FACES_BATCH_LIMIT_S", "1")  # the workers get the pool's environment
+    [hung] = publish(redis_client, 1, prefix="hang")
+    good = publish(redis_client, 2, prefix="img")
+    pool = hanging_pool(redis_url, tmp_path, 2, "--block-ms", "100", "--claim-idle-ms", "500",
+                        "--max-deliveries", "2")
+
+    def settled() -> bool:
+        pool.supervise()
+        return deadletters.count(redis_client) == 1 and len(forwarded(redis_client)) == 2 and pending(redis_client) == 0
+
+    try:
+        wait_until(settled, timeout_s=90, what="the good images forwarded and the hung one dead-lettered")
+        replaced = overruns(pool)
+    finally:
+        pool.stop()
+    assert sorted(forwarded(redis_client)) == sorted(j["image_id"] for j in good)
+    [letter] = deadletters.list_all(redis_client)
+    assert (letter.image_id, letter.error_type, letter.deliveries) == (hung["image_id"], "DeliveryLimit", 2)
+    assert "--batch-limit-s" in letter.message
+    assert replaced == 2  # each delivery of the hanging image ran past the limit once
+
+
+def test_a_batch_past_its_limit_is_no_longer_renewed_and_a_sibling_takes_it(redis_client):
+    """In one process: the stuck consumer stops renewing its batch at the limit and says so
+    (on_overrun); a live sibling claims and forwards every entry once; when the stuck call
+    returns at last, its owner-checked commit adds no duplicate."""
+    settings = dataclasses.replace(FAST, batch_limit_s=0.5)
+    jobs = publish(redis_client, 3)
+    gate = threading.Event()
+    stuck_stage = PickyStage(gate=gate)
+    said: list[str] = []
+    stuck = StageConsumer(redis_client, stuck_stage, settings, "stuck", on_overrun=lambda: said.append("over"))
+    stuck_thread = threading.Thread(target=stuck.run, daemon=True)
+    stuck_thread.start()
+    wait_until(lambda: len(stuck_stage.seen) == 3, what="the stuck batch in hand")
+    sibling, sibling_thread = start(redis_client, PickyStage(), settings, name="sibling")
+    try:
+        wait_until(lambda: len(forwarded(redis_client)) == 3, timeout_s=20, what="the sibling forwarding the batch")
+        assert said == ["over"]
+    finally:
+        gate.set()
+        stop(sibling, sibling_thread)
+        stop(stuck, stuck_thread)
+    assert sorted(forwarded(redis_client)) == sorted(j["image_id"] for j in jobs)
+    assert pending(redis_client) == 0
