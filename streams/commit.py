@@ -78,7 +78,8 @@ class CommitSettings:
     result_ttl_s: int      # how long Redis keeps each image's latest result
 
 
-# KEYS[1] input stream. ARGV: group, consumer, inflight set, results stream, results maxlen,
+# KEYS[1] input stream, KEYS[2] its held records (names.held_key: an acknowledged entry's goes).
+# ARGV: group, consumer, inflight set, results stream, results maxlen,
 # stats key, stats ttl, msgpack plan [[entry id, require owner (0/1), [command, ...]], ...],
 # the status announced for a result not kept (outcomes.SUPERSEDED).
 # A command is a Redis command, or FINISH (below). Returns the ids skipped as not ours.
@@ -104,11 +105,20 @@ local function supersedes(job_id, status, submitted_at, old_json)
   return job_id > old_job
 end
 
-local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_at)
+local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_at, upload, job, job_field)
   local old = redis.call('GET', key)
   local kept = not old or supersedes(job_id, status, submitted_at, old)
   if kept then
     redis.call('SET', key, json, 'EX', ttl)
+  end
+  -- An image the HTTP API took in: the job's own result too, which no other job of the image
+  -- replaces (GET /v1/jobs/<job id>, ?wait). Within the job, the same rule as above.
+  if redis.call('EXISTS', upload) == 1 then
+    local own = redis.call('HGET', job, job_field)
+    if not own or supersedes(job_id, status, submitted_at, own) then
+      redis.call('HSET', job, job_field, json)
+      redis.call('EXPIRE', job, ttl)
+    end
   end
   redis.call('DEL', blob)
   -- Only a job's first finish announces it: a late duplicate finds it gone from inflight.
@@ -127,6 +137,7 @@ for _, item in ipairs(plan) do
       if cmd[1] == 'FINISH' then finish(unpack(cmd, 2)) else redis.call(unpack(cmd)) end
     end
     redis.call('XACK', stream, group, id)
+    redis.call('HDEL', KEYS[2], id)
     acked = acked + 1
   else
     lost[#lost + 1] = id
@@ -149,7 +160,7 @@ def commit(client: redis.Redis, route: StageRoute, consumer: str,
     bucket = names.stats_key(route.name, int(time.time()) // names.STATS_BUCKET_S)
     # Raw (not bin) msgpack strings: the Lua cmsgpack of Redis 6.2 does not read the bin type.
     packed = msgpack.packb(plan, use_bin_type=False)
-    lost = scripts.call(client, _COMMIT, [route.input_stream], [
+    lost = scripts.call(client, _COMMIT, [route.input_stream, names.held_key(route.input_stream)], [
         route.group, consumer, names.INFLIGHT, names.RESULTS, names.RESULTS_MAXLEN,
         bucket, names.STATS_TTL_S, packed, SUPERSEDED])
     return [i.decode() if isinstance(i, bytes) else i for i in lost]
@@ -170,7 +181,8 @@ def finish(fin: Finish, settings: CommitSettings) -> list:
     job = fin.job
     return ["FINISH", names.result_key(job["image_id"]), names.blob_key(job["job_id"]),
             fin.result_json.encode(), settings.result_ttl_s, job["job_id"], job["image_id"],
-            fin.status, fin.submitted_at]
+            fin.status, fin.submitted_at, names.upload_key(job["image_id"]), names.job_key(job["job_id"]),
+            names.JOB_RESULT_FIELD]
 
 
 def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSettings) -> list[list]:

@@ -192,7 +192,8 @@ def test_raw_body_answers_202_then_the_result_url_gives_it(stack):
     accepted = answer.json()
     assert answer.status_code == 202, answer.text
     assert accepted["status"] == "pending" and answer.headers["location"] == accepted["status_url"]
-    assert accepted["status_url"] == f"/v1/results/{accepted['image_id']}"
+    assert accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"  # the job's own result (issue 22 item 3)
+    assert accepted["result_url"] == f"/v1/results/{accepted['image_id']}"
     assert stack.client.sismember(names.INFLIGHT, accepted["job_id"]) or stack.client.exists(
         names.result_key(accepted["image_id"]))
     done = wait_until(lambda: (r := stack.api.http.get(accepted["status_url"])).status_code == 200 and r,
@@ -203,17 +204,19 @@ def test_raw_body_answers_202_then_the_result_url_gives_it(stack):
 
 
 def test_a_file_name_in_any_alphabet_gets_a_usable_status_url(stack):
-    """The image id keeps the file name's letters; the Location header and status URL are
-    percent-encoded (a 500 after publishing, before), and lead to the result."""
+    """The image id keeps the file name's letters; the image's result URL is percent-encoded (a
+    500 after publishing, before); it and the Location header (the job's URL) lead to the result."""
     sent = stack.api.http.post("/v1/images", params={"filename": "фото.jpg"}, content=photo(44),
                                headers={"Content-Type": "image/jpeg"})
     assert sent.status_code == 202, sent.text
     body = sent.json()
     assert body["image_id"].startswith("фото-")
-    assert sent.headers["location"] == body["status_url"] == "/v1/results/" + quote(body["image_id"], safe="")
+    assert sent.headers["location"] == body["status_url"] == f"/v1/jobs/{body['job_id']}"
+    assert body["result_url"] == "/v1/results/" + quote(body["image_id"], safe="")
     done = wait_until(lambda: (r := stack.api.http.get(body["status_url"])).status_code == 200 and r,
                       timeout_s=60, what="the result at the status URL")
     assert done.json()["image_id"] == body["image_id"]
+    assert stack.api.http.get(body["result_url"]).json() == done.json()
 
 
 def test_json_base64_upload_with_metadata(stack):

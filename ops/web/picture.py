@@ -20,10 +20,11 @@ class NoPicture(LookupError):
     Remedy: submit the image again."""
 
 
-def annotated_jpeg(result: dict, output: Path) -> bytes:
-    """JPEG bytes of `result` (an ok result) drawn on its photo; NoPicture saying why not."""
-    written = inside(output, f"{result['image_id']}.jpg")
-    if written.is_file():
+def annotated_jpeg(result: dict, output: Path | None) -> bytes:
+    """JPEG bytes of `result` (an ok result) drawn on its photo: the sink's picture in `output`
+    when there is one (None: draw it anew); NoPicture saying why not."""
+    written = inside(output, f"{result['image_id']}.jpg") if output is not None else None
+    if written is not None and written.is_file():
         return written.read_bytes()
     image = result["image"]
     try:

@@ -1,9 +1,16 @@
-"""The GET endpoints of results: one result, the latest results newest first, the annotated
-picture; and the documents they answer (documented in /docs and docs/http.md)."""
+"""The GET endpoints of results: one job's own result, one image's latest result, the latest
+results newest first, the annotated pictures; and the documents they answer (documented in
+/docs and docs/http.md).
+
+Several jobs may share an image (the same bytes under the same name, from one client or
+many): /v1/jobs/<job id> answers that job's own result and metadata, whatever the others;
+/v1/results/<image id> answers the image's latest result, whichever job it came from."""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from datetime import datetime, timezone
 from typing import Optional
 from urllib.parse import quote
@@ -19,16 +26,19 @@ from faces.ops.web.state import Api, api, checked_image_id, require_token
 from faces.streams import recent, results, uploads
 
 router = APIRouter(dependencies=[Depends(require_token)])
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # a job id as the API makes them (uuid4 hex)
 
 
 class Accepted(BaseModel):
-    """An image in the pipeline: where to find its result."""
+    """A job in the pipeline: where to find its own result (status_url), and its image's latest
+    (result_url)."""
 
     image_id: str
     job_id: str
     status: str  # "pending"
     status_url: str
     picture_url: str
+    result_url: Optional[str] = None
     submitted_at: Optional[str] = None
     metadata: dict[str, str] = {}
 
@@ -60,22 +70,58 @@ ERRORS = {status: {"model": ErrorBody, "description": meaning} for status, meani
 
 
 def status_url(image_id: str) -> str:
-    """The result's URL path; percent-encoded, since an image id keeps the letters of its file
-    name (`фото-0123abcd`) and a Location header carries only latin-1."""
+    """The image's result URL path; percent-encoded, since an image id keeps the letters of its
+    file name (`фото-0123abcd`) and a Location header carries only latin-1."""
     return f"/v1/results/{quote(image_id, safe='')}"
+
+
+def job_url(job_id: str) -> str:
+    """The URL path of one job's own result."""
+    return f"/v1/jobs/{job_id}"
+
+
+def accepted(image_id: str, job_id: str, metadata: dict[str, str]) -> Accepted:
+    """POST's answer for a job just published and not finished yet."""
+    return Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=job_url(job_id),
+                    picture_url=job_url(job_id) + "/picture", result_url=status_url(image_id),
+                    submitted_at=iso_ms(time.time() * 1000), metadata=metadata)
 
 
 def iso_ms(epoch_ms: float) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def result_of_job(state: Api, image_id: str, job_id: str) -> str | None:
-    """The stored result of `image_id` when it is the result of `job_id` (or of a newer job)."""
-    raw = results.stored_result(state.client, image_id)
-    if raw is None:
-        return None
-    _latest, in_flight = uploads.upload_state(state.client, image_id)
-    return raw if json.loads(raw).get("job_id") == job_id or not in_flight else None
+def note_published(state: Api, job_id: str, image_id: str) -> None:
+    """Remember `job_id` as a job of `image_id` (for GET /v1/jobs/<job id>), as long as results."""
+    uploads.note_job(state.client, job_id, image_id, state.config.result_ttl_s)
+
+
+def own_result(state: Api, job_id: str) -> str | None:
+    """The result document of `job_id` itself (None: not finished, or not a job of this API)."""
+    return uploads.job_state(state.client, job_id).result
+
+
+def job_result_or_pending(state: Api, job_id: str) -> str | Response:
+    """The job's own result (JSON text), or a 202 response while it is in flight; ApiError 404
+    when it is unknown or ended without a result."""
+    if not JOB_ID.fullmatch(job_id):
+        raise ApiError(404, f"{job_id!r} is not a job id (32 hex digits, as POST /v1/images answered): check the id")
+    job = uploads.job_state(state.client, job_id)
+    if job.result is not None:
+        return job.result
+    if job.image_id is None:
+        raise ApiError(404, f"no job {job_id}: it was not submitted through this API, or its result expired "
+                            "(--result-ttl-s); submit the image again")
+    if job.in_flight:
+        return _pending(job.image_id, job_id, job_url(job_id))
+    raise dead_lettered(job.image_id, job_id)
+
+
+def _pending(image_id: str, job_id: str, url: str) -> JSONResponse:
+    pending = Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=url,
+                       picture_url=url + "/picture")
+    return JSONResponse(pending.model_dump(exclude={"submitted_at", "metadata", "result_url"}), status_code=202,
+                        headers={"Retry-After": "1"})
 
 
 def dead_lettered(image_id: str, job_id: str) -> ApiError:
@@ -92,39 +138,67 @@ def stored_or_pending(state: Api, image_id: str) -> str | Response:
     if raw is not None and not (in_flight and json.loads(raw).get("job_id") != job_id):
         return raw
     if in_flight:
-        pending = Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=status_url(image_id),
-                           picture_url=status_url(image_id) + "/picture")
-        return JSONResponse(pending.model_dump(exclude={"submitted_at", "metadata"}), status_code=202,
-                            headers={"Retry-After": "1"})
+        return _pending(image_id, job_id, status_url(image_id))
     if job_id is not None:
         raise dead_lettered(image_id, job_id)
     raise ApiError(404, f"no result for image {image_id}: it was not submitted through this API, or its result "
                         "expired (--result-ttl-s); submit it again")
 
 
+@router.get("/v1/jobs/{job_id}", responses={200: RESULT_RESPONSE, 202: {"model": Accepted}, 404: ERRORS[404]})
+def get_job(job_id: str, request: Request) -> Response:
+    """One job's own result (200), whatever other jobs of the same image did; 202 while it is in
+    the pipeline."""
+    return _as_response(job_result_or_pending(api(request), job_id))
+
+
 @router.get("/v1/results/{image_id}", responses={200: RESULT_RESPONSE, 202: {"model": Accepted}, 404: ERRORS[404]})
 def get_result(image_id: str, request: Request) -> Response:
-    """One image's result (200), or 202 while it is still in the pipeline."""
-    found = stored_or_pending(api(request), image_id)
+    """One image's latest result (200), whichever job it came from (its `job_id` says); 202
+    while the image's latest upload is still in the pipeline."""
+    return _as_response(stored_or_pending(api(request), image_id))
+
+
+def _as_response(found: str | Response) -> Response:
     return found if isinstance(found, Response) else Response(found, media_type="application/json")
 
 
-@router.get("/v1/results/{image_id}/picture", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
-                       202: {"model": Accepted}, 404: ERRORS[404],
-                       409: {"model": ErrorBody, "description": "an error result: nothing to draw"}})
+PICTURE_RESPONSES = {200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
+                     202: {"model": Accepted}, 404: ERRORS[404],
+                     409: {"model": ErrorBody, "description": "an error result: nothing to draw"}}
+
+
+@router.get("/v1/jobs/{job_id}/picture", response_class=Response, responses=PICTURE_RESPONSES)
+def get_job_picture(job_id: str, request: Request) -> Response:
+    """The job's own result drawn on its photo."""
+    state = api(request)
+    found = job_result_or_pending(state, job_id)
+    if isinstance(found, Response):
+        return found
+    result = json.loads(found)
+    # The sink's picture is of the image's latest result: this job's only while it is the latest.
+    latest = results.stored_result(state.client, result["image_id"])
+    return _picture(state, result, latest is not None and json.loads(latest).get("job_id") == job_id)
+
+
+@router.get("/v1/results/{image_id}/picture", response_class=Response, responses=PICTURE_RESPONSES)
 def get_picture(image_id: str, request: Request) -> Response:
     """The annotated JPEG: the sink's, or drawn now from the result and the image's bytes."""
     state = api(request)
     found = stored_or_pending(state, image_id)
     if isinstance(found, Response):
         return found
-    result = json.loads(found)
+    return _picture(state, json.loads(found), True)
+
+
+def _picture(state: Api, result: dict, sinks_own: bool) -> Response:
+    """`result` drawn (`sinks_own`: the sink's picture is of this very result, when it drew one)."""
     if result.get("status") != "ok":
-        raise ApiError(409, f"image {image_id} has an error result ({(result.get('error') or {}).get('message')}): "
-                            "there is no picture; GET its result for the reason")
+        raise ApiError(409, f"image {result['image_id']} has an error result "
+                            f"({(result.get('error') or {}).get('message')}): there is no picture; GET its result "
+                            "for the reason")
     try:
-        return Response(annotated_jpeg(result, state.config.output), media_type="image/jpeg")
+        return Response(annotated_jpeg(result, state.config.output if sinks_own else None), media_type="image/jpeg")
     except NoPicture as exc:
         raise ApiError(404, str(exc)) from None
 
