@@ -192,13 +192,19 @@ class StageConsumer:
         self._log_batch(handled, batch.dead, time.perf_counter() - started)
 
     def _triage(self, entries: list[RawEntry], batch: BatchEffects) -> list[Delivery]:
-        """The entries the stage may be handed; the others are settled or dead-lettered now."""
-        return [d for e in entries if (d := self._deliverable(e, batch)) is not None]
+        """The entries the stage may be handed, their jobs recorded as held (should the entry be
+        deleted from the stream while pending); the others are settled or dead-lettered now."""
+        stream = self.route.input_stream
+        known = reading.held(self.client, stream, [e.entry_id for e in entries if e.payload is None])
+        deliveries = [d for e in entries if (d := self._deliverable(e, batch, known)) is not None]
+        reading.hold(self.client, stream, {d.entry_id: reading.held_record(d.job) for d in deliveries})
+        return deliveries
 
-    def _deliverable(self, entry: RawEntry, batch: BatchEffects) -> Delivery | None:
-        """The entry as a delivery for the stage; None when it was settled or dead-lettered."""
+    def _deliverable(self, entry: RawEntry, batch: BatchEffects, known: dict[str, bytes]) -> Delivery | None:
+        """The entry as a delivery for the stage; None when it was settled or dead-lettered.
+        `known`: the held records of entries deleted from the stream."""
         if entry.payload is None:
-            self._settle_deleted(entry, batch)
+            self._settle_deleted(entry, batch, known.get(entry.entry_id))
             return None
         try:
             job = events.decode(entry.payload, self.settings.max_event_bytes)
@@ -210,11 +216,16 @@ class StageConsumer:
             return None
         return Delivery(entry.entry_id, entry.attempt, job)
 
-    def _settle_deleted(self, entry: RawEntry, batch: BatchEffects) -> None:
+    def _settle_deleted(self, entry: RawEntry, batch: BatchEffects, record: bytes | None) -> None:
         """Deleted from the stream while pending: nobody owns it any more (7.x dropped it from
-        the pending list), so it is recorded and acknowledged without the owner check."""
+        the pending list), so it is recorded and acknowledged without the owner check. Its job,
+        rebuilt from the `record` kept when a consumer took it (reading.hold), gets an error
+        result, which releases its in-flight slot and bytes; without a record (taken by a
+        release that kept none) only the letter is written."""
+        job = events.salvage(record, self.settings.max_event_bytes) if record is not None else None
         note = self._note(batch, entry.entry_id, entry.attempt, "EntryDeleted",
-                          "the entry was deleted from the stream while pending", None)
+                          "the entry was deleted from the stream while pending", job,
+                          salvaged=job is not None)
         batch.settle(entry.entry_id, committing.dead_letter(self.route, note, self.commit_settings),
                      require_owner=False)
 

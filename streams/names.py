@@ -38,6 +38,14 @@ def published_key(job_id: str) -> str:
     return f"{PREFIX}:published:{job_id}"
 
 
+def held_key(stream: str) -> str:
+    """Hash entry id -> a small record of its job (streams/reading.py `held_record`), for the
+    entries of `stream` a consumer took and has not acknowledged yet: what an entry deleted from
+    the stream while pending is still known by, so that its job gets an error result and its
+    in-flight slot and bytes are released. Fields leave with the entry's acknowledgement."""
+    return f"{stream}:held"
+
+
 def seen_key(sha256: str) -> str:
     """Drop-folder dedupe: present (with a TTL) while these bytes count as already published."""
     return f"{PREFIX}:seen:{sha256}"

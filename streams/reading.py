@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgpack
 import redis
 
-from faces.streams import scripts
+from faces.streams import names, scripts
 from faces.streams.groups import id_key, text
 
 PAYLOAD_FIELD = b"d"
@@ -189,3 +190,27 @@ def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str
         if row:
             counts[missing] = int(row[0]["times_delivered"])
     return counts
+
+
+# -- what is known of entries held: jobs of entries deleted from the stream while pending ----------
+def held_record(job: dict) -> bytes:
+    """What is kept of a held entry's job: its ids, the image's path and hash, when it was
+    submitted. Enough for events.salvage to rebuild a job the sink can give an error result."""
+    image = job.get("image") or {}
+    return msgpack.packb({"job_id": job["job_id"], "image_id": job["image_id"],
+                          "image": {"path": image.get("path", ""), "sha256": image.get("sha256", "")},
+                          "submitted_at": job.get("submitted_at", 0.0)}, use_bin_type=True)
+
+
+def hold(client: redis.Redis, stream: str, records: dict[str, bytes]) -> None:
+    """Record the jobs of entries of `stream` being worked on (entry id -> held_record); the
+    commit that acknowledges an entry removes its record (streams/commit.py)."""
+    if records:
+        client.hset(names.held_key(stream), mapping=records)
+
+
+def held(client: redis.Redis, stream: str, ids: list[str]) -> dict[str, bytes]:
+    """The held records of `ids` that were recorded (entry id -> record)."""
+    if not ids:
+        return {}
+    return {i: r for i, r in zip(ids, client.hmget(names.held_key(stream), ids)) if r is not None}

@@ -6,10 +6,12 @@ Each test reproduces one way a promise used to break, against a real redis-serve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
 import threading
+from typing import Callable, Sequence
 
 import msgpack
 import pytest
@@ -22,6 +24,7 @@ from faces.schemas import events
 from faces.streams import deadletters, names, publishing, trimming
 from faces.streams.consumer import StageConsumer
 from faces.streams.groups import ensure_group
+from faces.streams.outcomes import Delivery, Outcome
 from faces.streams.reading import PAYLOAD_FIELD
 from faces.streams.settings import RuntimeSettings, SettingsError
 from tests.consumer_threads import FAST, forwarded, publish, start, stop
@@ -242,16 +245,23 @@ def test_recreate_group_starts_at_the_end_of_the_stream(redis_client):
 
 
 # -- 3. undecodable events ------------------------------------------------------------------------
+def publish_as_is(client: redis.Redis, job: dict, data: bytes, payload: bytes, *streams: str) -> None:
+    """Hold `job`'s slot and bytes as publishing does, with `payload` (an event another release
+    wrote) added as it is to each of `streams`."""
+    pipe = client.pipeline(transaction=True)
+    pipe.set(names.blob_key(job["job_id"]), data)
+    pipe.sadd(names.INFLIGHT, job["job_id"])
+    for stream in streams:
+        pipe.xadd(stream, {PAYLOAD_FIELD: payload})
+    pipe.execute()
+
+
 def test_an_event_of_a_newer_release_releases_its_bytes_and_gets_an_error_result(redis_client, tmp_path):
     """A rolling upgrade: an event version this release cannot read still names its job and
     image. Its in-flight slot and bytes are released and its image gets an error result."""
     job = job_for("/photos/new.jpg", b"new-bytes")
     newer = {**job, "version": 999}
-    pipe = redis_client.pipeline(transaction=True)
-    pipe.set(names.blob_key(job["job_id"]), b"new-bytes")
-    pipe.sadd(names.INFLIGHT, job["job_id"])
-    pipe.xadd(names.IMAGES, {PAYLOAD_FIELD: msgpack.packb(newer, use_bin_type=True)})
-    pipe.execute()
+    publish_as_is(redis_client, job, b"new-bytes", msgpack.packb(newer, use_bin_type=True), names.IMAGES)
     StageConsumer(redis_client, PickyStage(), BURST, "d").run()
     run_sink(redis_client, tmp_path)
     [letter] = deadletters.list_all(redis_client)
@@ -272,12 +282,7 @@ def test_an_event_of_the_previous_release_naming_its_bytes_key_still_goes_throug
     previous = {**job, "image": {**job["image"], "blob": names.blob_key(job["job_id"])}}
     payload = msgpack.packb(previous, use_bin_type=True)
     assert events.decode(payload) == job
-    pipe = redis_client.pipeline(transaction=True)
-    pipe.set(names.blob_key(job["job_id"]), b"old-bytes")
-    pipe.sadd(names.INFLIGHT, job["job_id"])
-    pipe.xadd(names.IMAGES, {PAYLOAD_FIELD: payload})
-    pipe.xadd(names.ANALYZED, {PAYLOAD_FIELD: payload})
-    pipe.execute()
+    publish_as_is(redis_client, job, b"old-bytes", payload, names.IMAGES, names.ANALYZED)
     StageConsumer(redis_client, PickyStage(needs_image=True), BURST, "d").run()
     [(_, fields)] = redis_client.xrange(names.DETECTED)
     assert msgpack.unpackb(fields[PAYLOAD_FIELD], raw=False)["image"] == job["image"]
@@ -330,6 +335,41 @@ def test_an_own_pending_entry_deleted_meanwhile_is_acknowledged_on_restart(redis
     StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
     assert int(redis_client.xpending(names.IMAGES, "detect")["pending"]) == 0
     assert [letter.entry_id for letter in deadletters.list_all(redis_client)] == [gone]
+
+
+class WorkerDied(BaseException):
+    """A worker dying mid-batch, as under SIGKILL: nothing of its batch is committed."""
+
+
+class DyingStage(PickyStage):
+    """Takes its batch and dies with it (WorkerDied), leaving the entries pending."""
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        raise WorkerDied()
+
+
+def test_an_entry_deleted_while_pending_still_gets_an_error_result_and_releases_its_job(redis_client, tmp_path):
+    """Issue 22 item 12: a worker died holding two entries; one of them is deleted from the
+    stream. On its restart the deleted entry's job, known from the record kept when the entry
+    was taken, is dead-lettered with its job id and gets an error result, which frees its
+    in-flight slot and bytes (before, the letter had no job id and both were held for ever)."""
+    gone_job, kept_job = publish(redis_client, 2)
+    with pytest.raises(WorkerDied):
+        StageConsumer(redis_client, DyingStage(needs_image=True), BURST, "c1").run()
+    gone = entry_ids(redis_client)[0]
+    redis_client.xdel(names.IMAGES, gone)
+    StageConsumer(redis_client, PickyStage(needs_image=True), BURST, "c1").run()
+    run_sink(redis_client, tmp_path)
+    [letter] = deadletters.list_all(redis_client)
+    assert (letter.entry_id, letter.error_type) == (gone, "EntryDeleted")
+    assert (letter.job_id, letter.image_id) == (gone_job["job_id"], gone_job["image_id"])
+    result = json.loads(redis_client.get(names.result_key(gone_job["image_id"])))
+    assert (result["status"], result["error"]["type"]) == ("error", "EntryDeleted")
+    assert announced(redis_client) == [(gone_job["job_id"], "error")]
+    assert forwarded(redis_client) == [kept_job["image_id"]]
+    assert redis_client.smembers(names.INFLIGHT) == {kept_job["job_id"].encode()}  # still on its way
+    assert redis_client.exists(names.blob_key(gone_job["job_id"])) == 0
+    assert redis_client.exists(names.held_key(names.IMAGES)) == 0  # every record left with its ack
 
 
 # -- 5. chores survive a group draining between two commands, and failures ---------------------------
@@ -500,3 +540,96 @@ def test_leaving_keeps_a_consumer_that_another_process_gave_entries_under_the_sa
     redis_client.xack(names.IMAGES, "detect", *pending_of(redis_client, "twin"))
     assert reading.leave_if_empty(redis_client, names.IMAGES, "detect", "twin") is True
     assert redis_client.xinfo_consumers(names.IMAGES, "detect") == []
+
+
+# -- issue 30: every way a job ends releases its in-flight slot and its bytes ------------------------
+QUICK_RETRIES = dataclasses.replace(BURST, retry_backoff_s=0.05)
+SINK = names.route("sink")
+
+
+def end_ok(client: redis.Redis, tmp_path) -> dict:
+    job = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    run_sink(client, tmp_path)
+    return job
+
+
+def end_error_result(client: redis.Redis, tmp_path) -> dict:
+    job = sink_job("face", submitted_at=1000.0, error=True)
+    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    run_sink(client, tmp_path)
+    return job
+
+
+def end_at_detect(stage: Callable[[str], PickyStage], *, purge_bytes: bool = False):
+    """A job dead-lettered at detect by `stage` (given the image id), then the sink."""
+    def end(client: redis.Redis, tmp_path) -> dict:
+        [job] = publish(client, 1)
+        if purge_bytes:
+            client.delete(names.blob_key(job["job_id"]))
+        StageConsumer(client, stage(job["image_id"]), QUICK_RETRIES, "d").run()
+        run_sink(client, tmp_path)
+        return job
+    return end
+
+
+def end_newer_release(client: redis.Redis, tmp_path) -> dict:
+    """An event version this release cannot read, still naming its job (salvaged)."""
+    job = job_for("/photos/new.jpg", b"new-bytes")
+    publish_as_is(client, job, b"new-bytes", msgpack.packb({**job, "version": 999}, use_bin_type=True), names.IMAGES)
+    StageConsumer(client, PickyStage(), QUICK_RETRIES, "d").run()
+    run_sink(client, tmp_path)
+    return job
+
+
+def end_entry_deleted(client: redis.Redis, tmp_path) -> dict:
+    [job] = publish(client, 1)
+    with pytest.raises(WorkerDied):
+        StageConsumer(client, DyingStage(), QUICK_RETRIES, "d").run()
+    client.xdel(names.IMAGES, entry_ids(client)[0])
+    StageConsumer(client, PickyStage(), QUICK_RETRIES, "d").run()
+    run_sink(client, tmp_path)
+    return job
+
+
+def end_dead_at_the_sink(client: redis.Redis, tmp_path) -> dict:
+    """The sink itself gives up on a valid job: no result, a dead letter of stage "sink"."""
+    job = sink_job("face", submitted_at=1000.0)
+    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    StageConsumer(client, PickyStage(route=SINK, reject_image=job["image_id"]), QUICK_RETRIES, "s").run()
+    return job
+
+
+# ending -> (how the job ends, its dead letter's error type or None, its announced status,
+# whether its bytes are kept for a while: a dead letter of the sink keeps them for a retry)
+ENDINGS = {
+    "ok": (end_ok, None, "ok", False),
+    "error-result": (end_error_result, None, "error", False),
+    "poison": (end_at_detect(lambda image: PickyStage(poison_image=image)), "Poison", "error", False),
+    "rejected": (end_at_detect(lambda image: PickyStage(reject_image=image)), "Rejected", "error", False),
+    "image-missing": (end_at_detect(lambda image: PickyStage(needs_image=True), purge_bytes=True),
+                      "ImageMissing", "error", False),
+    "event-error": (end_newer_release, "EventError", "error", False),
+    "entry-deleted": (end_entry_deleted, "EntryDeleted", "error", False),
+    "dead-at-the-sink": (end_dead_at_the_sink, "Rejected", None, True),
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_every_ending_frees_the_in_flight_slot_and_the_image_bytes(redis_client, tmp_path, ending):
+    """However a job ends (a result ok or error, a dead letter at a stage for each reason, a
+    dead letter of the sink), its in-flight slot is freed at once; its bytes are deleted, or,
+    for a dead letter of the sink (no result, retried with `faces dlq retry`), expire after
+    the retention; and no record of a held entry is left."""
+    end, error_type, status, bytes_kept = ENDINGS[ending]
+    job = end(redis_client, tmp_path)
+    assert redis_client.scard(names.INFLIGHT) == 0
+    blob = names.blob_key(job["job_id"])
+    if bytes_kept:
+        assert 0 < redis_client.ttl(blob) <= BURST.blob_ttl_s
+    else:
+        assert redis_client.exists(blob) == 0
+    letters = deadletters.list_all(redis_client)
+    assert [(d.job_id, d.error_type) for d in letters] == ([(job["job_id"], error_type)] if error_type else [])
+    assert announced(redis_client) == ([(job["job_id"], status)] if status else [])
+    assert [redis_client.exists(names.held_key(s)) for s in names.PIPELINE_STREAMS] == [0, 0, 0, 0]
