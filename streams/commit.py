@@ -78,7 +78,8 @@ class CommitSettings:
     result_ttl_s: int      # how long Redis keeps each image's latest result
 
 
-# KEYS[1] input stream. ARGV: group, consumer, inflight set, results stream, results maxlen,
+# KEYS[1] input stream, KEYS[2] its held records (names.held_key: an acknowledged entry's goes).
+# ARGV: group, consumer, inflight set, results stream, results maxlen,
 # stats key, stats ttl, msgpack plan [[entry id, require owner (0/1), [command, ...]], ...],
 # the status announced for a result not kept (outcomes.SUPERSEDED).
 # A command is a Redis command, or FINISH (below). Returns the ids skipped as not ours.
@@ -136,6 +137,7 @@ for _, item in ipairs(plan) do
       if cmd[1] == 'FINISH' then finish(unpack(cmd, 2)) else redis.call(unpack(cmd)) end
     end
     redis.call('XACK', stream, group, id)
+    redis.call('HDEL', KEYS[2], id)
     acked = acked + 1
   else
     lost[#lost + 1] = id
@@ -158,7 +160,7 @@ def commit(client: redis.Redis, route: StageRoute, consumer: str,
     bucket = names.stats_key(route.name, int(time.time()) // names.STATS_BUCKET_S)
     # Raw (not bin) msgpack strings: the Lua cmsgpack of Redis 6.2 does not read the bin type.
     packed = msgpack.packb(plan, use_bin_type=False)
-    lost = scripts.call(client, _COMMIT, [route.input_stream], [
+    lost = scripts.call(client, _COMMIT, [route.input_stream, names.held_key(route.input_stream)], [
         route.group, consumer, names.INFLIGHT, names.RESULTS, names.RESULTS_MAXLEN,
         bucket, names.STATS_TTL_S, packed, SUPERSEDED])
     return [i.decode() if isinstance(i, bytes) else i for i in lost]
