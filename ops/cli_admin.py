@@ -113,10 +113,13 @@ def replay(
     The analysis options (--detector, --agegender, --batch, --visualize) apply to the workers
     replay starts itself; workers already attached keep their own.
 
-    Needs a running pipeline (`faces up`, or --redis-url); when no workers are attached it
-    starts them, waits and stops them. Exit 0 when all replayed images are ok, 3 when some are
-    not or could not be replayed (each is named), 1 when an image named is not found, 2 for a
-    bad time or a too short or ambiguous sha256 prefix.
+    Uses the running pipeline (`faces up`, or --redis-url); when a stage it needs has no live
+    worker (heartbeats) it starts workers, waits and stops them. With nothing running on a
+    --state-dir where `faces run` ran, it starts that embedded Redis too, as `run` does.
+
+    Exit 0 when all replayed images are ok, 3 when some are not or could not be replayed (each
+    is named), 1 when an image named is not found, 2 for a bad time or a too short or ambiguous
+    sha256 prefix.
     """
     from faces.ops.progress import BarDisplay
     from faces.ops.replayjob import replay_job

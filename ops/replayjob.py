@@ -1,7 +1,8 @@
-"""`faces replay`: plan, publish, and, when no workers are attached, run them until done.
+"""`faces replay`: plan, publish, and, when no workers are consuming, run them until done.
 
-It attaches to a running Redis only (ops/target.py `attached`): history to replay lives in the
-pipeline's Redis, and an embedded server started here would have none."""
+History to replay lives in the pipeline's Redis: the replay attaches to a running one, or, on
+an embedded state directory where nothing runs (after `faces run`), starts that server again
+with its own workers, as `faces run` does (ops/target.py `replay_target`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import contextlib
 import time
 from typing import Callable
 
+import redis
+
 from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
 from faces.ops.settings import AppSettings
-from faces.ops.target import attached, stack_lock
+from faces.ops.target import StackAlreadyRunning, replay_target, stack_lock
 from faces.producer import replay
-from faces.streams import history, publishing, results
+from faces.streams import heartbeat, publishing, results
 
 
 def replay_job(app: AppSettings, *, since: str | None, until: str | None, images: list[str],
@@ -21,18 +24,17 @@ def replay_job(app: AppSettings, *, since: str | None, until: str | None, images
                on_progress: Callable[[int, int], None] = lambda d, t: None,
                ) -> tuple[JobSummary, list[tuple[str, str]]]:
     """Returns the summary of what was replayed and the (image, reason) pairs that were not.
-    NoRedisRunning when no pipeline runs; replay.BadSelection / ImageNotFound for images named
-    that select nothing or several, raised before any worker starts."""
+    NoRedisRunning when no pipeline runs and none ever ran on the state dir;
+    replay.BadSelection / ImageNotFound for images named that select nothing or several,
+    raised before any worker starts."""
     started = time.perf_counter()
-    with attached(app) as (url, client):
+    with replay_target(app) as (url, client, owns_stack):
         planned = replay.plan(client, since=since, until=until, images=images, from_stage=from_stage)
         skipped = list(planned.skipped)
         summary = JobSummary()
-        needs_workers = not history.consumers_attached(client, replay.stages_from(from_stage))
         with contextlib.ExitStack() as stack:
             pool = None
-            if needs_workers and planned.jobs:
-                stack.enter_context(stack_lock(app.state_dir))
+            if planned.jobs and (owns_stack or _must_run_workers(app, client, from_stage, stack)):
                 pool = start_pool(url, app, options)
                 stack.callback(pool.stop)
             cursors = results.cursors_now(client)
@@ -57,3 +59,23 @@ def replay_job(app: AppSettings, *, since: str | None, until: str | None, images
             wait_for_results(client, waiting, cursors, summary, pool, options, on_progress, app)
     summary.seconds = time.perf_counter() - started
     return summary, skipped
+
+
+def _must_run_workers(app: AppSettings, client: redis.Redis, from_stage: str,
+                      held: contextlib.ExitStack) -> bool:
+    """Whether this replay starts workers of its own (then holding the stack lock in `held`).
+
+    Not when every stage it needs has a live worker: their heartbeats say so, where Redis 6.2
+    lists an idle consumer only once it was given an entry. Nor when another stack holds this
+    state dir and serves its embedded Redis (a `faces up` whose workers still load their
+    models): they will take the jobs."""
+    live = {worker["stage"] for worker in heartbeat.live_workers(client)}
+    if all(stage in live for stage in replay.stages_from(from_stage)):
+        return False
+    try:
+        held.enter_context(stack_lock(app.state_dir))
+    except StackAlreadyRunning:
+        if app.redis_url:
+            raise  # that stack may serve another Redis: nothing says it will take these jobs
+        return False
+    return True

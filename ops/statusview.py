@@ -9,17 +9,18 @@ from faces.ops import interrupts
 
 
 def render_status(data: dict[str, Any]) -> str:
+    """The table: per group its live workers (heartbeats), then each consumer Redis lists."""
     rates = data.get("throughput_per_min", {})
-    lines = [f"{'stream':20} {'length':>8}  {'group':10} {'pending':>8} {'lag':>8} {'consumers':>9} "
+    lines = [f"{'stream':20} {'length':>8}  {'group':10} {'pending':>8} {'lag':>8} {'workers':>9} "
              f"{'per min':>8} {'oldest':>8}"]
     for stream in data["streams"]:
-        groups = stream["groups"] or [{"name": "-", "pending": 0, "lag": 0, "consumers": 0}]
+        groups = stream["groups"] or [{"name": "-", "pending": 0, "lag": 0, "workers": 0}]
         for i, group in enumerate(groups):
             name = stream["name"] if i == 0 else ""
             length = str(stream["length"]) if i == 0 else ""
             oldest = group.get("oldest_pending_age_s")
             lines.append(f"{name:20} {length:>8}  {group['name']:10} {group['pending']:>8} "
-                         f"{group['lag']:>8} {group['consumers']:>9} {rates.get(group['name'], 0):>8} "
+                         f"{group['lag']:>8} {group['workers']:>9} {rates.get(group['name'], 0):>8} "
                          f"{'-' if oldest is None else f'{oldest:.0f} s':>8}")
             for consumer in group.get("consumer_details", []):
                 lines.append(f"{'':42}{consumer['name']}: pending {consumer['pending']}, "

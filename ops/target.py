@@ -17,7 +17,7 @@ import redis
 
 from faces.ops.settings import AppSettings
 from faces.streams.connection import connect
-from faces.streams.embedded import STATE_DIR, EmbeddedRedis, make_private_dir, running_url
+from faces.streams.embedded import STATE_DIR, EmbeddedRedis, holds_data, make_private_dir, running_url
 
 LOCK_FILE = "stack.lock"
 
@@ -115,14 +115,32 @@ def redis_target(app: AppSettings, *, stack: bool = False
 @contextlib.contextmanager
 def attached(app: AppSettings) -> Iterator[tuple[str, redis.Redis]]:
     """(url, client) of a Redis that is already running: what `status`, `submit`, `dlq`,
-    `replay`, `trim`, `purge` use. Never starts one: an embedded server started by such a
-    command would hold work that no worker will ever process. NoRedisRunning names the fix."""
+    `trim`, `purge` use. Never starts one: an embedded server started by such a command would
+    hold work that no worker will ever process. NoRedisRunning names the fix."""
     url = attach_url(app)
     client = connect(url)
     try:
         yield url, client
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def replay_target(app: AppSettings) -> Iterator[tuple[str, redis.Redis, bool]]:
+    """(url, client, owns the stack) for `faces replay`: a running Redis, as `attached`; or,
+    when none runs but an embedded server left its data in the state directory (after `faces
+    run`), that server started again under the stack lock, as `faces run` does: owning the
+    stack, the replay must also run the workers, and stops it all on exit. NoRedisRunning when
+    there is neither: a new, empty server would hold no history to replay."""
+    if app.redis_url or running_url(app.state_dir) or not holds_data(app.state_dir):
+        with attached(app) as (url, client):
+            yield url, client, False
+        return
+    with redis_target(app, stack=True) as (url, client, _server):
+        try:
+            yield url, client, True
+        finally:
+            client.close()
 
 
 def attach_url(app: AppSettings) -> str:

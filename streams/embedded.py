@@ -43,7 +43,8 @@ PRIVATE_MODE = 0o700
 SOCKET_DIR = "the embedded Redis socket directory"
 STATE_DIR = "the state directory"
 # What redis-server writes (AOF, log) and the files it wrote before umask 077 was used.
-_SERVER_FILES = ("redis.log", "appendonly.aof", "appendonlydir", "dump.rdb")
+_DATA_FILES = ("appendonly.aof", "appendonlydir", "dump.rdb")  # the AOF: a file on 6.2, a folder on 7
+_SERVER_FILES = ("redis.log", *_DATA_FILES)
 
 
 class UnsafeSocketDir(EmbeddedRedisError):
@@ -183,6 +184,12 @@ def running_url(state_dir: Path) -> str | None:
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return None
     return socket_url(sock)
+
+
+def holds_data(state_dir: Path) -> bool:
+    """Whether an embedded server ran for this state directory and left its data there (what
+    `faces replay` after `faces run` starts it again for)."""
+    return any(os.path.lexists(Path(state_dir) / name) for name in _DATA_FILES)
 
 
 def _tighten_old_files(state_dir: Path) -> None:

@@ -23,15 +23,14 @@ from typing import Any, Callable
 import redis
 
 from faces import settings as defaults
-from faces.streams import names
+from faces.streams import clock, names
 from faces.streams.groups import text
 
 COUNTS = ("processed", "errors", "dead_letters")  # what a heartbeat reports, each an int
 
 
 def _now(client: redis.Redis) -> float:
-    seconds, micros = client.time()
-    return seconds + micros / 1e6
+    return clock.server_now(client)
 
 
 def beat(client: redis.Redis, stage: str, consumer: str, counts: dict[str, int]) -> None:

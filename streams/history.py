@@ -7,7 +7,6 @@ from typing import Iterator
 
 import redis
 
-from faces import settings as defaults
 from faces.schemas import events
 from faces.streams import names, trimming
 from faces.streams.groups import text
@@ -58,21 +57,3 @@ def purge(client: redis.Redis) -> int:
         deleted += client.unlink(*batch)
     return int(deleted)
 
-
-def consumers_attached(client: redis.Redis, stages: list[str],
-                       alive_ms: int = defaults.CLAIM_IDLE_MS) -> bool:
-    """True when every stage in `stages` has a consumer that read within `alive_ms`.
-
-    A crashed worker stays listed in its group (it may hold entries), so being listed is not
-    enough; a live one reads at least every block_ms, or renews its claims while it works. One
-    idle for claim_idle_ms is what its siblings take for dead (they claim its entries).
-    """
-    for stage in stages:
-        route = names.route(stage)
-        try:
-            consumers = client.xinfo_consumers(route.input_stream, route.group)
-        except redis.ResponseError:
-            return False  # no stream or no group yet
-        if not any(int(c["idle"]) < alive_ms for c in consumers):
-            return False
-    return True

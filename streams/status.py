@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import redis
 
-from faces.streams import deadletters, heartbeat, names
+from faces.streams import clock, deadletters, heartbeat, names
 from faces.streams.groups import text
 from faces.streams.trimming import oldest_pending
 
@@ -15,9 +16,12 @@ LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that w
 
 
 def pipeline_status(client: redis.Redis) -> dict[str, Any]:
-    """`{"streams": [{"name", "length", "groups": [{"name", "pending", "lag", "consumers", ...}]}],
-    "dead_letters": N, "inflight": N, "workers": [heartbeats]}`, the shape `faces status --json`
-    prints."""
+    """`{"streams": [{"name", "length", "groups": [{"name", "pending", "lag", "consumers",
+    "workers", ...}]}], "dead_letters": N, "inflight": N, "workers": [heartbeats]}`, the shape
+    `faces status --json` prints. A group's `workers` counts the live heartbeats of its stage:
+    `consumers` (XINFO) leaves out, on Redis 6.2, a worker that was never given an entry."""
+    workers = heartbeat.workers(client)
+    live = Counter(worker["stage"] for worker in workers if worker["live"])
     streams = []
     for stream in names.PIPELINE_STREAMS + (names.RESULTS,):
         groups = []
@@ -29,6 +33,7 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
                 "oldest_pending_age_s": _oldest_pending_age_s(client, stream, name, int(group["pending"])),
                 "lag": _lag(client, stream, group),
                 "consumers": int(group["consumers"]),
+                "workers": live[name],
                 "last_delivered_id": text(group["last-delivered-id"]),
                 "consumer_details": _consumers(client, stream, name),
             })
@@ -39,7 +44,7 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
         "dead_letters": deadletters.count(client),
         "inflight": int(client.scard(names.INFLIGHT)),
         "stages": list(names.STAGE_ORDER),
-        "workers": heartbeat.workers(client),
+        "workers": workers,
         "throughput_per_min": throughput_per_minute(client),
         "redis_memory_bytes": int(memory.get("used_memory", 0)),
         "redis_maxmemory_policy": text(memory.get("maxmemory_policy", b"")) or None,
@@ -78,8 +83,7 @@ def _oldest_pending_age_s(client: redis.Redis, stream: str, group: str, pending:
     oldest = oldest_pending(client, stream, group) if pending else None
     if oldest is None:
         return None
-    seconds, micros = client.time()
-    return round(max(0.0, seconds + micros / 1e6 - int(oldest.split("-")[0]) / 1000), 1)
+    return round(max(0.0, clock.server_now(client) - int(oldest.split("-")[0]) / 1000), 1)
 
 
 def _lag(client: redis.Redis, stream: str, group: dict) -> int:

@@ -17,7 +17,7 @@ from faces.ops import exits
 from faces.producer import replay
 from faces.producer.files import job_for, new_job
 from faces.schemas.result import build_result, dumps
-from faces.streams import deadletters, groups, names, publishing
+from faces.streams import deadletters, heartbeat, names, publishing
 from tests.consumer_threads import FAST, publish, start, stop
 from tests.images import DATA
 from tests.pipeline import faces_cli
@@ -65,11 +65,9 @@ def submitted(client, path: Path) -> dict:
 
 
 def attach_fake_consumers(client) -> None:
-    """Every stage's group with a consumer that has just read: replay then starts no workers."""
+    """Every stage with a fresh worker heartbeat: replay then starts no workers."""
     for stage in names.STAGE_ORDER:
-        route = names.route(stage)
-        groups.ensure_group(client, route.input_stream, route.group)
-        client.xreadgroup(route.group, "attached", {route.input_stream: ">"}, count=1)
+        heartbeat.beat(client, stage, "attached", {})
 
 
 # -- dead letters -------------------------------------------------------------------------
