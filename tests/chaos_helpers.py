@@ -229,8 +229,10 @@ _NAMED_KEYS = {*names.PIPELINE_STREAMS, names.RESULTS, names.DEAD_LETTERS, names
                names.GROUPS_CREATED}
 # What a drained pipeline legitimately keeps: its streams (empty, with their groups), the
 # announcements (capped at RESULTS_MAXLEN), the group markers and the throughput counters
-# (10 s buckets that expire after STATS_TTL_S).
-DRAINED_KINDS = {*names.PIPELINE_STREAMS, names.RESULTS, names.GROUPS_CREATED, f"{names.PREFIX}:stats"}
+# (10 s buckets that expire after STATS_TTL_S) and the published-job markers (expire after
+# publishing.PUBLISHED_MEMORY_S).
+DRAINED_KINDS = {*names.PIPELINE_STREAMS, names.RESULTS, names.GROUPS_CREATED, f"{names.PREFIX}:stats",
+                 f"{names.PREFIX}:published"}
 
 
 def drained_memory(client: redis.Redis, baseline: dict[str, int], ttl_s: float,
