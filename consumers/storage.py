@@ -71,8 +71,8 @@ def sweep_temp_files(folder: Path, older_than_s: float = STALE_TEMP_S) -> int:
     swept = 0
     try:
         entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return 0
+    except OSError:
+        return 0  # no folder (yet), or none to read: a write will say so, not the sweep
     for entry in entries:
         if not _TEMP_NAME.fullmatch(entry.name):
             continue
@@ -80,8 +80,8 @@ def sweep_temp_files(folder: Path, older_than_s: float = STALE_TEMP_S) -> int:
             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < deadline:
                 os.unlink(entry.path)
                 swept += 1
-        except FileNotFoundError:
-            pass  # a sibling swept it first
+        except OSError:
+            pass  # a sibling swept it first, or it is not ours to delete: left
     return swept
 
 
