@@ -11,12 +11,16 @@ from typing import Callable
 import redis
 import structlog
 
-from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, image_stem, new_job, read_job
+from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, image_id_for, image_stem, new_job, read_job
 from faces.producer.keep import keep_upload
 from faces.schemas.events import check_metadata
 from faces.streams import names, publishing
 
 log = structlog.get_logger(__name__)
+
+# The name of an upload that came without one (ops/web/body.py). Such uploads are kept under
+# their image id (`_kept_stem`), so that the gallery and the pictures tell them apart.
+UNNAMED = "upload"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
                  metadata: dict[str, str] | None = None, job_id: str | None = None,
                  upload_ttl_s: int | None = None, high_water: int = 0) -> Submitted:
     """Publish image bytes received from elsewhere (the HTTP API), submitted as file `name`
-    (its stem names the image; its suffix is kept). A copy is kept first in
+    (its stem names the image; its suffix is kept; UNNAMED when it came without a name). A copy is kept first in
     KEEP_IN/<sha256>/<name>, the job's path, so that replay, visualize and pictures find the
     bytes as they find a submitted file's. `metadata` travels with the job into its result
     (EventError when it is not small string fields). `job_id`: the caller's (a new one
@@ -62,9 +66,10 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
     metadata = check_metadata(metadata) if metadata else None
     sha = hashlib.sha256(data).hexdigest()
     suffix = "".join(c for c in Path(name.replace("\\", "/")).suffix.lower() if c.isascii() and c.isalnum())
-    path = Path(keep_in).absolute() / sha / (image_stem(name) + (f".{suffix[:5]}" if suffix else ""))
+    path = Path(keep_in).absolute() / sha / (_kept_stem(name, sha) + (f".{suffix[:5]}" if suffix else ""))
     keep_upload(path, data)
     job = new_job(str(path), sha, len(data))
+    job["image_id"] = image_id_for(name, sha)  # from the name given, whatever the kept file's name
     if job_id:
         job["job_id"] = job_id
     if metadata:
@@ -73,3 +78,10 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
                              high_water=high_water)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
+
+
+def _kept_stem(name: str, sha256: str) -> str:
+    """The kept file's stem: the name's, or for an upload without a name (UNNAMED) its image
+    id (upload-<8 hex>), since every such upload would otherwise be called upload.jpg."""
+    stem = image_stem(name)
+    return image_id_for(name, sha256) if stem == UNNAMED else stem

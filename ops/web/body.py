@@ -23,6 +23,7 @@ from faces import settings as defaults
 from faces.ops.web.errors import ApiError
 from faces.ops.web.sniff import image_extension
 from faces.producer.files import image_stem
+from faces.producer.submit import UNNAMED
 
 # Room for what wraps the image: a multipart form's boundaries, headers and metadata field; the
 # other fields of a JSON body.
@@ -57,7 +58,7 @@ async def read_upload(request: Request, max_image_bytes: int, timeouts: Timeouts
         data, name, metadata = await _json(request, body, max_image_bytes)
     elif kind.startswith("image/") or kind == "application/octet-stream":
         data = await _capped_bytes(body, max_image_bytes, max_image_bytes)
-        name, metadata = request.query_params.get("filename", "upload"), {}
+        name, metadata = request.query_params.get("filename", UNNAMED), {}
     else:
         raise ApiError(415, f"Content-Type {kind or '(none)'} is not one the API takes: send {TAKEN}")
     if not data:
@@ -144,7 +145,7 @@ async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_byt
             raise _too_large(max_image_bytes, len(data))
         raw = form.get("metadata")
         metadata = _metadata_object(_parse_json(raw, "the form field `metadata`")) if isinstance(raw, str) else {}
-        return data, upload.filename or "upload", metadata
+        return data, upload.filename or UNNAMED, metadata
     finally:
         await form.close()
 
@@ -160,7 +161,7 @@ async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: in
         raise ApiError(400, "image_base64 is not valid base64: encode the image's bytes with standard base64") from None
     if len(data) > max_image_bytes:
         raise _too_large(max_image_bytes, len(data))
-    name = body.get("filename") if isinstance(body.get("filename"), str) else "upload"
+    name = body.get("filename") if isinstance(body.get("filename"), str) else UNNAMED
     return data, name, _metadata_object(body.get("metadata", {}))
 
 
