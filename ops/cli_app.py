@@ -4,6 +4,7 @@ one `error: ...` line and its exit code (a traceback only with --debug or FACES_
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
@@ -63,6 +64,22 @@ def _global_options(
     """Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender."""
     if debug:
         os.environ[DEBUG_ENV] = "1"  # worker processes started from here inherit it
+
+
+def unwrap_help(typer_app: typer.Typer) -> None:
+    """Give every command its docstring as help with each paragraph on one line. Typer keeps a
+    docstring's line breaks (after the first paragraph, and in the command list), so the help
+    came out ragged: a line wrapped at the terminal's width, then cut again at the source's."""
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None:
+            command.help = _paragraphs(inspect.getdoc(command.callback) or "")
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            unwrap_help(group.typer_instance)
+
+
+def _paragraphs(text: str) -> str:
+    return "\n\n".join(" ".join(part.split()) for part in text.split("\n\n"))
 
 
 # Typer (0.29 and later) vendors click: its exception base class is reached through a public one.
