@@ -70,6 +70,9 @@ def _parse(entry_id: bytes | str, f: dict[bytes, bytes]) -> DeadLetter:
     )
 
 
+parse = _parse  # one dead letter from its entry id and fields (streams/recent.py lists them)
+
+
 def count(client: redis.Redis) -> int:
     return int(client.xlen(names.DEAD_LETTERS))
 

@@ -1,5 +1,6 @@
 """The latest results, newest first, a page at a time: the results stream read backwards, each
-announcement with its image's stored result."""
+announcement with its image's stored result; or the dead letters that name an image. Either may
+be narrowed to one status and to image ids holding some text (`Wanted`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from dataclasses import dataclass
 
 import redis
 
-from faces.streams import names
+from faces.streams import deadletters, names
 from faces.streams.groups import text
 
 _ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 MAX_MS = 2**63  # a stream id's parts are unsigned 64-bit; keep to what every client reads as int
+SCAN_CHUNK = 500  # entries read per XREVRANGE while a filter skips some
+DEAD_LETTERED = "dead_lettered"  # the status of a listed dead letter (there is no result)
+STATUSES = ("ok", "error", DEAD_LETTERED)  # what a listing may be narrowed to
 
 
 class BadCursor(ValueError):
@@ -24,7 +28,8 @@ class BadCursor(ValueError):
 
 @dataclass(frozen=True)
 class Finished:
-    """One announcement of the results stream and the image's stored result (None: expired)."""
+    """One announcement of the results stream and the image's stored result (None: expired), or
+    one dead letter (status DEAD_LETTERED, no result, `error` saying why)."""
 
     cursor: str         # the entry id: pass it as `before` for the page after this item
     image_id: str
@@ -32,23 +37,81 @@ class Finished:
     status: str
     finished_ms: int    # when the sink announced it (the entry id's time)
     result: str | None  # the stored JSON result of the image (possibly a newer job's)
+    error: dict | None = None  # a dead letter's {"stage", "type", "message"}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which items a listing keeps: one status (None: any) and image ids containing `text`
+    (case-insensitive; a file name's extension is ignored, since the image id keeps its stem)."""
+
+    status: str | None = None
+    text: str | None = None
+
+    def name_matches(self, image_id: str) -> bool:
+        if not self.text or not self.text.strip():
+            return True
+        folded, wanted = image_id.casefold(), self.text.strip().casefold()
+        return wanted in folded or re.sub(r"\.[^.]{1,5}$", "", wanted) in folded
+
+    def matches(self, image_id: str, status: str) -> bool:
+        return (self.status is None or status == self.status) and self.name_matches(image_id)
+
+
+ANY = Wanted()
 
 
 def recent_results(client: redis.Redis, *, limit: int, before: str | None = None,
-                   since_ms: int | None = None) -> tuple[list[Finished], str | None]:
-    """Up to `limit` announcements older than the entry `before` (None: from the newest) and no
-    older than `since_ms`, newest first; and the cursor of the next page (None: no more)."""
+                   since_ms: int | None = None, wanted: Wanted = ANY) -> tuple[list[Finished], str | None]:
+    """Up to `limit` items older than the entry `before` (None: from the newest) and no older
+    than `since_ms`, newest first, that `wanted` keeps; and the cursor of the next page (None:
+    no more). Announcements, or dead letters when `wanted.status` is DEAD_LETTERED."""
+    _check_cursor(before)
+    letters = wanted.status == DEAD_LETTERED
+    stream = names.DEAD_LETTERS if letters else names.RESULTS
+    kept: list[tuple[str, dict]] = []
+    upper = f"({before}" if before else "+"
+    lower = f"{since_ms}-0" if since_ms else "-"
+    filtering = wanted != ANY
+    while len(kept) <= limit:
+        chunk = SCAN_CHUNK if filtering else limit + 1
+        rows = client.xrevrange(stream, max=upper, min=lower, count=chunk)
+        for entry_id, fields in rows:
+            image_id = text(fields.get(b"image_id", b""))
+            status = DEAD_LETTERED if letters else text(fields.get(b"status", b""))
+            if image_id and wanted.matches(image_id, status):
+                kept.append((text(entry_id), fields))
+        if len(rows) < chunk:
+            break
+        upper = f"({text(rows[-1][0])}"
+    more, kept = len(kept) > limit, kept[:limit]
+    page = _letters(kept) if letters else _announcements(client, kept)
+    return page, (page[-1].cursor if more else None)
+
+
+def _check_cursor(before: str | None) -> None:
     found = _ENTRY_ID.fullmatch(before) if before is not None else None
     if before is not None and (found is None or before == "0-0"
                                or any(int(part) >= MAX_MS for part in found.groups())):
         raise BadCursor(f"cursor {before!r} is not an entry id like 1764279000123-0")
-    rows = client.xrevrange(names.RESULTS, max=f"({before}" if before else "+",
-                            min=f"{since_ms}-0" if since_ms else "-", count=limit + 1)
-    more, rows = len(rows) > limit, rows[:limit]
+
+
+def _announcements(client: redis.Redis, rows: list[tuple[str, dict]]) -> list[Finished]:
     image_ids = [text(fields.get(b"image_id", b"")) for _id, fields in rows]
     stored = client.mget([names.result_key(i) for i in image_ids]) if rows else []
-    page = [Finished(text(entry_id), image_id, text(fields.get(b"job_id", b"")),
-                     text(fields.get(b"status", b"")), int(text(entry_id).split("-")[0]),
-                     text(raw) if raw is not None else None)
+    return [Finished(entry_id, image_id, text(fields.get(b"job_id", b"")), text(fields.get(b"status", b"")),
+                     _ms(entry_id), text(raw) if raw is not None else None)
             for (entry_id, fields), image_id, raw in zip(rows, image_ids, stored)]
-    return page, (page[-1].cursor if more else None)
+
+
+def _letters(rows: list[tuple[str, dict]]) -> list[Finished]:
+    out = []
+    for entry_id, fields in rows:
+        letter = deadletters.parse(entry_id, fields)
+        out.append(Finished(entry_id, letter.image_id or "", letter.job_id or "", DEAD_LETTERED, _ms(entry_id),
+                            None, {"stage": letter.stage, "type": letter.error_type, "message": letter.message}))
+    return out
+
+
+def _ms(entry_id: str) -> int:
+    return int(entry_id.split("-")[0])

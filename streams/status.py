@@ -17,7 +17,8 @@ LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that w
 
 def pipeline_status(client: redis.Redis) -> dict[str, Any]:
     """`{"streams": [{"name", "length", "groups": [{"name", "pending", "lag", "consumers",
-    "workers", ...}]}], "dead_letters": N, "inflight": N, "workers": [heartbeats]}`, the shape
+    "workers", ...}]}], "dead_letters": N, "inflight": N, "workers": [heartbeats],
+    "throughput_per_min": {stage: N}, "results_per_min": N, ...}`, the shape
     `faces status --json` prints. A group's `workers` counts the live heartbeats of its stage:
     `consumers` (XINFO) leaves out, on Redis 6.2, a worker that was never given an entry."""
     workers = heartbeat.workers(client)
@@ -39,13 +40,16 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
             })
         streams.append({"name": stream, "length": int(client.xlen(stream)), "groups": groups})
     memory = client.info("memory")
+    throughput = throughput_per_minute(client)
     return {
         "streams": streams,
         "dead_letters": deadletters.count(client),
         "inflight": int(client.scard(names.INFLIGHT)),
         "stages": list(names.STAGE_ORDER),
         "workers": workers,
-        "throughput_per_min": throughput_per_minute(client),
+        "throughput_per_min": throughput,
+        # Each entry the sink handles ends in one announcement on the results stream.
+        "results_per_min": throughput[names.STAGE_ORDER[-1]],
         "redis_memory_bytes": int(memory.get("used_memory", 0)),
         "redis_maxmemory_policy": text(memory.get("maxmemory_policy", b"")) or None,
     }

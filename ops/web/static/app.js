@@ -12,6 +12,8 @@
   // A finished result of an earlier job for the same photo can be there before this job's one.
   const OTHER_JOB_GRACE_MS = 60 * 1000;
   const GALLERY_LIMIT = 24;
+  const GALLERY_LOOKAHEAD = 5;  // pages read ahead for one that adds a card to the gallery
+  const SEARCH_DELAY_MS = 300;
   const UPLOADS_AT_ONCE = 3;
   const BUSY_RETRIES = 20;
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -55,6 +57,8 @@
 
   const resultUrl = (id) => `/v1/results/${encodeURIComponent(id)}`;
   const pictureUrl = (id) => `${resultUrl(id)}/picture`;
+  // The photo with nothing drawn on it: the result page draws the one annotation itself.
+  const photoUrl = (id) => `${resultUrl(id)}/photo`;
 
   /** Shows a picture in an <img>: straight from its URL, or with the token when there is one
    * (an <img> cannot send an Authorization header, so then it is fetched as a blob). */
@@ -117,7 +121,8 @@
   }
 
   function statusBadge(status) {
-    return el("span", { class: `badge badge-${status || "unknown"}`, text: status || "unknown" });
+    const text = status === "dead_lettered" ? "dead-lettered" : status || "unknown";
+    return el("span", { class: `badge badge-${status || "unknown"}`, text });
   }
 
   /** "Face 1: 34.2 y, Woman (93 %)" for each face, each age also in data-age. */
@@ -297,16 +302,19 @@
 
   // ---- the gallery ----------------------------------------------------------------------
 
-  let galleryCursor = null;
+  let galleryCursor = null;     // where the page after the cards shown starts
+  let galleryNext = null;       // that page, fetched ahead: "Older results" shows only if it adds a card
+  let galleryGeneration = 0;    // a newer load (filter changed) makes older answers moot
 
   /** A card of the gallery: an item of GET /v1/results holds the stored document as `result`
-   * (null once it expired). */
+   * (null once it expired, or for a dead letter, whose reason is in `error`). */
   function galleryCard(item) {
     const id = item.image_id;
+    if (item.status === "dead_lettered") return deadLetterCard(item);
     const expired = item.result === null;
     const doc = item.result || item;
     const status = doc.status || item.status;
-    const n = expired ? null : faceCount(doc);
+    const n = expired || status === "error" ? null : faceCount(doc);
     const name = nameOf(doc);
     const figure = el("div", { class: "thumb" });
     if (status === "ok" && !expired) {
@@ -319,13 +327,27 @@
     }
     const faces = facesOf(doc);
     const ages = faces ? faces.filter((f) => isNum(f.age)).map((f) => fixed(f.age)) : [];
+    const error = status === "error" && doc.error ? `${doc.error.stage || ""} ${doc.error.type || ""}`.trim() : "";
     return el("li", { class: "gallery-item", "data-image-id": id, "data-key": cardKey(item) },
       el("a", { href: `#/results/${encodeURIComponent(id)}`, class: "gallery-link" },
         figure,
         el("span", { class: "gallery-name", text: name }),
         el("span", { class: "gallery-meta" }, statusBadge(status), " ",
           el("span", { class: "face-count", text: n === null ? "" : plural(n, "face") })),
-        ages.length ? el("span", { class: "gallery-ages", text: `ages ${ages.join(", ")}` }) : null));
+        ages.length ? el("span", { class: "gallery-ages", text: `ages ${ages.join(", ")}` }) : null,
+        error ? el("span", { class: "gallery-reason", text: error, title: doc.error.message || "" }) : null));
+  }
+
+  /** A dead letter: a job that ended without a result; its reason instead of a picture. */
+  function deadLetterCard(item) {
+    const error = item.error || {};
+    return el("li", { class: "gallery-item", "data-image-id": item.image_id, "data-key": cardKey(item) },
+      el("div", { class: "gallery-link" },
+        el("div", { class: "thumb" }, el("span", { class: "no-picture", text: "no result" })),
+        el("span", { class: "gallery-name", text: item.image_id }),
+        el("span", { class: "gallery-meta" }, statusBadge(item.status)),
+        el("span", { class: "gallery-reason", text: `${error.stage || "?"}: ${error.type || "?"}`, title: error.message || "" }),
+        el("span", { class: "gallery-meta", text: "`faces dlq list` says more" })));
   }
 
   function cardKey(item) {
@@ -333,28 +355,55 @@
     return `${item.image_id}|${item.status}|${doc.job_id || item.job_id || ""}|${doc.processed_at || item.finished_at || ""}`;
   }
 
-  /** Newest results first; `more` appends the page after the last one shown. */
-  async function loadGallery(more = false) {
+  function galleryFilter() {
+    return { status: $("gallery-status").value, q: $("gallery-search").value.trim() };
+  }
+
+  /** One page of GET /v1/results with the gallery's filter, from `cursor` (null: the newest). */
+  async function fetchGalleryPage(cursor) {
+    const filter = galleryFilter();
     const params = new URLSearchParams({ limit: String(GALLERY_LIMIT) });
-    if (more && galleryCursor) params.set("cursor", galleryCursor);
-    const message = $("gallery-message");
-    let body;
-    try {
-      const response = await api(`/v1/results?${params}`);
-      if (!response.ok) {
-        message.textContent = `Could not list results: ${await errorText(response)}`;
-        return;
-      }
-      body = await response.json();
-    } catch (error) {
-      message.textContent = `Could not reach the server (${error.message}).`;
-      return;
+    if (filter.status) params.set("status", filter.status);
+    if (filter.q) params.set("q", filter.q);
+    if (cursor) params.set("cursor", cursor);
+    const response = await api(`/v1/results?${params}`);
+    if (!response.ok) throw new Error(`Could not list results: ${await errorText(response)}`);
+    return response.json();
+  }
+
+  /** The next page after `cursor` that adds a card not shown yet (a photo submitted again is
+   * announced again: a page may hold only images already shown); null when there is none. */
+  async function findOlder(cursor, generation) {
+    for (let pages = 0; cursor && pages < GALLERY_LOOKAHEAD; pages += 1) {
+      const body = await fetchGalleryPage(cursor);
+      if (generation !== galleryGeneration) return null;
+      const shown = new Set(Array.from($("gallery").children).map((li) => li.dataset.imageId));
+      if ((body.items || []).some((item) => item.image_id && !shown.has(item.image_id))) return body;
+      cursor = body.next_cursor || null;
     }
-    galleryCursor = body.next_cursor || null;
-    renderGallery(body.items || [], more);
-    $("gallery-more").hidden = !galleryCursor;
-    const shown = $("gallery").children.length;
-    message.textContent = shown ? "" : "No results yet: analyse a photo above.";
+    return null;
+  }
+
+  /** Newest results first (with the filter); `more` appends the older page fetched ahead. */
+  async function loadGallery(more = false) {
+    const message = $("gallery-message");
+    const generation = more ? galleryGeneration : ++galleryGeneration;
+    try {
+      let body = more ? galleryNext : null;
+      if (!body) body = more ? null : await fetchGalleryPage(null);
+      if (!body || generation !== galleryGeneration) return;
+      galleryCursor = body.next_cursor || null;
+      renderGallery(body.items || [], more);
+      const filtered = galleryFilter();
+      const shown = $("gallery").children.length;
+      message.textContent = shown ? "" : filtered.status || filtered.q
+        ? "No results match." : readOnly ? "No results in this folder." : "No results yet: analyse a photo above.";
+      galleryNext = await findOlder(galleryCursor, generation);
+      if (generation === galleryGeneration) $("gallery-more").hidden = !galleryNext;
+    } catch (error) {
+      if (generation !== galleryGeneration) return;
+      message.textContent = error instanceof TypeError ? `Could not reach the server (${error.message}).` : error.message;
+    }
   }
 
   function renderGallery(items, append) {
@@ -449,7 +498,7 @@
     const image = result.image || {};
     const img = $("result-image");
     const boxes = $("result-boxes");
-    img.alt = `Photo ${nameOf(result)} with ${plural(faces.length, "face")} marked`;
+    img.alt = `Photo ${nameOf(result)}, ${plural(faces.length, "face")} marked over it`;
     const draw = (width, height) => {
       boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
       boxes.querySelectorAll("g").forEach((g) => g.remove());
@@ -463,10 +512,14 @@
         g.append(svg("rect", { class: "face-box", x: b.x, y: b.y, width: b.w, height: b.h, "vector-effect": "non-scaling-stroke" }));
         const fontSize = Math.max(12, size / 45);
         const label = `${i + 1}${isNum(face.age) ? ` · ${fixed(face.age, 0)}` : ""}`;
-        // Below the box: the annotated picture already has its own label above each face.
-        const labelY = b.y + b.h + fontSize * 1.3 < height ? b.y + b.h + fontSize * 1.05 : b.y + b.h - fontSize * 0.3;
-        g.append(svg("rect", { class: "face-label-bg", x: b.x, y: labelY - fontSize, width: fontSize * (0.58 * label.length + 0.6), height: fontSize * 1.25 }));
-        const text = svg("text", { class: "face-label", x: b.x + fontSize * 0.3, y: labelY, "font-size": fontSize });
+        // The badge under the box (inside its bottom edge when the picture ends there), and
+        // never past the picture's edges: the SVG clips what lies outside.
+        const labelW = fontSize * (0.56 * label.length + 0.6);
+        const labelH = fontSize * 1.25;
+        const left = Math.max(0, Math.min(b.x, width - labelW));
+        const top = b.y + b.h + labelH <= height ? b.y + b.h : Math.max(0, b.y + b.h - labelH);
+        g.append(svg("rect", { class: "face-label-bg", x: left, y: top, width: labelW, height: labelH }));
+        const text = svg("text", { class: "face-label", x: left + fontSize * 0.3, y: top + fontSize, "font-size": fontSize });
         text.textContent = label;
         g.append(text);
         g.addEventListener("mouseenter", () => highlight(i, true));
@@ -476,9 +529,10 @@
     };
     if (isNum(image.width) && isNum(image.height)) draw(image.width, image.height);
     else img.addEventListener("load", () => draw(img.naturalWidth, img.naturalHeight), { once: true });
-    $("result-caption").textContent = `${plural(faces.length, "face")}: each box is drawn from the result's coordinates over the annotated picture; hover a box or a row to match them.`;
+    $("result-caption").textContent = `${plural(faces.length, "face")} found. This page draws each box from the result's coordinates over the photo.`;
+    $("result-legend").hidden = faces.length === 0;
     figure.hidden = false;
-    setPicture(img, pictureUrl(result.image_id)).catch(() => {});
+    setPicture(img, photoUrl(result.image_id)).catch(() => {});
   }
 
   function highlight(i, on) {
@@ -492,15 +546,16 @@
       const quality = face.quality || {};
       const box = face.box || {};
       const range = Array.isArray(face.age_range) ? ` (${fixed(face.age_range[0], 0)}–${fixed(face.age_range[1], 0)})` : "";
+      // data-label: the column's name, shown before each value when a phone stacks the cells.
       const row = el("tr", { class: "face-row", "data-face": String(i) },
-        el("th", { scope: "row", text: String(i + 1) }),
-        el("td", { class: "age", "data-age": isNum(face.age) ? String(face.age) : "" },
+        el("th", { scope: "row", text: `Face ${i + 1}` }),
+        el("td", { class: "age", "data-label": "Age", "data-age": isNum(face.age) ? String(face.age) : "" },
           isNum(face.age) ? `${fixed(face.age)} y${range}` : "—"),
-        el("td", { class: "gender", "data-confidence": isNum(gender.confidence) ? String(gender.confidence) : "" },
+        el("td", { class: "gender", "data-label": "Gender", "data-confidence": isNum(gender.confidence) ? String(gender.confidence) : "" },
           gender.label ? `${gender.label}, ${percent(gender.confidence)}` : "—"),
-        el("td", { class: "pose" }, `${fixed(pose.yaw)} / ${fixed(pose.pitch)} / ${fixed(pose.roll)}`),
-        el("td", { class: "quality" }, `${fixed(quality.sharpness)} / ${fixed(quality.brightness)}`),
-        el("td", { class: "box" }, `${box.x}, ${box.y}, ${box.w} × ${box.h}`));
+        el("td", { class: "pose", "data-label": "Pose (yaw / pitch / roll, °)" }, `${fixed(pose.yaw)} / ${fixed(pose.pitch)} / ${fixed(pose.roll)}`),
+        el("td", { class: "quality", "data-label": "Quality (sharpness / brightness)" }, `${fixed(quality.sharpness)} / ${fixed(quality.brightness)}`),
+        el("td", { class: "box", "data-label": "Box (x, y, w × h)" }, `${box.x}, ${box.y}, ${box.w} × ${box.h}`));
       row.addEventListener("mouseenter", () => highlight(i, true));
       row.addEventListener("mouseleave", () => highlight(i, false));
       return row;
@@ -511,16 +566,30 @@
 
   // ---- the stages panel -----------------------------------------------------------------
 
-  function metric(name, label, value, title) {
-    return [el("dt", { text: label, title }), el("dd", { "data-metric": name, text: value })];
+  // What each number means: the tooltips here and the legend in the page (index.html) and
+  // under `faces status` (ops/statusview.py) say the same.
+  const MEANING = {
+    throughput: "entries this stage handled in the last 60 s",
+    lag: "entries waiting on the stage's input stream, not yet taken by a worker",
+    pending: "entries a worker has taken and not finished yet",
+    workers: "workers of this stage alive now (a heartbeat within the last 2 minutes)",
+    oldest: "how long the oldest pending entry has been waiting",
+    inflight: "photos submitted and not finished yet",
+    dead_letters: "entries no stage could process, kept with the reason (`faces dlq list`)",
+    results: "results announced by the sink and still listed (the newest 100,000)",
+    results_rate: "results announced in the last 60 s",
+    memory: "memory Redis uses",
+  };
+
+  function metric(name, label, value) {
+    return [el("dt", { text: label, title: MEANING[name] }), el("dd", { "data-metric": name, text: value, title: MEANING[name] })];
   }
 
   function renderStatus(status) {
+    if (status.read_only) return renderReadOnly(status);
     const streams = status.streams || [];
     const throughput = status.throughput_per_min || {};
-    // The status document counts dead letters in all; per stage only if it ever says so.
-    const deadByStage = status.dead_letters_by_stage || null;
-    // The stage order and each worker's liveness come from the server (one definition there).
+    // The stage order and the live workers (heartbeats) come from the server (one definition there).
     const cards = (status.stages || []).map((stage) => {
       let stream = null;
       let group = null;
@@ -528,34 +597,43 @@
         const found = (s.groups || []).find((g) => g.name === stage);
         if (found) { stream = s; group = found; break; }
       }
+      const live = (status.workers || []).filter((w) => w.stage === stage && w.live).length;
       const dl = el("dl", { class: "metrics" },
-        ...metric("throughput", "per min", count(throughput[stage]), "entries handled over the last 60 s"),
-        ...metric("lag", "lag", group ? count(group.lag) : "—", "entries not yet delivered to the stage"),
-        ...metric("pending", "pending", group ? count(group.pending) : "—", "delivered, not yet acknowledged"),
-        ...metric("consumers", "consumers", group ? count(group.consumers) : "—", "consumers in the stage's group"));
-      if (Array.isArray(status.workers)) {
-        const live = status.workers.filter((w) => w.stage === stage && w.live);
-        dl.append(...metric("live", "live workers", count(live.length), "workers whose heartbeat is recent (consuming)"));
-      }
-      if (deadByStage) dl.append(...metric("dead", "dead letters", count(deadByStage[stage] || 0), "entries this stage gave up on"));
+        ...metric("throughput", "per min", count(throughput[stage])),
+        ...metric("lag", "lag", group ? count(group.lag) : "—"),
+        ...metric("pending", "pending", group ? count(group.pending) : "—"),
+        ...metric("workers", "workers", count(group && isNum(group.workers) ? group.workers : live)));
       if (group && isNum(group.oldest_pending_age_s)) {
-        dl.append(...metric("oldest", "oldest pending", `${fixed(group.oldest_pending_age_s)} s`, "age of the oldest pending entry"));
+        dl.append(...metric("oldest", "oldest pending", `${fixed(group.oldest_pending_age_s)} s`));
       }
-      const idle = !group;
-      return el("li", { class: `stage${idle ? " stage-missing" : ""}`, "data-stage": stage },
+      return el("li", { class: `stage${group ? "" : " stage-missing"}`, "data-stage": stage },
         el("h3", {}, stage, el("span", { class: "stream-name", text: stream ? ` ← ${stream.name}` : " (no group yet)" })),
         dl);
     });
     $("stages").replaceChildren(...cards);
     const results = streams.find((s) => (s.name || "").endsWith(":results"));
     $("totals").replaceChildren(
-      ...metric("inflight", "in flight", count(status.inflight), "images submitted, not yet finished"),
-      ...metric("dead_letters", "dead letters", count(status.dead_letters), "entries on the dead-letter stream"),
-      ...metric("results", "results announced", results ? count(results.length) : "—", "length of the results stream"),
-      ...(isNum(status.redis_memory_bytes)
-        ? metric("memory", "Redis memory", `${fixed(status.redis_memory_bytes / 1048576)} MiB`, "used_memory")
-        : []));
+      ...metric("inflight", "in flight", count(status.inflight)),
+      ...metric("dead_letters", "dead letters", count(status.dead_letters)),
+      ...metric("results", "results", results ? count(results.length) : "—"),
+      ...metric("results_rate", "results per min", count(status.results_per_min)),
+      ...(isNum(status.redis_memory_bytes) ? metric("memory", "Redis memory", `${fixed(status.redis_memory_bytes / 1048576)} MiB`) : []));
     $("stages-updated").textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}, every ${STATUS_EVERY_MS / 1000} s.`;
+  }
+
+  // ---- read-only (`faces browse`) ---------------------------------------------------------
+
+  let readOnly = false;
+
+  /** `faces browse` serves finished results from a folder, without the pipeline: no uploads,
+   * no stages. */
+  function renderReadOnly(status) {
+    readOnly = true;
+    $("upload-card").hidden = true;
+    $("stages-legend").hidden = true;
+    $("stages").replaceChildren();
+    $("totals").replaceChildren(...metric("stored", "results", count(status.results)));
+    $("stages-updated").textContent = `No pipeline: this is \`faces browse\`, showing the results in ${status.storage} (read-only). \`faces up --serve\` analyses photos.`;
   }
 
   async function refreshStatus() {
@@ -603,6 +681,17 @@
     setUpUploads();
     $("gallery-refresh").addEventListener("click", () => loadGallery());
     $("gallery-more").addEventListener("click", () => loadGallery(true));
+    $("gallery-status").addEventListener("change", () => loadGallery());
+    let searching = null;
+    $("gallery-search").addEventListener("input", () => {
+      clearTimeout(searching);
+      searching = setTimeout(() => loadGallery(), SEARCH_DELAY_MS);
+    });
+    $("gallery-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(searching);
+      loadGallery();
+    });
     window.addEventListener("hashchange", route);
     refreshEverything();
     every(STATUS_EVERY_MS, refreshStatus);
