@@ -86,13 +86,18 @@ def result(
     """Print one image's stored result: its JSON document.
 
     From the running pipeline's Redis, else from --storage (so it works after `faces run`
-    stopped). Exit 1 when no result is found, 2 when IMAGE is a too short or ambiguous prefix.
+    stopped). A sha256 (prefix) of bytes submitted under several names gives the latest of
+    them (stderr names the others). Exit 1 when no result is found, 2 when IMAGE is a too short
+    prefix or one that matches images of different bytes.
     """
     from faces.ops.resultlookup import find_result
 
     logs.configure(level="WARNING")
     with _selecting():
-        typer.echo(find_result(settings, image))
+        text, note = find_result(settings, image)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(text)
 
 
 @app.command()

@@ -23,19 +23,20 @@ class ResultLookupError(RuntimeError):
     """
 
 
-def find_result(app: AppSettings, name: str) -> str:
-    """The stored JSON text of the one image `name` selects. producer.replay.ImageNotFound when
-    none has a result, BadSelection when `name` is too short or matches several images."""
+def find_result(app: AppSettings, name: str) -> tuple[str, str | None]:
+    """The stored JSON text of the one image `name` selects, and a note when `name` (a sha256
+    prefix) matched several images of the same bytes and the latest was taken.
+    producer.replay.ImageNotFound when none has a result, BadSelection when `name` is too short
+    or matches images of different bytes."""
     selector = ImageSelector.parse(name)
     suffix = selector.id_suffix
     if suffix is None:  # neither a file, an image id nor a sha256 prefix: nothing can match
-        selector.check_found([], "stored result")
+        selector.choose({}, "stored result")
     in_redis, where = _in_redis(app, suffix)
     candidates = {**_in_storage(app.storage, suffix), **in_redis}  # Redis's copy is the newest
-    found = {image_id: text for image_id, text in candidates.items()
-             if selector.matches(_document(image_id, text, app.storage))}
-    selector.check_found(found, where)
-    return next(iter(found.values()))
+    documents = {image_id: _document(image_id, text, app.storage) for image_id, text in candidates.items()}
+    chosen = selector.choose({image_id: doc for image_id, doc in documents.items() if selector.matches(doc)}, where)
+    return candidates[chosen.image_ids[0]], chosen.note
 
 
 def _in_redis(app: AppSettings, suffix: str) -> tuple[dict[str, str], str]:

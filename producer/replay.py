@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 import redis
 import structlog
@@ -128,17 +127,35 @@ class ImageSelector:
             return True
         return Path(self.text).resolve() == Path(image["path"]).resolve()
 
-    def check_found(self, image_ids: Iterable[str], where: str) -> None:
-        """ImageNotFound when the selector matched no image `where` it was looked for;
-        BadSelection when a prefix matched more than one."""
-        found = sorted(set(image_ids))
-        if not found:
+    def choose(self, records: dict[str, dict], where: str) -> "Choice":
+        """The images this selector names among `records` (image id -> its latest job or
+        result, each with `image.sha256` and `submitted_at`). ImageNotFound when there is none;
+        for a sha256 prefix matching several images: the latest when all hold the same bytes
+        (the same file submitted under several names, where no more digits could tell them
+        apart), BadSelection naming them when their bytes differ."""
+        if not records:
             raise ImageNotFound(f"image {self.text} not found: no {where} has that path, image id "
                                 f"or sha256 prefix")
-        if self.is_prefix and len(found) > 1:
+        if not self.is_prefix or len(records) == 1:
+            return Choice(sorted(records))
+        if len({record["image"]["sha256"] for record in records.values()}) > 1:
+            found = sorted(records)
             shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
             raise BadSelection(f"sha256 prefix {self.text} is ambiguous: it matches {len(found)} images "
                                f"({shown}); give more digits or the image id")
+        latest = max(records, key=lambda image_id: records[image_id]["submitted_at"])
+        others = ", ".join(sorted(set(records) - {latest}))
+        return Choice([latest], f"{self.text} names the same bytes submitted as {len(records)} images; "
+                                f"taking the latest, {latest} (give the image id for {others})")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What an ImageSelector chose: image ids, and a note for the user when it picked one of
+    several images of the same bytes."""
+
+    image_ids: list[str]
+    note: str | None = None
 
 
 def parse_selectors(texts: list[str]) -> list[ImageSelector]:
@@ -168,18 +185,21 @@ def plan(client: redis.Redis, *, since: str | None = None, until: str | None = N
     image (BadSelection): a replay that silently does nothing would look like a success."""
     names.route(from_stage)
     selectors = parse_selectors(images or [])
-    matched: dict[ImageSelector, set[str]] = {s: set() for s in selectors}
+    matched: dict[ImageSelector, dict[str, dict]] = {s: {} for s in selectors}  # image id -> latest job
     latest: dict[str, dict] = {}
     for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False),
                                                  to_stream_id(until, end=True)):
-        hits = [s for s in selectors if s.matches(job)]
-        for selector in hits:
-            matched[selector].add(job["image_id"])
-        if hits or not selectors:
+        for selector in selectors:
+            if selector.matches(job):
+                matched[selector][job["image_id"]] = job
+        if not selectors:
             latest[job["image_id"]] = job
     window = " in that window" if since or until else ""
-    for selector, image_ids in matched.items():
-        selector.check_found(image_ids, f"submission kept for replay{window}")
+    for selector, jobs in matched.items():
+        chosen = selector.choose(jobs, f"submission kept for replay{window}")
+        if chosen.note:
+            log.warning("replay.same_bytes", note=chosen.note)
+        latest.update({image_id: jobs[image_id] for image_id in chosen.image_ids})
     out = ReplayPlan()
     for image_id, submitted in latest.items():
         try:
