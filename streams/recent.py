@@ -66,7 +66,7 @@ def recent_results(client: redis.Redis, *, limit: int, before: str | None = None
     """Up to `limit` items older than the entry `before` (None: from the newest) and no older
     than `since_ms`, newest first, that `wanted` keeps; and the cursor of the next page (None:
     no more). Announcements, or dead letters when `wanted.status` is DEAD_LETTERED."""
-    _check_cursor(before)
+    check_cursor(before)
     letters = wanted.status == DEAD_LETTERED
     stream = names.DEAD_LETTERS if letters else names.RESULTS
     kept: list[tuple[str, dict]] = []
@@ -89,7 +89,8 @@ def recent_results(client: redis.Redis, *, limit: int, before: str | None = None
     return page, (page[-1].cursor if more else None)
 
 
-def _check_cursor(before: str | None) -> None:
+def check_cursor(before: str | None) -> None:
+    """BadCursor unless `before` is None or an entry id (`<ms>-<n>`, parts below MAX_MS)."""
     found = _ENTRY_ID.fullmatch(before) if before is not None else None
     if before is not None and (found is None or before == "0-0"
                                or any(int(part) >= MAX_MS for part in found.groups())):

@@ -630,6 +630,9 @@
   function renderReadOnly(status) {
     readOnly = true;
     $("upload-card").hidden = true;
+    $("stages-title").textContent = "Results folder";
+    const dead = $("gallery-status").querySelector('option[value="dead_lettered"]');
+    if (dead) dead.remove();  // no dead letters without Redis
     $("stages-legend").hidden = true;
     $("stages").replaceChildren();
     $("totals").replaceChildren(...metric("stored", "results", count(status.results)));
