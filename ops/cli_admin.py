@@ -21,6 +21,7 @@ from faces.ops.cli_app import app, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
                                with_settings)
 from faces.ops.settings import AppSettings
+from faces.ops.wording import count, iso_time
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
 from faces.streams.names import STAGE_ORDER
 
@@ -71,7 +72,8 @@ def visualize(
     if not folder.is_dir():
         fail(f"{folder} is not a folder: give the --storage folder of a `faces run` or `faces up`")
     done = visualize_folder(folder, settings.output)
-    typer.echo(f"{done.drawn} pictures in {settings.output}/; {len(done.unreadable)} results could not be drawn")
+    typer.echo(f"{count(done.drawn, 'picture')} in {settings.output}/; "
+               f"{count(len(done.unreadable), 'result')} could not be drawn")
     for line in done.unreadable:
         typer.echo(f"  {line}")
     raise typer.Exit(exits.SOME_ERRORS if done.unreadable else exits.OK)
@@ -141,7 +143,7 @@ def replay(
             summary, skipped = replay_job(
                 settings, since=since, until=until, images=list(image or []), from_stage=from_stage,
                 options=options, on_progress=lambda done, total: display.count(done, total, 0))
-    typer.echo(f"replayed {summary.submitted} images from {from_stage}: {summary.outcomes()}; "
+    typer.echo(f"replayed {count(summary.submitted, 'image')} from {from_stage}: {summary.outcomes()}; "
                f"{len(skipped)} not replayable")
     for name, reason in skipped + summary.errors:
         typer.echo(f"  {name}: {reason}")
@@ -160,8 +162,8 @@ def trim(
     logs.configure(level="WARNING")
     with _attached(settings) as (_url, client):
         removed = trim_all(client, retention_s)
-    for stream, count in removed.items():
-        typer.echo(f"{stream}: {count} entries removed")
+    for stream, removed_here in removed.items():
+        typer.echo(f"{stream}: {count(removed_here, 'entry', 'entries')} removed")
 
 
 @app.command("recreate-group")
@@ -199,7 +201,7 @@ def purge(
         usage("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
     logs.configure(level="WARNING")
     with _attached(settings) as (_url, client):
-        typer.echo(f"{purge_keys(client)} keys deleted")
+        typer.echo(f"{count(purge_keys(client), 'key')} deleted")
 
 
 def _check_named(ids: list[str], every: bool) -> None:
@@ -224,9 +226,11 @@ def _letters(client, ids: list[str], every: bool):
 
 
 def _shown(letter) -> dict:
-    """A dead letter as printed, without its payload. `deliveries` counts the times the stage was
-    handed the entry: the number its message speaks of (streams/deadletters.py)."""
-    return {k: v for k, v in letter.__dict__.items() if k != "payload"}
+    """A dead letter as printed, without its payload, its time (`at`) as ISO 8601 UTC like the
+    results' times. `deliveries` counts the times the stage was handed the entry: the number
+    its message speaks of (streams/deadletters.py)."""
+    shown = {k: v for k, v in letter.__dict__.items() if k != "payload"}
+    return {**shown, "at": iso_time(letter.at)}
 
 
 @dlq_app.command("list")
@@ -244,7 +248,7 @@ def dlq_list(settings: AppSettings,
         return
     for l in letters:
         typer.echo(f"{l.id}  {l.stage:9} x{l.deliveries}  {l.error_type}: {l.message}  [{l.image_id or '?'}]")
-    typer.echo(f"{len(letters)} dead letters", err=True)
+    typer.echo(count(len(letters), "dead letter"), err=True)
 
 
 @dlq_app.command("show")
@@ -259,10 +263,16 @@ def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead
         letter = _letters(client, [dead_id], False)[0]
     shown = _shown(letter)
     try:
-        shown["event"] = events.decode(letter.payload) if letter.payload else None
+        shown["event"] = _with_iso_times(events.decode(letter.payload)) if letter.payload else None
     except events.EventError as exc:
         shown["event"] = f"undecodable ({exc}); {len(letter.payload)} bytes"
     typer.echo(json.dumps(shown, indent=1, default=str))
+
+
+def _with_iso_times(event: dict) -> dict:
+    """The event with its submission time (epoch seconds in the event) as ISO 8601 UTC."""
+    at = event.get("submitted_at")
+    return {**event, "submitted_at": iso_time(at)} if isinstance(at, (int, float)) else event
 
 
 @dlq_app.command("retry")
@@ -299,4 +309,4 @@ def dlq_drop(ids: DeadIds = None, every: Every = False, *, settings: AppSettings
     logs.configure(level="WARNING")
     with _attached(settings) as (_url, client):
         dropped = deadletters.drop(client, [l.id for l in _letters(client, list(ids or []), every)])
-    typer.echo(f"{dropped} dead letters dropped")
+    typer.echo(f"{count(dropped, 'dead letter')} dropped")

@@ -59,8 +59,17 @@ def health(
 
 def _missing(where: str, stage: str, seen: list[dict], max_age_s: float) -> str:
     if not seen:
-        return (f"no worker of {stage}{where} has a heartbeat: start one (`faces worker STAGE`, "
-                "or `faces up`), or look at its log for why it stopped")
+        return (f"no worker of {stage}{where} has a heartbeat: start one ({_starting(stage)}), "
+                "or look at its log for why it stopped")
     youngest = min(w["age_s"] for w in seen)
     return (f"no worker of {stage}{where} is consuming: the last heartbeat is {youngest:.0f} s old "
             f"(over {max_age_s:.0f} s): it is stuck or gone; look at its log, then restart it")
+
+
+def _starting(stage: str) -> str:
+    """The commands that start a worker of `stage`: a watcher is no `faces worker`."""
+    if stage == WATCH_STAGE:
+        return "`faces watch DIR`, or `faces up --watch DIR`"
+    if stage in names.STAGE_ORDER:
+        return f"`faces worker {stage}`, or `faces up`"
+    return "`faces worker STAGE`, or `faces up`"

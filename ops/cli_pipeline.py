@@ -21,6 +21,7 @@ from faces.ops.cli_app import app, debug_enabled, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, Workers,
                                analysis_worker_args, with_settings)
 from faces.ops.settings import AppSettings
+from faces.ops.wording import count
 from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
 
@@ -84,10 +85,10 @@ def run(
                    f"command again to analyse only those", err=True)
         raise typer.Exit(exits.INTERRUPTED)
     if summary.submitted:
-        typer.echo(f"{summary.submitted} images: {summary.outcomes()}; {summary.faces} faces; "
-                   f"{summary.skipped} other files skipped; {summary.seconds:.1f} s")
+        typer.echo(f"{count(summary.submitted, 'image')}: {summary.outcomes()}; {count(summary.faces, 'face')}; "
+                   f"{count(summary.skipped, 'other file')} skipped; {summary.seconds:.1f} s")
     if summary.already:
-        typer.echo(f"{summary.already} images already had a current result in {settings.storage}/ "
+        typer.echo(f"{count(summary.already, 'image')} already had a current result in {settings.storage}/ "
                    "(--force analyses them again)")
     if summary.submitted:
         typer.echo(describe_agegender(summary.agegender_models))
@@ -123,7 +124,8 @@ def up(
     from faces.producer.watch import Watcher
     from faces.streams.connection import redact
 
-    logs.configure()
+    # On a terminal its own lines say what happens; the workers' logs are in their files.
+    logs.configure(terminal_level="WARNING")
     _check_precision()
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
@@ -253,7 +255,7 @@ def watch(
         except KeyboardInterrupt:
             pass
     if watcher is not None:
-        typer.echo(f"published {watcher.published}; {watcher.duplicates} duplicates skipped", err=True)
+        typer.echo(f"published {watcher.published}; {count(watcher.duplicates, 'duplicate')} skipped", err=True)
 
 
 @app.command()
@@ -279,7 +281,7 @@ def submit(
     logs.configure(level="WARNING")
     found = scan(_existing(paths))
     if not found.images:
-        fail(f"no images under {', '.join(map(str, paths))} ({found.skipped} other files)")
+        fail(f"no images under {', '.join(map(str, paths))} ({count(found.skipped, 'other file')})")
     with attached(settings) as (_url, client):
         cursors = results.cursors_now(client)
         waiting = {}
@@ -288,7 +290,7 @@ def submit(
             waiting[sent.job_id] = sent.path
             if not wait:
                 typer.echo(f"{sent.image_id}\t{sent.path}")
-        typer.echo(f"submitted {len(found.images)} images; {found.skipped} other files skipped", err=True)
+        typer.echo(f"submitted {count(len(found.images), 'image')}; {count(found.skipped, 'other file')} skipped", err=True)
         if not wait:
             return
         summary = JobSummary(submitted=len(waiting))

@@ -51,14 +51,17 @@ class _CurrentStderr:
 _STDERR = _CurrentStderr()
 
 
-def configure(json_lines: bool | None = None, level: str | None = None) -> None:
+def configure(json_lines: bool | None = None, level: str | None = None,
+              terminal_level: str | None = None) -> None:
     """Configure structlog and Python logging for this process.
 
-    `level` is the command's default; $FACES_LOG_LEVEL, when set, wins over it. `json_lines`
-    defaults to "stderr is not a terminal"."""
-    level_name = effective_level(level)
+    `level` is the command's default; `terminal_level`, when given, its default on a terminal,
+    where a command that prints its own messages for people (`faces up`) would have them lost
+    between log lines. $FACES_LOG_LEVEL, when set, wins over both. `json_lines` defaults to
+    "stderr is not a terminal"."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
+    level_name = effective_level(terminal_level if terminal_level and not json_lines else level)
     _quiet_native_libraries(debug=level_name == "DEBUG")
     timestamped = [structlog.processors.add_log_level,
                    structlog.processors.TimeStamper(fmt="iso", utc=True)]

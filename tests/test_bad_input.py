@@ -24,7 +24,7 @@ def test_bad_input_gives_error_results_and_good_photos_finish(tmp_path, redis_ur
     console = done.stdout + done.stderr
     assert done.returncode == 3, console
     assert "Traceback" not in console
-    assert "1 other files skipped" in console
+    assert "1 other file skipped" in console
     by_name = {Path(r["image"]["path"]).name: r for r in result_files(storage).values()}
     assert sorted(by_name) == sorted([*BAD, *GOOD, "group.jpg"])
     for name, reason in BAD.items():

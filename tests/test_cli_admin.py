@@ -180,7 +180,7 @@ def test_visualize_names_every_photo_it_could_not_read(tmp_path):
     drawn, missing = faces_each(["visualize", str(storage), "--output", str(tmp_path / "out")],
                                 ["visualize", str(tmp_path / "nope")])
     out = ok(drawn, exits.SOME_ERRORS)
-    assert "1 pictures in" in out and "1 results could not be drawn" in out
+    assert "1 picture in" in out and "1 result could not be drawn" in out
     assert f"  cannot read {tmp_path / 'gone.jpg'} (image {gone['image_id']}): No such file or directory" in out
     assert (tmp_path / "out" / f"{drawable['image_id']}.jpg").exists()
     assert error_line(missing, exits.FAILED) == (f"error: {tmp_path / 'nope'} is not a folder: "

@@ -45,7 +45,7 @@ def test_health_follows_a_worker_that_consumes_freezes_and_stops(tmp_path, redis
         everything = health(redis_url, *MAX_AGE)
         assert everything.returncode == exits.FAILED
         assert everything.stderr.strip() == ("error: no worker of detect has a heartbeat: start one "
-                                             "(`faces worker STAGE`, or `faces up`), or look at its log "
+                                             "(`faces worker detect`, or `faces up`), or look at its log "
                                              "for why it stopped")
         status = json.loads(faces_cli("status", "--json", "--redis-url", redis_url, timeout=60).stdout)
         assert [(w["stage"], w["consumer"]) for w in status["workers"]] == [("sink", "sink-a")]

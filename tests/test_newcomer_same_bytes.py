@@ -41,7 +41,7 @@ def test_a_full_sha256_of_bytes_under_two_names_answers_the_latest(tmp_path):
 
     replayed = faces_cli("replay", "--image", sha, "--timeout-s", "240", *options, env=env)
     assert replayed.returncode == exits.OK, replayed.stdout + replayed.stderr
-    assert "replayed 1 images from detect: 1 ok, 0 error, 0 dead-lettered; 0 not replayable" in replayed.stdout
+    assert "replayed 1 image from detect: 1 ok, 0 error, 0 dead-lettered; 0 not replayable" in replayed.stdout
     again = result_files(tmp_path / "storage")
     assert again[latest]["job_id"] != first[latest]["job_id"]
     assert again[other] == first[other]

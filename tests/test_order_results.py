@@ -76,7 +76,7 @@ def test_a_replay_outranks_a_submission_from_a_clock_running_ahead(tmp_path, red
         assert first["status"] == "ok"
         replayed = faces_cli("replay", "--image", str(photo), "--timeout-s", "240", *common(tmp_path, redis_url))
         assert replayed.returncode == exits.OK, replayed.stdout + replayed.stderr
-        assert "replayed 1 images from detect: 1 ok, 0 error, 0 dead-lettered" in replayed.stdout
+        assert "replayed 1 image from detect: 1 ok, 0 error, 0 dead-lettered" in replayed.stdout
     finally:
         pool.stop()
     [(first_job, first_status), (replay_job, replay_status)] = announcements(redis_client)
@@ -101,7 +101,7 @@ def test_a_job_finishing_after_a_newer_submission_is_announced_superseded(
     replayed = faces_cli("replay", "--image", str(photo), "--from-stage", "sink", "--timeout-s", "240",
                          *common(tmp_path, redis_url))
     assert replayed.returncode == exits.OK, replayed.stdout + replayed.stderr
-    assert "replayed 1 images from sink: 1 ok" in replayed.stdout
+    assert "replayed 1 image from sink: 1 ok" in replayed.stdout
     pool = pool_for(tmp_path, redis_url)  # finishes A if the replay's workers stopped before it did
     try:
         wait_until(lambda: len(announcements(redis_client)) == 3, timeout_s=120, what="job A's announcement")
