@@ -30,7 +30,8 @@ EXIT_MEANINGS = {
     exits.USAGE: "bad usage: an unknown command or option, a bad value (detector, stage, time, URL, number); "
                  "nothing was started",
     exits.SOME_ERRORS: "finished, but some images have error results or were dead-lettered (`run`, `submit "
-                       "--wait`, `replay`), or could not be read (`visualize`), or not retried (`dlq retry`)",
+                       "--wait`, `replay`), or could not be read (`visualize`; `export`: files in `--storage` that are "
+                       "not results), or not retried (`dlq retry`)",
     exits.GRACE_EXPIRED: "`faces worker`: SIGTERM's grace period ran out; the entries in hand stay pending "
                          "for another consumer",
     exits.GROUP_LOST: "`faces worker`: its consumer group was lost (see "
