@@ -19,7 +19,7 @@ from faces import settings as defaults
 from faces.ops import exits, logs
 from faces.ops.cli_app import app, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
-                               with_settings)
+                               check_folders, with_settings)
 from faces.ops.settings import AppSettings
 from faces.ops.wording import count, iso_time
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
@@ -134,6 +134,7 @@ def replay(
     from faces.producer.replay import check_selection
 
     logs.configure(level="WARNING")
+    check_folders(settings, visualize)  # its results and pictures are written again
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=settings.output if visualize else None,
                          worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender))
     with _selecting():

@@ -19,7 +19,7 @@ from faces import settings as defaults
 from faces.ops import exits, interrupts, logs  # interrupts: installed by cli_app.main
 from faces.ops.cli_app import app, debug_enabled, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, Workers,
-                               analysis_worker_args, with_settings)
+                               analysis_worker_args, check_folders, with_settings)
 from faces.ops.settings import AppSettings
 from faces.ops.wording import count
 from faces.ops.web.options import Host, Port
@@ -68,6 +68,7 @@ def run(
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _check_precision()
+    check_folders(settings, visualize)
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
     options = JobOptions(high_water=high_water, timeout_s=timeout_s, force=force,
@@ -117,7 +118,7 @@ def up(
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, --watch, --serve).
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
-    from faces.ops.cli_serve import start_server_process, stop_server_process
+    from faces.ops.cli_serve import check_server_process, start_server_process, stop_server_process
     from faces.ops.target import redis_target
     from faces.ops.worker_counts import describe, parse_counts
     from faces.ops.worker_pool import WorkerPool
@@ -127,8 +128,13 @@ def up(
     # On a terminal its own lines say what happens; the workers' logs are in their files.
     logs.configure(terminal_level="WARNING")
     _check_precision()
+    # Every option and setting is checked before Redis or a worker starts: a refusal is one
+    # line here, not a stack that stops (or dead-letters every image) once running.
+    check_folders(settings, visualize)
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
+    if serve:
+        check_server_process(settings, host, port, high_water)
     with contextlib.ExitStack() as resources:
         # One stack per state dir (stack=True): a second `up` or `run` there is refused.
         url, client, _server = resources.enter_context(redis_target(settings, stack=True))
@@ -204,6 +210,8 @@ def worker(
         usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_ORDER)}")
     logs.configure()
     _check_precision()
+    if stage == "sink":  # the one stage that writes files: refused now, not at every image
+        check_folders(settings, visualize)
     try:
         runtime = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                                   max_deliveries=max_deliveries, grace_s=grace_s, batch_limit_s=batch_limit_s,

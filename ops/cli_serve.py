@@ -21,9 +21,10 @@ from faces.ops.settings import AppSettings
 from faces.ops.web.options import (AllowedHosts, AllowInsecureBind, BodyIdleS, BodyTimeoutS, HeadTimeoutS,
                                    HighWater, Host, MaxConnections, Port, UploadsReading)
 
-ALLOW_INSECURE_ENV = "FACES_HTTP_ALLOW_INSECURE_BIND"  # --allow-insecure-bind's, also read by `up --serve`
+ALLOW_INSECURE_ENV = "FACES_HTTP_ALLOW_INSECURE_BIND"  # --allow-insecure-bind's, named in its refusal
 RESERVED_FILES = 64  # the process's own open files: Redis connections, kept uploads, Python's
 MAX_ACCEPT_BURST = 2048  # uvicorn's default backlog
+MIN_TOKEN_CHARS = 16  # a shorter FACES_API_TOKEN is refused at start
 
 
 @app.command()
@@ -57,9 +58,7 @@ def serve(
     from faces.ops.web.transport import guarded_protocol
 
     logs.configure()
-    token = os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None
-    if token is not None and len(token) < 16:
-        usage(f"{defaults.API_TOKEN_ENV} is {len(token)} characters: use at least 16 (e.g. `openssl rand -hex 16`)")
+    token = api_token()
     _check_bind(host, token, allow_insecure_bind)
     config = ServeConfig(redis_url=attach_url(settings), uploads=uploads, output=settings.output,
                          max_image_bytes=max_image_bytes, wait_max_s=wait_max_s, high_water=high_water,
@@ -77,21 +76,47 @@ def serve(
                 limit_concurrency=max_connections + 1, backlog=backlog)
 
 
+def api_token() -> str | None:
+    """$FACES_API_TOKEN, or None when unset; bad usage (exit 2) when it is too short to guard."""
+    token = os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        usage(f"{defaults.API_TOKEN_ENV} is {len(token)} characters: use at least {MIN_TOKEN_CHARS} "
+              "(e.g. `openssl rand -hex 16`)")
+    return token
+
+
+def _serve_args(settings: AppSettings, host: str, port: int, high_water: int) -> list[str]:
+    """The command line of the `faces serve` that `faces up --serve` starts."""
+    return ["--host", host, "--port", str(port), "--high-water", str(high_water), "--state-dir",
+            str(settings.state_dir), "--storage", str(settings.storage), "--output", str(settings.output)]
+
+
+def check_server_process(settings: AppSettings, host: str, port: int, high_water: int) -> None:
+    """Before `faces up --serve` starts anything: the `faces serve` it would start, its command
+    line and environment (FACES_HTTP_*, FACES_UPLOADS, FACES_API_TOKEN, ...) read as that process
+    will read them, and its start checks run, so that a refusal is one line on this terminal
+    (exit 2 for a bad value), not an API that stops after Redis and the workers started."""
+    command = typer.main.get_command(app).commands["serve"]
+    # A bad value is a usage error that the entry point prints as one line (exit 2), naming
+    # the option, its environment variable and `faces serve --help`.
+    params = command.make_context("faces serve", _serve_args(settings, host, port, high_water)).params
+    _check_bind(host, api_token(), params["allow_insecure_bind"])
+    _check_free(host, port)
+    _check_writable(params["uploads"])
+    _accept_burst(params["max_connections"])
+
+
 def start_server_process(url: str, settings: AppSettings, host: str, port: int,
                          high_water: int) -> subprocess.Popen:
     """`faces up --serve`: `faces serve` as a child process on the stack's Redis (the URL passed
-    in the environment, which `ps` does not show), its log in the state dir's logs."""
+    in the environment, which `ps` does not show), its log in the state dir's logs. Its options
+    were checked before the stack started (`check_server_process`)."""
     from faces.streams.embedded import die_with_parent
 
-    _check_bind(host, os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None,
-                os.environ.get(ALLOW_INSECURE_ENV, "").strip().lower() in ("1", "true", "yes", "on"))
-    _check_free(host, port)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     with open(settings.log_dir / "serve.log", "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "faces", "serve", "--host", host, "--port", str(port),
-             "--high-water", str(high_water), "--state-dir", str(settings.state_dir),
-             "--storage", str(settings.storage), "--output", str(settings.output)],
+            [sys.executable, "-m", "faces", "serve", *_serve_args(settings, host, port, high_water)],
             env={**os.environ, "FACES_REDIS_URL": url}, stdout=log_file, stderr=log_file,
             preexec_fn=die_with_parent)
 

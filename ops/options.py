@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -155,3 +156,26 @@ def analysis_worker_args(settings: AppSettings, batch: int, visualize: bool,
     if detector:
         args["detect"] = ["--detector", detector]
     return args
+
+
+def check_folders(settings: AppSettings, pictures: bool) -> None:
+    """--storage, and --output when pictures are drawn, must be folders this user may write
+    (or create): refused here (exit 2), before anything starts, instead of a sink that
+    dead-letters every image it cannot write."""
+    from faces.ops.cli_app import usage
+
+    for flag, env, folder in (("--storage", "FACES_STORAGE", settings.storage),
+                              *((("--output", "FACES_OUTPUT", settings.output),) if pictures else ())):
+        problem = folder_problem(folder)
+        if problem:
+            usage(f"{flag} {folder} {problem}: give a folder you can write ({flag} or {env})")
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written in `folder` (created on first write when missing), or None."""
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        return "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == folder else f"cannot be created in {existing} (not writable)"
+    return None
