@@ -74,6 +74,13 @@ e2e: install-dev
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
 	$(BIN)/python -m pytest -q -m slow -s tests/test_web_page.py
 
+# The OpenAPI document against a fuzzer nobody here wrote (schemathesis: all checks, a stateful
+# phase, seed 28, 25 cases per operation), without and with a token, and a broken result that
+# must fail it (tests/test_openapi_fuzz.py): about a minute. Also part of `make test`.
+.PHONY: fuzz
+fuzz: install-dev
+	$(BIN)/python -m pytest -q -s tests/test_openapi_fuzz.py
+
 # The HTTP API under load (tests/test_http_load.py): 500 uploads from 32 clients with ?wait, then
 # 20 MB uploads; figures in bench-results/http-load.json. A few minutes.
 load: install-dev

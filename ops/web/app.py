@@ -1,31 +1,24 @@
 """The FastAPI application of `faces serve`: `create_app(config)` wires the routes (images.py,
 views.py, probes.py), the JSON errors (errors.py), the result follower, the metrics, the web
-page (static/) and the OpenAPI document with the result schema of schemas/."""
+page (static/) and the OpenAPI document (document.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 
 from faces.ops.metrics import ApiMetrics
-from faces.ops.web import errors, export, images, probes, views
+from faces.ops.web import document, errors, export, images, page, probes, views
 from faces.ops.web.admission import ReadingSlots
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
 from faces.ops.web.retention import UploadSweeper
 from faces.ops.web.guard import GuardHostAndOrigin
 from faces.ops.web.state import Api
-from faces.schemas.result import load_schema
 from faces.streams.connection import connect, redact
 from faces.streams.status import pipeline_status
 
-STATIC = Path(__file__).with_name("static")
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 FOLLOWER_START_S = 2.0  # at start, how long to let the follower find where results stand
 
@@ -48,19 +41,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         follower.stop()
         client.close()
 
-    app = FastAPI(title="faces", version="1", lifespan=lifespan,
+    app = FastAPI(title="faces", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face analysis over HTTP: submit images, read their results (docs/http.md).")
     app.state.api = Api(config, client, follower, metrics, ReadingSlots(config.uploads_reading))
     errors.install(app, redact(config.redis_url))
     for router in (images.router, views.router, probes.router, export.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.openapi = lambda: _openapi(app)
+    page.mount(app)  # the web page and /docs, from installed files only
+    app.openapi = lambda: document.build(app, config)
     app.add_middleware(GuardHostAndOrigin, answers_to=config.answers_to())
     app.add_middleware(CountRequests, metrics=metrics)  # outermost: counts the guard's refusals too
     return app
@@ -91,18 +79,3 @@ class CountRequests:
             # The method as sent would let any client add series without end (h11 takes any name).
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
             self.metrics.requests.labels(method, route, str(status)).inc()
-
-
-def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document, plus the result schema (schemas/result.schema.json) as `Result`, its
-    $defs as `Result_<name>`."""
-    if app.openapi_schema is None:
-        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        schema = load_schema()
-        schema.pop("$schema", None)
-        schema.pop("$id", None)
-        found = {"Result": schema, **{f"Result_{k}": v for k, v in schema.pop("$defs", {}).items()}}
-        text = json.dumps(found).replace('"#/$defs/', '"#/components/schemas/Result_')
-        document.setdefault("components", {}).setdefault("schemas", {}).update(json.loads(text))
-        app.openapi_schema = document
-    return app.openapi_schema

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import AsyncIterator
 
 from fastapi import Request
@@ -21,15 +20,22 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from faces import settings as defaults
 from faces.ops.web.errors import ApiError
+from faces.ops.web.params import check_date_time
 from faces.ops.web.sniff import image_extension
 from faces.producer.files import image_stem
 from faces.producer.submit import UNNAMED
+from faces.schemas.events import check_metadata
 
 # Room for what wraps the image: a multipart form's boundaries, headers and metadata field; the
 # other fields of a JSON body.
 ENVELOPE_BYTES = 64 << 10
 # The metadata fields an upload may give as query parameters (docs/http.md).
 QUERY_METADATA = ("client_ref", "source", "captured_at")
+# The fields of each form of upload (images.py states them); any other is refused, so that a
+# misspelt one (`metdata`) is not dropped in silence.
+MULTIPART_FIELDS = ("file", "metadata")
+JSON_FIELDS = ("image_base64", "filename", "metadata")
+RAW_TYPES = ("image/*", "application/octet-stream")  # the Content-Types of a raw image body
 TAKEN = ("multipart/form-data (field `file`), an image body (Content-Type image/jpeg, image/png, ...) "
          "or application/json with image_base64")
 
@@ -67,8 +73,9 @@ async def read_upload(request: Request, max_image_bytes: int, timeouts: Timeouts
     if extension is None:
         raise ApiError(415, f"the bytes of {name!r} are not an image the pipeline reads (JPEG, PNG, GIF, "
                             "BMP, WebP, TIFF, JPEG 2000, AVIF, PNM, ...): send the image file itself")
+    check_date_time("captured_at", check_metadata(metadata).get("captured_at"))  # the body's own, as sent
     metadata = {**metadata, **{k: request.query_params[k] for k in QUERY_METADATA if k in request.query_params}}
-    _check_captured_at(metadata.get("captured_at"))
+    check_date_time("captured_at", metadata.get("captured_at"))
     return Upload(data, f"{image_stem(name)}.{extension}", metadata)
 
 
@@ -140,6 +147,7 @@ async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_byt
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(400, "the multipart form has no file field `file`: send the image as `-F file=@photo.jpg`")
+        _refuse_other_fields(form.keys(), MULTIPART_FIELDS, "the multipart form")
         data = await upload.read()
         if len(data) > max_image_bytes:
             raise _too_large(max_image_bytes, len(data))
@@ -155,6 +163,9 @@ async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: in
                        "the JSON body")
     if not isinstance(body, dict) or not isinstance(body.get("image_base64"), str):
         raise ApiError(400, 'the JSON body has no string "image_base64": send {"image_base64": "<base64 of the image>"}')
+    _refuse_other_fields(body.keys(), JSON_FIELDS, "the JSON body")
+    if not isinstance(body.get("filename", ""), str):
+        raise ApiError(400, f"filename is a {type(body['filename']).__name__}, expected a string: send the file's name")
     try:
         data = base64.b64decode(body["image_base64"], validate=True)
     except (binascii.Error, ValueError):
@@ -179,11 +190,8 @@ def _metadata_object(value) -> dict:
     return value
 
 
-def _check_captured_at(captured) -> None:
-    if not isinstance(captured, str):
-        return  # absent; a non-string is refused with the rest of the metadata
-    try:
-        datetime.fromisoformat(captured.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"captured_at {captured!r} is not an ISO 8601 time: "
-                            "send e.g. 2026-11-27T10:00:00Z") from None
+def _refuse_other_fields(given, known: tuple[str, ...], where: str) -> None:
+    other = sorted(set(given) - set(known))
+    if other:
+        raise ApiError(400, f"{where} has a field the API does not take ({', '.join(map(repr, other))}): send only "
+                            f"{', '.join(known)}")

@@ -5,42 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from faces.ops.web import views
+from faces.ops.web import params, views
 from faces.ops.web.admission import admit_upload
-from faces.ops.web.body import refuse_declared_size
+from faces.ops.web.body import JSON_FIELDS, MULTIPART_FIELDS, RAW_TYPES, refuse_declared_size
 from faces.ops.web.errors import ApiError
+from faces.ops.web.examples import JSON_UPLOAD
 from faces.ops.web.state import api, require_token
+from faces.schemas import formats
 
 router = APIRouter(dependencies=[Depends(require_token)])
 DEAD = "dead"  # the follower's status of a job the sink dead-lettered (streams/results.py)
 
+# The upload in its three forms, as body.py reads them. An image is a string of format binary
+# (base64 in JSON); that its bytes must be an image of a format the pipeline reads is beyond
+# a schema: the requestBody's description and 415 say it.
+_IMAGE = {"type": "string", "format": "binary"}
+_METADATA = formats.metadata_schema()
+_FIELDS = {"file": {**_IMAGE, "description": "the image file"}, "metadata": _METADATA}
+_JSON_FIELDS = {"image_base64": {"type": "string", "format": "byte", "minLength": 1,
+                                 "description": "the image's bytes in standard base64"},
+                "filename": {"type": "string", "description": "names the image"}, "metadata": _METADATA}
 REQUEST_BODY = {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary"},
-        "metadata": {"type": "string", "description": "a JSON object of strings"}}}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "application/json": {"schema": {"type": "object", "required": ["image_base64"], "properties": {
-        "image_base64": {"type": "string"}, "filename": {"type": "string"},
-        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}},
+    "multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                   "properties": {name: _FIELDS[name] for name in MULTIPART_FIELDS}},
+        "encoding": {"metadata": {"contentType": "application/json"}}},
+    **{kind: {"schema": _IMAGE} for kind in RAW_TYPES},
+    "application/json": {"schema": {"type": "object", "required": ["image_base64"], "additionalProperties": False,
+                                    "properties": {name: _JSON_FIELDS[name] for name in JSON_FIELDS}},
+                         "example": JSON_UPLOAD},
 }}
+ACCEPTED = {"model": views.Accepted, "description": "the job is in the pipeline",
+            "headers": {"Location": {"required": True, "schema": {"type": "string"},
+                                     "description": "the job's own result (status_url)"}}}
 
 
 @router.post("/v1/images", status_code=202, openapi_extra={"requestBody": REQUEST_BODY},
-             responses={200: views.RESULT_RESPONSE, 202: {"model": views.Accepted}, **views.ERRORS})
+             responses={200: views.RESULT_RESPONSE, 202: ACCEPTED, **views.ERRORS})
 async def submit_image(
     request: Request,
-    wait: Optional[float] = Query(None, ge=0, description="Seconds to wait for the result (at most the server's --wait-max-s)."),
-    filename: Optional[str] = Query(None, description="A raw body's file name (names the image)."),
-    client_ref: Optional[str] = Query(None, description="Your reference, returned in the result's metadata."),
-    source: Optional[str] = Query(None, description="Source or camera id, returned in the result's metadata."),
-    captured_at: Optional[str] = Query(None, description="Capture time (ISO 8601), returned in the result's metadata."),
+    wait: params.Wait = None,
+    filename: params.FileName = None,
+    client_ref: params.MetadataValue = None,
+    source: params.MetadataValue = None,
+    captured_at: params.CapturedAt = None,
 ) -> Response:
     """Submit one image: a multipart form (field `file`), a raw image body, or JSON with
     `image_base64`. 202 once the job is in Redis; with `?wait=S`, 200 and the result if it

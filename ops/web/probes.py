@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from faces.ops.metrics import CONTENT_TYPE
+from faces.ops.web.document import error
+from faces.ops.web.models import ErrorBody, Health, NotReady, Ready, Status
 from faces.ops.web.state import api, require_token
 from faces.streams import names
 from faces.streams.heartbeat import live_workers
@@ -15,13 +17,14 @@ from faces.streams.status import pipeline_status
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict:
     """200 while the process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Ready, responses={
+    503: {"model": NotReady | ErrorBody, "description": "a stage without a live worker, or Redis unreachable"}})
 def readyz(request: Request) -> JSONResponse:
     """200 when Redis answers and every stage has a worker with a fresh heartbeat; else 503."""
     live = live_workers(api(request).client)  # Redis unreachable: 503 (errors.py)
@@ -34,7 +37,8 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "stages": stages})
 
 
-@router.get("/v1/status", dependencies=[Depends(require_token)])
+@router.get("/v1/status", dependencies=[Depends(require_token)], response_model=Status,
+            responses={503: error("Redis unreachable", **{"Retry-After": "seconds to wait before asking again"})})
 def status(request: Request) -> JSONResponse:
     """The same document as `faces status --json`."""
     return JSONResponse(pipeline_status(api(request).client))

@@ -5,7 +5,6 @@ metrics), held on the app, and the two dependencies the routes declare: `api` an
 from __future__ import annotations
 
 import hmac
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,12 +15,10 @@ from faces.ops.metrics import ApiMetrics
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.errors import ApiError
 from faces.ops.web.follower import ResultFollower
+from faces.ops.web.params import is_image_id
 
 if TYPE_CHECKING:
     from faces.ops.web.admission import ReadingSlots
-
-# An image id as the pipeline makes them (schemas/result.schema.json): a stem, '-', 8 hex.
-IMAGE_ID = re.compile(r"[\w.\-]{1,120}-[0-9a-f]{8}")
 
 
 @dataclass
@@ -50,7 +47,7 @@ def require_token(request: Request) -> None:
 
 def checked_image_id(image_id: str) -> str:
     """404 for what cannot be an image id (it would never name a result)."""
-    if not IMAGE_ID.fullmatch(image_id):
+    if not is_image_id(image_id):
         raise ApiError(404, f"{image_id!r} is not an image id (NAME-<8 hex digits>, as POST /v1/images "
                             "answered): check the id")
     return image_id

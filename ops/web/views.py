@@ -9,64 +9,41 @@ many): /v1/jobs/<job id> answers that job's own result and metadata, whatever th
 from __future__ import annotations
 
 import json
-import re
 import time
-from datetime import datetime, timezone
-from typing import Optional
+from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 
-from faces import settings as defaults
+from faces.ops.web import params
+from faces.ops.web.document import error
 from faces.ops.web.errors import ApiError
-from faces.ops.web.picture import NoPicture, annotated_jpeg
+from faces.ops.web.models import RESULT_REF, Accepted, ErrorBody, Page, Pending  # noqa: F401 (ErrorBody: export.py)
+from faces.ops.web.listing import ListQuery, iso_ms, list_query, page_json
+from faces.ops.web.picture import NoPicture, annotated_jpeg, plain_jpeg
 from faces.ops.web.state import Api, api, checked_image_id, require_token
 from faces.streams import recent, results, uploads
 
 router = APIRouter(dependencies=[Depends(require_token)])
-JOB_ID = re.compile(r"[0-9a-f]{32}")  # a job id as the API makes them (uuid4 hex)
-
-
-class Accepted(BaseModel):
-    """A job in the pipeline: where to find its own result (status_url), and its image's latest
-    (result_url)."""
-
-    image_id: str
-    job_id: str
-    status: str  # "pending"
-    status_url: str
-    picture_url: str
-    result_url: Optional[str] = None
-    submitted_at: Optional[str] = None
-    metadata: dict[str, str] = {}
-
-
-class ErrorBody(BaseModel):
-    error: str
-
-
-class PageItem(BaseModel):
-    cursor: str
-    image_id: str
-    job_id: str
-    status: str
-    finished_at: str
-    result: Optional[dict] = None
-
-
-class Page(BaseModel):
-    items: list[PageItem]
-    next_cursor: Optional[str]
-
 
 RESULT_RESPONSE = {"description": "The result document, faces.result/1",
-                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Result"}}}}
-ERRORS = {status: {"model": ErrorBody, "description": meaning} for status, meaning in (
-    (400, "malformed request"), (401, "missing or wrong bearer token"), (404, "unknown image"),
-    (413, "over the size limit"), (415, "not an image"), (429, "pipeline above its high-water mark"),
-    (503, "Redis unreachable"))}
+                   "content": {"application/json": {"schema": RESULT_REF}}}
+RETRY_AFTER = {"Retry-After": "seconds to wait before asking again"}
+# Every error status a route may answer (document.py adds those every route shares).
+ERRORS = {status: error(meaning, **headers) for status, meaning, headers in (
+    (400, "malformed request", {}), (401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}),
+    (404, "unknown image or job, or one that ended without a result", {}),
+    (408, "the upload body did not arrive in time (--body-timeout-s, --body-idle-s)", {}),
+    (409, "an error result: nothing to draw", {}),
+    (413, "over this server's --max-image-bytes", {}),
+    (415, "not an image the pipeline reads, or a Content-Type the API does not take", {}),
+    (429, "the pipeline is at its high-water mark (--high-water)", RETRY_AFTER),
+    (503, "Redis unreachable, or --uploads-reading uploads being read already", RETRY_AFTER))}
+PENDING = {"model": Pending, "description": "still in the pipeline",
+           "headers": {"Retry-After": {"required": True, "schema": {"type": "string"},
+                                       "description": RETRY_AFTER["Retry-After"]}}}
+READ_RESPONSES = {200: RESULT_RESPONSE, 202: PENDING, 404: ERRORS[404], 503: ERRORS[503]}
 
 
 def status_url(image_id: str) -> str:
@@ -87,10 +64,6 @@ def accepted(image_id: str, job_id: str, metadata: dict[str, str]) -> Accepted:
                     submitted_at=iso_ms(time.time() * 1000), metadata=metadata)
 
 
-def iso_ms(epoch_ms: float) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def note_published(state: Api, job_id: str, image_id: str) -> None:
     """Remember `job_id` as a job of `image_id` (for GET /v1/jobs/<job id>), as long as results."""
     uploads.note_job(state.client, job_id, image_id, state.config.result_ttl_s)
@@ -104,7 +77,7 @@ def own_result(state: Api, job_id: str) -> str | None:
 def job_result_or_pending(state: Api, job_id: str) -> str | Response:
     """The job's own result (JSON text), or a 202 response while it is in flight; ApiError 404
     when it is unknown or ended without a result."""
-    if not JOB_ID.fullmatch(job_id):
+    if not params.is_job_id(job_id):
         raise ApiError(404, f"{job_id!r} is not a job id (32 hex digits, as POST /v1/images answered): check the id")
     job = uploads.job_state(state.client, job_id)
     if job.result is not None:
@@ -118,10 +91,8 @@ def job_result_or_pending(state: Api, job_id: str) -> str | Response:
 
 
 def _pending(image_id: str, job_id: str, url: str) -> JSONResponse:
-    pending = Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=url,
-                       picture_url=url + "/picture")
-    return JSONResponse(pending.model_dump(exclude={"submitted_at", "metadata", "result_url"}), status_code=202,
-                        headers={"Retry-After": "1"})
+    pending = Pending(image_id=image_id, job_id=job_id, status="pending", status_url=url, picture_url=url + "/picture")
+    return JSONResponse(pending.model_dump(), status_code=202, headers={"Retry-After": "1"})
 
 
 def dead_lettered(image_id: str, job_id: str) -> ApiError:
@@ -145,15 +116,15 @@ def stored_or_pending(state: Api, image_id: str) -> str | Response:
                         "expired (--result-ttl-s); submit it again")
 
 
-@router.get("/v1/jobs/{job_id}", responses={200: RESULT_RESPONSE, 202: {"model": Accepted}, 404: ERRORS[404]})
-def get_job(job_id: str, request: Request) -> Response:
+@router.get("/v1/jobs/{job_id}", responses=READ_RESPONSES)
+def get_job(job_id: params.JobIdPath, request: Request) -> Response:
     """One job's own result (200), whatever other jobs of the same image did; 202 while it is in
     the pipeline."""
     return _as_response(job_result_or_pending(api(request), job_id))
 
 
-@router.get("/v1/results/{image_id}", responses={200: RESULT_RESPONSE, 202: {"model": Accepted}, 404: ERRORS[404]})
-def get_result(image_id: str, request: Request) -> Response:
+@router.get("/v1/results/{image_id}", responses=READ_RESPONSES)
+def get_result(image_id: params.ImageIdPath, request: Request) -> Response:
     """One image's latest result (200), whichever job it came from (its `job_id` says); 202
     while the image's latest upload is still in the pipeline."""
     return _as_response(stored_or_pending(api(request), image_id))
@@ -163,13 +134,12 @@ def _as_response(found: str | Response) -> Response:
     return found if isinstance(found, Response) else Response(found, media_type="application/json")
 
 
-PICTURE_RESPONSES = {200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
-                     202: {"model": Accepted}, 404: ERRORS[404],
-                     409: {"model": ErrorBody, "description": "an error result: nothing to draw"}}
+PICTURE_RESPONSES = {**READ_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
+                     409: ERRORS[409]}
 
 
 @router.get("/v1/jobs/{job_id}/picture", response_class=Response, responses=PICTURE_RESPONSES)
-def get_job_picture(job_id: str, request: Request) -> Response:
+def get_job_picture(job_id: params.JobIdPath, request: Request) -> Response:
     """The job's own result drawn on its photo."""
     state = api(request)
     found = job_result_or_pending(state, job_id)
@@ -182,7 +152,7 @@ def get_job_picture(job_id: str, request: Request) -> Response:
 
 
 @router.get("/v1/results/{image_id}/picture", response_class=Response, responses=PICTURE_RESPONSES)
-def get_picture(image_id: str, request: Request) -> Response:
+def get_picture(image_id: params.ImageIdPath, request: Request) -> Response:
     """The annotated JPEG: the sink's, or drawn now from the result and the image's bytes."""
     state = api(request)
     found = stored_or_pending(state, image_id)
@@ -191,52 +161,56 @@ def get_picture(image_id: str, request: Request) -> Response:
     return _picture(state, json.loads(found), True)
 
 
-def _picture(state: Api, result: dict, sinks_own: bool) -> Response:
-    """`result` drawn (`sinks_own`: the sink's picture is of this very result, when it drew one)."""
-    if result.get("status") != "ok":
-        raise ApiError(409, f"image {result['image_id']} has an error result "
-                            f"({(result.get('error') or {}).get('message')}): there is no picture; GET its result "
-                            "for the reason")
+@router.get("/v1/results/{image_id}/photo", response_class=Response, responses={
+    **PICTURE_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the photo, nothing drawn on it"}})
+def get_photo(image_id: params.ImageIdPath, request: Request) -> Response:
+    """The photo as analysed (upright, as JPEG) with nothing drawn on it: the result's box
+    coordinates are in its pixels (the web page draws its own boxes over it)."""
+    found = stored_or_pending(api(request), image_id)
+    if isinstance(found, Response):
+        return found
+    return photo_response(json.loads(found))
+
+
+def photo_response(result: dict) -> Response:
+    """The plain photo of `result`; 409 for an error result, 404 when it cannot be read."""
+    check_drawable(result)
     try:
-        return Response(annotated_jpeg(result, state.config.output if sinks_own else None), media_type="image/jpeg")
+        return Response(plain_jpeg(result), media_type="image/jpeg")
     except NoPicture as exc:
         raise ApiError(404, str(exc)) from None
 
 
-@router.get("/v1/results", response_model=Page, responses={400: ERRORS[400]})
-def list_results(
-    request: Request,
-    limit: int = Query(defaults.HTTP_PAGE_LIMIT, ge=1, le=defaults.HTTP_PAGE_MAX, description="Results per page."),
-    since: Optional[str] = Query(None, description="Only results finished since: ISO 8601 time or epoch seconds."),
-    cursor: Optional[str] = Query(None, description="The next_cursor of the previous page."),
-) -> JSONResponse:
-    """The latest results, newest first, a page at a time."""
+def check_drawable(result: dict) -> None:
+    if result.get("status") != "ok":
+        raise ApiError(409, f"image {result['image_id']} has an error result "
+                            f"({(result.get('error') or {}).get('message')}): there is no picture; GET its result "
+                            "for the reason")
+
+
+def _picture(state: Api, result: dict, sinks_own: bool) -> Response:
+    """`result` drawn (`sinks_own`: the sink's picture is of this very result, when it drew one)."""
+    return picture_response(result, state.config.output if sinks_own else None)
+
+
+def picture_response(result: dict, output: Path | None) -> Response:
+    """`result` drawn: the sink's picture in `output` when there is one (None: drawn anew); 409
+    for an error result, 404 when the photo cannot be read."""
+    check_drawable(result)
     try:
-        rows, next_cursor = recent.recent_results(api(request).client, limit=limit, before=cursor,
-                                                  since_ms=_since_ms(since) if since else None)
+        return Response(annotated_jpeg(result, output), media_type="image/jpeg")
+    except NoPicture as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+@router.get("/v1/results", response_model=Page, responses={400: ERRORS[400], 503: ERRORS[503]})
+def list_results(request: Request, query: ListQuery = Depends(list_query)) -> JSONResponse:
+    """The latest results, newest first, a page at a time; or only those of one status, or of
+    images whose id holds some text. A page may hold fewer than `limit` items only when it is
+    the last (`next_cursor` null)."""
+    try:
+        rows, next_cursor = recent.recent_results(api(request).client, limit=query.limit, before=query.cursor,
+                                                  since_ms=query.since_ms, wanted=query.wanted)
     except recent.BadCursor as exc:
         raise ApiError(400, str(exc)) from None
-    items = [{"cursor": r.cursor, "image_id": r.image_id, "job_id": r.job_id, "status": r.status,
-              "finished_at": iso_ms(r.finished_ms), "result": json.loads(r.result) if r.result else None}
-             for r in rows]
-    return JSONResponse({"items": items, "next_cursor": next_cursor})
-
-
-def _since_ms(since: str) -> int:
-    """Epoch milliseconds of `since` (ISO 8601 or epoch seconds); 400 for anything else,
-    including times before 1970 or past what a stream id can hold."""
-    bad = ApiError(400, f"since={since!r} is neither an ISO 8601 time nor epoch seconds after 1970: "
-                        "send e.g. 2026-11-27T10:00:00Z or 1764237600")
-    try:
-        seconds = float(since)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            raise bad from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        seconds = moment.timestamp()
-    if not 0 <= seconds < recent.MAX_MS / 1000:  # also NaN and infinity
-        raise bad
-    return int(seconds * 1000)
+    return page_json(rows, next_cursor)
