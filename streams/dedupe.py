@@ -17,7 +17,7 @@ import redis
 
 from faces import settings as defaults
 from faces.schemas import events
-from faces.streams import names, scripts
+from faces.streams import clock, names, scripts
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
 
@@ -65,6 +65,9 @@ def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool =
     if window_s < 1:
         raise ValueError(f"the dedupe window must be at least 1 s, got {window_s}")
     mode = "bypass" if not dedupe else "force" if force else "check"
+    # Submitted now on Redis's clock, as publishing.publish_image does for every other producer:
+    # a watcher whose host clock runs ahead must not outrank later replays (issue 22 item 11).
+    job["submitted_at"] = clock.server_now(client)
     # The blob key is derived from the job id, never read from the event: an event cannot
     # make this script write a key of its choosing.
     reply = scripts.call(

@@ -7,10 +7,9 @@ it, and new entries always get larger ids, so a race with producers cannot cut a
 
 from __future__ import annotations
 
-import time
-
 import redis
 
+from faces.streams import clock
 from faces.streams.groups import id_key, text
 
 
@@ -50,6 +49,7 @@ def trim_safely(client: redis.Redis, stream: str, keep_since_s: float | None = N
     if threshold is None:
         return 0
     if keep_since_s is not None:
-        cutoff_ms = max(0, int((time.time() - keep_since_s) * 1000))
+        # Stream ids are stamped on Redis's clock: the cutoff is taken on it too.
+        cutoff_ms = max(0, int((clock.server_now(client) - keep_since_s) * 1000))
         threshold = min(threshold, f"{cutoff_ms}-0", key=id_key)
     return int(client.xtrim(stream, minid=threshold, approximate=False))

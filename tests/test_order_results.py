@@ -113,3 +113,30 @@ def test_a_job_finishing_after_a_newer_submission_is_announced_superseded(
     assert stored_job(redis_client, tmp_path / "storage", image_id) == (replay_job, replay_job)
     assert redis_client.scard(names.INFLIGHT) == 0
     assert os.listdir(tmp_path / "storage") == [f"{image_id}.json"]
+
+
+def test_the_watcher_stamps_its_jobs_on_redis_clock_not_its_own(tmp_path, redis_url, redis_client):
+    """`faces watch` on a host whose clock runs SKEW_S ahead publishes its job with Redis's time
+    (the review found the watcher still stamped its own clock, so a watched photo outranked
+    every later replay); read back from the images stream, within a few seconds of TIME."""
+    from faces.schemas import events
+    from faces.streams.reading import PAYLOAD_FIELD
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(DATA / "astronaut.jpg", inbox / "astronaut.jpg")
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", SKEWED_FACES, "watch", str(inbox), "--redis-url", redis_url,
+         "--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_until(lambda: redis_client.xlen(names.IMAGES) == 1 or watcher.poll() is not None,
+                   timeout_s=60, what="the watched photo published")
+    finally:
+        watcher.terminate()
+        _, err = watcher.communicate(timeout=30)
+    assert TRACEBACK not in err.decode(), err.decode()
+    [(_, fields)] = redis_client.xrange(names.IMAGES)
+    job = events.decode(fields[PAYLOAD_FIELD])
+    seconds, micros = redis_client.time()
+    assert abs(job["submitted_at"] - (seconds + micros / 1e6)) < SKEW_S / 4
