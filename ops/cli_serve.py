@@ -64,7 +64,8 @@ def serve(
                          max_image_bytes=max_image_bytes, wait_max_s=wait_max_s, high_water=high_water,
                          result_ttl_s=result_ttl_s, token=token, host=host,
                          allowed_hosts=tuple(h for h in allowed_hosts.split(",") if h.strip()),
-                         uploads_reading=uploads_reading, body_timeout_s=body_timeout_s, body_idle_s=body_idle_s)
+                         uploads_reading=uploads_reading, body_timeout_s=body_timeout_s, body_idle_s=body_idle_s,
+                         max_waiting=max(1, max_connections // 2))
     _check_free(host, port)
     _check_writable(uploads)
     backlog = _accept_burst(max_connections)

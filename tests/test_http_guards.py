@@ -15,6 +15,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -249,5 +250,37 @@ def test_an_upload_body_that_stalls_gets_408_and_its_connection_closed(tmp_path,
             assert headers.get("connection") == "close"
             wait_until(lambda: closed_by_server(sock), timeout_s=10, what="the connection closed")
         assert client.xlen(names.IMAGES) == 0
+    finally:
+        api.stop()
+
+
+def test_clients_waiting_for_results_never_take_the_connections_healthz_needs(tmp_path, redis_idle):
+    """--max-connections 6 and 6 uploads with ?wait=30 against a pipeline with no workers (their
+    results never come): at most 3 (half the limit) hold their connection waiting, the other 3
+    are answered 202 at once, and /healthz answers 200 within a second, three times over. Before
+    (review of item 4), the 6 waiters held every connection and /healthz got 503 for 30 s."""
+    server, _client = redis_idle
+    api = Serve(server.url, tmp_path, "--max-connections", "6")
+    waiting = 6
+    statuses: list[int] = []
+
+    def upload(i: int) -> None:
+        try:
+            statuses.append(httpx.post(api.base + "/v1/images?wait=30", content=photo(i),
+                                       headers={"Content-Type": "image/jpeg"}, timeout=60).status_code)
+        except httpx.TransportError:
+            statuses.append(0)
+
+    threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(waiting)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(statuses) == waiting // 2, timeout_s=20, what="3 uploads answered at once")
+        assert statuses == [202] * (waiting // 2)
+        for _ in range(3):
+            started = time.monotonic()
+            answer = httpx.get(api.base + "/healthz", timeout=1.0)
+            assert answer.status_code == 200 and time.monotonic() - started < 1.0, answer.text
+        assert len(statuses) == waiting // 2, "the other 3 are still waiting for their results"
     finally:
         api.stop()

@@ -41,6 +41,27 @@ class ReadingSlots:
             self.taken -= 1
 
 
+class WaitingSlots:
+    """How many requests hold their connection waiting for a result (?wait=). A request in
+    progress is never dropped by the connection limit (transport.py), so without this cap
+    `max_connections` clients waiting up to --wait-max-s would take every connection and
+    /healthz would get 503 (review of issue 22 item 4). Past the cap a request does not wait:
+    it is answered 202 at once with its status URL, as if ?wait were not given."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> bool:
+        if self.taken >= self.size:
+            return False
+        self.taken += 1
+        return True
+
+    def give_back(self) -> None:
+        self.taken -= 1
+
+
 def pipeline_full(high_water: int) -> ApiError:
     return ApiError(429, f"the pipeline has {high_water} or more images in flight (its high-water mark): "
                          f"retry in {RETRY_AFTER_S} s", {"Retry-After": str(RETRY_AFTER_S)})

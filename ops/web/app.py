@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from faces.ops.metrics import ApiMetrics
 from faces.ops.web import document, errors, export, images, page, probes, views
-from faces.ops.web.admission import ReadingSlots
+from faces.ops.web.admission import ReadingSlots, WaitingSlots
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
 from faces.ops.web.retention import UploadSweeper
@@ -43,7 +43,8 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     app = FastAPI(title="faces", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face analysis over HTTP: submit images, read their results (docs/http.md).")
-    app.state.api = Api(config, client, follower, metrics, ReadingSlots(config.uploads_reading))
+    app.state.api = Api(config, client, follower, metrics, ReadingSlots(config.uploads_reading),
+                        WaitingSlots(config.max_waiting))
     errors.install(app, redact(config.redis_url))
     for router in (images.router, views.router, probes.router, export.router):
         app.include_router(router)

@@ -23,6 +23,9 @@ class ServeConfig:
     uploads_reading: int = defaults.HTTP_UPLOADS_READING  # upload bodies read at once; more: 503
     body_timeout_s: float = defaults.HTTP_BODY_TIMEOUT_S  # a whole upload body: 408 past it
     body_idle_s: float = defaults.HTTP_BODY_IDLE_S        # silence between two chunks: 408 past it
+    # Requests that may hold their connection waiting for a result (?wait=) at once: half the
+    # connection limit, so waiters can never take every connection from probes and other clients.
+    max_waiting: int = defaults.HTTP_MAX_CONNECTIONS // 2
 
     def answers_to(self) -> frozenset[str]:
         """The Host names (lower case, no port) the API answers to; "*" among them: any."""

@@ -45,6 +45,17 @@ ACCEPTED = {"model": views.Accepted, "description": "the job is in the pipeline"
                                      "description": "the job's own result (status_url)"}}}
 
 
+async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id: str) -> bytes | None:
+    """The job's own result if it came within `wait` seconds; None otherwise."""
+    try:
+        await asyncio.wait_for(future, timeout=wait)
+    except asyncio.TimeoutError:
+        state.follower.forget(job_id)
+    if future.done() and not future.cancelled() and future.result() == DEAD:
+        raise views.dead_lettered(image_id, job_id)  # as GET answers it
+    return await run_in_threadpool(views.own_result, state, job_id)  # never another job's
+
+
 @router.post("/v1/images", status_code=202, openapi_extra={"requestBody": REQUEST_BODY},
              responses={200: views.RESULT_RESPONSE, 202: ACCEPTED, **views.ERRORS})
 async def submit_image(
@@ -65,22 +76,22 @@ async def submit_image(
                             f"ask for at most {config.wait_max_s:g}, then poll the status URL")
     refuse_declared_size(request, config.max_image_bytes)
     job_id = uuid.uuid4().hex
-    future = state.follower.expect(job_id, waiting=bool(wait))
+    # Past the cap of waiting requests the upload is answered 202 at once (admission.WaitingSlots).
+    waits = bool(wait) and state.waiting.take()
     try:
-        sent, metadata = await admit_upload(request, state, job_id)
-    except BaseException:
-        state.follower.forget(job_id, published=False)
-        raise
-    await run_in_threadpool(views.note_published, state, job_id, sent.image_id)
-    if future is not None:
+        future = state.follower.expect(job_id, waiting=waits)
         try:
-            await asyncio.wait_for(future, timeout=wait)
-        except asyncio.TimeoutError:
-            state.follower.forget(job_id)
-        if future.done() and not future.cancelled() and future.result() == DEAD:
-            raise views.dead_lettered(sent.image_id, job_id)  # as GET answers it
-        finished = await run_in_threadpool(views.own_result, state, job_id)  # never another job's
-        if finished is not None:
-            return Response(finished, media_type="application/json")
+            sent, metadata = await admit_upload(request, state, job_id)
+        except BaseException:
+            state.follower.forget(job_id, published=False)
+            raise
+        await run_in_threadpool(views.note_published, state, job_id, sent.image_id)
+        if future is not None:
+            finished = await _wait_for_own_result(state, future, wait, job_id, sent.image_id)
+            if finished is not None:
+                return Response(finished, media_type="application/json")
+    finally:
+        if waits:
+            state.waiting.give_back()
     accepted = views.accepted(sent.image_id, job_id, metadata)
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.status_url})

@@ -18,7 +18,7 @@ from faces.ops.web.follower import ResultFollower
 from faces.ops.web.params import is_image_id
 
 if TYPE_CHECKING:
-    from faces.ops.web.admission import ReadingSlots
+    from faces.ops.web.admission import ReadingSlots, WaitingSlots
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Api:
     follower: ResultFollower
     metrics: ApiMetrics
     reading: ReadingSlots  # upload bodies being read (admission.py)
+    waiting: WaitingSlots  # requests waiting for a result (?wait=)
 
 
 def api(request: Request) -> Api:
