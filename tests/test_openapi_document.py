@@ -144,13 +144,15 @@ def test_the_upload_example_is_a_real_image_and_415_is_documented(api, document)
 
 
 def test_every_operation_states_the_errors_it_can_answer(api, document):
-    """Every /v1 operation documents 400 (a Host it does not answer to, a malformed request) and
-    500, with the JSON error body; POST documents 403 (a foreign Origin) and the upload's own
-    (408, 413, 415, 429, 503); none documents FastAPI's 422, which this server never answers;
-    the wait parameter's maximum is this server's --wait-max-s."""
+    """Every operation documents 500 and 503 (every connection busy), every /v1 one 400 (a Host
+    it does not answer to, a malformed request), with the JSON error body; POST documents 403 (a
+    foreign Origin) and the upload's own (408, 413, 415, 429); none documents FastAPI's 422,
+    which this server never answers, nor 401 on this server without a token; the wait
+    parameter's maximum is this server's --wait-max-s."""
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            assert "422" not in operation["responses"], (method, path)
+            assert not {"401", "422"} & set(operation["responses"]), (method, path)
+            assert {"500", "503"} <= set(operation["responses"]), (method, path)
             if path.startswith("/v1/"):
                 assert {"400", "500"} <= set(operation["responses"]), (method, path)
     post = document["paths"]["/v1/images"]["post"]["responses"]

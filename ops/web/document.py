@@ -1,9 +1,10 @@
 """The OpenAPI document of `faces serve`, telling the truth about this server: FastAPI's document
 of the routes, plus what FastAPI cannot see. The result schema (schemas/result.schema.json) as
 `Result`; the statuses every route shares (a Host not allowed: 400, a missing token: 401, a
-foreign Origin on a POST: 403, an internal error: 500) with the JSON error body; the token as
-a bearer scheme when this server has one; this server's own limits (--wait-max-s,
---max-image-bytes); and links from an upload to its job, its result and their pictures."""
+foreign Origin on a POST: 403, an internal error: 500, every connection busy: 503) with the
+JSON error body; the token as a bearer scheme when this server has one (and no 401 when it has
+none); this server's own limits (--wait-max-s, --max-image-bytes); and links from an upload to
+its job, its result and their pictures."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from faces.ops.web.guard import CHANGING, PROBES
 from faces.schemas.result import load_schema
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+RETRY_AFTER = {"Retry-After": "seconds to wait before asking again"}
 SECURITY = {"bearer": {"type": "http", "scheme": "bearer",
                        "description": "FACES_API_TOKEN of the server: `Authorization: Bearer <token>`"}}
 # What FastAPI adds that this server never answers: its validation errors are 400 (errors.py).
@@ -69,7 +71,11 @@ def error(description: str, **headers: str) -> dict[str, Any]:
 def _shared_statuses(path: str, method: str, operation: dict, secured: bool) -> None:
     responses = operation["responses"]
     responses.pop("422", None)
-    shared = {"500": error("internal error (the server log has the details)")}
+    if not secured:
+        responses.pop("401", None)  # no token: nothing is refused for the want of one
+    shared = {"500": error("internal error (the server log has the details)"),
+              # ops/web/transport.py: --max-connections open, each with a request in progress
+              "503": error("every connection busy (--max-connections)", **RETRY_AFTER)}
     if path not in PROBES:
         shared["400"] = error("malformed request, or a Host name this server does not answer to")
         if secured:

@@ -57,7 +57,8 @@ async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id
 
 
 @router.post("/v1/images", status_code=202, openapi_extra={"requestBody": REQUEST_BODY},
-             responses={200: views.RESULT_RESPONSE, 202: ACCEPTED, **views.ERRORS})
+             responses={200: views.RESULT_RESPONSE, 202: ACCEPTED,
+                        **{status: answer for status, answer in views.ERRORS.items() if status != 409}})
 async def submit_image(
     request: Request,
     wait: params.Wait = None,

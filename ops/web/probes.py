@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from faces.ops.metrics import CONTENT_TYPE
-from faces.ops.web.document import error
+from faces.ops.web.document import RETRY_AFTER, error
 from faces.ops.web.models import ErrorBody, Health, NotReady, Ready, Status
 from faces.ops.web.state import api, require_token
 from faces.streams import names
@@ -38,7 +38,7 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/v1/status", dependencies=[Depends(require_token)], response_model=Status,
-            responses={503: error("Redis unreachable", **{"Retry-After": "seconds to wait before asking again"})})
+            responses={503: error("Redis unreachable, or every connection busy", **RETRY_AFTER)})
 def status(request: Request) -> JSONResponse:
     """The same document as `faces status --json`."""
     return JSONResponse(pipeline_status(api(request).client))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from faces.ops.web import params
-from faces.ops.web.document import error
+from faces.ops.web.document import RETRY_AFTER, error
 from faces.ops.web.errors import ApiError
 from faces.ops.web.models import RESULT_REF, Accepted, ErrorBody, Page, Pending  # noqa: F401 (ErrorBody: export.py)
 from faces.ops.web.listing import ListQuery, iso_ms, list_query, page_json
@@ -29,7 +29,6 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 RESULT_RESPONSE = {"description": "The result document, faces.result/1",
                    "content": {"application/json": {"schema": RESULT_REF}}}
-RETRY_AFTER = {"Retry-After": "seconds to wait before asking again"}
 # Every error status a route may answer (document.py adds those every route shares).
 ERRORS = {status: error(meaning, **headers) for status, meaning, headers in (
     (400, "malformed request", {}), (401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}),
