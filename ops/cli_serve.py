@@ -166,7 +166,12 @@ def _accept_burst(max_connections: int) -> int:
 def _check_bind(host: str, token: str | None, allow_insecure: bool) -> None:
     """One line, exit 2, instead of an open API on an address other machines reach: anyone there
     could fill the pipeline and read every result."""
-    if token or allow_insecure or _is_loopback(host):
+    if token or _is_loopback(host):
+        return
+    if allow_insecure:
+        # Said on every start: the guard is now whatever the operator put in front of the port.
+        typer.echo(f"warning: serving on {host} without {defaults.API_TOKEN_ENV} ({ALLOW_INSECURE_ENV}): anyone who "
+                   "reaches this port can upload and read every result", err=True)
         return
     usage(f"--host {host} lets other machines reach the API and {defaults.API_TOKEN_ENV} is unset: set it (16+ "
           "characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or pass --allow-insecure-bind "

@@ -200,6 +200,19 @@ def test_serving_every_interface_without_a_token_is_refused_at_start(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+def test_an_open_bind_allowed_without_a_token_warns_at_every_start(tmp_path, redis_idle):
+    """With FACES_HTTP_ALLOW_INSECURE_BIND=1 (what compose sets, overridably) `faces serve --host
+    0.0.0.0` serves, and says on stderr that anyone reaching the port can upload and read: the
+    review found compose's hard-coded flag left an operator who widened the port mapping with an
+    open API and no word of it."""
+    server, _client = redis_idle
+    api = Serve(server.url, tmp_path, "--host", "0.0.0.0", env={"FACES_HTTP_ALLOW_INSECURE_BIND": "1"})
+    try:
+        assert "warning: serving on 0.0.0.0 without FACES_API_TOKEN" in api.log.read_text()
+    finally:
+        api.stop()
+
+
 # -- item 4: slow clients --------------------------------------------------------------------
 
 def test_stalled_clients_are_dropped_while_healthz_answers_within_a_second(tmp_path, redis_idle):
