@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 import redis
 
+from faces.schemas import formats
 from faces.streams import deadletters, names
 from faces.streams.groups import text
 
-_ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
-MAX_MS = 2**63  # a stream id's parts are unsigned 64-bit; keep to what every client reads as int
 SCAN_CHUNK = 500  # entries read per XREVRANGE while a filter skips some
 DEAD_LETTERED = "dead_lettered"  # the status of a listed dead letter (there is no result)
 STATUSES = ("ok", "error", DEAD_LETTERED)  # what a listing may be narrowed to
@@ -90,10 +89,9 @@ def recent_results(client: redis.Redis, *, limit: int, before: str | None = None
 
 
 def check_cursor(before: str | None) -> None:
-    """BadCursor unless `before` is None or an entry id (`<ms>-<n>`, parts below MAX_MS)."""
-    found = _ENTRY_ID.fullmatch(before) if before is not None else None
-    if before is not None and (found is None or before == "0-0"
-                               or any(int(part) >= MAX_MS for part in found.groups())):
+    """BadCursor unless `before` is None or an entry id as the results stream holds them (the
+    format the HTTP API documents for its cursor, schemas/formats.py)."""
+    if before is not None and not formats.matches(formats.ENTRY_ID_PATTERN, before):
         raise BadCursor(f"cursor {before!r} is not an entry id like 1764279000123-0")
 
 
