@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-# Results are meant to be read by other users and containers (a web server, the host user of a
-# bind mount); mkstemp would leave them 0600. The process umask still applies.
-FILE_MODE = 0o644
-# Files only their owner may read (uploaded photos: the same bytes Redis keeps in 0600 files).
+# Every file written here holds a person's face or photo (results: boxes, landmarks, ages;
+# pictures; uploads; exports), so it is readable by its owner only, like the Redis files that
+# hold the same data; folders created for them too. A web server or another user that must read
+# them gets access by the operator's choice (a group, an ACL), never by default.
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
@@ -32,20 +32,17 @@ _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX), re.DOTAL
 STALE_TEMP_S = 3600.0
 
 
-def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same folder, a rename, and an fsync of the
     folder: without the last, a power cut after the acknowledgement could lose the rename.
-    `private`: the file 0600 and the folders it creates 0700 (owner only)."""
-    if private:
-        make_private_dirs(path.parent)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Owner-only: the file 0600, the folders it creates 0700."""
+    make_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fchmod(handle.fileno(), (PRIVATE_FILE_MODE if private else FILE_MODE) & ~_UMASK)
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE & ~_UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

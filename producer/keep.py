@@ -23,7 +23,7 @@ def keep_upload(path: Path, data: bytes | bytearray) -> None:
             if path.exists():
                 os.utime(path)
             else:
-                write_atomic(path, bytes(data), private=True)
+                write_atomic(path, bytes(data))
             return
         except FileNotFoundError:
             if attempt == 2:  # the sweep removed the folder between our check and our write: once

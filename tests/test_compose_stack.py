@@ -190,7 +190,7 @@ def test_the_compose_stack_analyses_scales_survives_kills_and_restarts(engine, t
         assert all(r["status"] == "ok" for r in results.values()), [r.get("error") for r in results.values()]
         for path in (tmp_path / "storage").glob("*.json"):
             info = path.stat()
-            assert info.st_uid == uid and info.st_mode & 0o044 == 0o044, f"{path}: {oct(info.st_mode)}"
+            assert info.st_uid == uid and info.st_mode & 0o077 == 0, f"{path}: {oct(info.st_mode)}"  # owner-only
 
         timed("scale_to_healthy_s", lambda: (
             stack.dc("up", "-d", "--no-build", "--no-recreate", "--scale", "detect=2", "--scale", "agegender=2"),

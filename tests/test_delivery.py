@@ -471,8 +471,8 @@ def test_after_a_crash_own_pending_entries_are_retried_one_at_a_time(redis_clien
     assert forwarded(redis_client) == [j["image_id"] for j in jobs]
 
 
-# -- 10 and security: durable, readable files; keys derived from job ids --------------------------------
-def test_the_sink_fsyncs_the_result_folder_and_writes_readable_files(redis_client, tmp_path, monkeypatch):
+# -- 10 and security: durable, owner-only files; keys derived from job ids --------------------------------
+def test_the_sink_fsyncs_the_result_folder_and_writes_owner_only_files(redis_client, tmp_path, monkeypatch):
     import faces.consumers.storage as storage
 
     synced_dirs = []
@@ -490,7 +490,7 @@ def test_the_sink_fsyncs_the_result_folder_and_writes_readable_files(redis_clien
     assert synced_dirs, "the folder was not fsynced after the rename"
     umask = os.umask(0)
     os.umask(umask)
-    assert stat.S_IMODE((tmp_path / f"{job['image_id']}.json").stat().st_mode) == 0o644 & ~umask
+    assert stat.S_IMODE((tmp_path / f"{job['image_id']}.json").stat().st_mode) == 0o600 & ~umask
 
 
 def test_an_event_cannot_make_the_sink_delete_a_key_of_its_choosing(redis_client, tmp_path):
