@@ -409,6 +409,9 @@ class StageConsumer:
                     self._renew(ids)
                 except redis.RedisError as exc:
                     self.log.warning("claim.renew_failed", error=str(exc))
+                # A long batch is not a stuck worker until batch_limit_s: keep the heartbeat
+                # fresh meanwhile (it goes stale after HEARTBEAT_STALE_S, well below the limit).
+                self._guarded("heartbeat", self._beat)
 
         thread = threading.Thread(target=renew_loop, name="renew-claims", daemon=True)
         thread.start()
@@ -436,7 +439,7 @@ class StageConsumer:
         """The heartbeat, trimming and renewing claims of entries waiting for a retry. A failed
         chore is logged and tried again next time; it never stops the worker."""
         now = time.monotonic()
-        self._guarded("heartbeat", lambda: self._heartbeat.beat_if_due(lambda: dataclasses.asdict(self.counters)))
+        self._guarded("heartbeat", self._beat)
         if self._retry_due and now >= self._next_renew_at:
             self._next_renew_at = now + self.settings.renew_every_s
             self._guarded("renew", lambda: self._renew(list(self._retry_due)))
@@ -445,6 +448,9 @@ class StageConsumer:
             keep_s = self.settings.retention_s if self.route.name == "detect" else None
             self._guarded("trim", lambda: trimming.trim_safely(
                 self.client, self.route.input_stream, keep_since_s=keep_s))
+
+    def _beat(self) -> None:
+        self._heartbeat.beat_if_due(lambda: dataclasses.asdict(self.counters))
 
     def _guarded(self, chore: str, action: Callable[[], object]) -> None:
         try:

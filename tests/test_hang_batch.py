@@ -6,6 +6,7 @@ delivery limit. Real redis-server; real worker processes whose stage hangs (test
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import threading
 from pathlib import Path
@@ -99,3 +100,27 @@ def test_a_batch_past_its_limit_is_no_longer_renewed_and_a_sibling_takes_it(redi
         stop(stuck, stuck_thread)
     assert sorted(forwarded(redis_client)) == sorted(j["image_id"] for j in jobs)
     assert pending(redis_client) == 0
+
+
+def test_a_long_batch_within_its_limit_keeps_the_heartbeat_fresh(redis_client):
+    """A batch that takes long but stays under --batch-limit-s is not a stuck worker: its
+    heartbeat keeps being renewed while the stage call runs (from the claim-renewal loop).
+    Before (review), the heartbeat was renewed only between batches, so a batch between
+    HEARTBEAT_STALE_S (120 s) and the 300 s limit made `faces health` fail and replay start
+    extra workers for a stage that was working."""
+    settings = dataclasses.replace(FAST, heartbeat_every_s=0.1)  # renewal every claim_idle_ms / 3
+    publish(redis_client, 1)
+    gate = threading.Event()
+    stage = PickyStage(gate=gate)
+    consumer, thread = start(redis_client, stage, settings, name="slow")
+    try:
+        wait_until(lambda: len(stage.seen) == 1, what="the batch in hand")
+        field = f"{stage.route.name}:slow"
+        beat_at = lambda: json.loads(redis_client.hget(names.HEARTBEATS, field) or "{}").get("at", 0.0)  # noqa: E731
+        first = wait_until(beat_at, what="the first heartbeat")
+        wait_until(lambda: beat_at() > first + 1.0, timeout_s=10,
+                   what="the heartbeat renewed while the stage call runs")
+        assert len(forwarded(redis_client)) == 0, "the batch is still in the stage call"
+    finally:
+        gate.set()
+        stop(consumer, thread)
