@@ -58,7 +58,9 @@ def stack_lock(state_dir: Path) -> Iterator[None]:
     state_dir = Path(state_dir)
     # Checked before anything is opened in it: in a directory others may write, stack.lock
     # could be their symlink, and the pid written below would overwrite its target.
-    make_private_dir(state_dir.resolve(), exact=False, what=STATE_DIR)
+    # absolute(), not resolve(): a state dir that is itself a symlink (planted where we would
+    # create it) must be seen, and refused, as one.
+    make_private_dir(state_dir.absolute(), exact=False, what=STATE_DIR)
     fd = _open_lock_file(state_dir / LOCK_FILE)
     try:
         try:

@@ -75,3 +75,20 @@ def test_a_stack_lock_that_is_our_own_file_is_taken_and_holds_our_pid_only(tmp_p
     assert "127.0.0.1:1" in error_line(done)
     pid = (state / "stack.lock").read_text()
     assert pid.endswith("\n") and pid.strip().isdigit() and pid.strip() != "123456789012345"
+
+
+def test_a_state_dir_that_is_a_symlink_is_refused_and_nothing_written_through_it(tmp_path):
+    """--state-dir naming a symlink (someone planted /tmp/x -> a private folder of ours) is
+    refused with one line, and no stack.lock appears in the link's target. Before (review),
+    the state dir was resolved before the check, so the check saw the target and passed."""
+    target = tmp_path / "ours"
+    target.mkdir(mode=0o700)
+    state = tmp_path / "planted"
+    state.symlink_to(target)
+
+    done = run_once(tmp_path, state)
+
+    assert done.returncode == exits.FAILED
+    assert error_line(done) == (f"error: refusing the state directory {state}: it is a symlink; "
+                                f"chmod 700 it, or remove it if it is not yours")
+    assert list(target.iterdir()) == []
