@@ -64,7 +64,9 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
 
 
 def recreate_group(client: redis.Redis, stream: str, group: str) -> bool:
-    """Create `group` at the end of `stream` (only entries added from now on); False if it exists."""
+    """Create `group` at the end of `stream` (only entries added from now on); False if it exists.
+    The lost group's records of held entries (names.held_key) go with it: no consumer holds them
+    any more, and nothing else would ever remove them."""
     try:
         client.xgroup_create(stream, group, id="$", mkstream=True)
     except redis.ResponseError as exc:
@@ -72,6 +74,7 @@ def recreate_group(client: redis.Redis, stream: str, group: str) -> bool:
             raise
         return False
     client.hset(names.GROUPS_CREATED, _marker(stream, group), repr(time.time()))
+    client.delete(names.held_key(stream))
     return True
 
 

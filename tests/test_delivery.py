@@ -237,8 +237,10 @@ def test_recreate_group_starts_at_the_end_of_the_stream(redis_client):
 
     publish(redis_client, 2, prefix="old")
     StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
+    redis_client.hset(names.held_key(names.IMAGES), "1-0", b"a record of the lost group")
     redis_client.xgroup_destroy(names.IMAGES, "detect")
     assert recreate_group(redis_client, names.IMAGES, "detect")
+    assert not redis_client.exists(names.held_key(names.IMAGES)), "the lost group's held records went with it"
     [new] = publish(redis_client, 1, prefix="new")
     StageConsumer(redis_client, PickyStage(), BURST, "c1").run()
     assert forwarded(redis_client)[2:] == [new["image_id"]]
