@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
 from faces.ops import exits, worker_pool
 from faces.ops.worker_pool import Worker, WorkerCrashLooping, WorkerPool
+from tests.pipeline import REPO
 from tests.waiting import wait_until
 
 NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "sink": 0}
@@ -95,20 +96,20 @@ def test_a_worker_killed_by_a_signal_while_it_loads_its_models_is_restarted(redi
 def test_a_sigterm_in_a_workers_first_half_second_is_not_a_failed_start(redis_url, tmp_path):
     """A SIGTERM that reaches a worker before it set its own handler ends it through the CLI's
     (exit 130, as a Ctrl-C): the worker was stopped, it did not fail to start, so the pool
-    restarts it (it used to raise 'could not start')."""
-    pool = one_worker_pool(redis_url, tmp_path, "sink")
-    pool.start()
-    [worker] = pool.workers
+    restarts it (it used to raise 'could not start'). The worker signals itself at the start of
+    run_worker on its first start only (tests/early_sigterm_worker.py): no aim at a time window."""
+    pool = WorkerPool(redis_url, tmp_path / "logs", grace_s=5, counts=NO_STAGES)
+    consumer = pool.consumer_name("sink", 0)
+    command = [sys.executable, "-m", "tests.early_sigterm_worker", str(tmp_path / "signalled-once"), "sink",
+               "--consumer", consumer, "--block-ms", "100", "--storage", str(tmp_path / "storage"),
+               "--no-visualize"]
+    worker = Worker("sink", consumer, command, tmp_path / "logs" / "sink-0.log",
+                    {"FACES_REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}, "sink-0")
+    pool.workers.append(worker)
+    worker.start()
     try:
-        # The CLI catches SIGTERM from its first lines; the worker sets its own handler some
-        # 0.5 s later. Aimed 0.15 s after the CLI's (not a wait for a condition: a signal aimed
-        # into that window, measured 130 every time from 0.02 s to 0.3 s in; a signal while
-        # typer builds the command, just after the CLI's handler is set, dies of SIGINT instead).
-        wait_until(lambda: catches_sigterm(worker.process.pid), interval_s=0.001,
-                   what="the CLI's SIGTERM handler")
-        time.sleep(0.15)
-        os.kill(worker.process.pid, signal.SIGTERM)
-        assert worker.process.wait(timeout=30) == exits.INTERRUPTED, "the signal missed the window"
+        first = worker.process
+        assert first.wait(timeout=60) == exits.INTERRUPTED
         wait_until(lambda: restarted_and_ready(pool, worker, 1), timeout_s=60,
                    what="the sink worker restarted and ready")
     finally:
