@@ -4,13 +4,17 @@ at them (`sweep_uploads`, run by the API: ops/web/retention.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import stat
 import time
 from pathlib import Path
+from typing import Iterator
 
-from faces.consumers.storage import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, sweep_temp_files, write_atomic
+from faces.consumers.storage import (PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_private_dirs, sweep_temp_files,
+                                    write_atomic)
 
 _SHA_FOLDER = re.compile(r"[0-9a-f]{64}")  # the only folders of --uploads the sweep touches
 
@@ -20,10 +24,12 @@ def keep_upload(path: Path, data: bytes | bytearray) -> None:
     again, but their time is renewed: an upload's age counts from its last submission."""
     for attempt in (1, 2):
         try:
-            if path.exists():
-                os.utime(path)
-            else:
-                write_atomic(path, bytes(data))
+            make_private_dirs(path.parent)
+            with _locked(path.parent):  # the sweep cannot judge the file old, then delete it, meanwhile
+                if path.exists():
+                    os.utime(path)
+                else:
+                    write_atomic(path, bytes(data))
             return
         except FileNotFoundError:
             if attempt == 2:  # the sweep removed the folder between our check and our write: once
@@ -43,10 +49,11 @@ def sweep_uploads(folder: Path, max_age_s: float) -> int:
         return 0
     for sha in shas:
         try:
-            sweep_temp_files(Path(sha.path))
-            _private(sha, PRIVATE_DIR_MODE)
-            deleted += _sweep_one(sha.path, deadline)
-            os.rmdir(sha.path)
+            with _locked(Path(sha.path)):
+                sweep_temp_files(Path(sha.path))
+                _private(sha, PRIVATE_DIR_MODE)
+                deleted += _sweep_one(sha.path, deadline)
+                os.rmdir(sha.path)
         except FileNotFoundError:
             pass  # another API process on this folder swept it first
         except OSError:
@@ -69,6 +76,19 @@ def _sweep_one(sha_folder: str, deadline: float) -> int:
         except FileNotFoundError:
             pass  # another API process swept it first
     return deleted
+
+
+@contextlib.contextmanager
+def _locked(sha_folder: Path) -> Iterator[None]:
+    """An exclusive lock on one upload folder (flock on the folder itself), held by a keeper
+    while it writes or renews a file there and by the sweep while it judges and deletes: without
+    it the sweep could find a file old, the keeper renew it, and the sweep delete it anyway."""
+    fd = os.open(sha_folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _private(entry: os.DirEntry, mode: int) -> None:

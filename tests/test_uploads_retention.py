@@ -72,3 +72,30 @@ def test_an_upload_older_than_the_result_ttl_is_deleted_while_the_api_runs(tmp_p
         assert (tmp_path / "uploads").is_dir()
     finally:
         api.stop()
+
+
+def test_an_upload_submitted_again_while_the_sweep_deletes_it_is_kept(tmp_path, monkeypatch):
+    """The sweep judges an upload old; before it deletes it, the same bytes are submitted again
+    (keep_upload renews or rewrites the file). The upload must still be there afterwards: the
+    job just published reads it for pictures and replay. Before (review), the keeper renewed the
+    file's time between the sweep's check and its unlink, and the fresh upload was deleted.
+    The interleaving is forced: the keeper runs from inside the sweep's unlink."""
+    import threading
+
+    from faces.producer import keep
+
+    upload = plant(tmp_path / "uploads" / SHA_OLD / "old.jpg", age_s=2 * 3600, file_mode=0o600, dir_mode=0o700)
+    real_unlink = os.unlink
+    keeper = threading.Thread(target=keep.keep_upload, args=(upload, upload.read_bytes()), daemon=True)
+
+    def unlink_after_a_resubmission(path, *args, **kwargs):
+        if Path(path) == upload and not keeper.is_alive() and keeper.ident is None:
+            keeper.start()
+            keeper.join(timeout=1.0)  # with the folder lock the keeper waits for the sweep instead
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(keep.os, "unlink", unlink_after_a_resubmission)
+    keep.sweep_uploads(tmp_path / "uploads", max_age_s=3600)
+    keeper.join(timeout=30)
+    assert not keeper.is_alive()
+    assert upload.exists(), "the upload submitted again was deleted by the sweep"
