@@ -15,6 +15,7 @@ Skips, saying why, when Chromium, chromedriver or selenium are missing: `make e2
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import shutil
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: `pip install -e '.[dev]'`")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 STAGES = ("detect", "landmarks", "agegender", "sink")
 PHOTO = DATA / "group.jpg"          # four faces (tests/test_pipeline.py)
@@ -136,7 +137,9 @@ def browser(tmp_path) -> Iterator["webdriver.Chrome"]:
     binary, driver_path = browser_binaries()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
+    # No connection out of the machine of its own (this one has no internet; the page needs none).
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                 "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -232,17 +235,67 @@ def stage_numbers(driver) -> dict | None:
     for stage in STAGES:
         cells = driver.find_elements(By.CSS_SELECTOR, f'#stages [data-stage="{stage}"] dd[data-metric]')
         numbers[stage] = {c.get_attribute("data-metric"): c.text for c in cells}
-    shown = all(all(v.get(k, "").isdigit() for k in ("throughput", "lag", "pending", "consumers"))
-                and int(v["throughput"]) >= 1 and int(v["consumers"]) >= 1 for v in numbers.values())
+    shown = all(all(v.get(k, "").isdigit() for k in ("throughput", "lag", "pending", "workers"))
+                and int(v["throughput"]) >= 1 and int(v["workers"]) >= 1 for v in numbers.values())
     return numbers if shown else None
+
+
+WIDTHS = (390, 1280)  # a phone (issue 26 item 5) and a laptop
+
+
+def set_width(driver, width: int) -> None:
+    """The viewport `width` px wide (a phone's: mobile), 900 px tall."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def overflows(driver) -> list[str]:
+    """What sticks out: the page wider than the viewport (a horizontal scroll), any shown element
+    past its right edge, or any scrolling box whose content is wider than the box (a clipped
+    table column); empty when everything fits."""
+    return driver.execute_script("""
+        const width = document.documentElement.clientWidth, out = [];
+        const name = (e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}${typeof e.className === 'string' && e.className ? '.' + e.className.split(' ')[0] : ''}`;
+        if (document.documentElement.scrollWidth > width) out.push(`page ${document.documentElement.scrollWidth} > ${width}`);
+        for (const e of document.querySelectorAll('body *')) {
+            if (!e.getClientRects().length || e.closest('[hidden], .visually-hidden, details:not([open]) > :not(summary)')) continue;
+            const r = e.getBoundingClientRect();
+            if (r.width > 1 && r.right > width + 1) out.push(`${name(e)} right ${Math.round(r.right)} > ${width}`);
+            const x = getComputedStyle(e).overflowX;
+            if (r.width > 1 && x !== 'visible' && e.scrollWidth > e.clientWidth + 1) out.push(`${name(e)} clips ${e.scrollWidth} > ${e.clientWidth}`);
+        }
+        return out.slice(0, 12);""")
+
+
+def fits_at_each_width(driver, view: str, ready) -> None:
+    """At each of WIDTHS nothing overflows once `ready(driver)` holds; a full-page screenshot
+    of each: bench-results/web-page-VIEW-WIDTH.png."""
+    for width in WIDTHS:
+        set_width(driver, width)
+        wait_for(driver, ready, f"the {view} view at {width} px", timeout_s=30)
+        assert overflows(driver) == [], (view, width)
+        full_page_screenshot(driver, [REPO / "bench-results" / f"web-page-{view}-{width}.png"], width=width)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def badges(driver) -> list[dict]:
+    """Each face badge's rectangle, in image pixels."""
+    return driver.execute_script("""
+        return [...document.querySelectorAll('#result-boxes rect.face-label-bg')].map((r) => ({
+            x: +r.getAttribute('x'), y: +r.getAttribute('y'), w: +r.getAttribute('width'), h: +r.getAttribute('height')}));""")
 
 
 def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_path, browser):
     """Upload through the page's file input; the page lists the photo's faces with the API's
     ages; its result page draws one box per face at the result's coordinates over the photo and
-    shows every face's age, gender with confidence, pose and quality; the stage panel shows
-    live numbers (the photo went through every stage within the last minute); the gallery shows
-    its annotated thumbnail and face count; the console holds no error."""
+    shows every face's age, gender with confidence, pose and quality; the photo under the boxes
+    is the plain one (one annotation: the page's), every badge inside it, a legend says what they
+    are; the stage panel shows live numbers (the photo went through every stage within the last
+    minute), workers by heartbeat, results per minute, a tooltip for every number and a legend;
+    the gallery shows its annotated thumbnail and face count, and its filters by file name and
+    status; at 390 px and 1280 px nothing overflows (no horizontal scroll, no clipped column);
+    the console holds no error. Then, the stack stopped, `faces browse` shows the same result
+    from its files, read-only (no upload box)."""
     stack = start_stack(tmp_path)
     try:
         browser.get(stack.base + "/")
@@ -294,9 +347,31 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
             assert cell["pose"].text == f"{pose['yaw']:.1f} / {pose['pitch']:.1f} / {pose['roll']:.1f}"
             assert cell["quality"].text == f"{quality['sharpness']:.1f} / {quality['brightness']:.1f}"
 
-        # The stage panel: numbers for every stage; the photo counted in each stage's last minute.
+        # A phone and a laptop: nothing overflows (issue 26 item 5).
+        fits_at_each_width(browser, "result", lambda d: picture_loaded(d, "#result-image"))
+
+        # One annotation: the page's boxes and badges over the plain photo (not the server's
+        # labelled picture), every badge inside the photo, and a legend saying what they are.
+        assert browser.find_element(By.ID, "result-image").get_attribute("data-src").endswith(f"/{image_id}/photo")
+        assert browser.execute_script("const i = document.getElementById('result-image');"
+                                      "return [i.naturalWidth, i.naturalHeight]") == [image["width"], image["height"]]
+        for badge in badges(browser):
+            assert 0 <= badge["x"] and badge["x"] + badge["w"] <= image["width"] + 0.01, badge
+            assert 0 <= badge["y"] and badge["y"] + badge["h"] <= image["height"] + 0.01, badge
+        legend = browser.find_element(By.ID, "result-legend")
+        assert legend.is_displayed() and "its age in years" in legend.text
+
+        # The stage panel: numbers for every stage; the photo counted in each stage's last minute;
+        # workers by heartbeat; results per minute; every number explained.
         numbers = wait_for(browser, stage_numbers, "the stage panel to count the photo in every stage", timeout_s=30)
         assert browser.find_element(By.CSS_SELECTOR, '#totals dd[data-metric="dead_letters"]').text == "0"
+        assert int(browser.find_element(By.CSS_SELECTOR, '#totals dd[data-metric="results_rate"]').text) >= 1
+        assert not browser.find_elements(By.CSS_SELECTOR, '#stages dd[data-metric="consumers"]')
+        for term in browser.find_elements(By.CSS_SELECTOR, "#stages dt, #totals dt"):
+            assert term.get_attribute("title"), term.text
+        browser.find_element(By.CSS_SELECTOR, "#stages-legend summary").click()
+        legend_terms = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#stages-legend dt")]
+        assert {"per min", "lag", "pending", "workers", "results"} <= set(legend_terms)
         print("stage panel:", numbers)
         full_page_screenshot(browser, SCREENSHOTS)
 
@@ -309,10 +384,95 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
         assert "4 faces" in browser.find_element(By.CSS_SELECTOR, f"{card} img").get_attribute("alt")
         home_shot = REPO / "bench-results" / "web-page-home.png"
         assert browser.save_screenshot(str(home_shot))
+        fits_at_each_width(browser, "home", lambda d: picture_loaded(d, f"{card} img"))
+
+        # The gallery's filters: by file name, then by status.
+        search = browser.find_element(By.ID, "gallery-search")
+        search.send_keys("no-such-photo")
+        wait_for(browser, lambda d: d.find_element(By.ID, "gallery-message").text == "No results match.",
+                 "the search to find nothing", timeout_s=20)
+        search.clear()
+        search.send_keys("GROUP.jpg")
+        wait_for(browser, lambda d: [c.get_attribute("data-image-id") for c in d.find_elements(
+            By.CSS_SELECTOR, "#gallery .gallery-item")] == [image_id], "the search to find the photo", timeout_s=20)
+        Select(browser.find_element(By.ID, "gallery-status")).select_by_value("error")
+        wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#gallery .gallery-item"),
+                 "no error result to show", timeout_s=20)
+        assert browser.find_element(By.ID, "gallery-more").get_attribute("hidden") is not None
 
         assert console_errors(browser) == []
     finally:
         stack.stop()
+
+    # Item 11: the finished run's results, browsed without the pipeline.
+    browser.get("about:blank")
+    browser.get_log("browser")  # drained: the stopped stack's page logged its refused requests
+    with browse(tmp_path / "storage", tmp_path / "output") as base:
+        browser.get(base + "/")
+        card = f'#gallery .gallery-item[data-image-id="{image_id}"]'
+        wait_for(browser, lambda d: picture_loaded(d, f"{card} img"), "the browsed gallery's thumbnail", timeout_s=30)
+        assert not browser.find_element(By.ID, "upload-card").is_displayed()
+        assert "faces browse" in browser.find_element(By.ID, "stages-updated").text
+        browser.find_element(By.CSS_SELECTOR, f"{card} a").click()
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result-boxes rect.face-box")) == len(faces)
+                 and picture_loaded(d, "#result-image"), "the browsed result's photo and boxes", timeout_s=30)
+        full_page_screenshot(browser, [REPO / "bench-results" / "web-page-browse.png"])
+        assert console_errors(browser) == []
+
+
+@contextlib.contextmanager
+def browse(storage: Path, output: Path) -> Iterator[str]:
+    """`faces browse` over `storage` and `output` (no Redis anywhere); yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("FACES_REDIS_URL", "REDIS_URL", "FACES_API_TOKEN")}
+    process = subprocess.Popen([sys.executable, "-m", "faces", "browse", "--storage", str(storage), "--output",
+                                str(output), "--port", str(port)], cwd=REPO, env=env)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.poll() is None, f"faces browse exited {process.returncode}"
+        try:
+            return httpx.get(base + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+    try:
+        wait_until(up, timeout_s=60, what="faces browse to answer")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_docs_renders_every_operation_from_the_servers_own_files(tmp_path, browser):
+    """/docs (Swagger UI) shows the API's operations with nothing fetched from the internet: every
+    resource the page loaded came from the server itself (this machine has no internet: a CDN
+    left it blank), and the console is clean."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "FACES_API_TOKEN"}
+    # No Redis needed for the reference: the API starts without one (503 until it is there).
+    process = subprocess.Popen([sys.executable, "-m", "faces", "serve", "--redis-url", "redis://127.0.0.1:1/0",
+                                "--port", str(port), "--uploads", str(tmp_path / "uploads")], cwd=REPO, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: process.poll() is None and _answers(base), timeout_s=60, what="faces serve to answer")
+        browser.get(base + "/docs")
+        operations = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"),
+                              "Swagger UI's operations", timeout_s=30)
+        paths = {o.get_attribute("data-path") or o.text for o in operations}
+        assert {"/v1/images", "/v1/results", "/v1/results/{image_id}/photo"} <= paths, paths
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+        assert loaded and all(url.startswith(base + "/") for url in loaded), loaded
+        assert console_errors(browser) == []
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_page_with_an_api_token_asks_for_it_and_then_works(tmp_path, browser):
@@ -336,7 +496,7 @@ def test_page_with_an_api_token_asks_for_it_and_then_works(tmp_path, browser):
         browser.find_element(By.CSS_SELECTOR, '#token-form button[type="submit"]').click()
         assert browser.execute_script("return localStorage.getItem('faces.apiToken')") == TOKEN
 
-        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#stages dd[data-metric="consumers"]'),
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#stages dd[data-metric="workers"]'),
                  "the stage panel, with the token", timeout_s=20)
         # Two photos picked at once: each its own upload; the one without faces says so.
         ids = upload_through_the_page(browser, PHOTO, DATA / "no_face.jpg")
