@@ -13,6 +13,7 @@ from faces.ops import cli_models  # noqa: F401
 from faces.ops import cli_health  # noqa: F401
 from faces.ops import cli_export  # noqa: F401
 from faces.ops import cli_serve  # noqa: F401
+from faces.ops import cli_browse  # noqa: F401
 from faces.ops.cli_app import app, main, unwrap_help
 
 unwrap_help(app)  # once every command is registered
