@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -30,8 +28,9 @@ from faces.producer.files import image_id_for
 from faces.streams import names
 from faces.streams.connection import connect
 from tests.images import DATA
-from tests.pipeline import REPO, faces_cli
+from tests.pipeline import faces_cli
 from tests.test_http_api import error_of, free_port, start_api, start_redis
+from tests.web_browse import browsing
 from tests.waiting import wait_until
 
 
@@ -204,23 +203,7 @@ def test_browse_serves_a_finished_runs_results_read_only_without_redis(run, tmp_
     """`faces browse --storage DIR --output DIR` (no Redis anywhere) serves the page and the
     results the sink wrote there: the same listing (with its filters), each result, its picture
     and plain photo; /v1/status says read_only; an upload is refused (405) saying what to run."""
-    port = free_port()
-    log = tmp_path / "browse.log"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "FACES_REDIS_URL": "redis://127.0.0.1:1/0"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "faces", "browse", "--storage", str(run.folder / "storage"),
-             "--output", str(run.folder / "output"), "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def up() -> bool:
-            assert process.poll() is None, f"faces browse exited {process.returncode}: {log.read_text()}"
-            try:
-                return httpx.get(base + "/v1/status", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-        wait_until(up, timeout_s=60, what="faces browse to answer")
+    with browsing(run.folder / "storage", run.folder / "output", tmp_path / "browse.log") as base:
         status = httpx.get(base + "/v1/status").json()
         assert status == {"read_only": True, "storage": str(run.folder / "storage"), "results": 3}
         items = httpx.get(base + "/v1/results").json()["items"]
@@ -241,9 +224,6 @@ def test_browse_serves_a_finished_runs_results_read_only_without_redis(run, tmp_
         refused = error_of(httpx.post(base + "/v1/images", files={"file": ("x.jpg", b"\xff\xd8")}), 405)
         assert "faces browse" in refused and "faces up --serve" in refused
         assert httpx.get(base + "/").status_code == 200 and httpx.get(base + "/docs").status_code == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_browse_without_results_says_what_to_do(tmp_path):

@@ -15,7 +15,6 @@ Skips, saying why, when Chromium, chromedriver or selenium are missing: `make e2
 from __future__ import annotations
 
 import base64
-import contextlib
 import math
 import os
 import shutil
@@ -32,6 +31,7 @@ import pytest
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
 from tests.waiting import wait_until
+from tests.web_browse import browsing
 
 pytestmark = pytest.mark.slow
 
@@ -407,7 +407,7 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
     # Item 11: the finished run's results, browsed without the pipeline.
     browser.get("about:blank")
     browser.get_log("browser")  # drained: the stopped stack's page logged its refused requests
-    with browse(tmp_path / "storage", tmp_path / "output") as base:
+    with browsing(tmp_path / "storage", tmp_path / "output", tmp_path / "browse.log") as base:
         browser.get(base + "/")
         card = f'#gallery .gallery-item[data-image-id="{image_id}"]'
         wait_for(browser, lambda d: picture_loaded(d, f"{card} img"), "the browsed gallery's thumbnail", timeout_s=30)
@@ -418,29 +418,6 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
                  and picture_loaded(d, "#result-image"), "the browsed result's photo and boxes", timeout_s=30)
         full_page_screenshot(browser, [REPO / "bench-results" / "web-page-browse.png"])
         assert console_errors(browser) == []
-
-
-@contextlib.contextmanager
-def browse(storage: Path, output: Path) -> Iterator[str]:
-    """`faces browse` over `storage` and `output` (no Redis anywhere); yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("FACES_REDIS_URL", "REDIS_URL", "FACES_API_TOKEN")}
-    process = subprocess.Popen([sys.executable, "-m", "faces", "browse", "--storage", str(storage), "--output",
-                                str(output), "--port", str(port)], cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, f"faces browse exited {process.returncode}"
-        try:
-            return httpx.get(base + "/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    try:
-        wait_until(up, timeout_s=60, what="faces browse to answer")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_docs_renders_every_operation_from_the_servers_own_files(tmp_path, browser):

@@ -1,0 +1,49 @@
+"""`faces browse` as a subprocess for the web tests (tests/test_web_listing.py, test_web_page.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from tests.pipeline import REPO
+from tests.waiting import wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def browsing(storage: Path, output: Path, log: Path) -> Iterator[str]:
+    """`faces browse` over `storage` and `output`, its output in `log`; yields its base URL. Its
+    FACES_REDIS_URL names a port nothing listens on: it must need no Redis."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FACES_API_TOKEN")}
+    env["FACES_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "faces", "browse", "--storage", str(storage),
+                                    "--output", str(output), "--port", str(port)],
+                                   cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.poll() is None, f"faces browse exited {process.returncode}: {log.read_text()}"
+        try:
+            return httpx.get(base + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+    try:
+        wait_until(up, timeout_s=60, what="faces browse to answer")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
