@@ -82,12 +82,16 @@ def run(
     except JobInterrupted as stopped:
         done = stopped.summary
         typer.echo(f"interrupted: {done.finished} of {stopped.total} images have results ({done.ok} ok, "
-                   f"{done.error + done.dead} failed); {stopped.total - done.finished} left: run the same "
-                   f"command again to analyse only those", err=True)
+                   f"{done.error + done.dead} failed); {stopped.total - done.finished} left"
+                   + (f" ({done.withdrawn} withdrawn from the queue)" if done.withdrawn else "")
+                   + ": run the same command again to analyse only those", err=True)
         raise typer.Exit(exits.INTERRUPTED)
     if summary.submitted:
         typer.echo(f"{count(summary.submitted, 'image')}: {summary.outcomes()}; {count(summary.faces, 'face')}; "
                    f"{count(summary.skipped, 'other file')} skipped; {summary.seconds:.1f} s")
+    if summary.taken_over:
+        typer.echo(f"{count(summary.taken_over, 'image')} still in the pipeline from an earlier run: "
+                   "awaited, not submitted again")
     if summary.already:
         typer.echo(f"{count(summary.already, 'image')} already had a current result in {settings.storage}/ "
                    "(--force analyses them again)")

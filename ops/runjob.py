@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import redis
 import structlog
 
 from faces import settings as defaults
@@ -21,7 +22,7 @@ from faces.ops.target import redis_target
 from faces.ops.worker_pool import WorkerPool
 from faces.producer.files import identify, image_stem, scan
 from faces.producer.submit import submit_file
-from faces.streams import results
+from faces.streams import inflight, results
 from faces.streams.outcomes import SUPERSEDED
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,8 @@ class JobSummary:
     error: int = 0
     dead: int = 0
     superseded: int = 0        # finished, but a newer submission's result is the one kept
+    taken_over: int = 0        # jobs an earlier run left in flight, waited for instead of submitted again
+    withdrawn: int = 0         # on Ctrl-C: this run's jobs no worker had started, taken back out
     faces: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -146,10 +149,15 @@ def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display:
              summary: JobSummary) -> None:
     display.phase("starting Redis" if not app.redis_url else "connecting to Redis")
     with redis_target(app, stack=True) as (url, client, _server):
+        cursors = results.cursors_now(client)  # before the look for jobs in flight: none is missed
+        waiting = _take_over(client, images, summary)
+        taken = set(waiting.values())
+        # Looked at again: a job of another stack's workers may have finished since the first look.
+        images = _to_analyse([p for p in images if os.path.abspath(p) not in taken], app.storage,
+                             options.force, summary)
+        total = len(waiting) + len(images)
         pool = start_pool(url, app, options)
-        waiting: dict[str, str] = {}
         try:
-            cursors = results.cursors_now(client)
             display.phase("submitting")
             for path in images:
                 interrupts.raise_if_requested()
@@ -164,10 +172,37 @@ def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display:
             wait_for_results(client, waiting, cursors, summary, pool, options,
                              _counter(display, pool, summary), app)
         except KeyboardInterrupt:
-            raise JobInterrupted(summary, len(images)) from None
+            # A rerun would otherwise find them queued and analyse its images a second time.
+            display.phase("withdrawing the jobs no worker has started")
+            try:
+                summary.withdrawn = inflight.withdraw_unstarted(client, waiting)
+            except redis.RedisError as exc:  # the rerun still takes them over; the stop goes on
+                log.warning("run.withdraw_failed", error=str(exc) or type(exc).__name__)
+            raise JobInterrupted(summary, total) from None
         finally:
             display.phase("stopping workers")
             pool.stop()
+
+
+def _take_over(client, images: list[Path], summary: JobSummary) -> dict[str, str]:
+    """Job id -> path of the jobs already in flight for `images` (an earlier run stopped by
+    Ctrl-C, a `faces submit` of the same files): awaited, never submitted again. A job counts
+    only for the same path with the same bytes (sha256) as the file has now."""
+    wanted = {os.path.abspath(p): p for p in images}
+    waiting = {}
+    for held in inflight.jobs_in_flight(client):
+        path = held.job["image"]["path"]
+        if path not in wanted:
+            continue
+        try:
+            _image_id, sha256 = identify(path)
+        except OSError:
+            continue  # unreadable now: submitting it reports why
+        if sha256 == held.job["image"]["sha256"]:
+            waiting[held.job_id] = path
+            summary.submitted += 1
+            summary.taken_over += 1
+    return waiting
 
 
 def _counter(display: JobDisplay, pool: WorkerPool, summary: JobSummary) -> Callable[[int, int], None]:
