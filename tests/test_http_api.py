@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -515,18 +516,20 @@ def test_serve_mistakes_are_one_line_naming_the_fix(tmp_path, redis_url):
 
 
 def test_wait_for_a_job_the_sink_dead_letters_answers_404_saying_why(tmp_path):
-    """The sink cannot write its result (its storage is under a file) and dead-letters the job:
-    `?wait` answers 404 naming the dead letter, as GET does, not 202 "pending" for a job that
-    will never finish."""
+    """The sink cannot write its result (its storage folder was replaced by a file after it
+    started: a sink refuses to start on such a folder) and dead-letters the job: `?wait` answers
+    404 naming the dead letter, as GET does, not 202 "pending" for a job that will never finish."""
     server = start_redis(tmp_path)
-    (tmp_path / "a-file").write_text("")
+    storage = tmp_path / "sink-storage"
     pool = WorkerPool(server.url, tmp_path / "logs", grace_s=10, extra_args={
         "*": ["--block-ms", "200", "--batch", "4", "--agegender", "dlib", "--max-deliveries", "1"],
-        "sink": ["--storage", str(tmp_path / "a-file" / "storage"), "--no-visualize"]})
+        "sink": ["--storage", str(storage), "--no-visualize"]})
     pool.start()
     api = start_api(server.url, tmp_path, token=None)
     try:
         wait_until(lambda: not pool.waiting_for(), timeout_s=120, what="every worker to load its models")
+        shutil.rmtree(storage, ignore_errors=True)
+        storage.write_text("")  # the sink's writes now fail: FileExistsError, dead-lettered at once
         answer = api.http.post("/v1/images", params={"wait": 60}, files={"file": ("dead.jpg", photo(90))})
         message = error_of(answer, 404)
         assert "ended without one (dead-lettered at the sink)" in message and "faces dlq list" in message
