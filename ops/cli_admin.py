@@ -16,7 +16,7 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, logs
+from faces.ops import exits, interrupts, logs
 from faces.ops.cli_app import app, fail, usage
 from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
                                check_folders, with_settings)
@@ -276,6 +276,21 @@ def _with_iso_times(event: dict) -> dict:
     return {**event, "submitted_at": iso_time(at)} if isinstance(at, (int, float)) else event
 
 
+class _SaidOnce:
+    """A producer's while_waiting that says why it waits, once, on stderr, and stops on Ctrl-C:
+    `dlq retry` at the high-water mark (often when slots leaked) must not block in silence."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.said = False
+
+    def __call__(self) -> None:
+        interrupts.raise_if_requested()
+        if not self.said:
+            self.said = True
+            typer.echo(self.text, err=True)
+
+
 @dlq_app.command("retry")
 @with_settings
 def dlq_retry(ids: DeadIds = None, every: Every = False, high_water: HighWater = defaults.HIGH_WATER, *,
@@ -291,9 +306,12 @@ def dlq_retry(ids: DeadIds = None, every: Every = False, high_water: HighWater =
     logs.configure(level="WARNING")
     failed = 0
     with _attached(settings) as (_url, client):
+        waiting = _SaidOnce(f"waiting for room: {high_water} or more images are in flight (--high-water); "
+                            "Ctrl-C stops (what was retried stays retried)")
         for letter in _letters(client, list(ids or []), every):
             try:
-                typer.echo(f"{letter.id} -> {letter.stream} {retry_letter(client, letter, high_water=high_water)}")
+                requeued = retry_letter(client, letter, high_water=high_water, while_waiting=waiting)
+                typer.echo(f"{letter.id} -> {letter.stream} {requeued}")
             except RetryError as exc:
                 failed += 1
                 typer.echo(f"{letter.id}: {exc}", err=True)
