@@ -101,7 +101,8 @@ def check_server_process(settings: AppSettings, host: str, port: int, high_water
     # A bad value is a usage error that the entry point prints as one line (exit 2), naming
     # the option, its environment variable and `faces serve --help`.
     params = command.make_context("faces serve", _serve_args(settings, host, port, high_water)).params
-    _check_bind(host, api_token(), params["allow_insecure_bind"])
+    # `faces up` has no such option of its own: its API takes them from the environment.
+    _check_bind(host, api_token(), params["allow_insecure_bind"], allow_how=f"set {ALLOW_INSECURE_ENV}=1")
     _check_free(host, port)
     _check_writable(params["uploads"])
     _accept_burst(params["max_connections"])
@@ -163,7 +164,8 @@ def _accept_burst(max_connections: int) -> int:
     return burst
 
 
-def _check_bind(host: str, token: str | None, allow_insecure: bool) -> None:
+def _check_bind(host: str, token: str | None, allow_insecure: bool,
+                allow_how: str = f"pass --allow-insecure-bind ({ALLOW_INSECURE_ENV}=1)") -> None:
     """One line, exit 2, instead of an open API on an address other machines reach: anyone there
     could fill the pipeline and read every result."""
     if token or _is_loopback(host):
@@ -174,8 +176,8 @@ def _check_bind(host: str, token: str | None, allow_insecure: bool) -> None:
                    "reaches this port can upload and read every result", err=True)
         return
     usage(f"--host {host} lets other machines reach the API and {defaults.API_TOKEN_ENV} is unset: set it (16+ "
-          "characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or pass --allow-insecure-bind "
-          f"({ALLOW_INSECURE_ENV}=1) when something else guards the port")
+          f"characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or {allow_how} "
+          "when something else guards the port")
 
 
 def _is_loopback(host: str) -> bool:

@@ -48,6 +48,8 @@ def test_bad_api_settings_refuse_up_serve_before_anything_starts(tmp_path, setti
                                 env={setting: value, "FACES_API_TOKEN": ""})
     assert run.returncode == exits.USAGE, run.stderr
     assert words in run.stderr
+    if setting == "FACES_HTTP_HOST":  # `faces up` has no --allow-insecure-bind: the fix it names works
+        assert "set FACES_HTTP_ALLOW_INSECURE_BIND=1" in run.stderr and "--allow-insecure-bind" not in run.stderr
 
 
 def test_uploads_folder_that_is_a_file_refuses_up_serve_before_anything_starts(tmp_path):
