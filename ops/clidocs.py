@@ -23,7 +23,7 @@ END = "<!-- end of command reference -->"
 SHARED_OPTIONS = (*SHARED_FLAGS, "--help")
 
 EXIT_MEANINGS = {
-    exits.OK: "success",
+    exits.OK: "success; also the normal stop of the long-running commands (`up`, `watch`, `serve`, `browse`, `worker`) by Ctrl-C or SIGTERM",
     exits.FAILED: "could not run: Redis unreachable or refusing the password, no pipeline running, missing "
                   "input, a worker that cannot start or keeps failing (its own error line is printed); "
                   "`models check`: the pipeline cannot run; `models fetch`: a file could not be installed",
