@@ -26,16 +26,52 @@ def _fail(message: str) -> NoReturn:
 @app.command()
 def bench(
     folder: Annotated[Path, typer.Argument(help="Folder of photos to analyse on both sides.")],
-    synthetic_weights: Annotated[bool, typer.Option("--synthetic-weights", help="Use random weight files with DeepFace's layout (shared and separate trunks) instead of the real ones: timing does not depend on the values.")] = False,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")] = None,
-    repeat: Annotated[int, typer.Option(min=1, help="Repeat each warm measurement this many times and keep the median (cold runs happen once).")] = 1,
-    only: Annotated[Optional[str], typer.Option("--only", help="Run one part alone: `throughput` (CPU floor, plain program, steady state, scale-out, growth).")] = None,
-    steady_images: Annotated[int, typer.Option(min=10, help="Throughput: images fed to the running stack (bundled age/gender).")] = ThroughputOptions.steady_images,
-    deepface_images: Annotated[int, typer.Option(min=0, help="Throughput: images fed with DeepFace's age/gender networks (0: skip DeepFace in the plain program and steady state).")] = ThroughputOptions.deepface_images,
-    plain_images: Annotated[int, typer.Option(min=2, help="Throughput: images the plain multiprocessing program analyses after its warm-up.")] = ThroughputOptions.plain_images,
-    growth: Annotated[str, typer.Option(help="Throughput: queued-image counts for the growth runs, comma-separated.")] = ",".join(map(str, ThroughputOptions.growth)),
-    scale: Annotated[str, typer.Option(help="Throughput: detect worker counts for the scale-out runs, comma-separated.")] = ",".join(map(str, ThroughputOptions.scale)),
-    scale_images: Annotated[int, typer.Option(min=10, help="Throughput: images per scale-out run.")] = ThroughputOptions.scale_images,
+    synthetic_weights: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic-weights",
+            help="Use random weight files with DeepFace's layout (shared and separate trunks) instead of the real ones: timing does not depend on the values.",
+        ),
+    ] = False,
+    json_path: Annotated[
+        Optional[Path], typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")
+    ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Repeat each warm measurement this many times and keep the median (cold runs happen once)."
+        ),
+    ] = 1,
+    only: Annotated[
+        Optional[str],
+        typer.Option(
+            "--only",
+            help="Run one part alone: `throughput` (CPU floor, plain program, steady state, scale-out, growth).",
+        ),
+    ] = None,
+    steady_images: Annotated[
+        int, typer.Option(min=10, help="Throughput: images fed to the running stack (bundled age/gender).")
+    ] = ThroughputOptions.steady_images,
+    deepface_images: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Throughput: images fed with DeepFace's age/gender networks (0: skip DeepFace in the plain program and steady state).",
+        ),
+    ] = ThroughputOptions.deepface_images,
+    plain_images: Annotated[
+        int,
+        typer.Option(min=2, help="Throughput: images the plain multiprocessing program analyses after its warm-up."),
+    ] = ThroughputOptions.plain_images,
+    growth: Annotated[
+        str, typer.Option(help="Throughput: queued-image counts for the growth runs, comma-separated.")
+    ] = ",".join(map(str, ThroughputOptions.growth)),
+    scale: Annotated[
+        str, typer.Option(help="Throughput: detect worker counts for the scale-out runs, comma-separated.")
+    ] = ",".join(map(str, ThroughputOptions.scale)),
+    scale_images: Annotated[
+        int, typer.Option(min=10, help="Throughput: images per scale-out run.")
+    ] = ThroughputOptions.scale_images,
 ) -> None:
     """Benchmark this pipeline against DeepFace.analyze's own loop on the same photos: cold and
     warm end to end, each stage alone, backbone overhead, batching, and one transport hop; then
@@ -46,9 +82,15 @@ def bench(
     if only not in (None, "throughput"):
         _fail(f"--only {only}: the only part that runs alone is `throughput`")
     try:
-        options = ThroughputOptions(steady_images=steady_images, deepface_images=deepface_images,
-                                    plain_images=plain_images, growth=_counts(growth), scale=_counts(scale),
-                                    scale_images=scale_images, repeat=repeat)
+        options = ThroughputOptions(
+            steady_images=steady_images,
+            deepface_images=deepface_images,
+            plain_images=plain_images,
+            growth=_counts(growth),
+            scale=_counts(scale),
+            scale_images=scale_images,
+            repeat=repeat,
+        )
     except ValueError:
         _fail(f"--growth and --scale take positive whole numbers separated by commas, got {growth!r} / {scale!r}")
     say = lambda line: typer.echo(f"bench: {line}", err=True)  # noqa: E731

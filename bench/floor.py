@@ -19,7 +19,7 @@ from faces.models.analysis import add_age_gender, add_landmarks, decode_photo, f
 from faces.producer.files import job_for
 from faces.schemas.result import build_result, dumps
 
-STEPS = ("decode", "detect", "landmarks")   # before age/gender; the sink comes after it
+STEPS = ("decode", "detect", "landmarks")  # before age/gender; the sink comes after it
 
 
 def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, repeat: int) -> dict:
@@ -38,11 +38,13 @@ def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, re
 
     ready = decoded()
     find_faces(detector, ready[:1])  # warm-up
-    cpu = {"decode": timed_with_cpu(decoded, repeat)[1] / n,
-           "detect": timed_with_cpu(lambda: find_faces(detector, ready), repeat)[1] / n}
+    cpu = {
+        "decode": timed_with_cpu(decoded, repeat)[1] / n,
+        "detect": timed_with_cpu(lambda: find_faces(detector, ready), repeat)[1] / n,
+    }
     add_landmarks(landmarker, ready[:1])
     cpu["landmarks"] = timed_with_cpu(lambda: add_landmarks(landmarker, ready), repeat)[1] / n
-    groups = [ready[i:i + batch] for i in range(0, n, batch)]
+    groups = [ready[i : i + batch] for i in range(0, n, batch)]
     agegender = {}
     for name, loaded in backends.items():
         # One untimed pass over the same groups: Keras traces its predict function again for
@@ -55,8 +57,14 @@ def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, re
     for name, ag_cpu in agegender.items():
         total = sum(cpu.values()) + ag_cpu
         floor[name] = {"agegender_cpu_s": ag_cpu, "total_cpu_s": total, "images_per_s": cores / total}
-    return {"images": n, "faces": sum(len(p.job["faces"]) for p in ready), "cores": cores, "batch": batch,
-            "step_cpu_s": cpu, "backends": floor}
+    return {
+        "images": n,
+        "faces": sum(len(p.job["faces"]) for p in ready),
+        "cores": cores,
+        "batch": batch,
+        "step_cpu_s": cpu,
+        "backends": floor,
+    }
 
 
 def _sink(photos, inputs, folder: Path) -> None:

@@ -34,16 +34,20 @@ from faces.streams import results
 
 def _used_memory(client) -> dict:
     info = client.info("memory")
-    return {"used_b": int(info["used_memory"]), "rss_b": int(info["used_memory_rss"]),
-            "peak_b": int(info["used_memory_peak"])}
+    return {
+        "used_b": int(info["used_memory"]),
+        "rss_b": int(info["used_memory_rss"]),
+        "peak_b": int(info["used_memory_peak"]),
+    }
 
 
 WINDOW = 1000  # results per measured window, each replaced at once (the queue keeps its depth)
-WINDOWS = 3    # windows per size; their median is the size's rate
+WINDOWS = 3  # windows per size; their median is the size's rate
 
 
-def grow(small: bytes, sizes: Sequence[int], workdir: Path, env: dict[str, str],
-         window: int = WINDOW, windows: int = WINDOWS) -> list[dict]:
+def grow(
+    small: bytes, sizes: Sequence[int], workdir: Path, env: dict[str, str], window: int = WINDOW, windows: int = WINDOWS
+) -> list[dict]:
     """One figure dict per size in ``sizes`` (see the module docstring)."""
     return [_one_size(small, n, workdir / f"growth-{n}", env, window, windows) for n in sizes]
 
@@ -52,11 +56,14 @@ def _window_rates(times: list[float], window: int, windows: int) -> dict:
     """Images/s in each consecutive window of results (the first after its warm-up tenth) and
     their median, from the results' arrival times."""
     times = sorted(times)
-    parts = [rate_after(times[k * window:(k + 1) * window], window // 10 if k == 0 else 0)
-             for k in range(windows)]
-    return {"window": window, "window_rates": [p["images_per_s"] for p in parts],
-            "images_per_s": statistics.median(p["images_per_s"] for p in parts),
-            "counted_images": sum(p["counted_images"] for p in parts), "seconds": sum(p["seconds"] for p in parts)}
+    parts = [rate_after(times[k * window : (k + 1) * window], window // 10 if k == 0 else 0) for k in range(windows)]
+    return {
+        "window": window,
+        "window_rates": [p["images_per_s"] for p in parts],
+        "images_per_s": statistics.median(p["images_per_s"] for p in parts),
+        "counted_images": sum(p["counted_images"] for p in parts),
+        "seconds": sum(p["seconds"] for p in parts),
+    }
 
 
 def _one_size(small: bytes, n: int, workdir: Path, env: dict[str, str], window: int, windows: int) -> dict:
@@ -80,13 +87,23 @@ def _one_size(small: bytes, n: int, workdir: Path, env: dict[str, str], window: 
         raise RuntimeError(f"growth {n}: {bad} results are not ok")
     queue_b = queued["used_b"] - empty["used_b"]
     workers = {k: v for k, v in memory.items() if k != "redis-server"}
-    return {"queued": n, "results": len(arrived), "image_bytes": image_bytes, "submit_s": submit_s, "ready_s": ready_s,
-            "redis_empty_b": empty["used_b"], "redis_queued_b": queued["used_b"], "redis_done_b": done["used_b"],
-            "redis_peak_b": done["peak_b"], "redis_rss_b": done["rss_b"],
-            "queue_b": queue_b, "queue_beyond_images_b_per_image": (queue_b - image_bytes) / n,
-            "done_b_per_image": (done["used_b"] - empty["used_b"]) / len(arrived),
-            "workers_rss_mb": sum(m.get("rss_mb", 0.0) for m in workers.values()),
-            "workers_peak_mb": sum(m.get("peak_mb", 0.0) for m in workers.values()),
-            "memory_mb": memory,
-            # The first windows x window results arrived while each was replaced: the queue held n.
-            **_window_rates([t for t, _ in arrived], window, windows)}
+    return {
+        "queued": n,
+        "results": len(arrived),
+        "image_bytes": image_bytes,
+        "submit_s": submit_s,
+        "ready_s": ready_s,
+        "redis_empty_b": empty["used_b"],
+        "redis_queued_b": queued["used_b"],
+        "redis_done_b": done["used_b"],
+        "redis_peak_b": done["peak_b"],
+        "redis_rss_b": done["rss_b"],
+        "queue_b": queue_b,
+        "queue_beyond_images_b_per_image": (queue_b - image_bytes) / n,
+        "done_b_per_image": (done["used_b"] - empty["used_b"]) / len(arrived),
+        "workers_rss_mb": sum(m.get("rss_mb", 0.0) for m in workers.values()),
+        "workers_peak_mb": sum(m.get("peak_mb", 0.0) for m in workers.values()),
+        "memory_mb": memory,
+        # The first windows x window results arrived while each was replaced: the queue held n.
+        **_window_rates([t for t, _ in arrived], window, windows),
+    }

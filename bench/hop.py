@@ -43,12 +43,11 @@ class HopRun:
 
     event_bytes: int
     batch: int
-    seconds: list[float]       # wall time of each hop, for the whole batch
-    with_image_fetch: bool     # each hop also fetched the image bytes (MGET), as image stages do
+    seconds: list[float]  # wall time of each hop, for the whole batch
+    with_image_fetch: bool  # each hop also fetched the image bytes (MGET), as image stages do
 
 
-def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
-              image: bytes | None = None) -> HopRun:
+def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1, image: bytes | None = None) -> HopRun:
     """Pass ``batch`` copies of ``job`` between two bench streams ``hops`` times, timing each hop.
 
     With ``image``, the bytes are stored under the job's blob key first and every hop also
@@ -68,12 +67,15 @@ def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
         for hop in range(hops):
             route = _ROUTES[hop % 2]
             started = time.perf_counter()
-            entries = reading.read_new(client, route.input_stream, route.group, _CONSUMER,
-                                       count=batch, block_ms=_BLOCK_MS)
+            entries = reading.read_new(
+                client, route.input_stream, route.group, _CONSUMER, count=batch, block_ms=_BLOCK_MS
+            )
             if image is not None:
                 client.mget([blob] * len(entries))
-            effects = [EntryEffects(entry.entry_id, [committing.forward(
-                route, events.encode(events.decode(entry.payload)))]) for entry in entries]
+            effects = [
+                EntryEffects(entry.entry_id, [committing.forward(route, events.encode(events.decode(entry.payload)))])
+                for entry in entries
+            ]
             committing.commit(client, route, _CONSUMER, effects)
             seconds.append(time.perf_counter() - started)
             if len(entries) != batch:
@@ -82,6 +84,4 @@ def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1,
         client.delete(_PING, _PONG, blob)
         for route in _ROUTES:
             forget_group(client, route.input_stream, route.group)
-    return HopRun(event_bytes=len(payload), batch=batch, seconds=seconds,
-                  with_image_fetch=image is not None)
-
+    return HopRun(event_bytes=len(payload), batch=batch, seconds=seconds, with_image_fetch=image is not None)

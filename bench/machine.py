@@ -40,8 +40,10 @@ def machine_facts(redis_version: str | None = None) -> dict:
         "msgpack": _version("msgpack"),
         "redis_server": redis_version,
         # Thread settings in force for every process the bench starts (unset: library defaults).
-        "env": {k: os.environ.get(k) for k in ("FACES_TF_THREADS", "FACES_TF_INTER_THREADS",
-                                                "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("FACES_TF_THREADS", "FACES_TF_INTER_THREADS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+        },
     }
 
 
@@ -66,8 +68,11 @@ AVX2_ONLY = "AVX2 only"
 # AVX2, and age/gender on OpenCV in float32, which is what `faces run` picks on such a CPU
 # (models.precision). dlib, onnxruntime and numpy's BLAS (the heads' dense layers) are not capped.
 # OpenCV's feature names are spelled with hyphens: an unknown name is only warned about.
-AVX2_EMULATION = {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-COMMON",
-                  PRECISION_ENV: OPENCV_FLOAT32}
+AVX2_EMULATION = {
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-COMMON",
+    PRECISION_ENV: OPENCV_FLOAT32,
+}
 
 
 def cpu_kind(flags: str | None = None) -> str:
@@ -92,8 +97,11 @@ def process_memory_mb(pid: int) -> dict:
             fields = dict(line.split(":", 1) for line in status if ":" in line)
     except OSError:
         return {}
-    return {key: int(fields[name].split()[0]) / 1024 for key, name in (("rss_mb", "VmRSS"), ("peak_mb", "VmHWM"))
-            if name in fields}
+    return {
+        key: int(fields[name].split()[0]) / 1024
+        for key, name in (("rss_mb", "VmRSS"), ("peak_mb", "VmHWM"))
+        if name in fields
+    }
 
 
 def _cpuinfo(key: str) -> str | None:
@@ -127,9 +135,13 @@ class CpuWatch:
     def report(self) -> dict:
         machine, own = _machine_busy_s() - self._machine, _own_cpu_s() - self._own
         wall = time.monotonic() - self._wall
-        return {"wall_s": round(wall, 1), "machine_cpu_s": round(machine, 1), "bench_cpu_s": round(own, 1),
-                "other_cpu_s": round(max(0.0, machine - own), 1),
-                "other_load_cores": round(max(0.0, machine - own) / wall, 2) if wall else 0.0}
+        return {
+            "wall_s": round(wall, 1),
+            "machine_cpu_s": round(machine, 1),
+            "bench_cpu_s": round(own, 1),
+            "other_cpu_s": round(max(0.0, machine - own), 1),
+            "other_load_cores": round(max(0.0, machine - own) / wall, 2) if wall else 0.0,
+        }
 
 
 def process_cpu_s(pid: int) -> float:

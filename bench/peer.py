@@ -46,10 +46,13 @@ def run_peer(photos: Sequence[Path], deepface_home: Path, workdir: Path, env: di
     cold, warm = report["passes"]
     cold["seconds"] = cold["ended_at"] - launched
     first_cold, first_warm = cold["per_image"][0]["seconds"], warm["per_image"][0]["seconds"]
-    return {"cold": cold, "warm": warm,
-            "interpreter_and_import_s": report["imported_at"] - launched,
-            # DeepFace loads both models inside the first analyze call.
-            "model_load_s": max(0.0, first_cold - first_warm)}
+    return {
+        "cold": cold,
+        "warm": warm,
+        "interpreter_and_import_s": report["imported_at"] - launched,
+        # DeepFace loads both models inside the first analyze call.
+        "model_load_s": max(0.0, first_cold - first_warm),
+    }
 
 
 def _analyse(paths: Sequence[str]) -> dict:
@@ -60,11 +63,22 @@ def _analyse(paths: Sequence[str]) -> dict:
         started = time.monotonic()
         faces = DeepFace.analyze(path, actions=["age", "gender"], enforce_detection=False, silent=True)
         # Without a face DeepFace analyses the whole photo as one, with confidence 0.
-        per_image.append({"path": path, "seconds": time.monotonic() - started, "faces": len(faces),
-                          "detected": sum(1 for f in faces if f.get("face_confidence", 0) > 0)})
-    return {"seconds": sum(i["seconds"] for i in per_image), "images": len(per_image),
-            "faces": sum(i["faces"] for i in per_image), "detected": sum(i["detected"] for i in per_image),
-            "per_image": per_image, "ended_at": time.monotonic()}
+        per_image.append(
+            {
+                "path": path,
+                "seconds": time.monotonic() - started,
+                "faces": len(faces),
+                "detected": sum(1 for f in faces if f.get("face_confidence", 0) > 0),
+            }
+        )
+    return {
+        "seconds": sum(i["seconds"] for i in per_image),
+        "images": len(per_image),
+        "faces": sum(i["faces"] for i in per_image),
+        "detected": sum(i["detected"] for i in per_image),
+        "per_image": per_image,
+        "ended_at": time.monotonic(),
+    }
 
 
 def main(argv: Sequence[str]) -> None:

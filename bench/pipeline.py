@@ -32,7 +32,7 @@ from faces.producer.submit import submit_file
 from faces.schemas.result import stage_ms as result_stage_ms
 from faces.streams import results
 
-WORKER_BATCH = defaults.BATCH   # the workers' --batch as `faces run` passes it
+WORKER_BATCH = defaults.BATCH  # the workers' --batch as `faces run` passes it
 RESULT_TIMEOUT_S = 900.0
 
 
@@ -45,8 +45,20 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
     """`faces run FOLDER` in a new process, timed from launch to exit, with its timeline.
     ``env`` adds settings for that process and its workers (e.g. the age/gender precision)."""
     state, storage = workdir / "state", workdir / "storage"
-    command = [sys.executable, "-m", "faces", "run", str(folder), "--state-dir", str(state),
-               "--storage", str(storage), "--output", str(workdir / "output"), "--verbose"]
+    command = [
+        sys.executable,
+        "-m",
+        "faces",
+        "run",
+        str(folder),
+        "--state-dir",
+        str(state),
+        "--storage",
+        str(storage),
+        "--output",
+        str(workdir / "output"),
+        "--verbose",
+    ]
     env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home)}
     launched_wall, launched = time.time(), time.monotonic()
     done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -55,10 +67,14 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
         raise RuntimeError(f"faces run failed ({done.returncode}): {done.stderr[-2000:]}")
     stored = [json.loads(p.read_text()) for p in sorted(storage.glob("*.json"))]
     faces_of = {r["image_id"]: len(r["faces"]) for r in stored}
-    return {"seconds": seconds, "images": len(stored), "faces": sum(faces_of.values()),
-            "exit_code": done.returncode,
-            "timeline": cold_timeline(done.stderr, state / "logs", launched_wall, seconds),
-            "agegender_batches": stage_batches(state / "logs" / "agegender-0.log", 0.0, float("inf"), faces_of)}
+    return {
+        "seconds": seconds,
+        "images": len(stored),
+        "faces": sum(faces_of.values()),
+        "exit_code": done.returncode,
+        "timeline": cold_timeline(done.stderr, state / "logs", launched_wall, seconds),
+        "agegender_batches": stage_batches(state / "logs" / "agegender-0.log", 0.0, float("inf"), faces_of),
+    }
 
 
 def cold_timeline(parent_log: str, log_dir: Path, launched_wall: float, total_s: float) -> dict:
@@ -81,11 +97,15 @@ def cold_timeline(parent_log: str, log_dir: Path, launched_wall: float, total_s:
             marks[f"{stage}.last_done"] = max(at, marks.get(f"{stage}.last_done", at))
     ready = max(v for k, v in marks.items() if k.endswith(".ready"))
     last_result = marks.get("sink.last_done", total_s)
-    return {"marks": marks, "phases": {
-        "spawn_s": marks.get("workers.started", 0.0),
-        "until_all_ready_s": ready,
-        "compute_after_ready_s": last_result - ready,
-        "stop_s": total_s - last_result}}
+    return {
+        "marks": marks,
+        "phases": {
+            "spawn_s": marks.get("workers.started", 0.0),
+            "until_all_ready_s": ready,
+            "compute_after_ready_s": last_result - ready,
+            "stop_s": total_s - last_result,
+        },
+    }
 
 
 def stage_batches(log_path: Path, since_wall: float, until_wall: float, faces_of: dict[str, int]) -> list[dict]:
@@ -134,15 +154,15 @@ def _deepface_home(path: Path) -> Iterator[None]:
             os.environ["DEEPFACE_HOME"] = before
 
 
-def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir: Path,
-             repeat: int = 1) -> dict:
+def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir: Path, repeat: int = 1) -> dict:
     """Start the stack, push ``warmup`` through it, then time ``photos`` as one batch.
 
     Returns the median over ``repeat`` batches of the wall seconds from the first submission
     to the last result, with per-image latencies and the stage times the results report.
     """
-    app = AppSettings(redis_url=None, state_dir=workdir / "state", storage=workdir / "storage",
-                      output=workdir / "output")
+    app = AppSettings(
+        redis_url=None, state_dir=workdir / "state", storage=workdir / "storage", output=workdir / "output"
+    )
     options = JobOptions(timeout_s=RESULT_TIMEOUT_S, worker_args=worker_args(app.storage, app.output))
     with _deepface_home(deepface_home), redis_target(app) as (url, client, _server):
         pool = start_pool(url, app, options)
@@ -154,14 +174,22 @@ def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir:
             # Let the workers write their last log lines before they are read.
             time.sleep(0.5)
             for batch in batches:
-                batch["agegender_batches"] = stage_batches(app.log_dir / "agegender-0.log", batch.pop("since_wall"),
-                                                           batch.pop("until_wall"), batch.pop("faces_of"))
+                batch["agegender_batches"] = stage_batches(
+                    app.log_dir / "agegender-0.log",
+                    batch.pop("since_wall"),
+                    batch.pop("until_wall"),
+                    batch.pop("faces_of"),
+                )
             redis_version = redis_server_version(client)
         finally:
             pool.stop()
     median = sorted(batches, key=lambda b: b["seconds"])[len(batches) // 2]
-    return {**median, "runs_s": [b["seconds"] for b in batches], "stack_ready_s": ready_s,
-            "redis_version": redis_version}
+    return {
+        **median,
+        "runs_s": [b["seconds"] for b in batches],
+        "stack_ready_s": ready_s,
+        "redis_version": redis_version,
+    }
 
 
 def _worker_pids(pool: WorkerPool) -> dict[str, int]:
@@ -177,22 +205,29 @@ def _feed(client, photos: Sequence[Path], pool: WorkerPool, options: JobOptions,
     cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
     since_wall, started = time.time(), time.monotonic()
     sent = [submit_file(client, path) for path in photos]
-    wait_for_results(client, {s.job_id: s.path for s in sent}, cursors, summary, pool, options,
-                     lambda done, total: None, app)
+    wait_for_results(
+        client, {s.job_id: s.path for s in sent}, cursors, summary, pool, options, lambda done, total: None, app
+    )
     seconds = time.monotonic() - started
     # Each worker's CPU seconds during the batch: what the other stages took from the cores
     # the busiest one wanted, and whether the busiest one worked or waited.
     worker_cpu_s = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
     stored = [json.loads(results.stored_result(client, s.image_id) or "{}") for s in sent]
-    latencies = [_seconds_since(r["processed_at"], 0.0) - _seconds_since(r["submitted_at"], 0.0)
-                 for r in stored if r]
+    latencies = [_seconds_since(r["processed_at"], 0.0) - _seconds_since(r["submitted_at"], 0.0) for r in stored if r]
     stage_ms = {}
     for stage in ("detect", "landmarks", "agegender"):
         stage_ms[stage] = sum(result_stage_ms(r.get("timings_ms", {}), stage) for r in stored)
     if summary.error or summary.dead:
         raise RuntimeError(f"warm run: {summary.error} error and {summary.dead} dead results: {summary.errors}")
-    return {"seconds": seconds, "images": len(photos), "faces": summary.faces,
-            "worker_cpu_s": worker_cpu_s, "since_wall": since_wall, "until_wall": time.time(),
-            "faces_of": {r["image_id"]: len(r["faces"]) for r in stored if r},
-            "latency_p50_s": statistics.median(latencies), "latency_max_s": max(latencies),
-            "in_pipeline_stage_s": {k: v / 1000 for k, v in stage_ms.items()}}
+    return {
+        "seconds": seconds,
+        "images": len(photos),
+        "faces": summary.faces,
+        "worker_cpu_s": worker_cpu_s,
+        "since_wall": since_wall,
+        "until_wall": time.time(),
+        "faces_of": {r["image_id"]: len(r["faces"]) for r in stored if r},
+        "latency_p50_s": statistics.median(latencies),
+        "latency_max_s": max(latencies),
+        "in_pipeline_stage_s": {k: v / 1000 for k, v in stage_ms.items()},
+    }

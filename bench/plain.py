@@ -19,7 +19,7 @@ _analyzer = None
 
 def _load(backend: str, weights_dir: str | None, warmup: str) -> None:
     global _analyzer
-    os.environ.setdefault("FACES_TF_THREADS", "1")   # before TensorFlow loads: one process per core
+    os.environ.setdefault("FACES_TF_THREADS", "1")  # before TensorFlow loads: one process per core
     import cv2
 
     # OpenCV too (the opencv-float32 age/gender engine `auto` picks on AVX2-only CPUs, and the
@@ -47,8 +47,9 @@ def best_plain(paths: Sequence[Path], backend: str, weights_dir: Path | None, pr
     loaded its models and analysed one photo. Fresh processes (spawn), as a program starts."""
     context = multiprocessing.get_context("spawn")
     started = time.monotonic()
-    with context.Pool(processes, initializer=_load,
-                      initargs=(backend, str(weights_dir) if weights_dir else None, str(paths[0]))) as pool:
+    with context.Pool(
+        processes, initializer=_load, initargs=(backend, str(weights_dir) if weights_dir else None, str(paths[0]))
+    ) as pool:
         # A pool starts its processes at once but they load in their own time: wait until
         # every one has answered (a task goes only to a process whose initializer finished).
         while len(set(pool.map(_ready, range(processes), chunksize=1))) < processes:
@@ -59,5 +60,12 @@ def best_plain(paths: Sequence[Path], backend: str, weights_dir: Path | None, pr
         seconds = time.monotonic() - began
     if min(faces) < 0:
         raise RuntimeError(f"plain program ({backend}): {sum(f < 0 for f in faces)} error results")
-    return {"backend": backend, "processes": processes, "images": len(paths), "faces": sum(faces),
-            "load_s": load_s, "seconds": seconds, "images_per_s": len(paths) / seconds}
+    return {
+        "backend": backend,
+        "processes": processes,
+        "images": len(paths),
+        "faces": sum(faces),
+        "load_s": load_s,
+        "seconds": seconds,
+        "images_per_s": len(paths) / seconds,
+    }

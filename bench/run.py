@@ -37,7 +37,7 @@ from faces.models.weights import AGE_FILE, GENDER_FILE, deepface_weights_dir
 from faces.producer.files import scan
 
 SYNTHETIC_SEED = 0
-HOPS = 2000          # per hop figure: enough for a stable p99 in about a second
+HOPS = 2000  # per hop figure: enough for a stable p99 in about a second
 FACES_PER_CALL = 16
 
 
@@ -49,9 +49,13 @@ class BenchInputError(ValueError):
     """
 
 
-def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
-              say: Callable[[str], None] = lambda line: None,
-              throughput: ThroughputOptions | None = ThroughputOptions()) -> dict:
+def run_bench(
+    folder: Path,
+    synthetic_weights: bool,
+    repeat: int = 1,
+    say: Callable[[str], None] = lambda line: None,
+    throughput: ThroughputOptions | None = ThroughputOptions(),
+) -> dict:
     """Measure everything listed in the module docstring; returns every figure as a dict.
     ``throughput``: the sizes of part 6 (None: skip it)."""
     photos = scan([folder]).images
@@ -62,9 +66,16 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
     try:
         homes = _weight_sets(workdir, synthetic_weights, say)
         precision = choose_precision()
-        figures: dict = {"folder": str(folder), "images": len(photos), "repeat": repeat,
-                         "weights": "synthetic" if synthetic_weights else "deepface", "precision": precision,
-                         "peer": {}, "cold": {}, "cold_float32": {}}
+        figures: dict = {
+            "folder": str(folder),
+            "images": len(photos),
+            "repeat": repeat,
+            "weights": "synthetic" if synthetic_weights else "deepface",
+            "precision": precision,
+            "peer": {},
+            "cold": {},
+            "cold_float32": {},
+        }
         for name, home in homes.items():
             say(f"DeepFace loop, cold and warm ({name} weights)")
             figures["peer"][name] = bench_peer.run_peer(photos, home, workdir / f"peer-{name}")
@@ -75,18 +86,21 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
             # What DeepFace's exact arithmetic costs here, for the same comparison.
             say(f"faces run, cold ({main_name} weights, float32)")
             figures["cold_float32"][main_name] = bench_pipeline.cold_run(
-                folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32})
+                folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32}
+            )
         say("faces run, cold (the bundled age/gender networks)")
-        figures["cold_bundled"] = bench_pipeline.cold_run(folder, main_home, workdir / "cold-bundled",
-                                                          env={"FACES_AGEGENDER": BUNDLED})
+        figures["cold_bundled"] = bench_pipeline.cold_run(
+            folder, main_home, workdir / "cold-bundled", env={"FACES_AGEGENDER": BUNDLED}
+        )
         if cpu_kind() != AVX2_ONLY:
             # The cold target holds on AVX2-only CPUs too: run the pair again as on one.
             avx2_precision = AVX2_EMULATION[PRECISION_ENV]
             say(f"DeepFace loop and faces run, cold, as on an AVX2-only CPU (capped at AVX2, {avx2_precision})")
-            figures["avx2"] = {"peer": bench_peer.run_peer(photos, main_home, workdir / "peer-avx2", AVX2_EMULATION),
-                               "cold": bench_pipeline.cold_run(folder, main_home, workdir / "cold-avx2",
-                                                               env=AVX2_EMULATION),
-                               "precision": avx2_precision}
+            figures["avx2"] = {
+                "peer": bench_peer.run_peer(photos, main_home, workdir / "peer-avx2", AVX2_EMULATION),
+                "cold": bench_pipeline.cold_run(folder, main_home, workdir / "cold-avx2", env=AVX2_EMULATION),
+                "precision": avx2_precision,
+            }
         say("running stack, warm")
         figures["warm"] = bench_pipeline.warm_run(photos, photos[0], main_home, workdir / "warm", repeat)
         say("stages alone; age/gender batching and trunk sharing")
@@ -104,8 +118,9 @@ def run_bench(folder: Path, synthetic_weights: bool, repeat: int = 1,
     return figures
 
 
-def run_throughput_only(folder: Path, synthetic_weights: bool, options: ThroughputOptions,
-                        say: Callable[[str], None] = lambda line: None) -> dict:
+def run_throughput_only(
+    folder: Path, synthetic_weights: bool, options: ThroughputOptions, say: Callable[[str], None] = lambda line: None
+) -> dict:
     """Part 6 alone (`--only throughput`): the same figures as in a whole run, under
     ``figures["throughput"]``, with the machine's facts and its load meanwhile."""
     if not scan([folder]).images:
@@ -121,9 +136,14 @@ def run_throughput_only(folder: Path, synthetic_weights: bool, options: Throughp
             write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=True, seed=SYNTHETIC_SEED)
         else:
             home = next(iter(_weight_sets(workdir, False, say).values()))
-        figures = {"only": "throughput", "folder": str(folder), "repeat": options.repeat,
-                   "weights": "synthetic" if synthetic_weights else "deepface", "precision": choose_precision(),
-                   "throughput": run_throughput(folder, home, options, say)}
+        figures = {
+            "only": "throughput",
+            "folder": str(folder),
+            "repeat": options.repeat,
+            "weights": "synthetic" if synthetic_weights else "deepface",
+            "precision": choose_precision(),
+            "throughput": run_throughput(folder, home, options, say),
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures["machine"] = machine_facts()
@@ -138,8 +158,9 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
     if not synthetic:
         weights = deepface_weights_dir()
         if not (weights / AGE_FILE).is_file() or not (weights / GENDER_FILE).is_file():
-            raise BenchInputError(f"no DeepFace weights in {weights}: pass --synthetic-weights "
-                                  "or run `faces models fetch`")
+            raise BenchInputError(
+                f"no DeepFace weights in {weights}: pass --synthetic-weights or run `faces models fetch`"
+            )
         return {"deepface": weights.parents[1]}
     from bench.synthetic import write_synthetic_weights
 
@@ -151,8 +172,15 @@ def _weight_sets(workdir: Path, synthetic: bool, say: Callable[[str], None]) -> 
     return homes
 
 
-def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, precision: str, repeat: int,
-                  workdir: Path, say: Callable[[str], None]) -> dict:
+def _stages_alone(
+    photos: list[Path],
+    home: Path,
+    separate_home: Path | None,
+    precision: str,
+    repeat: int,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> dict:
     """Sections 3, 4 and 5: everything measured in this process on decoded photos."""
     from faces.models.agegender import load_agegender, load_full_models
     from faces.models.detect import load_detector
@@ -165,10 +193,16 @@ def _stages_alone(photos: list[Path], home: Path, separate_home: Path | None, pr
     weights = home / ".deepface" / "weights"
     model = load_agegender(weights)
     agegender = bench_stages.time_agegender_stage(model, decoded, faces, bench_pipeline.WORKER_BATCH, repeat)
-    stages = {"images": len(decoded), "faces": faces.count,
-              "decode_s": bench_stages.time_decode(decoded, repeat), "detect_s": detect_s,
-              "landmarks_s": landmarks_s, "agegender_s": agegender["seconds"], "agegender": agegender,
-              "shared_trunk": model.shared_trunk}
+    stages = {
+        "images": len(decoded),
+        "faces": faces.count,
+        "decode_s": bench_stages.time_decode(decoded, repeat),
+        "detect_s": detect_s,
+        "landmarks_s": landmarks_s,
+        "agegender_s": agegender["seconds"],
+        "agegender": agegender,
+        "shared_trunk": model.shared_trunk,
+    }
 
     crops = bench_stages.crops_of(decoded, faces, range(len(decoded)))
     # All faces in one call, calls of 16 (a moderate batch, as a worker batch of a few photos

@@ -78,8 +78,9 @@ def time_detect(detector: Detector, photos: Sequence[Photo], repeat: int) -> tup
     return timed(run, repeat), boxes
 
 
-def time_landmarks(landmarker: Landmarker, photos: Sequence[Photo], boxes: list[list[Box]],
-                   repeat: int) -> tuple[float, Faces]:
+def time_landmarks(
+    landmarker: Landmarker, photos: Sequence[Photo], boxes: list[list[Box]], repeat: int
+) -> tuple[float, Faces]:
     """Seconds to place 68 points (and pose, quality) in every box, and the faces with points."""
     points: list = []
 
@@ -92,13 +93,13 @@ def time_landmarks(landmarker: Landmarker, photos: Sequence[Photo], boxes: list[
 
 def crops_of(photos: Sequence[Photo], faces: Faces, indices: Sequence[int]) -> np.ndarray:
     """The network inputs of every face of the photos at ``indices``, as the adapter builds them."""
-    crops = [crop_face(photos[i].pixels, box, pts)
-             for i in indices for box, pts in zip(faces.boxes[i], faces.points[i])]
+    crops = [
+        crop_face(photos[i].pixels, box, pts) for i in indices for box, pts in zip(faces.boxes[i], faces.points[i])
+    ]
     return np.stack(crops) if crops else np.zeros((0, *INPUT_SIZE, 3), np.float32)
 
 
-def time_agegender_stage(model, photos: Sequence[Photo], faces: Faces, images_per_call: int,
-                         repeat: int) -> dict:
+def time_agegender_stage(model, photos: Sequence[Photo], faces: Faces, images_per_call: int, repeat: int) -> dict:
     """The age/gender stage's compute as its worker does it: photos in groups of
     ``images_per_call`` (the worker's batch), every face of a group cropped, then one predict.
     Returns seconds for cropping, for predicting, and both."""
@@ -107,8 +108,14 @@ def time_agegender_stage(model, photos: Sequence[Photo], faces: Faces, images_pe
     crop_s = timed(lambda: [crops_of(photos, faces, g) for g in groups], repeat)
     inputs = [crops_of(photos, faces, g) for g in groups]
     predict_s, predict_cpu_s = timed_with_cpu(lambda: [model.predict(c) for c in inputs if len(c)], repeat)
-    return {"crop_s": crop_s, "predict_s": predict_s, "predict_cpu_s": predict_cpu_s, "seconds": crop_s + predict_s,
-            "calls": sum(1 for c in inputs if len(c)), "images_per_call": images_per_call}
+    return {
+        "crop_s": crop_s,
+        "predict_s": predict_s,
+        "predict_cpu_s": predict_cpu_s,
+        "seconds": crop_s + predict_s,
+        "calls": sum(1 for c in inputs if len(c)),
+        "images_per_call": images_per_call,
+    }
 
 
 def warm_up(model) -> None:
@@ -124,18 +131,20 @@ def output_difference(model, reference, crops: np.ndarray) -> dict:
     age, gender = model.predict_probabilities(crops)
     ref_age, ref_gender = reference.predict_probabilities(crops)
     years = np.arange(age.shape[1])
-    return {"faces": len(crops),
-            "max_age_probability": float(np.abs(age - ref_age).max()),
-            "max_gender_probability": float(np.abs(gender - ref_gender).max()),
-            "max_age_years": float(np.abs(age @ years - ref_age @ years).max()),
-            "gender_flips": int((gender.argmax(1) != ref_gender.argmax(1)).sum())}
+    return {
+        "faces": len(crops),
+        "max_age_probability": float(np.abs(age - ref_age).max()),
+        "max_gender_probability": float(np.abs(gender - ref_gender).max()),
+        "max_age_years": float(np.abs(age @ years - ref_age @ years).max()),
+        "gender_flips": int((gender.argmax(1) != ref_gender.argmax(1)).sum()),
+    }
 
 
 def time_predict_calls(model, crops: np.ndarray, faces_per_call: int, repeat: int) -> dict:
     """Wall and CPU seconds to predict every crop in calls of ``faces_per_call`` faces
     (1: one at a time)."""
     warm_up(model)
-    calls = [crops[i:i + faces_per_call] for i in range(0, len(crops), faces_per_call)]
+    calls = [crops[i : i + faces_per_call] for i in range(0, len(crops), faces_per_call)]
     seconds, cpu_s = timed_with_cpu(lambda: [model.predict(c) for c in calls], repeat)
     return {"seconds": seconds, "cpu_s": cpu_s, "faces_per_call": faces_per_call}
 
@@ -156,6 +165,11 @@ def time_bundled(photos: Sequence[Photo], faces: Faces, repeat: int) -> dict:
     chips_s, chips_cpu_s = timed_with_cpu(all_chips, repeat)
     together_s, together_cpu_s = timed_with_cpu(lambda: model.predict(chips), repeat)
     alone_s, alone_cpu_s = timed_with_cpu(lambda: [model.predict([c]) for c in chips], repeat)
-    return {"name": model.name, "faces": len(chips), "chips_s": chips_s, "chips_cpu_s": chips_cpu_s,
-            "all": {"seconds": together_s, "cpu_s": together_cpu_s},
-            "one": {"seconds": alone_s, "cpu_s": alone_cpu_s}}
+    return {
+        "name": model.name,
+        "faces": len(chips),
+        "chips_s": chips_s,
+        "chips_cpu_s": chips_cpu_s,
+        "all": {"seconds": together_s, "cpu_s": together_cpu_s},
+        "one": {"seconds": alone_s, "cpu_s": alone_cpu_s},
+    }

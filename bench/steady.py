@@ -73,14 +73,17 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, env: dict[str, str], counts: dict[str, int] | None = None,
-                  start_workers: bool = True) -> Iterator[tuple[Stack, callable]]:
+def running_stack(
+    workdir: Path, env: dict[str, str], counts: dict[str, int] | None = None, start_workers: bool = True
+) -> Iterator[tuple[Stack, callable]]:
     """An embedded Redis and (unless not ``start_workers``: call the second value later) the
     worker pool `faces up` would start, with ``counts`` workers per stage (default one each)."""
-    app = AppSettings(redis_url=None, state_dir=workdir / "state", storage=workdir / "storage",
-                      output=workdir / "output")
-    options = JobOptions(worker_args=worker_args(app.storage, app.output),
-                         counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})})
+    app = AppSettings(
+        redis_url=None, state_dir=workdir / "state", storage=workdir / "storage", output=workdir / "output"
+    )
+    options = JobOptions(
+        worker_args=worker_args(app.storage, app.output), counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})}
+    )
     with _env(env), redis_target(app) as (url, client, _server):
         holder: dict = {}
 
@@ -111,8 +114,9 @@ def submit_all(stack: Stack, paths: Sequence[Path]) -> dict[str, str]:
     return {s.job_id: s.image_id for s in (submit_file(stack.client, p) for p in paths)}
 
 
-def wait_results(stack: Stack, jobs: dict[str, str], cursors: dict[str, str], pool=None,
-                 top_up: Iterator[Path] | None = None) -> list[tuple[float, str]]:
+def wait_results(
+    stack: Stack, jobs: dict[str, str], cursors: dict[str, str], pool=None, top_up: Iterator[Path] | None = None
+) -> list[tuple[float, str]]:
     """(Redis time in s, status) of each job's result in arrival order, once all have one.
     With ``top_up``, each result is replaced at once by the next of those images, so the queue
     keeps its depth until they run out."""
@@ -128,8 +132,9 @@ def wait_results(stack: Stack, jobs: dict[str, str], cursors: dict[str, str], po
                     waiting.add(submit_file(stack.client, following).job_id)
         (pool or stack.pool).supervise()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(waiting)} images without a result after {RESULT_TIMEOUT_S:.0f} s "
-                               f"({len(arrived)} had one)")
+            raise RuntimeError(
+                f"{len(waiting)} images without a result after {RESULT_TIMEOUT_S:.0f} s ({len(arrived)} had one)"
+            )
     return arrived
 
 
@@ -138,8 +143,12 @@ def rate_after(times: Sequence[float], warmup: int) -> dict:
     times = sorted(times)
     skip = min(warmup, len(times) // 10)
     span = times[-1] - times[skip] if len(times) > skip + 1 else float("nan")
-    return {"counted_from": skip + 1, "counted_images": len(times) - 1 - skip, "seconds": span,
-            "images_per_s": (len(times) - 1 - skip) / span if span else float("nan")}
+    return {
+        "counted_from": skip + 1,
+        "counted_images": len(times) - 1 - skip,
+        "seconds": span,
+        "images_per_s": (len(times) - 1 - skip) / span if span else float("nan"),
+    }
 
 
 def feed(stack: Stack, paths: Sequence[Path], warmup: int = WARMUP_RESULTS, latencies: bool = True) -> dict:
@@ -156,23 +165,36 @@ def feed(stack: Stack, paths: Sequence[Path], warmup: int = WARMUP_RESULTS, late
     if bad:
         raise RuntimeError(f"{bad} of {len(arrived)} results are not ok: see {stack.app.log_dir}")
     n = len(paths)
-    out = {"images": n, "submit_s": submit_s, "wall_s": wall, **rate_after([t for t, _ in arrived], warmup),
-           "cpu_s_per_image": {k: v / n for k, v in cpu.items()}, "cpu_s_per_image_total": sum(cpu.values()) / n,
-           "cpu_share_of_wall": {k: v / wall for k, v in cpu.items()}}
+    out = {
+        "images": n,
+        "submit_s": submit_s,
+        "wall_s": wall,
+        **rate_after([t for t, _ in arrived], warmup),
+        "cpu_s_per_image": {k: v / n for k, v in cpu.items()},
+        "cpu_s_per_image_total": sum(cpu.values()) / n,
+        "cpu_share_of_wall": {k: v / wall for k, v in cpu.items()},
+    }
     if latencies:
         import json
 
         stored = [json.loads(results.stored_result(stack.client, image_id) or "{}") for image_id in jobs.values()]
-        seconds = sorted(_seconds_since(r["processed_at"], 0.0) - _seconds_since(r["submitted_at"], 0.0)
-                         for r in stored if r)
+        seconds = sorted(
+            _seconds_since(r["processed_at"], 0.0) - _seconds_since(r["submitted_at"], 0.0) for r in stored if r
+        )
         out["faces"] = sum(len(r.get("faces", [])) for r in stored)
         out["latency_p50_s"] = statistics.median(seconds)
         out["latency_p99_s"] = seconds[min(len(seconds) - 1, int(0.99 * len(seconds)))]
     return out
 
 
-def steady_state(paths: Sequence[Path], warm: Sequence[Path], workdir: Path, env: dict[str, str],
-                 counts: dict[str, int] | None = None, latencies: bool = True) -> dict:
+def steady_state(
+    paths: Sequence[Path],
+    warm: Sequence[Path],
+    workdir: Path,
+    env: dict[str, str],
+    counts: dict[str, int] | None = None,
+    latencies: bool = True,
+) -> dict:
     """Start a stack, push ``warm`` through it (models warm, every worker past its first
     batch), then ``feed`` it ``paths``; with the stack's start-up seconds and worker counts."""
     with running_stack(workdir, env, counts) as (stack, _start):

@@ -31,8 +31,8 @@ from bench.pipeline import WORKER_BATCH
 from faces.ops.worker_counts import auto_counts
 from faces.streams.names import STAGE_ORDER
 
-BUNDLED, DEEPFACE = "dlib", "deepface"   # the age/gender backends, as --agegender names them
-EXTRA_PHOTOS = Path("data")              # the repository's own photos join the bench folder's
+BUNDLED, DEEPFACE = "dlib", "deepface"  # the age/gender backends, as --agegender names them
+EXTRA_PHOTOS = Path("data")  # the repository's own photos join the bench folder's
 SMALL_SOURCE = EXTRA_PHOTOS / "astronaut.jpg"
 
 
@@ -40,19 +40,20 @@ SMALL_SOURCE = EXTRA_PHOTOS / "astronaut.jpg"
 class ThroughputOptions:
     """Sizes of the throughput part; the defaults are issue 16's."""
 
-    steady_images: int = 1000            # images fed to the running stack (bundled backend)
-    deepface_images: int = 200           # the same with DeepFace's networks (0: skip)
-    plain_images: int = 60               # images the plain program analyses after its warm-up
+    steady_images: int = 1000  # images fed to the running stack (bundled backend)
+    deepface_images: int = 200  # the same with DeepFace's networks (0: skip)
+    plain_images: int = 60  # images the plain program analyses after its warm-up
     growth: tuple[int, ...] = (100, 1000, 10000)
-    growth_window: int = bench_growth.WINDOW    # results per measured window, the queue kept full
+    growth_window: int = bench_growth.WINDOW  # results per measured window, the queue kept full
     growth_windows: int = bench_growth.WINDOWS  # windows per size (their median is its rate)
-    scale: tuple[int, ...] = (1, 2, 4)   # detect workers
-    scale_images: int = 300              # images per scale-out run (the steady run's detect count: that run)
-    repeat: int = 1                      # floor timings: median of this many
+    scale: tuple[int, ...] = (1, 2, 4)  # detect workers
+    scale_images: int = 300  # images per scale-out run (the steady run's detect count: that run)
+    repeat: int = 1  # floor timings: median of this many
 
 
-def run_throughput(folder: Path, deepface_home: Path | None, options: ThroughputOptions,
-                   say: Callable[[str], None] = lambda line: None) -> dict:
+def run_throughput(
+    folder: Path, deepface_home: Path | None, options: ThroughputOptions, say: Callable[[str], None] = lambda line: None
+) -> dict:
     """Every figure of the throughput part (see the module docstring) as one dict.
     ``deepface_home``: DEEPFACE_HOME holding the weights DeepFace runs with (None: bundled only)."""
     from faces.models.agegender_backends import load_backend
@@ -66,9 +67,15 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
     envs = {BUNDLED: {"FACES_AGEGENDER": BUNDLED}}
     if deepface_home:
         envs[DEEPFACE] = {"FACES_AGEGENDER": DEEPFACE, "DEEPFACE_HOME": str(deepface_home)}
-    figures: dict = {"photos": [p.name for p in photos], "cores": cores, "cpu_kind": cpu_kind(),
-                     "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.__dict__.items()},
-                     "plain": {}, "steady": {}, "scale": {}}
+    figures: dict = {
+        "photos": [p.name for p in photos],
+        "cores": cores,
+        "cpu_kind": cpu_kind(),
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.__dict__.items()},
+        "plain": {},
+        "steady": {},
+        "scale": {},
+    }
     workdir = Path(tempfile.mkdtemp(prefix="faces-bench-throughput-"))
     try:
         say("throughput: CPU floor of each step")
@@ -89,20 +96,28 @@ def run_throughput(folder: Path, deepface_home: Path | None, options: Throughput
                 say(f"throughput: pipeline steady state ({name}, {count} images)")
                 paths = workload.distinct_copies(photos, count, workdir / f"steady-{name}")
                 # The workers `faces up` starts by default on these cores (--workers auto).
-                figures["steady"][name] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-{name}", env,
-                                                                    counts=auto_counts(cores))
+                figures["steady"][name] = bench_steady.steady_state(
+                    paths, photos[:2], workdir / f"stack-{name}", env, counts=auto_counts(cores)
+                )
         figures["scale"] = _scale_out(photos, options, envs[BUNDLED], figures["steady"].get(BUNDLED), workdir, say)
         say(f"throughput: growth, {', '.join(map(str, options.growth))} small images queued then consumed")
         small = workload.small_face(SMALL_SOURCE if SMALL_SOURCE.is_file() else photos[0])
-        figures["growth"] = bench_growth.grow(small, options.growth, workdir, envs[BUNDLED],
-                                               options.growth_window, options.growth_windows)
+        figures["growth"] = bench_growth.grow(
+            small, options.growth, workdir, envs[BUNDLED], options.growth_window, options.growth_windows
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return figures
 
 
-def _scale_out(photos: Sequence[Path], options: ThroughputOptions, env: dict, steady: dict | None,
-               workdir: Path, say: Callable[[str], None]) -> dict:
+def _scale_out(
+    photos: Sequence[Path],
+    options: ThroughputOptions,
+    env: dict,
+    steady: dict | None,
+    workdir: Path,
+    say: Callable[[str], None],
+) -> dict:
     """Images/s with 1, 2, 4 ... detect workers (one of each other stage). The steady run is
     that row itself when it had exactly those workers (--workers auto on 2 cores does)."""
     out = {}
@@ -112,6 +127,7 @@ def _scale_out(photos: Sequence[Path], options: ThroughputOptions, env: dict, st
             continue
         say(f"throughput: scale-out, {count} detect workers, {options.scale_images} images")
         paths = workload.distinct_copies(photos, options.scale_images, workdir / f"scale-{count}")
-        out[str(count)] = bench_steady.steady_state(paths, photos[:2], workdir / f"stack-scale-{count}", env,
-                                                    counts={"detect": count})
+        out[str(count)] = bench_steady.steady_state(
+            paths, photos[:2], workdir / f"stack-scale-{count}", env, counts={"detect": count}
+        )
     return out

@@ -32,8 +32,9 @@ def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> 
     return job
 
 
-def pick_events(photos: Sequence[Photo], face_counts: Sequence[int], detector: Detector,
-                landmarker: Landmarker) -> dict[str, tuple[dict, bytes]]:
+def pick_events(
+    photos: Sequence[Photo], face_counts: Sequence[int], detector: Detector, landmarker: Landmarker
+) -> dict[str, tuple[dict, bytes]]:
     """The landmarked jobs of the photo with the median face count and of the one with the
     most faces, with their image bytes: a typical event and the largest."""
     order = sorted(range(len(photos)), key=lambda i: face_counts[i])
@@ -50,14 +51,20 @@ def measure_transport(jobs: dict[str, tuple[dict, bytes]], workdir: Path, hops: 
         version = redis_server_version(client)
         for name, (job, image) in jobs.items():
             for label, batch, with_image in (("single", 1, False), ("batch8", 8, False), ("single+image", 1, True)):
-                runs = [time_hops(client, job, hops, batch, image if with_image else None)
-                        for _ in range(max(1, repeat))]
+                runs = [
+                    time_hops(client, job, hops, batch, image if with_image else None) for _ in range(max(1, repeat))
+                ]
                 seconds = sorted(s for run in runs for s in run.seconds)
                 figures[f"{name}/{label}"] = {
-                    "event_bytes": runs[0].event_bytes, "faces": len(job["faces"]), "batch": batch,
-                    "image_bytes": len(image) if with_image else 0, "hops": len(seconds),
-                    "p50_ms": 1000 * _quantile(seconds, 0.50), "p99_ms": 1000 * _quantile(seconds, 0.99),
-                    "events_per_s": batch * len(seconds) / sum(seconds)}
+                    "event_bytes": runs[0].event_bytes,
+                    "faces": len(job["faces"]),
+                    "batch": batch,
+                    "image_bytes": len(image) if with_image else 0,
+                    "hops": len(seconds),
+                    "p50_ms": 1000 * _quantile(seconds, 0.50),
+                    "p99_ms": 1000 * _quantile(seconds, 0.99),
+                    "events_per_s": batch * len(seconds) / sum(seconds),
+                }
         client.close()
     return {"redis_version": version, "hops": figures}
 

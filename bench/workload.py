@@ -12,7 +12,7 @@ from typing import Sequence
 
 import cv2
 
-SMALL_SIDE = 160   # the growth runs' images: one face, this many pixels square
+SMALL_SIDE = 160  # the growth runs' images: one face, this many pixels square
 
 
 def distinct_copies(photos: Sequence[Path], count: int, folder: Path) -> list[Path]:
@@ -43,7 +43,7 @@ def small_face(photo: Path) -> bytes:
     cx, cy = box.x + box.w // 2, box.y + box.h // 2
     height, width = pixels.shape[:2]
     x0, y0 = max(0, min(cx - side // 2, width - side)), max(0, min(cy - side // 2, height - side))
-    crop = cv2.resize(pixels[y0:y0 + side, x0:x0 + side], (SMALL_SIDE, SMALL_SIDE), interpolation=cv2.INTER_AREA)
+    crop = cv2.resize(pixels[y0 : y0 + side, x0 : x0 + side], (SMALL_SIDE, SMALL_SIDE), interpolation=cv2.INTER_AREA)
     ok, encoded = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise ValueError("could not encode the small image")

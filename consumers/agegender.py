@@ -52,8 +52,10 @@ class AgeGenderStage:
 
 
 def build(options: dict) -> AgeGenderStage:
-    stage = AgeGenderStage(choice=options.get("agegender") or DEFAULT_CHOICE,
-                           weights_dir=options.get("weights_dir"),
-                           max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    stage = AgeGenderStage(
+        choice=options.get("agegender") or DEFAULT_CHOICE,
+        weights_dir=options.get("weights_dir"),
+        max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
+    )
     stage.loaded()  # load now: the first batch should not pay for it
     return stage

@@ -23,8 +23,11 @@ def analyse_batch(deliveries: Sequence[Delivery], stage: str, max_pixels: int, s
     return outcomes
 
 
-def decode_batch(deliveries: Sequence[Delivery], stage: str, max_pixels: int,
-                 ) -> tuple[list[Outcome | None], list[tuple[int, Photo]]]:
+def decode_batch(
+    deliveries: Sequence[Delivery],
+    stage: str,
+    max_pixels: int,
+) -> tuple[list[Outcome | None], list[tuple[int, Photo]]]:
     """Split a batch into finished outcomes (jobs that already failed pass straight on; images
     that do not decode become error jobs) and the work left: (index, photo with a job copy)."""
     outcomes: list[Outcome | None] = [None] * len(deliveries)

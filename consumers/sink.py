@@ -17,7 +17,7 @@ from faces.streams.outcomes import Delivery, Finish, Outcome
 @dataclass
 class SinkStage:
     storage: Path
-    output: Path | None = None       # annotated pictures go here; None: no pictures
+    output: Path | None = None  # annotated pictures go here; None: no pictures
 
     @property
     def needs_image(self) -> bool:
@@ -30,8 +30,11 @@ class SinkStage:
             text = dumps(result)
             # A newer submission's result is never replaced by an older job finishing late,
             # nor an ok result by an error of the same job (Redis applies the same rule).
-            written = write_if(inside(self.storage, f"{result['image_id']}.json"), text.encode(),
-                               lambda current: supersedes(result, current))
+            written = write_if(
+                inside(self.storage, f"{result['image_id']}.json"),
+                text.encode(),
+                lambda current: supersedes(result, current),
+            )
             if written and self.output is not None and result["status"] == "ok" and delivery.image:
                 write_picture(self.output, result, delivery.image)
             outcomes.append(Finish(delivery.job, result["status"], text, result["submitted_at"]))

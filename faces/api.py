@@ -62,10 +62,16 @@ class FaceAnalyzer:
     turns (the dlib models are not meant to be shared mid-call).
     """
 
-    def __init__(self, *, detector: str | None = None, agegender: str | None = None,
-                 min_face_score: float | None = None, weights_dir: str | os.PathLike | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        detector: str | None = None,
+        agegender: str | None = None,
+        min_face_score: float | None = None,
+        weights_dir: str | os.PathLike | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    ) -> None:
         # Explicit arguments only: the environment ($FACES_AGEGENDER, ...) is the CLI's business.
         choice = check_choice(agegender or DEFAULT_CHOICE)
         self.detector: Detector = load_detector(detector or DEFAULT_BACKEND, min_score=min_face_score)
@@ -124,14 +130,24 @@ def _checked_pixels(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def analyze(image: ImageInput, *, detector: str | None = None, agegender: str | None = None,
-            min_face_score: float | None = None, weights_dir: str | os.PathLike | None = None,
-            max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def analyze(
+    image: ImageInput,
+    *,
+    detector: str | None = None,
+    agegender: str | None = None,
+    min_face_score: float | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
     """The result document of one photo, by an analyzer with these options made on first use
     and kept (see ``FaceAnalyzer``): the models load once per set of options, not per call."""
-    return default_analyzer(detector=detector, agegender=agegender, min_face_score=min_face_score,
-                            weights_dir=None if weights_dir is None else os.fspath(weights_dir),
-                            max_pixels=max_pixels).analyze(image)
+    return default_analyzer(
+        detector=detector,
+        agegender=agegender,
+        min_face_score=min_face_score,
+        weights_dir=None if weights_dir is None else os.fspath(weights_dir),
+        max_pixels=max_pixels,
+    ).analyze(image)
 
 
 @functools.lru_cache(maxsize=4)  # a few option sets at most: each holds its models in memory

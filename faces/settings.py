@@ -16,71 +16,71 @@ from pathlib import Path
 DAY_S = 86400
 
 # -- Where things are: every command's --state-dir, --storage, --output ---------------------------
-STATE_DIR = Path(".faces")       # embedded Redis data (AOF, socket) and worker logs; FACES_STATE_DIR
-STORAGE = Path("storage")        # one JSON result per image; FACES_STORAGE
-OUTPUT = Path("output")          # annotated pictures; FACES_OUTPUT
+STATE_DIR = Path(".faces")  # embedded Redis data (AOF, socket) and worker logs; FACES_STATE_DIR
+STORAGE = Path("storage")  # one JSON result per image; FACES_STORAGE
+OUTPUT = Path("output")  # annotated pictures; FACES_OUTPUT
 
 # -- Submitting: `faces run`, `submit`, `watch`, `up --watch`, `replay` ---------------------------
-HIGH_WATER = 500                 # submission waits while this many images are in flight (0: off); FACES_HIGH_WATER
-SETTLE_S = 1.0                   # a dropped file is read once its size and mtime held this long; FACES_SETTLE_S
-WATCH_POLL_S = 0.5               # how often the watcher looks at its folder
-READ_RETRY_MIN_S = 1.0           # watcher: first wait after a failed read of a file; doubles up to the max
+HIGH_WATER = 500  # submission waits while this many images are in flight (0: off); FACES_HIGH_WATER
+SETTLE_S = 1.0  # a dropped file is read once its size and mtime held this long; FACES_SETTLE_S
+WATCH_POLL_S = 0.5  # how often the watcher looks at its folder
+READ_RETRY_MIN_S = 1.0  # watcher: first wait after a failed read of a file; doubles up to the max
 READ_RETRY_MAX_S = 300.0
 
-MAX_IMAGE_BYTES = 64 << 20       # 64 MiB per file: a larger one gets an error result, unread
-MAX_EVENT_BYTES = 1 << 20        # 1 MiB per event: ~60 faces with 68 points each fit many times over
+MAX_IMAGE_BYTES = 64 << 20  # 64 MiB per file: a larger one gets an error result, unread
+MAX_EVENT_BYTES = 1 << 20  # 1 MiB per event: ~60 faces with 68 points each fit many times over
 
 # -- Analysis: `faces run` / `up` / `worker` options and faces.analyze() --------------------------
-DETECTOR = "dlib-hog"            # face detector (models/detectors: measured choice there); FACES_DETECTOR
-AGEGENDER = "auto"               # age/gender model: DeepFace when its weights are there, else bundled; FACES_AGEGENDER
-MAX_PIXELS = 100_000_000         # a decoded photo larger than this is an error result (decompression bombs)
+DETECTOR = "dlib-hog"  # face detector (models/detectors: measured choice there); FACES_DETECTOR
+AGEGENDER = "auto"  # age/gender model: DeepFace when its weights are there, else bundled; FACES_AGEGENDER
+MAX_PIXELS = 100_000_000  # a decoded photo larger than this is an error result (decompression bombs)
 
 # -- History and results --------------------------------------------------------------------------
-RETENTION_S = 7 * DAY_S          # history the images stream keeps for replay; FACES_RETENTION_S
-DEDUPE_WINDOW_S = RETENTION_S    # the same bytes dropped again within it are skipped: past it the first
-                                 # submission cannot be replayed either; its expiry bounds the dedupe memory
-RESULT_TTL_S = 7 * DAY_S         # each image's latest result stays this long in Redis; FACES_RESULT_TTL_S
+RETENTION_S = 7 * DAY_S  # history the images stream keeps for replay; FACES_RETENTION_S
+DEDUPE_WINDOW_S = RETENTION_S  # the same bytes dropped again within it are skipped: past it the first
+# submission cannot be replayed either; its expiry bounds the dedupe memory
+RESULT_TTL_S = 7 * DAY_S  # each image's latest result stays this long in Redis; FACES_RESULT_TTL_S
 
 # -- Stage workers: `faces worker` options, RuntimeSettings ---------------------------------------
-WORKERS = "auto"                 # worker processes per stage for `faces run` / `up`; FACES_WORKERS
+WORKERS = "auto"  # worker processes per stage for `faces run` / `up`; FACES_WORKERS
 # Each stage's share of an image's CPU in the pipeline's steady state (docs/benchmark.md, the
 # 2026-11-28 run: bundled age/gender, detect 0.298 of 0.451 CPU s per image, landmarks 0.051,
 # agegender 0.077, sink 0.025):
 # `--workers auto` gives a stage ceil(cores x share) processes, so on 2 cores detection, the
 # stage that keeps one process at 100 % of a core, gets 2 and every other stage 1.
 STAGE_CPU_SHARE = {"detect": 0.66, "landmarks": 0.11, "agegender": 0.17, "sink": 0.06}
-BATCH = 8                        # entries read at once and analysed as one batch; FACES_BATCH
-BLOCK_MS = 1000                  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
-CLAIM_IDLE_MS = 60_000           # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS
-CLAIM_EVERY_S = 5.0              # how often a worker looks for such entries
-MAX_DELIVERIES = 3               # deliveries before an entry goes to the dead letters; FACES_MAX_DELIVERIES
-RETRY_BACKOFF_S = 1.0            # first retry delay after a failed entry; grows with the attempt
-RECONNECT_MIN_S = 0.5            # first wait after losing Redis (workers, producers); doubles up to the max
+BATCH = 8  # entries read at once and analysed as one batch; FACES_BATCH
+BLOCK_MS = 1000  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
+CLAIM_IDLE_MS = 60_000  # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS
+CLAIM_EVERY_S = 5.0  # how often a worker looks for such entries
+MAX_DELIVERIES = 3  # deliveries before an entry goes to the dead letters; FACES_MAX_DELIVERIES
+RETRY_BACKOFF_S = 1.0  # first retry delay after a failed entry; grows with the attempt
+RECONNECT_MIN_S = 0.5  # first wait after losing Redis (workers, producers); doubles up to the max
 RECONNECT_MAX_S = 10.0
-GRACE_S = 30.0                   # after SIGTERM: time to finish the batch in hand; FACES_GRACE_S
-TRIM_EVERY_S = 30.0              # how often a worker trims its input stream (safely)
-HEARTBEAT_EVERY_S = 5.0          # how often a worker (and the watcher) records that it is consuming
-HEARTBEAT_STALE_S = 120.0        # a heartbeat older than this: not consuming (stuck or gone);
-                                 # above the longest batch we measured (8 photos, DeepFace, ~40 s)
-BATCH_LIMIT_S = 300.0            # a batch whose stage call runs longer is taken for hung: its claims are no
-                                 # longer renewed and its worker is replaced; 7.5x the longest batch we
-                                 # measured (~40 s, above); FACES_BATCH_LIMIT_S
+GRACE_S = 30.0  # after SIGTERM: time to finish the batch in hand; FACES_GRACE_S
+TRIM_EVERY_S = 30.0  # how often a worker trims its input stream (safely)
+HEARTBEAT_EVERY_S = 5.0  # how often a worker (and the watcher) records that it is consuming
+HEARTBEAT_STALE_S = 120.0  # a heartbeat older than this: not consuming (stuck or gone);
+# above the longest batch we measured (8 photos, DeepFace, ~40 s)
+BATCH_LIMIT_S = 300.0  # a batch whose stage call runs longer is taken for hung: its claims are no
+# longer renewed and its worker is replaced; 7.5x the longest batch we
+# measured (~40 s, above); FACES_BATCH_LIMIT_S
 
 # -- HTTP API: `faces serve`, `faces up --serve` (docs/http.md) -----------------------------------
-HTTP_HOST = "127.0.0.1"          # address the API listens on; FACES_HTTP_HOST
-HTTP_PORT = 8000                 # port the API listens on; FACES_HTTP_PORT
-HTTP_WAIT_MAX_S = 60.0           # the longest ?wait= an upload may ask for; FACES_HTTP_WAIT_MAX_S
-HTTP_PAGE_LIMIT = 20             # results per page of GET /v1/results without ?limit=
-HTTP_PAGE_MAX = 200              # the largest ?limit= of GET /v1/results
-UPLOADS = Path("uploads")        # where the API keeps uploaded images (replay, pictures); FACES_UPLOADS
+HTTP_HOST = "127.0.0.1"  # address the API listens on; FACES_HTTP_HOST
+HTTP_PORT = 8000  # port the API listens on; FACES_HTTP_PORT
+HTTP_WAIT_MAX_S = 60.0  # the longest ?wait= an upload may ask for; FACES_HTTP_WAIT_MAX_S
+HTTP_PAGE_LIMIT = 20  # results per page of GET /v1/results without ?limit=
+HTTP_PAGE_MAX = 200  # the largest ?limit= of GET /v1/results
+UPLOADS = Path("uploads")  # where the API keeps uploaded images (replay, pictures); FACES_UPLOADS
 API_TOKEN_ENV = "FACES_API_TOKEN"  # env var holding the API's bearer token (unset: no token needed)
-HTTP_UPLOADS_READING = 8         # upload bodies read at once; more: 503 + Retry-After; FACES_HTTP_UPLOADS_READING
-HTTP_MAX_CONNECTIONS = 100       # open connections; past it the oldest still sending its head is dropped;
-                                 # FACES_HTTP_MAX_CONNECTIONS (keep it well under the open-files limit)
-HTTP_HEAD_TIMEOUT_S = 10.0       # a request head not complete within this: connection closed; FACES_HTTP_HEAD_TIMEOUT_S
-HTTP_BODY_TIMEOUT_S = 120.0      # an upload body not complete within this: 408; FACES_HTTP_BODY_TIMEOUT_S
-HTTP_BODY_IDLE_S = 15.0          # ... or silent this long between two chunks: 408
-HTTP_KEEP_ALIVE_S = 5.0          # an idle keep-alive connection is closed after this
+HTTP_UPLOADS_READING = 8  # upload bodies read at once; more: 503 + Retry-After; FACES_HTTP_UPLOADS_READING
+HTTP_MAX_CONNECTIONS = 100  # open connections; past it the oldest still sending its head is dropped;
+# FACES_HTTP_MAX_CONNECTIONS (keep it well under the open-files limit)
+HTTP_HEAD_TIMEOUT_S = 10.0  # a request head not complete within this: connection closed; FACES_HTTP_HEAD_TIMEOUT_S
+HTTP_BODY_TIMEOUT_S = 120.0  # an upload body not complete within this: 408; FACES_HTTP_BODY_TIMEOUT_S
+HTTP_BODY_IDLE_S = 15.0  # ... or silent this long between two chunks: 408
+HTTP_KEEP_ALIVE_S = 5.0  # an idle keep-alive connection is closed after this
 # Host names the API answers to besides the bound address and the loopback names;
 # FACES_HTTP_ALLOWED_HOSTS (comma-separated, `*`: any)
 HTTP_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -52,8 +52,8 @@ class AgeGenderBackend(Protocol):
 
 @dataclass(frozen=True)
 class LoadedBackend:
-    backend: AgeGenderBackend | None   # None: DeepFace was required and cannot run
-    note: dict | None                  # what results say about it (why DeepFace is not running)
+    backend: AgeGenderBackend | None  # None: DeepFace was required and cannot run
+    note: dict | None  # what results say about it (why DeepFace is not running)
 
 
 def check_choice(choice: str | None) -> str:
@@ -61,8 +61,8 @@ def check_choice(choice: str | None) -> str:
     value = (choice or os.environ.get(ENV_VAR) or DEFAULT_CHOICE).strip().lower()
     if value not in CHOICES:
         raise AgeGenderChoiceError(
-            f"unknown age/gender backend {value!r} (--agegender / ${ENV_VAR}); "
-            f"choose one of {', '.join(CHOICES)}")
+            f"unknown age/gender backend {value!r} (--agegender / ${ENV_VAR}); choose one of {', '.join(CHOICES)}"
+        )
     return value
 
 

@@ -32,8 +32,8 @@ from faces.models.agegender import GENDER_LABELS, AgeGender
 from faces.models.detect import Box
 
 NAME = "dlib-age-v1+gender-v1/onnx"
-CHIP_PADDING = 0.2                      # dlib's default, what the networks were trained with
-AGE_RANGE_QUANTILES = (0.1, 0.9)        # age_range: 10th to 90th percentile of the distribution
+CHIP_PADDING = 0.2  # dlib's default, what the networks were trained with
+AGE_RANGE_QUANTILES = (0.1, 0.9)  # age_range: 10th to 90th percentile of the distribution
 # The package labels its gender columns female, male; results use DeepFace's words for both
 # backends, so a result reads the same whichever model produced it.
 _GENDER_WORDS = {"female": "Woman", "male": "Man"}
@@ -51,8 +51,8 @@ class BundledModelMissing(FileNotFoundError):
 class FaceChips:
     """The two aligned uint8 RGB chips of one face, one per network."""
 
-    gender: np.ndarray   # (32, 32, 3)
-    age: np.ndarray      # (64, 64, 3)
+    gender: np.ndarray  # (32, 32, 3)
+    age: np.ndarray  # (64, 64, 3)
 
 
 class _Network:
@@ -64,8 +64,9 @@ class _Network:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = threads or int(runtime.get("intra_op_num_threads", 1))
         options.inter_op_num_threads = int(runtime.get("inter_op_num_threads", 1))
-        self.session = ort.InferenceSession(str(folder / spec["artifact"]["filename"]), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(folder / spec["artifact"]["filename"]), options, providers=["CPUExecutionProvider"]
+        )
         self.input_name = spec["input"]["name"]
         self.output_name = spec["output"]["name"]
         self.chip_size = int(spec["input"]["shape"][2])
@@ -104,8 +105,9 @@ class BundledAgeGender:
         # dlib rectangles are inclusive of their right and bottom edges.
         rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
         shape = self.shape_predictor(rgb, rect)
-        return FaceChips(gender=self._chip(rgb, shape, self.gender_net.chip_size),
-                         age=self._chip(rgb, shape, self.age_net.chip_size))
+        return FaceChips(
+            gender=self._chip(rgb, shape, self.gender_net.chip_size), age=self._chip(rgb, shape, self.age_net.chip_size)
+        )
 
     def predict(self, chips: Sequence[FaceChips]) -> list[AgeGender]:
         """One AgeGender per face, same order; each network runs once for all the faces."""
@@ -124,12 +126,15 @@ class BundledAgeGender:
         # Age in years: the expected value over the classes' ages (0.25, 1, 2, ..., 80).
         age = float(np.dot(age_probs, self.age_classes))
         cumulative = np.cumsum(age_probs) / max(float(age_probs.sum()), 1e-12)
-        low, high = (float(self.age_classes[min(int(np.searchsorted(cumulative, q)), len(self.age_classes) - 1)])
-                     for q in AGE_RANGE_QUANTILES)
+        low, high = (
+            float(self.age_classes[min(int(np.searchsorted(cumulative, q)), len(self.age_classes) - 1)])
+            for q in AGE_RANGE_QUANTILES
+        )
         scores = {label: float(p) for label, p in zip(self.gender_labels, gender_probs)}
         label = max(scores, key=scores.get)
-        return AgeGender(age=age, age_range=(low, high), gender_label=label,
-                         gender_confidence=scores[label], gender_scores=scores)
+        return AgeGender(
+            age=age, age_range=(low, high), gender_label=label, gender_confidence=scores[label], gender_scores=scores
+        )
 
 
 def bundle_folder() -> Path:

@@ -42,8 +42,9 @@ class Photo:
     pixels: np.ndarray
 
 
-def decode_photo(job: dict[str, Any], data: bytes, stage: str,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo | dict[str, Any]:
+def decode_photo(
+    job: dict[str, Any], data: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Photo | dict[str, Any]:
     """The image bytes of `job`, decoded for `stage`: a Photo holding a copy of the job with the
     image's width and height; or, when the bytes are not a usable image, the job failed at
     `stage` with the decode error's reason (empty, not-an-image, truncated, ...) as its type."""
@@ -75,8 +76,7 @@ def find_faces(detector: Detector, photos: Sequence[Photo]) -> None:
 
 def _face_of(detection: Detection) -> dict[str, Any]:
     box = detection.box
-    return {"box": {"x": box.x, "y": box.y, "w": box.w, "h": box.h},
-            "score": round(float(detection.score), 4)}
+    return {"box": {"x": box.x, "y": box.y, "w": box.w, "h": box.h}, "score": round(float(detection.score), 4)}
 
 
 def add_landmarks(landmarker: Landmarker, photos: Sequence[Photo]) -> None:
@@ -114,8 +114,7 @@ def _predict_faces(backend: AgeGenderBackend, photos: Sequence[Photo]) -> None:
             chips.extend(backend.chips(photo.pixels, photo.job["faces"]))
         owners.extend(photo.job["faces"])
     # One network run for every face of the batch: each image gets its faces' share.
-    with timed_shared([photo.job for photo in photos], [len(photo.job["faces"]) for photo in photos],
-                      "agegender"):
+    with timed_shared([photo.job for photo in photos], [len(photo.job["faces"]) for photo in photos], "agegender"):
         predictions = backend.predict(chips)
     for face, prediction in zip(owners, predictions):
         face.update(_age_gender_fields(prediction))
@@ -123,11 +122,15 @@ def _predict_faces(backend: AgeGenderBackend, photos: Sequence[Photo]) -> None:
 
 def _age_gender_fields(prediction: AgeGender) -> dict[str, Any]:
     low, high = prediction.age_range
-    return {"age": round(float(prediction.age), 2),
-            "age_range": [round(float(low), 2), round(float(high), 2)],
-            "gender": {"label": prediction.gender_label,
-                       "confidence": round(float(prediction.gender_confidence), 4),
-                       "scores": {k: round(float(v), 4) for k, v in prediction.gender_scores.items()}}}
+    return {
+        "age": round(float(prediction.age), 2),
+        "age_range": [round(float(low), 2), round(float(high), 2)],
+        "gender": {
+            "label": prediction.gender_label,
+            "confidence": round(float(prediction.gender_confidence), 4),
+            "scores": {k: round(float(v), 4) for k, v in prediction.gender_scores.items()},
+        },
+    }
 
 
 @contextmanager

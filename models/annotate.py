@@ -50,9 +50,7 @@ def _label(face: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _put_label(
-    canvas: np.ndarray, text: str, corner: tuple[int, int], font_scale: float, thickness: int
-) -> None:
+def _put_label(canvas: np.ndarray, text: str, corner: tuple[int, int], font_scale: float, thickness: int) -> None:
     """Text on a filled box above ``corner``, kept inside the picture (see ``label_rect``)."""
     (width, height), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
     left, top, right, bottom = label_rect(canvas.shape, (width, height + baseline), corner)

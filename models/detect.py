@@ -233,7 +233,6 @@ def load_detector(name: str = DEFAULT_BACKEND, **options) -> Detector:
     """
     if name not in _MODULES:
         raise UnknownBackend(name)
-    scaling = {key: options.pop(key) for key in ("min_face_px", "max_work_pixels", "min_score")
-               if key in options}
+    scaling = {key: options.pop(key) for key in ("min_face_px", "max_work_pixels", "min_score") if key in options}
     backend = importlib.import_module(_MODULES[name]).build(**options)
     return ScaledDetector(backend, **scaling)

@@ -54,9 +54,7 @@ def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image
     """68 (x, y) iBUG points in image pixels + the image size -> ``Pose`` in degrees."""
     image_points = np.array([points[i] for i in _MODEL_INDEXES], dtype=np.float64)
     focal = float(image_width)
-    camera = np.array(
-        [[focal, 0.0, image_width / 2.0], [0.0, focal, image_height / 2.0], [0.0, 0.0, 1.0]]
-    )
+    camera = np.array([[focal, 0.0, image_width / 2.0], [0.0, focal, image_height / 2.0], [0.0, 0.0, 1.0]])
     # Start from a frontal face at the distance its eye span implies: without a guess the
     # iterative solver sometimes lands on the mirror solution behind the camera.
     eye_span_px = max(1.0, float(np.linalg.norm(image_points[3] - image_points[2])))
@@ -70,9 +68,7 @@ def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image
             [distance],
         ]
     )
-    ok, rvec, tvec = cv2.solvePnP(
-        _MODEL_POINTS, image_points, camera, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE
-    )
+    ok, rvec, tvec = cv2.solvePnP(_MODEL_POINTS, image_points, camera, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
     if not ok or not np.all(np.isfinite(rvec)):
         # Never seen with real landmarks; zeros keep the result serialisable as JSON.
         return Pose(yaw=0.0, pitch=0.0, roll=0.0)

@@ -45,8 +45,7 @@ class _Trunk:
 
     def __init__(self, kernels: list[tuple[np.ndarray, np.ndarray]], threads: int | None) -> None:
         config, blob = _darknet(kernels)
-        self._net = cv2.dnn.readNetFromDarknet(np.frombuffer(config.encode(), np.uint8),
-                                               np.frombuffer(blob, np.uint8))
+        self._net = cv2.dnn.readNetFromDarknet(np.frombuffer(config.encode(), np.uint8), np.frombuffer(blob, np.uint8))
         if threads is not None:
             cv2.setNumThreads(threads)
 
@@ -90,15 +89,19 @@ def load_shared(age_path: Path, gender_path: Path, threads: int | None = None) -
     """One trunk (from ``age_path``; the caller checked both files hold the same) and both heads."""
     with weight_file(age_path) as age, weight_file(gender_path) as gender:
         trunk = _trunk(age_path, age[:TRUNK_LAYERS], threads)
-        return OpenCVVgg(trunk, [_head(age_path, age[TRUNK_LAYERS:], AGE_CLASSES),
-                                 _head(gender_path, gender[TRUNK_LAYERS:], GENDER_CLASSES)])
+        return OpenCVVgg(
+            trunk,
+            [
+                _head(age_path, age[TRUNK_LAYERS:], AGE_CLASSES),
+                _head(gender_path, gender[TRUNK_LAYERS:], GENDER_CLASSES),
+            ],
+        )
 
 
 def load_single(path: Path, classes: int, threads: int | None = None) -> OpenCVVgg:
     """One full network (its own trunk and a head of ``classes``), as DeepFace runs each of the two."""
     with weight_file(path) as layers:
-        return OpenCVVgg(_trunk(path, layers[:TRUNK_LAYERS], threads),
-                         [_head(path, layers[TRUNK_LAYERS:], classes)])
+        return OpenCVVgg(_trunk(path, layers[:TRUNK_LAYERS], threads), [_head(path, layers[TRUNK_LAYERS:], classes)])
 
 
 def _trunk(path: Path, layers, threads: int | None) -> _Trunk:
@@ -107,8 +110,9 @@ def _trunk(path: Path, layers, threads: int | None) -> _Trunk:
     inputs = 3
     for (kernel, bias), filters in zip(kernels, (f for f, convs in BLOCKS for _ in range(convs))):
         if kernel.shape != (3, 3, inputs, filters) or bias.shape != (filters,):
-            raise WeightsUnreadable(path, f"a trunk layer is {kernel.shape} in the file, "
-                                          f"DeepFace's is {(3, 3, inputs, filters)}")
+            raise WeightsUnreadable(
+                path, f"a trunk layer is {kernel.shape} in the file, DeepFace's is {(3, 3, inputs, filters)}"
+            )
         inputs = filters
     try:
         return _Trunk(kernels, threads)
@@ -156,8 +160,7 @@ def _darknet(kernels: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, bytes]:
     for filters, convs in BLOCKS:
         for _ in range(convs):
             kernel, bias = next(layers)
-            config += ["[convolutional]", f"filters={filters}", "size=3", "stride=1", "pad=1",
-                       "activation=relu", ""]
+            config += ["[convolutional]", f"filters={filters}", "size=3", "stride=1", "pad=1", "activation=relu", ""]
             blob += [bias.tobytes(), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)).tobytes()]
         config += ["[maxpool]", "size=2", "stride=2", ""]
     return "\n".join(config), b"".join(blob)

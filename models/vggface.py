@@ -98,8 +98,9 @@ def _trunk(inputs, dtype: str):
             index += 1
             # padding="same" equals DeepFace's ZeroPadding2D((1, 1)) + valid 3x3 conv, in one
             # layer: identical outputs, ~5 % less CPU per forward pass (make bench).
-            x = Conv2D(filters, (3, 3), activation="relu", padding="same", name=f"trunk_conv{index}",
-                       dtype=dtype, **_ZEROS)(x)
+            x = Conv2D(
+                filters, (3, 3), activation="relu", padding="same", name=f"trunk_conv{index}", dtype=dtype, **_ZEROS
+            )(x)
         x = MaxPooling2D((2, 2), strides=(2, 2), dtype=dtype)(x)
     return x
 
@@ -143,8 +144,12 @@ def _fits(variable_shape: tuple, file_shape: tuple) -> bool:
     """The same shape, or a Dense kernel of a convolution kernel (kh, kw, in, out)."""
     if variable_shape == file_shape:
         return True
-    return (len(variable_shape) == 2 and len(file_shape) == 4 and variable_shape[1] == file_shape[3]
-            and variable_shape[0] == int(np.prod(file_shape[:3])))
+    return (
+        len(variable_shape) == 2
+        and len(file_shape) == 4
+        and variable_shape[1] == file_shape[3]
+        and variable_shape[0] == int(np.prod(file_shape[:3]))
+    )
 
 
 def _assign(variable, dataset: h5py.Dataset) -> None:
@@ -153,6 +158,7 @@ def _assign(variable, dataset: h5py.Dataset) -> None:
     of the first axis are contiguous in the file, so HDF5 reads them in one pass. The
     file's float32 values are rounded to the variable's dtype (bfloat16 or float32), and a
     convolution kernel is reshaped into a Dense one (each file slice is a block of rows)."""
+
     def value(part: np.ndarray):
         return tf.cast(part.reshape(-1, *variable.shape[1:]), variable.dtype)
 

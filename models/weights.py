@@ -51,8 +51,7 @@ GENDER_URLS = (
 AGE_SHA256 = "0aeff75734bfe794113756d2bfd0ac823d51e9422c8961125b570871d3c2b114"
 GENDER_SHA256 = "45513ce5678549112d25ab85b1926fb65986507d49c674a3d04b2ba70dba2eb5"
 YUNET_URLS = (
-    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-    "face_detection_yunet_2023mar.onnx",
+    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
 )
 
 _CHUNK_BYTES = 1 << 20
@@ -73,9 +72,7 @@ class WeightsMissing(FileNotFoundError):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        super().__init__(
-            f"model weights {self.path} are missing; run `faces models fetch` to download them"
-        )
+        super().__init__(f"model weights {self.path} are missing; run `faces models fetch` to download them")
 
 
 class WeightsUnreadable(ValueError):
@@ -87,9 +84,7 @@ class WeightsUnreadable(ValueError):
 
     def __init__(self, path: Path, detail: str) -> None:
         self.path = Path(path)
-        super().__init__(
-            f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`"
-        )
+        super().__init__(f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`")
 
 
 class ChecksumMismatch(ValueError):
@@ -102,8 +97,7 @@ class ChecksumMismatch(ValueError):
 
     def __init__(self, name: str, origin: str, actual: str, pinned: str) -> None:
         self.name, self.origin, self.actual, self.pinned = name, origin, actual, pinned
-        super().__init__(f"{origin}: sha256 {actual} is not the pinned {pinned} of {name}; "
-                         "file refused and removed")
+        super().__init__(f"{origin}: sha256 {actual} is not the pinned {pinned} of {name}; file refused and removed")
 
 
 class LocalWeightsNotFound(FileNotFoundError):
@@ -140,12 +134,18 @@ class WeightsOffline(FetchFailed):
         names = " and ".join(p.name for p in missing)
         home = os.environ.get("DEEPFACE_HOME")
         where = f"DEEPFACE_HOME={home}" if home else f"DEEPFACE_HOME is unset, so it is {get_deepface_home()}"
-        super().__init__(names, folder, errors, (
-            f"offline: no source of {names} could be reached ({'; '.join(errors)}).\n"
-            f"The files must go in {folder} ($DEEPFACE_HOME/.deepface/weights; {where}).\n"
-            f"To get them there: copy {names} from a machine that has them and run "
-            f"`faces models fetch --from DIR` (DIR: the folder holding them), or set "
-            f"{MIRROR_ENV} to a mirror this machine can reach (base URL; the file names are appended)."))
+        super().__init__(
+            names,
+            folder,
+            errors,
+            (
+                f"offline: no source of {names} could be reached ({'; '.join(errors)}).\n"
+                f"The files must go in {folder} ($DEEPFACE_HOME/.deepface/weights; {where}).\n"
+                f"To get them there: copy {names} from a machine that has them and run "
+                f"`faces models fetch --from DIR` (DIR: the folder holding them), or set "
+                f"{MIRROR_ENV} to a mirror this machine can reach (base URL; the file names are appended)."
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,7 @@ def _registry() -> list[_Entry]:
 
 # --- check -------------------------------------------------------------------------------
 
+
 def check_model_files(with_sha256: bool = True, pinned: dict[str, str] | None = None) -> list[ModelFile]:
     """Describe every registered model file: path, size, sha256 (when hashed), whether that
     sha256 is the pinned one, and status. Hashes are cached by (path, size, mtime_ns) in
@@ -267,8 +268,11 @@ class _HashCache:
         stat = file.stat()
         key = str(file.resolve())
         row = self.rows.get(key)
-        if isinstance(row, dict) and isinstance(row.get("sha256"), str) \
-                and (row.get("size"), row.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+        if (
+            isinstance(row, dict)
+            and isinstance(row.get("sha256"), str)
+            and (row.get("size"), row.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns)
+        ):
             return row["sha256"]
         digest = _sha256(file)
         self.rows[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
@@ -314,6 +318,7 @@ def pipeline_can_run(files: list[ModelFile], bundled_available: bool) -> bool:
 
 
 # --- fetch -------------------------------------------------------------------------------
+
 
 def fetch_missing(
     progress: Progress | None = None,
@@ -364,8 +369,9 @@ class _Unreachable(Exception):
         self.errors = errors
 
 
-def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Progress | None,
-                    sha256: str | None) -> None:
+def _download_first(
+    name: str, urls: tuple[str, ...], target: Path, progress: Progress | None, sha256: str | None
+) -> None:
     """Try ``urls`` in order, the next one being a backup for the previous."""
     target.parent.mkdir(parents=True, exist_ok=True)
     errors, unreachable = [], 0
@@ -376,8 +382,7 @@ def _download_first(name: str, urls: tuple[str, ...], target: Path, progress: Pr
         except (OSError, ValueError, http.client.HTTPException) as err:
             unreachable += _is_unreachable(err)
             # Names the URL, as it may be shown: a mirror's token or password never printed.
-            errors.append(str(err) if isinstance(err, ChecksumMismatch)
-                          else f"{shown(url)}: {scrubbed(str(err), url)}")
+            errors.append(str(err) if isinstance(err, ChecksumMismatch) else f"{shown(url)}: {scrubbed(str(err), url)}")
     if unreachable == len(urls):
         raise _Unreachable(errors)
     raise FetchFailed(name, target, errors)
@@ -463,8 +468,10 @@ def _size(path: Path) -> int:
 
 # --- install from local copies ---------------------------------------------------------------
 
-def install_from(paths: list[Path], progress: Progress | None = None,
-                 pinned: dict[str, str] | None = None) -> list[Path]:
+
+def install_from(
+    paths: list[Path], progress: Progress | None = None, pinned: dict[str, str] | None = None
+) -> list[Path]:
     """Install weight files copied by hand: each of ``paths`` is a folder holding them or one
     file under its own name (age_model_weights.h5, gender_model_weights.h5, the YuNet file).
     Each is copied beside its target, checked against the pinned sha256 (``pinned`` overrides
@@ -496,7 +503,10 @@ def _local_sources(paths: list[Path], entries: dict[str, _Entry]) -> list[tuple[
         else:
             raise LocalWeightsNotFound(
                 f"{path} is not a folder holding the weights nor one of {', '.join(entries)} "
-                "(keep the original file names)" if path.exists() else f"{path} does not exist")
+                "(keep the original file names)"
+                if path.exists()
+                else f"{path} does not exist"
+            )
     return found
 
 

@@ -18,8 +18,17 @@ from typing_extensions import Annotated
 from faces import settings as defaults
 from faces.ops import exits, interrupts, logs
 from faces.ops.cli_app import app, fail, usage
-from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, analysis_worker_args,
-                               check_folders, with_settings)
+from faces.ops.options import (
+    AgeGender,
+    Batch,
+    Detector,
+    HighWater,
+    TimeoutS,
+    Visualize,
+    analysis_worker_args,
+    check_folders,
+    with_settings,
+)
 from faces.ops.settings import AppSettings
 from faces.ops.wording import count, iso_time
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
@@ -30,8 +39,10 @@ app.add_typer(dlq_app, name="dlq")
 
 Stage = Literal[STAGE_ORDER]  # typer lists the choices in --help and refuses others (exit 2)
 
-DeadIds = Annotated[Optional[List[str]], typer.Argument(
-    metavar="ID", help="Dead-letter ids, as `faces dlq list` shows them.", show_default=False)]
+DeadIds = Annotated[
+    Optional[List[str]],
+    typer.Argument(metavar="ID", help="Dead-letter ids, as `faces dlq list` shows them.", show_default=False),
+]
 Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead of naming ids.")]
 
 
@@ -57,8 +68,11 @@ def _selecting() -> Iterator[None]:
 @app.command()
 @with_settings
 def visualize(
-    storage_arg: Annotated[Optional[Path], typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")] = None,
-    *, settings: AppSettings,
+    storage_arg: Annotated[
+        Optional[Path], typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")
+    ] = None,
+    *,
+    settings: AppSettings,
 ) -> None:
     """Draw each result's boxes, 68 points and age/gender label on its source photo.
 
@@ -72,8 +86,10 @@ def visualize(
     if not folder.is_dir():
         fail(f"{folder} is not a folder: give the --storage folder of a `faces run` or `faces up`")
     done = visualize_folder(folder, settings.output)
-    typer.echo(f"{count(done.drawn, 'picture')} in {settings.output}/; "
-               f"{count(len(done.unreadable), 'result')} could not be drawn")
+    typer.echo(
+        f"{count(done.drawn, 'picture')} in {settings.output}/; "
+        f"{count(len(done.unreadable), 'result')} could not be drawn"
+    )
     for line in done.unreadable:
         typer.echo(f"  {line}")
     raise typer.Exit(exits.SOME_ERRORS if done.unreadable else exits.OK)
@@ -108,11 +124,17 @@ def replay(
     settings: AppSettings,
     since: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
     until: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted up to then: {TIME_FORMS}.")] = None,
-    image: Annotated[Optional[List[str]], typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")] = None,
-    from_stage: Annotated[Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")] = "detect",
+    image: Annotated[
+        Optional[List[str]], typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")
+    ] = None,
+    from_stage: Annotated[
+        Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")
+    ] = "detect",
     high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
-    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
+    visualize: Visualize = True,
+    batch: Batch = defaults.BATCH,
+    detector: Detector = None,
     agegender: AgeGender = None,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
@@ -135,17 +157,29 @@ def replay(
 
     logs.configure(level="WARNING")
     check_folders(settings, visualize)  # its results and pictures are written again
-    options = JobOptions(high_water=high_water, timeout_s=timeout_s, output=settings.output if visualize else None,
-                         worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender))
+    options = JobOptions(
+        high_water=high_water,
+        timeout_s=timeout_s,
+        output=settings.output if visualize else None,
+        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
+    )
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started
         with BarDisplay() as display:
             display.phase("replaying")
             summary, skipped = replay_job(
-                settings, since=since, until=until, images=list(image or []), from_stage=from_stage,
-                options=options, on_progress=lambda done, total: display.count(done, total, 0))
-    typer.echo(f"replayed {count(summary.submitted, 'image')} from {from_stage}: {summary.outcomes()}; "
-               f"{len(skipped)} not replayable")
+                settings,
+                since=since,
+                until=until,
+                images=list(image or []),
+                from_stage=from_stage,
+                options=options,
+                on_progress=lambda done, total: display.count(done, total, 0),
+            )
+    typer.echo(
+        f"replayed {count(summary.submitted, 'image')} from {from_stage}: {summary.outcomes()}; "
+        f"{len(skipped)} not replayable"
+    )
     for name, reason in skipped + summary.errors:
         typer.echo(f"  {name}: {reason}")
     raise typer.Exit(exits.SOME_ERRORS if skipped else summary.exit_code)
@@ -155,7 +189,12 @@ def replay(
 @with_settings
 def trim(
     settings: AppSettings,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay.")] = defaults.RETENTION_S,
+    retention_s: Annotated[
+        float,
+        typer.Option(
+            envvar="FACES_RETENTION_S", show_envvar=True, help="Seconds of history the images stream keeps for replay."
+        ),
+    ] = defaults.RETENTION_S,
 ) -> None:
     """Trim every stream now, never below what a group has not acknowledged."""
     from faces.streams.history import trim_all
@@ -185,8 +224,10 @@ def recreate_group(
     route = names.route(stage)
     with _attached(settings) as (_url, client):
         created = groups.recreate_group(client, route.input_stream, route.group)
-    typer.echo(f"group {route.group} on {route.input_stream}: "
-               + ("created at the end of the stream" if created else "exists already; nothing done"))
+    typer.echo(
+        f"group {route.group} on {route.input_stream}: "
+        + ("created at the end of the stream" if created else "exists already; nothing done")
+    )
 
 
 @app.command()
@@ -236,8 +277,12 @@ def _shown(letter) -> dict:
 
 @dlq_app.command("list")
 @with_settings
-def dlq_list(settings: AppSettings,
-             as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array (payloads left out) instead of one line each.")] = False) -> None:
+def dlq_list(
+    settings: AppSettings,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array (payloads left out) instead of one line each.")
+    ] = False,
+) -> None:
     """One line per dead letter: id, stage, deliveries, error, image."""
     from faces.streams import deadletters
 
@@ -254,8 +299,10 @@ def dlq_list(settings: AppSettings,
 
 @dlq_app.command("show")
 @with_settings
-def dlq_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `faces dlq list` shows it.")],
-             settings: AppSettings) -> None:
+def dlq_show(
+    dead_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id, as `faces dlq list` shows it.")],
+    settings: AppSettings,
+) -> None:
     """Everything about one dead letter, with its event decoded when it can be."""
     from faces.schemas import events
 
@@ -293,8 +340,9 @@ class _SaidOnce:
 
 @dlq_app.command("retry")
 @with_settings
-def dlq_retry(ids: DeadIds = None, every: Every = False, high_water: HighWater = defaults.HIGH_WATER, *,
-              settings: AppSettings) -> None:
+def dlq_retry(
+    ids: DeadIds = None, every: Every = False, high_water: HighWater = defaults.HIGH_WATER, *, settings: AppSettings
+) -> None:
     """Put dead letters back on the stream they failed on (their stage retries them), waiting
     while --high-water images are in flight, as every submission does.
 
@@ -306,8 +354,10 @@ def dlq_retry(ids: DeadIds = None, every: Every = False, high_water: HighWater =
     logs.configure(level="WARNING")
     failed = 0
     with _attached(settings) as (_url, client):
-        waiting = _SaidOnce(f"waiting for room: {high_water} or more images are in flight (--high-water); "
-                            "Ctrl-C stops (what was retried stays retried)")
+        waiting = _SaidOnce(
+            f"waiting for room: {high_water} or more images are in flight (--high-water); "
+            "Ctrl-C stops (what was retried stays retried)"
+        )
         for letter in _letters(client, list(ids or []), every):
             try:
                 requeued = retry_letter(client, letter, high_water=high_water, while_waiting=waiting)

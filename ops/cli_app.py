@@ -15,8 +15,12 @@ from typing_extensions import Annotated
 
 from faces.ops import exits, interrupts
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender.",
+)
 
 EXIT_FAILED = exits.FAILED
 DEBUG_ENV = "FACES_DEBUG"
@@ -58,8 +62,10 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help=f"Show tracebacks (same as {DEBUG_ENV}=1).")] = False,
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_show_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
 ) -> None:
     """Face analysis pipeline on Redis Streams: boxes, 68 landmarks, pose, age, gender."""
     if debug:
@@ -93,8 +99,11 @@ def _show_click_error(exc) -> int:
         return exits.USAGE
     ctx = getattr(exc, "ctx", None)
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    message = re.sub(r"\(env var: '\[?([^)]*?)\]?'\)", lambda m: f"(env var {m.group(1)})".replace("'", ""),
-                     " ".join(exc.format_message().split()))
+    message = re.sub(
+        r"\(env var: '\[?([^)]*?)\]?'\)",
+        lambda m: f"(env var {m.group(1)})".replace("'", ""),
+        " ".join(exc.format_message().split()),
+    )
     typer.echo(f"error: {message}{hint}", err=True)
     return exc.exit_code
 

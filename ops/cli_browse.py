@@ -33,11 +33,14 @@ def browse(
 
     logs.configure()
     if not storage.is_dir():
-        fail(f"no results to browse: {storage} is not a folder; run `faces run FOLDER` first, or pass "
-             "the --storage it wrote to (FACES_STORAGE)")
+        fail(
+            f"no results to browse: {storage} is not a folder; run `faces run FOLDER` first, or pass "
+            "the --storage it wrote to (FACES_STORAGE)"
+        )
     token = os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None
     _check_bind(host, token, allow_insecure_bind)
     _check_free(host, port)
     typer.echo(f"browsing {storage} on http://{host}:{port}/ (read-only); Ctrl-C to stop", err=True)
-    uvicorn.run(create_browse_app(storage, output, host, token), host=host, port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_browse_app(storage, output, host, token), host=host, port=port, log_level="warning", access_log=False
+    )

@@ -21,9 +21,22 @@ ExportPer = Literal[table.PER_CHOICES]
 
 @app.command()
 def export(
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv (opens in a spreadsheet as is: UTF-8 with a BOM) or jsonl (one JSON object per line).")] = "csv",
-    per: Annotated[ExportPer, typer.Option("--per", help="One row per face (an image without faces, or with an error, still gets one row) or per image.")] = "face",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format", help="csv (opens in a spreadsheet as is: UTF-8 with a BOM) or jsonl (one JSON object per line)."
+        ),
+    ] = "csv",
+    per: Annotated[
+        ExportPer,
+        typer.Option(
+            "--per",
+            help="One row per face (an image without faces, or with an error, still gets one row) or per image.",
+        ),
+    ] = "face",
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+    ] = None,
     storage: Storage = defaults.STORAGE,
 ) -> None:
     """Write every result in --storage as one table: file, image id, status, error, box, age,

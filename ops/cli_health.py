@@ -23,9 +23,15 @@ KNOWN_STAGES = (*names.STAGE_ORDER, WATCH_STAGE)
 @app.command()
 @with_settings(output=False)
 def health(
-    stage: Annotated[Optional[str], typer.Option("--stage", help=f"Only this stage ({', '.join(KNOWN_STAGES)}).")] = None,
-    local: Annotated[bool, typer.Option("--local", help="Only workers on this host (a container's healthcheck).")] = False,
-    max_age_s: Annotated[float, typer.Option("--max-age-s", min=1, help="A heartbeat older than this counts as not consuming.")] = defaults.HEARTBEAT_STALE_S,
+    stage: Annotated[
+        Optional[str], typer.Option("--stage", help=f"Only this stage ({', '.join(KNOWN_STAGES)}).")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Only workers on this host (a container's healthcheck).")
+    ] = False,
+    max_age_s: Annotated[
+        float, typer.Option("--max-age-s", min=1, help="A heartbeat older than this counts as not consuming.")
+    ] = defaults.HEARTBEAT_STALE_S,
     *,
     settings: AppSettings,
 ) -> None:
@@ -40,8 +46,9 @@ def health(
     logs.configure(level="WARNING")
     host = socket.gethostname()
     with attached(settings) as (_url, client):
-        found = [w for w in workers(client)
-                 if (stage is None or w["stage"] == stage) and (not local or w["host"] == host)]
+        found = [
+            w for w in workers(client) if (stage is None or w["stage"] == stage) and (not local or w["host"] == host)
+        ]
     wanted = [stage] if stage else ([] if local else list(names.STAGE_ORDER))
     where = f" on host {host}" if local else ""
     if local and not stage and not any(w["age_s"] < max_age_s for w in found):
@@ -52,18 +59,24 @@ def health(
             fail(_missing(where, name, mine, max_age_s))
     for worker in found:
         state = "consuming" if worker["age_s"] < max_age_s else "stale"
-        typer.echo(f"{worker['stage']}\t{worker['consumer']}\t{state}\t"
-                   f"heartbeat {worker['age_s']:.1f} s ago\tprocessed {worker['processed']}")
+        typer.echo(
+            f"{worker['stage']}\t{worker['consumer']}\t{state}\t"
+            f"heartbeat {worker['age_s']:.1f} s ago\tprocessed {worker['processed']}"
+        )
     raise typer.Exit(exits.OK)
 
 
 def _missing(where: str, stage: str, seen: list[dict], max_age_s: float) -> str:
     if not seen:
-        return (f"no worker of {stage}{where} has a heartbeat: start one ({_starting(stage)}), "
-                "or look at its log for why it stopped")
+        return (
+            f"no worker of {stage}{where} has a heartbeat: start one ({_starting(stage)}), "
+            "or look at its log for why it stopped"
+        )
     youngest = min(w["age_s"] for w in seen)
-    return (f"no worker of {stage}{where} is consuming: the last heartbeat is {youngest:.0f} s old "
-            f"(over {max_age_s:.0f} s): it is stuck or gone; look at its log, then restart it")
+    return (
+        f"no worker of {stage}{where} is consuming: the last heartbeat is {youngest:.0f} s old "
+        f"(over {max_age_s:.0f} s): it is stuck or gone; look at its log, then restart it"
+    )
 
 
 def _starting(stage: str) -> str:

@@ -18,8 +18,18 @@ from typing_extensions import Annotated
 from faces import settings as defaults
 from faces.ops import exits, interrupts, logs  # interrupts: installed by cli_app.main
 from faces.ops.cli_app import app, debug_enabled, fail, usage
-from faces.ops.options import (AgeGender, Batch, Detector, HighWater, TimeoutS, Visualize, Workers,
-                               analysis_worker_args, check_folders, with_settings)
+from faces.ops.options import (
+    AgeGender,
+    Batch,
+    Detector,
+    HighWater,
+    TimeoutS,
+    Visualize,
+    Workers,
+    analysis_worker_args,
+    check_folders,
+    with_settings,
+)
 from faces.ops.settings import AppSettings
 from faces.ops.wording import count
 from faces.ops.web.options import Host, Port
@@ -48,10 +58,19 @@ def _existing(paths: List[Path]) -> List[Path]:
 def run(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
     settings: AppSettings,
-    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
-    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER, timeout_s: TimeoutS = None,
+    visualize: Visualize = True,
+    batch: Batch = defaults.BATCH,
+    detector: Detector = None,
+    agegender: AgeGender = None,
+    high_water: HighWater = defaults.HIGH_WATER,
+    timeout_s: TimeoutS = None,
     workers: Workers = defaults.WORKERS,
-    force: Annotated[bool, typer.Option("--force", help="Analyse again images whose current ok result (same sha256) is already in --storage.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Analyse again images whose current ok result (same sha256) is already in --storage."
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every submission.")] = False,
 ) -> None:
     """Analyse every image under PATHS with all stages as worker processes, then stop.
@@ -71,30 +90,43 @@ def run(
     check_folders(settings, visualize)
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
-    options = JobOptions(high_water=high_water, timeout_s=timeout_s, force=force,
-                         output=settings.output if visualize else None, counts=parse_counts(workers),
-                         # A short blocking read lets the workers notice the stop quickly.
-                         worker_args=_with_block_ms(analysis_worker_args(settings, batch, visualize,
-                                                                         detector, agegender), 200))
+    options = JobOptions(
+        high_water=high_water,
+        timeout_s=timeout_s,
+        force=force,
+        output=settings.output if visualize else None,
+        counts=parse_counts(workers),
+        # A short blocking read lets the workers notice the stop quickly.
+        worker_args=_with_block_ms(analysis_worker_args(settings, batch, visualize, detector, agegender), 200),
+    )
     try:
         with BarDisplay() as display:
             summary = run_job(settings, list(paths), options, display)
     except JobInterrupted as stopped:
         done = stopped.summary
-        typer.echo(f"interrupted: {done.finished} of {stopped.total} images have results ({done.ok} ok, "
-                   f"{done.error + done.dead} failed); {stopped.total - done.finished} left"
-                   + (f" ({done.withdrawn} withdrawn from the queue)" if done.withdrawn else "")
-                   + ": run the same command again to analyse only those", err=True)
+        typer.echo(
+            f"interrupted: {done.finished} of {stopped.total} images have results ({done.ok} ok, "
+            f"{done.error + done.dead} failed); {stopped.total - done.finished} left"
+            + (f" ({done.withdrawn} withdrawn from the queue)" if done.withdrawn else "")
+            + ": run the same command again to analyse only those",
+            err=True,
+        )
         raise typer.Exit(exits.INTERRUPTED)
     if summary.submitted:
-        typer.echo(f"{count(summary.submitted, 'image')}: {summary.outcomes()}; {count(summary.faces, 'face')}; "
-                   f"{count(summary.skipped, 'other file')} skipped; {summary.seconds:.1f} s")
+        typer.echo(
+            f"{count(summary.submitted, 'image')}: {summary.outcomes()}; {count(summary.faces, 'face')}; "
+            f"{count(summary.skipped, 'other file')} skipped; {summary.seconds:.1f} s"
+        )
     if summary.taken_over:
-        typer.echo(f"{count(summary.taken_over, 'image')} still in the pipeline from an earlier run: "
-                   "awaited, not submitted again")
+        typer.echo(
+            f"{count(summary.taken_over, 'image')} still in the pipeline from an earlier run: "
+            "awaited, not submitted again"
+        )
     if summary.already:
-        typer.echo(f"{count(summary.already, 'image')} already had a current result in {settings.storage}/ "
-                   "(--force analyses them again)")
+        typer.echo(
+            f"{count(summary.already, 'image')} already had a current result in {settings.storage}/ "
+            "(--force analyses them again)"
+        )
     if summary.submitted:
         typer.echo(describe_agegender(summary.agegender_models))
     for note in sorted(summary.model_notes):
@@ -113,11 +145,21 @@ def _with_block_ms(worker_args: dict[str, list[str]], block_ms: int) -> dict[str
 @with_settings
 def up(
     settings: AppSettings,
-    visualize: Visualize = True, batch: Batch = defaults.BATCH, detector: Detector = None,
-    agegender: AgeGender = None, high_water: HighWater = defaults.HIGH_WATER, workers: Workers = defaults.WORKERS,
+    visualize: Visualize = True,
+    batch: Batch = defaults.BATCH,
+    detector: Detector = None,
+    agegender: AgeGender = None,
+    high_water: HighWater = defaults.HIGH_WATER,
+    workers: Workers = defaults.WORKERS,
     watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
-    serve: Annotated[bool, typer.Option("--serve", help="Also serve the HTTP API (`faces serve`, docs/http.md); its log: STATE_DIR/logs/serve.log.")] = False,
-    host: Host = defaults.HTTP_HOST, port: Port = defaults.HTTP_PORT,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Also serve the HTTP API (`faces serve`, docs/http.md); its log: STATE_DIR/logs/serve.log."
+        ),
+    ] = False,
+    host: Host = defaults.HTTP_HOST,
+    port: Port = defaults.HTTP_PORT,
 ) -> None:
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, --watch, --serve).
 
@@ -143,22 +185,32 @@ def up(
         # One stack per state dir (stack=True): a second `up` or `run` there is refused.
         url, client, _server = resources.enter_context(redis_target(settings, stack=True))
         counts = parse_counts(workers)
-        pool = WorkerPool(url, settings.log_dir, counts=counts, extra_args=analysis_worker_args(
-            settings, batch, visualize, detector, agegender))
+        pool = WorkerPool(
+            url,
+            settings.log_dir,
+            counts=counts,
+            extra_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
+        )
         pool.start()
         resources.callback(pool.stop)
         server = start_server_process(url, settings, host, port, high_water) if serve else None
         if server is not None:
             resources.callback(stop_server_process, server)
-        typer.echo(f"stack up on {redact(url)}; loading models; worker logs in {settings.log_dir}"
-                   + (f"; watching {watch_dir}" if watch_dir is not None else "")
-                   + (f"; API on http://{host}:{port}/" if serve else "") + "; Ctrl-C to stop",
-                   err=True)
+        typer.echo(
+            f"stack up on {redact(url)}; loading models; worker logs in {settings.log_dir}"
+            + (f"; watching {watch_dir}" if watch_dir is not None else "")
+            + (f"; API on http://{host}:{port}/" if serve else "")
+            + "; Ctrl-C to stop",
+            err=True,
+        )
         try:
             # The pool is also supervised while the watcher waits (backpressure, Redis trouble):
             # a worker that died then is what would keep the backlog from ever draining.
-            watcher = (Watcher(client, watch_dir, high_water=high_water, while_waiting=pool.supervise)
-                       if watch_dir is not None else None)
+            watcher = (
+                Watcher(client, watch_dir, high_water=high_water, while_waiting=pool.supervise)
+                if watch_dir is not None
+                else None
+            )
             if watcher is not None:
                 # Before the pool stops and Redis with it: a stopped watcher leaves no heartbeat.
                 resources.callback(watcher.stop_beating)
@@ -183,21 +235,63 @@ def up(
 def worker(
     stage: Annotated[str, typer.Argument(help=" | ".join(STAGE_ORDER))],
     settings: AppSettings,
-    consumer: Annotated[Optional[str], typer.Option(envvar="FACES_CONSUMER", help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.")] = None,
+    consumer: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="FACES_CONSUMER",
+            help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.",
+        ),
+    ] = None,
     batch: Batch = defaults.BATCH,
-    block_ms: Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")] = defaults.BLOCK_MS,
-    claim_idle_ms: Annotated[int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")] = defaults.CLAIM_IDLE_MS,
-    max_deliveries: Annotated[int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")] = defaults.MAX_DELIVERIES,
-    grace_s: Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")] = defaults.GRACE_S,
-    batch_limit_s: Annotated[float, typer.Option(envvar="FACES_BATCH_LIMIT_S", help="A batch still running after this is taken for hung: its entries are left to the other workers and this one exits (code 6) to be replaced.")] = defaults.BATCH_LIMIT_S,
-    retention_s: Annotated[float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")] = defaults.RETENTION_S,
-    result_ttl_s: Annotated[int, typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay).")] = defaults.RESULT_TTL_S,
+    block_ms: Annotated[
+        int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")
+    ] = defaults.BLOCK_MS,
+    claim_idle_ms: Annotated[
+        int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")
+    ] = defaults.CLAIM_IDLE_MS,
+    max_deliveries: Annotated[
+        int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")
+    ] = defaults.MAX_DELIVERIES,
+    grace_s: Annotated[
+        float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")
+    ] = defaults.GRACE_S,
+    batch_limit_s: Annotated[
+        float,
+        typer.Option(
+            envvar="FACES_BATCH_LIMIT_S",
+            help="A batch still running after this is taken for hung: its entries are left to the other workers and this one exits (code 6) to be replaced.",
+        ),
+    ] = defaults.BATCH_LIMIT_S,
+    retention_s: Annotated[
+        float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")
+    ] = defaults.RETENTION_S,
+    result_ttl_s: Annotated[
+        int,
+        typer.Option(
+            envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay)."
+        ),
+    ] = defaults.RESULT_TTL_S,
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
     detector: Detector = None,
-    min_face_score: Annotated[Optional[float], typer.Option(envvar="FACES_MIN_FACE_SCORE", help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).")] = None,
+    min_face_score: Annotated[
+        Optional[float],
+        typer.Option(
+            envvar="FACES_MIN_FACE_SCORE",
+            help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).",
+        ),
+    ] = None,
     agegender: AgeGender = None,
     visualize: Visualize = True,
-    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="FACES_METRICS_PORT", min=1, max=65535, help="Serve this worker's Prometheus counters on http://0.0.0.0:PORT/metrics (docs/http.md).")] = None,
+    metrics_port: Annotated[
+        Optional[int],
+        typer.Option(
+            "--metrics-port",
+            envvar="FACES_METRICS_PORT",
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus counters on http://0.0.0.0:PORT/metrics (docs/http.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run one stage consumer (what a container runs); any number may run against one Redis.
 
@@ -217,13 +311,26 @@ def worker(
     if stage == "sink":  # the one stage that writes files: refused now, not at every image
         check_folders(settings, visualize)
     try:
-        runtime = RuntimeSettings(batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
-                                  max_deliveries=max_deliveries, grace_s=grace_s, batch_limit_s=batch_limit_s,
-                                  retention_s=retention_s, result_ttl_s=result_ttl_s, burst=burst)
+        runtime = RuntimeSettings(
+            batch=batch,
+            block_ms=block_ms,
+            claim_idle_ms=claim_idle_ms,
+            max_deliveries=max_deliveries,
+            grace_s=grace_s,
+            batch_limit_s=batch_limit_s,
+            retention_s=retention_s,
+            result_ttl_s=result_ttl_s,
+            burst=burst,
+        )
     except SettingsError as exc:
         usage(str(exc))
-    options = {"storage": settings.storage, "output": settings.output if visualize else None,
-               "detector": detector, "agegender": agegender, "min_score": min_face_score}
+    options = {
+        "storage": settings.storage,
+        "output": settings.output if visualize else None,
+        "detector": detector,
+        "agegender": agegender,
+        "min_score": min_face_score,
+    }
     try:
         # Never start an embedded Redis here: it would stop on exit under the other workers.
         url = attach_url(settings)
@@ -248,7 +355,12 @@ def watch(
     folder: Annotated[Path, typer.Argument(help="The drop folder.")],
     settings: AppSettings,
     force: Annotated[bool, typer.Option(help="Analyse bytes seen before again.")] = False,
-    settle_s: Annotated[float, typer.Option(envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read.")] = defaults.SETTLE_S,
+    settle_s: Annotated[
+        float,
+        typer.Option(
+            envvar="FACES_SETTLE_S", min=0.0, help="A file must keep its size and mtime this long before it is read."
+        ),
+    ] = defaults.SETTLE_S,
     high_water: HighWater = defaults.HIGH_WATER,
 ) -> None:
     """Publish each new image dropped into FOLDER exactly once, until Ctrl-C or SIGTERM. Needs a
@@ -276,7 +388,10 @@ def submit(
     paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
     settings: AppSettings,
     high_water: HighWater = defaults.HIGH_WATER,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the results and print each one's JSON (one line each) as it arrives.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait for the results and print each one's JSON (one line each) as it arrives."),
+    ] = False,
     timeout_s: TimeoutS = None,
 ) -> None:
     """Publish image files (or every image under folders) to a running pipeline (`faces up`,
@@ -302,13 +417,22 @@ def submit(
             waiting[sent.job_id] = sent.path
             if not wait:
                 typer.echo(f"{sent.image_id}\t{sent.path}")
-        typer.echo(f"submitted {count(len(found.images), 'image')}; {count(found.skipped, 'other file')} skipped", err=True)
+        typer.echo(
+            f"submitted {count(len(found.images), 'image')}; {count(found.skipped, 'other file')} skipped", err=True
+        )
         if not wait:
             return
         summary = JobSummary(submitted=len(waiting))
-        wait_for_results(client, waiting, cursors, summary, None,
-                         JobOptions(timeout_s=timeout_s, keep_results=False, on_result=typer.echo),
-                         lambda done, total: None, settings)
+        wait_for_results(
+            client,
+            waiting,
+            cursors,
+            summary,
+            None,
+            JobOptions(timeout_s=timeout_s, keep_results=False, on_result=typer.echo),
+            lambda done, total: None,
+            settings,
+        )
     raise typer.Exit(summary.exit_code)
 
 
@@ -317,7 +441,9 @@ def submit(
 def status(
     settings: AppSettings,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    watch_s: Annotated[Optional[float], typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")] = None,
+    watch_s: Annotated[
+        Optional[float], typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")
+    ] = None,
 ) -> None:
     """Per stream its length; per group pending, lag, consumers, throughput and oldest pending
     age; dead letters, images in flight, Redis memory. Needs a running pipeline."""

@@ -18,8 +18,18 @@ from faces.ops import logs
 from faces.ops.cli_app import app, fail, usage
 from faces.ops.options import with_settings
 from faces.ops.settings import AppSettings
-from faces.ops.web.options import (AllowedHosts, AllowInsecureBind, BodyIdleS, BodyTimeoutS, HeadTimeoutS,
-                                   HighWater, Host, MaxConnections, Port, UploadsReading)
+from faces.ops.web.options import (
+    AllowedHosts,
+    AllowInsecureBind,
+    BodyIdleS,
+    BodyTimeoutS,
+    HeadTimeoutS,
+    HighWater,
+    Host,
+    MaxConnections,
+    Port,
+    UploadsReading,
+)
 
 ALLOW_INSECURE_ENV = "FACES_HTTP_ALLOW_INSECURE_BIND"  # --allow-insecure-bind's, named in its refusal
 RESERVED_FILES = 64  # the process's own open files: Redis connections, kept uploads, Python's
@@ -34,10 +44,45 @@ def serve(
     host: Host = defaults.HTTP_HOST,
     port: Port = defaults.HTTP_PORT,
     high_water: HighWater = defaults.HIGH_WATER,
-    wait_max_s: Annotated[float, typer.Option("--wait-max-s", envvar="FACES_HTTP_WAIT_MAX_S", show_envvar=True, min=0, help="The longest ?wait= an upload may ask for.")] = defaults.HTTP_WAIT_MAX_S,
-    max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", envvar="FACES_MAX_IMAGE_BYTES", show_envvar=True, min=1, help="Larger uploads are refused (413) while they stream in.")] = defaults.MAX_IMAGE_BYTES,
-    uploads: Annotated[Path, typer.Option("--uploads", envvar="FACES_UPLOADS", show_envvar=True, help="Where uploaded images are kept, owner-only (replay and pictures read them); deleted once older than --result-ttl-s.")] = defaults.UPLOADS,
-    result_ttl_s: Annotated[int, typer.Option("--result-ttl-s", envvar="FACES_RESULT_TTL_S", show_envvar=True, min=1, help="How long the API remembers an upload's job and its own result, and keeps the uploaded photo (keep it the workers' value).")] = defaults.RESULT_TTL_S,
+    wait_max_s: Annotated[
+        float,
+        typer.Option(
+            "--wait-max-s",
+            envvar="FACES_HTTP_WAIT_MAX_S",
+            show_envvar=True,
+            min=0,
+            help="The longest ?wait= an upload may ask for.",
+        ),
+    ] = defaults.HTTP_WAIT_MAX_S,
+    max_image_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-image-bytes",
+            envvar="FACES_MAX_IMAGE_BYTES",
+            show_envvar=True,
+            min=1,
+            help="Larger uploads are refused (413) while they stream in.",
+        ),
+    ] = defaults.MAX_IMAGE_BYTES,
+    uploads: Annotated[
+        Path,
+        typer.Option(
+            "--uploads",
+            envvar="FACES_UPLOADS",
+            show_envvar=True,
+            help="Where uploaded images are kept, owner-only (replay and pictures read them); deleted once older than --result-ttl-s.",
+        ),
+    ] = defaults.UPLOADS,
+    result_ttl_s: Annotated[
+        int,
+        typer.Option(
+            "--result-ttl-s",
+            envvar="FACES_RESULT_TTL_S",
+            show_envvar=True,
+            min=1,
+            help="How long the API remembers an upload's job and its own result, and keeps the uploaded photo (keep it the workers' value).",
+        ),
+    ] = defaults.RESULT_TTL_S,
     allowed_hosts: AllowedHosts = "",
     allow_insecure_bind: AllowInsecureBind = False,
     uploads_reading: UploadsReading = defaults.HTTP_UPLOADS_READING,
@@ -60,36 +105,68 @@ def serve(
     logs.configure()
     token = api_token()
     _check_bind(host, token, allow_insecure_bind)
-    config = ServeConfig(redis_url=attach_url(settings), uploads=uploads, output=settings.output,
-                         max_image_bytes=max_image_bytes, wait_max_s=wait_max_s, high_water=high_water,
-                         result_ttl_s=result_ttl_s, token=token, host=host,
-                         allowed_hosts=tuple(h for h in allowed_hosts.split(",") if h.strip()),
-                         uploads_reading=uploads_reading, body_timeout_s=body_timeout_s, body_idle_s=body_idle_s,
-                         max_waiting=max(1, max_connections // 2))
+    config = ServeConfig(
+        redis_url=attach_url(settings),
+        uploads=uploads,
+        output=settings.output,
+        max_image_bytes=max_image_bytes,
+        wait_max_s=wait_max_s,
+        high_water=high_water,
+        result_ttl_s=result_ttl_s,
+        token=token,
+        host=host,
+        allowed_hosts=tuple(h for h in allowed_hosts.split(",") if h.strip()),
+        uploads_reading=uploads_reading,
+        body_timeout_s=body_timeout_s,
+        body_idle_s=body_idle_s,
+        max_waiting=max(1, max_connections // 2),
+    )
     _check_free(host, port)
     _check_writable(uploads)
     backlog = _accept_burst(max_connections)
     typer.echo(f"serving the API on http://{host}:{port}/ (reference: /docs); Ctrl-C to stop", err=True)
     # limit_concurrency: uvicorn's own 503 past this many requests at once (our protocol already
     # keeps connections to max_connections; pipelined requests are the rest).
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
-                http=guarded_protocol(max_connections, head_timeout_s), timeout_keep_alive=defaults.HTTP_KEEP_ALIVE_S,
-                limit_concurrency=max_connections + 1, backlog=backlog)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=guarded_protocol(max_connections, head_timeout_s),
+        timeout_keep_alive=defaults.HTTP_KEEP_ALIVE_S,
+        limit_concurrency=max_connections + 1,
+        backlog=backlog,
+    )
 
 
 def api_token() -> str | None:
     """$FACES_API_TOKEN, or None when unset; bad usage (exit 2) when it is too short to guard."""
     token = os.environ.get(defaults.API_TOKEN_ENV, "").strip() or None
     if token is not None and len(token) < MIN_TOKEN_CHARS:
-        usage(f"{defaults.API_TOKEN_ENV} is {len(token)} characters: use at least {MIN_TOKEN_CHARS} "
-              "(e.g. `openssl rand -hex 16`)")
+        usage(
+            f"{defaults.API_TOKEN_ENV} is {len(token)} characters: use at least {MIN_TOKEN_CHARS} "
+            "(e.g. `openssl rand -hex 16`)"
+        )
     return token
 
 
 def _serve_args(settings: AppSettings, host: str, port: int, high_water: int) -> list[str]:
     """The command line of the `faces serve` that `faces up --serve` starts."""
-    return ["--host", host, "--port", str(port), "--high-water", str(high_water), "--state-dir",
-            str(settings.state_dir), "--storage", str(settings.storage), "--output", str(settings.output)]
+    return [
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--high-water",
+        str(high_water),
+        "--state-dir",
+        str(settings.state_dir),
+        "--storage",
+        str(settings.storage),
+        "--output",
+        str(settings.output),
+    ]
 
 
 def check_server_process(settings: AppSettings, host: str, port: int, high_water: int) -> None:
@@ -108,8 +185,7 @@ def check_server_process(settings: AppSettings, host: str, port: int, high_water
     _accept_burst(params["max_connections"])
 
 
-def start_server_process(url: str, settings: AppSettings, host: str, port: int,
-                         high_water: int) -> subprocess.Popen:
+def start_server_process(url: str, settings: AppSettings, host: str, port: int, high_water: int) -> subprocess.Popen:
     """`faces up --serve`: `faces serve` as a child process on the stack's Redis (the URL passed
     in the environment, which `ps` does not show), its log in the state dir's logs. Its options
     were checked before the stack started (`check_server_process`)."""
@@ -119,8 +195,11 @@ def start_server_process(url: str, settings: AppSettings, host: str, port: int,
     with open(settings.log_dir / "serve.log", "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "faces", "serve", *_serve_args(settings, host, port, high_water)],
-            env={**os.environ, "FACES_REDIS_URL": url}, stdout=log_file, stderr=log_file,
-            preexec_fn=die_with_parent)
+            env={**os.environ, "FACES_REDIS_URL": url},
+            stdout=log_file,
+            stderr=log_file,
+            preexec_fn=die_with_parent,
+        )
 
 
 def stop_server_process(process: subprocess.Popen) -> None:
@@ -142,8 +221,10 @@ def _check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        fail(f"cannot keep uploads in {folder} ({exc.strerror or exc}): pick a writable folder with --uploads "
-             "(FACES_UPLOADS)")
+        fail(
+            f"cannot keep uploads in {folder} ({exc.strerror or exc}): pick a writable folder with --uploads "
+            "(FACES_UPLOADS)"
+        )
 
 
 def _accept_burst(max_connections: int) -> int:
@@ -158,26 +239,37 @@ def _accept_burst(max_connections: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     burst = min(MAX_ACCEPT_BURST, (soft - max_connections - RESERVED_FILES) // 2)
     if burst < 8:
-        usage(f"--max-connections {max_connections} needs at least {max_connections + RESERVED_FILES + 16} open "
-              f"files and this process may open {soft}: lower --max-connections (FACES_HTTP_MAX_CONNECTIONS) "
-              "or raise the limit (ulimit -n)")
+        usage(
+            f"--max-connections {max_connections} needs at least {max_connections + RESERVED_FILES + 16} open "
+            f"files and this process may open {soft}: lower --max-connections (FACES_HTTP_MAX_CONNECTIONS) "
+            "or raise the limit (ulimit -n)"
+        )
     return burst
 
 
-def _check_bind(host: str, token: str | None, allow_insecure: bool,
-                allow_how: str = f"pass --allow-insecure-bind ({ALLOW_INSECURE_ENV}=1)") -> None:
+def _check_bind(
+    host: str,
+    token: str | None,
+    allow_insecure: bool,
+    allow_how: str = f"pass --allow-insecure-bind ({ALLOW_INSECURE_ENV}=1)",
+) -> None:
     """One line, exit 2, instead of an open API on an address other machines reach: anyone there
     could fill the pipeline and read every result."""
     if token or _is_loopback(host):
         return
     if allow_insecure:
         # Said on every start: the guard is now whatever the operator put in front of the port.
-        typer.echo(f"warning: serving on {host} without {defaults.API_TOKEN_ENV} ({ALLOW_INSECURE_ENV}): anyone who "
-                   "reaches this port can upload and read every result", err=True)
+        typer.echo(
+            f"warning: serving on {host} without {defaults.API_TOKEN_ENV} ({ALLOW_INSECURE_ENV}): anyone who "
+            "reaches this port can upload and read every result",
+            err=True,
+        )
         return
-    usage(f"--host {host} lets other machines reach the API and {defaults.API_TOKEN_ENV} is unset: set it (16+ "
-          f"characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or {allow_how} "
-          "when something else guards the port")
+    usage(
+        f"--host {host} lets other machines reach the API and {defaults.API_TOKEN_ENV} is unset: set it (16+ "
+        f"characters, e.g. `openssl rand -hex 16`), serve on 127.0.0.1, or {allow_how} "
+        "when something else guards the port"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -195,5 +287,7 @@ def _check_free(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port or --host, "
-             "or stop what uses it")
+        fail(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port or --host, "
+            "or stop what uses it"
+        )

@@ -25,19 +25,19 @@ SHARED_OPTIONS = (*SHARED_FLAGS, "--help")
 EXIT_MEANINGS = {
     exits.OK: "success; also the normal stop of the long-running commands (`up`, `watch`, `serve`, `browse`, `worker`) by Ctrl-C or SIGTERM",
     exits.FAILED: "could not run: Redis unreachable or refusing the password, no pipeline running, missing "
-                  "input, a worker that cannot start or keeps failing (its own error line is printed); "
-                  "`models check`: the pipeline cannot run; `models fetch`: a file could not be installed",
+    "input, a worker that cannot start or keeps failing (its own error line is printed); "
+    "`models check`: the pipeline cannot run; `models fetch`: a file could not be installed",
     exits.USAGE: "bad usage: an unknown command or option, a bad value (detector, stage, time, URL, number); "
-                 "nothing was started",
+    "nothing was started",
     exits.SOME_ERRORS: "finished, but some images have error results or were dead-lettered (`run`, `submit "
-                       "--wait`, `replay`), or could not be read (`visualize`; `export`: files in `--storage` that are "
-                       "not results), or not retried (`dlq retry`)",
+    "--wait`, `replay`), or could not be read (`visualize`; `export`: files in `--storage` that are "
+    "not results), or not retried (`dlq retry`)",
     exits.GRACE_EXPIRED: "`faces worker`: SIGTERM's grace period ran out; the entries in hand stay pending "
-                         "for another consumer",
+    "for another consumer",
     exits.GROUP_LOST: "`faces worker`: its consumer group was lost (see "
-                      "[reliability.md](reliability.md#how-the-backbone-behaves))",
+    "[reliability.md](reliability.md#how-the-backbone-behaves))",
     exits.BATCH_OVERRUN: "`faces worker`: a batch ran past `--batch-limit-s` (a stage call that hangs); "
-                         "its entries are left for a sibling or its restart, and `run`/`up` restart it",
+    "its entries are left for a sibling or its restart, and `run`/`up` restart it",
     exits.INTERRUPTED: "Ctrl-C or SIGTERM during `run`, `submit --wait`, `replay`: what finished is kept",
 }
 
@@ -54,8 +54,9 @@ def commands(group, path: tuple[str, ...] = ("faces",)) -> Iterator[tuple[str, o
 
 
 def _usage(name: str, command) -> str:
-    arguments = [p.name.upper() + ("..." if p.nargs == -1 else "") for p in command.params
-                 if p.param_type_name == "argument"]
+    arguments = [
+        p.name.upper() + ("..." if p.nargs == -1 else "") for p in command.params if p.param_type_name == "argument"
+    ]
     return " ".join([name, *arguments])
 
 
@@ -88,13 +89,18 @@ def reference() -> str:
     lines = [BEGIN, "", "| exit code | meaning |", "| --- | --- |"]
     lines += [f"| `{code}` | {_cell(meaning)} |" for code, meaning in EXIT_MEANINGS.items()]
     top = typer.main.get_command(app)
-    lines += ["", "Before the command: " + "; ".join(
-        f"{_option_cell(o)}: {_cell(o.help)}" for o in top.params if o.param_type_name == "option"
-        and "--help" not in o.opts)]
+    lines += [
+        "",
+        "Before the command: "
+        + "; ".join(
+            f"{_option_cell(o)}: {_cell(o.help)}"
+            for o in top.params
+            if o.param_type_name == "option" and "--help" not in o.opts
+        ),
+    ]
     for name, command in commands(top):
         lines += ["", f"### `{_usage(name, command)}`", "", _cell(command.get_short_help_str(300)), ""]
-        options = [p for p in command.params if p.param_type_name == "option"
-                   and not set(p.opts) & set(SHARED_OPTIONS)]
+        options = [p for p in command.params if p.param_type_name == "option" and not set(p.opts) & set(SHARED_OPTIONS)]
         if not options:
             continue
         lines += ["| option | env var | default | meaning |", "| --- | --- | --- | --- |"]

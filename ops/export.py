@@ -51,8 +51,9 @@ def read_storage(folder: Path) -> StoredResults:
             continue
         found.results.append(document)
     if not found.results and not found.unreadable:
-        raise NoResults(f"no results in {folder}/: run `faces run DIR` first, or give the --storage "
-                        "folder that holds them")
+        raise NoResults(
+            f"no results in {folder}/: run `faces run DIR` first, or give the --storage folder that holds them"
+        )
     return found
 
 

@@ -11,12 +11,28 @@ from faces.ops import exits
 
 # Raised by our code with a message written for the user: printed as they are.
 # Matched by class name so that this module need not import every layer that defines one.
-_OWN_ERRORS = ("CommandError", "RedisUnavailable", "EmbeddedRedisError", "NoRedisRunning",
-               "StackAlreadyRunning", "UnsafeLockFile", "JobTimeout", "WorkerStartFailed",
-               "WorkerCrashLooping",
-               "SettingsError", "ResultLookupError", "GroupLost",
-               "UnknownBackend", "BackendUnavailable", "AgeGenderChoiceError", "PrecisionError",
-               "WeightsMissing", "WeightsUnreadable", "LogLevelError", "BadRedisUrl")
+_OWN_ERRORS = (
+    "CommandError",
+    "RedisUnavailable",
+    "EmbeddedRedisError",
+    "NoRedisRunning",
+    "StackAlreadyRunning",
+    "UnsafeLockFile",
+    "JobTimeout",
+    "WorkerStartFailed",
+    "WorkerCrashLooping",
+    "SettingsError",
+    "ResultLookupError",
+    "GroupLost",
+    "UnknownBackend",
+    "BackendUnavailable",
+    "AgeGenderChoiceError",
+    "PrecisionError",
+    "WeightsMissing",
+    "WeightsUnreadable",
+    "LogLevelError",
+    "BadRedisUrl",
+)
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
@@ -24,18 +40,22 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     if any(c.__name__ in _OWN_ERRORS for c in type(exc).__mro__):
         return getattr(exc, "exit_code", exits.FAILED), _one_line(str(exc))
     if isinstance(exc, redis.AuthenticationError) or _is_auth_refusal(exc):
-        return exits.FAILED, (f"Redis refused our credentials ({_one_line(str(exc))}); "
-                              "put the right user and password in --redis-url / FACES_REDIS_URL")
+        return exits.FAILED, (
+            f"Redis refused our credentials ({_one_line(str(exc))}); "
+            "put the right user and password in --redis-url / FACES_REDIS_URL"
+        )
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return exits.FAILED, (f"lost the connection to Redis ({_one_line(str(exc))}); "
-                              "check that it is running, then try again")
+        return exits.FAILED, (
+            f"lost the connection to Redis ({_one_line(str(exc))}); check that it is running, then try again"
+        )
     if isinstance(exc, redis.ResponseError):
         return exits.FAILED, f"Redis answered with an error: {_one_line(str(exc))}"
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return exits.FAILED, f"{exc.strerror}{where}"
-    return exits.FAILED, (f"unexpected {type(exc).__name__}: {_one_line(str(exc))} "
-                          "(run with --debug or FACES_DEBUG=1 for the traceback)")
+    return exits.FAILED, (
+        f"unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug or FACES_DEBUG=1 for the traceback)"
+    )
 
 
 def _is_auth_refusal(exc: BaseException) -> bool:

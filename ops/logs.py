@@ -51,8 +51,7 @@ class _CurrentStderr:
 _STDERR = _CurrentStderr()
 
 
-def configure(json_lines: bool | None = None, level: str | None = None,
-              terminal_level: str | None = None) -> None:
+def configure(json_lines: bool | None = None, level: str | None = None, terminal_level: str | None = None) -> None:
     """Configure structlog and Python logging for this process.
 
     `level` is the command's default; `terminal_level`, when given, its default on a terminal,
@@ -63,11 +62,9 @@ def configure(json_lines: bool | None = None, level: str | None = None,
         json_lines = not sys.stderr.isatty()
     level_name = effective_level(terminal_level if terminal_level and not json_lines else level)
     _quiet_native_libraries(debug=level_name == "DEBUG")
-    timestamped = [structlog.processors.add_log_level,
-                   structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    timestamped = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *timestamped,
-                    *_rendering(json_lines)],
+        processors=[structlog.contextvars.merge_contextvars, *timestamped, *_rendering(json_lines)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
         logger_factory=structlog.PrintLoggerFactory(file=_STDERR),
         cache_logger_on_first_use=True,
@@ -75,11 +72,11 @@ def configure(json_lines: bool | None = None, level: str | None = None,
     # Libraries log their warnings only (all of it at DEBUG), rendered like our own lines.
     _route_python_logging(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.contextvars.merge_contextvars, *timestamped,
-                               structlog.stdlib.add_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        *_rendering(json_lines)]),
-        logging.DEBUG if level_name == "DEBUG" else logging.WARNING)
+            foreign_pre_chain=[structlog.contextvars.merge_contextvars, *timestamped, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_rendering(json_lines)],
+        ),
+        logging.DEBUG if level_name == "DEBUG" else logging.WARNING,
+    )
 
 
 def effective_level(level: str | None = None) -> str:
@@ -96,8 +93,9 @@ def _rendering(json_lines: bool) -> list:
     with wide terminals, and they are long)."""
     if json_lines:
         return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    return [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
-                                          exception_formatter=structlog.dev.plain_traceback)]
+    return [
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
+    ]
 
 
 def _route_python_logging(formatter: logging.Formatter, level: int) -> None:

@@ -49,13 +49,29 @@ class PipelineCollector:
 
     def _stages(self, status: dict[str, Any]) -> Iterator[Metric]:
         families = {
-            "pending": GaugeMetricFamily("faces_stage_pending", "entries delivered to the stage, not yet acknowledged", labels=["stage"]),
+            "pending": GaugeMetricFamily(
+                "faces_stage_pending", "entries delivered to the stage, not yet acknowledged", labels=["stage"]
+            ),
             "lag": GaugeMetricFamily("faces_stage_lag", "entries not yet delivered to the stage", labels=["stage"]),
-            "live": GaugeMetricFamily("faces_stage_live_workers", "workers of the stage with a fresh heartbeat", labels=["stage"]),
-            "processed": GaugeMetricFamily("faces_stage_processed", "entries settled, summed over the live workers' heartbeats", labels=["stage"]),
-            "errors": GaugeMetricFamily("faces_stage_errors", "error results that arose in the stage, summed over the live workers' heartbeats", labels=["stage"]),
-            "dead_letters": GaugeMetricFamily("faces_stage_dead_letters", "entries the stage dead-lettered, summed over the live workers' heartbeats", labels=["stage"]),
-            "minute": GaugeMetricFamily("faces_stage_processed_last_minute", "entries the stage settled over the last 60 s", labels=["stage"]),
+            "live": GaugeMetricFamily(
+                "faces_stage_live_workers", "workers of the stage with a fresh heartbeat", labels=["stage"]
+            ),
+            "processed": GaugeMetricFamily(
+                "faces_stage_processed", "entries settled, summed over the live workers' heartbeats", labels=["stage"]
+            ),
+            "errors": GaugeMetricFamily(
+                "faces_stage_errors",
+                "error results that arose in the stage, summed over the live workers' heartbeats",
+                labels=["stage"],
+            ),
+            "dead_letters": GaugeMetricFamily(
+                "faces_stage_dead_letters",
+                "entries the stage dead-lettered, summed over the live workers' heartbeats",
+                labels=["stage"],
+            ),
+            "minute": GaugeMetricFamily(
+                "faces_stage_processed_last_minute", "entries the stage settled over the last 60 s", labels=["stage"]
+            ),
         }
         groups = {(s["name"], g["name"]): g for s in status["streams"] for g in s["groups"]}
         for stage in names.STAGE_ORDER:
@@ -76,13 +92,18 @@ class ApiMetrics:
     def __init__(self, read_status: Callable[[], dict[str, Any]]):
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(PipelineCollector(read_status))
-        self.requests = Counter("faces_http_requests", "requests answered", ["method", "route", "status"],
-                                registry=self.registry)
-        self.results = Counter("faces_results", "results announced since this process started",
-                               ["status"], registry=self.registry)
-        self.latency = Histogram("faces_result_latency_seconds",
-                                 "submission through this API to result announced", buckets=LATENCY_BUCKETS_S,
-                                 registry=self.registry)
+        self.requests = Counter(
+            "faces_http_requests", "requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.results = Counter(
+            "faces_results", "results announced since this process started", ["status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "faces_result_latency_seconds",
+            "submission through this API to result announced",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -97,10 +118,12 @@ class WorkerCollector:
 
     def collect(self) -> Iterator[Metric]:
         counters = self.counters()
-        for field, meaning in (("processed", "entries settled: forwarded, finished or dead-lettered"),
-                               ("errors", "error results that arose in this stage"),
-                               ("dead_letters", "entries dead-lettered"),
-                               ("batches", "batches committed")):
+        for field, meaning in (
+            ("processed", "entries settled: forwarded, finished or dead-lettered"),
+            ("errors", "error results that arose in this stage"),
+            ("dead_letters", "entries dead-lettered"),
+            ("batches", "batches committed"),
+        ):
             family = CounterMetricFamily(f"faces_worker_{field}", meaning, labels=["stage", "consumer"])
             family.add_metric(self.labels, getattr(counters, field, 0) if counters is not None else 0)
             yield family
@@ -114,5 +137,6 @@ def serve_worker_metrics(port: int, stage: str, consumer: str, counters: Callabl
     try:
         start_http_server(port, registry=registry)
     except OSError as exc:  # its strerror is the line `faces worker` prints
-        raise OSError(exc.errno, f"cannot serve metrics on port {port} ({exc.strerror or exc}): "
-                                 "pick another --metrics-port") from exc
+        raise OSError(
+            exc.errno, f"cannot serve metrics on port {port} ({exc.strerror or exc}): pick another --metrics-port"
+        ) from exc

@@ -28,24 +28,43 @@ def _check_redis_url(url: str | None) -> str | None:
     return url
 
 
-RedisUrl = Annotated[Optional[str], typer.Option(
-    "--redis-url", envvar=["FACES_REDIS_URL", "REDIS_URL"], show_envvar=True, callback=_check_redis_url,
-    help="Redis to use (redis://, rediss://, unix://; user and password allowed). "
-         "Unset: an embedded redis-server under --state-dir.")]
-StateDir = Annotated[Path, typer.Option(
-    "--state-dir", envvar="FACES_STATE_DIR", show_envvar=True,
-    help="Embedded Redis data (AOF, socket) and worker logs.")]
-Storage = Annotated[Path, typer.Option(
-    "--storage", envvar="FACES_STORAGE", show_envvar=True, help="Where one JSON per image goes.")]
-Output = Annotated[Path, typer.Option(
-    "--output", envvar="FACES_OUTPUT", show_envvar=True, help="Where annotated pictures go.")]
+RedisUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--redis-url",
+        envvar=["FACES_REDIS_URL", "REDIS_URL"],
+        show_envvar=True,
+        callback=_check_redis_url,
+        help="Redis to use (redis://, rediss://, unix://; user and password allowed). "
+        "Unset: an embedded redis-server under --state-dir.",
+    ),
+]
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="FACES_STATE_DIR",
+        show_envvar=True,
+        help="Embedded Redis data (AOF, socket) and worker logs.",
+    ),
+]
+Storage = Annotated[
+    Path, typer.Option("--storage", envvar="FACES_STORAGE", show_envvar=True, help="Where one JSON per image goes.")
+]
+Output = Annotated[
+    Path, typer.Option("--output", envvar="FACES_OUTPUT", show_envvar=True, help="Where annotated pictures go.")
+]
 
 # The options every command takes (`with_settings`), named after the AppSettings field each fills in.
-_SHARED = tuple(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
-                for name, option, default in (("redis_url", RedisUrl, None),
-                                              ("state_dir", StateDir, defaults.STATE_DIR),
-                                              ("storage", Storage, defaults.STORAGE),
-                                              ("output", Output, defaults.OUTPUT)))
+_SHARED = tuple(
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+    for name, option, default in (
+        ("redis_url", RedisUrl, None),
+        ("state_dir", StateDir, defaults.STATE_DIR),
+        ("storage", Storage, defaults.STORAGE),
+        ("output", Output, defaults.OUTPUT),
+    )
+)
 SHARED_FLAGS = tuple(f"--{option.name.replace('_', '-')}" for option in _SHARED)
 
 
@@ -61,7 +80,7 @@ def with_settings(command: Callable | None = None, *, output: bool = True):
     def decorate(command: Callable) -> Callable:
         own = inspect.signature(command, eval_str=True)
         at = list(own.parameters).index("settings")
-        before, after = list(own.parameters.values())[:at], list(own.parameters.values())[at + 1:]
+        before, after = list(own.parameters.values())[:at], list(own.parameters.values())[at + 1 :]
         # Keyword-only throughout (typer passes everything by name): options with defaults may
         # then come before parameters without.
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*before, *shared, *after]]
@@ -73,8 +92,9 @@ def with_settings(command: Callable | None = None, *, output: bool = True):
             return command(**kwargs, settings=AppSettings(**given))
 
         with_app_settings.__signature__ = own.replace(parameters=parameters)
-        with_app_settings.__annotations__ = {p.name: p.annotation for p in parameters
-                                             if p.annotation is not inspect.Parameter.empty}
+        with_app_settings.__annotations__ = {
+            p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty
+        }
         return with_app_settings
 
     return decorate(command) if command is not None else decorate
@@ -109,16 +129,33 @@ def _detector_help() -> str:
     return f"Face detector: {', '.join(BACKENDS)} (default {DEFAULT_BACKEND})."
 
 
-Detector = Annotated[Optional[str], typer.Option(
-    "--detector", envvar="FACES_DETECTOR", show_envvar=True, callback=_check_detector,
-    help=_detector_help())]
-AgeGender = Annotated[Optional[str], typer.Option(
-    "--agegender", envvar="FACES_AGEGENDER", show_envvar=True, callback=_check_agegender,
-    help="Age/gender model: auto (DeepFace when its weights are there, else the bundled dlib "
-         "networks), deepface, or dlib.")]
-Batch = Annotated[int, typer.Option(
-    "--batch", envvar="FACES_BATCH", show_envvar=True, min=1,
-    help="Entries each stage reads at once and analyses as one batch.")]
+Detector = Annotated[
+    Optional[str],
+    typer.Option(
+        "--detector", envvar="FACES_DETECTOR", show_envvar=True, callback=_check_detector, help=_detector_help()
+    ),
+]
+AgeGender = Annotated[
+    Optional[str],
+    typer.Option(
+        "--agegender",
+        envvar="FACES_AGEGENDER",
+        show_envvar=True,
+        callback=_check_agegender,
+        help="Age/gender model: auto (DeepFace when its weights are there, else the bundled dlib "
+        "networks), deepface, or dlib.",
+    ),
+]
+Batch = Annotated[
+    int,
+    typer.Option(
+        "--batch",
+        envvar="FACES_BATCH",
+        show_envvar=True,
+        min=1,
+        help="Entries each stage reads at once and analyses as one batch.",
+    ),
+]
 
 
 def _check_workers(text: str) -> str:
@@ -132,27 +169,52 @@ def _check_workers(text: str) -> str:
     return text
 
 
-Workers = Annotated[str, typer.Option(
-    "--workers", envvar="FACES_WORKERS", show_envvar=True, callback=_check_workers,
-    help="Worker processes per stage: auto (each stage sized by its share of the CPU: on 2 cores "
-         "detect=2 and one of each other stage), or STAGE=N pairs such as detect=3,agegender=2 "
-         "(stages not named: auto).")]
-Visualize = Annotated[bool, typer.Option(
-    "--visualize/--no-visualize", envvar="FACES_VISUALIZE", show_envvar=True,
-    help="Draw annotated pictures into --output.")]
-HighWater = Annotated[int, typer.Option(
-    "--high-water", envvar="FACES_HIGH_WATER", show_envvar=True, min=0,
-    help="Submission waits while this many images are in flight (0: no limit).")]
-TimeoutS = Annotated[Optional[float], typer.Option(
-    "--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then.")]
+Workers = Annotated[
+    str,
+    typer.Option(
+        "--workers",
+        envvar="FACES_WORKERS",
+        show_envvar=True,
+        callback=_check_workers,
+        help="Worker processes per stage: auto (each stage sized by its share of the CPU: on 2 cores "
+        "detect=2 and one of each other stage), or STAGE=N pairs such as detect=3,agegender=2 "
+        "(stages not named: auto).",
+    ),
+]
+Visualize = Annotated[
+    bool,
+    typer.Option(
+        "--visualize/--no-visualize",
+        envvar="FACES_VISUALIZE",
+        show_envvar=True,
+        help="Draw annotated pictures into --output.",
+    ),
+]
+HighWater = Annotated[
+    int,
+    typer.Option(
+        "--high-water",
+        envvar="FACES_HIGH_WATER",
+        show_envvar=True,
+        min=0,
+        help="Submission waits while this many images are in flight (0: no limit).",
+    ),
+]
+TimeoutS = Annotated[
+    Optional[float],
+    typer.Option("--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then."),
+]
 
 
-def analysis_worker_args(settings: AppSettings, batch: int, visualize: bool,
-                         detector: str | None, agegender: str) -> dict[str, list[str]]:
+def analysis_worker_args(
+    settings: AppSettings, batch: int, visualize: bool, detector: str | None, agegender: str
+) -> dict[str, list[str]]:
     """The worker options (per stage, "*" for all) that carry run's / up's analysis options."""
-    args = {"*": ["--batch", str(batch), "--storage", str(settings.storage)],
-            "sink": ["--output", str(settings.output)] if visualize else ["--no-visualize"],
-            "agegender": ["--agegender", agegender]}
+    args = {
+        "*": ["--batch", str(batch), "--storage", str(settings.storage)],
+        "sink": ["--output", str(settings.output)] if visualize else ["--no-visualize"],
+        "agegender": ["--agegender", agegender],
+    }
     if detector:
         args["detect"] = ["--detector", detector]
     return args
@@ -164,8 +226,10 @@ def check_folders(settings: AppSettings, pictures: bool) -> None:
     dead-letters every image it cannot write."""
     from faces.ops.cli_app import usage
 
-    for flag, env, folder in (("--storage", "FACES_STORAGE", settings.storage),
-                              *((("--output", "FACES_OUTPUT", settings.output),) if pictures else ())):
+    for flag, env, folder in (
+        ("--storage", "FACES_STORAGE", settings.storage),
+        *((("--output", "FACES_OUTPUT", settings.output),) if pictures else ()),
+    ):
         problem = folder_problem(folder)
         if problem:
             usage(f"{flag} {folder} {problem}: give a folder you can write ({flag} or {env})")

@@ -6,15 +6,27 @@ import contextlib
 import sys
 from typing import Callable, Iterator
 
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 
 @contextlib.contextmanager
 def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
     """A callback(name, bytes_done, total) showing one bar per file."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), disable=not sys.stderr.isatty()) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        disable=not sys.stderr.isatty(),
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def update(name: str, done: int, total: int | None) -> None:
@@ -35,8 +47,14 @@ class BarDisplay:
 
     def __enter__(self) -> "BarDisplay":
         if sys.stderr.isatty():
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[failed]}"), TimeElapsedColumn(), transient=True)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]}"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self._bar.start()
             self._task = self._bar.add_task("starting", total=None, failed="")
         return self
@@ -51,5 +69,4 @@ class BarDisplay:
 
     def count(self, done: int, total: int, failed: int) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total,
-                             failed=f"{failed} failed" if failed else "")
+            self._bar.update(self._task, completed=done, total=total, failed=f"{failed} failed" if failed else "")

@@ -19,10 +19,16 @@ from faces.producer import replay
 from faces.streams import heartbeat, publishing, results
 
 
-def replay_job(app: AppSettings, *, since: str | None, until: str | None, images: list[str],
-               from_stage: str, options: JobOptions,
-               on_progress: Callable[[int, int], None] = lambda d, t: None,
-               ) -> tuple[JobSummary, list[tuple[str, str]]]:
+def replay_job(
+    app: AppSettings,
+    *,
+    since: str | None,
+    until: str | None,
+    images: list[str],
+    from_stage: str,
+    options: JobOptions,
+    on_progress: Callable[[int, int], None] = lambda d, t: None,
+) -> tuple[JobSummary, list[tuple[str, str]]]:
     """Returns the summary of what was replayed and the (image, reason) pairs that were not.
     NoRedisRunning when no pipeline runs and none ever ran on the state dir;
     replay.BadSelection / ImageNotFound for images named that select nothing or several,
@@ -61,8 +67,7 @@ def replay_job(app: AppSettings, *, since: str | None, until: str | None, images
     return summary, skipped
 
 
-def _must_run_workers(app: AppSettings, client: redis.Redis, from_stage: str,
-                      held: contextlib.ExitStack) -> bool:
+def _must_run_workers(app: AppSettings, client: redis.Redis, from_stage: str, held: contextlib.ExitStack) -> bool:
     """Whether this replay starts workers of its own (then holding the stack lock in `held`).
 
     Not when every stage it needs has a live worker: their heartbeats say so, where Redis 6.2

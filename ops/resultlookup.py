@@ -59,5 +59,7 @@ def _document(image_id: str, text: str, storage: Path) -> dict:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise ResultLookupError(f"the stored result of {image_id} is not JSON ({exc}); delete "
-                                f"{storage / (image_id + '.json')} and replay the image") from None
+        raise ResultLookupError(
+            f"the stored result of {image_id} is not JSON ({exc}); delete "
+            f"{storage / (image_id + '.json')} and replay the image"
+        ) from None

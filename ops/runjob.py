@@ -32,13 +32,13 @@ log = structlog.get_logger(__name__)
 class JobSummary:
     submitted: int = 0
     skipped: int = 0
-    already: int = 0           # images whose current result was kept (a second run, no --force)
+    already: int = 0  # images whose current result was kept (a second run, no --force)
     ok: int = 0
     error: int = 0
     dead: int = 0
-    superseded: int = 0        # finished, but a newer submission's result is the one kept
-    taken_over: int = 0        # jobs an earlier run left in flight, waited for instead of submitted again
-    withdrawn: int = 0         # on Ctrl-C: this run's jobs no worker had started, taken back out
+    superseded: int = 0  # finished, but a newer submission's result is the one kept
+    taken_over: int = 0  # jobs an earlier run left in flight, waited for instead of submitted again
+    withdrawn: int = 0  # on Ctrl-C: this run's jobs no worker had started, taken back out
     faces: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -66,9 +66,9 @@ class JobOptions:
     worker_args: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] | None = None
     grace_s: float = defaults.GRACE_S
-    force: bool = False        # analyse again images that already have a current ok result
+    force: bool = False  # analyse again images that already have a current ok result
     output: Path | None = None  # where read-back results get their pictures (None: no pictures)
-    keep_results: bool = True   # write each result into --storage too (ops/readback.py)
+    keep_results: bool = True  # write each result into --storage too (ops/readback.py)
     on_result: Callable[[str], None] | None = None  # given each result's JSON as it arrives
 
 
@@ -98,8 +98,7 @@ class JobTimeout(RuntimeError):
     """
 
 
-def run_job(app: AppSettings, paths: list[Path], options: JobOptions,
-            display: JobDisplay = JobDisplay()) -> JobSummary:
+def run_job(app: AppSettings, paths: list[Path], options: JobOptions, display: JobDisplay = JobDisplay()) -> JobSummary:
     """Start the stack, submit every image under `paths` (those with a current ok result in
     --storage are kept unless options.force), wait for every result, stop the stack.
 
@@ -145,16 +144,18 @@ def _unreadable(summary: JobSummary, path: Path, exc: OSError) -> None:
     summary.errors.append((str(path), exc.strerror or str(exc)))
 
 
-def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display: JobDisplay,
-             summary: JobSummary) -> None:
+def _analyse(
+    app: AppSettings, images: list[Path], options: JobOptions, display: JobDisplay, summary: JobSummary
+) -> None:
     display.phase("starting Redis" if not app.redis_url else "connecting to Redis")
     with redis_target(app, stack=True) as (url, client, _server):
         cursors = results.cursors_now(client)  # before the look for jobs in flight: none is missed
         waiting = _take_over(client, images, summary)
         taken = set(waiting.values())
         # Looked at again: a job of another stack's workers may have finished since the first look.
-        images = _to_analyse([p for p in images if os.path.abspath(p) not in taken], app.storage,
-                             options.force, summary)
+        images = _to_analyse(
+            [p for p in images if os.path.abspath(p) not in taken], app.storage, options.force, summary
+        )
         total = len(waiting) + len(images)
         pool = start_pool(url, app, options)
         try:
@@ -169,8 +170,7 @@ def _analyse(app: AppSettings, images: list[Path], options: JobOptions, display:
                     continue
                 waiting[sent.job_id] = sent.path
                 summary.submitted += 1
-            wait_for_results(client, waiting, cursors, summary, pool, options,
-                             _counter(display, pool, summary), app)
+            wait_for_results(client, waiting, cursors, summary, pool, options, _counter(display, pool, summary), app)
         except KeyboardInterrupt:
             # A rerun would otherwise find them queued and analyse its images a second time.
             display.phase("withdrawing the jobs no worker has started")
@@ -207,23 +207,37 @@ def _take_over(client, images: list[Path], summary: JobSummary) -> dict[str, str
 
 def _counter(display: JobDisplay, pool: WorkerPool, summary: JobSummary) -> Callable[[int, int], None]:
     """Progress: the phase (which workers are still loading their models) and the counts."""
+
     def on_progress(done: int, total: int) -> None:
         loading = pool.waiting_for()
         display.phase(f"loading models: {', '.join(loading)}" if loading else "analysing")
         display.count(done, total, summary.error + summary.dead)
+
     return on_progress
 
 
 def start_pool(url: str, app: AppSettings, options: JobOptions) -> WorkerPool:
-    pool = WorkerPool(url, app.log_dir, grace_s=options.grace_s, extra_args=options.worker_args,
-                      **({"counts": options.counts} if options.counts else {}))
+    pool = WorkerPool(
+        url,
+        app.log_dir,
+        grace_s=options.grace_s,
+        extra_args=options.worker_args,
+        **({"counts": options.counts} if options.counts else {}),
+    )
     pool.start()
     return pool
 
 
-def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], summary: JobSummary,
-                     pool: WorkerPool | None, options: JobOptions,
-                     on_progress: Callable[[int, int], None], app: AppSettings) -> None:
+def wait_for_results(
+    client,
+    waiting: dict[str, str],
+    cursors: dict[str, str],
+    summary: JobSummary,
+    pool: WorkerPool | None,
+    options: JobOptions,
+    on_progress: Callable[[int, int], None],
+    app: AppSettings,
+) -> None:
     """Follow the results until every job in `waiting` (job id -> path) has its final word."""
     total = len(waiting)
     on_progress(0, total)
@@ -238,12 +252,15 @@ def wait_for_results(client, waiting: dict[str, str], cursors: dict[str, str], s
         if pool is not None:
             pool.supervise()
         if deadline and time.monotonic() > deadline:
-            raise JobTimeout(f"{len(waiting)} of {total} images have no result "
-                             f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}")
+            raise JobTimeout(
+                f"{len(waiting)} of {total} images have no result "
+                f"after {options.timeout_s:.0f} s; worker logs: {app.log_dir}"
+            )
 
 
-def _count(summary: JobSummary, client, note: results.Announcement, path: str, app: AppSettings,
-           options: JobOptions) -> None:
+def _count(
+    summary: JobSummary, client, note: results.Announcement, path: str, app: AppSettings, options: JobOptions
+) -> None:
     stored = results.stored_result(client, note.image_id)
     result = json.loads(stored) if stored else None
     if result is not None and options.keep_results:
@@ -251,14 +268,17 @@ def _count(summary: JobSummary, client, note: results.Announcement, path: str, a
     if note.status == SUPERSEDED:
         result = None  # what Redis holds is the newer submission's result, not this job's
     if options.on_result is not None:
-        options.on_result(json.dumps(result, separators=(",", ":")) if result is not None else
-                          json.dumps({"image_id": note.image_id, "job_id": note.job_id, "status": note.status,
-                                      "path": path}))
+        options.on_result(
+            json.dumps(result, separators=(",", ":"))
+            if result is not None
+            else json.dumps({"image_id": note.image_id, "job_id": note.job_id, "status": note.status, "path": path})
+        )
     if note.status == "ok":
         summary.ok += 1
         if result is not None:
-            summary.model_notes.update(n["message"] for n in result.get("notes", {}).values()
-                                       if isinstance(n, dict) and n.get("message"))
+            summary.model_notes.update(
+                n["message"] for n in result.get("notes", {}).values() if isinstance(n, dict) and n.get("message")
+            )
             summary.faces += len(result["faces"])
             summary.agegender_models[result["models"].get("agegender")] += 1
         return
@@ -282,11 +302,15 @@ def describe_agegender(models: Counter) -> str:
     if not models:
         return "ages and genders: no ok results"
     if not used:
-        return ("ages and genders: none - DeepFace's weights are missing and --agegender deepface "
-                "insists on them; `faces models fetch` installs them, or use --agegender auto")
+        return (
+            "ages and genders: none - DeepFace's weights are missing and --agegender deepface "
+            "insists on them; `faces models fetch` installs them, or use --agegender auto"
+        )
     if used == [BUNDLED]:
-        return ("ages and genders: the bundled dlib networks (offline); for DeepFace's, "
-                "`faces models fetch` and --agegender auto (the default) picks them up")
+        return (
+            "ages and genders: the bundled dlib networks (offline); for DeepFace's, "
+            "`faces models fetch` and --agegender auto (the default) picks them up"
+        )
     if all(name.startswith("deepface") for name in used):
         return f"ages and genders: DeepFace ({', '.join(used)}); --agegender dlib for the bundled networks"
     return f"ages and genders: {', '.join(sorted(used))}"

@@ -13,10 +13,10 @@ from faces import settings as defaults
 
 @dataclass(frozen=True)
 class AppSettings:
-    redis_url: str | None = None             # None: the embedded server under state_dir
-    state_dir: Path = defaults.STATE_DIR     # embedded Redis socket, AOF and worker logs
-    storage: Path = defaults.STORAGE         # one JSON per image
-    output: Path = defaults.OUTPUT           # annotated pictures
+    redis_url: str | None = None  # None: the embedded server under state_dir
+    state_dir: Path = defaults.STATE_DIR  # embedded Redis socket, AOF and worker logs
+    storage: Path = defaults.STORAGE  # one JSON per image
+    output: Path = defaults.OUTPUT  # annotated pictures
 
     @property
     def log_dir(self) -> Path:

@@ -69,7 +69,8 @@ def stack_lock(state_dir: Path) -> Iterator[None]:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise StackAlreadyRunning(
                 f"another faces stack (pid {holder}) is already running on state dir {state_dir}; "
-                f"stop it, feed it with `faces submit`, or use another --state-dir") from None
+                f"stop it, feed it with `faces submit`, or use another --state-dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -94,8 +95,7 @@ def _open_lock_file(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def redis_target(app: AppSettings, *, stack: bool = False
-                 ) -> Iterator[tuple[str, redis.Redis, EmbeddedRedis | None]]:
+def redis_target(app: AppSettings, *, stack: bool = False) -> Iterator[tuple[str, redis.Redis, EmbeddedRedis | None]]:
     """(url, client, owned embedded server or None); the owned server stops on exit.
 
     With `stack`, first take the state directory's `stack_lock` for the whole block (what
@@ -154,5 +154,6 @@ def attach_url(app: AppSettings) -> str:
     if url is None:
         raise NoRedisRunning(
             f"no pipeline is running for state dir {app.state_dir}: start one with "
-            f"`faces up --state-dir {app.state_dir}` (in another terminal), or pass --redis-url")
+            f"`faces up --state-dir {app.state_dir}` (in another terminal), or pass --redis-url"
+        )
     return url

@@ -46,11 +46,14 @@ def parse_counts(text: str, cores: int | None = None) -> dict[str, int]:
     for pair in text.split(","):
         stage, equals, number = (part.strip() for part in pair.partition("="))
         if stage not in counts:
-            raise BadWorkerCounts(f"--workers {text!r}: unknown stage {stage!r}; the stages are "
-                                  f"{', '.join(STAGE_ORDER)} (e.g. detect=2,agegender=1, or auto)")
+            raise BadWorkerCounts(
+                f"--workers {text!r}: unknown stage {stage!r}; the stages are "
+                f"{', '.join(STAGE_ORDER)} (e.g. detect=2,agegender=1, or auto)"
+            )
         if not equals or not number.isdigit() or int(number) < 1:
-            raise BadWorkerCounts(f"--workers {text!r}: {stage} needs a whole number of workers from 1 up, "
-                                  f"e.g. {stage}=2")
+            raise BadWorkerCounts(
+                f"--workers {text!r}: {stage} needs a whole number of workers from 1 up, e.g. {stage}=2"
+            )
         counts[stage] = int(number)
     return counts
 

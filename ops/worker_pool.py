@@ -76,7 +76,7 @@ def last_error_line(log_path: Path, max_bytes: int = 65536) -> str:
         return "(no log)"
     for line in reversed(lines):
         if line.startswith("error: "):
-            return line[len("error: "):]
+            return line[len("error: ") :]
         record = _json_record(line)
         if record and record.get("level") in ("error", "critical"):
             return str(record.get("error") or record.get("event"))
@@ -116,7 +116,7 @@ class Worker:
     restarts: int = 0
     restart_at: float = 0.0
     started_at: float = 0.0
-    was_ready: bool = False      # ever ready: failing later is a crash, not a bad start
+    was_ready: bool = False  # ever ready: failing later is a crash, not a bad start
     crashes: list[float] = field(default_factory=list)  # monotonic times of exits on its own
 
     @property
@@ -127,10 +127,14 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                            stderr=log_file, preexec_fn=die_with_parent,
-                                            env={**os.environ, **self.env,
-                                                 READY_FILE_ENV: str(self.ready_file)})
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                preexec_fn=die_with_parent,
+                env={**os.environ, **self.env, READY_FILE_ENV: str(self.ready_file)},
+            )
         self.started_at = time.monotonic()
 
     @property
@@ -181,9 +185,19 @@ class WorkerPool:
             for index in range(self.counts.get(stage, 1)):
                 slot = f"{stage}-{index}"
                 consumer = self.consumer_name(stage, index)
-                command = [sys.executable, "-m", "faces", "worker", stage,
-                           "--consumer", consumer, "--grace-s", str(self.grace_s),
-                           *self.extra_args.get(stage, []), *self.extra_args.get("*", [])]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "faces",
+                    "worker",
+                    stage,
+                    "--consumer",
+                    consumer,
+                    "--grace-s",
+                    str(self.grace_s),
+                    *self.extra_args.get(stage, []),
+                    *self.extra_args.get("*", []),
+                ]
                 worker = Worker(stage, consumer, command, self.log_dir / f"{slot}.log", env, slot)
                 worker.start()
                 self.workers.append(worker)
@@ -218,11 +232,17 @@ class WorkerPool:
             raise WorkerCrashLooping(f"the {worker.stage} worker stopped: {last_error_line(worker.log_path)}")
         if failed_on_its_own(code):
             self._check_crash(worker, now)
-        log.warning("worker.exited", consumer=worker.consumer, code=code, ran_s=round(ran_s, 1),
-                    log=str(worker.log_path), note="restarting")
+        log.warning(
+            "worker.exited",
+            consumer=worker.consumer,
+            code=code,
+            ran_s=round(ran_s, 1),
+            log=str(worker.log_path),
+            note="restarting",
+        )
         if ran_s >= HEALTHY_RUN_S:
             worker.restarts = 0
-        worker.restart_at = now + min(RESTART_DELAY_S * 2 ** worker.restarts, MAX_RESTART_DELAY_S)
+        worker.restart_at = now + min(RESTART_DELAY_S * 2**worker.restarts, MAX_RESTART_DELAY_S)
 
     @staticmethod
     def _check_crash(worker: Worker, now: float) -> None:
@@ -233,8 +253,9 @@ class WorkerPool:
             raise WorkerStartFailed(f"the {worker.stage} worker could not start: {line}")
         crashes = worker.count_crash(now)
         if crashes >= MAX_CRASHES:
-            raise WorkerCrashLooping(f"the {worker.stage} worker failed {crashes} times within "
-                                     f"{CRASH_WINDOW_S:.0f} s: {line}")
+            raise WorkerCrashLooping(
+                f"the {worker.stage} worker failed {crashes} times within {CRASH_WINDOW_S:.0f} s: {line}"
+            )
 
     def waiting_for(self) -> list[str]:
         """Slots of workers not ready yet (still loading models or connecting)."""

@@ -24,7 +24,6 @@ from faces.streams.settings import RuntimeSettings
 log = structlog.get_logger(__name__)
 
 
-
 def default_consumer_name(stage: str) -> str:
     """Unique per process; give a stable `--consumer` to take back pending entries on restart."""
     return f"{stage}-{socket.gethostname()}-{os.getpid()}"
@@ -52,8 +51,14 @@ def announce_ready() -> None:
             handle.write(f"{os.getpid()}\n")
 
 
-def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: str | None,
-               options: dict, metrics_port: int | None = None) -> int:
+def run_worker(
+    stage_name: str,
+    url: str,
+    settings: RuntimeSettings,
+    consumer: str | None,
+    options: dict,
+    metrics_port: int | None = None,
+) -> int:
     """Build the stage, consume until SIGTERM/SIGINT (or drained, in burst mode); exit code.
     With `metrics_port`, its counters are served for Prometheus (ops/metrics.py)."""
     consumer = consumer or default_consumer_name(stage_name)
@@ -70,8 +75,12 @@ def run_worker(stage_name: str, url: str, settings: RuntimeSettings, consumer: s
         # Not logged here: the signal may have interrupted this very thread inside a log write,
         # which holds the logger's (non-reentrant) lock, and the handler would wait for it
         # forever. A thread waits for the write to finish instead.
-        threading.Thread(target=log.info, args=("worker.stopping",), daemon=True,
-                         kwargs={"signal": signal.Signals(signum).name, "grace_s": settings.grace_s}).start()
+        threading.Thread(
+            target=log.info,
+            args=("worker.stopping",),
+            daemon=True,
+            kwargs={"signal": signal.Signals(signum).name, "grace_s": settings.grace_s},
+        ).start()
         # Past the grace period, leave at once: the entries in hand stay pending under this
         # consumer's name and are taken over by a sibling (or by this name when it restarts).
         timer = threading.Timer(settings.grace_s, _grace_expired)

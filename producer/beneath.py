@@ -38,12 +38,14 @@ def file_id(st: os.stat_result) -> FileId:
 def opener(folder: str, expected: FileId) -> Opener:
     """An opener for `files.read_job`: opens a path inside `folder` with `open_beneath` and
     checks that the descriptor is the file `expected` (NotTheListedFile otherwise)."""
+
     def open_listed(path: str, flags: int) -> int:
         fd = open_beneath(folder, path, flags)
         if file_id(os.fstat(fd)) != expected:
             os.close(fd)
             raise NotTheListedFile(errno.ESTALE, "replaced since it was listed", path)
         return fd
+
     return open_listed
 
 
@@ -59,8 +61,7 @@ def open_beneath(folder: str, path: str, flags: int) -> int:
                 inner = os.open(part, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in _NOT_A_FOLDER:
-                    raise NotARegularFile(exc.errno, f"{part!r} on its path is a link or not a folder",
-                                          path) from exc
+                    raise NotARegularFile(exc.errno, f"{part!r} on its path is a link or not a folder", path) from exc
                 raise
             os.close(fd)
             fd = inner

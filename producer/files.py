@@ -19,11 +19,33 @@ from faces.schemas import events
 from faces import settings as defaults
 
 # What OpenCV 4.x decodes (imgcodecs), plus GIF, which Pillow decodes for us.
-IMAGE_SUFFIXES = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff",
-    ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".sr", ".ras", ".jp2", ".gif", ".exr", ".hdr", ".pic",
-    ".avif",
-})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pxm",
+        ".pnm",
+        ".sr",
+        ".ras",
+        ".jp2",
+        ".gif",
+        ".exr",
+        ".hdr",
+        ".pic",
+        ".avif",
+    }
+)
 DEFAULT_MAX_IMAGE_BYTES = defaults.MAX_IMAGE_BYTES
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 ID_HASH_CHARS = 8  # hex digits of the sha256 that end an image id
@@ -75,10 +97,10 @@ class FileRead:
     the bytes were read from, so they describe the very file that was read."""
 
     job: dict
-    data: bytes          # what to store: the file's bytes, or b"" for a file too large to hold
+    data: bytes  # what to store: the file's bytes, or b"" for a file too large to hold
     size: int
     mtime_ns: int
-    complete: bool       # the bytes hashed are as many as fstat said: the file did not change size
+    complete: bool  # the bytes hashed are as many as fstat said: the file did not change size
 
     @property
     def analysable(self) -> bool:
@@ -86,8 +108,13 @@ class FileRead:
         return self.job["error"] is None and self.job["image"]["bytes"] > 0
 
 
-def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
-             follow_symlinks: bool = False, opener: Callable[[str, int], int] = os.open) -> FileRead:
+def read_job(
+    path: str,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    *,
+    follow_symlinks: bool = False,
+    opener: Callable[[str, int], int] = os.open,
+) -> FileRead:
     """Read the regular file at `path` into a new job, hashing every byte whatever the size.
 
     A file over `max_image_bytes` is hashed by streaming it and not kept: its job carries
@@ -102,8 +129,9 @@ def read_job(path: str, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, *,
         sha, size, data = _hash_capped(handle, keep)
     job = new_job(path, sha, size)
     if data is None:
-        job = events.with_error(job, "submit", "FileTooLarge",
-                                f"file is {size} bytes, over the {max_image_bytes}-byte limit")
+        job = events.with_error(
+            job, "submit", "FileTooLarge", f"file is {size} bytes, over the {max_image_bytes}-byte limit"
+        )
     return FileRead(job, data or b"", st.st_size, st.st_mtime_ns, complete=size == st.st_size)
 
 
@@ -116,8 +144,9 @@ def identify(path: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _open_regular(path: str, follow_symlinks: bool, opener: Callable[[str, int], int] = os.open
-                  ) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+def _open_regular(
+    path: str, follow_symlinks: bool, opener: Callable[[str, int], int] = os.open
+) -> Iterator[tuple[BinaryIO, os.stat_result]]:
     """The open file and its fstat; NotARegularFile for a link (unless `follow_symlinks`), FIFO,
     device, socket or folder."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below); it does
@@ -209,6 +238,11 @@ def job_for(path: str, data: bytes, start_stage: str = "detect") -> dict:
 def new_job(path: str, sha256: str, size: int, start_stage: str = "detect") -> dict:
     """A new job for a file of `size` bytes hashing to `sha256`, submitted as `path`."""
     return events.new_job(
-        job_id=uuid.uuid4().hex, image_id=image_id_for(path, sha256), path=path, sha256=sha256,
-        size=size, submitted_at=time.time(), start_stage=start_stage,
+        job_id=uuid.uuid4().hex,
+        image_id=image_id_for(path, sha256),
+        path=path,
+        sha256=sha256,
+        size=size,
+        submitted_at=time.time(),
+        start_stage=start_stage,
     )

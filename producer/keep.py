@@ -13,8 +13,13 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from faces.consumers.storage import (PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_private_dirs, sweep_temp_files,
-                                    write_atomic)
+from faces.consumers.storage import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    make_private_dirs,
+    sweep_temp_files,
+    write_atomic,
+)
 
 _SHA_FOLDER = re.compile(r"[0-9a-f]{64}")  # the only folders of --uploads the sweep touches
 

@@ -29,15 +29,22 @@ class RetryError(ValueError):
     """
 
 
-def retry_letter(client: redis.Redis, letter: DeadLetter, *, high_water: int = defaults.HIGH_WATER,
-                 while_waiting: Callable[[], None] = lambda: None) -> str:
+def retry_letter(
+    client: redis.Redis,
+    letter: DeadLetter,
+    *,
+    high_water: int = defaults.HIGH_WATER,
+    while_waiting: Callable[[], None] = lambda: None,
+) -> str:
     """Re-queue one dead letter; the new entry id. RetryError when it cannot be. Like every
     producer it waits while `high_water` images are in flight (0: no limit), and the retry is
     admitted, published and the letter deleted in one atomic step."""
     if letter.payload is None:
         if letter.payload_bytes and letter.image_id:
-            raise RetryError(f"{letter.id}: its {letter.payload_bytes}-byte payload was too large to "
-                             f"keep; run `faces replay --image {letter.image_id}` instead")
+            raise RetryError(
+                f"{letter.id}: its {letter.payload_bytes}-byte payload was too large to "
+                f"keep; run `faces replay --image {letter.image_id}` instead"
+            )
         raise RetryError(f"{letter.id} has no payload to retry")
     if not letter.stream:
         raise RetryError(f"{letter.id} names no stream to retry on")
@@ -53,5 +60,6 @@ def retry_letter(client: redis.Redis, letter: DeadLetter, *, high_water: int = d
             raise RetryError(f"{letter.id}: {exc}") from exc
     job_id = uuid.uuid4().hex
     retried = events.as_new_job(job, job_id=job_id, submitted_at=time.time())
-    return publishing.publish_when_room(client, retried, data, high_water, stream=letter.stream,
-                                        settles=letter.id, while_waiting=while_waiting)
+    return publishing.publish_when_room(
+        client, retried, data, high_water, stream=letter.stream, settles=letter.id, while_waiting=while_waiting
+    )

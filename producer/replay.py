@@ -92,7 +92,7 @@ class ImageSelector:
     result: both carry `image_id` and `image.path` / `image.sha256`."""
 
     text: str
-    file_id: str | None = None   # the image id of the file at `text`, when it is one
+    file_id: str | None = None  # the image id of the file at `text`, when it is one
 
     @classmethod
     def parse(cls, text: str) -> "ImageSelector":
@@ -100,8 +100,10 @@ class ImageSelector:
         if Path(text).is_file():
             return cls(text, file_id=image_id_for(text, _sha256_of(Path(text))))
         if _HEX.fullmatch(text) and len(text) < MIN_PREFIX_HEX:
-            raise BadSelection(f"sha256 prefix {text} is too short: give at least {MIN_PREFIX_HEX} "
-                               "hex digits, the image id, or the file's path")
+            raise BadSelection(
+                f"sha256 prefix {text} is too short: give at least {MIN_PREFIX_HEX} "
+                "hex digits, the image id, or the file's path"
+            )
         return cls(text)
 
     @property
@@ -134,19 +136,23 @@ class ImageSelector:
         (the same file submitted under several names, where no more digits could tell them
         apart), BadSelection naming them when their bytes differ."""
         if not records:
-            raise ImageNotFound(f"image {self.text} not found: no {where} has that path, image id "
-                                f"or sha256 prefix")
+            raise ImageNotFound(f"image {self.text} not found: no {where} has that path, image id or sha256 prefix")
         if not self.is_prefix or len(records) == 1:
             return Choice(sorted(records))
         if len({record["image"]["sha256"] for record in records.values()}) > 1:
             found = sorted(records)
             shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-            raise BadSelection(f"sha256 prefix {self.text} is ambiguous: it matches {len(found)} images "
-                               f"({shown}); give more digits or the image id")
+            raise BadSelection(
+                f"sha256 prefix {self.text} is ambiguous: it matches {len(found)} images "
+                f"({shown}); give more digits or the image id"
+            )
         latest = max(records, key=lambda image_id: records[image_id]["submitted_at"])
         others = ", ".join(sorted(set(records) - {latest}))
-        return Choice([latest], f"{self.text} names the same bytes submitted as {len(records)} images; "
-                                f"taking the latest, {latest} (give the image id for {others})")
+        return Choice(
+            [latest],
+            f"{self.text} names the same bytes submitted as {len(records)} images; "
+            f"taking the latest, {latest} (give the image id for {others})",
+        )
 
 
 @dataclass(frozen=True)
@@ -177,8 +183,14 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def plan(client: redis.Redis, *, since: str | None = None, until: str | None = None,
-         images: list[str] | None = None, from_stage: str = "detect") -> ReplayPlan:
+def plan(
+    client: redis.Redis,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    images: list[str] | None = None,
+    from_stage: str = "detect",
+) -> ReplayPlan:
     """The jobs to publish: the latest submission of each selected image, rebuilt for `from_stage`.
 
     Every image named must match a submission in the window (ImageNotFound), a prefix only one
@@ -187,8 +199,7 @@ def plan(client: redis.Redis, *, since: str | None = None, until: str | None = N
     selectors = parse_selectors(images or [])
     matched: dict[ImageSelector, dict[str, dict]] = {s: {} for s in selectors}  # image id -> latest job
     latest: dict[str, dict] = {}
-    for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False),
-                                                 to_stream_id(until, end=True)):
+    for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False), to_stream_id(until, end=True)):
         for selector in selectors:
             if selector.matches(job):
                 matched[selector][job["image_id"]] = job
@@ -229,8 +240,11 @@ def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
     return job
 
 
-_FIELDS_BY_STAGE = {"detect": ("box", "score"), "landmarks": ("landmarks", "pose", "quality"),
-                    "agegender": ("age", "age_range", "gender")}
+_FIELDS_BY_STAGE = {
+    "detect": ("box", "score"),
+    "landmarks": ("landmarks", "pose", "quality"),
+    "agegender": ("age", "age_range", "gender"),
+}
 _MODEL_KEYS = {"detector": "detect", "landmarks": "landmarks", "agegender": "agegender"}
 
 
@@ -246,8 +260,9 @@ def _timings_before(timings: dict, from_stage: str) -> dict:
     A timing is a stage's when its key is the stage name or starts with it and "_"
     (`agegender_batch_share`: its share of a call made for the whole batch)."""
     earlier = names.STAGE_ORDER[: names.STAGE_ORDER.index(from_stage)]
-    return {key: ms for key, ms in timings.items()
-            if any(key == stage or key.startswith(f"{stage}_") for stage in earlier)}
+    return {
+        key: ms for key, ms in timings.items() if any(key == stage or key.startswith(f"{stage}_") for stage in earlier)
+    }
 
 
 def _face_until(face: dict, from_stage: str) -> dict:
@@ -274,5 +289,4 @@ def publish(client: redis.Redis, job: dict) -> str:
 
 def stages_from(from_stage: str) -> list[str]:
     order = names.STAGE_ORDER
-    return list(order[order.index(from_stage):])
-
+    return list(order[order.index(from_stage) :])

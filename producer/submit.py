@@ -30,10 +30,15 @@ class Submitted:
     path: str
 
 
-def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
-                max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                should_stop: Callable[[], bool] = lambda: False,
-                while_waiting: Callable[[], None] = lambda: None) -> Submitted:
+def submit_file(
+    client: redis.Redis,
+    path: Path,
+    *,
+    high_water: int = 0,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    should_stop: Callable[[], bool] = lambda: False,
+    while_waiting: Callable[[], None] = lambda: None,
+) -> Submitted:
     """Publish one image file. A file too large to hold is still published, as an error job
     (empty bytes, error set, sha256 of its real bytes), so that every submitted image ends with
     a result. `while_waiting` runs while backpressure holds the submission back.
@@ -45,15 +50,24 @@ def submit_file(client: redis.Redis, path: Path, *, high_water: int = 0,
     publishing.wait_for_room(client, high_water, should_stop=should_stop, while_waiting=while_waiting)
     read = read_job(os.path.abspath(path), max_image_bytes, follow_symlinks=True)
     job = read.job
-    publishing.publish_when_room(client, job, read.data, high_water, should_stop=should_stop,
-                                 while_waiting=while_waiting)
+    publishing.publish_when_room(
+        client, job, read.data, high_water, should_stop=should_stop, while_waiting=while_waiting
+    )
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
 
 
-def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, keep_in: Path,
-                 metadata: dict[str, str] | None = None, job_id: str | None = None,
-                 upload_ttl_s: int | None = None, high_water: int = 0) -> Submitted:
+def submit_bytes(
+    client: redis.Redis,
+    data: bytes | bytearray,
+    name: str,
+    *,
+    keep_in: Path,
+    metadata: dict[str, str] | None = None,
+    job_id: str | None = None,
+    upload_ttl_s: int | None = None,
+    high_water: int = 0,
+) -> Submitted:
     """Publish image bytes received from elsewhere (the HTTP API), submitted as file `name`
     (its stem names the image; its suffix is kept; UNNAMED when it came without a name). A copy is kept first in
     KEEP_IN/<sha256>/<name>, the job's path, so that replay, visualize and pictures find the
@@ -74,8 +88,7 @@ def submit_bytes(client: redis.Redis, data: bytes | bytearray, name: str, *, kee
         job["job_id"] = job_id
     if metadata:
         job["metadata"] = metadata
-    publishing.publish_image(client, job, data, stream=names.IMAGES, upload_ttl_s=upload_ttl_s,
-                             high_water=high_water)
+    publishing.publish_image(client, job, data, stream=names.IMAGES, upload_ttl_s=upload_ttl_s, high_water=high_water)
     log.info("image.submitted", path=str(path), image_id=job["image_id"], job_id=job["job_id"])
     return Submitted(job["job_id"], job["image_id"], job["image"]["path"])
 

@@ -70,6 +70,7 @@ WATCH_STAGE = "watch"  # the watcher's name in heartbeats and `faces health --st
 class _Listed(NamedTuple):
     """What stat said of a listed file: the size and mtime that must hold while it settles, and
     which file it is, checked again on the descriptor read (a file swapped in is not read)."""
+
     size: int
     mtime_ns: int
     file_id: beneath.FileId
@@ -79,7 +80,7 @@ class _Listed(NamedTuple):
 class _Retry:
     listed: _Listed  # the signature that settled: a changed file settles again instead
     failures: int
-    due: float     # monotonic time of the next attempt
+    due: float  # monotonic time of the next attempt
 
 
 @dataclass
@@ -117,8 +118,9 @@ class Watcher:
         self.folder = self.folder.resolve()
         self.folder_id = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
         self._key = names.watch_key(self.folder_id)
-        self._heartbeat = heartbeat.Heartbeat(self.client, WATCH_STAGE,
-                                              f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}")
+        self._heartbeat = heartbeat.Heartbeat(
+            self.client, WATCH_STAGE, f"{WATCH_STAGE}-{socket.gethostname()}-{os.getpid()}"
+        )
         self._done = self._redis("load", lambda: dedupe.remembered_files(self.client, self._key))
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
@@ -268,13 +270,13 @@ class Watcher:
     # -- publishing --------------------------------------------------------------------------
     def _publish(self, path: str, listed: _Listed, failures: int = 0) -> int:
         # Wait before reading, so that no bytes are held while the pipeline is full.
-        self._redis("backpressure", lambda: publishing.wait_for_room(
-            self.client, self.high_water, while_waiting=self._waiting))
+        self._redis(
+            "backpressure", lambda: publishing.wait_for_room(self.client, self.high_water, while_waiting=self._waiting)
+        )
         try:
             # Anything may have changed during that wait: nothing outside the folder is opened,
             # and only the file listed is read.
-            read = read_job(path, self.max_image_bytes,
-                            opener=beneath.opener(str(self.folder), listed.file_id))
+            read = read_job(path, self.max_image_bytes, opener=beneath.opener(str(self.folder), listed.file_id))
         except FileNotFoundError:
             return 0  # removed since it settled
         except beneath.NotTheListedFile:
@@ -296,9 +298,12 @@ class Watcher:
         job = read.job
         # The same job (same id) is sent again after a transient error: the script answers
         # "already" if the first attempt went through, so it is published exactly once.
-        outcome = self._redis("publish", lambda: dedupe.publish_unseen(
-            self.client, job, read.data, force=self.force, dedupe=read.analysable,
-            window_s=self.dedupe_window_s))
+        outcome = self._redis(
+            "publish",
+            lambda: dedupe.publish_unseen(
+                self.client, job, read.data, force=self.force, dedupe=read.analysable, window_s=self.dedupe_window_s
+            ),
+        )
         signature = f"{read.size}:{read.mtime_ns}"
         self._redis("remember", lambda: dedupe.remember_file(self.client, self._key, path, signature))
         self._done[path] = signature

@@ -30,8 +30,21 @@ def resolve() -> dict[str, str]:
     """name -> version of everything `pip install .` would install into an empty environment."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-                        "--report", str(report), str(ROOT)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                str(ROOT),
+            ],
+            check=True,
+        )
         installs = json.loads(report.read_text())["install"]
     return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
 
@@ -46,8 +59,10 @@ def lock_lines(pins: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    header = ["# The Docker image's dependencies, pinned: written by `make lock` (requirements/lock.py).",
-              f"# Resolved on Python {'.'.join(map(str, sys.version_info[:3]))}, linux x86_64. Installed with --no-deps."]
+    header = [
+        "# The Docker image's dependencies, pinned: written by `make lock` (requirements/lock.py).",
+        f"# Resolved on Python {'.'.join(map(str, sys.version_info[:3]))}, linux x86_64. Installed with --no-deps.",
+    ]
     LOCK.write_text("\n".join(header + lock_lines(resolve())) + "\n")
     print(f"wrote {LOCK.relative_to(ROOT)}")
 

@@ -58,8 +58,15 @@ class EventError(ValueError):
 
 
 def new_job(
-    *, job_id: str, image_id: str, path: str, sha256: str, size: int,
-    submitted_at: float, start_stage: str = "detect", metadata: dict[str, str] | None = None,
+    *,
+    job_id: str,
+    image_id: str,
+    path: str,
+    sha256: str,
+    size: int,
+    submitted_at: float,
+    start_stage: str = "detect",
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A fresh job for a submitted image, ready for `encode`. `metadata` (the caller's own
     string fields, `check_metadata`) travels with the job into its result; no key without it."""
@@ -128,9 +135,13 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, A
         raise EventError(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
     try:
         job = msgpack.unpackb(
-            data, raw=False, strict_map_key=True,
-            max_str_len=max_bytes, max_bin_len=max_bytes,
-            max_array_len=max_bytes, max_map_len=max_bytes,
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
         )
     except (msgpack.UnpackException, ValueError, TypeError) as exc:
         raise EventError(f"not a msgpack event: {exc.__class__.__name__}: {exc}") from exc
@@ -145,8 +156,14 @@ def _peek(data: bytes, max_bytes: int) -> dict:
     if not isinstance(data, (bytes, bytearray)) or len(data) > max_bytes:
         return {}
     try:
-        obj = msgpack.unpackb(data, raw=False, max_str_len=max_bytes, max_bin_len=max_bytes,
-                              max_array_len=max_bytes, max_map_len=max_bytes)
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
+        )
     except Exception:  # noqa: BLE001 - garbage is expected here; any failure means "unknown"
         return {}
     return obj if isinstance(obj, dict) else {}
@@ -156,8 +173,10 @@ def peek_ids(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[str
     """Best-effort (job_id, image_id) of a payload that failed `decode`, for the dead letter."""
     obj = _peek(data, max_bytes)
     job_id, image_id = obj.get("job_id"), obj.get("image_id")
-    return (job_id if isinstance(job_id, str) and job_id else None,
-            image_id if isinstance(image_id, str) and image_id else None)
+    return (
+        job_id if isinstance(job_id, str) and job_id else None,
+        image_id if isinstance(image_id, str) and image_id else None,
+    )
 
 
 def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any] | None:
@@ -172,9 +191,14 @@ def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, 
     path, sha = image.get("path"), image.get("sha256")
     submitted_at = obj.get("submitted_at")
     return new_job(
-        job_id=job_id, image_id=image_id, path=path if isinstance(path, str) else "",
-        sha256=sha if isinstance(sha, str) else "", size=0,
-        submitted_at=submitted_at if isinstance(submitted_at, (int, float)) and not isinstance(submitted_at, bool) else 0.0,
+        job_id=job_id,
+        image_id=image_id,
+        path=path if isinstance(path, str) else "",
+        sha256=sha if isinstance(sha, str) else "",
+        size=0,
+        submitted_at=submitted_at
+        if isinstance(submitted_at, (int, float)) and not isinstance(submitted_at, bool)
+        else 0.0,
     )
 
 
@@ -185,8 +209,7 @@ def _validate(job: Any) -> None:
         raise EventError(f"unknown schema {job.get('schema')!r}, expected {SCHEMA!r}")
     if job.get("version") not in SUPPORTED_VERSIONS:
         raise EventError(
-            f"unsupported {SCHEMA} version {job.get('version')!r}; "
-            f"this release reads {sorted(SUPPORTED_VERSIONS)}"
+            f"unsupported {SCHEMA} version {job.get('version')!r}; this release reads {sorted(SUPPORTED_VERSIONS)}"
         )
     _check_fields(job, _REQUIRED, "event")
     _check_fields(job["image"], _IMAGE_REQUIRED, "event.image")

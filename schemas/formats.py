@@ -26,8 +26,10 @@ ENTRY_ID_PATTERN = "^[1-9][0-9]{0,17}-(0|[1-9][0-9]{0,17})$"
 EPOCH_SECONDS_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
 # An RFC 3339 date-time (JSON Schema's format `date-time`): the shape; `rfc3339_epoch_s` checks
 # the calendar. A leap second (:60) is a valid time of the format.
-_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
-                      r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 @lru_cache(maxsize=None)
@@ -56,9 +58,11 @@ def metadata_schema() -> dict[str, Any]:
     (schemas/events.py METADATA_MAX_BYTES) is beyond what a JSON Schema can state."""
     schema = dict(_result_properties()["metadata"])
     schema["properties"] = {"captured_at": {**schema["additionalProperties"], "format": "date-time"}}
-    schema["description"] = (f"your own fields, returned in the result's metadata: at most {METADATA_MAX_KEYS} keys, "
-                             f"values of at most {METADATA_MAX_VALUE_CHARS} characters, {METADATA_MAX_BYTES} bytes "
-                             "(UTF-8, keys and values) in all; captured_at, when given, an RFC 3339 time")
+    schema["description"] = (
+        f"your own fields, returned in the result's metadata: at most {METADATA_MAX_KEYS} keys, "
+        f"values of at most {METADATA_MAX_VALUE_CHARS} characters, {METADATA_MAX_BYTES} bytes "
+        "(UTF-8, keys and values) in all; captured_at, when given, an RFC 3339 time"
+    )
     schema["x-max-bytes"] = METADATA_MAX_BYTES
     return schema
 
@@ -70,8 +74,7 @@ def rfc3339_epoch_s(text: str) -> float | None:
     if found is None:
         return None
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
-    if not (1 <= month <= 12 and 1 <= day <= _days_in(year, month) and hour <= 23 and minute <= 59
-            and second <= 60):
+    if not (1 <= month <= 12 and 1 <= day <= _days_in(year, month) and hour <= 23 and minute <= 59 and second <= 60):
         return None
     offset_s = 0
     if found.group(8):

@@ -17,8 +17,12 @@ SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
 BATCH_SHARE = "_batch_share"
 
 _FACE_DEFAULTS: dict[str, Any] = {
-    "landmarks": None, "pose": None, "quality": None,
-    "age": None, "age_range": None, "gender": None,
+    "landmarks": None,
+    "pose": None,
+    "quality": None,
+    "age": None,
+    "age_range": None,
+    "gender": None,
 }
 
 
@@ -32,8 +36,12 @@ def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> d
         "status": "error" if error else "ok",
         "error": error,
         "image_id": job["image_id"],
-        "image": {"path": image["path"], "sha256": image["sha256"],
-                  "width": image.get("width"), "height": image.get("height")},
+        "image": {
+            "path": image["path"],
+            "sha256": image["sha256"],
+            "width": image.get("width"),
+            "height": image.get("height"),
+        },
         "faces": faces,
         "models": job.get("models", {}),
         "notes": job.get("notes", {}),

@@ -30,6 +30,7 @@ Getter = Callable[[dict, dict], Any]  # (result, face or {}) -> the cell's value
 
 def _get(*keys: str | int) -> Getter:
     """A face field by its path (`box`, `x`); None where any step is missing."""
+
     def get(_result: dict, face: dict) -> Any:
         value: Any = face
         for key in keys:
@@ -38,6 +39,7 @@ def _get(*keys: str | int) -> Getter:
             except (KeyError, IndexError, TypeError):
                 return None
         return value
+
     return get
 
 
@@ -63,21 +65,33 @@ _LEAD: tuple[tuple[str, Getter], ...] = (
     ("error_message", _of_result("error", "message")),
 )
 _FACE: tuple[tuple[str, Getter], ...] = (
-    ("box_x", _get("box", "x")), ("box_y", _get("box", "y")),
-    ("box_w", _get("box", "w")), ("box_h", _get("box", "h")),
+    ("box_x", _get("box", "x")),
+    ("box_y", _get("box", "y")),
+    ("box_w", _get("box", "w")),
+    ("box_h", _get("box", "h")),
     ("score", _get("score")),
-    ("age", _get("age")), ("age_p10", _get("age_range", 0)), ("age_p90", _get("age_range", 1)),
-    ("gender", _get("gender", "label")), ("gender_confidence", _get("gender", "confidence")),
-    ("yaw", _get("pose", "yaw")), ("pitch", _get("pose", "pitch")), ("roll", _get("pose", "roll")),
-    ("sharpness", _get("quality", "sharpness")), ("brightness", _get("quality", "brightness")),
+    ("age", _get("age")),
+    ("age_p10", _get("age_range", 0)),
+    ("age_p90", _get("age_range", 1)),
+    ("gender", _get("gender", "label")),
+    ("gender_confidence", _get("gender", "confidence")),
+    ("yaw", _get("pose", "yaw")),
+    ("pitch", _get("pose", "pitch")),
+    ("roll", _get("pose", "roll")),
+    ("sharpness", _get("quality", "sharpness")),
+    ("brightness", _get("quality", "brightness")),
     ("contrast", _get("quality", "contrast")),
 )
 _TAIL: tuple[tuple[str, Getter], ...] = (
-    ("width", _of_result("image", "width")), ("height", _of_result("image", "height")),
+    ("width", _of_result("image", "width")),
+    ("height", _of_result("image", "height")),
     ("sha256", _of_result("image", "sha256")),
-    ("detector", _of_result("models", "detector")), ("agegender_model", _of_result("models", "agegender")),
-    ("submitted_at", _of_result("submitted_at")), ("processed_at", _of_result("processed_at")),
-    ("job_id", _of_result("job_id")), ("metadata", _metadata),
+    ("detector", _of_result("models", "detector")),
+    ("agegender_model", _of_result("models", "agegender")),
+    ("submitted_at", _of_result("submitted_at")),
+    ("processed_at", _of_result("processed_at")),
+    ("job_id", _of_result("job_id")),
+    ("metadata", _metadata),
 )
 # Per face: which face of the image (1, 2, ...; empty for an image without faces) and its fields.
 _FACE_INDEX = "face"

@@ -21,31 +21,74 @@ PASSWORD_PLACEHOLDER = "secret"  # what the README's rule shows in place of the 
 PIPELINE_COMMANDS = (
     # connection: redis-py's health check, a database number in the URL, the client library's
     # name (redis-py sends it on connect and ignores a refusal, which would fill ACL LOG)
-    "ping", "select", "client|setinfo",
+    "ping",
+    "select",
+    "client|setinfo",
     # server: `faces status` (memory), the shared clock (heartbeats, ordering, status)
-    "info", "time",
+    "info",
+    "time",
     # strings and keys: image bytes, results, jobs, dedupe and publish memory, stats
-    "get", "mget", "set", "del", "unlink", "exists", "expire", "incrby",
+    "get",
+    "mget",
+    "set",
+    "del",
+    "unlink",
+    "exists",
+    "expire",
+    "incrby",
     # `faces purge`, result look-up by image id
     "scan",
     # hashes: heartbeats, lost-group check, watcher memory, jobs
-    "hget", "hmget", "hset", "hsetnx", "hdel", "hexists", "hgetall",
+    "hget",
+    "hmget",
+    "hset",
+    "hsetnx",
+    "hdel",
+    "hexists",
+    "hgetall",
     # the in-flight set
-    "sadd", "srem", "scard", "sismember", "smismember",
+    "sadd",
+    "srem",
+    "scard",
+    "sismember",
+    "smismember",
     # streams
-    "xadd", "xread", "xreadgroup", "xack", "xautoclaim", "xclaim", "xpending", "xdel", "xtrim",
-    "xlen", "xrange", "xrevrange", "xinfo|groups", "xinfo|consumers",
-    "xgroup|create", "xgroup|delconsumer",
+    "xadd",
+    "xread",
+    "xreadgroup",
+    "xack",
+    "xautoclaim",
+    "xclaim",
+    "xpending",
+    "xdel",
+    "xtrim",
+    "xlen",
+    "xrange",
+    "xrevrange",
+    "xinfo|groups",
+    "xinfo|consumers",
+    "xgroup|create",
+    "xgroup|delconsumer",
     # the Lua scripts (EVALSHA; loaded again after a server restart) and transactions
-    "evalsha", "script|load", "multi", "exec",
+    "evalsha",
+    "script|load",
+    "multi",
+    "exec",
 )
 
 
 def rule_words(password_word: str = f">{PASSWORD_PLACEHOLDER}") -> list[str]:
     """The words after `ACL SETUSER faces` (and after `user faces` in a config file). `reset`
     first: set again on an existing user, the rule replaces its passwords, keys and commands."""
-    return ["reset", "on", password_word, f"~{names.ALL_KEYS}", "resetchannels", "-@all",
-            *(f"+{command}" for command in PIPELINE_COMMANDS)]
+    return [
+        "reset",
+        "on",
+        password_word,
+        f"~{names.ALL_KEYS}",
+        "resetchannels",
+        "-@all",
+        *(f"+{command}" for command in PIPELINE_COMMANDS),
+    ]
 
 
 def rule(password_word: str = f">{PASSWORD_PLACEHOLDER}") -> str:

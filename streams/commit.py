@@ -74,8 +74,8 @@ class BatchEffects:
 @dataclass(frozen=True)
 class CommitSettings:
     max_event_bytes: int
-    blob_ttl_s: int        # bytes of a job the sink gave up on are kept this long, for a retry
-    result_ttl_s: int      # how long Redis keeps each image's latest result
+    blob_ttl_s: int  # bytes of a job the sink gave up on are kept this long, for a retry
+    result_ttl_s: int  # how long Redis keeps each image's latest result
 
 
 # KEYS[1] input stream, KEYS[2] its held records (names.held_key: an acknowledged entry's goes).
@@ -151,8 +151,7 @@ return lost
 """
 
 
-def commit(client: redis.Redis, route: StageRoute, consumer: str,
-           effects: list[EntryEffects]) -> list[str]:
+def commit(client: redis.Redis, route: StageRoute, consumer: str, effects: list[EntryEffects]) -> list[str]:
     """Apply `effects` of owned entries and acknowledge them, atomically; the ids not ours."""
     if not effects:
         return []
@@ -160,14 +159,28 @@ def commit(client: redis.Redis, route: StageRoute, consumer: str,
     bucket = names.stats_key(route.name, int(time.time()) // names.STATS_BUCKET_S)
     # Raw (not bin) msgpack strings: the Lua cmsgpack of Redis 6.2 does not read the bin type.
     packed = msgpack.packb(plan, use_bin_type=False)
-    lost = scripts.call(client, _COMMIT, [route.input_stream, names.held_key(route.input_stream)], [
-        route.group, consumer, names.INFLIGHT, names.RESULTS, names.RESULTS_MAXLEN,
-        bucket, names.STATS_TTL_S, packed, SUPERSEDED])
+    lost = scripts.call(
+        client,
+        _COMMIT,
+        [route.input_stream, names.held_key(route.input_stream)],
+        [
+            route.group,
+            consumer,
+            names.INFLIGHT,
+            names.RESULTS,
+            names.RESULTS_MAXLEN,
+            bucket,
+            names.STATS_TTL_S,
+            packed,
+            SUPERSEDED,
+        ],
+    )
     return [i.decode() if isinstance(i, bytes) else i for i in lost]
 
 
-def commit_batch(client: redis.Redis, route: StageRoute, consumer: str, batch: BatchEffects,
-                 settings: CommitSettings) -> list[str]:
+def commit_batch(
+    client: redis.Redis, route: StageRoute, consumer: str, batch: BatchEffects, settings: CommitSettings
+) -> list[str]:
     """Commit everything `batch` causes, as `commit` does; the ids another consumer holds now."""
     dead = [EntryEffects(n.entry_id, dead_letter(route, n, settings)) for n in batch.dead]
     return commit(client, route, consumer, batch.settled + dead)
@@ -179,10 +192,20 @@ def forward(route: StageRoute, payload: bytes) -> list:
 
 def finish(fin: Finish, settings: CommitSettings) -> list:
     job = fin.job
-    return ["FINISH", names.result_key(job["image_id"]), names.blob_key(job["job_id"]),
-            fin.result_json.encode(), settings.result_ttl_s, job["job_id"], job["image_id"],
-            fin.status, fin.submitted_at, names.upload_key(job["image_id"]), names.job_key(job["job_id"]),
-            names.JOB_RESULT_FIELD]
+    return [
+        "FINISH",
+        names.result_key(job["image_id"]),
+        names.blob_key(job["job_id"]),
+        fin.result_json.encode(),
+        settings.result_ttl_s,
+        job["job_id"],
+        job["image_id"],
+        fin.status,
+        fin.submitted_at,
+        names.upload_key(job["image_id"]),
+        names.job_key(job["job_id"]),
+        names.JOB_RESULT_FIELD,
+    ]
 
 
 def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSettings) -> list[list]:
@@ -194,12 +217,27 @@ def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSetting
     if job is None and note.payload is not None:
         job_id, image_id = events.peek_ids(note.payload)
     letter = deadletters.fields(
-        stage=route.name, stream=route.input_stream, entry_id=note.entry_id,
-        error_type=note.error_type, message=note.message, deliveries=note.attempt,
-        job_id=job_id, image_id=image_id, payload=note.payload)
+        stage=route.name,
+        stream=route.input_stream,
+        entry_id=note.entry_id,
+        error_type=note.error_type,
+        message=note.message,
+        deliveries=note.attempt,
+        job_id=job_id,
+        image_id=image_id,
+        payload=note.payload,
+    )
     # Exact trimming: dead letters are rare, and the cap is what bounds their memory.
-    commands = [["XADD", names.DEAD_LETTERS, "MAXLEN", names.DEAD_LETTERS_MAXLEN, "*",
-                 *[part for pair in letter.items() for part in pair]]]
+    commands = [
+        [
+            "XADD",
+            names.DEAD_LETTERS,
+            "MAXLEN",
+            names.DEAD_LETTERS_MAXLEN,
+            "*",
+            *[part for pair in letter.items() for part in pair],
+        ]
+    ]
     if job is None:
         return commands
     if route.output_stream is not None or note.salvaged:
@@ -207,8 +245,7 @@ def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSetting
         # job is valid by construction, so even at the sink this cannot loop.)
         failed = events.with_error(job, route.name, note.error_type, note.message)
         failed["faces"] = []  # keep the error event small whatever made the job fail
-        commands.append(["XADD", names.ANALYZED, "*", PAYLOAD_FIELD,
-                         events.encode(failed, settings.max_event_bytes)])
+        commands.append(["XADD", names.ANALYZED, "*", PAYLOAD_FIELD, events.encode(failed, settings.max_event_bytes)])
     else:
         # The sink itself gave up on a valid job: no result, but the bytes must not be held
         # forever, nor its in-flight slot.

@@ -58,7 +58,8 @@ def check_url(url: str) -> None:
     if misparsed_userinfo(url):
         raise BadRedisUrl(
             f"the password in {redact(url)} holds a '/', '?' or '#', which must be percent-encoded "
-            "(%2F, %3F, %23; and '%' itself as %25)")
+            "(%2F, %3F, %23; and '%' itself as %25)"
+        )
     try:
         parse_url(url)
     except ValueError as exc:

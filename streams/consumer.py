@@ -45,8 +45,8 @@ log = structlog.get_logger(__name__)
 class ConsumerCounters:
     """What this consumer handled since it started (the worker's metrics read them)."""
 
-    processed: int = 0     # entries settled: forwarded, finished or dead-lettered
-    errors: int = 0        # of those, error results that arose in this stage (or, at the sink, all)
+    processed: int = 0  # entries settled: forwarded, finished or dead-lettered
+    errors: int = 0  # of those, error results that arose in this stage (or, at the sink, all)
     dead_letters: int = 0  # of those, dead-lettered
     batches: int = 0
 
@@ -54,8 +54,14 @@ class ConsumerCounters:
 class StageConsumer:
     """Runs one stage as consumer `consumer` of its group until stopped (or drained, in burst)."""
 
-    def __init__(self, client: redis.Redis, stage: Stage, settings: RuntimeSettings, consumer: str,
-                 on_overrun: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        stage: Stage,
+        settings: RuntimeSettings,
+        consumer: str,
+        on_overrun: Callable[[], None] | None = None,
+    ):
         """`on_overrun` is called (from the renewal thread) once a batch ran past
         settings.batch_limit_s; the worker process exits there, its stage call may never return."""
         self.client = client
@@ -64,10 +70,10 @@ class StageConsumer:
         self.settings = settings
         self.consumer = consumer
         self.commit_settings = CommitSettings(
-            max_event_bytes=settings.max_event_bytes, blob_ttl_s=settings.blob_ttl_s,
-            result_ttl_s=settings.result_ttl_s)
+            max_event_bytes=settings.max_event_bytes, blob_ttl_s=settings.blob_ttl_s, result_ttl_s=settings.result_ttl_s
+        )
         self._stop = threading.Event()
-        self._retry_due: dict[str, float] = {}   # entry id -> monotonic time of next attempt
+        self._retry_due: dict[str, float] = {}  # entry id -> monotonic time of next attempt
         self._last_error: dict[str, tuple[str, str]] = {}
         self._claim_cursor = "0-0"
         self._next_claim_at = 0.0
@@ -140,8 +146,7 @@ class StageConsumer:
         of a deleted consumer would be acknowledged by nobody and lost to the claim logic."""
         try:
             self._heartbeat.forget()
-            if not reading.leave_if_empty(self.client, self.route.input_stream, self.route.group,
-                                          self.consumer):
+            if not reading.leave_if_empty(self.client, self.route.input_stream, self.route.group, self.consumer):
                 self.log.info("consumer.left_pending", note="entries handed back for claiming")
         except redis.RedisError as exc:
             self.log.warning("consumer.leave_failed", error=str(exc))
@@ -150,8 +155,7 @@ class StageConsumer:
     def _schedule_own_pending(self) -> None:
         """Entries this consumer name held when it last stopped are retried first."""
         now = time.monotonic()
-        for entry_id in reading.own_pending_ids(self.client, self.route.input_stream,
-                                                self.route.group, self.consumer):
+        for entry_id in reading.own_pending_ids(self.client, self.route.input_stream, self.route.group, self.consumer):
             self._retry_due.setdefault(entry_id, now)
 
     def _next_entries(self) -> list[RawEntry]:
@@ -160,12 +164,17 @@ class StageConsumer:
         if due:
             entry_id = min(due, key=id_key)  # one at a time (see the module docstring)
             del self._retry_due[entry_id]
-            return reading.claim_own(self.client, self.route.input_stream, self.route.group,
-                                     self.consumer, [entry_id])
+            return reading.claim_own(self.client, self.route.input_stream, self.route.group, self.consumer, [entry_id])
         if now >= self._next_claim_at:
             self._claim_cursor, claimed = reading.autoclaim(
-                self.client, self.route.input_stream, self.route.group, self.consumer,
-                self.settings.claim_idle_ms, self._claim_cursor, self.settings.batch)
+                self.client,
+                self.route.input_stream,
+                self.route.group,
+                self.consumer,
+                self.settings.claim_idle_ms,
+                self._claim_cursor,
+                self.settings.batch,
+            )
             # Keep sweeping at once while a dead consumer's entries are being taken over.
             self._next_claim_at = now if claimed else now + self.settings.claim_every_s
             if claimed:
@@ -174,8 +183,9 @@ class StageConsumer:
         block = self.settings.block_ms
         if self._retry_due:  # do not sleep past the next retry
             block = max(1, min(block, int((min(self._retry_due.values()) - now) * 1000)))
-        return reading.read_new(self.client, self.route.input_stream, self.route.group,
-                                self.consumer, self.settings.batch, block)
+        return reading.read_new(
+            self.client, self.route.input_stream, self.route.group, self.consumer, self.settings.batch, block
+        )
 
     # -- processing ------------------------------------------------------------------------
     def _process(self, entries: list[RawEntry]) -> None:
@@ -223,29 +233,39 @@ class StageConsumer:
         result, which releases its in-flight slot and bytes; without a record (taken by a
         release that kept none) only the letter is written."""
         job = events.salvage(record, self.settings.max_event_bytes) if record is not None else None
-        note = self._note(batch, entry.entry_id, entry.attempt, "EntryDeleted",
-                          "the entry was deleted from the stream while pending", job,
-                          salvaged=job is not None)
-        batch.settle(entry.entry_id, committing.dead_letter(self.route, note, self.commit_settings),
-                     require_owner=False)
+        note = self._note(
+            batch,
+            entry.entry_id,
+            entry.attempt,
+            "EntryDeleted",
+            "the entry was deleted from the stream while pending",
+            job,
+            salvaged=job is not None,
+        )
+        batch.settle(
+            entry.entry_id, committing.dead_letter(self.route, note, self.commit_settings), require_owner=False
+        )
 
-    def _dead_letter_undecodable(self, entry: RawEntry, exc: events.EventError,
-                                 batch: BatchEffects) -> None:
+    def _dead_letter_undecodable(self, entry: RawEntry, exc: events.EventError, batch: BatchEffects) -> None:
         """Not a valid event. One that still names its job and image (a newer release's event,
         a damaged field) is salvaged, so that its image gets an error result."""
         salvaged = events.salvage(entry.payload, self.settings.max_event_bytes)
-        self._dead_letter(batch, entry.entry_id, entry.attempt, "EventError", str(exc), salvaged,
-                          salvaged=salvaged is not None)
+        self._dead_letter(
+            batch, entry.entry_id, entry.attempt, "EventError", str(exc), salvaged, salvaged=salvaged is not None
+        )
 
     def _dead_letter_exhausted(self, entry: RawEntry, job: dict, batch: BatchEffects) -> None:
         """Delivered more than max_deliveries times: dead-lettered with its last error. This read
         only dead-letters the entry: the stage was handed it attempt - 1 times, the number the
         letter records and its message names."""
-        error_type, message = self._last_error.pop(entry.entry_id, (
-            "DeliveryLimit", "no error recorded (the workers handed it died, or ran past --batch-limit-s)"))
+        error_type, message = self._last_error.pop(
+            entry.entry_id,
+            ("DeliveryLimit", "no error recorded (the workers handed it died, or ran past --batch-limit-s)"),
+        )
         handed = entry.attempt - 1
-        self._dead_letter(batch, entry.entry_id, handed, error_type,
-                          f"gave up after {handed} deliveries: {message}", job)
+        self._dead_letter(
+            batch, entry.entry_id, handed, error_type, f"gave up after {handed} deliveries: {message}", job
+        )
 
     def _attach_images(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
         """Fetch the claim-checked image bytes for stages that need pixels (one MGET); the
@@ -274,16 +294,25 @@ class StageConsumer:
         handed = []
         for delivery, in_flight in zip(missing, flying):
             if not in_flight:
-                self.log.info("entry.duplicate", entry_id=delivery.entry_id,
-                              image_id=delivery.job["image_id"], note="job already finished")
+                self.log.info(
+                    "entry.duplicate",
+                    entry_id=delivery.entry_id,
+                    image_id=delivery.job["image_id"],
+                    note="job already finished",
+                )
                 batch.settle(delivery.entry_id, [])
             elif self.route.output_stream is None:
                 handed.append(delivery)
             else:
                 self._dead_letter(
-                    batch, delivery.entry_id, delivery.attempt, "ImageMissing",
+                    batch,
+                    delivery.entry_id,
+                    delivery.attempt,
+                    "ImageMissing",
                     f"image bytes of job {delivery.job['job_id']} are gone (purged or expired); "
-                    "submit or replay the image again", delivery.job)
+                    "submit or replay the image again",
+                    delivery.job,
+                )
         return handed
 
     def _handle_renewing(self, deliveries: list[Delivery]) -> list[tuple[Delivery, Outcome]]:
@@ -295,8 +324,9 @@ class StageConsumer:
     def _settle_outcome(self, delivery: Delivery, outcome: Outcome, batch: BatchEffects) -> None:
         """Record what one handled delivery causes: a forward, a finish or a dead letter."""
         if isinstance(outcome, Reject):
-            self._dead_letter(batch, delivery.entry_id, delivery.attempt, outcome.error_type,
-                              outcome.message, delivery.job)
+            self._dead_letter(
+                batch, delivery.entry_id, delivery.attempt, outcome.error_type, outcome.message, delivery.job
+            )
         elif isinstance(outcome, Forward):
             self._settle_forward(delivery, outcome, batch)
         elif isinstance(outcome, Finish):
@@ -309,22 +339,21 @@ class StageConsumer:
         try:
             payload = events.encode(outcome.job, self.settings.max_event_bytes)
         except events.EventError as exc:
-            self._dead_letter(batch, delivery.entry_id, delivery.attempt, "EventError", str(exc),
-                              delivery.job)
+            self._dead_letter(batch, delivery.entry_id, delivery.attempt, "EventError", str(exc), delivery.job)
             return
         batch.settle(delivery.entry_id, [committing.forward(self.route, payload)])
 
     def _commit(self, batch: BatchEffects) -> None:
         """Apply the batch's effects in one owner-checked step. Its entries are finished, or
         taken over by another consumer: none of them is retried here."""
-        lost = committing.commit_batch(self.client, self.route, self.consumer, batch,
-                                       self.commit_settings)
+        lost = committing.commit_batch(self.client, self.route, self.consumer, batch, self.commit_settings)
         for entry_id in batch.entry_ids:
             self._last_error.pop(entry_id, None)
             self._retry_due.pop(entry_id, None)
         if lost:
-            self.log.warning("entries.taken_over", entry_ids=lost,
-                             note="another consumer holds them now; our results were dropped")
+            self.log.warning(
+                "entries.taken_over", entry_ids=lost, note="another consumer holds them now; our results were dropped"
+            )
 
     def _handle(self, deliveries: list[Delivery]) -> list[tuple[Delivery, Outcome]]:
         """Run the stage; if the batch fails, run each delivery alone so that one poison entry
@@ -337,8 +366,7 @@ class StageConsumer:
             if len(deliveries) == 1:
                 self._failed(deliveries[0], exc)
                 return []
-            self.log.warning("batch.failed", error=repr(exc), size=len(deliveries),
-                             note="retrying entries one by one")
+            self.log.warning("batch.failed", error=repr(exc), size=len(deliveries), note="retrying entries one by one")
         done: list[tuple[Delivery, Outcome]] = []
         for delivery in deliveries:
             try:
@@ -361,33 +389,60 @@ class StageConsumer:
         else:
             delay = self.settings.retry_backoff_s * (2 ** (delivery.attempt - 1))
             self._retry_due[delivery.entry_id] = time.monotonic() + delay
-        self.log.warning("entry.failed", image_id=delivery.job.get("image_id"),
-                         entry_id=delivery.entry_id, attempt=delivery.attempt,
-                         error_type=error[0], error=error[1])
+        self.log.warning(
+            "entry.failed",
+            image_id=delivery.job.get("image_id"),
+            entry_id=delivery.entry_id,
+            attempt=delivery.attempt,
+            error_type=error[0],
+            error=error[1],
+        )
 
-    def _dead_letter(self, batch: BatchEffects, entry_id: str, attempt: int, error_type: str,
-                     message: str, job: dict | None, *, salvaged: bool = False) -> None:
+    def _dead_letter(
+        self,
+        batch: BatchEffects,
+        entry_id: str,
+        attempt: int,
+        error_type: str,
+        message: str,
+        job: dict | None,
+        *,
+        salvaged: bool = False,
+    ) -> None:
         """Send the entry to the dead letters, written at commit."""
-        batch.dead.append(self._note(batch, entry_id, attempt, error_type, message, job,
-                                     salvaged=salvaged))
+        batch.dead.append(self._note(batch, entry_id, attempt, error_type, message, job, salvaged=salvaged))
 
-    def _note(self, batch: BatchEffects, entry_id: str, attempt: int, error_type: str,
-              message: str, job: dict | None, *, salvaged: bool = False) -> DeadLetterNote:
+    def _note(
+        self,
+        batch: BatchEffects,
+        entry_id: str,
+        attempt: int,
+        error_type: str,
+        message: str,
+        job: dict | None,
+        *,
+        salvaged: bool = False,
+    ) -> DeadLetterNote:
         """The entry's dead letter, logged now with its reason; written at commit."""
-        self.log.warning("entry.dead_lettered", entry_id=entry_id, attempt=attempt,
-                         image_id=(job or {}).get("image_id"), error_type=error_type, error=message)
-        return DeadLetterNote(entry_id, attempt, error_type, message, batch.payloads[entry_id],
-                              job, salvaged)
+        self.log.warning(
+            "entry.dead_lettered",
+            entry_id=entry_id,
+            attempt=attempt,
+            image_id=(job or {}).get("image_id"),
+            error_type=error_type,
+            error=message,
+        )
+        return DeadLetterNote(entry_id, attempt, error_type, message, batch.payloads[entry_id], job, salvaged)
 
     # -- keeping claims ----------------------------------------------------------------------
     def _renew(self, ids: list[str]) -> None:
         """Renew our claim on `ids`; forget those another consumer has taken over."""
-        for entry_id in reading.renew_own(self.client, self.route.input_stream, self.route.group,
-                                          self.consumer, ids):
+        for entry_id in reading.renew_own(self.client, self.route.input_stream, self.route.group, self.consumer, ids):
             if self._retry_due.pop(entry_id, None) is not None:
                 self._last_error.pop(entry_id, None)
-                self.log.warning("entry.taken_over", entry_id=entry_id,
-                                 note="another consumer holds it now; not retried here")
+                self.log.warning(
+                    "entry.taken_over", entry_id=entry_id, note="another consumer holds it now; not retried here"
+                )
 
     @contextlib.contextmanager
     def _renewing(self, batch: list[str]) -> Iterator[None]:
@@ -428,9 +483,13 @@ class StageConsumer:
         max_deliveries. Should the call return after all, the owner-checked commit drops what
         was taken over."""
         limit_s = self.settings.batch_limit_s
-        self.log.error("batch.over_limit", entry_ids=batch, limit_s=limit_s,
-                       error=f"a batch ran past --batch-limit-s ({limit_s:g} s): its stage call "
-                             "seems hung; its entries are left to the other workers")
+        self.log.error(
+            "batch.over_limit",
+            entry_ids=batch,
+            limit_s=limit_s,
+            error=f"a batch ran past --batch-limit-s ({limit_s:g} s): its stage call "
+            "seems hung; its entries are left to the other workers",
+        )
         if self._on_overrun is not None:
             self._on_overrun()
 
@@ -446,8 +505,9 @@ class StageConsumer:
         if now >= self._next_trim_at:
             self._next_trim_at = now + self.settings.trim_every_s
             keep_s = self.settings.retention_s if self.route.name == "detect" else None
-            self._guarded("trim", lambda: trimming.trim_safely(
-                self.client, self.route.input_stream, keep_since_s=keep_s))
+            self._guarded(
+                "trim", lambda: trimming.trim_safely(self.client, self.route.input_stream, keep_since_s=keep_s)
+            )
 
     def _beat(self) -> None:
         self._heartbeat.beat_if_due(lambda: dataclasses.asdict(self.counters))
@@ -466,13 +526,23 @@ class StageConsumer:
         per_entry_ms = round(seconds * 1000 / max(count, 1), 2)
         for delivery, outcome in results:
             error = self._error_to_report(outcome)
-            fields = {"image_id": delivery.job.get("image_id"), "entry_id": delivery.entry_id,
-                      "attempt": delivery.attempt, "outcome": type(outcome).__name__.lower(),
-                      "duration_ms": per_entry_ms, "batch": count}
+            fields = {
+                "image_id": delivery.job.get("image_id"),
+                "entry_id": delivery.entry_id,
+                "attempt": delivery.attempt,
+                "outcome": type(outcome).__name__.lower(),
+                "duration_ms": per_entry_ms,
+                "batch": count,
+            }
             if error:
                 self.counters.errors += 1
-                self.log.warning("entry.processed", **fields, error_stage=error.get("stage"),
-                                 error_type=error.get("type"), error=error.get("message"))
+                self.log.warning(
+                    "entry.processed",
+                    **fields,
+                    error_stage=error.get("stage"),
+                    error_type=error.get("type"),
+                    error=error.get("message"),
+                )
             else:
                 self.log.info("entry.processed", **fields)
 

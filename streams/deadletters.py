@@ -38,18 +38,32 @@ class DeadLetter:
     image_id: str | None
     at: float
     payload: bytes | None
-    payload_bytes: int = 0   # size of the original payload, also when it was too large to keep
+    payload_bytes: int = 0  # size of the original payload, also when it was too large to keep
 
 
-def fields(*, stage: str, stream: str, entry_id: str, error_type: str, message: str,
-           deliveries: int, job_id: str | None, image_id: str | None,
-           payload: bytes | None) -> dict[bytes, bytes]:
+def fields(
+    *,
+    stage: str,
+    stream: str,
+    entry_id: str,
+    error_type: str,
+    message: str,
+    deliveries: int,
+    job_id: str | None,
+    image_id: str | None,
+    payload: bytes | None,
+) -> dict[bytes, bytes]:
     """The stream fields of one dead letter (what XADD gets)."""
     out = {
-        b"stage": stage.encode(), b"stream": stream.encode(), b"entry_id": entry_id.encode(),
-        b"error_type": error_type.encode(), b"message": message.encode(errors="replace"),
-        b"deliveries": str(deliveries).encode(), b"at": repr(time.time()).encode(),
-        b"job_id": (job_id or "").encode(), b"image_id": (image_id or "").encode(),
+        b"stage": stage.encode(),
+        b"stream": stream.encode(),
+        b"entry_id": entry_id.encode(),
+        b"error_type": error_type.encode(),
+        b"message": message.encode(errors="replace"),
+        b"deliveries": str(deliveries).encode(),
+        b"at": repr(time.time()).encode(),
+        b"job_id": (job_id or "").encode(),
+        b"image_id": (image_id or "").encode(),
     }
     if payload is not None:
         out[b"payload_bytes"] = str(len(payload)).encode()
@@ -61,11 +75,19 @@ def fields(*, stage: str, stream: str, entry_id: str, error_type: str, message: 
 def _parse(entry_id: bytes | str, f: dict[bytes, bytes]) -> DeadLetter:
     def s(key: bytes) -> str:
         return text(f.get(key, b""))
+
     return DeadLetter(
-        id=text(entry_id), stage=s(b"stage"), stream=s(b"stream"), entry_id=s(b"entry_id"),
-        error_type=s(b"error_type"), message=s(b"message"), deliveries=int(s(b"deliveries") or 0),
-        job_id=s(b"job_id") or None, image_id=s(b"image_id") or None,
-        at=float(s(b"at") or 0), payload=f.get(PAYLOAD_FIELD),
+        id=text(entry_id),
+        stage=s(b"stage"),
+        stream=s(b"stream"),
+        entry_id=s(b"entry_id"),
+        error_type=s(b"error_type"),
+        message=s(b"message"),
+        deliveries=int(s(b"deliveries") or 0),
+        job_id=s(b"job_id") or None,
+        image_id=s(b"image_id") or None,
+        at=float(s(b"at") or 0),
+        payload=f.get(PAYLOAD_FIELD),
         payload_bytes=int(s(b"payload_bytes") or 0),
     )
 

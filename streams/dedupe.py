@@ -50,12 +50,19 @@ class Publication:
     """What `publish_unseen` did with a job."""
 
     status: Literal["published", "duplicate", "already"]
-    entry_id: str | None = None     # "published": the images stream entry
-    first_path: str | None = None   # "duplicate": the path these bytes were first published as
+    entry_id: str | None = None  # "published": the images stream entry
+    first_path: str | None = None  # "duplicate": the path these bytes were first published as
 
 
-def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool = False,
-                   dedupe: bool = True, window_s: int = defaults.DEDUPE_WINDOW_S) -> Publication:
+def publish_unseen(
+    client: redis.Redis,
+    job: dict,
+    data: bytes,
+    *,
+    force: bool = False,
+    dedupe: bool = True,
+    window_s: int = defaults.DEDUPE_WINDOW_S,
+) -> Publication:
     """Publish `job` unless its bytes were published within `window_s` (or `force`).
 
     `dedupe=False` publishes without checking or remembering the bytes. Sending the same job
@@ -71,11 +78,10 @@ def publish_unseen(client: redis.Redis, job: dict, data: bytes, *, force: bool =
     # The blob key is derived from the job id, never read from the event: an event cannot
     # make this script write a key of its choosing.
     reply = scripts.call(
-        client, _PUBLISH_UNSEEN,
-        keys=[names.seen_key(job["image"]["sha256"]), names.blob_key(job["job_id"]), names.INFLIGHT,
-              names.IMAGES],
-        args=[job["image"]["path"], data, job["job_id"], events.encode(job), PAYLOAD_FIELD, mode,
-              int(window_s)],
+        client,
+        _PUBLISH_UNSEEN,
+        keys=[names.seen_key(job["image"]["sha256"]), names.blob_key(job["job_id"]), names.INFLIGHT, names.IMAGES],
+        args=[job["image"]["path"], data, job["job_id"], events.encode(job), PAYLOAD_FIELD, mode, int(window_s)],
     )
     code = int(reply[0])
     if code == 1:

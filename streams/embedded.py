@@ -148,8 +148,7 @@ def check_private_dir(path: Path, *, exact: bool, what: str = SOCKET_DIR) -> Non
     elif not exact and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
     if problem:
-        raise UnsafeSocketDir(f"refusing {what} {path}: it {problem}; "
-                              f"chmod 700 it, or remove it if it is not yours")
+        raise UnsafeSocketDir(f"refusing {what} {path}: it {problem}; chmod 700 it, or remove it if it is not yours")
 
 
 def make_private_dir(path: Path, *, exact: bool, what: str = SOCKET_DIR) -> None:
@@ -225,16 +224,26 @@ class EmbeddedRedis:
     def command_line(self) -> list[str]:
         return [
             str(self.binary),
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.state_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.state_dir / "redis.log"),
-            "--daemonize", "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.state_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.state_dir / "redis.log"),
+            "--daemonize",
+            "no",
         ]
 
     def start(self) -> str:
@@ -252,8 +261,11 @@ class EmbeddedRedis:
             # A new session: Ctrl-C in the terminal reaches us, and we stop the server in order
             # (after the workers), instead of the terminal killing it first.
             self.process = subprocess.Popen(
-                self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=die_with_parent, umask=0o077,
+                self.command_line(),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+                umask=0o077,
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"cannot run {self.binary}: {exc}") from exc

@@ -15,8 +15,7 @@ from faces.streams.errors import GroupLost
 # redis-py turns some codes into classes (and strips the code from the message); the others
 # arrive as a plain ResponseError starting with the code, or, raised inside a Lua script on
 # 6.2, wrapped as "Error running script ... -OOM ...".
-TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
-                    redis.exceptions.TryAgainError)
+TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError, redis.exceptions.TryAgainError)
 TRANSIENT_CODES = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "BUSY")
 
 
@@ -53,7 +52,8 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
                 f"consumer group {group!r} of {stream} is gone although this pipeline created it: "
                 f"workers stop rather than reprocess the stream's history; run "
                 f"`faces recreate-group {group}` (new entries only), then "
-                f"`faces replay --since TIME` for what you need again")
+                f"`faces replay --since TIME` for what you need again"
+            )
         return
     try:
         client.xgroup_create(stream, group, id="0", mkstream=True)

@@ -35,8 +35,12 @@ def _now(client: redis.Redis) -> float:
 
 def beat(client: redis.Redis, stage: str, consumer: str, counts: dict[str, int]) -> None:
     """Record that `consumer` of `stage` is consuming now, with its `counts` (names in COUNTS)."""
-    value = {"at": round(_now(client), 3), "host": socket.gethostname(), "pid": os.getpid(),
-             **{name: int(counts.get(name, 0)) for name in COUNTS}}
+    value = {
+        "at": round(_now(client), 3),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        **{name: int(counts.get(name, 0)) for name in COUNTS},
+    }
     client.hset(names.HEARTBEATS, f"{stage}:{consumer}", json.dumps(value))
 
 
@@ -85,9 +89,17 @@ def workers(client: redis.Redis, stale_s: float = defaults.HEARTBEAT_STALE_S) ->
         if age_s > 2 * stale_s:
             gone.append(field)
             continue
-        rows.append({"stage": stage, "consumer": consumer, "host": str(value.get("host", "")),
-                     "pid": int(value.get("pid", 0)), **{name: int(value.get(name, 0)) for name in COUNTS},
-                     "age_s": age_s, "live": age_s < stale_s})
+        rows.append(
+            {
+                "stage": stage,
+                "consumer": consumer,
+                "host": str(value.get("host", "")),
+                "pid": int(value.get("pid", 0)),
+                **{name: int(value.get(name, 0)) for name in COUNTS},
+                "age_s": age_s,
+                "live": age_s < stale_s,
+            }
+        )
     if gone:
         client.hdel(names.HEARTBEATS, *gone)
     return rows

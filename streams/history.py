@@ -56,4 +56,3 @@ def purge(client: redis.Redis) -> int:
     if batch:
         deleted += client.unlink(*batch)
     return int(deleted)
-

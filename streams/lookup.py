@@ -18,5 +18,4 @@ def results_with_id_suffix(client: redis.Redis, suffix: str) -> dict[str, str]:
     SCAN instead of reading every result. `suffix` is hex: nothing in it is a glob pattern."""
     keys = list(client.scan_iter(match=names.result_key(f"*-{suffix}"), count=1000))
     values = client.mget(keys) if keys else []
-    return {text(key)[len(_RESULT_PREFIX):]: text(value)
-            for key, value in zip(keys, values) if value is not None}
+    return {text(key)[len(_RESULT_PREFIX) :]: text(value) for key, value in zip(keys, values) if value is not None}

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 
 PREFIX = "faces"
 
-IMAGES = f"{PREFIX}:images"          # submitted images (claim-check events, no pixels)
-DETECTED = f"{PREFIX}:detected"      # boxes found
+IMAGES = f"{PREFIX}:images"  # submitted images (claim-check events, no pixels)
+DETECTED = f"{PREFIX}:detected"  # boxes found
 LANDMARKED = f"{PREFIX}:landmarked"  # boxes + 68 points + pose + quality
-ANALYZED = f"{PREFIX}:analyzed"      # ... + age and gender: the sink's input
-RESULTS = f"{PREFIX}:results"        # one announcement per finished image
-DEAD_LETTERS = f"{PREFIX}:dead"      # entries no stage could process, with the reason
+ANALYZED = f"{PREFIX}:analyzed"  # ... + age and gender: the sink's input
+RESULTS = f"{PREFIX}:results"  # one announcement per finished image
+DEAD_LETTERS = f"{PREFIX}:dead"  # entries no stage could process, with the reason
 
-INFLIGHT = f"{PREFIX}:inflight"      # set of job ids whose image bytes are still held
+INFLIGHT = f"{PREFIX}:inflight"  # set of job ids whose image bytes are still held
 GROUPS_CREATED = f"{PREFIX}:groups"  # hash "stream|group" -> when we created it (lost-group check)
-ALL_KEYS = f"{PREFIX}:*"             # pattern of every key named here (what `faces purge` deletes)
-RESULTS_MAXLEN = 100_000             # announcements kept (approximate trim)
-DEAD_LETTERS_MAXLEN = 10_000         # dead letters kept (oldest dropped first); see README "Memory"
+ALL_KEYS = f"{PREFIX}:*"  # pattern of every key named here (what `faces purge` deletes)
+RESULTS_MAXLEN = 100_000  # announcements kept (approximate trim)
+DEAD_LETTERS_MAXLEN = 10_000  # dead letters kept (oldest dropped first); see README "Memory"
 
 
 def blob_key(job_id: str) -> str:
@@ -56,7 +56,7 @@ def watch_key(folder_id: str) -> str:
     return f"{PREFIX}:watch:{folder_id}"
 
 
-STATS_BUCKET_S = 10      # throughput counters: one key per stage per 10 s
+STATS_BUCKET_S = 10  # throughput counters: one key per stage per 10 s
 STATS_TTL_S = 600
 
 

@@ -17,7 +17,7 @@ class Delivery:
     """One stream entry given to a stage: the decoded job and, if asked for, the image bytes."""
 
     entry_id: str
-    attempt: int            # 1 on first delivery; grows with every redelivery
+    attempt: int  # 1 on first delivery; grows with every redelivery
     job: dict[str, Any]
     image: bytes | None = None
 
@@ -34,9 +34,9 @@ class Finish:
     """The sink's outcome: the result is written; keep it in Redis, announce it, free the bytes."""
 
     job: dict[str, Any]
-    status: str             # "ok" | "error"
+    status: str  # "ok" | "error"
     result_json: str
-    submitted_at: str       # ISO submission time, on Redis's clock: a newer submission's result wins
+    submitted_at: str  # ISO submission time, on Redis's clock: a newer submission's result wins
 
 
 # The status a job's result is announced with (the results stream) when it was not kept: the
@@ -59,7 +59,7 @@ class Stage(Protocol):
     """A pipeline stage as the runtime sees it."""
 
     route: StageRoute
-    needs_image: bool       # fetch each job's image bytes (claim-check) before handle()
+    needs_image: bool  # fetch each job's image bytes (claim-check) before handle()
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """One outcome per delivery, in order. Raising means: retry the batch later."""

@@ -93,9 +93,16 @@ def _nothing() -> None:
     return None
 
 
-def publish_image(client: redis.Redis, job: dict, data: bytes, stream: str = names.IMAGES, *,
-                  upload_ttl_s: int | None = None, high_water: int = 0,
-                  settles: str | None = None) -> str:
+def publish_image(
+    client: redis.Redis,
+    job: dict,
+    data: bytes,
+    stream: str = names.IMAGES,
+    *,
+    upload_ttl_s: int | None = None,
+    high_water: int = 0,
+    settles: str | None = None,
+) -> str:
     """Store the bytes under the job's blob key and add the job to `stream`, in one atomic
     step, when the backlog is below `high_water` (0: always); NoRoom, with nothing written,
     when it is not. With `upload_ttl_s` (the HTTP API), the job is also recorded as its image's
@@ -113,10 +120,24 @@ def publish_image(client: redis.Redis, job: dict, data: bytes, stream: str = nam
     # Submitted now on Redis's clock, whatever the producer's says: the newer submission's
     # result wins (schemas/result.py `supersedes`), so every producer must share one clock.
     job["submitted_at"] = clock.server_now(client)
-    keys = [names.INFLIGHT, names.blob_key(job_id), stream, names.published_key(job_id),
-            names.upload_key(job["image_id"]), names.DEAD_LETTERS]
-    args = [job_id, data, PAYLOAD_FIELD, events.encode(job), max(0, int(high_water)), PUBLISHED_MEMORY_S,
-            max(1, int(upload_ttl_s)) if upload_ttl_s is not None else 0, settles or ""]
+    keys = [
+        names.INFLIGHT,
+        names.blob_key(job_id),
+        stream,
+        names.published_key(job_id),
+        names.upload_key(job["image_id"]),
+        names.DEAD_LETTERS,
+    ]
+    args = [
+        job_id,
+        data,
+        PAYLOAD_FIELD,
+        events.encode(job),
+        max(0, int(high_water)),
+        PUBLISHED_MEMORY_S,
+        max(1, int(upload_ttl_s)) if upload_ttl_s is not None else 0,
+        settles or "",
+    ]
     reply = _resent_while_lost(lambda: scripts.call(client, _ADMIT_AND_PUBLISH, keys, args))
     if int(reply[0]) == 0:
         raise NoRoom(int(reply[1]), high_water)
@@ -140,18 +161,26 @@ def _resent_while_lost(send: Callable[[], T]) -> T:
         delay = min(delay * 2, defaults.RECONNECT_MAX_S)
 
 
-def publish_when_room(client: redis.Redis, job: dict, data: bytes, high_water: int, *,
-                      stream: str = names.IMAGES, settles: str | None = None,
-                      should_stop: Callable[[], bool] = lambda: False,
-                      while_waiting: Callable[[], None] = _nothing) -> str:
+def publish_when_room(
+    client: redis.Redis,
+    job: dict,
+    data: bytes,
+    high_water: int,
+    *,
+    stream: str = names.IMAGES,
+    settles: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    while_waiting: Callable[[], None] = _nothing,
+) -> str:
     """`publish_image`, waiting for room (`wait_for_room`) for as long as it answers NoRoom:
     the producers' way (submit, dead-letter retry). `should_stop()` ends the wait and
     publishes without the check, as a stopping producer always did."""
     while True:
         wait_for_room(client, high_water, should_stop=should_stop, while_waiting=while_waiting)
         try:
-            return publish_image(client, job, data, stream, high_water=0 if should_stop() else high_water,
-                                 settles=settles)
+            return publish_image(
+                client, job, data, stream, high_water=0 if should_stop() else high_water, settles=settles
+            )
         except NoRoom:
             continue  # another producer took the room between the wait and the publish
 
@@ -167,9 +196,14 @@ def has_room(client: redis.Redis, high_water: int) -> bool:
     return high_water <= 0 or backlog(client) < high_water
 
 
-def wait_for_room(client: redis.Redis, high_water: int, *, poll_s: float = 0.2,
-                  should_stop: Callable[[], bool] = lambda: False,
-                  while_waiting: Callable[[], None] = _nothing) -> None:
+def wait_for_room(
+    client: redis.Redis,
+    high_water: int,
+    *,
+    poll_s: float = 0.2,
+    should_stop: Callable[[], bool] = lambda: False,
+    while_waiting: Callable[[], None] = _nothing,
+) -> None:
     """Block while there is no room (`has_room`), running `while_waiting()` at every poll (e.g.
     a WorkerPool's supervise)."""
     while not has_room(client, high_water) and not should_stop():
@@ -180,8 +214,15 @@ def wait_for_room(client: redis.Redis, high_water: int, *, poll_s: float = 0.2,
 def is_transient(exc: BaseException) -> bool:
     """True for a Redis error that passes by itself: lost connection, timeout, or a server that
     answers OOM / MISCONF / READONLY / LOADING."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError,  # includes BusyLoadingError
-                        redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)):
+    if isinstance(
+        exc,
+        (
+            redis.ConnectionError,
+            redis.TimeoutError,  # includes BusyLoadingError
+            redis.exceptions.OutOfMemoryError,
+            redis.exceptions.ReadOnlyError,
+        ),
+    ):
         return True
     if not isinstance(exc, redis.ResponseError):
         return False
@@ -192,9 +233,14 @@ def is_transient(exc: BaseException) -> bool:
     return any(f": -{code} " in message for code in _TRANSIENT_CODES)
 
 
-def retry_transient(action: Callable[[], T], *, what: str,
-                    while_waiting: Callable[[], None] = _nothing,
-                    min_s: float = defaults.RECONNECT_MIN_S, max_s: float = defaults.RECONNECT_MAX_S) -> T:
+def retry_transient(
+    action: Callable[[], T],
+    *,
+    what: str,
+    while_waiting: Callable[[], None] = _nothing,
+    min_s: float = defaults.RECONNECT_MIN_S,
+    max_s: float = defaults.RECONNECT_MAX_S,
+) -> T:
     """`action()`, retried with exponential backoff (min_s doubling to max_s) for as long as it
     fails with a transient Redis error (`is_transient`); any other error is raised. Logs one
     warning per failed attempt; `while_waiting()` runs every CALLBACK_EVERY_S while it waits.
@@ -208,8 +254,7 @@ def retry_transient(action: Callable[[], T], *, what: str,
         except redis.RedisError as exc:
             if not is_transient(exc):
                 raise
-            log.warning("redis.unavailable", during=what, error=str(exc) or type(exc).__name__,
-                        retry_in_s=delay)
+            log.warning("redis.unavailable", during=what, error=str(exc) or type(exc).__name__, retry_in_s=delay)
         _sleep_running(delay, while_waiting)
         delay = min(delay * 2, max_s)
 

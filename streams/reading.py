@@ -22,12 +22,11 @@ PAYLOAD_FIELD = b"d"
 @dataclass(frozen=True)
 class RawEntry:
     entry_id: str
-    payload: bytes | None   # None: the entry was deleted from the stream while pending
+    payload: bytes | None  # None: the entry was deleted from the stream while pending
     attempt: int
 
 
-def read_new(client: redis.Redis, stream: str, group: str, consumer: str,
-             count: int, block_ms: int) -> list[RawEntry]:
+def read_new(client: redis.Redis, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[RawEntry]:
     """Entries never delivered to the group (XREADGROUP >): first delivery, attempt 1."""
     reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
     entries = []
@@ -37,11 +36,11 @@ def read_new(client: redis.Redis, stream: str, group: str, consumer: str,
     return entries
 
 
-def own_pending_ids(client: redis.Redis, stream: str, group: str, consumer: str,
-                    limit: int = 10_000, start: str = "-", end: str = "+") -> list[str]:
+def own_pending_ids(
+    client: redis.Redis, stream: str, group: str, consumer: str, limit: int = 10_000, start: str = "-", end: str = "+"
+) -> list[str]:
     """Ids this consumer holds but has not acknowledged (left over from a crash or a failure)."""
-    rows = client.xpending_range(stream, group, min=start, max=end, count=limit,
-                                 consumername=consumer)
+    rows = client.xpending_range(stream, group, min=start, max=end, count=limit, consumername=consumer)
     return [text(r["message_id"]) for r in rows]
 
 
@@ -56,7 +55,9 @@ end
 
 # Returns {id, delivery count, fields or nothing} per id still held by the consumer; an id
 # without fields was deleted from the stream while pending (6.2 keeps it pending, 7.x drops it).
-_CLAIM_OWN = _HELD + """
+_CLAIM_OWN = (
+    _HELD
+    + """
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -74,9 +75,12 @@ for i = 3, #ARGV do
 end
 return out
 """
+)
 
 # Resets the idle time of the ids still held (JUSTID: not a new delivery); returns the others.
-_RENEW_OWN = _HELD + """
+_RENEW_OWN = (
+    _HELD
+    + """
 local lost = {}
 for i = 3, #ARGV do
   if held(ARGV[i]) then
@@ -87,6 +91,7 @@ for i = 3, #ARGV do
 end
 return lost
 """
+)
 
 
 # KEYS[1] stream; ARGV[1] group, ARGV[2] consumer. Deletes the consumer only if it holds
@@ -104,8 +109,7 @@ def leave_if_empty(client: redis.Redis, stream: str, group: str, consumer: str) 
     return bool(scripts.call(client, _LEAVE_IF_EMPTY, [stream], [group, consumer]))
 
 
-def claim_own(client: redis.Redis, stream: str, group: str, consumer: str,
-              ids: list[str]) -> list[RawEntry]:
+def claim_own(client: redis.Redis, stream: str, group: str, consumer: str, ids: list[str]) -> list[RawEntry]:
     """Take our own `ids` again for a retry (a new delivery); ids someone else took are left out."""
     if not ids:
         return []
@@ -118,16 +122,16 @@ def claim_own(client: redis.Redis, stream: str, group: str, consumer: str,
     return entries
 
 
-def renew_own(client: redis.Redis, stream: str, group: str, consumer: str,
-              ids: list[str]) -> list[str]:
+def renew_own(client: redis.Redis, stream: str, group: str, consumer: str, ids: list[str]) -> list[str]:
     """Reset the idle time of the entries we still hold; returns the ids we no longer hold."""
     if not ids:
         return []
     return [text(i) for i in scripts.call(client, _RENEW_OWN, [stream], [group, consumer, *ids])]
 
 
-def autoclaim(client: redis.Redis, stream: str, group: str, consumer: str,
-              min_idle_ms: int, cursor: str, count: int) -> tuple[str, list[RawEntry]]:
+def autoclaim(
+    client: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int, cursor: str, count: int
+) -> tuple[str, list[RawEntry]]:
     """Take entries idle longer than `min_idle_ms` from any consumer; returns the next cursor.
 
     Entries deleted from the stream while pending: Redis 7 drops them from the pending list and
@@ -149,17 +153,18 @@ def autoclaim(client: redis.Redis, stream: str, group: str, consumer: str,
     if len(reply) > 2:
         gone.update(text(i) for i in reply[2])
     if anonymous:
-        gone.update(_deleted_among_own(client, stream, group, consumer, cursor, next_cursor,
-                                       known={i for i, _ in claimed}))
+        gone.update(
+            _deleted_among_own(client, stream, group, consumer, cursor, next_cursor, known={i for i, _ in claimed})
+        )
     return next_cursor, _with_attempts(client, stream, group, consumer, claimed, gone)
 
 
-def _deleted_among_own(client: redis.Redis, stream: str, group: str, consumer: str,
-                       start: str, next_cursor: str, known: set[str]) -> set[str]:
+def _deleted_among_own(
+    client: redis.Redis, stream: str, group: str, consumer: str, start: str, next_cursor: str, known: set[str]
+) -> set[str]:
     """Ids we hold in [start, next_cursor) whose entry no longer exists in the stream."""
     end = "+" if next_cursor == "0-0" else "(" + next_cursor
-    candidates = [i for i in own_pending_ids(client, stream, group, consumer, start=start, end=end)
-                  if i not in known]
+    candidates = [i for i in own_pending_ids(client, stream, group, consumer, start=start, end=end) if i not in known]
     return {i for i in candidates if not client.xrange(stream, min=i, max=i, count=1)}
 
 
@@ -167,24 +172,24 @@ def _pairs(flat: list) -> dict[bytes, bytes]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
-def _with_attempts(client: redis.Redis, stream: str, group: str, consumer: str,
-                   claimed: list[tuple[str, dict]], gone: set[str]) -> list[RawEntry]:
+def _with_attempts(
+    client: redis.Redis, stream: str, group: str, consumer: str, claimed: list[tuple[str, dict]], gone: set[str]
+) -> list[RawEntry]:
     counts = _delivery_counts(client, stream, group, consumer, [i for i, _ in claimed])
     entries = [RawEntry(i, (f or {}).get(PAYLOAD_FIELD), counts.get(i, 1)) for i, f in claimed]
     entries.extend(RawEntry(i, None, 1) for i in sorted(gone, key=id_key))
     return entries
 
 
-def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str,
-                     ids: list[str]) -> dict[str, int]:
+def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
     ordered = sorted(ids, key=id_key)
-    rows = client.xpending_range(stream, group, min=ordered[0], max=ordered[-1],
-                                 count=len(ids) * 4 + 100, consumername=consumer)
+    rows = client.xpending_range(
+        stream, group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 100, consumername=consumer
+    )
     wanted = set(ids)
-    counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows
-              if text(r["message_id"]) in wanted}
+    counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows if text(r["message_id"]) in wanted}
     for missing in wanted - counts.keys():  # the range held more of our entries than fetched
         row = client.xpending_range(stream, group, min=missing, max=missing, count=1)
         if row:
@@ -197,9 +202,15 @@ def held_record(job: dict) -> bytes:
     """What is kept of a held entry's job: its ids, the image's path and hash, when it was
     submitted. Enough for events.salvage to rebuild a job the sink can give an error result."""
     image = job.get("image") or {}
-    return msgpack.packb({"job_id": job["job_id"], "image_id": job["image_id"],
-                          "image": {"path": image.get("path", ""), "sha256": image.get("sha256", "")},
-                          "submitted_at": job.get("submitted_at", 0.0)}, use_bin_type=True)
+    return msgpack.packb(
+        {
+            "job_id": job["job_id"],
+            "image_id": job["image_id"],
+            "image": {"path": image.get("path", ""), "sha256": image.get("sha256", "")},
+            "submitted_at": job.get("submitted_at", 0.0),
+        },
+        use_bin_type=True,
+    )
 
 
 def hold(client: redis.Redis, stream: str, records: dict[str, bytes]) -> None:

@@ -30,11 +30,11 @@ class Finished:
     """One announcement of the results stream and the image's stored result (None: expired), or
     one dead letter (status DEAD_LETTERED, no result, `error` saying why)."""
 
-    cursor: str         # the entry id: pass it as `before` for the page after this item
+    cursor: str  # the entry id: pass it as `before` for the page after this item
     image_id: str
     job_id: str
     status: str
-    finished_ms: int    # when the sink announced it (the entry id's time)
+    finished_ms: int  # when the sink announced it (the entry id's time)
     result: str | None  # the stored JSON result of the image (possibly a newer job's)
     error: dict | None = None  # a dead letter's {"stage", "type", "message"}
 
@@ -60,8 +60,9 @@ class Wanted:
 ANY = Wanted()
 
 
-def recent_results(client: redis.Redis, *, limit: int, before: str | None = None,
-                   since_ms: int | None = None, wanted: Wanted = ANY) -> tuple[list[Finished], str | None]:
+def recent_results(
+    client: redis.Redis, *, limit: int, before: str | None = None, since_ms: int | None = None, wanted: Wanted = ANY
+) -> tuple[list[Finished], str | None]:
     """Up to `limit` items older than the entry `before` (None: from the newest) and no older
     than `since_ms`, newest first, that `wanted` keeps; and the cursor of the next page (None:
     no more). Announcements, or dead letters when `wanted.status` is DEAD_LETTERED."""
@@ -98,17 +99,34 @@ def check_cursor(before: str | None) -> None:
 def _announcements(client: redis.Redis, rows: list[tuple[str, dict]]) -> list[Finished]:
     image_ids = [text(fields.get(b"image_id", b"")) for _id, fields in rows]
     stored = client.mget([names.result_key(i) for i in image_ids]) if rows else []
-    return [Finished(entry_id, image_id, text(fields.get(b"job_id", b"")), text(fields.get(b"status", b"")),
-                     _ms(entry_id), text(raw) if raw is not None else None)
-            for (entry_id, fields), image_id, raw in zip(rows, image_ids, stored)]
+    return [
+        Finished(
+            entry_id,
+            image_id,
+            text(fields.get(b"job_id", b"")),
+            text(fields.get(b"status", b"")),
+            _ms(entry_id),
+            text(raw) if raw is not None else None,
+        )
+        for (entry_id, fields), image_id, raw in zip(rows, image_ids, stored)
+    ]
 
 
 def _letters(rows: list[tuple[str, dict]]) -> list[Finished]:
     out = []
     for entry_id, fields in rows:
         letter = deadletters.parse(entry_id, fields)
-        out.append(Finished(entry_id, letter.image_id or "", letter.job_id or "", DEAD_LETTERED, _ms(entry_id),
-                            None, {"stage": letter.stage, "type": letter.error_type, "message": letter.message}))
+        out.append(
+            Finished(
+                entry_id,
+                letter.image_id or "",
+                letter.job_id or "",
+                DEAD_LETTERED,
+                _ms(entry_id),
+                None,
+                {"stage": letter.stage, "type": letter.error_type, "message": letter.message},
+            )
+        )
     return out
 
 

@@ -17,7 +17,7 @@ class Announcement:
     stream_id: str
     job_id: str
     image_id: str
-    status: str   # "ok" | "error" | "dead" | "superseded" (not kept: outcomes.SUPERSEDED)
+    status: str  # "ok" | "error" | "dead" | "superseded" (not kept: outcomes.SUPERSEDED)
 
 
 def last_id(client: redis.Redis, stream: str) -> str:
@@ -45,8 +45,11 @@ def follow(client: redis.Redis, cursors: dict[str, str], block_ms: int) -> list[
             if stream == names.DEAD_LETTERS and text(fields.get(b"stage", b"")) != "sink":
                 continue  # dead before the sink: the sink still writes an error result for it
             status = text(fields.get(b"status", b"dead")) if stream == names.RESULTS else "dead"
-            out.append(Announcement(text(entry_id), text(fields.get(b"job_id", b"")),
-                                    text(fields.get(b"image_id", b"")), status))
+            out.append(
+                Announcement(
+                    text(entry_id), text(fields.get(b"job_id", b"")), text(fields.get(b"image_id", b"")), status
+                )
+            )
     return out
 
 

@@ -43,7 +43,7 @@ class RuntimeSettings:
     result_ttl_s: int = defaults.RESULT_TTL_S
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     batch_limit_s: float = defaults.BATCH_LIMIT_S
-    burst: bool = False              # exit once the input is drained (tests, one-shot jobs)
+    burst: bool = False  # exit once the input is drained (tests, one-shot jobs)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -54,7 +54,8 @@ class RuntimeSettings:
             raise SettingsError(
                 f"block_ms ({self.block_ms}) must stay below the {SOCKET_TIMEOUT_S:.0f} s socket "
                 f"timeout minus {SOCKET_MARGIN_S:.0f} s, i.e. at most "
-                f"{int((SOCKET_TIMEOUT_S - SOCKET_MARGIN_S) * 1000)}")
+                f"{int((SOCKET_TIMEOUT_S - SOCKET_MARGIN_S) * 1000)}"
+            )
         if self.result_ttl_s < 1:
             raise SettingsError(f"result_ttl_s must be >= 1, got {self.result_ttl_s}")
         if self.max_deliveries < 1:
@@ -62,9 +63,7 @@ class RuntimeSettings:
         if self.claim_idle_ms <= self.block_ms:
             # A consumer blocked in a read looks idle for block_ms; claiming below that would
             # steal entries from healthy consumers.
-            raise SettingsError(
-                f"claim_idle_ms ({self.claim_idle_ms}) must exceed block_ms ({self.block_ms})"
-            )
+            raise SettingsError(f"claim_idle_ms ({self.claim_idle_ms}) must exceed block_ms ({self.block_ms})")
         if self.grace_s <= 0 or self.claim_every_s <= 0 or self.trim_every_s <= 0:
             raise SettingsError("grace_s, claim_every_s and trim_every_s must be positive")
         if not 0 < self.heartbeat_every_s < defaults.HEARTBEAT_STALE_S:

@@ -28,16 +28,18 @@ def pipeline_status(client: redis.Redis) -> dict[str, Any]:
         groups = []
         for group in _groups(client, stream):
             name = text(group["name"])
-            groups.append({
-                "name": name,
-                "pending": int(group["pending"]),
-                "oldest_pending_age_s": _oldest_pending_age_s(client, stream, name, int(group["pending"])),
-                "lag": _lag(client, stream, group),
-                "consumers": int(group["consumers"]),
-                "workers": live[name],
-                "last_delivered_id": text(group["last-delivered-id"]),
-                "consumer_details": _consumers(client, stream, name),
-            })
+            groups.append(
+                {
+                    "name": name,
+                    "pending": int(group["pending"]),
+                    "oldest_pending_age_s": _oldest_pending_age_s(client, stream, name, int(group["pending"])),
+                    "lag": _lag(client, stream, group),
+                    "consumers": int(group["consumers"]),
+                    "workers": live[name],
+                    "last_delivered_id": text(group["last-delivered-id"]),
+                    "consumer_details": _consumers(client, stream, name),
+                }
+            )
         streams.append({"name": stream, "length": int(client.xlen(stream)), "groups": groups})
     memory = client.info("memory")
     return {
@@ -83,8 +85,7 @@ def _consumers(client: redis.Redis, stream: str, group: str) -> list[dict[str, A
         rows = client.xinfo_consumers(stream, group)
     except redis.ResponseError:
         return []  # the group went away between two commands
-    return [{"name": text(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])}
-            for c in rows]
+    return [{"name": text(c["name"]), "pending": int(c["pending"]), "idle_ms": int(c["idle"])} for c in rows]
 
 
 def _oldest_pending_age_s(client: redis.Redis, stream: str, group: str, pending: int) -> float | None:

@@ -47,5 +47,6 @@ def job_state(client: redis.Redis, job_id: str) -> JobState:
     pipe.hmget(names.job_key(job_id), [names.JOB_IMAGE_FIELD, names.JOB_RESULT_FIELD])
     pipe.sismember(names.INFLIGHT, job_id)
     (image_id, result), in_flight = pipe.execute()
-    return JobState(text(image_id) if image_id is not None else None,
-                    text(result) if result is not None else None, bool(in_flight))
+    return JobState(
+        text(image_id) if image_id is not None else None, text(result) if result is not None else None, bool(in_flight)
+    )

@@ -39,9 +39,7 @@ def read_annotations(folder: Path, files: tuple[str, ...] = DETECTION_FILES) -> 
     for name in files:
         root = ET.parse(folder / name).getroot()
         for image in root.iter("image"):
-            faces = tuple(
-                _face(box) for box in image.iter("box") if box.get("ignore", "0") != "1"
-            )
+            faces = tuple(_face(box) for box in image.iter("box") if box.get("ignore", "0") != "1")
             images.append(AnnotatedImage(path=folder / image.get("file"), faces=faces))
     return images
 
@@ -61,11 +59,7 @@ def _face(element: ET.Element) -> AnnotatedFace:
 def match_boxes(found: list[Box], truth: list[Box], min_iou: float) -> list[tuple[int, int]]:
     """Greedy one-to-one matching, best IoU first; returns (found index, truth index) pairs."""
     candidates = sorted(
-        (
-            (found_box.iou(true_box), i, j)
-            for i, found_box in enumerate(found)
-            for j, true_box in enumerate(truth)
-        ),
+        ((found_box.iou(true_box), i, j) for i, found_box in enumerate(found) for j, true_box in enumerate(truth)),
         reverse=True,
     )
     used_found, used_truth, pairs = set(), set(), []

@@ -66,8 +66,8 @@ class Expected:
     job_id: str
     image_id: str
     path: str
-    status: str = "ok"          # "error" for a bad file
-    reason: str | None = None   # the error.type a bad file must get
+    status: str = "ok"  # "error" for a bad file
+    reason: str | None = None  # the error.type a bad file must get
 
 
 class Announcements:
@@ -77,10 +77,10 @@ class Announcements:
     def __init__(self, client: redis.Redis):
         self.client = client
         self.cursor = "0-0"
-        self.jobs: list[tuple[str, str, str]] = []   # (job id, image id, status), in order
-        self.copies: dict[str, dict | None] = {}     # image id -> summary of the last copy read
-        self.min_ttl_s: int | None = None             # shortest TTL seen on a result copy (-1: none)
-        self.max_ttl_s = 0                            # longest TTL seen on a result copy
+        self.jobs: list[tuple[str, str, str]] = []  # (job id, image id, status), in order
+        self.copies: dict[str, dict | None] = {}  # image id -> summary of the last copy read
+        self.min_ttl_s: int | None = None  # shortest TTL seen on a result copy (-1: none)
+        self.max_ttl_s = 0  # longest TTL seen on a result copy
 
     @property
     def count(self) -> int:
@@ -94,13 +94,15 @@ class Announcements:
         """Every copy read carried an expiry, of at most `ttl_s` (the workers' result TTL)."""
         assert self.min_ttl_s is not None and self.min_ttl_s > 0 and self.max_ttl_s <= ttl_s, (
             f"result copies' TTLs ranged {self.min_ttl_s}..{self.max_ttl_s} s, expected 1..{ttl_s} s: "
-            f"do the workers apply {RESULT_TTL_ENV} (`faces worker --result-ttl-s`)?")
+            f"do the workers apply {RESULT_TTL_ENV} (`faces worker --result-ttl-s`)?"
+        )
 
     def poll(self) -> int:
         """Read what was announced since the last call; the number announced so far."""
         while True:
-            rows = retrying(lambda: self.client.xrange(names.RESULTS, min=f"({self.cursor}", count=1000),
-                            "reading announcements")
+            rows = retrying(
+                lambda: self.client.xrange(names.RESULTS, min=f"({self.cursor}", count=1000), "reading announcements"
+            )
             if not rows:
                 return self.count
             new = [(text(f[b"job_id"]), text(f[b"image_id"]), text(f[b"status"])) for _, f in rows]
@@ -124,8 +126,12 @@ class Announcements:
 
 def summary(result: dict) -> dict:
     """What the checks need of a result document (a soak holds tens of thousands)."""
-    return {"job_id": result["job_id"], "status": result["status"], "error": result["error"],
-            "faces": len(result["faces"])}
+    return {
+        "job_id": result["job_id"],
+        "status": result["status"],
+        "error": result["error"],
+        "faces": len(result["faces"]),
+    }
 
 
 def stored_results(storage: Path) -> dict[str, dict]:
@@ -133,8 +139,9 @@ def stored_results(storage: Path) -> dict[str, dict]:
     return {p.stem: summary(json.loads(p.read_bytes())) for p in sorted(storage.glob("*.json"))}
 
 
-def assert_exact_completion(client: redis.Redis, storage: Path, expected: list[Expected],
-                            announced: Announcements) -> None:
+def assert_exact_completion(
+    client: redis.Redis, storage: Path, expected: list[Expected], announced: Announcements
+) -> None:
     """Every job announced exactly once with its status; every image's final result (file and
     Redis copy) is its latest submission's, ok for photos and an error with the right reason for
     bad files; nothing pending, no dead letter, no image bytes or in-flight job left."""
@@ -143,7 +150,8 @@ def assert_exact_completion(client: redis.Redis, storage: Path, expected: list[E
     assert len(ids) == len(set(ids)), f"announced more than once: {duplicates}"
     assert sorted(ids) == sorted(e.job_id for e in expected), (
         f"never announced: {sorted({e.job_id for e in expected} - set(ids))}; "
-        f"announced but never submitted: {sorted(set(ids) - {e.job_id for e in expected})}")
+        f"announced but never submitted: {sorted(set(ids) - {e.job_id for e in expected})}"
+    )
     by_job = {e.job_id: e for e in expected}
     wrong = [(job_id, status) for job_id, _, status in announced.jobs if status != by_job[job_id].status]
     assert not wrong, f"announced with the wrong status: {wrong[:10]}"
@@ -155,8 +163,8 @@ def assert_exact_completion(client: redis.Redis, storage: Path, expected: list[E
         for where, doc in (("file", files[image_id]), ("redis copy", announced.copies.get(image_id))):
             assert doc is not None, f"{where} of {image_id} missing when its job was announced"
             assert (doc["job_id"], doc["status"]) == (e.job_id, e.status), (
-                f"{where} of {image_id}: job {doc['job_id']} {doc['status']}, "
-                f"expected job {e.job_id} {e.status}")
+                f"{where} of {image_id}: job {doc['job_id']} {doc['status']}, expected job {e.job_id} {e.status}"
+            )
             if e.status == "error":
                 assert doc["error"]["type"] == e.reason and doc["error"]["message"], (where, doc["error"])
             else:
@@ -196,9 +204,12 @@ def used_memory(client: redis.Redis) -> dict[str, int]:
     info = retrying(lambda: client.info("memory"), "INFO memory")
     stats = retrying(lambda: client.memory_stats(), "MEMORY STATS")
     db = stats.get("db.0") or {}
-    return {"used": int(info["used_memory"]), "dataset": int(info["used_memory_dataset"]),
-            "clients": int(stats["clients.normal"]),
-            "tables": int(db.get("overhead.hashtable.main", 0)) + int(db.get("overhead.hashtable.expires", 0))}
+    return {
+        "used": int(info["used_memory"]),
+        "dataset": int(info["used_memory_dataset"]),
+        "clients": int(stats["clients.normal"]),
+        "tables": int(db.get("overhead.hashtable.main", 0)) + int(db.get("overhead.hashtable.expires", 0)),
+    }
 
 
 # Redis memory "back to its baseline" at the end of a run means: used_memory at most the
@@ -225,39 +236,55 @@ def keys_by_kind(client: redis.Redis) -> dict[str, int]:
     return kinds
 
 
-_NAMED_KEYS = {*names.PIPELINE_STREAMS, names.RESULTS, names.DEAD_LETTERS, names.INFLIGHT,
-               names.GROUPS_CREATED}
+_NAMED_KEYS = {*names.PIPELINE_STREAMS, names.RESULTS, names.DEAD_LETTERS, names.INFLIGHT, names.GROUPS_CREATED}
 # What a drained pipeline legitimately keeps: its streams (empty, with their groups), the
 # announcements (capped at RESULTS_MAXLEN), the group markers and the throughput counters
 # (10 s buckets that expire after STATS_TTL_S) and the published-job markers (expire after
 # publishing.PUBLISHED_MEMORY_S).
-DRAINED_KINDS = {*names.PIPELINE_STREAMS, names.RESULTS, names.GROUPS_CREATED, f"{names.PREFIX}:stats",
-                 f"{names.PREFIX}:published"}
+DRAINED_KINDS = {
+    *names.PIPELINE_STREAMS,
+    names.RESULTS,
+    names.GROUPS_CREATED,
+    f"{names.PREFIX}:stats",
+    f"{names.PREFIX}:published",
+}
 
 
-def drained_memory(client: redis.Redis, baseline: dict[str, int], ttl_s: float,
-                   slack_bytes: int = MEMORY_SLACK_BYTES) -> dict[str, int]:
+def drained_memory(
+    client: redis.Redis, baseline: dict[str, int], ttl_s: float, slack_bytes: int = MEMORY_SLACK_BYTES
+) -> dict[str, int]:
     """Wait for every result copy to expire, drop the images stream's history (what
     `faces trim --retention-s 0` does), check only DRAINED_KINDS of keys are left, and wait for
     used_memory to come back to `baseline` (a used_memory() reading) plus what those keys hold,
     plus the growth of the client buffers and key tables, plus `slack_bytes` (see
     MEMORY_SLACK_BYTES). Returns the figures."""
-    wait_until(lambda: not list(client.scan_iter(match=names.result_key("*"), count=1000)),
-               timeout_s=ttl_s + 30, interval_s=0.5, what=f"result copies to expire (TTL {ttl_s} s)")
+    wait_until(
+        lambda: not list(client.scan_iter(match=names.result_key("*"), count=1000)),
+        timeout_s=ttl_s + 30,
+        interval_s=0.5,
+        what=f"result copies to expire (TTL {ttl_s} s)",
+    )
     history.trim_all(client, 0)
     kinds = keys_by_kind(client)
     assert set(kinds) <= DRAINED_KINDS, f"keys left: {kinds}"
     figures: dict[str, int] = {}
 
     def settled() -> bool:
-        kept = sum(int(client.memory_usage(k, samples=0) or 0)
-                   for k in client.scan_iter(match=f"{names.PREFIX}:*", count=1000))
+        kept = sum(
+            int(client.memory_usage(k, samples=0) or 0) for k in client.scan_iter(match=f"{names.PREFIX}:*", count=1000)
+        )
         rewriting = int(client.info("persistence").get("aof_rewrite_in_progress", 0))
         now = used_memory(client)
         buffers = max(0, now["clients"] - baseline["clients"])
         tables = max(0, now["tables"] - baseline["tables"])
-        figures.update(now, kept_keys=kept, client_buffers=buffers, key_tables=tables,
-                       baseline=baseline["used"], allowed=baseline["used"] + kept + buffers + tables + slack_bytes)
+        figures.update(
+            now,
+            kept_keys=kept,
+            client_buffers=buffers,
+            key_tables=tables,
+            baseline=baseline["used"],
+            allowed=baseline["used"] + kept + buffers + tables + slack_bytes,
+        )
         return not rewriting and figures["used"] <= figures["allowed"]
 
     try:
@@ -289,8 +316,9 @@ def slope(xs: list[float], ys: list[float]) -> float:
 def median_slope(xs: list[float], ys: list[float]) -> float:
     """Theil-Sen slope (median of the pairwise slopes): a steady growth shows, a single step
     (an allocator taking one more arena) does not."""
-    pairs = sorted((ys[j] - ys[i]) / (xs[j] - xs[i])
-                   for i in range(len(xs)) for j in range(i + 1, len(xs)) if xs[j] != xs[i])
+    pairs = sorted(
+        (ys[j] - ys[i]) / (xs[j] - xs[i]) for i in range(len(xs)) for j in range(i + 1, len(xs)) if xs[j] != xs[i]
+    )
     middle = len(pairs) // 2
     return pairs[middle] if len(pairs) % 2 else (pairs[middle - 1] + pairs[middle]) / 2
 

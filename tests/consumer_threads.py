@@ -14,8 +14,9 @@ from faces.streams.consumer import StageConsumer
 from faces.streams.reading import PAYLOAD_FIELD
 from faces.streams.settings import RuntimeSettings
 
-FAST = RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=400, claim_every_s=0.1,
-                       retry_backoff_s=0.05, grace_s=5, trim_every_s=0.2)
+FAST = RuntimeSettings(
+    batch=4, block_ms=50, claim_idle_ms=400, claim_every_s=0.1, retry_backoff_s=0.05, grace_s=5, trim_every_s=0.2
+)
 
 
 def publish(client: redis.Redis, count: int, prefix: str = "img", stream: str = names.IMAGES) -> list[dict]:

@@ -125,10 +125,7 @@ def make_huge_header_png() -> bytes:
     """
     ihdr = struct.pack(">IIBBBBB", HUGE_SIDE, HUGE_SIDE, 8, 2, 0, 0, 0)
     return (
-        PNG_SIGNATURE
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00"))
-        + png_chunk(b"IEND", b"")
+        PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00")) + png_chunk(b"IEND", b"")
     )
 
 
@@ -194,9 +191,7 @@ def make_animated_gif() -> bytes:
     """A looping 2-frame GIF: the face, then the face mirrored."""
     first = face_pil()
     second = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return pil_encode(
-        first, "GIF", save_all=True, append_images=[second], duration=500, loop=0
-    )
+    return pil_encode(first, "GIF", save_all=True, append_images=[second], duration=500, loop=0)
 
 
 # --- raw stream payloads (not files) -------------------------------------------------------

@@ -43,7 +43,7 @@ def server_binary(version: str) -> Path:
 
 @pytest.fixture
 def redis_version(request: pytest.FixtureRequest) -> str:
-    """"redis6" unless the test (or its module, above) is parametrized with another."""
+    """ "redis6" unless the test (or its module, above) is parametrized with another."""
     return getattr(request, "param", REDIS6)
 
 

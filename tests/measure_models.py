@@ -42,8 +42,10 @@ def measure(name: str) -> str:
         total += len(truth)
         false_pos += len(boxes) - len(pairs)
     photos = len(annotated)
-    return (f"{name:12s} found {found}/{total}  false positives {false_pos}  "
-            f"{detect_ms / photos:.0f} ms/photo  (whole analysis {analysis_ms / photos:.0f} ms/photo)")
+    return (
+        f"{name:12s} found {found}/{total}  false positives {false_pos}  "
+        f"{detect_ms / photos:.0f} ms/photo  (whole analysis {analysis_ms / photos:.0f} ms/photo)"
+    )
 
 
 def measure_agegender(weights_dir: str, rounds: int = 3) -> str:

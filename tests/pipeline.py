@@ -21,8 +21,9 @@ def faces_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subp
     Fails the test when the command printed a Python traceback without debug on: every known
     failure is one line (issue 12), and this holds for every command any test runs."""
     env = {**os.environ, **(env or {})}
-    done = subprocess.run([sys.executable, "-m", "faces", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "faces", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+    )
     if env.get("FACES_DEBUG", "") in ("", "0") and "--debug" not in args:
         assert TRACEBACK not in done.stdout + done.stderr, f"faces {' '.join(args)} printed a traceback:\n{done.stderr}"
     return done

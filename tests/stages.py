@@ -30,9 +30,9 @@ class PickyStage:
     needs_image: bool = False
     poison_image: str | None = None
     reject_image: str | None = None
-    flaky_image: str | None = None   # fails on its first attempt only
+    flaky_image: str | None = None  # fails on its first attempt only
     delay_s: float = 0.0
-    slow_image: str | None = None    # with it, only batches holding this image sleep delay_s
+    slow_image: str | None = None  # with it, only batches holding this image sleep delay_s
     gate: threading.Event | None = None  # with it, every batch waits until it is set (a hung call)
     seen: list[tuple[str, int]] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
@@ -44,8 +44,7 @@ class PickyStage:
             self.seen.extend((d.job["image_id"], d.attempt) for d in deliveries)
         if self.gate is not None:
             self.gate.wait()
-        if self.delay_s and (self.slow_image is None
-                             or any(d.job["image_id"] == self.slow_image for d in deliveries)):
+        if self.delay_s and (self.slow_image is None or any(d.job["image_id"] == self.slow_image for d in deliveries)):
             time.sleep(self.delay_s)
         out: list[Outcome] = []
         for d in deliveries:

@@ -49,8 +49,10 @@ def acl_url(redis_client, redis_server) -> str:
 
 def refusals(redis_client) -> list[str]:
     """What ACL LOG recorded as refused since the fixture reset it: "reason object" per entry."""
-    return [f"{entry[b'reason'].decode()} {entry[b'object'].decode()}"
-            for entry in map(_as_dict, redis_client.execute_command("ACL", "LOG"))]
+    return [
+        f"{entry[b'reason'].decode()} {entry[b'object'].decode()}"
+        for entry in map(_as_dict, redis_client.execute_command("ACL", "LOG"))
+    ]
 
 
 def _as_dict(entry) -> dict:
@@ -77,12 +79,24 @@ def test_the_documented_user_may_not_change_the_server_or_other_applications_key
     client.xgroup_create("faces:images", "detect", id="0", mkstream=True)
     library = "#!lua name=otherapp\nredis.register_function('f', function() return 1 end)"
     refused = [
-        ("FUNCTION", "LOAD", "REPLACE", library), ("FUNCTION", "FLUSH"), ("FUNCTION", "DELETE", "otherapp"),
-        ("SCRIPT", "FLUSH"), ("SCRIPT", "KILL"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "SET", "maxmemory", "1"),
-        ("CONFIG", "GET", "requirepass"), ("ACL", "SETUSER", "faces", "+@all"), ("SHUTDOWN", "NOSAVE"),
-        ("KEYS", "*"), ("XGROUP", "DESTROY", "faces:images", "detect"),
-        ("XGROUP", "SETID", "faces:images", "detect", "$"), ("PUBLISH", "faces:x", "1"),
-        ("SET", "other-app:key", "ours"), ("GET", "other-app:key"), ("CLIENT", "KILL", "TYPE", "normal"),
+        ("FUNCTION", "LOAD", "REPLACE", library),
+        ("FUNCTION", "FLUSH"),
+        ("FUNCTION", "DELETE", "otherapp"),
+        ("SCRIPT", "FLUSH"),
+        ("SCRIPT", "KILL"),
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("CONFIG", "GET", "requirepass"),
+        ("ACL", "SETUSER", "faces", "+@all"),
+        ("SHUTDOWN", "NOSAVE"),
+        ("KEYS", "*"),
+        ("XGROUP", "DESTROY", "faces:images", "detect"),
+        ("XGROUP", "SETID", "faces:images", "detect", "$"),
+        ("PUBLISH", "faces:x", "1"),
+        ("SET", "other-app:key", "ours"),
+        ("GET", "other-app:key"),
+        ("CLIENT", "KILL", "TYPE", "normal"),
     ]
     allowed = []
     for command in refused:
@@ -102,8 +116,7 @@ def test_the_documented_user_may_not_change_the_server_or_other_applications_key
 
 
 @BOTH
-def test_faces_run_works_end_to_end_as_the_documented_user_and_nothing_is_refused(
-        tmp_path, redis_client, acl_url):
+def test_faces_run_works_end_to_end_as_the_documented_user_and_nothing_is_refused(tmp_path, redis_client, acl_url):
     """`faces run` on two photos as the documented user, the URL (with a password holding '/',
     '@', '#', '?', '%') passed in FACES_REDIS_URL, never on a command line: both results ok, then
     status, trim, result, dead letters and purge too; ACL LOG records no refused command (not

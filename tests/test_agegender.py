@@ -107,17 +107,25 @@ class FixedFaces:
         # The padded side is n + 2 * int(n / 2), so a quarter of it (rounded down) is the pad.
         pad_x, pad_y = img.shape[1] // 4, img.shape[0] // 4
         # DeepFace's left eye is the person's left: the one on the image's right.
-        return [_padded_region(box, image_right_eye, image_left_eye, pad_x, pad_y, confidence=0.99)
-                for box, (image_left_eye, image_right_eye) in self.faces]
+        return [
+            _padded_region(box, image_right_eye, image_left_eye, pad_x, pad_y, confidence=0.99)
+            for box, (image_left_eye, image_right_eye) in self.faces
+        ]
 
 
 def _padded_region(box, left_eye, right_eye, pad_x, pad_y, **extra):
     """A DeepFace FacialAreaRegion of ``box`` and the eyes, on the photo padded by (pad_x, pad_y)."""
     from deepface.models.Detector import FacialAreaRegion
 
-    return FacialAreaRegion(x=box.x + pad_x, y=box.y + pad_y, w=box.w, h=box.h,
-                            left_eye=(left_eye[0] + pad_x, left_eye[1] + pad_y),
-                            right_eye=(right_eye[0] + pad_x, right_eye[1] + pad_y), **extra)
+    return FacialAreaRegion(
+        x=box.x + pad_x,
+        y=box.y + pad_y,
+        w=box.w,
+        h=box.h,
+        left_eye=(left_eye[0] + pad_x, left_eye[1] + pad_y),
+        right_eye=(right_eye[0] + pad_x, right_eye[1] + pad_y),
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -174,27 +182,31 @@ def test_separate_trunks_run_both_full_models_and_match_deepface(
         gc.collect()
 
 
-def test_opencv_float32_moves_the_probabilities_by_summation_order_only(shared_model, synthetic_deepface_home_shared, crops):
+def test_opencv_float32_moves_the_probabilities_by_summation_order_only(
+    shared_model, synthetic_deepface_home_shared, crops
+):
     opencv = load_agegender(_weights(synthetic_deepface_home_shared), precision=OPENCV_FLOAT32)
     age_cv, gender_cv = opencv.predict_probabilities(crops)
     age_tf, gender_tf = shared_model.predict_probabilities(crops)
     assert age_cv.dtype == gender_cv.dtype == np.float32
     assert np.abs(age_cv - age_tf).max() <= 1e-5
     assert np.abs(gender_cv - gender_tf).max() <= 1e-5
-    np.testing.assert_allclose([r.age for r in opencv.predict(crops)],
-                               [r.age for r in shared_model.predict(crops)], atol=1e-3)
+    np.testing.assert_allclose(
+        [r.age for r in opencv.predict(crops)], [r.age for r in shared_model.predict(crops)], atol=1e-3
+    )
     assert opencv.predict(crops[:0]) == []
 
 
 def test_the_opencv_engine_never_imports_tensorflow(synthetic_deepface_home_shared, crops):
     # A fresh process: what a worker on an AVX2-only CPU loads, and why it starts sooner.
-    script = ("import sys, numpy as np; from faces.models.agegender import load_agegender; "
-              f"m = load_agegender({str(_weights(synthetic_deepface_home_shared))!r}, precision='opencv-float32'); "
-              "r = m.predict(np.zeros((2, 224, 224, 3), np.float32)); "
-              "print(len(r), m.name, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    script = (
+        "import sys, numpy as np; from faces.models.agegender import load_agegender; "
+        f"m = load_agegender({str(_weights(synthetic_deepface_home_shared))!r}, precision='opencv-float32'); "
+        "r = m.predict(np.zeros((2, 224, 224, 3), np.float32)); "
+        "print(len(r), m.name, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", script], cwd=repo.parent, capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo.parent, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["2", "deepface-age+gender/shared-trunk/opencv-float32", "False", "False"]
 
 
@@ -211,7 +223,9 @@ def test_a_batch_gives_the_same_results_as_one_face_at_a_time(shared_model, crop
 def test_bfloat16_stays_close_to_float32_and_says_so(shared_model, synthetic_deepface_home_shared, crops):
     model = load_agegender(_weights(synthetic_deepface_home_shared), precision="bfloat16")
     assert (model.name, shared_model.name) == (
-        "deepface-age+gender/shared-trunk/bfloat16", "deepface-age+gender/shared-trunk")
+        "deepface-age+gender/shared-trunk/bfloat16",
+        "deepface-age+gender/shared-trunk",
+    )
     age16, gender16 = model.predict_probabilities(crops)
     age32, gender32 = shared_model.predict_probabilities(crops)
     assert age16.dtype == gender16.dtype == np.float32
@@ -309,19 +323,28 @@ def test_swapped_weight_files_are_refused_at_load_on_the_opencv_engine(tmp_path,
         load_agegender(tmp_path, precision=OPENCV_FLOAT32)
 
 
-@pytest.mark.parametrize("first_layer", [
-    {"kernel": np.zeros((1, 1, 1, 1), np.float32), "bias": np.zeros(1, np.float32),
-     "scale": np.zeros(1, np.float32)},                                    # three datasets
-    {"kernel": np.zeros((), np.float32), "bias": np.zeros(1, np.float32)},  # a 0-d kernel
-])
+@pytest.mark.parametrize(
+    "first_layer",
+    [
+        {
+            "kernel": np.zeros((1, 1, 1, 1), np.float32),
+            "bias": np.zeros(1, np.float32),
+            "scale": np.zeros(1, np.float32),
+        },  # three datasets
+        {"kernel": np.zeros((), np.float32), "bias": np.zeros(1, np.float32)},  # a 0-d kernel
+    ],
+)
 def test_a_layer_that_is_not_a_kernel_and_a_bias_is_a_named_error_on_the_opencv_engine(tmp_path, first_layer):
     layers = [f"layer{i}" for i in range(WEIGHTED_LAYERS)]
     for name in ("age_model_weights.h5", "gender_model_weights.h5"):
         with h5py.File(tmp_path / name, "w") as file:
             file.attrs["layer_names"] = [layer.encode() for layer in layers]
             for index, layer in enumerate(layers):
-                datasets = first_layer if index == 0 else {"kernel": np.zeros((1, 1, 1, 1), np.float32),
-                                                            "bias": np.zeros(1, np.float32)}
+                datasets = (
+                    first_layer
+                    if index == 0
+                    else {"kernel": np.zeros((1, 1, 1, 1), np.float32), "bias": np.zeros(1, np.float32)}
+                )
                 group = file.create_group(layer)
                 group.attrs["weight_names"] = [key.encode() for key in datasets]
                 for key, value in datasets.items():

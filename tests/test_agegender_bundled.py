@@ -92,7 +92,8 @@ def test_eileen_collins_is_one_woman_with_a_plausible_age(bundled, default_detec
 
 
 def test_auto_picks_the_bundled_model_without_deepface_weights_and_deepface_with_them(
-        tmp_path, synthetic_deepface_home_shared):
+    tmp_path, synthetic_deepface_home_shared
+):
     empty = tmp_path / "weights"
     empty.mkdir()
     assert load_backend("auto", empty).backend.name == NAME
@@ -138,9 +139,16 @@ def test_the_annotated_picture_shows_age_and_gender(bundled, default_detector, t
 
     pixels, boxes = _faces_of(DATA / "astronaut.jpg", default_detector)
     [p] = bundled.predict([bundled.chips(rgb_of(pixels), boxes[0])])
-    face = {"box": {"x": boxes[0].x, "y": boxes[0].y, "w": boxes[0].w, "h": boxes[0].h}, "score": 1.0,
-            "landmarks": None, "pose": None, "quality": None, "age": p.age, "age_range": list(p.age_range),
-            "gender": {"label": p.gender_label, "confidence": p.gender_confidence}}
+    face = {
+        "box": {"x": boxes[0].x, "y": boxes[0].y, "w": boxes[0].w, "h": boxes[0].h},
+        "score": 1.0,
+        "landmarks": None,
+        "pose": None,
+        "quality": None,
+        "age": p.age,
+        "age_range": list(p.age_range),
+        "gender": {"label": p.gender_label, "confidence": p.gender_confidence},
+    }
     drawn = draw_result(pixels, {"faces": [face]})
     assert drawn.shape == pixels.shape and not np.array_equal(drawn, pixels)
     cv2.imwrite(str(tmp_path / "astronaut.png"), drawn)

@@ -8,8 +8,16 @@ from faces.models.annotate import draw_result
 
 
 def _face(**fields):
-    face = {"box": {"x": 20, "y": 40, "w": 50, "h": 60}, "score": 1.2, "landmarks": None, "pose": None,
-            "quality": None, "age": None, "age_range": None, "gender": None}
+    face = {
+        "box": {"x": 20, "y": 40, "w": 50, "h": 60},
+        "score": 1.2,
+        "landmarks": None,
+        "pose": None,
+        "quality": None,
+        "age": None,
+        "age_range": None,
+        "gender": None,
+    }
     return {**face, **fields}
 
 
@@ -30,8 +38,15 @@ def test_labels_show_age_gender_and_yaw_only_when_known():
     bare = draw_result(photo, {"faces": [_face()]})
     labelled = draw_result(
         photo,
-        {"faces": [_face(age=33.6, gender={"label": "Woman", "confidence": 0.91, "scores": {}},
-                         pose={"yaw": 12.0, "pitch": 0.0, "roll": 0.0})]},
+        {
+            "faces": [
+                _face(
+                    age=33.6,
+                    gender={"label": "Woman", "confidence": 0.91, "scores": {}},
+                    pose={"yaw": 12.0, "pitch": 0.0, "roll": 0.0},
+                )
+            ]
+        },
     )
     above_box = (slice(20, 40), slice(20, 200))
     assert not bare[above_box].any()

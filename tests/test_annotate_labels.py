@@ -10,14 +10,23 @@ from faces.models.annotate import _BOX, draw_result, label_rect
 
 WIDTH, HEIGHT = 300, 200
 FONT, FONT_SCALE, THICKNESS = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1  # what draw_result uses up to 800 px
-LABELLED = {"age": 33.6, "gender": {"label": "Woman", "confidence": 0.91, "scores": {}},
-            "pose": {"yaw": 12.0, "pitch": 0.0, "roll": 0.0}}
+LABELLED = {
+    "age": 33.6,
+    "gender": {"label": "Woman", "confidence": 0.91, "scores": {}},
+    "pose": {"yaw": 12.0, "pitch": 0.0, "roll": 0.0},
+}
 LABEL = "34y Woman 91% yaw+12"
 
 
 def face_at(x: int, y: int, w: int = 40, h: int = 50) -> dict:
-    return {"box": {"x": x, "y": y, "w": w, "h": h}, "score": 1.0, "landmarks": None,
-            "quality": None, "age_range": None, **LABELLED}
+    return {
+        "box": {"x": x, "y": y, "w": w, "h": h},
+        "score": 1.0,
+        "landmarks": None,
+        "quality": None,
+        "age_range": None,
+        **LABELLED,
+    }
 
 
 def text_size() -> tuple[int, int]:
@@ -29,8 +38,11 @@ def green(drawn: np.ndarray, y: int, x: int) -> bool:
     return tuple(int(v) for v in drawn[y, x]) == _BOX
 
 
-@pytest.mark.parametrize("corner", [(WIDTH - 40, 60), (WIDTH - 40, HEIGHT - 50), (WIDTH - 40, 0)],
-                         ids=["right-edge", "bottom-right-corner", "top-right-corner"])
+@pytest.mark.parametrize(
+    "corner",
+    [(WIDTH - 40, 60), (WIDTH - 40, HEIGHT - 50), (WIDTH - 40, 0)],
+    ids=["right-edge", "bottom-right-corner", "top-right-corner"],
+)
 def test_label_of_a_face_at_the_edge_is_moved_inside_whole(corner):
     """The old box began at the face's x and ran `text width + 3` pixels right: past the edge
     for a face 40 px from it. Now it is moved left to end at the edge, with its full size."""

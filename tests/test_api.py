@@ -37,8 +37,9 @@ def through_the_pipeline(storage, photos: dict[str, bytes], detector, landmarker
         deliveries = [Delivery(d.entry_id, 1, o.job, d.image) for d, o in zip(deliveries, outcomes)]
     finished = SinkStage(storage=storage).handle(deliveries)
     assert all(isinstance(o, Finish) for o in finished)
-    stored = {name: json.loads((storage / f"{o.job['image_id']}.json").read_text())
-              for name, o in zip(photos, finished)}
+    stored = {
+        name: json.loads((storage / f"{o.job['image_id']}.json").read_text()) for name, o in zip(photos, finished)
+    }
     assert stored == {name: json.loads(o.result_json) for name, o in zip(photos, finished)}
     return stored
 
@@ -66,7 +67,9 @@ def group_result(analyzer) -> dict:
     return analyzer.analyze(GROUP.read_bytes())
 
 
-def test_analyze_finds_what_the_pipeline_stores_for_the_same_photo(group_result, tmp_path, default_detector, landmarker):
+def test_analyze_finds_what_the_pipeline_stores_for_the_same_photo(
+    group_result, tmp_path, default_detector, landmarker
+):
     """Boxes, scores, 68 points, pose and quality alike; ages and gender scores alike within
     their rounding (the pipeline ran the networks once for a batch of two photos); the same
     models, notes and timings keys."""
@@ -80,8 +83,9 @@ def test_analyze_finds_what_the_pipeline_stores_for_the_same_photo(group_result,
         assert ours["age_range"] == pytest.approx(theirs["age_range"], abs=0.011)
         assert ours["gender"]["label"] == theirs["gender"]["label"]
         assert ours["gender"]["scores"] == pytest.approx(theirs["gender"]["scores"], abs=0.00011)
-    assert {k: v for k, v in analysis(group_result).items() if k != "faces"} == \
-        {k: v for k, v in analysis(stored).items() if k != "faces"}
+    assert {k: v for k, v in analysis(group_result).items() if k != "faces"} == {
+        k: v for k, v in analysis(stored).items() if k != "faces"
+    }
     assert group_result["timings_ms"]["detect"] > 0 and group_result["timings_ms"]["agegender_batch_share"] > 0
 
 
@@ -104,8 +108,9 @@ def test_decoded_pixels_give_the_same_faces(analyzer, group_result):
 def test_bad_bytes_give_the_error_result_the_pipeline_gives(analyzer, default_detector):
     """Not an exception: a result with status error and the pipeline's decode code."""
     result = analyzer.analyze(b"not an image")
-    [outcome] = DetectStage(default_detector).handle([Delivery("1-0", 1, job_for("x.jpg", b"not an image"),
-                                                               b"not an image")])
+    [outcome] = DetectStage(default_detector).handle(
+        [Delivery("1-0", 1, job_for("x.jpg", b"not an image"), b"not an image")]
+    )
     assert result["status"] == "error" and result["faces"] == []
     assert result["error"]["type"] == "not-an-image"
     assert result["error"] == outcome.job["error"]
@@ -119,8 +124,7 @@ def test_pixels_that_are_not_bgr_images_are_refused(analyzer):
 
 def test_every_result_matches_the_result_schema(analyzer, group_result):
     schema = load_schema()
-    for result in (group_result, analyzer.analyze(b"not an image"),
-                   analyzer.analyze(np.zeros((64, 64, 3), np.uint8))):
+    for result in (group_result, analyzer.analyze(b"not an image"), analyzer.analyze(np.zeros((64, 64, 3), np.uint8))):
         jsonschema.validate(result, schema)
 
 
@@ -128,7 +132,9 @@ def test_an_analyzer_loads_its_models_once_for_every_photo(analyzer):
     models = (analyzer.detector, analyzer.landmarker, analyzer.agegender.backend)
     first = analyzer.analyze(np.zeros((64, 64, 3), np.uint8))
     second = analyzer.analyze(np.full((64, 64, 3), 255, np.uint8))
-    assert all(now is then for now, then in zip((analyzer.detector, analyzer.landmarker, analyzer.agegender.backend), models))
+    assert all(
+        now is then for now, then in zip((analyzer.detector, analyzer.landmarker, analyzer.agegender.backend), models)
+    )
     assert first["status"] == second["status"] == "ok" and first["job_id"] != second["job_id"]
 
 

@@ -19,8 +19,18 @@ def test_bad_input_gives_error_results_and_good_photos_finish(tmp_path, redis_ur
     shutil.copy(DATA / "group.jpg", folder / "group.jpg")
     (folder / "readme.txt").write_text("not an image name: skipped and counted")
     storage = tmp_path / "storage"
-    done = faces_cli("run", str(folder), "--redis-url", redis_url, "--storage", str(storage),
-                     "--output", str(tmp_path / "output"), "--timeout-s", "240")
+    done = faces_cli(
+        "run",
+        str(folder),
+        "--redis-url",
+        redis_url,
+        "--storage",
+        str(storage),
+        "--output",
+        str(tmp_path / "output"),
+        "--timeout-s",
+        "240",
+    )
     console = done.stdout + done.stderr
     assert done.returncode == 3, console
     assert "Traceback" not in console
@@ -40,4 +50,6 @@ def test_bad_input_gives_error_results_and_good_photos_finish(tmp_path, redis_ur
     assert "30000x30000" in huge
     for result_file in storage.iterdir():  # names stay inside storage whatever the input name
         assert result_file.parent == storage and not result_file.name.startswith(".")
-    assert json.loads((storage / next(p.name for p in storage.glob("my_photo*"))).read_text())["image"]["path"].endswith("my photo é 写真.jpg")
+    assert json.loads((storage / next(p.name for p in storage.glob("my_photo*"))).read_text())["image"][
+        "path"
+    ].endswith("my photo é 写真.jpg")

@@ -53,12 +53,18 @@ def test_agegender_stage_times_crop_and_predict_per_worker_batch(measured, synth
     one_by_one = bench_stages.time_predict_calls(model, crops, faces_per_call=1, repeat=1)
     assert one_by_one["seconds"] > 0 and one_by_one["cpu_s"] > 0
     same = bench_stages.output_difference(model, model, crops)
-    assert same == {"faces": 2, "max_age_probability": 0.0, "max_gender_probability": 0.0,
-                    "max_age_years": 0.0, "gender_flips": 0}
+    assert same == {
+        "faces": 2,
+        "max_age_probability": 0.0,
+        "max_gender_probability": 0.0,
+        "max_age_years": 0.0,
+        "gender_flips": 0,
+    }
 
 
-def test_one_hop_moves_a_real_landmarked_event_and_leaves_nothing_behind(measured, default_detector,
-                                                                          landmarker, redis_client):
+def test_one_hop_moves_a_real_landmarked_event_and_leaves_nothing_behind(
+    measured, default_detector, landmarker, redis_client
+):
     photos = measured[0]
     job = landmarked_job(photos[0], default_detector, landmarker)
     assert job["faces"] and len(job["faces"][0]["landmarks"]) == 68
@@ -83,47 +89,103 @@ def test_cold_timeline_reads_milestones_from_parent_and_worker_logs(tmp_path):
         stamp = datetime.fromtimestamp(t0 + offset, timezone.utc).isoformat().replace("+00:00", "Z")
         return json.dumps({**fields, "timestamp": stamp})
 
-    (logs / "agegender-0.log").write_text("TensorFlow chatter, not JSON\n" + "\n".join([
-        line(9.0, event="worker.ready", stage="agegender", load_s=8.0),
-        line(15.0, event="entry.processed", stage="agegender")]))
-    (logs / "sink-0.log").write_text(line(1.0, event="worker.ready", stage="sink", load_s=0.5) + "\n"
-                                     + line(15.5, event="entry.processed", stage="sink"))
+    (logs / "agegender-0.log").write_text(
+        "TensorFlow chatter, not JSON\n"
+        + "\n".join(
+            [
+                line(9.0, event="worker.ready", stage="agegender", load_s=8.0),
+                line(15.0, event="entry.processed", stage="agegender"),
+            ]
+        )
+    )
+    (logs / "sink-0.log").write_text(
+        line(1.0, event="worker.ready", stage="sink", load_s=0.5)
+        + "\n"
+        + line(15.5, event="entry.processed", stage="sink")
+    )
     parent = line(0.5, event="workers.started")
     timeline = cold_timeline(parent, logs, t0, total_s=17.0)
-    assert timeline["phases"] == pytest.approx({"spawn_s": 0.5, "until_all_ready_s": 9.0,
-                                                "compute_after_ready_s": 6.5, "stop_s": 1.5})
+    assert timeline["phases"] == pytest.approx(
+        {"spawn_s": 0.5, "until_all_ready_s": 9.0, "compute_after_ready_s": 6.5, "stop_s": 1.5}
+    )
 
 
 def _figures(peer_cold_s: float, cold_s: float, warm_s: float, agegender_s: float, hop_ms: float) -> dict:
     """A bench result with only the fields the report reads."""
+
     def peer(seconds):
         return {"seconds": seconds, "images": 2, "faces": 4, "detected": 4}
-    timeline = {"phases": {"spawn_s": 0.5, "until_all_ready_s": 5, "compute_after_ready_s": 4, "stop_s": 1},
-                "marks": {"agegender.load_s": 4.0}}
+
+    timeline = {
+        "phases": {"spawn_s": 0.5, "until_all_ready_s": 5, "compute_after_ready_s": 4, "stop_s": 1},
+        "marks": {"agegender.load_s": 4.0},
+    }
     return {
-        "images": 2, "weights": "synthetic", "precision": "bfloat16",
-        "peer": {"shared": {"cold": peer(peer_cold_s), "warm": peer(peer_cold_s / 2),
-                            "interpreter_and_import_s": 3.0, "model_load_s": 5.0}},
+        "images": 2,
+        "weights": "synthetic",
+        "precision": "bfloat16",
+        "peer": {
+            "shared": {
+                "cold": peer(peer_cold_s),
+                "warm": peer(peer_cold_s / 2),
+                "interpreter_and_import_s": 3.0,
+                "model_load_s": 5.0,
+            }
+        },
         "cold": {"shared": {"seconds": cold_s, "images": 2, "faces": 4, "timeline": timeline}},
         # The same run in float32, twice as slow: shown, never judged.
         "cold_float32": {"shared": {"seconds": 2 * cold_s, "images": 2, "faces": 4, "timeline": timeline}},
-        "warm": {"seconds": warm_s, "images": 2, "faces": 4, "latency_p50_s": 1.0, "latency_max_s": 2.0,
-                 "in_pipeline_stage_s": {"agegender": agegender_s},
-                 "worker_cpu_s": {"detect-0": 0.3, "landmarks-0": 0.1, "agegender-0": 7.0, "sink-0": 0.1},
-                 "agegender_batches": [{"images": 2, "faces": 4, "seconds": agegender_s}]},
+        "warm": {
+            "seconds": warm_s,
+            "images": 2,
+            "faces": 4,
+            "latency_p50_s": 1.0,
+            "latency_max_s": 2.0,
+            "in_pipeline_stage_s": {"agegender": agegender_s},
+            "worker_cpu_s": {"detect-0": 0.3, "landmarks-0": 0.1, "agegender-0": 7.0, "sink-0": 0.1},
+            "agegender_batches": [{"images": 2, "faces": 4, "seconds": agegender_s}],
+        },
         "machine": {"cores": 2},
-        "stages": {"images": 2, "faces": 4, "decode_s": 0.1, "detect_s": 0.2, "landmarks_s": 0.05,
-                   "agegender_s": agegender_s, "shared_trunk": True,
-                   "agegender": {"crop_s": 0.1, "predict_s": agegender_s - 0.1, "calls": 1, "images_per_call": 8}},
+        "stages": {
+            "images": 2,
+            "faces": 4,
+            "decode_s": 0.1,
+            "detect_s": 0.2,
+            "landmarks_s": 0.05,
+            "agegender_s": agegender_s,
+            "shared_trunk": True,
+            "agegender": {"crop_s": 0.1, "predict_s": agegender_s - 0.1, "calls": 1, "images_per_call": 8},
+        },
         "agegender_variants": {
-            "faces": 4, "precisions": ["bfloat16", "float32"],
-            "precision_difference": {"faces": 4, "max_age_probability": 0.001, "max_gender_probability": 0.002,
-                                     "max_age_years": 0.05, "gender_flips": 0},
-            **{f"{precision}/{trunk}/{label}": {"seconds": 1.0, "cpu_s": 2.0} for precision in ("bfloat16", "float32")
-               for trunk in ("shared", "two") for label in ("all", "16", "one")}},
-        "transport": {"redis_version": "7.2", "hops": {"typical/single": {
-            "event_bytes": 3000, "faces": 2, "batch": 1, "p50_ms": hop_ms, "p99_ms": 2 * hop_ms,
-            "events_per_s": 1000 / hop_ms}}},
+            "faces": 4,
+            "precisions": ["bfloat16", "float32"],
+            "precision_difference": {
+                "faces": 4,
+                "max_age_probability": 0.001,
+                "max_gender_probability": 0.002,
+                "max_age_years": 0.05,
+                "gender_flips": 0,
+            },
+            **{
+                f"{precision}/{trunk}/{label}": {"seconds": 1.0, "cpu_s": 2.0}
+                for precision in ("bfloat16", "float32")
+                for trunk in ("shared", "two")
+                for label in ("all", "16", "one")
+            },
+        },
+        "transport": {
+            "redis_version": "7.2",
+            "hops": {
+                "typical/single": {
+                    "event_bytes": 3000,
+                    "faces": 2,
+                    "batch": 1,
+                    "p50_ms": hop_ms,
+                    "p99_ms": 2 * hop_ms,
+                    "events_per_s": 1000 / hop_ms,
+                }
+            },
+        },
     }
 
 
@@ -133,8 +195,9 @@ def test_targets_are_judged_on_ratios_measured_side_by_side():
     assert good["derived"]["cold_speedup"]["shared weights, bfloat16"] == pytest.approx(3.0)
     assert good["derived"]["cold_speedup"]["shared weights, float32"] == pytest.approx(1.5)
     # Only `faces run` as it runs by default is judged: one cold target, not two.
-    assert [t["name"] for t in good["derived"]["targets"]][0] == \
-        "cold end to end vs DeepFace loop (shared trunk, bfloat16)"
+    assert [t["name"] for t in good["derived"]["targets"]][
+        0
+    ] == "cold end to end vs DeepFace loop (shared trunk, bfloat16)"
     assert sum(t["name"].startswith("cold") for t in good["derived"]["targets"]) == 1
     assert good["derived"]["busiest_stage"] == "agegender"
     assert good["derived"]["overhead_pct"] == pytest.approx(100 * 0.1 / 4.1)
@@ -152,11 +215,12 @@ def test_the_bundled_and_avx2_cold_runs_are_judged_against_their_own_loops():
     as on an AVX2-only CPU, where the DeepFace loop is run again under the same cap."""
     figures = _figures(peer_cold_s=30, cold_s=10, warm_s=4.1, agegender_s=4.0, hop_ms=0.5)
     run = figures["cold"]["shared"]
-    figures["cold_bundled"] = {**run, "seconds": 2.5}              # 30 / 2.5 = 12x
-    figures["avx2"] = {"peer": {**figures["peer"]["shared"], "cold": {**figures["peer"]["shared"]["cold"],
-                                                                      "seconds": 50}},
-                       "cold": {**run, "seconds": 20},              # 50 / 20 = 2.5x, not the 30 of the other loop
-                       "precision": "opencv-float32"}
+    figures["cold_bundled"] = {**run, "seconds": 2.5}  # 30 / 2.5 = 12x
+    figures["avx2"] = {
+        "peer": {**figures["peer"]["shared"], "cold": {**figures["peer"]["shared"]["cold"], "seconds": 50}},
+        "cold": {**run, "seconds": 20},  # 50 / 20 = 2.5x, not the 30 of the other loop
+        "precision": "opencv-float32",
+    }
     targets = {t["name"]: t for t in bench_report.derive(figures)["targets"]}
     bundled = targets["cold end to end, bundled age/gender vs DeepFace loop (different age models)"]
     assert bundled["met"] and bundled["shown"] == "12.00x"
@@ -201,27 +265,70 @@ def test_the_command_refuses_a_missing_folder_in_one_line(tmp_path):
     assert done.output.strip() == f"error: {tmp_path / 'nowhere'} is not a folder"
 
 
-def _throughput(steady_ips: float, plain_ips: float, rates: tuple[float, float, float],
-                per_image_b: tuple[float, float, float], rss_mb: tuple[float, float, float]) -> dict:
+def _throughput(
+    steady_ips: float,
+    plain_ips: float,
+    rates: tuple[float, float, float],
+    per_image_b: tuple[float, float, float],
+    rss_mb: tuple[float, float, float],
+) -> dict:
     """A throughput part with only the fields its report reads: a floor of 0.5 CPU s/image on
     2 cores (4 images/s), one backend, three growth sizes, scale-out 1 and 2 detect workers."""
-    steady = {"images": 1000, "counted_from": 101, "images_per_s": steady_ips, "latency_p50_s": 100.0,
-              "latency_p99_s": 200.0, "cpu_s_per_image_total": 0.55,
-              "counts": {"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1},
-              "cpu_s_per_image": {"detect-0": 0.4, "landmarks-0": 0.05, "agegender-0": 0.05, "sink-0": 0.03,
-                                  "redis-server": 0.011, "bench (submits)": 0.009},
-              "cpu_share_of_wall": {"detect-0": 0.99, "landmarks-0": 0.15, "agegender-0": 0.15, "sink-0": 0.1,
-                                    "redis-server": 0.03, "bench (submits)": 0.02}}
-    growth = [{"queued": n, "images_per_s": r, "image_bytes": 8000 * n, "queue_b": (8000 + b) * n,
-               "queue_beyond_images_b_per_image": b, "redis_done_b": 20000 * n, "workers_rss_mb": m,
-               "workers_peak_mb": m + 10, "submit_s": n / 1000} for n, r, b, m in
-              zip((100, 1000, 10000), rates, per_image_b, rss_mb)]
-    return {"cores": 2, "cpu_kind": "AVX2 only",
-            "floor": {"images": 15, "faces": 73, "cores": 2, "batch": 8,
-                      "step_cpu_s": {"decode": 0.01, "detect": 0.35, "landmarks": 0.02, "sink": 0.02},
-                      "backends": {"dlib": {"agegender_cpu_s": 0.1, "total_cpu_s": 0.5, "images_per_s": 4.0}}},
-            "plain": {"dlib": {"images_per_s": plain_ips}}, "steady": {"dlib": steady},
-            "scale": {"1": steady, "2": {**steady, "images_per_s": steady_ips * 1.5}}, "growth": growth}
+    steady = {
+        "images": 1000,
+        "counted_from": 101,
+        "images_per_s": steady_ips,
+        "latency_p50_s": 100.0,
+        "latency_p99_s": 200.0,
+        "cpu_s_per_image_total": 0.55,
+        "counts": {"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1},
+        "cpu_s_per_image": {
+            "detect-0": 0.4,
+            "landmarks-0": 0.05,
+            "agegender-0": 0.05,
+            "sink-0": 0.03,
+            "redis-server": 0.011,
+            "bench (submits)": 0.009,
+        },
+        "cpu_share_of_wall": {
+            "detect-0": 0.99,
+            "landmarks-0": 0.15,
+            "agegender-0": 0.15,
+            "sink-0": 0.1,
+            "redis-server": 0.03,
+            "bench (submits)": 0.02,
+        },
+    }
+    growth = [
+        {
+            "queued": n,
+            "images_per_s": r,
+            "image_bytes": 8000 * n,
+            "queue_b": (8000 + b) * n,
+            "queue_beyond_images_b_per_image": b,
+            "redis_done_b": 20000 * n,
+            "workers_rss_mb": m,
+            "workers_peak_mb": m + 10,
+            "submit_s": n / 1000,
+        }
+        for n, r, b, m in zip((100, 1000, 10000), rates, per_image_b, rss_mb)
+    ]
+    return {
+        "cores": 2,
+        "cpu_kind": "AVX2 only",
+        "floor": {
+            "images": 15,
+            "faces": 73,
+            "cores": 2,
+            "batch": 8,
+            "step_cpu_s": {"decode": 0.01, "detect": 0.35, "landmarks": 0.02, "sink": 0.02},
+            "backends": {"dlib": {"agegender_cpu_s": 0.1, "total_cpu_s": 0.5, "images_per_s": 4.0}},
+        },
+        "plain": {"dlib": {"images_per_s": plain_ips}},
+        "steady": {"dlib": steady},
+        "scale": {"1": steady, "2": {**steady, "images_per_s": steady_ips * 1.5}},
+        "growth": growth,
+    }
 
 
 def test_throughput_targets_are_ratios_to_the_floor_and_the_plain_program_from_one_run():
@@ -234,7 +341,7 @@ def test_throughput_targets_are_ratios_to_the_floor_and_the_plain_program_from_o
     # Slope per 1,000 images, from the smallest size to the largest.
     assert good["growth"]["workers_rss_mb_per_1000"] == pytest.approx(15 / 9.9)
     assert good["scale"]["saturates_at"] == "2"
-    assert good["floor_ips_16_cores"] == pytest.approx(32.0)   # an extrapolation: 16 / 0.5
+    assert good["floor_ips_16_cores"] == pytest.approx(32.0)  # an extrapolation: 16 / 0.5
     assert all(t["met"] for t in good["targets"]), good["targets"]
 
     bad = bench_report.derive_throughput(_throughput(2.9, 3.5, (80, 40, 30), (600, 650, 900), (650, 660, 800)))
@@ -243,15 +350,18 @@ def test_throughput_targets_are_ratios_to_the_floor_and_the_plain_program_from_o
 
 
 def test_throughput_alone_renders_its_tables_and_the_cpu_kind():
-    figures = {"only": "throughput", "machine": {"cpu_model": "test CPU", "load": {"other_load_cores": 0.0}},
-               "throughput": _throughput(3.8, 3.9, (3.0, 3.1, 3.05), (600, 650, 660), (650, 660, 665))}
+    figures = {
+        "only": "throughput",
+        "machine": {"cpu_model": "test CPU", "load": {"other_load_cores": 0.0}},
+        "throughput": _throughput(3.8, 3.9, (3.0, 3.1, 3.05), (600, 650, 660), (650, 660, 665)),
+    }
     figures["derived"] = {"throughput": bench_report.derive_throughput(figures["throughput"])}
     figures["derived"]["targets"] = figures["derived"]["throughput"]["targets"]
     text = bench_report.render_markdown(figures)
     assert "| CPU kind | AVX2 only |" in text
     assert "| floor: 2 cores / sum, images/s | 4.00 |" in text
     assert "| steady state vs CPU floor (dlib) | >= 90% | 95% (3.80 of 4.00 images/s) | met |" in text
-    assert "Side by side" not in text   # the DeepFace comparison did not run
+    assert "Side by side" not in text  # the DeepFace comparison did not run
 
 
 def test_cpu_kind_reads_the_flags():
@@ -273,8 +383,15 @@ def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
 
     # The steady run has the detect workers `faces up` starts here: that scale-out row is that run.
     detect = auto_counts(usable_cores())["detect"]
-    options = ThroughputOptions(steady_images=12, deepface_images=0, plain_images=4, growth=(10,),
-                                growth_window=25, growth_windows=2, scale=(detect,))
+    options = ThroughputOptions(
+        steady_images=12,
+        deepface_images=0,
+        plain_images=4,
+        growth=(10,),
+        growth_window=25,
+        growth_windows=2,
+        scale=(detect,),
+    )
     part = run_throughput(DATA, None, options)
     assert part["steady"]["dlib"]["images"] == 12 and part["steady"]["dlib"]["faces"] > 0
     assert part["steady"]["dlib"]["cpu_s_per_image"]["redis-server"] > 0
@@ -290,8 +407,10 @@ def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
     assert part["scale"][str(detect)].get("from_steady_run", False) == one_each
     assert part["steady"]["dlib"]["counts"] == auto_counts(usable_cores())
     derived = bench_report.derive_throughput(part)
-    assert {t["name"] for t in derived["targets"]} == {"steady state vs CPU floor (dlib)",
-                                                        "steady state vs best plain program (dlib)"}
+    assert {t["name"] for t in derived["targets"]} == {
+        "steady state vs CPU floor (dlib)",
+        "steady state vs best plain program (dlib)",
+    }
 
 
 def test_the_avx2_emulation_really_caps_opencv():
@@ -304,8 +423,13 @@ def test_the_avx2_emulation_really_caps_opencv():
     from bench.machine import AVX2_EMULATION
 
     env = {**os.environ, **AVX2_EMULATION}
-    done = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.getCPUFeaturesLine())"],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import cv2; print(cv2.getCPUFeaturesLine())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "unknown CPU feature" not in done.stderr, done.stderr
     features = done.stdout.split()
     # Where this CPU has AVX-512, it is listed as disabled ("?"), not as in use.

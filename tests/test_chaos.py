@@ -32,9 +32,18 @@ from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.groups import text
-from tests.chaos_helpers import (RESULT_TTL_ENV, Announcements, Expected, assert_exact_completion,
-                                 QuietRedis7, drained_memory, log_events, no_latency_histograms,
-                                 retrying, used_memory)
+from tests.chaos_helpers import (
+    RESULT_TTL_ENV,
+    Announcements,
+    Expected,
+    assert_exact_completion,
+    QuietRedis7,
+    drained_memory,
+    log_events,
+    no_latency_histograms,
+    retrying,
+    used_memory,
+)
 from tests.chaos_helpers import quiet_library_logs  # noqa: F401 - a fixture
 from tests.fixtures_redis import REDIS7, server_binary
 from tests.images import DATA, photo_variants
@@ -50,7 +59,7 @@ RESULT_TTL_S = 20
 # above the default 3: a good image reaching it would mean deliveries are being wasted, which
 # the test reports (highest attempt seen) instead of mistaking for a poison image.
 MAX_DELIVERIES = 10
-CLAIM_IDLE_MS = 300                       # detect only: below its batch time
+CLAIM_IDLE_MS = 300  # detect only: below its batch time
 DETECT_ARGS = ["--batch", "8", "--block-ms", "100", "--claim-idle-ms", str(CLAIM_IDLE_MS)]
 OTHER_ARGS = ["--batch", "8", "--block-ms", "200", "--claim-idle-ms", "2000"]
 COUNTS = {"detect": 2, "landmarks": 1, "agegender": 1, "sink": 2}
@@ -61,13 +70,26 @@ HIGH_WATER, LOW_WATER = 100, 30
 def start_pool(url: str, tmp_path: Path, counts: dict[str, int] = COUNTS, *, wait: bool = True) -> WorkerPool:
     """The pool of the chaos runs; with `wait`, returns once every worker is reading (idle)."""
     common = ["--max-deliveries", str(MAX_DELIVERIES), "--storage", str(tmp_path / "storage")]
-    pool = WorkerPool(url, tmp_path / "logs", grace_s=10, counts=counts, extra_args={
-        "detect": [*DETECT_ARGS, *common], "landmarks": [*OTHER_ARGS, *common],
-        "agegender": [*OTHER_ARGS, *common], "sink": [*OTHER_ARGS, *common, "--no-visualize"]})
+    pool = WorkerPool(
+        url,
+        tmp_path / "logs",
+        grace_s=10,
+        counts=counts,
+        extra_args={
+            "detect": [*DETECT_ARGS, *common],
+            "landmarks": [*OTHER_ARGS, *common],
+            "agegender": [*OTHER_ARGS, *common],
+            "sink": [*OTHER_ARGS, *common, "--no-visualize"],
+        },
+    )
     pool.start()
     if wait:
-        wait_until(lambda: pool.supervise() or _attached(url, counts), timeout_s=180, interval_s=0.2,
-                   what="every worker reading its stream")
+        wait_until(
+            lambda: pool.supervise() or _attached(url, counts),
+            timeout_s=180,
+            interval_s=0.2,
+            what="every worker reading its stream",
+        )
     return pool
 
 
@@ -86,9 +108,11 @@ def bad_files(folder: Path) -> dict[Path, str]:
     """Files named like images that are not: path -> the error type their result must carry."""
     folder.mkdir(parents=True, exist_ok=True)
     photo = (DATA / "astronaut.jpg").read_bytes()
-    files = {folder / "truncated.jpg": (photo[: len(photo) // 2], "truncated"),
-             folder / "empty.jpg": (b"", "empty"),
-             folder / "notes.jpg": (b"these are meeting notes, not a photo\n" * 4, "not-an-image")}
+    files = {
+        folder / "truncated.jpg": (photo[: len(photo) // 2], "truncated"),
+        folder / "empty.jpg": (b"", "empty"),
+        folder / "notes.jpg": (b"these are meeting notes, not a photo\n" * 4, "not-an-image"),
+    }
     for path, (data, _reason) in files.items():
         path.write_bytes(data)
     return {path: reason for path, (_data, reason) in files.items()}
@@ -114,8 +138,16 @@ class Chaos:
 
     QUIET_S, TWIN_S, KILL_ROUNDS, REDIS_AFTER, REPLAYS = 20.0, 15.0, 3, 6, 20
 
-    def __init__(self, client: redis.Redis, server: EmbeddedRedis, pool: WorkerPool,
-                 announced: Announcements, submitted: list[Expected], log_dir: Path, rng: random.Random):
+    def __init__(
+        self,
+        client: redis.Redis,
+        server: EmbeddedRedis,
+        pool: WorkerPool,
+        announced: Announcements,
+        submitted: list[Expected],
+        log_dir: Path,
+        rng: random.Random,
+    ):
         self.client, self.server, self.pool, self.announced = client, server, pool, announced
         self.submitted, self.log_dir, self.rng = submitted, log_dir, rng
         self.phase = "quiet"
@@ -123,10 +155,10 @@ class Chaos:
         self.polled_at = self.sampled_at = 0.0
         # quiet: detect entry id -> (first, last) time seen pending with one delivery
         self.held: dict[str, tuple[float, float]] = {}
-        self.redelivered: dict[str, tuple[str, int]] = {}   # entry id -> (consumer, deliveries)
+        self.redelivered: dict[str, tuple[str, int]] = {}  # entry id -> (consumer, deliveries)
         self.twin: Worker | None = None
         self.plan = [stage for _ in range(self.KILL_ROUNDS) for stage in rng.sample(STAGES, len(STAGES))]
-        self.kills: list[tuple[str, bool]] = []             # (slot, it held entries)
+        self.kills: list[tuple[str, bool]] = []  # (slot, it held entries)
         self.next_kill_at = 0.0
         self.redis_down_s: float | None = None
         self.lost_in_restart: list[str] | None = None
@@ -144,7 +176,7 @@ class Chaos:
             self.polled_at = now
             self.announced.poll()
             if self.announced.count:
-                self.announced.assert_ttls_within(RESULT_TTL_S)   # fail early, not at the end
+                self.announced.assert_ttls_within(RESULT_TTL_S)  # fail early, not at the end
         getattr(self, f"_{self.phase}")(now)
 
     def _next(self, phase: str) -> None:
@@ -188,8 +220,14 @@ class Chaos:
     def _twin(self, now: float) -> None:
         if self.twin is None:
             original = self.pool.by_stage("detect")[0]
-            self.twin = Worker("detect", original.consumer, list(original.command),
-                               self.log_dir / "detect-0-twin.log", dict(original.env), slot="detect-0-twin")
+            self.twin = Worker(
+                "detect",
+                original.consumer,
+                list(original.command),
+                self.log_dir / "detect-0-twin.log",
+                dict(original.env),
+                slot="detect-0-twin",
+            )
             self.twin.start()
         elif now - self.phase_at >= self.TWIN_S and self.twin_processed() > 0:
             self.twin.process.send_signal(signal.SIGTERM)
@@ -228,7 +266,7 @@ class Chaos:
         before = [e.job_id for e in self.submitted]
         started = time.monotonic()
         self.server.kill()
-        self.server.start()   # replays the AOF; workers and this client reconnect
+        self.server.start()  # replays the AOF; workers and this client reconnect
         self.redis_down_s = time.monotonic() - started
         self.announced.poll()
         flying = retrying(lambda: self.client.smismember(names.INFLIGHT, before), "in-flight check")
@@ -281,19 +319,32 @@ def test_500_photos_through_kills_twin_consumer_slow_batches_redis_restart_and_r
     try:
         for index, path in enumerate(order):
             if index >= gate:
-                wait_until(lambda: chaos.tick() or chaos.done or client.scard(names.INFLIGHT) < LOW_WATER,
-                           timeout_s=300, interval_s=0.05, what="room below the low water mark")
+                wait_until(
+                    lambda: chaos.tick() or chaos.done or client.scard(names.INFLIGHT) < LOW_WATER,
+                    timeout_s=300,
+                    interval_s=0.05,
+                    what="room below the low water mark",
+                )
             # Tried again only when a connection to the server killed by chaos.tick fails: a
             # command on it never reached the restarted server, so nothing is submitted twice.
-            job = retrying(lambda: submit_file(client, path, high_water=HIGH_WATER, while_waiting=chaos.tick),
-                           f"submitting {path.name}")
+            job = retrying(
+                lambda: submit_file(client, path, high_water=HIGH_WATER, while_waiting=chaos.tick),
+                f"submitting {path.name}",
+            )
             submitted.append(expect(job, "error", bad[path]) if path in bad else expect(job))
             chaos.tick()
         wait_until(lambda: chaos.tick() or chaos.done, timeout_s=300, what="the faults to be over")
-        wait_until(lambda: chaos.tick() or announced.count >= len(submitted), timeout_s=600,
-                   interval_s=0.1, what="every job announced")
-        wait_until(lambda: chaos.tick() or (total_pending(client) == 0 and client.scard(names.INFLIGHT) == 0),
-                   timeout_s=60, what="nothing pending or in flight")
+        wait_until(
+            lambda: chaos.tick() or announced.count >= len(submitted),
+            timeout_s=600,
+            interval_s=0.1,
+            what="every job announced",
+        )
+        wait_until(
+            lambda: chaos.tick() or (total_pending(client) == 0 and client.scard(names.INFLIGHT) == 0),
+            timeout_s=60,
+            what="nothing pending or in flight",
+        )
         seconds = time.monotonic() - started
         announced.poll()
         assert_exact_completion(client, tmp_path / "storage", submitted, announced)
@@ -314,20 +365,32 @@ def test_500_photos_through_kills_twin_consumer_slow_batches_redis_restart_and_r
     replay_first = sum(order_of[r.job_id] < order_of[originals[r.image_id]] for r in chaos.replays)
     kills = Counter(slot.rsplit("-", 1)[0] for slot, _ in chaos.kills)
     files = [f for f in (tmp_path / "storage").glob("variant_*.json")]
-    print(f"\n{len(submitted)} jobs ({len(photos)} photos, {len(bad)} bad files, {len(chaos.replays)} "
-          f"replays) in {seconds:.0f} s ({len(submitted) / seconds:.1f} jobs/s)")
-    print(f"quiet spell: longest detect hold {chaos.longest_hold_s():.2f} s (claim idle "
-          f"{CLAIM_IDLE_MS} ms), redelivered {len(chaos.redelivered)}")
-    print(f"twin processed {chaos.twin_processed()} entries; kills {dict(kills)}, "
-          f"{sum(h for _, h in chaos.kills)}/{len(chaos.kills)} while holding entries")
-    print(f"Redis down {chaos.redis_down_s:.1f} s, jobs lost {chaos.lost_in_restart}; replayed "
-          f"{len(chaos.replays)}, originals still in flight after the replay: {chaos.originals_in_flight}, "
-          f"replays announced before their original: {replay_first}")
-    print(f"deliveries per processed entry {dict(sorted(attempts.items()))}; commits refused "
-          f"(taken over) by log {dict(taken_over)}; entries added per stream {added}")
-    print(f"memory: baseline {baseline['used']} B, end {memory['used']} B (kept keys "
-          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
-          f"{memory['key_tables']} B, allowed {memory['allowed']} B)")
+    print(
+        f"\n{len(submitted)} jobs ({len(photos)} photos, {len(bad)} bad files, {len(chaos.replays)} "
+        f"replays) in {seconds:.0f} s ({len(submitted) / seconds:.1f} jobs/s)"
+    )
+    print(
+        f"quiet spell: longest detect hold {chaos.longest_hold_s():.2f} s (claim idle "
+        f"{CLAIM_IDLE_MS} ms), redelivered {len(chaos.redelivered)}"
+    )
+    print(
+        f"twin processed {chaos.twin_processed()} entries; kills {dict(kills)}, "
+        f"{sum(h for _, h in chaos.kills)}/{len(chaos.kills)} while holding entries"
+    )
+    print(
+        f"Redis down {chaos.redis_down_s:.1f} s, jobs lost {chaos.lost_in_restart}; replayed "
+        f"{len(chaos.replays)}, originals still in flight after the replay: {chaos.originals_in_flight}, "
+        f"replays announced before their original: {replay_first}"
+    )
+    print(
+        f"deliveries per processed entry {dict(sorted(attempts.items()))}; commits refused "
+        f"(taken over) by log {dict(taken_over)}; entries added per stream {added}"
+    )
+    print(
+        f"memory: baseline {baseline['used']} B, end {memory['used']} B (kept keys "
+        f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
+        f"{memory['key_tables']} B, allowed {memory['allowed']} B)"
+    )
 
     # Renewal: entries held longer than the claim idle time, yet never delivered twice.
     assert chaos.longest_hold_s() > CLAIM_IDLE_MS / 1000, "no detect batch outlasted the claim idle time"
@@ -371,7 +434,7 @@ def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitt
         sent = [_submitted_at(client, path) for path in photos[:40]]
         wait_until(lambda: announced.poll() >= 5, timeout_s=120, what="the pipeline flowing")
         killed_at = time.monotonic()
-        server.kill()   # right after the burst: its last writes may not be on disk yet
+        server.kill()  # right after the burst: its last writes may not be on disk yet
         server.start()
         announced.poll()
         flying = retrying(lambda: client.smismember(names.INFLIGHT, [e.job_id for e, _ in sent]), "in-flight check")
@@ -382,8 +445,12 @@ def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitt
         again = [expect(retrying(lambda: submit_file(client, Path(e.path)), "re-submitting")) for e in lost]
         rest = [expect(retrying(lambda: submit_file(client, p), "submitting")) for p in photos[40:]]
         expected = survivors + again + rest
-        wait_until(lambda: pool.supervise() or announced.poll() >= len(expected), timeout_s=400,
-                   interval_s=0.2, what="every surviving job announced")
+        wait_until(
+            lambda: pool.supervise() or announced.poll() >= len(expected),
+            timeout_s=400,
+            interval_s=0.2,
+            what="every surviving job announced",
+        )
         wait_until(lambda: total_pending(client) == 0, timeout_s=60, what="nothing pending")
         announced.poll()
         assert_exact_completion(client, tmp_path / "storage", expected, announced)
@@ -395,7 +462,9 @@ def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitt
 
 
 @pytest.mark.timeout(900)
-def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline(tmp_path, redis_url, redis_client, monkeypatch):
+def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline(
+    tmp_path, redis_url, redis_client, monkeypatch
+):
     """5,000 queued images cost their bytes once plus a small event each (docs/reliability.md bound: bytes
     + 2 KiB per queued image); drained, each is announced once with an ok result, no bytes are
     left, and once the results expire Redis is back to its baseline."""
@@ -425,8 +494,12 @@ def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline
     pool = start_pool(redis_url, tmp_path, counts={stage: 1 for stage in STAGES}, wait=False)
     announced = Announcements(redis_client)
     try:
-        wait_until(lambda: pool.supervise() or announced.poll() >= len(expected), timeout_s=600,
-                   interval_s=0.5, what="backlog drained")
+        wait_until(
+            lambda: pool.supervise() or announced.poll() >= len(expected),
+            timeout_s=600,
+            interval_s=0.5,
+            what="backlog drained",
+        )
         seconds = time.monotonic() - started
         wait_until(lambda: total_pending(redis_client) == 0, timeout_s=60, what="nothing pending")
         assert_exact_completion(redis_client, tmp_path / "storage", expected, announced)
@@ -434,7 +507,9 @@ def test_backlog_of_5000_images_keeps_memory_bounded_and_drains_back_to_baseline
         memory = drained_memory(redis_client, baseline, RESULT_TTL_S)
     finally:
         pool.stop()
-    print(f"drained 5000 images in {seconds:.0f} s ({5000 / seconds:.1f} images/s, workers' start "
-          f"included); memory baseline {baseline['used']} B, end {memory['used']} B (kept keys "
-          f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
-          f"{memory['key_tables']} B), allowed {memory['allowed']} B")
+    print(
+        f"drained 5000 images in {seconds:.0f} s ({5000 / seconds:.1f} images/s, workers' start "
+        f"included); memory baseline {baseline['used']} B, end {memory['used']} B (kept keys "
+        f"{memory['kept_keys']} B, client buffers {memory['client_buffers']} B, key tables "
+        f"{memory['key_tables']} B), allowed {memory['allowed']} B"
+    )

@@ -72,15 +72,31 @@ def attach_fake_consumers(client) -> None:
 
 # -- dead letters -------------------------------------------------------------------------
 
+
 def test_dlq_names_unknown_ids_in_one_line_and_changes_nothing(redis_url, redis_client):
     [job] = publish(redis_client, 1)
-    real = redis_client.xadd(names.DEAD_LETTERS, deadletters.fields(
-        stage="detect", stream=names.IMAGES, entry_id="1-0", error_type="Boom", message="boom",
-        deliveries=1, job_id=job["job_id"], image_id=job["image_id"], payload=None)).decode()
+    real = redis_client.xadd(
+        names.DEAD_LETTERS,
+        deadletters.fields(
+            stage="detect",
+            stream=names.IMAGES,
+            entry_id="1-0",
+            error_type="Boom",
+            message="boom",
+            deliveries=1,
+            job_id=job["job_id"],
+            image_id=job["image_id"],
+            payload=None,
+        ),
+    ).decode()
     url = ["--redis-url", redis_url]
     show, retry, drop, drop_mixed, no_ids = faces_each(
-        ["dlq", "show", "nonexistent", *url], ["dlq", "retry", "1-1", *url],
-        ["dlq", "drop", "nonexistent", *url], ["dlq", "drop", real, "999-0", *url], ["dlq", "drop", *url])
+        ["dlq", "show", "nonexistent", *url],
+        ["dlq", "retry", "1-1", *url],
+        ["dlq", "drop", "nonexistent", *url],
+        ["dlq", "drop", real, "999-0", *url],
+        ["dlq", "drop", *url],
+    )
     assert error_line(show, exits.FAILED).startswith("error: no dead letter nonexistent")
     assert "no dead letter 1-1" in error_line(retry, exits.FAILED)
     assert "no dead letter nonexistent" in error_line(drop, exits.FAILED)
@@ -96,9 +112,11 @@ def test_dlq_shows_the_deliveries_its_message_speaks_of(redis_url, redis_client)
     stop(consumer, thread)
     [letter] = deadletters.list_all(redis_client)
     assert letter.message.startswith(f"gave up after {FAST.max_deliveries} deliveries")
-    listed, as_json, shown = faces_each(["dlq", "list", "--redis-url", redis_url],
-                                        ["dlq", "list", "--json", "--redis-url", redis_url],
-                                        ["dlq", "show", letter.id, "--redis-url", redis_url])
+    listed, as_json, shown = faces_each(
+        ["dlq", "list", "--redis-url", redis_url],
+        ["dlq", "list", "--json", "--redis-url", redis_url],
+        ["dlq", "show", letter.id, "--redis-url", redis_url],
+    )
     assert f" x{FAST.max_deliveries} " in ok(listed)
     assert json.loads(ok(as_json))[0]["deliveries"] == FAST.max_deliveries
     assert json.loads(ok(shown))["deliveries"] == FAST.max_deliveries
@@ -108,8 +126,11 @@ def test_admin_commands_need_a_running_pipeline_and_say_how(tmp_path, redis_serv
     state = tmp_path / "state"
     auth_refused = redis_server.url.replace("unix://", "unix://nobody:wrong@")
     dlq, replayed, trimmed, refused = faces_each(
-        ["dlq", "list", "--state-dir", str(state)], ["replay", "--state-dir", str(state)],
-        ["trim", "--redis-url", "redis://127.0.0.1:1/0"], ["purge", "--yes", "--redis-url", auth_refused])
+        ["dlq", "list", "--state-dir", str(state)],
+        ["replay", "--state-dir", str(state)],
+        ["trim", "--redis-url", "redis://127.0.0.1:1/0"],
+        ["purge", "--yes", "--redis-url", auth_refused],
+    )
     for run in (dlq, replayed):
         assert "`faces up --state-dir" in error_line(run, exits.FAILED)
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in error_line(trimmed, exits.FAILED)
@@ -120,11 +141,15 @@ def test_admin_commands_need_a_running_pipeline_and_say_how(tmp_path, redis_serv
 
 # -- replay -------------------------------------------------------------------------------
 
+
 def test_replay_refuses_bad_values_before_attaching(tmp_path):
     state = ["--state-dir", str(tmp_path / "state")]  # no pipeline: a check that ran later exits 1
     since, until, short, stage = faces_each(
-        ["replay", "--since", "yesterday", *state], ["replay", "--until", "soon", *state],
-        ["replay", "--image", "370adb", *state], ["replay", "--from-stage", "bogus", *state])
+        ["replay", "--since", "yesterday", *state],
+        ["replay", "--until", "soon", *state],
+        ["replay", "--image", "370adb", *state],
+        ["replay", "--from-stage", "bogus", *state],
+    )
     for run, option in ((since, "--since 'yesterday'"), (until, "--until 'soon'")):
         line = error_line(run, exits.USAGE)
         assert option in line and "2026-11-27T10:00" in line and "1700000000000-0" in line
@@ -136,8 +161,10 @@ def test_replay_of_images_not_in_history_or_an_ambiguous_prefix_fails(tmp_path, 
     for name in ("a", "b"):  # two images whose sha256 share their first 10 hex digits
         job = new_job(f"/photos/{name}.jpg", "abcdef1234" + name * 54, 3)
         publishing.publish_image(redis_client, job, b"abc")
-    unknown, ambiguous = faces_each(["replay", "--image", "nosuchimage", "--redis-url", redis_url],
-                                    ["replay", "--image", "abcdef1234", "--redis-url", redis_url])
+    unknown, ambiguous = faces_each(
+        ["replay", "--image", "nosuchimage", "--redis-url", redis_url],
+        ["replay", "--image", "abcdef1234", "--redis-url", redis_url],
+    )
     assert error_line(unknown, exits.FAILED).startswith("error: image nosuchimage not found")
     line = error_line(ambiguous, exits.USAGE)
     assert "abcdef1234 is ambiguous" in line and "a-abcdef12" in line and "b-abcdef12" in line
@@ -149,16 +176,18 @@ def test_replay_names_every_image_it_could_not_replay(tmp_path, redis_url, redis
     job = submitted(redis_client, photo)
     photo.unlink()
     attach_fake_consumers(redis_client)
-    out = ok(faces_cli("replay", "--redis-url", redis_url, "--storage", str(tmp_path / "storage")),
-             exits.SOME_ERRORS)
+    out = ok(faces_cli("replay", "--redis-url", redis_url, "--storage", str(tmp_path / "storage")), exits.SOME_ERRORS)
     assert "1 not replayable" in out
     assert f"  {job['image_id']}: cannot read {photo}" in out
 
 
 def test_replay_from_a_later_stage_keeps_the_earlier_stages_timings(tmp_path, redis_client):
     job = submitted(redis_client, DATA / "astronaut.jpg")
-    stored(redis_client, job, timings_ms={"detect": 12.5, "landmarks": 3.0, "landmarks_batch_share": 1.5,
-                                          "agegender_batch_share": 40.0})
+    stored(
+        redis_client,
+        job,
+        timings_ms={"detect": 12.5, "landmarks": 3.0, "landmarks_batch_share": 1.5, "agegender_batch_share": 40.0},
+    )
     [from_agegender] = replay.plan(redis_client, from_stage="agegender").jobs
     [from_landmarks] = replay.plan(redis_client, from_stage="landmarks").jobs
     [from_detect] = replay.plan(redis_client, from_stage="detect").jobs
@@ -170,6 +199,7 @@ def test_replay_from_a_later_stage_keeps_the_earlier_stages_timings(tmp_path, re
 
 # -- visualize ----------------------------------------------------------------------------
 
+
 def test_visualize_names_every_photo_it_could_not_read(tmp_path):
     storage = tmp_path / "storage"
     storage.mkdir()
@@ -177,17 +207,20 @@ def test_visualize_names_every_photo_it_could_not_read(tmp_path):
     gone = job_for(str(tmp_path / "gone.jpg"), b"bytes of a deleted photo")
     for job in (drawable, gone):
         (storage / f"{job['image_id']}.json").write_text(dumps(build_result(job)))
-    drawn, missing = faces_each(["visualize", str(storage), "--output", str(tmp_path / "out")],
-                                ["visualize", str(tmp_path / "nope")])
+    drawn, missing = faces_each(
+        ["visualize", str(storage), "--output", str(tmp_path / "out")], ["visualize", str(tmp_path / "nope")]
+    )
     out = ok(drawn, exits.SOME_ERRORS)
     assert "1 picture in" in out and "1 result could not be drawn" in out
     assert f"  cannot read {tmp_path / 'gone.jpg'} (image {gone['image_id']}): No such file or directory" in out
     assert (tmp_path / "out" / f"{drawable['image_id']}.jpg").exists()
-    assert error_line(missing, exits.FAILED) == (f"error: {tmp_path / 'nope'} is not a folder: "
-                                                 "give the --storage folder of a `faces run` or `faces up`")
+    assert error_line(missing, exits.FAILED) == (
+        f"error: {tmp_path / 'nope'} is not a folder: give the --storage folder of a `faces run` or `faces up`"
+    )
 
 
 # -- result -------------------------------------------------------------------------------
+
 
 def test_result_by_path_id_or_prefix_from_redis_else_from_storage(tmp_path, redis_url, redis_client):
     photo = tmp_path / "me.jpg"
@@ -201,8 +234,12 @@ def test_result_by_path_id_or_prefix_from_redis_else_from_storage(tmp_path, redi
     url = ["--redis-url", redis_url, "--storage", str(storage)]
     stopped = ["--state-dir", str(tmp_path / "state"), "--storage", str(storage)]  # no pipeline
     by_path, by_prefix, after_stop, unknown, short = faces_each(
-        ["result", str(photo), *url], ["result", sha[:12], *url], ["result", job["image_id"], *stopped],
-        ["result", "0123456789ab", *url], ["result", sha[:7], *stopped])
+        ["result", str(photo), *url],
+        ["result", sha[:12], *url],
+        ["result", job["image_id"], *stopped],
+        ["result", "0123456789ab", *url],
+        ["result", sha[:7], *stopped],
+    )
     assert json.loads(ok(by_path)) == in_redis  # Redis first: it holds the newest copy
     assert json.loads(ok(by_prefix))["processed_at"] == "in redis"
     assert json.loads(ok(after_stop))["processed_at"] == "on disk"
@@ -222,8 +259,18 @@ def test_result_refuses_a_prefix_of_two_images(tmp_path):
 
 
 def test_every_admin_option_has_help():
-    commands = [["visualize"], ["result"], ["replay"], ["trim"], ["recreate-group"], ["purge"],
-                ["dlq", "list"], ["dlq", "show"], ["dlq", "retry"], ["dlq", "drop"]]
+    commands = [
+        ["visualize"],
+        ["result"],
+        ["replay"],
+        ["trim"],
+        ["recreate-group"],
+        ["purge"],
+        ["dlq", "list"],
+        ["dlq", "show"],
+        ["dlq", "retry"],
+        ["dlq", "drop"],
+    ]
     from typer.main import get_command
 
     from faces.ops.cli import app

@@ -27,7 +27,7 @@ def test_the_command_reference_is_generated_from_the_cli():
 
 def test_the_readme_command_table_names_every_command_and_no_other():
     start = README.index("\n## Commands")
-    section = README[start:README.index("\n## ", start + 1)]
+    section = README[start : README.index("\n## ", start + 1)]
     documented = set(re.findall(r"^\| `(faces [a-z-]+)", section, flags=re.M))
     # `faces dlq list`, `faces dlq show`...: one row for the group.
     existing = {" ".join(name.split()[:2]) for name, _ in commands(typer.main.get_command(app))}
@@ -41,8 +41,12 @@ def test_every_exit_code_is_documented():
 
 def test_every_option_and_argument_has_help():
     top = typer.main.get_command(app)
-    missing = [f"{name} {param.name}" for name, command in commands(top) for param in command.params
-               if not getattr(param, "help", None)]
+    missing = [
+        f"{name} {param.name}"
+        for name, command in commands(top)
+        for param in command.params
+        if not getattr(param, "help", None)
+    ]
     assert missing == []
 
 

@@ -79,21 +79,44 @@ class Stack:
         self.folder = folder
         self.project = project
         self.uid = uid
-        self.env = {**os.environ, "FACES_REDIS_PASSWORD": secrets.token_hex(16),
-                    "FACES_UID": str(uid), "FACES_GID": str(uid), "FACES_API_PORT": str(free_port())}
+        self.env = {
+            **os.environ,
+            "FACES_REDIS_PASSWORD": secrets.token_hex(16),
+            "FACES_UID": str(uid),
+            "FACES_GID": str(uid),
+            "FACES_API_PORT": str(free_port()),
+        }
         text = (REPO / "compose.yaml").read_text()
-        (folder / "compose.yaml").write_text("".join(
-            line for line in text.splitlines(keepends=True) if not line.startswith("name:")))
+        (folder / "compose.yaml").write_text(
+            "".join(line for line in text.splitlines(keepends=True) if not line.startswith("name:"))
+        )
         # An override file, as an operator would write one: a shorter takeover of a killed
         # worker's entries, so that the test does not wait a minute for it.
-        (folder / "override.yaml").write_text("services:\n" + "".join(
-            f"  {stage}:\n    environment:\n      FACES_CLAIM_IDLE_MS: \"{CLAIM_IDLE_MS}\"\n"
-            for stage in STAGES if stage != "watcher"))
+        (folder / "override.yaml").write_text(
+            "services:\n"
+            + "".join(
+                f'  {stage}:\n    environment:\n      FACES_CLAIM_IDLE_MS: "{CLAIM_IDLE_MS}"\n'
+                for stage in STAGES
+                if stage != "watcher"
+            )
+        )
 
     def dc(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-        return run("docker-compose", "-p", self.project, "--project-directory", str(self.folder),
-                   "-f", str(self.folder / "compose.yaml"), "-f", str(self.folder / "override.yaml"),
-                   *args, env=self.env, timeout=timeout, check=check)
+        return run(
+            "docker-compose",
+            "-p",
+            self.project,
+            "--project-directory",
+            str(self.folder),
+            "-f",
+            str(self.folder / "compose.yaml"),
+            "-f",
+            str(self.folder / "override.yaml"),
+            *args,
+            env=self.env,
+            timeout=timeout,
+            check=check,
+        )
 
     def containers(self, service: str) -> list[str]:
         return self.dc("ps", "-q", service).stdout.split()
@@ -176,35 +199,63 @@ def test_the_compose_stack_analyses_scales_survives_kills_and_restarts(engine, t
     uid = os.getuid() or 1000  # as root, the services' default user; else the caller's own
     stack = Stack(tmp_path, f"facestest{os.getpid()}", uid)
     try:
-        timed("up_to_healthy_s", lambda: (stack.dc("up", "-d", "--no-build"), wait_until(
-            lambda: stack.all_healthy({}), timeout_s=600, interval_s=2, what="every service healthy")))
+        timed(
+            "up_to_healthy_s",
+            lambda: (
+                stack.dc("up", "-d", "--no-build"),
+                wait_until(lambda: stack.all_healthy({}), timeout_s=600, interval_s=2, what="every service healthy"),
+            ),
+        )
         inbox = tmp_path / "inbox"
         assert inbox.is_dir() and inbox.stat().st_uid == uid, "the folders service did not create ./inbox"
 
         first = [(p, f"a-{p.name}") for p in photos]
         drop(inbox, first, b"")
-        results = timed("first_12_results_s", lambda: wait_until(
-            lambda: (r := stack.results()) and len(r) == 12 and r, timeout_s=600, interval_s=1,
-            what="12 results in ./storage"))
+        results = timed(
+            "first_12_results_s",
+            lambda: wait_until(
+                lambda: (r := stack.results()) and len(r) == 12 and r,
+                timeout_s=600,
+                interval_s=1,
+                what="12 results in ./storage",
+            ),
+        )
         assert sorted(r["image"]["path"] for r in results.values()) == sorted(f"/data/inbox/{n}" for _, n in first)
         assert all(r["status"] == "ok" for r in results.values()), [r.get("error") for r in results.values()]
         for path in (tmp_path / "storage").glob("*.json"):
             info = path.stat()
             assert info.st_uid == uid and info.st_mode & 0o077 == 0, f"{path}: {oct(info.st_mode)}"  # owner-only
 
-        timed("scale_to_healthy_s", lambda: (
-            stack.dc("up", "-d", "--no-build", "--no-recreate", "--scale", "detect=2", "--scale", "agegender=2"),
-            wait_until(lambda: stack.all_healthy({"detect": 2, "agegender": 2}), timeout_s=600, interval_s=2,
-                       what="2 detect and 2 agegender healthy")))
+        timed(
+            "scale_to_healthy_s",
+            lambda: (
+                stack.dc("up", "-d", "--no-build", "--no-recreate", "--scale", "detect=2", "--scale", "agegender=2"),
+                wait_until(
+                    lambda: stack.all_healthy({"detect": 2, "agegender": 2}),
+                    timeout_s=600,
+                    interval_s=2,
+                    what="2 detect and 2 agegender healthy",
+                ),
+            ),
+        )
         second = [(p, f"b-{p.name}") for p in photos]
         drop(inbox, second, b"second")
-        victim, held = wait_until(lambda: stack.worker_holding_entries(("detect", "agegender")), timeout_s=300,
-                                  interval_s=0.2, what="a scaled worker holding entries")
+        victim, held = wait_until(
+            lambda: stack.worker_holding_entries(("detect", "agegender")),
+            timeout_s=300,
+            interval_s=0.2,
+            what="a scaled worker holding entries",
+        )
         run("docker", "kill", "-s", "KILL", victim)
-        print(f"killed container {victim[:12]} with SIGKILL while it held {held} entries; "
-              f"{len(stack.results()) - 12} of the second 12 had results", flush=True)
-        timed("second_12_results_after_kill_s", lambda: wait_until(
-            lambda: len(stack.results()) == 24, timeout_s=600, interval_s=1, what="24 results"))
+        print(
+            f"killed container {victim[:12]} with SIGKILL while it held {held} entries; "
+            f"{len(stack.results()) - 12} of the second 12 had results",
+            flush=True,
+        )
+        timed(
+            "second_12_results_after_kill_s",
+            lambda: wait_until(lambda: len(stack.results()) == 24, timeout_s=600, interval_s=1, what="24 results"),
+        )
 
         before_restart = stack.announcements()
         assert len(before_restart) == 24
@@ -212,11 +263,14 @@ def test_the_compose_stack_analyses_scales_survives_kills_and_restarts(engine, t
         drop(inbox, third, b"third")
         wait_until(lambda: len(stack.results()) > 24, timeout_s=300, interval_s=0.5, what="a result of the third 12")
         timed("redis_restart_s", lambda: stack.dc("restart", "redis"))
-        timed("third_12_results_after_restart_s", lambda: wait_until(
-            lambda: len(stack.results()) == 36, timeout_s=600, interval_s=1, what="36 results"))
+        timed(
+            "third_12_results_after_restart_s",
+            lambda: wait_until(lambda: len(stack.results()) == 36, timeout_s=600, interval_s=1, what="36 results"),
+        )
 
-        announced = wait_until(lambda: (a := stack.announcements()) and len(a) >= 36 and a, timeout_s=120,
-                               what="36 announcements")
+        announced = wait_until(
+            lambda: (a := stack.announcements()) and len(a) >= 36 and a, timeout_s=120, what="36 announcements"
+        )
         assert announced[:24] == before_restart, "an announcement made before Redis restarted is gone"
         image_ids = [image for _, _, image, _ in announced]
         assert sorted(image_ids) == sorted(stack.results()), "not exactly one announcement per image"
@@ -231,15 +285,24 @@ def test_the_compose_stack_analyses_scales_survives_kills_and_restarts(engine, t
         # with its result.
         api = f"http://127.0.0.1:{stack.env['FACES_API_PORT']}"
         assert httpx.get(f"{api}/readyz", timeout=30).status_code == 200
-        uploaded = timed("api_upload_with_wait_s", lambda: httpx.post(
-            f"{api}/v1/images?wait=60", files={"file": ("upload.jpg", photos[0].read_bytes() + b"api")},
-            timeout=90))
+        uploaded = timed(
+            "api_upload_with_wait_s",
+            lambda: httpx.post(
+                f"{api}/v1/images?wait=60", files={"file": ("upload.jpg", photos[0].read_bytes() + b"api")}, timeout=90
+            ),
+        )
         assert uploaded.status_code == 200, uploaded.text
         assert uploaded.json()["status"] == "ok" and uploaded.json()["faces"]
         assert len(stack.results()) == 37 and (tmp_path / "uploads").is_dir()
     finally:
         timed("down_s", lambda: stack.dc("down", "-v", "--remove-orphans", check=False, timeout=300))
-    summary = {"photos": 36, "results": 36, "api_uploads": 1, "killed": "a detect or agegender container holding entries (SIGKILL)", **times}
+    summary = {
+        "photos": 36,
+        "results": 36,
+        "api_uploads": 1,
+        "killed": "a detect or agegender container holding entries (SIGKILL)",
+        **times,
+    }
     out = REPO / "bench-results" / "compose-test.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")

@@ -89,9 +89,7 @@ def test_huge_header_png_declares_30000_squared(files: dict[str, Path]) -> None:
     assert crc == zlib.crc32(kind + ihdr) & 0xFFFFFFFF
 
 
-def test_huge_header_png_size_is_known_without_loading(
-    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_huge_header_png_size_is_known_without_loading(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Pillow reads the claimed size from the header alone. By default it refuses it as a bomb."""
     with pytest.raises(Image.DecompressionBombError):
         Image.open(files["huge_header.png"])

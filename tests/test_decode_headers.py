@@ -18,7 +18,7 @@ from faces.models.decode import ImageDecodeError, decode_image
 from tests.corpus import pil_encode, png_chunk
 
 SEED = 30_2
-HEADER_BYTES = 48        # corrupted bytes fall in the first HEADER_BYTES of each file
+HEADER_BYTES = 48  # corrupted bytes fall in the first HEADER_BYTES of each file
 CORRUPTED_PER_FORMAT = 60
 TRUNCATED_PER_FORMAT = 15
 CLEAN_REASONS = {"corrupt", "truncated"}
@@ -105,12 +105,15 @@ def test_damaged_headers_in_every_format_only_ever_raise_decode_errors():
     assert {reason for _, reason in value_errors} <= CLEAN_REASONS | {"too-large"}
 
 
-@pytest.mark.parametrize("header", [
-    b"P6\n16 12\n0\n",        # maxval 0
-    b"P6\n16 12\n65536\n",    # maxval past 16 bits
-    b"P6\n16 1x\n255\n",      # a letter in the height
-    b"P5\n16 12\n2a5\n",      # grey, a letter in maxval
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"P6\n16 12\n0\n",  # maxval 0
+        b"P6\n16 12\n65536\n",  # maxval past 16 bits
+        b"P6\n16 1x\n255\n",  # a letter in the height
+        b"P5\n16 12\n2a5\n",  # grey, a letter in maxval
+    ],
+)
 def test_a_ppm_header_pillow_refuses_with_a_bare_value_error_is_a_clean_decode_error(header):
     """A PPM header with a bad number: Pillow raises a bare ValueError; decoding gives a named
     error (corrupt or truncated) at once."""

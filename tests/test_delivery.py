@@ -104,8 +104,9 @@ def test_a_retry_does_not_take_back_an_entry_a_sibling_has_claimed(redis_client)
 def test_entries_waiting_for_a_retry_keep_their_claim_while_a_slow_batch_runs(redis_client):
     """A failed entry waits for its retry while its consumer works through a batch longer than
     claim_idle_ms; a live sibling must not claim it meanwhile (the waiting entry is renewed)."""
-    settings = RuntimeSettings(batch=1, block_ms=50, claim_idle_ms=400, claim_every_s=0.1,
-                               retry_backoff_s=3.0, grace_s=5)
+    settings = RuntimeSettings(
+        batch=1, block_ms=50, claim_idle_ms=400, claim_every_s=0.1, retry_backoff_s=3.0, grace_s=5
+    )
     [flaky] = publish(redis_client, 1, prefix="flaky")
     busy = PickyStage(flaky_image=flaky["image_id"], delay_s=1.5, slow_image="slow0")
     consumer, thread = start(redis_client, busy, settings)
@@ -115,8 +116,11 @@ def test_entries_waiting_for_a_retry_keep_their_claim_while_a_slow_batch_runs(re
     wait_until(lambda: (slow["image_id"], 1) in busy.seen, what="the slow batch under way")
     sibling = PickyStage()
     c2, t2 = start(redis_client, sibling, settings, name="sibling")
-    wait_until(lambda: not consumer._retry_due and flaky["image_id"] in forwarded(redis_client),
-               timeout_s=20, what="the retry done")
+    wait_until(
+        lambda: not consumer._retry_due and flaky["image_id"] in forwarded(redis_client),
+        timeout_s=20,
+        what="the retry done",
+    )
     stop(c2, t2)
     stop(consumer, thread)
     assert sorted(forwarded(redis_client)) == sorted([flaky["image_id"], slow["image_id"]])
@@ -181,7 +185,7 @@ def test_a_dead_letter_retry_before_the_sink_wrote_the_error_keeps_its_bytes(red
     refusing = PickyStage(reject_image=job["image_id"], needs_image=True)
     StageConsumer(redis_client, refusing, BURST, "d1").run()
     [letter] = deadletters.list_all(redis_client)
-    retry_letter(redis_client, letter)          # before the sink handled the error event
+    retry_letter(redis_client, letter)  # before the sink handled the error event
     run_sink(redis_client, tmp_path / "storage")  # writes the error result, releases the old job
     accepting = PickyStage(needs_image=True)
     StageConsumer(redis_client, accepting, BURST, "d2").run()
@@ -320,8 +324,7 @@ def test_an_entry_deleted_while_a_dead_consumer_held_it_is_acknowledged_and_dead
     redis_client.xdel(names.IMAGES, gone)
     consumer, thread = start(redis_client, PickyStage(), name="survivor")
     wait_until(lambda: deadletters.count(redis_client) == 1, what="a dead letter for the deleted entry")
-    wait_until(lambda: int(redis_client.xpending(names.IMAGES, "detect")["pending"]) == 0,
-               what="nothing pending")
+    wait_until(lambda: int(redis_client.xpending(names.IMAGES, "detect")["pending"]) == 0, what="nothing pending")
     stop(consumer, thread)
     letter = deadletters.list_all(redis_client)[0]
     assert (letter.entry_id, letter.error_type) == (gone, "EntryDeleted")
@@ -401,8 +404,7 @@ def test_trim_and_status_survive_a_group_that_drained_between_two_commands(redis
 
 def test_a_failing_chore_does_not_stop_the_worker(redis_server, redis_client):
     """The worker's Redis user may not trim (NOPERM): trimming fails, and entries still flow."""
-    redis_client.acl_setuser("notrim", enabled=True, passwords=["+pw"], keys=["faces:*"],
-                             commands=["+@all", "-xtrim"])
+    redis_client.acl_setuser("notrim", enabled=True, passwords=["+pw"], keys=["faces:*"], commands=["+@all", "-xtrim"])
     limited = redis.Redis(unix_socket_path=str(redis_server.socket), username="notrim", password="pw")
     jobs = publish(redis_client, 2)
     consumer, thread = start(limited, PickyStage())
@@ -442,8 +444,9 @@ def oom_replies(client: redis.Redis) -> int:
 def test_results_in_redis_expire_after_the_result_ttl(redis_client, tmp_path):
     job = sink_job("face", submitted_at=1000.0)
     publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
-    StageConsumer(redis_client, SinkStage(storage=tmp_path),
-                  RuntimeSettings(block_ms=50, burst=True, result_ttl_s=120), "s").run()
+    StageConsumer(
+        redis_client, SinkStage(storage=tmp_path), RuntimeSettings(block_ms=50, burst=True, result_ttl_s=120), "s"
+    ).run()
     ttl = redis_client.ttl(names.result_key(job["image_id"]))
     assert 0 < ttl <= 120
 
@@ -565,6 +568,7 @@ def end_error_result(client: redis.Redis, tmp_path) -> dict:
 
 def end_at_detect(stage: Callable[[str], PickyStage], *, purge_bytes: bool = False):
     """A job dead-lettered at detect by `stage` (given the image id), then the sink."""
+
     def end(client: redis.Redis, tmp_path) -> dict:
         [job] = publish(client, 1)
         if purge_bytes:
@@ -572,6 +576,7 @@ def end_at_detect(stage: Callable[[str], PickyStage], *, purge_bytes: bool = Fal
         StageConsumer(client, stage(job["image_id"]), QUICK_RETRIES, "d").run()
         run_sink(client, tmp_path)
         return job
+
     return end
 
 
@@ -609,8 +614,12 @@ ENDINGS = {
     "error-result": (end_error_result, None, "error", False),
     "poison": (end_at_detect(lambda image: PickyStage(poison_image=image)), "Poison", "error", False),
     "rejected": (end_at_detect(lambda image: PickyStage(reject_image=image)), "Rejected", "error", False),
-    "image-missing": (end_at_detect(lambda image: PickyStage(needs_image=True), purge_bytes=True),
-                      "ImageMissing", "error", False),
+    "image-missing": (
+        end_at_detect(lambda image: PickyStage(needs_image=True), purge_bytes=True),
+        "ImageMissing",
+        "error",
+        False,
+    ),
     "event-error": (end_newer_release, "EventError", "error", False),
     "entry-deleted": (end_entry_deleted, "EntryDeleted", "error", False),
     "dead-at-the-sink": (end_dead_at_the_sink, "Rejected", None, True),

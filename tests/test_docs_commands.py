@@ -52,7 +52,7 @@ _MARKER = re.compile(r"^\s*<!--\s*(.*?)\s*-->\s*$")
 @dataclass(frozen=True)
 class Block:
     path: Path
-    line: int           # of the opening fence, 1-based
+    line: int  # of the opening fence, 1-based
     tag: str
     text: str
     marker: str | None  # the comment on the line before, without <!-- -->
@@ -69,10 +69,12 @@ def fenced_blocks(path: Path) -> Iterator[Block]:
         if opening is None:
             at += 1
             continue
-        end = next(i for i in range(at + 1, len(lines)) if _FENCE.match(lines[i]) and not _FENCE.match(lines[i]).group(1))
+        end = next(
+            i for i in range(at + 1, len(lines)) if _FENCE.match(lines[i]) and not _FENCE.match(lines[i]).group(1)
+        )
         before = _MARKER.match(lines[at - 1]) if at else None
         indent = len(lines[at]) - len(lines[at].lstrip())
-        text = "\n".join(line[indent:] for line in lines[at + 1:end]) + "\n"
+        text = "\n".join(line[indent:] for line in lines[at + 1 : end]) + "\n"
         yield Block(path, at + 1, opening.group(1), text, before.group(1) if before else None)
         at = end + 1
 
@@ -88,24 +90,34 @@ def test_every_command_block_says_how_it_runs():
     assert [str(b) for b in blocks if b.tag not in COMMAND_TAGS | OTHER_TAGS] == []
     commands = command_blocks()
     assert len(commands) >= 15
-    unknown = [f"{b}: {b.marker}" for b in commands
-               if b.marker not in (None, AFTER_RUN, WITH_SERVE) and not NOT_RUN.fullmatch(b.marker)]
+    unknown = [
+        f"{b}: {b.marker}"
+        for b in commands
+        if b.marker not in (None, AFTER_RUN, WITH_SERVE) and not NOT_RUN.fullmatch(b.marker)
+    ]
     assert unknown == []
 
 
 def block_env(folder: Path) -> dict[str, str]:
     """This checkout's `faces` first on PATH; no Redis URL, token or folders from outside."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FACES_") and k not in ("REDIS_URL", "COLUMNS")}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-               FACES_WORKERS=os.environ.get("FACES_WORKERS", "detect=1"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACES_") and k not in ("REDIS_URL", "COLUMNS")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        FACES_WORKERS=os.environ.get("FACES_WORKERS", "detect=1"),
+    )
     return env
 
 
 def run_block(block: Block, folder: Path, address: str = DOC_ADDRESS) -> str:
     """Run `block` in `folder`; its output, after checking it exited 0 with no API error."""
-    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text.replace(DOC_ADDRESS, address)],
-                          cwd=folder, env=block_env(folder), capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", block.text.replace(DOC_ADDRESS, address)],
+        cwd=folder,
+        env=block_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, f"{block} exited {done.returncode}:\n{block.text}\n{done.stderr[-3000:]}"
     assert API_ERROR not in done.stdout.replace(" ", ""), f"{block} got an API error:\n{done.stdout[-3000:]}"
     return done.stdout
@@ -128,8 +140,9 @@ def test_blocks_after_faces_run_data(tmp_path):
     README's result example has the keys of a real result in the same order, with an absolute
     path, and data/README.md's face counts are what the run found."""
     folder = data_folder(tmp_path)
-    done = subprocess.run(["faces", "run", "data"], cwd=folder, env=block_env(folder), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["faces", "run", "data"], cwd=folder, env=block_env(folder), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     results = {p.stem.rsplit("-", 1)[0]: json.loads(p.read_text()) for p in (folder / "storage").glob("*.json")}
     check_result_example(results["group"])
@@ -142,8 +155,8 @@ def test_blocks_after_faces_run_data(tmp_path):
 
 def check_result_example(real: dict) -> None:
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## The result of one image"):]
-    example = json.loads(section[section.index("```json\n") + 8:section.index("\n```", section.index("```json"))])
+    section = readme[readme.index("## The result of one image") :]
+    example = json.loads(section[section.index("```json\n") + 8 : section.index("\n```", section.index("```json"))])
     assert list(example) == list(real)
     assert list(example["image"]) == list(real["image"]) and Path(example["image"]["path"]).is_absolute()
     assert Path(real["image"]["path"]).is_absolute()
@@ -165,8 +178,13 @@ def serving(tmp_path) -> Iterator[tuple[Path, str]]:
     folder = data_folder(tmp_path)
     address = f"127.0.0.1:{free_port()}"
     log = open(tmp_path / "up.log", "wb")
-    process = subprocess.Popen(["faces", "up", "--serve", "--port", address.split(":")[1]], cwd=folder,
-                               env=block_env(folder), stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["faces", "up", "--serve", "--port", address.split(":")[1]],
+        cwd=folder,
+        env=block_env(folder),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def ready() -> bool:
         assert process.poll() is None, (tmp_path / "up.log").read_text()

@@ -17,13 +17,16 @@ def ragged(lines: list[str]) -> list[str]:
     """Lines of one wrapped paragraph that end although the next line's first word would have
     fitted after them: the widest line shows the width the text is wrapped at."""
     width = max((len(line) for line in lines), default=0)
-    return [f"{line!r} before {nxt!r}" for line, nxt in zip(lines, lines[1:])
-            if nxt and len(line) + 1 + len(nxt.split()[0]) <= width]
+    return [
+        f"{line!r} before {nxt!r}"
+        for line, nxt in zip(lines, lines[1:])
+        if nxt and len(line) + 1 + len(nxt.split()[0]) <= width
+    ]
 
 
 def command_panel_entries(text: str) -> list[list[str]]:
     """The Commands panel of `faces --help`: each command's description, one line per row."""
-    panel = text[text.index("─ Commands ─"):]
+    panel = text[text.index("─ Commands ─") :]
     rows = [line.strip().strip(BORDER).rstrip() for line in panel.splitlines()[1:] if line.startswith(BORDER)]
     indent = len(re.match(r"\s*\S+\s+", rows[0]).group(0))
     entries: list[list[str]] = []
@@ -37,7 +40,7 @@ def command_panel_entries(text: str) -> list[list[str]]:
 
 def description_paragraphs(text: str) -> list[list[str]]:
     """The description under `Usage:` of a command's --help, as paragraphs of lines."""
-    body = text[text.index("Usage:"):text.index("╭")].splitlines()[1:]
+    body = text[text.index("Usage:") : text.index("╭")].splitlines()[1:]
     paragraphs: list[list[str]] = [[]]
     for line in body:
         if line.strip():

@@ -61,8 +61,15 @@ class Terminal:
 def on_terminal(args: list[str], cwd: Path) -> Terminal:
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("FACES_REDIS_URL", "REDIS_URL", "FACES_LOG_LEVEL")}
-    process = subprocess.Popen([sys.executable, "-m", "faces", *args], cwd=cwd, env=env,
-                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "faces", *args],
+        cwd=cwd,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
     os.close(slave)
     terminal = Terminal(process, master)
     threading.Thread(target=terminal.read_all, daemon=True).start()
@@ -81,12 +88,22 @@ class Up:
 def up(tmp_path_factory) -> Iterator[Up]:
     """`faces up` on a terminal, until its ready line."""
     folder = tmp_path_factory.mktemp("wording")
-    common = ["--state-dir", str(folder / "state"), "--storage", str(folder / "storage"),
-              "--output", str(folder / "output")]
+    common = [
+        "--state-dir",
+        str(folder / "state"),
+        "--storage",
+        str(folder / "storage"),
+        "--output",
+        str(folder / "output"),
+    ]
     terminal = on_terminal(["up", *common], REPO)
     try:
-        wait_until(lambda: "ready:" in terminal.text or terminal.process.poll() is not None, timeout_s=180,
-                   interval_s=0.2, what="faces up to say it is ready")
+        wait_until(
+            lambda: "ready:" in terminal.text or terminal.process.poll() is not None,
+            timeout_s=180,
+            interval_s=0.2,
+            what="faces up to say it is ready",
+        )
         assert "ready:" in terminal.text, terminal.text
         yield Up(terminal, folder, common, terminal.text)
     finally:
@@ -133,9 +150,20 @@ def test_one_dead_letter_is_counted_in_the_singular_and_shown_with_iso_times(up)
     job = job_for(str(DATA / "astronaut.jpg"), (DATA / "astronaut.jpg").read_bytes())
     client = connect(f"unix://{up.folder / 'state' / 'redis.sock'}")
     try:
-        letter_id = client.xadd(names.DEAD_LETTERS, deadletters.fields(
-            stage="detect", stream=names.IMAGES, entry_id="1-0", error_type="Boom", message="boom",
-            deliveries=3, job_id=job["job_id"], image_id=job["image_id"], payload=events.encode(job))).decode()
+        letter_id = client.xadd(
+            names.DEAD_LETTERS,
+            deadletters.fields(
+                stage="detect",
+                stream=names.IMAGES,
+                entry_id="1-0",
+                error_type="Boom",
+                message="boom",
+                deliveries=3,
+                job_id=job["job_id"],
+                image_id=job["image_id"],
+                payload=events.encode(job),
+            ),
+        ).decode()
     finally:
         client.close()
     state = up.common[:2]
@@ -157,7 +185,14 @@ def test_run_summary_counts_in_the_singular(tmp_path):
     photos.mkdir()
     shutil.copy(DATA / "astronaut.jpg", photos)
     (photos / "notes.txt").write_text("not a photo")
-    done = faces_cli("run", str(photos), "--state-dir", str(tmp_path / "state"), "--storage",
-                     str(tmp_path / "storage"), "--no-visualize")
+    done = faces_cli(
+        "run",
+        str(photos),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("1 image: 1 ok, 0 error, 0 dead-lettered; 1 face; 1 other file skipped; ")

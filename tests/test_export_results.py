@@ -24,10 +24,36 @@ from tests.test_http_api import start_api, start_redis
 
 # The contract, spelled out: the columns a spreadsheet user builds on.
 IMAGE_LEAD = ["file", "image_id", "status", "error_stage", "error_type", "error_message"]
-FACE_COLUMNS = ["face", "box_x", "box_y", "box_w", "box_h", "score", "age", "age_p10", "age_p90", "gender",
-                "gender_confidence", "yaw", "pitch", "roll", "sharpness", "brightness", "contrast"]
-IMAGE_TAIL = ["width", "height", "sha256", "detector", "agegender_model", "submitted_at", "processed_at",
-              "job_id", "metadata"]
+FACE_COLUMNS = [
+    "face",
+    "box_x",
+    "box_y",
+    "box_w",
+    "box_h",
+    "score",
+    "age",
+    "age_p10",
+    "age_p90",
+    "gender",
+    "gender_confidence",
+    "yaw",
+    "pitch",
+    "roll",
+    "sharpness",
+    "brightness",
+    "contrast",
+]
+IMAGE_TAIL = [
+    "width",
+    "height",
+    "sha256",
+    "detector",
+    "agegender_model",
+    "submitted_at",
+    "processed_at",
+    "job_id",
+    "metadata",
+]
 PER_FACE = [*IMAGE_LEAD, *FACE_COLUMNS, *IMAGE_TAIL]
 PER_IMAGE = [*IMAGE_LEAD, "faces", *IMAGE_TAIL]
 FACES_PER_FILE = {"group": 4, "astronaut": 1, "no_face": 0, "broken": 0, "фото": 1}
@@ -52,8 +78,17 @@ def batch(tmp_path_factory) -> Iterator[Batch]:
     (photos / "фото.jpg").write_bytes((DATA / "astronaut.jpg").read_bytes() + b"a copy")
     server = start_redis(folder)
     try:
-        done = faces_cli("run", str(photos), "--redis-url", server.url, "--storage", str(folder / "storage"),
-                         "--no-visualize", "--agegender", "dlib")
+        done = faces_cli(
+            "run",
+            str(photos),
+            "--redis-url",
+            server.url,
+            "--storage",
+            str(folder / "storage"),
+            "--no-visualize",
+            "--agegender",
+            "dlib",
+        )
         assert done.returncode == 3, done.stdout + done.stderr
         yield Batch(folder, folder / "storage", server)
     finally:
@@ -102,7 +137,11 @@ def test_csv_per_face_has_one_row_per_face_and_one_per_image_without_faces(batch
     stored = json.loads((batch.storage / f"{rows[0]['image_id']}.json").read_text())
     first = stored["faces"][0]
     assert (float(rows[0]["age"]), rows[0]["gender"], float(rows[0]["yaw"]), int(rows[0]["box_w"])) == (
-        first["age"], first["gender"]["label"], first["pose"]["yaw"], first["box"]["w"])
+        first["age"],
+        first["gender"]["label"],
+        first["pose"]["yaw"],
+        first["box"]["w"],
+    )
 
 
 def copy_storage(batch: Batch, folder: Path) -> Path:
@@ -119,8 +158,11 @@ def test_csv_cells_that_would_be_formulas_stay_text(batch, tmp_path):
     storage = copy_storage(batch, tmp_path / "storage")
     broken = json.loads(next(batch.storage.glob("broken-*.json")).read_text())
     image_id = "=HYPERLINK(1)-0000abcd"
-    broken.update(image_id=image_id, image={**broken["image"], "path": "+cmd.jpg"},
-                  error={**broken["error"], "message": "@SUM(1)"})
+    broken.update(
+        image_id=image_id,
+        image={**broken["image"], "path": "+cmd.jpg"},
+        error={**broken["error"], "message": "@SUM(1)"},
+    )
     (storage / f"{image_id}.json").write_text(json.dumps(broken))
     done = export(storage)
     assert done.returncode == 0, done.stderr

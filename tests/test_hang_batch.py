@@ -35,10 +35,27 @@ def hanging_pool(url: str, tmp_path: Path, count: int, *options: str) -> WorkerP
     pool = WorkerPool(url, tmp_path / "logs", grace_s=2, counts=NO_STAGES)
     for index in range(count):
         consumer = pool.consumer_name("detect", index)
-        command = [sys.executable, "-m", "tests.hang_worker", "detect", "--consumer", consumer,
-                   "--grace-s", "2", *options]
-        pool.workers.append(Worker("detect", consumer, command, tmp_path / "logs" / f"detect-{index}.log",
-                                   {"FACES_REDIS_URL": url, "PYTHONPATH": str(REPO)}, f"detect-{index}"))
+        command = [
+            sys.executable,
+            "-m",
+            "tests.hang_worker",
+            "detect",
+            "--consumer",
+            consumer,
+            "--grace-s",
+            "2",
+            *options,
+        ]
+        pool.workers.append(
+            Worker(
+                "detect",
+                consumer,
+                command,
+                tmp_path / "logs" / f"detect-{index}.log",
+                {"FACES_REDIS_URL": url, "PYTHONPATH": str(REPO)},
+                f"detect-{index}",
+            )
+        )
     for worker in pool.workers:
         worker.start()
     return pool
@@ -48,8 +65,9 @@ def overruns(pool: WorkerPool) -> int:
     return sum(w.log_path.read_text().count(OVER_LIMIT) for w in pool.workers if w.log_path.exists())
 
 
-def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(redis_url, redis_client, tmp_path,
-                                                                           monkeypatch):
+def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(
+    redis_url, redis_client, tmp_path, monkeypatch
+):
     """Two detect workers; one batch holds an image whose stage call never returns. After the
     1 s limit the worker holding it exits (code 6) and is restarted, the good images of its
     batch are forwarded once each, and the hanging image, handed twice (the delivery limit),
@@ -58,8 +76,7 @@ def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(redis_
     monkeypatch.setenv("FACES_BATCH_LIMIT_S", "1")  # the workers get the pool's environment
     [hung] = publish(redis_client, 1, prefix="hang")
     good = publish(redis_client, 2, prefix="img")
-    pool = hanging_pool(redis_url, tmp_path, 2, "--block-ms", "100", "--claim-idle-ms", "500",
-                        "--max-deliveries", "2")
+    pool = hanging_pool(redis_url, tmp_path, 2, "--block-ms", "100", "--claim-idle-ms", "500", "--max-deliveries", "2")
 
     def settled() -> bool:
         pool.supervise()
@@ -118,8 +135,9 @@ def test_a_long_batch_within_its_limit_keeps_the_heartbeat_fresh(redis_client):
         field = f"{stage.route.name}:slow"
         beat_at = lambda: json.loads(redis_client.hget(names.HEARTBEATS, field) or "{}").get("at", 0.0)  # noqa: E731
         first = wait_until(beat_at, what="the first heartbeat")
-        wait_until(lambda: beat_at() > first + 1.0, timeout_s=10,
-                   what="the heartbeat renewed while the stage call runs")
+        wait_until(
+            lambda: beat_at() > first + 1.0, timeout_s=10, what="the heartbeat renewed while the stage call runs"
+        )
         assert len(forwarded(redis_client)) == 0, "the batch is still in the stage call"
     finally:
         gate.set()

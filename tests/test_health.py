@@ -34,31 +34,54 @@ def health(redis_url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_health_follows_a_worker_that_consumes_freezes_and_stops(tmp_path, redis_url):
-    worker = started(tmp_path, "worker", "sink", "--redis-url", redis_url, "--consumer", "sink-a",
-                     "--no-visualize", "--storage", str(tmp_path / "storage"), "--block-ms", "200")
+    worker = started(
+        tmp_path,
+        "worker",
+        "sink",
+        "--redis-url",
+        redis_url,
+        "--consumer",
+        "sink-a",
+        "--no-visualize",
+        "--storage",
+        str(tmp_path / "storage"),
+        "--block-ms",
+        "200",
+    )
     try:
-        ok = wait_until(lambda: (done := health(redis_url, "--stage", "sink", *MAX_AGE)).returncode == exits.OK
-                        and done, timeout_s=90, what="the sink's first heartbeat")
+        ok = wait_until(
+            lambda: (done := health(redis_url, "--stage", "sink", *MAX_AGE)).returncode == exits.OK and done,
+            timeout_s=90,
+            what="the sink's first heartbeat",
+        )
         assert ok.stdout.startswith("sink\tsink-a\tconsuming\t"), ok.stdout
         assert health(redis_url, "--local", *MAX_AGE).returncode == exits.OK  # the same host
 
         everything = health(redis_url, *MAX_AGE)
         assert everything.returncode == exits.FAILED
-        assert everything.stderr.strip() == ("error: no worker of detect has a heartbeat: start one "
-                                             "(`faces worker detect`, or `faces up`), or look at its log "
-                                             "for why it stopped")
+        assert everything.stderr.strip() == (
+            "error: no worker of detect has a heartbeat: start one "
+            "(`faces worker detect`, or `faces up`), or look at its log "
+            "for why it stopped"
+        )
         status = json.loads(faces_cli("status", "--json", "--redis-url", redis_url, timeout=60).stdout)
         assert [(w["stage"], w["consumer"]) for w in status["workers"]] == [("sink", "sink-a")]
 
         worker.send_signal(signal.SIGSTOP)  # alive, holding its connection, consuming nothing
-        stuck = wait_until(lambda: (done := health(redis_url, "--stage", "sink", *MAX_AGE)).returncode
-                           == exits.FAILED and done, timeout_s=60, what="the frozen sink reported")
+        stuck = wait_until(
+            lambda: (done := health(redis_url, "--stage", "sink", *MAX_AGE)).returncode == exits.FAILED and done,
+            timeout_s=60,
+            what="the frozen sink reported",
+        )
         assert "no worker of sink is consuming: the last heartbeat is" in stuck.stderr
         assert "it is stuck or gone" in stuck.stderr
 
         worker.send_signal(signal.SIGCONT)
-        wait_until(lambda: health(redis_url, "--stage", "sink", *MAX_AGE).returncode == exits.OK,
-                   timeout_s=60, what="the sink consuming again")
+        wait_until(
+            lambda: health(redis_url, "--stage", "sink", *MAX_AGE).returncode == exits.OK,
+            timeout_s=60,
+            what="the sink consuming again",
+        )
 
         worker.terminate()
         assert worker.wait(timeout=60) == exits.OK
@@ -76,8 +99,11 @@ def test_the_drop_folder_watcher_has_a_heartbeat_too(tmp_path, redis_url):
     inbox.mkdir()
     watcher = started(tmp_path, "watch", str(inbox), "--redis-url", redis_url)
     try:
-        ok = wait_until(lambda: (done := health(redis_url, "--stage", "watch")).returncode == exits.OK and done,
-                        timeout_s=60, what="the watcher's heartbeat")
+        ok = wait_until(
+            lambda: (done := health(redis_url, "--stage", "watch")).returncode == exits.OK and done,
+            timeout_s=60,
+            what="the watcher's heartbeat",
+        )
         assert ok.stdout.startswith("watch\twatch-"), ok.stdout
         watcher.terminate()
         assert watcher.wait(timeout=30) == exits.OK
@@ -95,8 +121,7 @@ def test_a_watcher_held_back_by_a_full_pipeline_still_counts_as_alive(tmp_path, 
     inbox.mkdir()
     for i in range(3):
         (inbox / f"p{i}.jpg").write_bytes((DATA / "astronaut.jpg").read_bytes() + bytes([i]))
-    watcher = started(tmp_path, "watch", str(inbox), "--redis-url", redis_url, "--high-water", "1",
-                      "--settle-s", "0.1")
+    watcher = started(tmp_path, "watch", str(inbox), "--redis-url", redis_url, "--high-water", "1", "--settle-s", "0.1")
     try:
         wait_until(lambda: redis_client.scard(names.INFLIGHT) == 1, timeout_s=60, what="the pipeline full")
         held_since = time.monotonic()

@@ -40,6 +40,8 @@ from tests.waiting import wait_until
 
 TOKEN = "test-token-0123456789abcdef"
 MAX_BYTES = 2 << 20  # the API's --max-image-bytes here: small, so the 413 test streams little
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,13 +83,32 @@ def start_api(redis_url: str, folder: Path, *args: str, token: str | None = TOKE
     env = {**os.environ, "FACES_API_TOKEN": token or "", "FACES_REDIS_URL": redis_url}
     log = open(folder / f"serve-{port}.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "faces", "serve", "--port", str(port), "--uploads", str(folder / "uploads"),
-         "--storage", str(folder / "storage"), "--output", str(folder / "output"), *args],
-        cwd=REPO, env=env, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "serve",
+            "--port",
+            str(port),
+            "--uploads",
+            str(folder / "uploads"),
+            "--storage",
+            str(folder / "storage"),
+            "--output",
+            str(folder / "output"),
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     api = Api(process, port, folder, token)
 
     def healthy() -> bool:
-        assert process.poll() is None, f"faces serve exited {process.returncode}: {(folder / f'serve-{port}.log').read_text()}"
+        assert process.poll() is None, (
+            f"faces serve exited {process.returncode}: {(folder / f'serve-{port}.log').read_text()}"
+        )
         try:
             return api.http.get("/healthz").status_code == 200
         except httpx.TransportError:
@@ -121,9 +142,15 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     """Redis, one worker per stage (the bundled age/gender model), and the API with a token."""
     folder = tmp_path_factory.mktemp("http")
     server = start_redis(folder)
-    pool = WorkerPool(server.url, folder / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
-        "sink": ["--output", str(folder / "output"), "--metrics-port", str(free_port())]})
+    pool = WorkerPool(
+        server.url,
+        folder / "logs",
+        grace_s=10,
+        extra_args={
+            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
+            "sink": ["--output", str(folder / "output"), "--metrics-port", str(free_port())],
+        },
+    )
     pool.start()
     api = start_api(server.url, folder, "--max-image-bytes", str(MAX_BYTES), "--wait-max-s", "60")
     client = connect(server.url)
@@ -164,20 +191,27 @@ def error_of(response: httpx.Response, status: int) -> str:
 
 # -- uploads and results ---------------------------------------------------------------------
 
+
 def test_multipart_upload_with_wait_answers_the_result_with_its_metadata(stack):
     """A multipart upload with ?wait answers 200 with a valid faces.result/1 document, which
     carries the metadata given as query parameters and as the form's metadata field."""
     data = photo(1)
     answer = stack.api.http.post(
-        "/v1/images", params={"wait": 60, "client_ref": "order-7", "source": "cam-3",
-                              "captured_at": "2026-11-27T10:00:00Z"},
-        files={"file": ("astronaut.jpg", data, "image/jpeg")}, data={"metadata": json.dumps({"shift": "night"})})
+        "/v1/images",
+        params={"wait": 60, "client_ref": "order-7", "source": "cam-3", "captured_at": "2026-11-27T10:00:00Z"},
+        files={"file": ("astronaut.jpg", data, "image/jpeg")},
+        data={"metadata": json.dumps({"shift": "night"})},
+    )
     assert answer.status_code == 200, answer.text
     result = answer.json()
     jsonschema.validate(result, load_schema())
     assert result["status"] == "ok" and len(result["faces"]) == 1
-    assert result["metadata"] == {"shift": "night", "client_ref": "order-7", "source": "cam-3",
-                                  "captured_at": "2026-11-27T10:00:00Z"}
+    assert result["metadata"] == {
+        "shift": "night",
+        "client_ref": "order-7",
+        "source": "cam-3",
+        "captured_at": "2026-11-27T10:00:00Z",
+    }
     assert result["image_id"].startswith("astronaut-")
     kept = Path(result["image"]["path"])
     assert kept.is_relative_to(stack.api.folder / "uploads") and kept.read_bytes() == data
@@ -188,17 +222,22 @@ def test_multipart_upload_with_wait_answers_the_result_with_its_metadata(stack):
 def test_raw_body_answers_202_then_the_result_url_gives_it(stack):
     """A raw image body answers 202 (job already in Redis) with its status URL, which answers
     200 with the result once the pipeline is done; the job was published exactly once."""
-    answer = stack.api.http.post("/v1/images", params={"filename": "raw.jpg"}, content=photo(2),
-                                 headers={"Content-Type": "image/jpeg"})
+    answer = stack.api.http.post(
+        "/v1/images", params={"filename": "raw.jpg"}, content=photo(2), headers={"Content-Type": "image/jpeg"}
+    )
     accepted = answer.json()
     assert answer.status_code == 202, answer.text
     assert accepted["status"] == "pending" and answer.headers["location"] == accepted["status_url"]
     assert accepted["status_url"] == f"/v1/jobs/{accepted['job_id']}"  # the job's own result (issue 22 item 3)
     assert accepted["result_url"] == f"/v1/results/{accepted['image_id']}"
     assert stack.client.sismember(names.INFLIGHT, accepted["job_id"]) or stack.client.exists(
-        names.result_key(accepted["image_id"]))
-    done = wait_until(lambda: (r := stack.api.http.get(accepted["status_url"])).status_code == 200 and r,
-                      timeout_s=60, what="the result")
+        names.result_key(accepted["image_id"])
+    )
+    done = wait_until(
+        lambda: (r := stack.api.http.get(accepted["status_url"])).status_code == 200 and r,
+        timeout_s=60,
+        what="the result",
+    )
     assert done.json()["job_id"] == accepted["job_id"] and done.json()["image_id"].startswith("raw-")
     jobs = [e for e in stack.client.xrange(names.IMAGES) if accepted["job_id"].encode() in e[1][PAYLOAD_FIELD]]
     assert len(jobs) == 1
@@ -207,23 +246,30 @@ def test_raw_body_answers_202_then_the_result_url_gives_it(stack):
 def test_a_file_name_in_any_alphabet_gets_a_usable_status_url(stack):
     """The image id keeps the file name's letters; the image's result URL is percent-encoded (a
     500 after publishing, before); it and the Location header (the job's URL) lead to the result."""
-    sent = stack.api.http.post("/v1/images", params={"filename": "фото.jpg"}, content=photo(44),
-                               headers={"Content-Type": "image/jpeg"})
+    sent = stack.api.http.post(
+        "/v1/images", params={"filename": "фото.jpg"}, content=photo(44), headers={"Content-Type": "image/jpeg"}
+    )
     assert sent.status_code == 202, sent.text
     body = sent.json()
     assert body["image_id"].startswith("фото-")
     assert sent.headers["location"] == body["status_url"] == f"/v1/jobs/{body['job_id']}"
     assert body["result_url"] == "/v1/results/" + quote(body["image_id"], safe="")
-    done = wait_until(lambda: (r := stack.api.http.get(body["status_url"])).status_code == 200 and r,
-                      timeout_s=60, what="the result at the status URL")
+    done = wait_until(
+        lambda: (r := stack.api.http.get(body["status_url"])).status_code == 200 and r,
+        timeout_s=60,
+        what="the result at the status URL",
+    )
     assert done.json()["image_id"] == body["image_id"]
     assert stack.api.http.get(body["result_url"]).json() == done.json()
 
 
 def test_json_base64_upload_with_metadata(stack):
     """JSON with image_base64, a filename and a metadata object: 200 with ?wait, metadata back."""
-    body = {"image_base64": base64.b64encode(photo(3)).decode(), "filename": "b64.jpg",
-            "metadata": {"client_ref": "json-1"}}
+    body = {
+        "image_base64": base64.b64encode(photo(3)).decode(),
+        "filename": "b64.jpg",
+        "metadata": {"client_ref": "json-1"},
+    }
     answer = stack.api.http.post("/v1/images", params={"wait": 60}, json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["metadata"] == {"client_ref": "json-1"}
@@ -236,17 +282,24 @@ def test_results_list_newest_first_with_a_cursor(stack):
     before = time.time()
     ids = []
     for i in range(3):
-        answer = stack.api.http.post("/v1/images", params={"wait": 60, "filename": f"list{i}.jpg"},
-                                     content=photo(10 + i), headers={"Content-Type": "image/jpeg"})
+        answer = stack.api.http.post(
+            "/v1/images",
+            params={"wait": 60, "filename": f"list{i}.jpg"},
+            content=photo(10 + i),
+            headers={"Content-Type": "image/jpeg"},
+        )
         assert answer.status_code == 200
         ids.append(answer.json()["image_id"])
     first = stack.api.http.get("/v1/results", params={"limit": 2, "since": str(before)}).json()
-    second = stack.api.http.get("/v1/results", params={"limit": 2, "since": str(before),
-                                                       "cursor": first["next_cursor"]}).json()
+    second = stack.api.http.get(
+        "/v1/results", params={"limit": 2, "since": str(before), "cursor": first["next_cursor"]}
+    ).json()
     assert [item["image_id"] for item in first["items"] + second["items"]] == ids[::-1]
     assert second["next_cursor"] is None
-    assert all(item["status"] == "ok" and item["result"]["image_id"] == item["image_id"]
-               for item in first["items"] + second["items"])
+    assert all(
+        item["status"] == "ok" and item["result"]["image_id"] == item["image_id"]
+        for item in first["items"] + second["items"]
+    )
 
 
 def test_picture_is_the_sinks_jpeg_or_drawn_from_the_result(stack):
@@ -273,8 +326,11 @@ def test_status_is_faces_status_json_and_probes_answer(stack):
     assert [s["name"] for s in status["streams"]] == [*names.PIPELINE_STREAMS, names.RESULTS]
     bare = httpx.Client(base_url=stack.api.base)
     assert bare.get("/healthz").json() == {"status": "ok"}
-    ready = wait_until(lambda: (r := bare.get("/readyz")).status_code == 200 and r, timeout_s=30,
-                       what="/readyz to see every stage's heartbeat")
+    ready = wait_until(
+        lambda: (r := bare.get("/readyz")).status_code == 200 and r,
+        timeout_s=30,
+        what="/readyz to see every stage's heartbeat",
+    )
     assert ready.json() == {"status": "ready", "stages": {s: 1 for s in names.STAGE_ORDER}}
 
 
@@ -290,18 +346,25 @@ def test_metrics_count_stages_results_and_latency(stack):
     assert stack.api.http.request("X1", "/nowhere").status_code in (400, 404, 405)
     text = stack.api.http.get("/metrics").text
     assert 'method="X1"' not in text and 'method="other"' in text
-    count = float(next(line.split()[1] for line in text.splitlines()
-                       if line.startswith("faces_result_latency_seconds_count")))
+    count = float(
+        next(line.split()[1] for line in text.splitlines() if line.startswith("faces_result_latency_seconds_count"))
+    )
     assert count >= 1
     # A JPEG cut short passes the upload's sniffing and fails to decode at detect: an error
     # result that the detect stage's error gauge counts (from the workers' heartbeats, every 5 s).
     broken = stack.api.http.post("/v1/images", params={"wait": 60}, files={"file": ("cut.jpg", photo(31)[:400])})
     assert broken.json()["status"] == "error" and broken.json()["error"]["stage"] == "detect"
     # Both results are in the workers' next heartbeats (every 5 s), not at once.
-    text = wait_until(lambda: (t := stack.api.http.get("/metrics").text)
-                      and metric_value(t, 'faces_stage_errors{stage="detect"}') >= 1
-                      and metric_value(t, 'faces_stage_processed{stage="sink"}') >= 2 and t,
-                      timeout_s=30, what="the detect stage's error and the sink's two results in /metrics")
+    text = wait_until(
+        lambda: (
+            (t := stack.api.http.get("/metrics").text)
+            and metric_value(t, 'faces_stage_errors{stage="detect"}') >= 1
+            and metric_value(t, 'faces_stage_processed{stage="sink"}') >= 2
+            and t
+        ),
+        timeout_s=30,
+        what="the detect stage's error and the sink's two results in /metrics",
+    )
     assert metric_value(text, 'faces_stage_dead_letters{stage="detect"}') == 0
     sink = next(w for w in stack.pool.workers if w.stage == "sink")
     port = sink.command[sink.command.index("--metrics-port") + 1]
@@ -325,12 +388,18 @@ def test_openapi_documents_the_result_schema(stack):
 
 # -- errors ----------------------------------------------------------------------------------
 
+
 def test_without_the_token_every_v1_endpoint_answers_401(stack):
     """With FACES_API_TOKEN set, /v1/* and /metrics need the bearer token; a wrong one is 401 too."""
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
         bare = httpx.Client(base_url=stack.api.base, headers=headers)
-        for method, path in (("POST", "/v1/images"), ("GET", "/v1/results"), ("GET", "/v1/status"),
-                             ("GET", "/metrics"), ("GET", "/v1/results/x-01234567")):
+        for method, path in (
+            ("POST", "/v1/images"),
+            ("GET", "/v1/results"),
+            ("GET", "/v1/status"),
+            ("GET", "/metrics"),
+            ("GET", "/v1/results/x-01234567"),
+        ):
             assert "Authorization: Bearer" in error_of(bare.request(method, path), 401)
 
 
@@ -343,12 +412,15 @@ def test_malformed_requests_answer_400_naming_the_fix(stack):
     assert "not valid base64" in error_of(post(json={"image_base64": "***"}), 400)
     assert "image_base64" in error_of(post(json={"image": "x"}), 400)
     assert "no file field `file`" in error_of(post(files={"photo": ("a.jpg", photo(40))}), 400)
-    assert "metadata" in error_of(post(json={"image_base64": base64.b64encode(photo(41)).decode(),
-                                             "metadata": {"n": 1}}), 400)
-    assert "captured_at" in error_of(post(params={"captured_at": "yesterday"}, content=photo(42),
-                                          headers={"Content-Type": "image/jpeg"}), 400)
-    assert "maximum of 60 s" in error_of(post(params={"wait": 61}, content=photo(43),
-                                              headers={"Content-Type": "image/jpeg"}), 400)
+    assert "metadata" in error_of(
+        post(json={"image_base64": base64.b64encode(photo(41)).decode(), "metadata": {"n": 1}}), 400
+    )
+    assert "captured_at" in error_of(
+        post(params={"captured_at": "yesterday"}, content=photo(42), headers={"Content-Type": "image/jpeg"}), 400
+    )
+    assert "maximum of 60 s" in error_of(
+        post(params={"wait": 61}, content=photo(43), headers={"Content-Type": "image/jpeg"}), 400
+    )
     assert "empty" in error_of(post(content=b"", headers={"Content-Type": "image/jpeg"}), 400)
     assert "cursor" in error_of(http.get("/v1/results", params={"cursor": "x"}), 400)
     assert "since" in error_of(http.get("/v1/results", params={"since": "soon"}), 400)
@@ -367,11 +439,13 @@ def test_what_is_not_an_image_answers_415(stack):
     """Bytes that are not an image are refused whatever the Content-Type says, and so is a
     content type the API does not take; nothing is published."""
     before = stack.client.xlen(names.IMAGES)
-    assert "not an image" in error_of(stack.api.http.post("/v1/images", content=b"<html>hello</html>",
-                                                          headers={"Content-Type": "image/jpeg"}), 415)
+    assert "not an image" in error_of(
+        stack.api.http.post("/v1/images", content=b"<html>hello</html>", headers={"Content-Type": "image/jpeg"}), 415
+    )
     assert "not an image" in error_of(stack.api.http.post("/v1/images", files={"file": ("x.jpg", b"%PDF-1.4")}), 415)
-    assert "Content-Type text/plain" in error_of(stack.api.http.post(
-        "/v1/images", content=photo(50), headers={"Content-Type": "text/plain"}), 415)
+    assert "Content-Type text/plain" in error_of(
+        stack.api.http.post("/v1/images", content=photo(50), headers={"Content-Type": "text/plain"}), 415
+    )
     assert stack.client.xlen(names.IMAGES) == before
 
 
@@ -381,8 +455,10 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(stack):
     total = 8 * MAX_BYTES
     chunk = b"\xff\xd8\xff" + b"\0" * (64 << 10)
     with socket.create_connection(("127.0.0.1", stack.api.port)) as sock:
-        sock.sendall(f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
-                     "Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
         sent, answer = 0, b""
         sock.settimeout(0.01)
         while sent < total:
@@ -401,7 +477,9 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(stack):
         while b"\r\n\r\n" not in answer:
             answer += sock.recv(65536)
         head, _, body = answer.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
         while len(body) < length:
             body += sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -409,14 +487,28 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(stack):
     assert "2097152-byte limit" in json.loads(body)["error"]
     # A multipart form is counted the same way, while the form parser reads it.
     boundary = "b0undary"
-    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + (200 << 10))
-    chunks = (form[i:i + (64 << 10)] for i in range(0, len(form), 64 << 10))
-    assert "limit" in error_of(stack.api.http.post(
-        "/v1/images", content=chunks, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}), 413)
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + b"\xff\xd8\xff"
+        + b"\0" * (MAX_BYTES + (200 << 10))
+    )
+    chunks = (form[i : i + (64 << 10)] for i in range(0, len(form), 64 << 10))
+    assert "limit" in error_of(
+        stack.api.http.post(
+            "/v1/images", content=chunks, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        ),
+        413,
+    )
     # A declared Content-Length over the limit is refused without reading the body at all.
-    assert "limit" in error_of(stack.api.http.post("/v1/images", content=b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 1),
-                                                   headers={"Content-Type": "image/jpeg"}), 413)
+    assert "limit" in error_of(
+        stack.api.http.post(
+            "/v1/images", content=b"\xff\xd8\xff" + b"\0" * (MAX_BYTES + 1), headers={"Content-Type": "image/jpeg"}
+        ),
+        413,
+    )
 
 
 def test_unknown_images_answer_404(stack):
@@ -450,8 +542,13 @@ def test_redis_down_answers_503_and_back_up_serves_again(idle):
     http = idle.api.http
     idle.redis.stop()
     try:
-        for method, path in (("POST", "/v1/images"), ("GET", "/v1/results/a-0123abcd"), ("GET", "/v1/status"),
-                             ("GET", "/readyz"), ("GET", "/v1/results")):
+        for method, path in (
+            ("POST", "/v1/images"),
+            ("GET", "/v1/results/a-0123abcd"),
+            ("GET", "/v1/status"),
+            ("GET", "/readyz"),
+            ("GET", "/v1/results"),
+        ):
             answer = http.request(method, path, content=photo(70), headers={"Content-Type": "image/jpeg"})
             assert "unreachable" in error_of(answer, 503) and answer.headers["retry-after"]
         assert http.get("/healthz").status_code == 200
@@ -463,15 +560,35 @@ def test_redis_down_answers_503_and_back_up_serves_again(idle):
 
 # -- the commands ----------------------------------------------------------------------------
 
+
 def test_up_serve_runs_the_api_beside_the_stages_and_stops_it(tmp_path):
     """`faces up --serve` starts the API with the stages: an upload gets its result through it;
     SIGTERM stops the API process too."""
     port = free_port()
     log = open(tmp_path / "up.log", "ab")
-    up = subprocess.Popen([sys.executable, "-m", "faces", "up", "--serve", "--port", str(port), "--state-dir",
-                           str(tmp_path / "state"), "--storage", str(tmp_path / "storage"), "--output",
-                           str(tmp_path / "output"), "--agegender", "dlib"],
-                          cwd=tmp_path, stdout=log, stderr=log, env={**os.environ, "FACES_API_TOKEN": ""})
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "up",
+            "--serve",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--storage",
+            str(tmp_path / "storage"),
+            "--output",
+            str(tmp_path / "output"),
+            "--agegender",
+            "dlib",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "FACES_API_TOKEN": ""},
+    )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
 
     def ready() -> bool:
@@ -496,10 +613,17 @@ def test_up_serve_runs_the_api_beside_the_stages_and_stops_it(tmp_path):
 
 def test_serve_mistakes_are_one_line_naming_the_fix(tmp_path, redis_url):
     """No pipeline to attach to, a port in use, a token too short: one `error:` line each."""
+
     def serve(*args: str, token: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "faces", "serve", *args], cwd=REPO, capture_output=True,
-                              text=True, timeout=60, env={**os.environ, "FACES_API_TOKEN": token,
-                                                          "FACES_REDIS_URL": ""})
+        return subprocess.run(
+            [sys.executable, "-m", "faces", "serve", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "FACES_API_TOKEN": token, "FACES_REDIS_URL": ""},
+        )
+
     nothing = serve("--state-dir", str(tmp_path / "none"))
     assert nothing.returncode == 1 and nothing.stderr.startswith("error: no pipeline is running for state dir")
     with socket.socket() as taken:
@@ -510,7 +634,9 @@ def test_serve_mistakes_are_one_line_naming_the_fix(tmp_path, redis_url):
     short = serve("--redis-url", redis_url, token="abc")
     assert short.returncode == 2 and "FACES_API_TOKEN is 3 characters" in short.stderr
     (tmp_path / "a-file").write_text("")
-    unwritable = serve("--redis-url", redis_url, "--port", str(free_port()), "--uploads", str(tmp_path / "a-file" / "up"))
+    unwritable = serve(
+        "--redis-url", redis_url, "--port", str(free_port()), "--uploads", str(tmp_path / "a-file" / "up")
+    )
     assert unwritable.returncode == 1 and unwritable.stderr.startswith(f"error: cannot keep uploads in {tmp_path}")
     assert "pick a writable folder with --uploads" in unwritable.stderr and "Traceback" not in unwritable.stderr
 
@@ -521,9 +647,15 @@ def test_wait_for_a_job_the_sink_dead_letters_answers_404_saying_why(tmp_path):
     404 naming the dead letter, as GET does, not 202 "pending" for a job that will never finish."""
     server = start_redis(tmp_path)
     storage = tmp_path / "sink-storage"
-    pool = WorkerPool(server.url, tmp_path / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--batch", "4", "--agegender", "dlib", "--max-deliveries", "1"],
-        "sink": ["--storage", str(storage), "--no-visualize"]})
+    pool = WorkerPool(
+        server.url,
+        tmp_path / "logs",
+        grace_s=10,
+        extra_args={
+            "*": ["--block-ms", "200", "--batch", "4", "--agegender", "dlib", "--max-deliveries", "1"],
+            "sink": ["--storage", str(storage), "--no-visualize"],
+        },
+    )
     pool.start()
     api = start_api(server.url, tmp_path, token=None)
     try:

@@ -15,14 +15,19 @@ SENT = b"\xff\xd8\xff\xe0" + b"x" * 4096  # a few KB actually sent (a JPEG's fir
 
 
 def request_claiming(length: int, body: bytes) -> Request:
-    chunks = [body[i:i + 1024] for i in range(0, len(body), 1024)]
+    chunks = [body[i : i + 1024] for i in range(0, len(body), 1024)]
 
     async def receive() -> dict:
         chunk = chunks.pop(0) if chunks else b""
         return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/images", "query_string": b"",
-             "headers": [(b"content-type", b"image/jpeg"), (b"content-length", str(length).encode())]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/images",
+        "query_string": b"",
+        "headers": [(b"content-type", b"image/jpeg"), (b"content-length", str(length).encode())],
+    }
     return Request(scope, receive)
 
 

@@ -32,24 +32,42 @@ from tests.waiting import wait_until
 HIGH_WATER = 3
 UPLOADERS = 20
 SLOW_CLIENTS = 300
-OPEN_FILES = 256     # the serving process's open-files limit in the slow-client test
+OPEN_FILES = 256  # the serving process's open-files limit in the slow-client test
 HEAD_TIMEOUT_S = 2.0
 
 
 class Serve:
     """One `faces serve` on 127.0.0.1 with no token."""
 
-    def __init__(self, redis_url: str, folder: Path, *args: str, env: dict[str, str] | None = None,
-                 open_files: int | None = None):
+    def __init__(
+        self, redis_url: str, folder: Path, *args: str, env: dict[str, str] | None = None, open_files: int | None = None
+    ):
         self.port = free_port()
         self.log = folder / f"serve-{self.port}.log"
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))) if open_files else None
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "faces", "serve", "--port", str(self.port), "--uploads", str(folder / "uploads"),
-                 "--storage", str(folder / "storage"), "--output", str(folder / "output"), *args],
-                cwd=REPO, env={**os.environ, "FACES_API_TOKEN": "", "FACES_REDIS_URL": redis_url, **(env or {})},
-                stdout=log, stderr=log, preexec_fn=limit)
+                [
+                    sys.executable,
+                    "-m",
+                    "faces",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--uploads",
+                    str(folder / "uploads"),
+                    "--storage",
+                    str(folder / "storage"),
+                    "--output",
+                    str(folder / "output"),
+                    *args,
+                ],
+                cwd=REPO,
+                env={**os.environ, "FACES_API_TOKEN": "", "FACES_REDIS_URL": redis_url, **(env or {})},
+                stdout=log,
+                stderr=log,
+                preexec_fn=limit,
+            )
         self.base = f"http://127.0.0.1:{self.port}"
         wait_until(self.healthy, timeout_s=30, what="the API to answer /healthz")
 
@@ -109,6 +127,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 # -- item 1: admission at the high-water mark ------------------------------------------------
 
+
 def test_concurrent_slow_uploads_never_put_more_than_the_high_water_mark_in_flight(tmp_path, redis_idle):
     """20 uploads whose bodies arrive in two halves, all heads in before any body is complete,
     against --high-water 3: exactly 3 are published and in flight (counted in Redis), every
@@ -120,11 +139,14 @@ def test_concurrent_slow_uploads_never_put_more_than_the_high_water_mark_in_flig
         bodies = [photo(i) for i in range(UPLOADERS)]
         socks = [socket.create_connection(("127.0.0.1", api.port)) for _ in bodies]
         for sock, body in zip(socks, bodies):
-            sock.sendall(f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:len(body) // 2])
+            sock.sendall(
+                f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[: len(body) // 2]
+            )
         for sock, body in zip(socks, bodies):
             try:
-                sock.sendall(body[len(body) // 2:])
+                sock.sendall(body[len(body) // 2 :])
             except (BrokenPipeError, ConnectionResetError):
                 pass  # refused at its head and closed: its answer is already there
         answers = [raw_answer(sock) for sock in socks]
@@ -142,6 +164,7 @@ def test_concurrent_slow_uploads_never_put_more_than_the_high_water_mark_in_flig
 
 
 # -- item 2: other sites, DNS rebinding, open binds ------------------------------------------
+
 
 def test_foreign_hosts_are_refused_and_known_ones_answered(tmp_path, redis_idle):
     """A Host the server was not told (what a DNS-rebinding page sends) gets 400 on the page and
@@ -188,10 +211,27 @@ def test_serving_every_interface_without_a_token_is_refused_at_start(tmp_path):
     fixes (a token, 127.0.0.1, or --allow-insecure-bind), before listening. Before, it served
     an open API to the network."""
     try:
-        done = subprocess.run([sys.executable, "-m", "faces", "serve", "--host", "0.0.0.0", "--port", str(free_port()),
-                               "--redis-url", "redis://127.0.0.1:1/0", "--uploads", str(tmp_path / "uploads")],
-                              cwd=REPO, capture_output=True, text=True, timeout=20,
-                              env={**os.environ, "FACES_API_TOKEN": "", "FACES_HTTP_ALLOW_INSECURE_BIND": ""})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "faces",
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(free_port()),
+                "--redis-url",
+                "redis://127.0.0.1:1/0",
+                "--uploads",
+                str(tmp_path / "uploads"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "FACES_API_TOKEN": "", "FACES_HTTP_ALLOW_INSECURE_BIND": ""},
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("faces serve --host 0.0.0.0 without a token started serving")
     assert done.returncode == 2, done.stderr
@@ -215,6 +255,7 @@ def test_an_open_bind_allowed_without_a_token_warns_at_every_start(tmp_path, red
 
 # -- item 4: slow clients --------------------------------------------------------------------
 
+
 def test_stalled_clients_are_dropped_while_healthz_answers_within_a_second(tmp_path, redis_idle):
     """300 connections that send half a request head and stall, against a server whose
     open-files limit is 256: /healthz still answers within a second, three times over, and
@@ -236,8 +277,12 @@ def test_stalled_clients_are_dropped_while_healthz_answers_within_a_second(tmp_p
                 pytest.fail(f"/healthz did not answer within 1 s beside {SLOW_CLIENTS} stalled clients: {exc!r}")
             assert answer.status_code == 200 and time.monotonic() - started < 1.0
         open_ones = lambda: [s for s in stalled if not closed_by_server(s)]  # noqa: E731
-        wait_until(lambda: not open_ones(), timeout_s=HEAD_TIMEOUT_S + 10, interval_s=0.2,
-                   what=f"the server to close every stalled connection (head timeout {HEAD_TIMEOUT_S} s)")
+        wait_until(
+            lambda: not open_ones(),
+            timeout_s=HEAD_TIMEOUT_S + 10,
+            interval_s=0.2,
+            what=f"the server to close every stalled connection (head timeout {HEAD_TIMEOUT_S} s)",
+        )
     finally:
         for sock in stalled:
             sock.close()
@@ -253,8 +298,11 @@ def test_an_upload_body_that_stalls_gets_408_and_its_connection_closed(tmp_path,
     body = photo(5)
     try:
         with socket.create_connection(("127.0.0.1", api.port)) as sock:
-            sock.sendall(f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:1000])
+            sock.sendall(
+                f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:1000]
+            )
             try:
                 status, headers, text = raw_answer(sock, timeout_s=15)
             except socket.timeout:
@@ -279,8 +327,14 @@ def test_clients_waiting_for_results_never_take_the_connections_healthz_needs(tm
 
     def upload(i: int) -> None:
         try:
-            statuses.append(httpx.post(api.base + "/v1/images?wait=30", content=photo(i),
-                                       headers={"Content-Type": "image/jpeg"}, timeout=60).status_code)
+            statuses.append(
+                httpx.post(
+                    api.base + "/v1/images?wait=30",
+                    content=photo(i),
+                    headers={"Content-Type": "image/jpeg"},
+                    timeout=60,
+                ).status_code
+            )
         except httpx.TransportError:
             statuses.append(0)
 

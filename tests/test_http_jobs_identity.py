@@ -33,11 +33,31 @@ CLAIM_IDLE_MS = 600_000  # the sink claims the stalled entry only once the test 
 
 def start_sink(redis_url: str, folder: Path) -> subprocess.Popen:
     log = open(folder / "sink.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "faces", "worker", "sink", "--redis-url", redis_url,
-                             "--storage", str(folder / "storage"), "--output", str(folder / "output"),
-                             "--block-ms", "200", "--batch", "4", "--claim-idle-ms", str(CLAIM_IDLE_MS)], cwd=REPO,
-                            stdout=log, stderr=log,
-                            env={**os.environ})
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "worker",
+            "sink",
+            "--redis-url",
+            redis_url,
+            "--storage",
+            str(folder / "storage"),
+            "--output",
+            str(folder / "output"),
+            "--block-ms",
+            "200",
+            "--batch",
+            "4",
+            "--claim-idle-ms",
+            str(CLAIM_IDLE_MS),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        env={**os.environ},
+    )
 
 
 def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
@@ -48,9 +68,15 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
     A's ?wait answers A's job id and A's client_ref; GET /v1/jobs/<each> answers that job's own
     result and metadata, and its picture; GET /v1/results/<image id> answers the latest job's
     (B's, submitted last), which says it is B's."""
-    pool = WorkerPool(redis_url, tmp_path / "logs", grace_s=10, counts={"detect": 1, "landmarks": 1, "agegender": 1, "sink": 0},
-                      extra_args={"*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"),
-                                        "--agegender", "dlib"]})
+    pool = WorkerPool(
+        redis_url,
+        tmp_path / "logs",
+        grace_s=10,
+        counts={"detect": 1, "landmarks": 1, "agegender": 1, "sink": 0},
+        extra_args={
+            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"), "--agegender", "dlib"]
+        },
+    )
     pool.start()
     api = start_api(redis_url, tmp_path, "--wait-max-s", "120")
     client = connect(redis_url)
@@ -62,15 +88,23 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
         client_a = httpx.Client(base_url=api.base, headers=api.http.headers, timeout=180)
 
         def upload_a() -> None:
-            answers["A"] = client_a.post("/v1/images", params={"filename": "shared.jpg", "client_ref": "A", "wait": 120},
-                                         content=data, headers={"Content-Type": "image/jpeg"})
+            answers["A"] = client_a.post(
+                "/v1/images",
+                params={"filename": "shared.jpg", "client_ref": "A", "wait": 120},
+                content=data,
+                headers={"Content-Type": "image/jpeg"},
+            )
 
         waiting = threading.Thread(target=upload_a)
         waiting.start()
         # A's job waits for the sink before B's is published: in the sink's stream, A comes first.
         wait_until(lambda: client.xlen(names.ANALYZED) == 1, timeout_s=120, what="A's job to wait for the sink")
-        b = api.http.post("/v1/images", params={"filename": "shared.jpg", "client_ref": "B"}, content=data,
-                          headers={"Content-Type": "image/jpeg"})
+        b = api.http.post(
+            "/v1/images",
+            params={"filename": "shared.jpg", "client_ref": "B"},
+            content=data,
+            headers={"Content-Type": "image/jpeg"},
+        )
         assert b.status_code == 202, b.text
         job_b, image_id = b.json()["job_id"], b.json()["image_id"]
         (job_a,) = {j.decode() for j in client.smembers(names.INFLIGHT)} - {job_b}
@@ -87,19 +121,31 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
         client_a.close()
         a = answers["A"]
         assert a.status_code == 200, a.text
-        assert (a.json()["image_id"], a.json()["job_id"], a.json()["metadata"]) == (image_id, job_a, {"client_ref": "A"})
+        assert (a.json()["image_id"], a.json()["job_id"], a.json()["metadata"]) == (
+            image_id,
+            job_a,
+            {"client_ref": "A"},
+        )
 
         assert b.headers["location"] == b.json()["status_url"] == f"/v1/jobs/{job_b}"
         assert b.json()["result_url"] == f"/v1/results/{image_id}"
         assert pending.status_code == 202, pending.text
-        assert (pending.json()["job_id"], pending.json()["image_id"], pending.json()["status"]) == (job_b, image_id, "pending")
+        assert (pending.json()["job_id"], pending.json()["image_id"], pending.json()["status"]) == (
+            job_b,
+            image_id,
+            "pending",
+        )
         assert api.http.get(f"/v1/jobs/{'0' * 32}").status_code == 404
         assert api.http.get("/v1/jobs/not-a-job").status_code == 404
 
         for job_id, ref in ((job_a, "A"), (job_b, "B")):
             own = api.http.get(f"/v1/jobs/{job_id}")
             assert own.status_code == 200, own.text
-            assert (own.json()["job_id"], own.json()["metadata"], own.json()["status"]) == (job_id, {"client_ref": ref}, "ok")
+            assert (own.json()["job_id"], own.json()["metadata"], own.json()["status"]) == (
+                job_id,
+                {"client_ref": ref},
+                "ok",
+            )
             picture = api.http.get(f"/v1/jobs/{job_id}/picture")
             assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff"
         latest = api.http.get(f"/v1/results/{image_id}")

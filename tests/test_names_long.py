@@ -26,7 +26,11 @@ NAME_MAX_BYTES = 255
 # Names as long as a file system takes (up to 255 bytes): 83 letters of 3 bytes; emoji between
 # CJK letters; 60 CJK letters of 4 bytes (plane 2). Cut to 80 characters, the first and the last
 # made image ids of 240 bytes, whose files' names passed 255 bytes.
-LONG_NAMES = {"cjk": "漢字写真" * 20 + "漢字写.jpg", "emoji": "😀家族写真🎉" * 12 + ".jpg", "plane2": "𠀋𡈽𡌛" * 20 + ".jpg"}
+LONG_NAMES = {
+    "cjk": "漢字写真" * 20 + "漢字写.jpg",
+    "emoji": "😀家族写真🎉" * 12 + ".jpg",
+    "plane2": "𠀋𡈽𡌛" * 20 + ".jpg",
+}
 
 
 def photo_named(folder: Path, name: str, tag: str) -> Path:
@@ -38,8 +42,10 @@ def photo_named(folder: Path, name: str, tag: str) -> Path:
 
 
 def dead_letters(client: redis.Redis) -> list[str]:
-    return [f"{f.get(b'error_type', b'').decode()}: {f.get(b'message', b'').decode()}"
-            for _id, f in client.xrange(names.DEAD_LETTERS)]
+    return [
+        f"{f.get(b'error_type', b'').decode()}: {f.get(b'message', b'').decode()}"
+        for _id, f in client.xrange(names.DEAD_LETTERS)
+    ]
 
 
 def assert_fitting_results(storage: Path, output: Path, count: int) -> dict[str, dict]:
@@ -59,8 +65,20 @@ def test_run_analyses_long_cjk_and_emoji_names(tmp_path, redis_url, redis_client
     photos = tmp_path / "photos"
     sent = {kind: photo_named(photos, name, kind) for kind, name in LONG_NAMES.items()}
     storage, output = tmp_path / "storage", tmp_path / "output"
-    done = faces_cli("run", str(photos), "--redis-url", redis_url, "--state-dir", str(tmp_path / "state"),
-                     "--storage", str(storage), "--output", str(output), "--timeout-s", "240")
+    done = faces_cli(
+        "run",
+        str(photos),
+        "--redis-url",
+        redis_url,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(storage),
+        "--output",
+        str(output),
+        "--timeout-s",
+        "240",
+    )
     assert dead_letters(redis_client) == []
     assert done.returncode == 0, done.stdout + done.stderr
     results = assert_fitting_results(storage, output, len(LONG_NAMES))
@@ -70,9 +88,15 @@ def test_run_analyses_long_cjk_and_emoji_names(tmp_path, redis_url, redis_client
 
 @pytest.fixture
 def workers(tmp_path, redis_url) -> Iterator[WorkerPool]:
-    pool = WorkerPool(redis_url, tmp_path / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"), "--agegender", "dlib"],
-        "sink": ["--output", str(tmp_path / "output")]})
+    pool = WorkerPool(
+        redis_url,
+        tmp_path / "logs",
+        grace_s=10,
+        extra_args={
+            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"), "--agegender", "dlib"],
+            "sink": ["--output", str(tmp_path / "output")],
+        },
+    )
     pool.start()
     try:
         yield pool
@@ -92,20 +116,30 @@ def test_submit_watch_and_upload_of_long_names_end_as_results(tmp_path, redis_ur
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     log = open(tmp_path / "watch.log", "wb")
-    watcher = subprocess.Popen([sys.executable, "-m", "faces", "watch", str(inbox), "--redis-url", redis_url,
-                                "--settle-s", "0.2"], cwd=REPO, stdout=log, stderr=log,
-                               env={**os.environ})
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "faces", "watch", str(inbox), "--redis-url", redis_url, "--settle-s", "0.2"],
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        env={**os.environ},
+    )
     api = start_api(redis_url, tmp_path)
     try:
         staged = tmp_path / "staged"
         for kind, name in LONG_NAMES.items():  # made aside, then moved in whole
             shutil.move(photo_named(staged, name, f"watch {kind}"), inbox / name)
         for kind, name in LONG_NAMES.items():
-            sent = api.http.post("/v1/images", files={"file": (name, photo_named(tmp_path / "up", name, f"upload {kind}").read_bytes(), "image/jpeg")})
+            sent = api.http.post(
+                "/v1/images",
+                files={"file": (name, photo_named(tmp_path / "up", name, f"upload {kind}").read_bytes(), "image/jpeg")},
+            )
             assert sent.status_code == 202, sent.text
         count = 3 * len(LONG_NAMES)
-        wait_until(lambda: len(result_files(storage)) + len(dead_letters(redis_client)) >= count, timeout_s=180,
-                   what=f"{count} results or dead letters")
+        wait_until(
+            lambda: len(result_files(storage)) + len(dead_letters(redis_client)) >= count,
+            timeout_s=180,
+            what=f"{count} results or dead letters",
+        )
     finally:
         api.stop()
         watcher.terminate()

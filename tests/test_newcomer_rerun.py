@@ -48,16 +48,40 @@ def test_rerun_after_ctrl_c_analyses_each_remaining_image_once(tmp_path):
     withdrew; the same command again finishes the rest. Every image then has exactly one ok
     result announced and one job on the images stream, and nothing is left in flight."""
     photo_variants(tmp_path / "photos", IMAGES, source="astronaut.jpg")
-    command = ["run", str(tmp_path / "photos"), "--state-dir", str(tmp_path / "state"),
-               "--storage", str(tmp_path / "storage"), "--no-visualize", "--timeout-s", "240"]
+    command = [
+        "run",
+        str(tmp_path / "photos"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+        "--timeout-s",
+        "240",
+    ]
     # A short claim time: a job a stopped worker still held is taken over within seconds.
-    env = {**os.environ, "PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights"),
-           "FACES_CLAIM_IDLE_MS": "3000"}
-    first = subprocess.Popen([sys.executable, "-m", "faces", *command], cwd=REPO, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env = {
+        **os.environ,
+        "PATH": PATH_WITHOUT_REDIS,
+        "DEEPFACE_HOME": str(tmp_path / "no-weights"),
+        "FACES_CLAIM_IDLE_MS": "3000",
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "faces", *command],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        wait_until(lambda: len(list((tmp_path / "storage").glob("*.json"))) >= 2 or first.poll() is not None,
-                   timeout_s=180, interval_s=0.02, what="the first results")
+        wait_until(
+            lambda: len(list((tmp_path / "storage").glob("*.json"))) >= 2 or first.poll() is not None,
+            timeout_s=180,
+            interval_s=0.02,
+            what="the first results",
+        )
         os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C on a terminal does
         _out, err = first.communicate(timeout=120)
     finally:
@@ -97,9 +121,18 @@ def test_run_takes_over_jobs_already_in_flight_for_its_images(tmp_path):
     finally:
         server.stop()
 
-    ran = faces_cli("run", str(tmp_path / "photos"), "--state-dir", str(tmp_path / "state"), "--storage",
-                    str(tmp_path / "storage"), "--no-visualize", "--timeout-s", "240",
-                    env={"PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights")})
+    ran = faces_cli(
+        "run",
+        str(tmp_path / "photos"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+        "--timeout-s",
+        "240",
+        env={"PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights")},
+    )
     assert ran.returncode == exits.OK, ran.stdout + ran.stderr
     results = result_files(tmp_path / "storage")
     announced, queued, in_flight = _pipeline_records(tmp_path / "state")

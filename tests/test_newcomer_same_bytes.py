@@ -55,9 +55,15 @@ def test_a_prefix_of_different_bytes_is_still_ambiguous(tmp_path):
     shas = ["abcdef01" + "0" * 56, "abcdef01" + "1" * 56]
     for stem, sha in zip(("x", "y"), shas):
         image_id = f"{stem}-{sha[:8]}"
-        (storage / f"{image_id}.json").write_text(json.dumps({
-            "image_id": image_id, "submitted_at": "2026-01-01T00:00:00.000Z",
-            "image": {"path": f"/nowhere/{stem}.jpg", "sha256": sha}}))
+        (storage / f"{image_id}.json").write_text(
+            json.dumps(
+                {
+                    "image_id": image_id,
+                    "submitted_at": "2026-01-01T00:00:00.000Z",
+                    "image": {"path": f"/nowhere/{stem}.jpg", "sha256": sha},
+                }
+            )
+        )
     options = ["--state-dir", str(tmp_path / "state"), "--storage", str(storage)]
     vague = faces_cli("result", "abcdef01", *options)
     assert vague.returncode == exits.USAGE, vague.stderr

@@ -33,19 +33,24 @@ def test_nameless_uploads_are_named_after_their_image_id(redis_url, redis_client
     other_jpeg = jpeg + b"other bytes"
     api = start_api(redis_url, tmp_path)
     try:
-        sent = [api.http.post("/v1/images", content=jpeg, headers={"Content-Type": "image/jpeg"}),
-                api.http.post("/v1/images", content=png, headers={"Content-Type": "application/octet-stream"}),
-                api.http.post("/v1/images", json={"image_base64": base64.b64encode(other_jpeg).decode()}),
-                api.http.post("/v1/images", files={"file": ("group.jpg", jpeg, "image/jpeg")})]
+        sent = [
+            api.http.post("/v1/images", content=jpeg, headers={"Content-Type": "image/jpeg"}),
+            api.http.post("/v1/images", content=png, headers={"Content-Type": "application/octet-stream"}),
+            api.http.post("/v1/images", json={"image_base64": base64.b64encode(other_jpeg).decode()}),
+            api.http.post("/v1/images", files={"file": ("group.jpg", jpeg, "image/jpeg")}),
+        ]
     finally:
         api.stop()
     assert [r.status_code for r in sent] == [202] * 4, [r.text for r in sent]
-    digest = {name: hashlib.sha256(data).hexdigest() for name, data in
-              (("jpeg", jpeg), ("png", png), ("other", other_jpeg))}
-    expected = {f"upload-{digest['jpeg'][:8]}": f"upload-{digest['jpeg'][:8]}.jpg",
-                f"upload-{digest['png'][:8]}": f"upload-{digest['png'][:8]}.png",
-                f"upload-{digest['other'][:8]}": f"upload-{digest['other'][:8]}.jpg",
-                f"group-{digest['jpeg'][:8]}": "group.jpg"}
+    digest = {
+        name: hashlib.sha256(data).hexdigest() for name, data in (("jpeg", jpeg), ("png", png), ("other", other_jpeg))
+    }
+    expected = {
+        f"upload-{digest['jpeg'][:8]}": f"upload-{digest['jpeg'][:8]}.jpg",
+        f"upload-{digest['png'][:8]}": f"upload-{digest['png'][:8]}.png",
+        f"upload-{digest['other'][:8]}": f"upload-{digest['other'][:8]}.jpg",
+        f"group-{digest['jpeg'][:8]}": "group.jpg",
+    }
     assert [r.json()["image_id"] for r in sent] == list(expected)
     paths = _published_paths(redis_client)
     assert {image_id: Path(path).name for image_id, path in paths.items()} == expected

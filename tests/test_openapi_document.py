@@ -59,12 +59,39 @@ def test_list_parameters_the_document_allows_are_the_ones_the_server_takes(api, 
     """GET /v1/results: for cursors and times on both sides of the documented formats (an empty
     cursor, a leading zero, 20 digits, a date without a time, a time before 1970, a day that
     does not exist), the server answers 200 exactly when the document allows the value."""
-    cursors = ["", "0-0", "0-1", "01-0", "1-01", "1764279000123-0", "1764279000123-7", "99999999999999999999-0",
-               "x", "1764279000123"]
-    times = ["", "2026-11-27T10:00:00Z", "2026-11-27T10:00:00.123+05:30", "2026-11-27t10:00:00z",
-             "1950-01-01T00:00:00Z", "1970-01-01T00:30:00+01:00", "2023-02-29T00:00:00Z", "2026-11-27",
-             "2026-11-27 10:00:00Z", "2026-11-27T10:00", "1764237600", "1764237600.5", "0", "-1", "inf", "nan",
-             "1e30", " 1764237600", "soon"]
+    cursors = [
+        "",
+        "0-0",
+        "0-1",
+        "01-0",
+        "1-01",
+        "1764279000123-0",
+        "1764279000123-7",
+        "99999999999999999999-0",
+        "x",
+        "1764279000123",
+    ]
+    times = [
+        "",
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T10:00:00.123+05:30",
+        "2026-11-27t10:00:00z",
+        "1950-01-01T00:00:00Z",
+        "1970-01-01T00:30:00+01:00",
+        "2023-02-29T00:00:00Z",
+        "2026-11-27",
+        "2026-11-27 10:00:00Z",
+        "2026-11-27T10:00",
+        "1764237600",
+        "1764237600.5",
+        "0",
+        "-1",
+        "inf",
+        "nan",
+        "1e30",
+        " 1764237600",
+        "soon",
+    ]
     disagree = []
     for name, values in (("cursor", cursors), ("since", times)):
         schema = parameter(document, "/v1/results", "get", name)
@@ -81,11 +108,22 @@ def test_path_ids_the_document_allows_are_the_ones_the_server_reads(api, documen
     (or length) is answered "is not a job id / an image id", one inside it is looked up ("no
     job", "no result"): both 404, told apart by the reason."""
     jobs = ["0" * 32, "0123456789abcdef" * 2, "0" * 31, "0" * 33, "A" * 32, "g" * 32]
-    images = ["x-01234567", "фото-0123abcd", "a b-01234567", "a" * 80 + "-01234567", "a" * 81 + "-01234567",
-              "x-0123456G", "x01234567", "-01234567", "x-012345678"]
+    images = [
+        "x-01234567",
+        "фото-0123abcd",
+        "a b-01234567",
+        "a" * 80 + "-01234567",
+        "a" * 81 + "-01234567",
+        "x-0123456G",
+        "x01234567",
+        "-01234567",
+        "x-012345678",
+    ]
     disagree = []
-    for template, values, refused in (("/v1/jobs/{job_id}", jobs, "is not a job id"),
-                                      ("/v1/results/{image_id}", images, "is not an image id")):
+    for template, values, refused in (
+        ("/v1/jobs/{job_id}", jobs, "is not a job id"),
+        ("/v1/results/{image_id}", images, "is not an image id"),
+    ):
         name = template.rsplit("{", 1)[1].rstrip("}")
         schema = parameter(document, template, "get", name)
         for value in values:
@@ -104,8 +142,20 @@ def test_upload_fields_the_document_allows_are_the_ones_the_server_takes(api, do
     metadata_schema = form["schema"]["properties"]["metadata"]
     as_json = form.get("encoding", {}).get("metadata", {}).get("contentType") == "application/json"
     disagree = []
-    for i, text in enumerate(['{"client_ref": "order-7"}', "hello", "", "[1]", "7", '{"n": 1}', '{"bad key": "x"}',
-                              '{"captured_at": "2026-11-27T10:00:00Z"}', '{"captured_at": "yesterday"}', "{}"]):
+    for i, text in enumerate(
+        [
+            '{"client_ref": "order-7"}',
+            "hello",
+            "",
+            "[1]",
+            "7",
+            '{"n": 1}',
+            '{"bad key": "x"}',
+            '{"captured_at": "2026-11-27T10:00:00Z"}',
+            '{"captured_at": "yesterday"}',
+            "{}",
+        ]
+    ):
         try:
             value = json.loads(text) if as_json else text
             allowed = allows(metadata_schema, value, document)
@@ -117,9 +167,15 @@ def test_upload_fields_the_document_allows_are_the_ones_the_server_takes(api, do
             disagree.append(("metadata", text, answer.status_code))
     body_schema = upload_body(document, "application/json")["schema"]
     image = base64.b64encode(photo(420)).decode()
-    for i, body in enumerate([{"image_base64": image}, {"image_base64": image, "filename": "a.jpg"},
-                              {"image_base64": image, "filename": 5}, {"image_base64": image, "name": "a.jpg"},
-                              {"image_base64": image, "metadata": {"client_ref": "x"}}]):
+    for i, body in enumerate(
+        [
+            {"image_base64": image},
+            {"image_base64": image, "filename": "a.jpg"},
+            {"image_base64": image, "filename": 5},
+            {"image_base64": image, "name": "a.jpg"},
+            {"image_base64": image, "metadata": {"client_ref": "x"}},
+        ]
+    ):
         body = {**body, "image_base64": base64.b64encode(photo(430 + i)).decode()}
         answer = api.http.post("/v1/images", json=body)
         assert answer.status_code in (202, 400), answer.text
@@ -136,7 +192,9 @@ def test_the_upload_example_is_a_real_image_and_415_is_documented(api, document)
     assert base64.b64decode(example["image_base64"])[:3] == b"\xff\xd8\xff"
     assert api.http.post("/v1/images", json=example).status_code == 202
     post = document["paths"]["/v1/images"]["post"]
-    assert post["responses"]["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert post["responses"]["415"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
     assert "415" in post["requestBody"]["description"]
     refused = api.http.post("/v1/images", files={"file": ("x.jpg", b"%PDF-1.4 not an image")})
     assert "not an image" in error_of(refused, 415)
@@ -159,10 +217,17 @@ def test_every_operation_states_the_errors_it_can_answer(api, document):
     assert {"200", "202", "403", "408", "413", "415", "429", "503"} <= set(post)
     assert post["202"]["headers"]["Location"]["required"] is True
     assert parameter(document, "/v1/images", "post", "wait")["maximum"] == WAIT_MAX_S
-    assert "over this server's maximum" in error_of(api.http.post("/v1/images", params={"wait": WAIT_MAX_S + 1},
-                                                                  content=photo(440),
-                                                                  headers={"Content-Type": "image/jpeg"}), 400)
+    assert "over this server's maximum" in error_of(
+        api.http.post(
+            "/v1/images", params={"wait": WAIT_MAX_S + 1}, content=photo(440), headers={"Content-Type": "image/jpeg"}
+        ),
+        400,
+    )
     guarded = api.http.get("/v1/results", headers={"Host": "evil.example"})
     assert "not a name this server answers to" in error_of(guarded, 400)
-    assert "may not POST here" in error_of(api.http.post("/v1/images", content=photo(441), headers={
-        "Content-Type": "image/jpeg", "Origin": "http://evil.example"}), 403)
+    assert "may not POST here" in error_of(
+        api.http.post(
+            "/v1/images", content=photo(441), headers={"Content-Type": "image/jpeg", "Origin": "http://evil.example"}
+        ),
+        403,
+    )

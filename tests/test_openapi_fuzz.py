@@ -41,9 +41,15 @@ def pipeline(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """Redis and one worker per stage (the bundled age/gender model): (Redis URL, a folder)."""
     folder = tmp_path_factory.mktemp("fuzz")
     server = start_redis(folder)
-    pool = WorkerPool(server.url, folder / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
-        "sink": ["--output", str(folder / "output")]})
+    pool = WorkerPool(
+        server.url,
+        folder / "logs",
+        grace_s=10,
+        extra_args={
+            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
+            "sink": ["--output", str(folder / "output")],
+        },
+    )
     pool.start()
     try:
         wait_until(lambda: not pool.waiting_for(), timeout_s=120, what="every worker to load its models")
@@ -64,14 +70,40 @@ def fuzz(api: Api, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     --phases wins); its output and exit code."""
     workdir.mkdir(exist_ok=True)
     headers = ["-H", f"Authorization: Bearer {api.token}"] if api.token else []
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.openapi_fuzz_hooks", "PYTHONPATH": str(REPO),
-           "NO_COLOR": "1"}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.openapi_fuzz_hooks", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{api.base}/openapi.json", "--checks", "all",
-         "--mode", "all", "--phases", "examples,coverage,fuzzing,stateful", "--seed", SEED,
-         "--max-examples", CASES_PER_OPERATION, "--workers", "1", "--generation-database", "none",
-         "--request-timeout", "30", "--no-color", *headers, *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=ST_TIMEOUT_S)
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{api.base}/openapi.json",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--seed",
+            SEED,
+            "--max-examples",
+            CASES_PER_OPERATION,
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "30",
+            "--no-color",
+            *headers,
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=ST_TIMEOUT_S,
+    )
 
 
 def passed_cases(run: subprocess.CompletedProcess) -> int:
@@ -85,8 +117,11 @@ def passed_cases(run: subprocess.CompletedProcess) -> int:
 def published(api: Api) -> int:
     """Uploads this API accepted (202, or 200 after ?wait), from its own request counter."""
     text = api.http.get("/metrics").text
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-               if line.startswith('faces_http_requests_total{method="POST",route="/v1/images",status="20'))
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith('faces_http_requests_total{method="POST",route="/v1/images",status="20')
+    )
 
 
 def test_the_fuzzer_finds_no_lie_in_the_document(pipeline, tmp_path):
@@ -124,8 +159,11 @@ def test_a_result_missing_a_required_field_fails_the_fuzz_run(pipeline, tmp_path
     api = serve(pipeline, "broken", token=None)
     client = connect(pipeline[0])
     try:
-        answer = api.http.post("/v1/images", params={"wait": WAIT_MAX_S},
-                               json={"image_base64": base64.b64encode(photo(280)).decode(), "filename": "lie.jpg"})
+        answer = api.http.post(
+            "/v1/images",
+            params={"wait": WAIT_MAX_S},
+            json={"image_base64": base64.b64encode(photo(280)).decode(), "filename": "lie.jpg"},
+        )
         assert answer.status_code == 200, answer.text
         key = names.result_key(answer.json()["image_id"])
         broken = json.loads(client.get(key))
@@ -133,7 +171,7 @@ def test_a_result_missing_a_required_field_fails_the_fuzz_run(pipeline, tmp_path
         client.set(key, json.dumps(broken), keepttl=True)
         run = fuzz(api, tmp_path / "st", "--include-path", "/v1/results", "--phases", "coverage,fuzzing")
         assert run.returncode != 0, run.stdout[-3000:]
-        failure = run.stdout[run.stdout.index("FAILURES"):]
+        failure = run.stdout[run.stdout.index("FAILURES") :]
         assert "GET /v1/results" in failure and "Response violates schema" in failure, run.stdout[-6000:]
         assert "Schema at /components/schemas/PageItem/properties/result" in failure, failure
     finally:

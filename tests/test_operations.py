@@ -25,13 +25,17 @@ WORKER_ARGS = ["--block-ms", "200", "--batch", "4"]
 
 
 def app_for(tmp_path: Path, url: str) -> AppSettings:
-    return AppSettings(redis_url=url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
-                       output=tmp_path / "output")
+    return AppSettings(
+        redis_url=url, state_dir=tmp_path / "state", storage=tmp_path / "storage", output=tmp_path / "output"
+    )
 
 
 def options_for(app: AppSettings) -> JobOptions:
-    return JobOptions(timeout_s=240, grace_s=10, worker_args={
-        "*": [*WORKER_ARGS, "--storage", str(app.storage)], "sink": ["--output", str(app.output)]})
+    return JobOptions(
+        timeout_s=240,
+        grace_s=10,
+        worker_args={"*": [*WORKER_ARGS, "--storage", str(app.storage)], "sink": ["--output", str(app.output)]},
+    )
 
 
 @pytest.fixture
@@ -44,7 +48,8 @@ def photos(tmp_path) -> Path:
 
 
 def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
-        tmp_path, redis_url, redis_client, photos, monkeypatch, synthetic_deepface_home_shared):
+    tmp_path, redis_url, redis_client, photos, monkeypatch, synthetic_deepface_home_shared
+):
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "no-weights"))
     app = app_for(tmp_path, redis_url)
     first = run_job(app, [photos / "astronaut.jpg"], options_for(app))
@@ -56,8 +61,9 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
     assert {r["models"]["agegender"] for r in before.values()} == {BUNDLED_NAME}
 
     # By time window: only what was submitted after the boundary.
-    summary, skipped = replay_job(app, since=boundary, until=None, images=[], from_stage="detect",
-                                  options=options_for(app))
+    summary, skipped = replay_job(
+        app, since=boundary, until=None, images=[], from_stage="detect", options=options_for(app)
+    )
     assert (summary.submitted, summary.ok, skipped) == (1, 1, [])
     after_window = result_files(app.storage)
     assert sorted(after_window) == sorted(before)  # overwritten in place, no new files
@@ -66,8 +72,14 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
 
     # By image, and from the agegender stage once weights exist: boxes and points stay.
     monkeypatch.setenv("DEEPFACE_HOME", str(synthetic_deepface_home_shared))
-    summary, skipped = replay_job(app, since=None, until=None, images=[str(photos / "group.jpg")],
-                                  from_stage="agegender", options=options_for(app))
+    summary, skipped = replay_job(
+        app,
+        since=None,
+        until=None,
+        images=[str(photos / "group.jpg")],
+        from_stage="agegender",
+        options=options_for(app),
+    )
     assert (summary.submitted, summary.ok) == (1, 1)
     filled = result_files(app.storage)[group_id]
     old = after_window[group_id]
@@ -85,8 +97,14 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
 
     # The OpenCV engine (auto's pick on AVX2-only CPUs) through the real workers: named, filled.
     monkeypatch.setenv(PRECISION_ENV, OPENCV_FLOAT32)
-    summary, _ = replay_job(app, since=None, until=None, images=[str(photos / "group.jpg")],
-                            from_stage="agegender", options=options_for(app))
+    summary, _ = replay_job(
+        app,
+        since=None,
+        until=None,
+        images=[str(photos / "group.jpg")],
+        from_stage="agegender",
+        options=options_for(app),
+    )
     assert (summary.submitted, summary.ok) == (1, 1)
     on_opencv = result_files(app.storage)[group_id]
     assert on_opencv["models"]["agegender"] == "deepface-age+gender/shared-trunk/opencv-float32"
@@ -120,8 +138,11 @@ def test_dead_letter_retry_reprocesses_the_image(tmp_path, redis_url, redis_clie
     assert deadletters.count(redis_client) == 0
     pool = start_pool(redis_url, app, options_for(app))
     try:
-        wait_until(lambda: result_files(app.storage)[job["image_id"]]["status"] == "ok",
-                   timeout_s=90, what="ok result after retry")
+        wait_until(
+            lambda: result_files(app.storage)[job["image_id"]]["status"] == "ok",
+            timeout_s=90,
+            what="ok result after retry",
+        )
     finally:
         pool.stop()
 

@@ -24,11 +24,13 @@ from tests.waiting import wait_until
 
 SKEW_S = 120
 # `faces ARGS...` in a process whose clock runs SKEW_S ahead (its time.time(), nothing else).
-SKEWED_FACES = ("import runpy, sys, time\n"
-                "real = time.time\n"
-                f"time.time = lambda: real() + {SKEW_S}\n"
-                "sys.argv = ['faces', *sys.argv[1:]]\n"
-                "runpy.run_module('faces', run_name='__main__')\n")
+SKEWED_FACES = (
+    "import runpy, sys, time\n"
+    "real = time.time\n"
+    f"time.time = lambda: real() + {SKEW_S}\n"
+    "sys.argv = ['faces', *sys.argv[1:]]\n"
+    "runpy.run_module('faces', run_name='__main__')\n"
+)
 
 
 @pytest.fixture
@@ -40,8 +42,15 @@ def photo(tmp_path, monkeypatch) -> Path:
 
 
 def common(tmp_path: Path, redis_url: str) -> list[str]:
-    return ["--redis-url", redis_url, "--state-dir", str(tmp_path / "state"),
-            "--storage", str(tmp_path / "storage"), "--no-visualize"]
+    return [
+        "--redis-url",
+        redis_url,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+    ]
 
 
 def announcements(client) -> list[tuple[str, str]]:
@@ -57,8 +66,13 @@ def stored_job(client, storage: Path, image_id: str) -> tuple[str, str]:
 
 def pool_for(tmp_path: Path, redis_url: str):
     app = AppSettings(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage")
-    return start_pool(redis_url, app, JobOptions(grace_s=10, worker_args={
-        "*": ["--block-ms", "200", "--storage", str(app.storage), "--no-visualize"]}))
+    return start_pool(
+        redis_url,
+        app,
+        JobOptions(
+            grace_s=10, worker_args={"*": ["--block-ms", "200", "--storage", str(app.storage), "--no-visualize"]}
+        ),
+    )
 
 
 def test_a_replay_outranks_a_submission_from_a_clock_running_ahead(tmp_path, redis_url, redis_client, photo):
@@ -68,9 +82,22 @@ def test_a_replay_outranks_a_submission_from_a_clock_running_ahead(tmp_path, red
     pool = pool_for(tmp_path, redis_url)
     try:
         skewed = subprocess.run(
-            [sys.executable, "-c", SKEWED_FACES, "submit", str(photo), "--wait", "--timeout-s", "240",
-             *common(tmp_path, redis_url)[:2]],
-            cwd=REPO, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-c",
+                SKEWED_FACES,
+                "submit",
+                str(photo),
+                "--wait",
+                "--timeout-s",
+                "240",
+                *common(tmp_path, redis_url)[:2],
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert skewed.returncode == exits.OK and TRACEBACK not in skewed.stderr, skewed.stderr
         first = json.loads(skewed.stdout)
         assert first["status"] == "ok"
@@ -86,8 +113,7 @@ def test_a_replay_outranks_a_submission_from_a_clock_running_ahead(tmp_path, red
     assert kept["submitted_at"] > first["submitted_at"]  # both on Redis's clock
 
 
-def test_a_job_finishing_after_a_newer_submission_is_announced_superseded(
-        tmp_path, redis_url, redis_client, photo):
+def test_a_job_finishing_after_a_newer_submission_is_announced_superseded(tmp_path, redis_url, redis_client, photo):
     """An image is submitted again (job A) while no worker runs, then replayed from the sink
     (job B, newer) from its first result: B reaches the sink first and is kept. A finishes
     last; its result is kept neither in Redis nor in the file, and it is announced
@@ -98,8 +124,9 @@ def test_a_job_finishing_after_a_newer_submission_is_announced_superseded(
     assert submitted.returncode == exits.OK, submitted.stderr
     image_id = submitted.stdout.split("\t")[0]
     [(_, first), (_, again)] = history.submitted_jobs(redis_client)
-    replayed = faces_cli("replay", "--image", str(photo), "--from-stage", "sink", "--timeout-s", "240",
-                         *common(tmp_path, redis_url))
+    replayed = faces_cli(
+        "replay", "--image", str(photo), "--from-stage", "sink", "--timeout-s", "240", *common(tmp_path, redis_url)
+    )
     assert replayed.returncode == exits.OK, replayed.stdout + replayed.stderr
     assert "replayed 1 image from sink: 1 ok" in replayed.stdout
     pool = pool_for(tmp_path, redis_url)  # finishes A if the replay's workers stopped before it did
@@ -126,12 +153,30 @@ def test_the_watcher_stamps_its_jobs_on_redis_clock_not_its_own(tmp_path, redis_
     inbox.mkdir()
     shutil.copy(DATA / "astronaut.jpg", inbox / "astronaut.jpg")
     watcher = subprocess.Popen(
-        [sys.executable, "-c", SKEWED_FACES, "watch", str(inbox), "--redis-url", redis_url,
-         "--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage")],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            SKEWED_FACES,
+            "watch",
+            str(inbox),
+            "--redis-url",
+            redis_url,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--storage",
+            str(tmp_path / "storage"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        wait_until(lambda: redis_client.xlen(names.IMAGES) == 1 or watcher.poll() is not None,
-                   timeout_s=60, what="the watched photo published")
+        wait_until(
+            lambda: redis_client.xlen(names.IMAGES) == 1 or watcher.poll() is not None,
+            timeout_s=60,
+            what="the watched photo published",
+        )
     finally:
         watcher.terminate()
         _, err = watcher.communicate(timeout=30)

@@ -21,10 +21,17 @@ def build_wheel(tmp_path: Path) -> Path:
     source.mkdir()
     for name in SOURCES:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
-        copy(REPO / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                             if (REPO / name).is_dir() else {}))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"),
-                    str(source)], check=True, timeout=300, capture_output=True)
+        copy(
+            REPO / name,
+            source / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}),
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     [wheel] = (tmp_path / "dist").glob("*.whl")
     return wheel
 
@@ -36,16 +43,31 @@ def test_the_wheel_holds_one_package_the_command_and_no_benchmark(tmp_path):
     dist_info = next(t for t in top if t.endswith(".dist-info"))
     assert top == {"faces", dist_info}
     assert "faces/schemas/result.schema.json" in names
-    assert not [n for n in names if "bench" in n.split("/")[-1] or n.endswith("/synthetic.py")], \
+    assert not [n for n in names if "bench" in n.split("/")[-1] or n.endswith("/synthetic.py")], (
         "benchmark code ships in the wheel"
+    )
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "faces = faces.ops.cli:main" in entry_points
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     # Installed without dependencies: enough to see what the package puts on sys.path.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                    "--no-deps", "--quiet", str(wheel)], check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     python = str(venv / "bin" / "python")
     assert (venv / "bin" / "faces").is_file(), "the faces command was not installed"
     assert subprocess.run([python, "-c", "import faces"], cwd=tmp_path, capture_output=True).returncode == 0

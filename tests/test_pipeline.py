@@ -21,8 +21,7 @@ from faces.schemas.result import load_schema
 from faces.streams import deadletters, names
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.images import DATA, photo_variants
-from tests.pipeline import (announced_job_ids, consumer_pending, faces_cli, result_files,
-                            total_pending)
+from tests.pipeline import announced_job_ids, consumer_pending, faces_cli, result_files, total_pending
 from tests.waiting import wait_until
 
 FAST_WORKERS = ["--block-ms", "200", "--claim-idle-ms", "3000", "--batch", "4"]
@@ -38,9 +37,15 @@ def no_weights(tmp_path, monkeypatch) -> Path:
 
 
 def start_pool(url: str, tmp_path: Path, extra: list[str] | None = None, grace_s: float = 10) -> WorkerPool:
-    pool = WorkerPool(url, tmp_path / "logs", grace_s=grace_s, extra_args={
-        "*": [*FAST_WORKERS, *(extra or []), "--storage", str(tmp_path / "storage")],
-        "sink": ["--output", str(tmp_path / "output")]})
+    pool = WorkerPool(
+        url,
+        tmp_path / "logs",
+        grace_s=grace_s,
+        extra_args={
+            "*": [*FAST_WORKERS, *(extra or []), "--storage", str(tmp_path / "storage")],
+            "sink": ["--output", str(tmp_path / "output")],
+        },
+    )
     pool.start()
     return pool
 
@@ -48,8 +53,7 @@ def start_pool(url: str, tmp_path: Path, extra: list[str] | None = None, grace_s
 def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_path, no_weights):
     """`faces run data/` with no Redis URL: embedded server, four workers, one JSON per photo."""
     storage, output, state = tmp_path / "storage", tmp_path / "output", tmp_path / "state"
-    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(storage),
-                     "--output", str(output))
+    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(storage), "--output", str(output))
     assert done.returncode == 0, done.stdout + done.stderr
     results = result_files(storage)
     photos = sorted(p.name for p in DATA.glob("*.jpg"))
@@ -79,8 +83,17 @@ def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_pat
 
 def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp_path, no_weights):
     storage = tmp_path / "storage"
-    done = faces_cli("run", str(DATA / "group.jpg"), "--state-dir", str(tmp_path / "state"),
-                     "--storage", str(storage), "--no-visualize", "--agegender", "deepface")
+    done = faces_cli(
+        "run",
+        str(DATA / "group.jpg"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--storage",
+        str(storage),
+        "--no-visualize",
+        "--agegender",
+        "deepface",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     [group] = result_files(storage).values()
     assert all(f["age"] is None for f in group["faces"]) and group["models"]["agegender"] is None
@@ -101,14 +114,23 @@ def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):
     assert done.returncode == exits.USAGE
     assert done.stderr.strip().splitlines() == [
         "error: Invalid value for '--agegender' (env var FACES_AGEGENDER): 'insightface' is not one of "
-        "auto, deepface, dlib (see `faces run --help`)"]
+        "auto, deepface, dlib (see `faces run --help`)"
+    ]
     assert not (state / "logs").exists(), "workers were started"
 
 
 def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):
     state = tmp_path / "state"
-    done = faces_cli("run", str(DATA), "--state-dir", str(state), "--storage", str(tmp_path / "storage"),
-                     env={"FACES_AGEGENDER_PRECISION": "half"}, timeout=60)
+    done = faces_cli(
+        "run",
+        str(DATA),
+        "--state-dir",
+        str(state),
+        "--storage",
+        str(tmp_path / "storage"),
+        env={"FACES_AGEGENDER_PRECISION": "half"},
+        timeout=60,
+    )
     assert done.returncode == exits.USAGE
     assert "FACES_AGEGENDER_PRECISION='half'" in done.stderr and "Traceback" not in done.stderr
     assert not (state / "logs").exists(), "workers were started"
@@ -117,8 +139,11 @@ def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):
 def kill_while_busy(pool: WorkerPool, client, stage: str, sig=signal.SIGKILL):
     """Signal the stage's first worker as soon as it holds entries; the worker."""
     victim = pool.by_stage(stage)[0]
-    wait_until(lambda: consumer_pending(client, stage, victim.consumer) > 0,
-               interval_s=0.005, what=f"{stage} worker holding entries")
+    wait_until(
+        lambda: consumer_pending(client, stage, victim.consumer) > 0,
+        interval_s=0.005,
+        what=f"{stage} worker holding entries",
+    )
     victim.process.send_signal(sig)
     return victim
 
@@ -130,8 +155,11 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path, redis_ur
         jobs = [submit_file(redis_client, p) for p in photos]
         victim = kill_while_busy(pool, redis_client, "detect")
         victim.process.wait()
-        wait_until(lambda: pool.supervise() or len(announced_job_ids(redis_client)) >= len(jobs),
-                   timeout_s=120, what="every image finished after the restart")
+        wait_until(
+            lambda: pool.supervise() or len(announced_job_ids(redis_client)) >= len(jobs),
+            timeout_s=120,
+            what="every image finished after the restart",
+        )
         wait_until(lambda: total_pending(redis_client) == 0, what="nothing pending")
     finally:
         pool.stop()
@@ -151,8 +179,11 @@ def test_sibling_claims_the_entries_of_a_killed_worker(tmp_path, redis_url, redi
         victim.process.wait()
         held = consumer_pending(redis_client, "detect", victim.consumer)
         sibling = faces_cli_background(redis_url, tmp_path, "detect", "detect-sibling")
-        wait_until(lambda: len(announced_job_ids(redis_client)) >= len(jobs), timeout_s=120,
-                   what="every image finished by the sibling")
+        wait_until(
+            lambda: len(announced_job_ids(redis_client)) >= len(jobs),
+            timeout_s=120,
+            what="every image finished by the sibling",
+        )
         sibling.send_signal(signal.SIGTERM)
         sibling.wait(30)
     finally:
@@ -165,14 +196,31 @@ def test_sibling_claims_the_entries_of_a_killed_worker(tmp_path, redis_url, redi
 def faces_cli_background(url: str, tmp_path: Path, stage: str, consumer: str):
     import subprocess
     import sys
+
     log = open(tmp_path / f"{consumer}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "faces", "worker", stage, "--redis-url", url,
-                             "--consumer", consumer, *FAST_WORKERS, "--storage", str(tmp_path / "storage")],
-                            stdout=log, stderr=log)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "worker",
+            stage,
+            "--redis-url",
+            url,
+            "--consumer",
+            consumer,
+            *FAST_WORKERS,
+            "--storage",
+            str(tmp_path / "storage"),
+        ],
+        stdout=log,
+        stderr=log,
+    )
 
 
 def test_poison_entry_is_dead_lettered_after_three_deliveries_and_gets_an_error_result(
-        tmp_path, redis_url, redis_client, no_weights):
+    tmp_path, redis_url, redis_client, no_weights
+):
     data = (DATA / "astronaut.jpg").read_bytes()
     job = job_for(str(DATA / "astronaut.jpg"), data)
     job["faces"] = [{"box": {"x": 10}, "score": 1.0}]  # a box the landmark stage cannot use

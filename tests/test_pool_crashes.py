@@ -23,9 +23,13 @@ SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
 def one_worker_pool(url: str, tmp_path: Path, stage: str) -> WorkerPool:
     """A pool running one `faces worker STAGE` process (quick reads, storage in tmp_path)."""
-    return WorkerPool(url, tmp_path / "logs", grace_s=5, counts={**NO_STAGES, stage: 1},
-                      extra_args={"*": ["--block-ms", "100", "--storage", str(tmp_path / "storage")],
-                                  "sink": ["--no-visualize"]})
+    return WorkerPool(
+        url,
+        tmp_path / "logs",
+        grace_s=5,
+        counts={**NO_STAGES, stage: 1},
+        extra_args={"*": ["--block-ms", "100", "--storage", str(tmp_path / "storage")], "sink": ["--no-visualize"]},
+    )
 
 
 def catches_sigterm(pid: int) -> bool:
@@ -41,13 +45,13 @@ def restarted_and_ready(pool: WorkerPool, worker: Worker, restarts: int) -> bool
 
 
 def test_a_worker_that_fails_right_after_getting_ready_stops_the_pool_with_its_error_line(
-        redis_server, redis_client, tmp_path):
+    redis_server, redis_client, tmp_path
+):
     """Redis refuses a command the consume loop needs at once (XAUTOCLAIM, by ACL): the sink
     worker gets ready, fails, is restarted, and on its MAX_CRASHES-th failure within the window
     the pool raises with the worker's own error line (before, a worker that had been ready was
     restarted for ever and `faces run` waited for ever)."""
-    redis_client.acl_setuser("noclaim", enabled=True, passwords=["+pw"], keys=["*"],
-                             commands=["+@all", "-xautoclaim"])
+    redis_client.acl_setuser("noclaim", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-xautoclaim"])
     pool = one_worker_pool(f"unix://noclaim:pw@{redis_server.socket}", tmp_path, "sink")
     pool.start()
     [worker] = pool.workers
@@ -70,7 +74,7 @@ def test_crashes_count_only_within_the_window():
     window_s = worker_pool.CRASH_WINDOW_S
     worker = Worker("sink", "sink-0", [], Path("unused.log"))
     assert [worker.count_crash(t) for t in (0.0, 10.0)] == [1, 2]
-    assert worker.count_crash(window_s + 5.0) == 2   # the first has left the window
+    assert worker.count_crash(window_s + 5.0) == 2  # the first has left the window
     assert worker.count_crash(window_s + 6.0) == 3
 
 
@@ -87,8 +91,9 @@ def test_a_worker_killed_by_a_signal_while_it_loads_its_models_is_restarted(redi
         assert not worker.ready_file.exists()
         worker.process.kill()
         worker.process.wait()
-        wait_until(lambda: restarted_and_ready(pool, worker, 1), timeout_s=60,
-                   what="the detect worker restarted and ready")
+        wait_until(
+            lambda: restarted_and_ready(pool, worker, 1), timeout_s=60, what="the detect worker restarted and ready"
+        )
     finally:
         pool.stop()
 
@@ -100,18 +105,36 @@ def test_a_sigterm_in_a_workers_first_half_second_is_not_a_failed_start(redis_ur
     run_worker on its first start only (tests/early_sigterm_worker.py): no aim at a time window."""
     pool = WorkerPool(redis_url, tmp_path / "logs", grace_s=5, counts=NO_STAGES)
     consumer = pool.consumer_name("sink", 0)
-    command = [sys.executable, "-m", "tests.early_sigterm_worker", str(tmp_path / "signalled-once"), "sink",
-               "--consumer", consumer, "--block-ms", "100", "--storage", str(tmp_path / "storage"),
-               "--no-visualize"]
-    worker = Worker("sink", consumer, command, tmp_path / "logs" / "sink-0.log",
-                    {"FACES_REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}, "sink-0")
+    command = [
+        sys.executable,
+        "-m",
+        "tests.early_sigterm_worker",
+        str(tmp_path / "signalled-once"),
+        "sink",
+        "--consumer",
+        consumer,
+        "--block-ms",
+        "100",
+        "--storage",
+        str(tmp_path / "storage"),
+        "--no-visualize",
+    ]
+    worker = Worker(
+        "sink",
+        consumer,
+        command,
+        tmp_path / "logs" / "sink-0.log",
+        {"FACES_REDIS_URL": redis_url, "PYTHONPATH": str(REPO)},
+        "sink-0",
+    )
     pool.workers.append(worker)
     worker.start()
     try:
         first = worker.process
         assert first.wait(timeout=60) == exits.INTERRUPTED
-        wait_until(lambda: restarted_and_ready(pool, worker, 1), timeout_s=60,
-                   what="the sink worker restarted and ready")
+        wait_until(
+            lambda: restarted_and_ready(pool, worker, 1), timeout_s=60, what="the sink worker restarted and ready"
+        )
     finally:
         pool.stop()
     assert worker.crashes == []

@@ -20,6 +20,7 @@ from faces.streams import names, publishing
 from tests.test_watch import PHOTO, published_names
 from tests.waiting import wait_until
 
+
 def test_wait_for_room_runs_the_callback_until_there_is_room(redis_client):
     redis_client.sadd(names.INFLIGHT, "job-a", "job-b")
     backlog_seen: list[int] = []
@@ -91,8 +92,15 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
 
     def run_up() -> None:
         try:
-            faces.ops.cli_pipeline.up(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
-                                output=tmp_path / "output", batch=8, watch_dir=drop, agegender="dlib")
+            faces.ops.cli_pipeline.up(
+                redis_url=redis_url,
+                state_dir=tmp_path / "state",
+                storage=tmp_path / "storage",
+                output=tmp_path / "output",
+                batch=8,
+                watch_dir=drop,
+                agegender="dlib",
+            )
         finally:
             finished.set()
 
@@ -104,8 +112,9 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
     assert published_names(redis_client) == ["photo.jpg"]
 
 
-def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(tmp_path, redis_url, redis_client,
-                                                                          monkeypatch):
+def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(
+    tmp_path, redis_url, redis_client, monkeypatch
+):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(PHOTO)
     submit_file(redis_client, photo)  # history to replay; its job stays in flight (no workers here)
@@ -131,14 +140,21 @@ def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(tmp_pa
 
     pool = CountingPool()
     monkeypatch.setattr(faces.ops.replayjob, "start_pool", lambda url, app, options: pool)
-    app = AppSettings(redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage",
-                      output=tmp_path / "output")
+    app = AppSettings(
+        redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage", output=tmp_path / "output"
+    )
     outcome: list[object] = []
 
     def run_replay() -> None:
         try:
-            faces.ops.replayjob.replay_job(app, since=None, until=None, images=[], from_stage="detect",
-                                     options=JobOptions(high_water=1, timeout_s=20))
+            faces.ops.replayjob.replay_job(
+                app,
+                since=None,
+                until=None,
+                images=[],
+                from_stage="detect",
+                options=JobOptions(high_water=1, timeout_s=20),
+            )
         except Done:
             outcome.append("replayed")
         except BaseException as exc:  # reported by the assert below

@@ -13,6 +13,7 @@ from faces.streams import dedupe, names, publishing
 from tests.test_watch import OTHER, PHOTO, published_names
 from tests.waiting import wait_until
 
+
 def poll_until(watcher: Watcher, condition, what: str) -> None:
     wait_until(lambda: watcher.poll_once() >= 0 and condition(), timeout_s=10, what=what)
 
@@ -81,8 +82,10 @@ def test_files_removed_while_the_watcher_was_down_are_forgotten_at_its_restart(t
 
 
 def test_bytes_are_stored_under_the_key_derived_from_the_job_id(redis_client):
-    for publish in (lambda job: dedupe.publish_unseen(redis_client, job, b"pixels"),
-                    lambda job: publishing.publish_image(redis_client, job, b"pixels")):
+    for publish in (
+        lambda job: dedupe.publish_unseen(redis_client, job, b"pixels"),
+        lambda job: publishing.publish_image(redis_client, job, b"pixels"),
+    ):
         job = job_for("/drop/a.jpg", b"pixels")
         job["image"]["blob"] = f"{names.PREFIX}:result:someone-else"  # a lying event
         publish(job)

@@ -16,6 +16,7 @@ from faces.streams import names
 from tests.test_watch import OTHER, PHOTO, published, published_names
 from tests.waiting import wait_until
 
+
 def test_a_failed_read_is_retried_later_and_the_file_published_once(tmp_path, redis_client, monkeypatch):
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -31,8 +32,11 @@ def test_a_failed_read_is_retried_later_and_the_file_published_once(tmp_path, re
 
     monkeypatch.setattr(faces.producer.watch, "read_job", failing_twice)
     watcher = Watcher(redis_client, drop, settle_s=0.0, read_retry_min_s=0.05)
-    wait_until(lambda: watcher.poll_once() >= 0 and published(redis_client), timeout_s=5,
-               what="flaky.jpg published after its failed reads")
+    wait_until(
+        lambda: watcher.poll_once() >= 0 and published(redis_client),
+        timeout_s=5,
+        what="flaky.jpg published after its failed reads",
+    )
     for _ in range(3):
         watcher.poll_once()
     assert calls == ["flaky.jpg"] * 3
@@ -53,8 +57,7 @@ def test_a_symlink_swapped_in_while_the_file_settles_is_refused(tmp_path, redis_
     os.symlink(secret, swap)
     os.replace(swap, target)  # the name now points outside the folder
     (drop / "later.jpg").write_bytes(PHOTO)  # a regular file that settles after the swap
-    wait_until(lambda: watcher.poll_once() >= 0 and published(redis_client), timeout_s=5,
-               what="a publication")
+    wait_until(lambda: watcher.poll_once() >= 0 and published(redis_client), timeout_s=5, what="a publication")
     for _ in range(3):
         watcher.poll_once()
     assert published_names(redis_client) == ["later.jpg"]
@@ -93,8 +96,11 @@ def test_a_fifo_swapped_in_while_settling_is_refused_at_open(tmp_path, redis_cli
     (drop / "later.jpg").write_bytes(PHOTO)
     stop, thread = running(watcher)  # a thread: code that opens the FIFO blocking would hang
     try:
-        wait_until(lambda: watcher.refused and published(redis_client), timeout_s=5,
-                   what="the FIFO refused and later.jpg published")
+        wait_until(
+            lambda: watcher.refused and published(redis_client),
+            timeout_s=5,
+            what="the FIFO refused and later.jpg published",
+        )
     finally:
         stop.set()
         _unblock_reader(target)
@@ -103,8 +109,7 @@ def test_a_fifo_swapped_in_while_settling_is_refused_at_open(tmp_path, redis_cli
     assert watcher.refused == 1
 
 
-def test_a_folder_swapped_for_a_symlink_while_waiting_for_room_never_leaks_the_outside_file(
-        tmp_path, redis_client):
+def test_a_folder_swapped_for_a_symlink_while_waiting_for_room_never_leaks_the_outside_file(tmp_path, redis_client):
     """Issue 22 item 13: a decoy with the victim's size and mtime is listed in a sub-folder; while
     the watcher waits for room (the backpressure wait between listing and reading), the sub-folder
     is swapped for a symlink to the victim's folder. The victim's bytes are never published: the
@@ -128,19 +133,20 @@ def test_a_folder_swapped_for_a_symlink_while_waiting_for_room_never_leaks_the_o
             swaps.append("sub")
             redis_client.srem(names.INFLIGHT, "another-producers-job")
 
-    watcher = Watcher(redis_client, drop, settle_s=0.0, high_water=1,
-                      while_waiting=attacker_swaps_then_room_frees)
+    watcher = Watcher(redis_client, drop, settle_s=0.0, high_water=1, while_waiting=attacker_swaps_then_room_frees)
     for _ in range(3):
         watcher.poll_once()
     assert swaps == ["sub"]
     assert [j["image"]["sha256"] for j in published(redis_client)] == []
-    assert not [key for key in redis_client.scan_iter() if redis_client.type(key) == b"string"
-                and redis_client.get(key) == OTHER], "the victim's bytes are stored in Redis"
+    assert not [
+        key
+        for key in redis_client.scan_iter()
+        if redis_client.type(key) == b"string" and redis_client.get(key) == OTHER
+    ], "the victim's bytes are stored in Redis"
     assert (watcher.published, watcher.refused) == (0, 1)
 
 
-def test_a_file_replaced_by_another_between_listing_and_reading_settles_before_it_is_read(
-        tmp_path, redis_client):
+def test_a_file_replaced_by_another_between_listing_and_reading_settles_before_it_is_read(tmp_path, redis_client):
     """The opened file must be the one listed: a file renamed over the listed one while the
     watcher waited for room (same size and mtime, other bytes) is not read in that pass; it
     settles as a file of its own, then is published once, and the first file never is."""
@@ -162,8 +168,7 @@ def test_a_file_replaced_by_another_between_listing_and_reading_settles_before_i
     watcher = Watcher(redis_client, drop, settle_s=0.0, high_water=1, while_waiting=replace_then_room_frees)
     assert watcher.poll_once() == 0  # the listed file was replaced: not read
     assert published(redis_client) == []
-    wait_until(lambda: watcher.poll_once() or published(redis_client), timeout_s=5,
-               what="the replacement published")
+    wait_until(lambda: watcher.poll_once() or published(redis_client), timeout_s=5, what="the replacement published")
     for _ in range(3):
         watcher.poll_once()
     assert [j["image"]["sha256"] for j in published(redis_client)] == [hashlib.sha256(PHOTO).hexdigest()]

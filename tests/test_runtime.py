@@ -16,6 +16,7 @@ from tests.consumer_threads import FAST, forwarded, publish, start, stop
 from tests.stages import PickyStage
 from tests.waiting import wait_until
 
+
 def output_ids(client: redis.Redis, stream: str = names.DETECTED) -> list[str]:
     return forwarded(client, stream)
 
@@ -52,7 +53,9 @@ def test_poison_entry_goes_to_dead_letters_after_max_deliveries_and_sink_gets_er
     # The good siblings went on; the poison one reaches the sink as an error job.
     assert sorted(output_ids(redis_client)) == sorted(j["image_id"] for j in jobs if j["image_id"] != poison)
     sink_jobs = [events.decode(f[PAYLOAD_FIELD]) for _, f in redis_client.xrange(names.ANALYZED)]
-    assert [(j["image_id"], j["error"]["stage"], j["error"]["type"]) for j in sink_jobs] == [(poison, "detect", "Poison")]
+    assert [(j["image_id"], j["error"]["stage"], j["error"]["type"]) for j in sink_jobs] == [
+        (poison, "detect", "Poison")
+    ]
 
 
 def test_rejected_entry_is_dead_lettered_at_once(redis_client):
@@ -65,11 +68,17 @@ def test_rejected_entry_is_dead_lettered_at_once(redis_client):
     assert deadletters.list_all(redis_client)[0].deliveries == 1
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (b"\x81\xa6schema\xc1", "not a msgpack event"),
-    (msgpack.packb({"schema": "faces.job", "version": 999, "job_id": "j", "image_id": "i"}), "unsupported faces.job version 999"),
-    (msgpack.packb([1, 2, 3]), "expected a map"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"\x81\xa6schema\xc1", "not a msgpack event"),
+        (
+            msgpack.packb({"schema": "faces.job", "version": 999, "job_id": "j", "image_id": "i"}),
+            "unsupported faces.job version 999",
+        ),
+        (msgpack.packb([1, 2, 3]), "expected a map"),
+    ],
+)
 def test_garbage_and_unknown_versions_are_dead_lettered_with_reason(redis_client, payload, reason):
     redis_client.xadd(names.IMAGES, {PAYLOAD_FIELD: payload})
     publish(redis_client, 1)
@@ -86,6 +95,7 @@ def test_garbage_and_unknown_versions_are_dead_lettered_with_reason(redis_client
 def test_entries_of_a_dead_consumer_are_claimed_by_a_live_one(redis_client):
     jobs = publish(redis_client, 5)
     from faces.streams.groups import ensure_group
+
     ensure_group(redis_client, names.IMAGES, "detect")
     # "ghost" reads the entries and dies without acknowledging them.
     redis_client.xreadgroup("detect", "ghost", {names.IMAGES: ">"}, count=5)
@@ -102,6 +112,7 @@ def test_entries_of_a_dead_consumer_are_claimed_by_a_live_one(redis_client):
 def test_own_pending_entries_are_taken_back_first_on_restart(redis_client):
     publish(redis_client, 3)
     from faces.streams.groups import ensure_group
+
     ensure_group(redis_client, names.IMAGES, "detect")
     redis_client.xreadgroup("detect", "c1", {names.IMAGES: ">"}, count=3)
     settings = RuntimeSettings(batch=4, block_ms=50, claim_idle_ms=60_000, retry_backoff_s=0.05)
@@ -160,6 +171,7 @@ def test_consumer_survives_a_redis_restart_with_its_group(redis_server, redis_cl
 def test_safe_trim_keeps_everything_a_group_still_needs(redis_client):
     publish(redis_client, 6)
     from faces.streams.groups import ensure_group
+
     ensure_group(redis_client, names.IMAGES, "detect")
     read = redis_client.xreadgroup("detect", "c", {names.IMAGES: ">"}, count=4)[0][1]
     ids = [i.decode() for i, _ in read]

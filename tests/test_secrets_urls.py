@@ -36,8 +36,9 @@ def test_a_redis_password_with_an_unencoded_separator_is_refused_without_printin
     port) is bad usage: exit 2, one line that names the fix (percent-encode) and shows the URL
     with *** for the password; no piece of the password anywhere in the output."""
     password = password_with(separator)
-    done = faces_cli("status", env={"FACES_REDIS_URL": f"redis://app:{password}@127.0.0.1:{_closed_port()}/0"},
-                     timeout=60)
+    done = faces_cli(
+        "status", env={"FACES_REDIS_URL": f"redis://app:{password}@127.0.0.1:{_closed_port()}/0"}, timeout=60
+    )
     assert done.returncode == exits.USAGE, done.stderr
     assert "redis://app:***@127.0.0.1:" in done.stderr and "percent-encoded" in done.stderr
     assert_no_piece(done.stdout + done.stderr, password)
@@ -49,8 +50,9 @@ def test_a_valid_url_whose_password_holds_special_characters_is_shown_masked(sep
     server: the one error line shows the URL with *** for the password, and no piece of it."""
     password = password_with(separator)
     written = password if separator in "@%" else quote(password, safe="")
-    done = faces_cli("status", env={"FACES_REDIS_URL": f"redis://app:{written}@127.0.0.1:{_closed_port()}/0"},
-                     timeout=60)
+    done = faces_cli(
+        "status", env={"FACES_REDIS_URL": f"redis://app:{written}@127.0.0.1:{_closed_port()}/0"}, timeout=60
+    )
     assert done.returncode == exits.FAILED, done.stderr
     assert done.stderr.startswith("error: cannot reach Redis at redis://app:***@127.0.0.1:")
     assert_no_piece(done.stdout + done.stderr, password)
@@ -83,8 +85,7 @@ def mirror():
 
 
 def fetch(tmp_path, url: str):
-    env = {"DEEPFACE_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "FACES_WEIGHTS_URL": ""}
+    env = {"DEEPFACE_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"), "FACES_WEIGHTS_URL": ""}
     return faces_cli("models", "fetch", "--mirror-only", "--url", url, env=env, timeout=120)
 
 

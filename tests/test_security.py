@@ -93,13 +93,20 @@ def test_every_stage_works_end_to_end_as_the_documented_acl_user(tmp_path, acl_u
     and, at stop, XGROUP DELCONSUMER (the idle consumers are gone afterwards)."""
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "no-weights"))
     client = connect(acl_url)
-    pool = WorkerPool(acl_url, tmp_path / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--storage", str(tmp_path / "storage")], "sink": ["--no-visualize"]})
+    pool = WorkerPool(
+        acl_url,
+        tmp_path / "logs",
+        grace_s=10,
+        extra_args={"*": ["--block-ms", "200", "--storage", str(tmp_path / "storage")], "sink": ["--no-visualize"]},
+    )
     pool.start()
     try:
         sent = [submit_file(client, path) for path in sorted(DATA.glob("*.jpg"))]
-        wait_until(lambda: pool.supervise() or len(result_files(tmp_path / "storage")) == len(sent),
-                   timeout_s=120, what="a result for every photo")
+        wait_until(
+            lambda: pool.supervise() or len(result_files(tmp_path / "storage")) == len(sent),
+            timeout_s=120,
+            what="a result for every photo",
+        )
         wait_until(lambda: total_pending(client) == 0, what="nothing pending")
     finally:
         pool.stop()
@@ -112,8 +119,13 @@ def test_every_stage_works_end_to_end_as_the_documented_acl_user(tmp_path, acl_u
 
 def test_pool_workers_get_the_redis_password_through_the_environment_not_argv(tmp_path, acl_url):
     """`ps` and /proc/PID/cmdline are readable by every user; the environment only by us."""
-    pool = WorkerPool(acl_url, tmp_path / "logs", grace_s=5, counts={**NO_STAGES, "sink": 1},
-                      extra_args={"sink": ["--no-visualize", "--storage", str(tmp_path / "storage")]})
+    pool = WorkerPool(
+        acl_url,
+        tmp_path / "logs",
+        grace_s=5,
+        counts={**NO_STAGES, "sink": 1},
+        extra_args={"sink": ["--no-visualize", "--storage", str(tmp_path / "storage")]},
+    )
     worker_log = tmp_path / "logs" / "sink-0.log"
 
     def ready_count() -> int:  # "worker.ready": connected with the password from its environment
@@ -128,8 +140,9 @@ def test_pool_workers_get_the_redis_password_through_the_environment_not_argv(tm
         assert worker.consumer in cmdline(first_pid)
         worker.process.kill()
         worker.process.wait()
-        wait_until(lambda: pool.supervise() or ready_count() == 2, timeout_s=60,
-                   what="the sink worker restarted and connected")
+        wait_until(
+            lambda: pool.supervise() or ready_count() == 2, timeout_s=60, what="the sink worker restarted and connected"
+        )
         # Same consumer name after a restart (it takes back its own pending entries); still no secret.
         assert worker.process.pid != first_pid
         assert worker.consumer in cmdline(worker.process.pid)
@@ -159,26 +172,42 @@ def test_compose_redis_requires_the_password_the_workers_use():
         assert url.startswith("redis://faces:${FACES_REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("redis://u:pw@host:6379/0", "redis://u:***@host:6379/0"),
-    ("rediss://:pw@host:6380", "rediss://:***@host:6380"),
-    ("unix://u:pw@/tmp/x.sock", "unix://u:***@/tmp/x.sock"),
-    ("redis://host:6379", "redis://host:6379"),
-    ("redis://u@host:6379", "redis://u@host:6379"),
-    ("redis://host:6379/0?password=pw", "redis://host:6379/0?password=***"),
-    ("redis://host?db=1&password=pw&socket_timeout=5", "redis://host?db=1&password=***&socket_timeout=5"),
-    ("unix:///tmp/x.sock?password=pw&db=2", "unix:///tmp/x.sock?password=***&db=2"),
-    ("rediss://u:pw@host:6380/0?password=pw2&ssl_password=pw3",
-     "rediss://u:***@host:6380/0?password=***&ssl_password=***"),
-    ("redis://u:p%40w@host:notaport/0", "redis://u:***@host:notaport/0"),
-    ("redis://u:p?w@host/0", "redis://u:***@host/0"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://u:pw@host:6379/0", "redis://u:***@host:6379/0"),
+        ("rediss://:pw@host:6380", "rediss://:***@host:6380"),
+        ("unix://u:pw@/tmp/x.sock", "unix://u:***@/tmp/x.sock"),
+        ("redis://host:6379", "redis://host:6379"),
+        ("redis://u@host:6379", "redis://u@host:6379"),
+        ("redis://host:6379/0?password=pw", "redis://host:6379/0?password=***"),
+        ("redis://host?db=1&password=pw&socket_timeout=5", "redis://host?db=1&password=***&socket_timeout=5"),
+        ("unix:///tmp/x.sock?password=pw&db=2", "unix:///tmp/x.sock?password=***&db=2"),
+        (
+            "rediss://u:pw@host:6380/0?password=pw2&ssl_password=pw3",
+            "rediss://u:***@host:6380/0?password=***&ssl_password=***",
+        ),
+        ("redis://u:p%40w@host:notaport/0", "redis://u:***@host:notaport/0"),
+        ("redis://u:p?w@host/0", "redis://u:***@host/0"),
+    ],
+)
 def test_redact_hides_passwords_in_every_url_form(url, shown):
     assert redact(url) == shown
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd.jpg", "/abs/../../x.jpg", "..\\..\\win.jpg",
-                                  ".hidden.jpg", "a/b/../../../c.jpg", "\x00nul.jpg", "..jpg", "名前 with spaces.jpg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd.jpg",
+        "/abs/../../x.jpg",
+        "..\\..\\win.jpg",
+        ".hidden.jpg",
+        "a/b/../../../c.jpg",
+        "\x00nul.jpg",
+        "..jpg",
+        "名前 with spaces.jpg",
+    ],
+)
 def test_result_names_cannot_escape_or_hide(name):
     image_id = image_id_for(name, "ab" * 32)
     assert "/" not in image_id and "\\" not in image_id and "\x00" not in image_id

@@ -30,21 +30,42 @@ def test_a_starting_sink_sweeps_old_temp_files_and_keeps_young_ones_and_results(
     --output are gone; a young temporary file, an old result, an old picture and an old file of
     the user's that only ends in .tmp are all still there, byte for byte."""
     storage, output = tmp_path / "storage", tmp_path / "output"
-    old = [plant(storage / ".a-0123abcd.json.k2j4_9xq.tmp", old=True),
-           plant(storage / ".漢字写真-89abcdef.json.ab12cd34.tmp", old=True),
-           plant(output / ".a-0123abcd.jpg.zz99yy88.tmp", old=True)]
-    kept = [plant(storage / ".b-0123abcd.json.qwer1234.tmp", old=False),
-            plant(output / ".b-0123abcd.jpg.asdf5678.tmp", old=False),
-            plant(storage / "a-0123abcd.json", old=True),
-            plant(output / "a-0123abcd.jpg", old=True),
-            plant(storage / "notes.tmp", old=True),
-            plant(storage / ".notes.tmp", old=True)]
+    old = [
+        plant(storage / ".a-0123abcd.json.k2j4_9xq.tmp", old=True),
+        plant(storage / ".漢字写真-89abcdef.json.ab12cd34.tmp", old=True),
+        plant(output / ".a-0123abcd.jpg.zz99yy88.tmp", old=True),
+    ]
+    kept = [
+        plant(storage / ".b-0123abcd.json.qwer1234.tmp", old=False),
+        plant(output / ".b-0123abcd.jpg.asdf5678.tmp", old=False),
+        plant(storage / "a-0123abcd.json", old=True),
+        plant(output / "a-0123abcd.jpg", old=True),
+        plant(storage / "notes.tmp", old=True),
+        plant(storage / ".notes.tmp", old=True),
+    ]
     ready = tmp_path / "ready"
     log = open(tmp_path / "sink.log", "wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "faces", "worker", "sink", "--redis-url", redis_url, "--storage", str(storage),
-         "--output", str(output), "--block-ms", "200"],
-        cwd=REPO, env={**os.environ, READY_FILE_ENV: str(ready)}, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "worker",
+            "sink",
+            "--redis-url",
+            redis_url,
+            "--storage",
+            str(storage),
+            "--output",
+            str(output),
+            "--block-ms",
+            "200",
+        ],
+        cwd=REPO,
+        env={**os.environ, READY_FILE_ENV: str(ready)},
+        stdout=log,
+        stderr=log,
+    )
     try:
         wait_until(lambda: ready.exists() or worker.poll() is not None, timeout_s=90, what="the sink to be ready")
         assert worker.poll() is None, (tmp_path / "sink.log").read_text()

@@ -49,8 +49,9 @@ def test_start_deletes_expired_uploads_and_makes_the_rest_owner_only(tmp_path, r
         wait_until(lambda: not old.parent.exists(), timeout_s=30, what="the expired upload's folder to be deleted")
         assert legacy.read_bytes() and (mode(legacy), mode(legacy.parent)) == (0o600, 0o700)
         assert other.exists() and (mode(other), mode(other.parent)) == (0o644, 0o755)
-        sent = api.http.post("/v1/images", params={"filename": "kept.jpg"}, content=photo(1),
-                             headers={"Content-Type": "image/jpeg"})
+        sent = api.http.post(
+            "/v1/images", params={"filename": "kept.jpg"}, content=photo(1), headers={"Content-Type": "image/jpeg"}
+        )
         assert sent.status_code == 202, sent.text
         kept = kept_upload(tmp_path, sent.json()["image_id"])
         assert (mode(kept), mode(kept.parent)) == (0o600, 0o700)
@@ -63,8 +64,9 @@ def test_an_upload_older_than_the_result_ttl_is_deleted_while_the_api_runs(tmp_p
     too: 0700), then deleted with its folder a few seconds later by the running API."""
     api = start_api(redis_url, tmp_path, "--result-ttl-s", "2")
     try:
-        sent = api.http.post("/v1/images", params={"filename": "brief.jpg"}, content=photo(2),
-                             headers={"Content-Type": "image/jpeg"})
+        sent = api.http.post(
+            "/v1/images", params={"filename": "brief.jpg"}, content=photo(2), headers={"Content-Type": "image/jpeg"}
+        )
         assert sent.status_code == 202, sent.text
         kept = kept_upload(tmp_path, sent.json()["image_id"])
         assert (mode(kept), mode(kept.parent), mode(tmp_path / "uploads")) == (0o600, 0o700, 0o700)

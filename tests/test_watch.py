@@ -45,7 +45,7 @@ def test_half_written_file_is_published_only_when_complete(tmp_path, redis_clien
         handle.write(PHOTO[: len(PHOTO) // 2])
         handle.flush()
         time.sleep(0.4)  # a slow writer: pauses shorter than settle_s
-        handle.write(PHOTO[len(PHOTO) // 2:])
+        handle.write(PHOTO[len(PHOTO) // 2 :])
     wait_until(lambda: published(redis_client), what="the file published")
     time.sleep(1.0)  # give a wrong second publication the chance to happen
     stop.set()

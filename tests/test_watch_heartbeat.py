@@ -24,13 +24,32 @@ def test_faces_up_watch_has_a_heartbeat_while_it_watches_and_none_after(tmp_path
     inbox.mkdir()
     log = open(tmp_path / "up.log", "wb")
     up = subprocess.Popen(
-        [sys.executable, "-m", "faces", "up", "--watch", str(inbox), "--redis-url", redis_url,
-         "--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage"), "--no-visualize"],
-        cwd=REPO, stdout=log, stderr=log,
-        env={**os.environ, "DEEPFACE_HOME": str(tmp_path / "no-weights")})
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "up",
+            "--watch",
+            str(inbox),
+            "--redis-url",
+            redis_url,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--storage",
+            str(tmp_path / "storage"),
+            "--no-visualize",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "DEEPFACE_HOME": str(tmp_path / "no-weights")},
+    )
     try:
-        watching = wait_until(lambda: (done := watch_health(redis_url)).returncode == exits.OK and done,
-                              timeout_s=90, what="the heartbeat of faces up's watcher")
+        watching = wait_until(
+            lambda: (done := watch_health(redis_url)).returncode == exits.OK and done,
+            timeout_s=90,
+            what="the heartbeat of faces up's watcher",
+        )
         rows = [line.split("\t") for line in watching.stdout.splitlines()]
         assert len(rows) == 1 and rows[0][0] == "watch" and rows[0][2] == "consuming", watching.stdout
         up.terminate()  # SIGTERM stops `faces up` as Ctrl-C does

@@ -54,16 +54,34 @@ def run(tmp_path_factory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("web-listing")
     server = start_redis(folder)
     storage = folder / "storage"
-    photos = {"astronaut.jpg": unique((DATA / "astronaut.jpg").read_bytes(), "a"),
-              "group.jpg": unique((DATA / "group.jpg").read_bytes(), "g"),
-              "trunc.jpg": (DATA / "group.jpg").read_bytes()[:3000],  # detect: an error result
-              "dead.jpg": unique((DATA / "astronaut.jpg").read_bytes(), "d")}
+    photos = {
+        "astronaut.jpg": unique((DATA / "astronaut.jpg").read_bytes(), "a"),
+        "group.jpg": unique((DATA / "group.jpg").read_bytes(), "g"),
+        "trunc.jpg": (DATA / "group.jpg").read_bytes()[:3000],  # detect: an error result
+        "dead.jpg": unique((DATA / "astronaut.jpg").read_bytes(), "d"),
+    }
     dead_id = image_id_for("dead.jpg", hashlib.sha256(photos["dead.jpg"]).hexdigest())
     (storage / f"{dead_id}.json").mkdir(parents=True)  # the sink cannot write there: a dead letter
-    pool = WorkerPool(server.url, folder / "logs", grace_s=10, extra_args={
-        "*": ["--block-ms", "200", "--batch", "4", "--storage", str(storage), "--agegender", "dlib",
-              "--max-deliveries", "1"],
-        "sink": ["--output", str(folder / "output"), "--metrics-port", str(free_port())]})
+    pool = WorkerPool(
+        server.url,
+        folder / "logs",
+        grace_s=10,
+        extra_args={
+            "*": [
+                "--block-ms",
+                "200",
+                "--batch",
+                "4",
+                "--storage",
+                str(storage),
+                "--agegender",
+                "dlib",
+                "--max-deliveries",
+                "1",
+            ],
+            "sink": ["--output", str(folder / "output"), "--metrics-port", str(free_port())],
+        },
+    )
     pool.start()
     api = start_api(server.url, folder, token=None)
     try:
@@ -101,7 +119,8 @@ def test_listing_narrowed_by_status_and_file_name(run):
     assert [(i["image_id"], i["result"]["error"]["type"]) for i in errors] == [(ids["trunc.jpg"], "truncated")]
     dead, cursor = listed(run.api, status="dead_lettered")
     assert [(i["image_id"], i["status"], i["result"], i["error"]["stage"]) for i in dead] == [
-        (ids["dead.jpg"], "dead_lettered", None, "sink")]
+        (ids["dead.jpg"], "dead_lettered", None, "sink")
+    ]
     assert dead[0]["error"]["message"] and cursor is None
     for text in ("group.jpg", "GROUP", "rou"):
         found, _ = listed(run.api, q=text)
@@ -208,7 +227,9 @@ def test_browse_serves_a_finished_runs_results_read_only_without_redis(run, tmp_
         assert status == {"read_only": True, "storage": str(run.folder / "storage"), "results": 3}
         items = httpx.get(base + "/v1/results").json()["items"]
         ids = run.ids
-        assert sorted(i["image_id"] for i in items) == sorted([ids["astronaut.jpg"], ids["group.jpg"], ids["trunc.jpg"]])
+        assert sorted(i["image_id"] for i in items) == sorted(
+            [ids["astronaut.jpg"], ids["group.jpg"], ids["trunc.jpg"]]
+        )
         ok = httpx.get(base + "/v1/results", params={"status": "ok", "q": "GROUP.jpg"}).json()
         assert [i["image_id"] for i in ok["items"]] == [ids["group.jpg"]] and ok["next_cursor"] is None
         first = httpx.get(base + "/v1/results", params={"limit": 2}).json()
@@ -230,5 +251,6 @@ def test_browse_without_results_says_what_to_do(tmp_path):
     """`faces browse` on a --storage that does not exist: one line saying what to run, exit 1."""
     done = faces_cli("browse", "--storage", str(tmp_path / "nothing"), "--port", str(free_port()))
     assert done.returncode == 1, done.stderr
-    assert re.fullmatch(r"error: no results to browse: .* run `faces run FOLDER` first, or pass the --storage .*\n",
-                        done.stderr), done.stderr
+    assert re.fullmatch(
+        r"error: no results to browse: .* run `faces run FOLDER` first, or pass the --storage .*\n", done.stderr
+    ), done.stderr

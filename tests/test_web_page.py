@@ -41,9 +41,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 STAGES = ("detect", "landmarks", "agegender", "sink")
-PHOTO = DATA / "group.jpg"          # four faces (tests/test_pipeline.py)
+PHOTO = DATA / "group.jpg"  # four faces (tests/test_pipeline.py)
 SCREENSHOTS = [REPO / "bench-results" / "web-page.png"]
-STACK_READY_S = 180                 # four workers loading their models on a busy 2-core machine
+STACK_READY_S = 180  # four workers loading their models on a busy 2-core machine
 RESULT_S = 120
 TOKEN = "e2e-token-7f3a0c9d51b2e846"  # the API wants 16 characters or more
 
@@ -53,8 +53,10 @@ def browser_binaries() -> tuple[str, str]:
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        pytest.skip("no headless browser: `make e2e` installs chromium and chromium-driver with apt-get "
-                    f"(found chromium: {browser}, chromedriver: {driver})")
+        pytest.skip(
+            "no headless browser: `make e2e` installs chromium and chromium-driver with apt-get "
+            f"(found chromium: {browser}, chromedriver: {driver})"
+        )
     return browser, driver
 
 
@@ -73,22 +75,40 @@ class Stack:
         self.token = token
         self.log = tmp_path / "faces-up.log"
         self.state = tmp_path / "state"
-        env = {**os.environ, "FACES_HTTP_PORT": str(self.port), "FACES_HTTP_HOST": "127.0.0.1",
-               "FACES_AGEGENDER": "dlib",  # the bundled networks: real ages, offline
-               "DEEPFACE_HOME": str(tmp_path / "deepface-empty"), "FACES_UPLOADS": str(tmp_path / "uploads")}
+        env = {
+            **os.environ,
+            "FACES_HTTP_PORT": str(self.port),
+            "FACES_HTTP_HOST": "127.0.0.1",
+            "FACES_AGEGENDER": "dlib",  # the bundled networks: real ages, offline
+            "DEEPFACE_HOME": str(tmp_path / "deepface-empty"),
+            "FACES_UPLOADS": str(tmp_path / "uploads"),
+        }
         env.pop("FACES_REDIS_URL", None)
         env.pop("REDIS_URL", None)
         if token:
             env["FACES_API_TOKEN"] = token
         else:
             env.pop("FACES_API_TOKEN", None)
-        args = [sys.executable, "-m", "faces", "up", "--serve", "--state-dir", str(self.state),
-                "--storage", str(tmp_path / "storage"), "--output", str(tmp_path / "output"),
-                "--batch", "4"]
+        args = [
+            sys.executable,
+            "-m",
+            "faces",
+            "up",
+            "--serve",
+            "--state-dir",
+            str(self.state),
+            "--storage",
+            str(tmp_path / "storage"),
+            "--output",
+            str(tmp_path / "output"),
+            "--batch",
+            "4",
+        ]
         with open(self.log, "wb") as log:
             # Its own session: the stop below reaches the workers even if `faces up` hangs.
-            self.process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -100,12 +120,15 @@ class Stack:
         def ready() -> bool:
             if self.process.poll() is not None:
                 serve_log = self.state / "logs" / "serve.log"
-                raise AssertionError(f"`faces up --serve` exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
-                                     + (serve_log.read_text()[-2000:] if serve_log.exists() else ""))
+                raise AssertionError(
+                    f"`faces up --serve` exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                    + (serve_log.read_text()[-2000:] if serve_log.exists() else "")
+                )
             try:
                 return httpx.get(self.base + "/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
+
         wait_until(ready, timeout_s=STACK_READY_S, interval_s=0.5, what="faces up --serve to be ready (/readyz 200)")
 
     def stop(self) -> None:
@@ -138,9 +161,18 @@ def browser(tmp_path) -> Iterator["webdriver.Chrome"]:
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     # No connection out of the machine of its own (this one has no internet; the page needs none).
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: Selenium Manager would otherwise try to download one.
@@ -152,11 +184,13 @@ def browser(tmp_path) -> Iterator["webdriver.Chrome"]:
 
 def wait_for(driver, condition, what: str, timeout_s: float = RESULT_S):
     """WebDriverWait polling (elements re-rendered mid-check count as "not yet")."""
+
     def check(d):
         try:
             return condition(d)
         except StaleElementReferenceException:
             return False
+
     return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(check, message=f"waiting for {what}")
 
 
@@ -165,7 +199,9 @@ def picture_loaded(driver, selector: str, blob: bool = False) -> bool:
     return driver.execute_script(
         "const i = document.querySelector(arguments[0]);"
         "return !!i && i.complete && i.naturalWidth > 0 && (!arguments[1] || i.src.startsWith('blob:'))",
-        selector, blob)
+        selector,
+        blob,
+    )
 
 
 def console_errors(driver) -> list[dict]:
@@ -181,6 +217,7 @@ def upload_through_the_page(driver, *photos: Path) -> list[str]:
         items = d.find_elements(By.CSS_SELECTOR, "#uploads .upload")
         states = [i.get_attribute("data-state") for i in items]
         return items if len(items) == len(photos) and all(s in ("done", "error", "failed") for s in states) else None
+
     items = wait_for(driver, finished, f"the uploads of {', '.join(p.name for p in photos)} to finish")
     assert [i.get_attribute("data-state") for i in items] == ["done"] * len(photos), [i.text for i in items]
     return [i.get_attribute("data-image-id") for i in items]
@@ -197,8 +234,10 @@ def full_page_screenshot(driver, paths: list[Path], width: int = 1400) -> None:
             if page == height:
                 break
             height = page
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
         for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
             assert driver.save_screenshot(str(path)), f"no screenshot at {path}"
@@ -215,13 +254,15 @@ def listed_ages(driver, image_id: str) -> list:
 def drawn_boxes(driver) -> tuple[dict, list[dict]]:
     """The displayed photo's rectangle on screen, and each drawn box: its SVG attributes (in image
     pixels) and its rectangle on screen."""
-    return tuple(driver.execute_script("""
+    return tuple(
+        driver.execute_script("""
         const rect = (node) => { const b = node.getBoundingClientRect();
                                  return {left: b.left, top: b.top, width: b.width, height: b.height}; };
         const boxes = [...document.querySelectorAll('#result-boxes rect.face-box')].map((r) => ({
             x: +r.getAttribute('x'), y: +r.getAttribute('y'), w: +r.getAttribute('width'),
             h: +r.getAttribute('height'), screen: rect(r)}));
-        return [rect(document.getElementById('result-image')), boxes];"""))
+        return [rect(document.getElementById('result-image')), boxes];""")
+    )
 
 
 def js_percent(confidence: float) -> str:
@@ -235,8 +276,12 @@ def stage_numbers(driver) -> dict | None:
     for stage in STAGES:
         cells = driver.find_elements(By.CSS_SELECTOR, f'#stages [data-stage="{stage}"] dd[data-metric]')
         numbers[stage] = {c.get_attribute("data-metric"): c.text for c in cells}
-    shown = all(all(v.get(k, "").isdigit() for k in ("throughput", "lag", "pending", "workers"))
-                and int(v["throughput"]) >= 1 and int(v["workers"]) >= 1 for v in numbers.values())
+    shown = all(
+        all(v.get(k, "").isdigit() for k in ("throughput", "lag", "pending", "workers"))
+        and int(v["throughput"]) >= 1
+        and int(v["workers"]) >= 1
+        for v in numbers.values()
+    )
     return numbers if shown else None
 
 
@@ -245,8 +290,10 @@ WIDTHS = (390, 1280)  # a phone (issue 26 item 5) and a laptop
 
 def set_width(driver, width: int) -> None:
     """The viewport `width` px wide (a phone's: mobile), 900 px tall."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
 
 
 def overflows(driver) -> list[str]:
@@ -300,8 +347,12 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
     try:
         browser.get(stack.base + "/")
         assert browser.title.startswith("faces")
-        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#stages [data-stage="sink"]'),
-                 "the stage panel's first status", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: d.find_elements(By.CSS_SELECTOR, '#stages [data-stage="sink"]'),
+            "the stage panel's first status",
+            timeout_s=20,
+        )
 
         [image_id] = upload_through_the_page(browser, PHOTO)
         response = stack.get(f"/v1/results/{image_id}")
@@ -316,8 +367,15 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
 
         # Its result page: the photo, one box per face, at the result's pixel coordinates.
         browser.find_element(By.CSS_SELECTOR, f'#uploads [data-image-id="{image_id}"] .upload-name a').click()
-        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result-boxes rect.face-box")) == len(faces)
-                 and picture_loaded(d, "#result-image"), "the result page's photo and boxes", timeout_s=30)
+        wait_for(
+            browser,
+            lambda d: (
+                len(d.find_elements(By.CSS_SELECTOR, "#result-boxes rect.face-box")) == len(faces)
+                and picture_loaded(d, "#result-image")
+            ),
+            "the result page's photo and boxes",
+            timeout_s=30,
+        )
         assert browser.current_url.endswith(f"#/results/{image_id}")
         image = result["image"]
         view_box = browser.find_element(By.ID, "result-boxes").get_dom_attribute("viewBox")
@@ -353,8 +411,9 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
         # One annotation: the page's boxes and badges over the plain photo (not the server's
         # labelled picture), every badge inside the photo, and a legend saying what they are.
         assert browser.find_element(By.ID, "result-image").get_attribute("data-src").endswith(f"/{image_id}/photo")
-        assert browser.execute_script("const i = document.getElementById('result-image');"
-                                      "return [i.naturalWidth, i.naturalHeight]") == [image["width"], image["height"]]
+        assert browser.execute_script(
+            "const i = document.getElementById('result-image');return [i.naturalWidth, i.naturalHeight]"
+        ) == [image["width"], image["height"]]
         for badge in badges(browser):
             assert 0 <= badge["x"] and badge["x"] + badge["w"] <= image["width"] + 0.01, badge
             assert 0 <= badge["y"] and badge["y"] + badge["h"] <= image["height"] + 0.01, badge
@@ -389,15 +448,30 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
         # The gallery's filters: by file name, then by status.
         search = browser.find_element(By.ID, "gallery-search")
         search.send_keys("no-such-photo")
-        wait_for(browser, lambda d: d.find_element(By.ID, "gallery-message").text == "No results match.",
-                 "the search to find nothing", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: d.find_element(By.ID, "gallery-message").text == "No results match.",
+            "the search to find nothing",
+            timeout_s=20,
+        )
         search.clear()
         search.send_keys("GROUP.jpg")
-        wait_for(browser, lambda d: [c.get_attribute("data-image-id") for c in d.find_elements(
-            By.CSS_SELECTOR, "#gallery .gallery-item")] == [image_id], "the search to find the photo", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: (
+                [c.get_attribute("data-image-id") for c in d.find_elements(By.CSS_SELECTOR, "#gallery .gallery-item")]
+                == [image_id]
+            ),
+            "the search to find the photo",
+            timeout_s=20,
+        )
         Select(browser.find_element(By.ID, "gallery-status")).select_by_value("error")
-        wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#gallery .gallery-item"),
-                 "no error result to show", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: not d.find_elements(By.CSS_SELECTOR, "#gallery .gallery-item"),
+            "no error result to show",
+            timeout_s=20,
+        )
         assert browser.find_element(By.ID, "gallery-more").get_attribute("hidden") is not None
 
         assert console_errors(browser) == []
@@ -414,8 +488,15 @@ def test_page_uploads_a_photo_and_shows_its_faces_boxes_ages_and_the_stages(tmp_
         assert not browser.find_element(By.ID, "upload-card").is_displayed()
         assert "faces browse" in browser.find_element(By.ID, "stages-updated").text
         browser.find_element(By.CSS_SELECTOR, f"{card} a").click()
-        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result-boxes rect.face-box")) == len(faces)
-                 and picture_loaded(d, "#result-image"), "the browsed result's photo and boxes", timeout_s=30)
+        wait_for(
+            browser,
+            lambda d: (
+                len(d.find_elements(By.CSS_SELECTOR, "#result-boxes rect.face-box")) == len(faces)
+                and picture_loaded(d, "#result-image")
+            ),
+            "the browsed result's photo and boxes",
+            timeout_s=30,
+        )
         full_page_screenshot(browser, [REPO / "bench-results" / "web-page-browse.png"])
         assert console_errors(browser) == []
 
@@ -427,14 +508,32 @@ def test_docs_renders_every_operation_from_the_servers_own_files(tmp_path, brows
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "FACES_API_TOKEN"}
     # No Redis needed for the reference: the API starts without one (503 until it is there).
-    process = subprocess.Popen([sys.executable, "-m", "faces", "serve", "--redis-url", "redis://127.0.0.1:1/0",
-                                "--port", str(port), "--uploads", str(tmp_path / "uploads")], cwd=REPO, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faces",
+            "serve",
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+            "--port",
+            str(port),
+            "--uploads",
+            str(tmp_path / "uploads"),
+        ],
+        cwd=REPO,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: process.poll() is None and _answers(base), timeout_s=60, what="faces serve to answer")
         browser.get(base + "/docs")
-        operations = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"),
-                              "Swagger UI's operations", timeout_s=30)
+        operations = wait_for(
+            browser,
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"),
+            "Swagger UI's operations",
+            timeout_s=30,
+        )
         paths = {o.get_attribute("data-path") or o.text for o in operations}
         assert {"/v1/images", "/v1/results", "/v1/results/{image_id}/photo"} <= paths, paths
         loaded = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
@@ -462,9 +561,15 @@ def test_page_with_an_api_token_asks_for_it_and_then_works(tmp_path, browser):
     try:
         assert httpx.get(stack.base + "/v1/status", timeout=10).status_code == 401
         browser.get(stack.base + "/")
-        wait_for(browser, lambda d: d.find_element(By.ID, "token-box").get_attribute("open") is not None
-                 and "token" in d.find_element(By.ID, "token-message").text,
-                 "the page to ask for a token", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: (
+                d.find_element(By.ID, "token-box").get_attribute("open") is not None
+                and "token" in d.find_element(By.ID, "token-message").text
+            ),
+            "the page to ask for a token",
+            timeout_s=20,
+        )
         token_input = browser.find_element(By.ID, "token-input")
         label = browser.find_element(By.CSS_SELECTOR, 'label[for="token-input"]')
         assert label.text
@@ -473,8 +578,12 @@ def test_page_with_an_api_token_asks_for_it_and_then_works(tmp_path, browser):
         browser.find_element(By.CSS_SELECTOR, '#token-form button[type="submit"]').click()
         assert browser.execute_script("return localStorage.getItem('faces.apiToken')") == TOKEN
 
-        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#stages dd[data-metric="workers"]'),
-                 "the stage panel, with the token", timeout_s=20)
+        wait_for(
+            browser,
+            lambda d: d.find_elements(By.CSS_SELECTOR, '#stages dd[data-metric="workers"]'),
+            "the stage panel, with the token",
+            timeout_s=20,
+        )
         # Two photos picked at once: each its own upload; the one without faces says so.
         ids = upload_through_the_page(browser, PHOTO, DATA / "no_face.jpg")
         [image_id] = [i for i in ids if i.startswith("group-")]
@@ -486,19 +595,32 @@ def test_page_with_an_api_token_asks_for_it_and_then_works(tmp_path, browser):
         assert [age for age, _ in listed_ages(browser, image_id)] == [f["age"] for f in result["faces"]]
         # The thumbnail needs the token too: fetched with it, shown from a blob.
         card = f'#gallery .gallery-item[data-image-id="{image_id}"] img'
-        wait_for(browser, lambda d: picture_loaded(d, card, blob=True),
-                 "the gallery's thumbnail, fetched with the token", timeout_s=30)
+        wait_for(
+            browser,
+            lambda d: picture_loaded(d, card, blob=True),
+            "the gallery's thumbnail, fetched with the token",
+            timeout_s=30,
+        )
         # A photo dropped on the drop zone (a synthetic drop event: WebDriver cannot drag files).
-        browser.execute_script("""
+        browser.execute_script(
+            """
             const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
             const dropped = new DataTransfer();
             dropped.items.add(new File([bytes], "astronaut.jpg", {type: "image/jpeg"}));
             document.getElementById("drop-zone").dispatchEvent(
                 new DragEvent("drop", {dataTransfer: dropped, bubbles: true, cancelable: true}));""",
-            base64.b64encode((DATA / "astronaut.jpg").read_bytes()).decode())
-        dropped = wait_for(browser, lambda d: next(iter(d.find_elements(
-            By.CSS_SELECTOR, '#uploads .upload[data-image-id^="astronaut-"][data-state="done"]')), None),
-            "the dropped photo's result")
+            base64.b64encode((DATA / "astronaut.jpg").read_bytes()).decode(),
+        )
+        dropped = wait_for(
+            browser,
+            lambda d: next(
+                iter(
+                    d.find_elements(By.CSS_SELECTOR, '#uploads .upload[data-image-id^="astronaut-"][data-state="done"]')
+                ),
+                None,
+            ),
+            "the dropped photo's result",
+        )
         assert dropped.find_element(By.CSS_SELECTOR, ".upload-status").text == "1 face"
         errors = console_errors(browser)
         before = [e for e in errors if e["timestamp"] < saved_at]

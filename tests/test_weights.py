@@ -16,9 +16,18 @@ from pathlib import Path
 import pytest
 
 from faces.models import weights
-from faces.models.weights import (ChecksumMismatch, FetchFailed, LocalWeightsNotFound, ModelFile, WeightsOffline,
-                            auto_agegender_backend, check_model_files, fetch_missing, install_from,
-                            pipeline_can_run)
+from faces.models.weights import (
+    ChecksumMismatch,
+    FetchFailed,
+    LocalWeightsNotFound,
+    ModelFile,
+    WeightsOffline,
+    auto_agegender_backend,
+    check_model_files,
+    fetch_missing,
+    install_from,
+    pipeline_can_run,
+)
 
 REQUIRED = {
     "dlib-shape-predictor-68",
@@ -182,8 +191,10 @@ def test_fetch_downloads_missing_files_with_progress(deepface_home, file_server)
             # A dead first source: the backup URL after it is used.
             "deepface-gender": [f"{base}/nowhere.h5", f"{base}/gender.h5"],
         },
-        pinned={"deepface-age": hashlib.sha256(payload["age"]).hexdigest(),
-                "deepface-gender": hashlib.sha256(payload["gender"]).hexdigest()},
+        pinned={
+            "deepface-age": hashlib.sha256(payload["age"]).hexdigest(),
+            "deepface-gender": hashlib.sha256(payload["gender"]).hexdigest(),
+        },
     )
     target = deepface_home / ".deepface" / "weights"
     assert written == [target / "age_model_weights.h5", target / "gender_model_weights.h5"]
@@ -210,7 +221,9 @@ def test_the_real_weights_are_pinned():
     from faces.models import weights
 
     assert [e.sha256 for e in weights._registry() if e.name.startswith("deepface-")] == [
-        weights.AGE_SHA256, weights.GENDER_SHA256]
+        weights.AGE_SHA256,
+        weights.GENDER_SHA256,
+    ]
     assert all(len(s) == 64 for s in (weights.AGE_SHA256, weights.GENDER_SHA256))
 
 
@@ -265,16 +278,19 @@ def test_default_sources_are_deepfaces_published_urls():
 
 # --- resumable downloads ------------------------------------------------------------------
 
+
 def _only_age(url: str) -> dict:
     """Sources for a test about the age file alone: gender gets none, so it is skipped."""
     return {"deepface-age": url, "deepface-gender": []}
+
 
 def test_a_cut_connection_is_resumed_with_a_range_request_for_the_rest(deepface_home, weights_server):
     age = os.urandom(3_000_000)
     server = weights_server({"age.h5": age}, cuts=1)  # the first answer stops after 1.5 MB
     events = []
-    fetch_missing(progress=lambda *e: events.append(e), sources=_only_age(f"{server.url}/age.h5"),
-                  pinned=_sums(age=age))
+    fetch_missing(
+        progress=lambda *e: events.append(e), sources=_only_age(f"{server.url}/age.h5"), pinned=_sums(age=age)
+    )
     assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
     assert server.requests == [("age.h5", None), ("age.h5", "bytes=1500000-")]
     assert server.sent == [1_500_000, 1_500_000]  # only the rest was sent the second time
@@ -332,12 +348,16 @@ def test_a_resumed_file_with_a_wrong_sha256_is_refused_and_its_partial_removed(d
 
 # --- sources: mirror first, offline ----------------------------------------------------------
 
+
 def test_the_mirror_is_asked_first_and_the_other_sources_not_at_all_when_it_delivers(deepface_home, weights_server):
     age, gender = os.urandom(5_000), os.urandom(4_000)
     mirror = weights_server({"age_model_weights.h5": age, "gender_model_weights.h5": gender})
     public = weights_server({"age.h5": age, "gender.h5": gender})
-    fetch_missing(mirror=f"{mirror.url}/", pinned=_sums(age=age, gender=gender),
-                  sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"})
+    fetch_missing(
+        mirror=f"{mirror.url}/",
+        pinned=_sums(age=age, gender=gender),
+        sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"},
+    )
     assert mirror.requests == [("age_model_weights.h5", None), ("gender_model_weights.h5", None)]
     assert public.requests == []
 
@@ -346,8 +366,11 @@ def test_a_mirror_serving_a_wrong_file_falls_back_to_the_other_sources(deepface_
     age, gender = os.urandom(5_000), os.urandom(4_000)
     mirror = weights_server({"age_model_weights.h5": b"a different file"})  # and no gender: 404
     public = weights_server({"age.h5": age, "gender.h5": gender})
-    fetch_missing(mirror=mirror.url, pinned=_sums(age=age, gender=gender),
-                  sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"})
+    fetch_missing(
+        mirror=mirror.url,
+        pinned=_sums(age=age, gender=gender),
+        sources={"deepface-age": f"{public.url}/age.h5", "deepface-gender": f"{public.url}/gender.h5"},
+    )
     assert (_weights(deepface_home) / "age_model_weights.h5").read_bytes() == age
     assert (_weights(deepface_home) / "gender_model_weights.h5").read_bytes() == gender
     assert mirror.requests == [("age_model_weights.h5", None), ("gender_model_weights.h5", None)]
@@ -367,6 +390,7 @@ def test_no_reachable_source_is_one_offline_error_naming_deepface_home_and_the_f
 
 # --- install from copies made by hand -----------------------------------------------------------
 
+
 def _copies(folder: Path, **payload: bytes) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}_model_weights.h5" for name in payload]
@@ -379,9 +403,15 @@ def test_install_from_a_folder_holding_the_two_files(deepface_home, tmp_path):
     payload = {"age": os.urandom(3_000), "gender": os.urandom(2_000)}
     _copies(tmp_path / "usb", **payload)
     written = install_from([tmp_path / "usb"], pinned=_sums(**payload))
-    assert written == [_weights(deepface_home) / "age_model_weights.h5", _weights(deepface_home) / "gender_model_weights.h5"]
+    assert written == [
+        _weights(deepface_home) / "age_model_weights.h5",
+        _weights(deepface_home) / "gender_model_weights.h5",
+    ]
     assert [p.read_bytes() for p in written] == list(payload.values())
-    assert sorted(p.name for p in _weights(deepface_home).iterdir()) == ["age_model_weights.h5", "gender_model_weights.h5"]
+    assert sorted(p.name for p in _weights(deepface_home).iterdir()) == [
+        "age_model_weights.h5",
+        "gender_model_weights.h5",
+    ]
 
 
 def test_install_from_the_two_files_themselves(deepface_home, tmp_path):
@@ -402,13 +432,17 @@ def test_install_from_refuses_a_file_that_is_not_the_pinned_one_and_leaves_nothi
 def test_install_from_a_path_without_weights_is_a_named_error(deepface_home, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "renamed.h5").write_bytes(b"x")
-    for path, words in ((tmp_path / "empty", "holds none of"), (tmp_path / "renamed.h5", "original file names"),
-                        (tmp_path / "nowhere", "does not exist")):
+    for path, words in (
+        (tmp_path / "empty", "holds none of"),
+        (tmp_path / "renamed.h5", "original file names"),
+        (tmp_path / "nowhere", "does not exist"),
+    ):
         with pytest.raises(LocalWeightsNotFound, match=words):
             install_from([path])
 
 
 # --- check: verified sums, cache, backend ----------------------------------------------------
+
 
 def _check(**pinned) -> dict[str, ModelFile]:
     return {f.name: f for f in check_model_files(pinned=pinned or None)}

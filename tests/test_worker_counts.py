@@ -38,12 +38,30 @@ def test_named_stages_override_auto_and_the_rest_stay_auto():
 def test_run_starts_the_workers_auto_gives_on_these_cores_and_the_ones_asked_for(tmp_path):
     """By default `faces run` starts auto_counts(cores) workers per stage; --workers overrides one
     stage. Every image still ends as exactly one ok result."""
+
     def run(state: str, *extra: str) -> dict[str, int]:
-        done = subprocess.run([sys.executable, "-m", "faces", "run", str(DATA), "--state-dir", str(tmp_path / state),
-                               "--storage", str(tmp_path / state / "storage"), "--no-visualize", "--agegender",
-                               "dlib", *extra], capture_output=True, text=True, timeout=300,
-                              # Without tests/conftest.py's FACES_WORKERS: the product's own default.
-                              env={**{k: v for k, v in os.environ.items() if k != "FACES_WORKERS"}, **NO_URL})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "faces",
+                "run",
+                str(DATA),
+                "--state-dir",
+                str(tmp_path / state),
+                "--storage",
+                str(tmp_path / state / "storage"),
+                "--no-visualize",
+                "--agegender",
+                "dlib",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            # Without tests/conftest.py's FACES_WORKERS: the product's own default.
+            env={**{k: v for k, v in os.environ.items() if k != "FACES_WORKERS"}, **NO_URL},
+        )
         assert done.returncode == exits.OK, done.stderr
         results = result_files(tmp_path / state / "storage")
         assert len(results) == 3 and all(r["status"] == "ok" for r in results.values())

@@ -8,8 +8,9 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout_s: float = 30.0, interval_s: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(
+    condition: Callable[[], T], timeout_s: float = 30.0, interval_s: float = 0.05, what: str = "condition"
+) -> T:
     """Return the first truthy value of `condition()`; AssertionError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:

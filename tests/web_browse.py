@@ -30,9 +30,24 @@ def browsing(storage: Path, output: Path, log: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FACES_API_TOKEN")}
     env["FACES_REDIS_URL"] = "redis://127.0.0.1:1/0"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "faces", "browse", "--storage", str(storage),
-                                    "--output", str(output), "--port", str(port)],
-                                   cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "faces",
+                "browse",
+                "--storage",
+                str(storage),
+                "--output",
+                str(output),
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -41,6 +56,7 @@ def browsing(storage: Path, output: Path, log: Path) -> Iterator[str]:
             return httpx.get(base + "/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+
     try:
         wait_until(up, timeout_s=60, what="faces browse to answer")
         yield base

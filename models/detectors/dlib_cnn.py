@@ -21,10 +21,7 @@ class DlibCnn:
         """BGR working image -> (x, y, w, h, MMOD confidence) per face, in its pixels."""
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         found = self._detector(rgb, upsample)
-        return [
-            (d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence)
-            for d in found
-        ]
+        return [(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence) for d in found]
 
 
 def build(model_path: str | None = None) -> DlibCnn:

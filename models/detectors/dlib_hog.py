@@ -27,9 +27,7 @@ class DlibHog:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         # run() rather than __call__: it also returns each window's SVM score.
         rects, scores, _ = self._detector.run(gray, upsample, self.adjust_threshold)
-        return [
-            (r.left(), r.top(), r.width(), r.height(), score) for r, score in zip(rects, scores)
-        ]
+        return [(r.left(), r.top(), r.width(), r.height(), score) for r, score in zip(rects, scores)]
 
 
 def build(adjust_threshold: float = 0.0) -> DlibHog:

@@ -32,8 +32,11 @@ class ReadingSlots:
     async def slot(self) -> AsyncIterator[None]:
         """One slot while the body is read and published; 503 when all are taken."""
         if self.taken >= self.size:
-            raise ApiError(503, f"{self.size} uploads are being read already (--uploads-reading): retry in "
-                                f"{RETRY_AFTER_S} s", {"Retry-After": str(RETRY_AFTER_S)})
+            raise ApiError(
+                503,
+                f"{self.size} uploads are being read already (--uploads-reading): retry in {RETRY_AFTER_S} s",
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )
         self.taken += 1
         try:
             yield
@@ -63,8 +66,11 @@ class WaitingSlots:
 
 
 def pipeline_full(high_water: int) -> ApiError:
-    return ApiError(429, f"the pipeline has {high_water} or more images in flight (its high-water mark): "
-                         f"retry in {RETRY_AFTER_S} s", {"Retry-After": str(RETRY_AFTER_S)})
+    return ApiError(
+        429,
+        f"the pipeline has {high_water} or more images in flight (its high-water mark): retry in {RETRY_AFTER_S} s",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def admit_upload(request: Request, state: Api, job_id: str) -> tuple[Submitted, dict[str, str]]:
@@ -76,8 +82,7 @@ async def admit_upload(request: Request, state: Api, job_id: str) -> tuple[Submi
     if not await run_in_threadpool(publishing.has_room, state.client, config.high_water):
         raise pipeline_full(config.high_water)
     async with state.reading.slot():
-        upload = await read_upload(request, config.max_image_bytes,
-                                   Timeouts(config.body_timeout_s, config.body_idle_s))
+        upload = await read_upload(request, config.max_image_bytes, Timeouts(config.body_timeout_s, config.body_idle_s))
         metadata = check_metadata(upload.metadata)
         try:
             sent = await run_in_threadpool(_publish, state, upload.data, upload.name, metadata, job_id)
@@ -89,6 +94,13 @@ async def admit_upload(request: Request, state: Api, job_id: str) -> tuple[Submi
 def _publish(state: Api, data: bytes | bytearray, name: str, metadata: dict[str, str], job_id: str) -> Submitted:
     """Keep the bytes, then admit and publish the job and record it as the image's latest (for
     GET's 202), in one step."""
-    return submit_bytes(state.client, data, name, keep_in=state.config.uploads, metadata=metadata,
-                        job_id=job_id, upload_ttl_s=state.config.result_ttl_s,
-                        high_water=state.config.high_water)
+    return submit_bytes(
+        state.client,
+        data,
+        name,
+        keep_in=state.config.uploads,
+        metadata=metadata,
+        job_id=job_id,
+        upload_ttl_s=state.config.result_ttl_s,
+        high_water=state.config.high_water,
+    )

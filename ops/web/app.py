@@ -41,10 +41,17 @@ def create_app(config: ServeConfig) -> FastAPI:
         follower.stop()
         client.close()
 
-    app = FastAPI(title="faces", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Face analysis over HTTP: submit images, read their results (docs/http.md).")
-    app.state.api = Api(config, client, follower, metrics, ReadingSlots(config.uploads_reading),
-                        WaitingSlots(config.max_waiting))
+    app = FastAPI(
+        title="faces",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Face analysis over HTTP: submit images, read their results (docs/http.md).",
+    )
+    app.state.api = Api(
+        config, client, follower, metrics, ReadingSlots(config.uploads_reading), WaitingSlots(config.max_waiting)
+    )
     errors.install(app, redact(config.redis_url))
     for router in (images.router, views.router, probes.router, export.router):
         app.include_router(router)

@@ -36,20 +36,22 @@ QUERY_METADATA = ("client_ref", "source", "captured_at")
 MULTIPART_FIELDS = ("file", "metadata")
 JSON_FIELDS = ("image_base64", "filename", "metadata")
 RAW_TYPES = ("image/*", "application/octet-stream")  # the Content-Types of a raw image body
-TAKEN = ("multipart/form-data (field `file`), an image body (Content-Type image/jpeg, image/png, ...) "
-         "or application/json with image_base64")
+TAKEN = (
+    "multipart/form-data (field `file`), an image body (Content-Type image/jpeg, image/png, ...) "
+    "or application/json with image_base64"
+)
 
 
 @dataclass(frozen=True)
 class Timeouts:
     total_s: float = defaults.HTTP_BODY_TIMEOUT_S  # the whole body
-    idle_s: float = defaults.HTTP_BODY_IDLE_S      # silence between two chunks
+    idle_s: float = defaults.HTTP_BODY_IDLE_S  # silence between two chunks
 
 
 @dataclass
 class Upload:
     data: bytes | bytearray
-    name: str                      # stem + the extension of the sniffed format
+    name: str  # stem + the extension of the sniffed format
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,8 +73,11 @@ async def read_upload(request: Request, max_image_bytes: int, timeouts: Timeouts
         raise ApiError(400, "the image is empty (0 bytes): send the image's bytes")
     extension = image_extension(bytes(data[:64]))
     if extension is None:
-        raise ApiError(415, f"the bytes of {name!r} are not an image the pipeline reads (JPEG, PNG, GIF, "
-                            "BMP, WebP, TIFF, JPEG 2000, AVIF, PNM, ...): send the image file itself")
+        raise ApiError(
+            415,
+            f"the bytes of {name!r} are not an image the pipeline reads (JPEG, PNG, GIF, "
+            "BMP, WebP, TIFF, JPEG 2000, AVIF, PNM, ...): send the image file itself",
+        )
     check_date_time("captured_at", check_metadata(metadata).get("captured_at"))  # the body's own, as sent
     metadata = {**metadata, **{k: request.query_params[k] for k in QUERY_METADATA if k in request.query_params}}
     check_date_time("captured_at", metadata.get("captured_at"))
@@ -95,8 +100,11 @@ def _body_limit(request: Request, max_image_bytes: int) -> int:
 
 def _too_large(max_image_bytes: int, size: int | None = None) -> ApiError:
     seen = f"{size} bytes" if size is not None else "more than that"
-    return ApiError(413, f"the upload is over the {max_image_bytes}-byte limit ({seen}): send a smaller "
-                         "image, or start the server with a larger --max-image-bytes")
+    return ApiError(
+        413,
+        f"the upload is over the {max_image_bytes}-byte limit ({seen}): send a smaller "
+        "image, or start the server with a larger --max-image-bytes",
+    )
 
 
 async def _body(request: Request, timeouts: Timeouts) -> AsyncIterator[bytes]:
@@ -110,9 +118,13 @@ async def _body(request: Request, timeouts: Timeouts) -> AsyncIterator[bytes]:
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
-            raise ApiError(408, f"the upload did not arrive within {timeouts.total_s:g} s (or paused over "
-                                f"{timeouts.idle_s:g} s): send the body without pausing, or start the server "
-                                "with a larger --body-timeout-s", {"Connection": "close"}) from None
+            raise ApiError(
+                408,
+                f"the upload did not arrive within {timeouts.total_s:g} s (or paused over "
+                f"{timeouts.idle_s:g} s): send the body without pausing, or start the server "
+                "with a larger --body-timeout-s",
+                {"Connection": "close"},
+            ) from None
         yield chunk
 
 
@@ -159,10 +171,13 @@ async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_byt
 
 
 async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: int) -> tuple[bytes, str, dict]:
-    body = _parse_json(await _capped_bytes(raw, _body_limit(request, max_image_bytes), max_image_bytes),
-                       "the JSON body")
+    body = _parse_json(
+        await _capped_bytes(raw, _body_limit(request, max_image_bytes), max_image_bytes), "the JSON body"
+    )
     if not isinstance(body, dict) or not isinstance(body.get("image_base64"), str):
-        raise ApiError(400, 'the JSON body has no string "image_base64": send {"image_base64": "<base64 of the image>"}')
+        raise ApiError(
+            400, 'the JSON body has no string "image_base64": send {"image_base64": "<base64 of the image>"}'
+        )
     _refuse_other_fields(body.keys(), JSON_FIELDS, "the JSON body")
     if not isinstance(body.get("filename", ""), str):
         raise ApiError(400, f"filename is a {type(body['filename']).__name__}, expected a string: send the file's name")
@@ -185,13 +200,17 @@ def _parse_json(raw: bytes | str, what: str):
 
 def _metadata_object(value) -> dict:
     if not isinstance(value, dict):
-        raise ApiError(400, f"metadata is a {type(value).__name__}, expected an object of strings "
-                            '(e.g. {"client_ref": "order-7"})')
+        raise ApiError(
+            400,
+            f'metadata is a {type(value).__name__}, expected an object of strings (e.g. {{"client_ref": "order-7"}})',
+        )
     return value
 
 
 def _refuse_other_fields(given, known: tuple[str, ...], where: str) -> None:
     other = sorted(set(given) - set(known))
     if other:
-        raise ApiError(400, f"{where} has a field the API does not take ({', '.join(map(repr, other))}): send only "
-                            f"{', '.join(known)}")
+        raise ApiError(
+            400,
+            f"{where} has a field the API does not take ({', '.join(map(repr, other))}): send only {', '.join(known)}",
+        )

@@ -64,8 +64,9 @@ class StoredResults:
         for row in rows:  # oldest first: n counts the results of one millisecond
             n = n + 1 if row.finished_ms == previous else 0
             previous = row.finished_ms
-            out.append(recent.Finished(f"{row.finished_ms}-{n}", row.image_id, row.job_id, row.status,
-                                       row.finished_ms, None))
+            out.append(
+                recent.Finished(f"{row.finished_ms}-{n}", row.image_id, row.job_id, row.status, row.finished_ms, None)
+            )
         return out[::-1]
 
     def text(self, image_id: str) -> str | None:
@@ -103,13 +104,19 @@ def list_results(request: Request, query: ListQuery = Depends(list_query)) -> JS
     except recent.BadCursor as exc:
         raise ApiError(400, str(exc)) from None
     before = _key(query.cursor) if query.cursor else None
-    rows = [r for r in _stored(request).newest_first()
-            if (before is None or _key(r.cursor) < before) and r.finished_ms >= (query.since_ms or 0)
-            and query.wanted.matches(r.image_id, r.status)]
-    page_rows = rows[:query.limit]
+    rows = [
+        r
+        for r in _stored(request).newest_first()
+        if (before is None or _key(r.cursor) < before)
+        and r.finished_ms >= (query.since_ms or 0)
+        and query.wanted.matches(r.image_id, r.status)
+    ]
+    page_rows = rows[: query.limit]
     stored = _stored(request)
-    page_rows = [recent.Finished(r.cursor, r.image_id, r.job_id, r.status, r.finished_ms, stored.text(r.image_id))
-                 for r in page_rows]
+    page_rows = [
+        recent.Finished(r.cursor, r.image_id, r.job_id, r.status, r.finished_ms, stored.text(r.image_id))
+        for r in page_rows
+    ]
     return page_json(page_rows, page_rows[-1].cursor if len(rows) > query.limit else None)
 
 
@@ -118,8 +125,11 @@ def _result(request: Request, image_id: str) -> str:
         raise ApiError(404, f"{image_id!r} is not an image id (NAME-<8 hex digits>): check the id")
     found = _stored(request).text(image_id)
     if found is None:
-        raise ApiError(404, f"no result for image {image_id} in {_stored(request).storage}: this is `faces browse`, "
-                            "which shows the results a `faces run` wrote there")
+        raise ApiError(
+            404,
+            f"no result for image {image_id} in {_stored(request).storage}: this is `faces browse`, "
+            "which shows the results a `faces run` wrote there",
+        )
     return found
 
 
@@ -151,8 +161,12 @@ def status(request: Request) -> JSONResponse:
 @router.post("/v1/images", response_model=None, status_code=405)
 def refuse_upload() -> JSONResponse:
     """Refused: `faces browse` only shows results."""
-    raise ApiError(405, "this is `faces browse`, which only shows the results in its --storage: to analyse photos "
-                        "run `faces up --serve` (or `faces run FOLDER`)", {"Allow": "GET"})
+    raise ApiError(
+        405,
+        "this is `faces browse`, which only shows the results in its --storage: to analyse photos "
+        "run `faces up --serve` (or `faces run FOLDER`)",
+        {"Allow": "GET"},
+    )
 
 
 @dataclass(frozen=True)
@@ -165,8 +179,13 @@ class Browsing:
 
 def create_browse_app(storage: Path, output: Path, host: str, token: str | None) -> FastAPI:
     """The read-only app over `storage` and `output`."""
-    app = FastAPI(title="faces browse", version="1", docs_url=None, redoc_url=None,
-                  description="The results a `faces run` left in a folder, read-only (docs/http.md).")
+    app = FastAPI(
+        title="faces browse",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        description="The results a `faces run` left in a folder, read-only (docs/http.md).",
+    )
     app.state.api = Browsing(ServeConfig(redis_url="", output=output, token=token, host=host), StoredResults(storage))
     errors.install(app, "(none: faces browse reads files)")
 

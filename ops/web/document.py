@@ -20,8 +20,13 @@ from faces.schemas.result import load_schema
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 RETRY_AFTER = {"Retry-After": "seconds to wait before asking again"}
-SECURITY = {"bearer": {"type": "http", "scheme": "bearer",
-                       "description": "FACES_API_TOKEN of the server: `Authorization: Bearer <token>`"}}
+SECURITY = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "FACES_API_TOKEN of the server: `Authorization: Bearer <token>`",
+    }
+}
 # What FastAPI adds that this server never answers: its validation errors are 400 (errors.py).
 FASTAPI_ONLY = ("422", "HTTPValidationError", "ValidationError")
 UPLOAD = "/v1/images"
@@ -63,8 +68,10 @@ def error(description: str, **headers: str) -> dict[str, Any]:
     """A documented error status: the JSON error body, and headers it always carries."""
     answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
     if headers:
-        answer["headers"] = {name: {"required": True, "schema": {"type": "string"}, "description": meaning}
-                             for name, meaning in headers.items()}
+        answer["headers"] = {
+            name: {"required": True, "schema": {"type": "string"}, "description": meaning}
+            for name, meaning in headers.items()
+        }
     return answer
 
 
@@ -73,9 +80,11 @@ def _shared_statuses(path: str, method: str, operation: dict, secured: bool) -> 
     responses.pop("422", None)
     if not secured:
         responses.pop("401", None)  # no token: nothing is refused for the want of one
-    shared = {"500": error("internal error (the server log has the details)"),
-              # ops/web/transport.py: --max-connections open, each with a request in progress
-              "503": error("every connection busy (--max-connections)", **RETRY_AFTER)}
+    shared = {
+        "500": error("internal error (the server log has the details)"),
+        # ops/web/transport.py: --max-connections open, each with a request in progress
+        "503": error("every connection busy (--max-connections)", **RETRY_AFTER),
+    }
     if path not in PROBES:
         shared["400"] = error("malformed request, or a Host name this server does not answer to")
         if secured:
@@ -107,18 +116,25 @@ def _this_servers_limits(document: dict, config: ServeConfig) -> None:
     upload["requestBody"]["description"] = (
         f"The image: at most {config.max_image_bytes} bytes (this server's --max-image-bytes; larger: 413), "
         "of a format the pipeline reads (JPEG, PNG, GIF, BMP, WebP, TIFF, JPEG 2000, AVIF, PNM, ...; anything "
-        "else: 415, whatever the Content-Type says).")
+        "else: 415, whatever the Content-Type says)."
+    )
     upload["requestBody"]["x-max-image-bytes"] = config.max_image_bytes
 
 
 def _links(document: dict) -> None:
     """From an upload's answer (202 or 200) to its job, its image's result and their pictures."""
-    def link(path: str, parameter: str, pointer: str) -> dict:
-        return {"operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/get",
-                "parameters": {parameter: f"$response.body#/{pointer}"}}
 
-    links = {"Job": link(JOB, "job_id", "job_id"), "JobPicture": link(JOB_PICTURE, "job_id", "job_id"),
-             "Result": link(RESULT, "image_id", "image_id"),
-             "ResultPicture": link(RESULT_PICTURE, "image_id", "image_id")}
+    def link(path: str, parameter: str, pointer: str) -> dict:
+        return {
+            "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/get",
+            "parameters": {parameter: f"$response.body#/{pointer}"},
+        }
+
+    links = {
+        "Job": link(JOB, "job_id", "job_id"),
+        "JobPicture": link(JOB_PICTURE, "job_id", "job_id"),
+        "Result": link(RESULT, "image_id", "image_id"),
+        "ResultPicture": link(RESULT_PICTURE, "image_id", "image_id"),
+    }
     for status in ("200", "202"):
         document["paths"][UPLOAD]["post"]["responses"][status]["links"] = links

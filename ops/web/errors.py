@@ -41,14 +41,16 @@ def install(app: FastAPI, redis_where: str) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors())
         return error_response(400, f"malformed request: {problems}; see /docs for what each parameter takes")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        message = (f"no such endpoint {request.method} {request.url.path}; see /docs for the API"
-                   if exc.status_code in (404, 405) else str(exc.detail))
+        message = (
+            f"no such endpoint {request.method} {request.url.path}; see /docs for the API"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(EventError)
@@ -58,14 +60,26 @@ def install(app: FastAPI, redis_where: str) -> None:
     @app.exception_handler(redis.RedisError)
     async def redis_error(_request: Request, exc: redis.RedisError) -> JSONResponse:
         if is_transient(exc):
-            return error_response(503, f"Redis at {redis_where} is unreachable ({exc or type(exc).__name__}); "
-                                       "start it (or `faces up`) and retry", {"Retry-After": str(RETRY_AFTER_S)})
+            return error_response(
+                503,
+                f"Redis at {redis_where} is unreachable ({exc or type(exc).__name__}); "
+                "start it (or `faces up`) and retry",
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )
         log.error("redis.failed", error=str(exc), error_type=type(exc).__name__)
         return error_response(500, f"Redis at {redis_where} refused a command ({exc}); see the server log")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("request.failed", method=request.method, path=request.url.path, error_type=type(exc).__name__,
-                  error=str(exc))
-        return error_response(500, f"internal error ({type(exc).__name__}) answering {request.method} "
-                                   f"{request.url.path}; the server log has the details")
+        log.error(
+            "request.failed",
+            method=request.method,
+            path=request.url.path,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+        return error_response(
+            500,
+            f"internal error ({type(exc).__name__}) answering {request.method} "
+            f"{request.url.path}; the server log has the details",
+        )

@@ -16,5 +16,8 @@ PHOTO_BASE64 = (
     "41rsEe101jcidChJduCwK9cdc1hlreeJESIeQACiswymDg9fTNc5qN9HcXEtqGeGOBmSHy5SpU5A5XHOSfXOM/jjCXM72Ouv"
     "SVPqf//Z"
 )
-JSON_UPLOAD = {"image_base64": PHOTO_BASE64, "filename": "astronaut.jpg",
-               "metadata": {"client_ref": "order-7", "captured_at": "2026-11-27T10:00:00Z"}}
+JSON_UPLOAD = {
+    "image_base64": PHOTO_BASE64,
+    "filename": "astronaut.jpg",
+    "metadata": {"client_ref": "order-7", "captured_at": "2026-11-27T10:00:00Z"},
+}

@@ -19,9 +19,11 @@ router = APIRouter(dependencies=[Depends(require_token)])
 FILE_NAME = "faces-results"  # the download's name, before .csv / .jsonl
 _TEXT = {"schema": {"type": "string"}}
 EXPORT_RESPONSES = {
-    200: {"description": "The table: a header and one row per face or image (CSV), or one JSON object per row "
-                         "(JSON Lines), in image id order",
-          "content": {"text/csv": _TEXT, "application/jsonl": _TEXT}},
+    200: {
+        "description": "The table: a header and one row per face or image (CSV), or one JSON object per row "
+        "(JSON Lines), in image id order",
+        "content": {"text/csv": _TEXT, "application/jsonl": _TEXT},
+    },
     **{status: ERRORS[status] for status in (400, 401, 503)},
 }
 
@@ -29,10 +31,15 @@ EXPORT_RESPONSES = {
 @router.get("/v1/export", response_class=StreamingResponse, responses=EXPORT_RESPONSES)
 def export(
     request: Request,
-    fmt: table.Format = Query("csv", alias="format", description="csv (opens in a spreadsheet as is: UTF-8 with a BOM) or "
-                                                   "jsonl (one JSON object per line)."),
-    per: table.Per = Query("face", description="One row per face (an image without faces, or with an error, "
-                                               "still gets one row) or per image."),
+    fmt: table.Format = Query(
+        "csv",
+        alias="format",
+        description="csv (opens in a spreadsheet as is: UTF-8 with a BOM) or jsonl (one JSON object per line).",
+    ),
+    per: table.Per = Query(
+        "face",
+        description="One row per face (an image without faces, or with an error, still gets one row) or per image.",
+    ),
 ) -> StreamingResponse:
     """Every image's latest result that Redis still holds (--result-ttl-s) as one file, the same
     table as `faces export`: file, image id, status, error, box, age, gender, pose, quality, ..."""
@@ -44,5 +51,7 @@ def export(
             yield json.loads(raw)
 
     return StreamingResponse(
-        table.render(table.rows(documents(), per), fmt, per), media_type=table.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{FILE_NAME}.{fmt}"'})
+        table.render(table.rows(documents(), per), fmt, per),
+        media_type=table.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{FILE_NAME}.{fmt}"'},
+    )

@@ -18,8 +18,8 @@ from faces.streams import results
 
 log = structlog.get_logger(__name__)
 
-BLOCK_MS = 1000            # one XREAD waits this long: the thread notices a stop this fast
-SUBMITTED_KEPT = 100_000   # submission times remembered for the latency histogram (oldest dropped)
+BLOCK_MS = 1000  # one XREAD waits this long: the thread notices a stop this fast
+SUBMITTED_KEPT = 100_000  # submission times remembered for the latency histogram (oldest dropped)
 
 
 class ResultFollower:

@@ -67,12 +67,18 @@ class GuardHostAndOrigin:
         host = headers.get("host", "")
         name, _port = split_host(host)
         if "*" not in self.answers_to and name not in self.answers_to and scope["path"] not in PROBES:
-            return error_response(400, f"Host {host!r} is not a name this server answers to (a guard against DNS "
-                                       "rebinding): reach it by an allowed name, or start it with --allowed-hosts "
-                                       f"{name or 'NAME'} (FACES_HTTP_ALLOWED_HOSTS)")
+            return error_response(
+                400,
+                f"Host {host!r} is not a name this server answers to (a guard against DNS "
+                "rebinding): reach it by an allowed name, or start it with --allowed-hosts "
+                f"{name or 'NAME'} (FACES_HTTP_ALLOWED_HOSTS)",
+            )
         origin = headers.get("origin")
         if scope["method"] in CHANGING and origin is not None and not same_origin(origin, host):
-            return error_response(403, f"a page from {origin} may not {scope['method']} here (cross-site requests "
-                                       "are refused): use the page this server serves at /, or call the API from a "
-                                       "program, which sends no Origin")
+            return error_response(
+                403,
+                f"a page from {origin} may not {scope['method']} here (cross-site requests "
+                "are refused): use the page this server serves at /, or call the API from a "
+                "program, which sends no Origin",
+            )
         return None

@@ -27,22 +27,47 @@ DEAD = "dead"  # the follower's status of a job the sink dead-lettered (streams/
 _IMAGE = {"type": "string", "format": "binary"}
 _METADATA = formats.metadata_schema()
 _FIELDS = {"file": {**_IMAGE, "description": "the image file"}, "metadata": _METADATA}
-_JSON_FIELDS = {"image_base64": {"type": "string", "format": "byte", "minLength": 1,
-                                 "description": "the image's bytes in standard base64"},
-                "filename": {"type": "string", "description": "names the image"}, "metadata": _METADATA}
-REQUEST_BODY = {"required": True, "content": {
-    "multipart/form-data": {
-        "schema": {"type": "object", "required": ["file"], "additionalProperties": False,
-                   "properties": {name: _FIELDS[name] for name in MULTIPART_FIELDS}},
-        "encoding": {"metadata": {"contentType": "application/json"}}},
-    **{kind: {"schema": _IMAGE} for kind in RAW_TYPES},
-    "application/json": {"schema": {"type": "object", "required": ["image_base64"], "additionalProperties": False,
-                                    "properties": {name: _JSON_FIELDS[name] for name in JSON_FIELDS}},
-                         "example": JSON_UPLOAD},
-}}
-ACCEPTED = {"model": views.Accepted, "description": "the job is in the pipeline",
-            "headers": {"Location": {"required": True, "schema": {"type": "string"},
-                                     "description": "the job's own result (status_url)"}}}
+_JSON_FIELDS = {
+    "image_base64": {
+        "type": "string",
+        "format": "byte",
+        "minLength": 1,
+        "description": "the image's bytes in standard base64",
+    },
+    "filename": {"type": "string", "description": "names the image"},
+    "metadata": _METADATA,
+}
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "additionalProperties": False,
+                "properties": {name: _FIELDS[name] for name in MULTIPART_FIELDS},
+            },
+            "encoding": {"metadata": {"contentType": "application/json"}},
+        },
+        **{kind: {"schema": _IMAGE} for kind in RAW_TYPES},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["image_base64"],
+                "additionalProperties": False,
+                "properties": {name: _JSON_FIELDS[name] for name in JSON_FIELDS},
+            },
+            "example": JSON_UPLOAD,
+        },
+    },
+}
+ACCEPTED = {
+    "model": views.Accepted,
+    "description": "the job is in the pipeline",
+    "headers": {
+        "Location": {"required": True, "schema": {"type": "string"}, "description": "the job's own result (status_url)"}
+    },
+}
 
 
 async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id: str) -> bytes | None:
@@ -56,9 +81,16 @@ async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id
     return await run_in_threadpool(views.own_result, state, job_id)  # never another job's
 
 
-@router.post("/v1/images", status_code=202, openapi_extra={"requestBody": REQUEST_BODY},
-             responses={200: views.RESULT_RESPONSE, 202: ACCEPTED,
-                        **{status: answer for status, answer in views.ERRORS.items() if status != 409}})
+@router.post(
+    "/v1/images",
+    status_code=202,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    responses={
+        200: views.RESULT_RESPONSE,
+        202: ACCEPTED,
+        **{status: answer for status, answer in views.ERRORS.items() if status != 409},
+    },
+)
 async def submit_image(
     request: Request,
     wait: params.Wait = None,
@@ -73,8 +105,11 @@ async def submit_image(
     state = api(request)
     config = state.config
     if wait is not None and wait > config.wait_max_s:
-        raise ApiError(400, f"wait={wait:g} is over this server's maximum of {config.wait_max_s:g} s: "
-                            f"ask for at most {config.wait_max_s:g}, then poll the status URL")
+        raise ApiError(
+            400,
+            f"wait={wait:g} is over this server's maximum of {config.wait_max_s:g} s: "
+            f"ask for at most {config.wait_max_s:g}, then poll the status URL",
+        )
     refuse_declared_size(request, config.max_image_bytes)
     job_id = uuid.uuid4().hex
     # Past the cap of waiting requests the upload is answered 202 at once (admission.WaitingSlots).

@@ -31,11 +31,17 @@ def list_query(
     since: params.Since = None,
     cursor: params.Cursor = None,
     status: Optional[Literal["ok", "error", "dead_lettered"]] = Query(
-        None, description="Only results with this status; `dead_lettered` lists the dead letters that name an image "
-                          "(jobs that ended without a result), their reason in `error`."),
-    q: Optional[str] = Query(None, min_length=1, max_length=NAME_MAX,
-                             description="Only images whose id contains this text, case-insensitive (the image id "
-                                         "keeps the file name's stem: `group.jpg` or `grou` find `group-c30558ec`)."),
+        None,
+        description="Only results with this status; `dead_lettered` lists the dead letters that name an image "
+        "(jobs that ended without a result), their reason in `error`.",
+    ),
+    q: Optional[str] = Query(
+        None,
+        min_length=1,
+        max_length=NAME_MAX,
+        description="Only images whose id contains this text, case-insensitive (the image id "
+        "keeps the file name's stem: `group.jpg` or `grou` find `group-c30558ec`).",
+    ),
 ) -> ListQuery:
     return ListQuery(limit, params.since_ms(since) if since is not None else None, cursor, recent.Wanted(status, q))
 
@@ -44,8 +50,14 @@ def page_json(rows: list[recent.Finished], next_cursor: str | None) -> JSONRespo
     """The listing's answer: `{"items": [...], "next_cursor"}`."""
     items = []
     for r in rows:
-        item = {"cursor": r.cursor, "image_id": r.image_id, "job_id": r.job_id, "status": r.status,
-                "finished_at": iso_ms(r.finished_ms), "result": json.loads(r.result) if r.result else None}
+        item = {
+            "cursor": r.cursor,
+            "image_id": r.image_id,
+            "job_id": r.job_id,
+            "status": r.status,
+            "finished_at": iso_ms(r.finished_ms),
+            "result": json.loads(r.result) if r.result else None,
+        }
         if r.error is not None:
             item["error"] = r.error
         items.append(item)
@@ -53,4 +65,6 @@ def page_json(rows: list[recent.Finished], next_cursor: str | None) -> JSONRespo
 
 
 def iso_ms(epoch_ms: float) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )

@@ -64,16 +64,19 @@ class PageItem(Strict):
     job_id: str
     status: str = Field(description="ok, error, superseded; dead_lettered when listing status=dead_lettered")
     finished_at: str = Time
-    result: Optional[dict[str, Any]] = Field(json_schema_extra={"anyOf": [RESULT_REF, {"type": "null"}]},
-                                              description="the image's stored result (null: expired)")
+    result: Optional[dict[str, Any]] = Field(
+        json_schema_extra={"anyOf": [RESULT_REF, {"type": "null"}]},
+        description="the image's stored result (null: expired)",
+    )
     error: Optional[DeadLetterError] = Field(None, description="a dead letter's reason (status dead_lettered)")
 
 
 class Page(Strict):
     items: list[PageItem]
-    next_cursor: Optional[str] = Field(json_schema_extra={"anyOf": [
-        {"type": "string", "pattern": formats.ENTRY_ID_PATTERN}, {"type": "null"}]},
-        description="pass as ?cursor= for the next page; null: no more")
+    next_cursor: Optional[str] = Field(
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": formats.ENTRY_ID_PATTERN}, {"type": "null"}]},
+        description="pass as ?cursor= for the next page; null: no more",
+    )
 
 
 class Health(Strict):

@@ -20,29 +20,54 @@ IMAGE_ID_MAX_CHARS = MAX_STEM_CHARS + 1 + ID_HASH_CHARS
 EARLIEST_S = 0  # `since` before 1970 means every result: the results stream starts there
 _METADATA_VALUE = formats.metadata_schema()["additionalProperties"]
 DATE_TIME = {"type": "string", "format": "date-time", "maxLength": _METADATA_VALUE["maxLength"]}
-SINCE_SCHEMA = {"anyOf": [{"type": "string", "format": "date-time"},
-                          {"type": "string", "pattern": formats.EPOCH_SECONDS_PATTERN}]}
+SINCE_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "pattern": formats.EPOCH_SECONDS_PATTERN}]
+}
 
-ImageIdPath = Annotated[str, Path(
-    description="An image id as POST /v1/images answered: NAME-<8 hex digits>; 404 for anything else.",
-    json_schema_extra={"pattern": formats.image_id_pattern(), "maxLength": IMAGE_ID_MAX_CHARS})]
-JobIdPath = Annotated[str, Path(
-    description="A job id as POST /v1/images answered (32 hex digits); 404 for anything else.",
-    json_schema_extra={"pattern": formats.JOB_ID_PATTERN})]
+ImageIdPath = Annotated[
+    str,
+    Path(
+        description="An image id as POST /v1/images answered: NAME-<8 hex digits>; 404 for anything else.",
+        json_schema_extra={"pattern": formats.image_id_pattern(), "maxLength": IMAGE_ID_MAX_CHARS},
+    ),
+]
+JobIdPath = Annotated[
+    str,
+    Path(
+        description="A job id as POST /v1/images answered (32 hex digits); 404 for anything else.",
+        json_schema_extra={"pattern": formats.JOB_ID_PATTERN},
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=defaults.HTTP_PAGE_MAX, description="Results per page.")]
-Cursor = Annotated[Optional[str], Query(pattern=formats.ENTRY_ID_PATTERN,
-                                        description="The next_cursor of the previous page.")]
-Since = Annotated[Optional[str], Query(
-    description="Only results finished since then: an RFC 3339 time (e.g. 2026-11-27T10:00:00Z; one before "
-                "1970 means all) or epoch seconds (e.g. 1764237600).", json_schema_extra=SINCE_SCHEMA)]
-Wait = Annotated[Optional[float], Query(
-    ge=0, description="Seconds to wait for the result (at most the server's --wait-max-s, stated as the maximum).")]
+Cursor = Annotated[
+    Optional[str], Query(pattern=formats.ENTRY_ID_PATTERN, description="The next_cursor of the previous page.")
+]
+Since = Annotated[
+    Optional[str],
+    Query(
+        description="Only results finished since then: an RFC 3339 time (e.g. 2026-11-27T10:00:00Z; one before "
+        "1970 means all) or epoch seconds (e.g. 1764237600).",
+        json_schema_extra=SINCE_SCHEMA,
+    ),
+]
+Wait = Annotated[
+    Optional[float],
+    Query(
+        ge=0, description="Seconds to wait for the result (at most the server's --wait-max-s, stated as the maximum)."
+    ),
+]
 FileName = Annotated[Optional[str], Query(description="A raw body's file name (names the image).")]
-MetadataValue = Annotated[Optional[str], Query(
-    max_length=_METADATA_VALUE["maxLength"], description="Returned in the result's metadata.")]
-CapturedAt = Annotated[Optional[str], Query(
-    max_length=_METADATA_VALUE["maxLength"], json_schema_extra={"format": "date-time"},
-    description="Capture time (RFC 3339, e.g. 2026-11-27T10:00:00Z), returned in the result's metadata.")]
+MetadataValue = Annotated[
+    Optional[str], Query(max_length=_METADATA_VALUE["maxLength"], description="Returned in the result's metadata.")
+]
+CapturedAt = Annotated[
+    Optional[str],
+    Query(
+        max_length=_METADATA_VALUE["maxLength"],
+        json_schema_extra={"format": "date-time"},
+        description="Capture time (RFC 3339, e.g. 2026-11-27T10:00:00Z), returned in the result's metadata.",
+    ),
+]
 
 
 def is_image_id(text: str) -> bool:
@@ -60,8 +85,11 @@ def since_ms(since: str) -> int:
     else:
         seconds = formats.rfc3339_epoch_s(since)
     if seconds is None:
-        raise ApiError(400, f"since={since!r} is neither an RFC 3339 time nor epoch seconds: "
-                            "send e.g. 2026-11-27T10:00:00Z or 1764237600")
+        raise ApiError(
+            400,
+            f"since={since!r} is neither an RFC 3339 time nor epoch seconds: "
+            "send e.g. 2026-11-27T10:00:00Z or 1764237600",
+        )
     return int(max(seconds, EARLIEST_S) * 1000)
 
 

@@ -43,8 +43,9 @@ def _pixels(result: dict) -> np.ndarray:
     try:
         return decode_image(read_same_bytes(image["path"], image["sha256"])).pixels
     except (SourceChanged, ImageDecodeError) as exc:
-        raise NoPicture(f"no picture of {result['image_id']}: its photo cannot be read again ({exc}); "
-                        "submit the image again") from exc
+        raise NoPicture(
+            f"no picture of {result['image_id']}: its photo cannot be read again ({exc}); submit the image again"
+        ) from exc
 
 
 def _jpeg(result: dict, pixels: np.ndarray) -> bytes:

@@ -23,29 +23,47 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, responses={
-    503: {"model": NotReady | ErrorBody, "description": "a stage without a live worker, or Redis unreachable"}})
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    responses={
+        503: {"model": NotReady | ErrorBody, "description": "a stage without a live worker, or Redis unreachable"}
+    },
+)
 def readyz(request: Request) -> JSONResponse:
     """200 when Redis answers and every stage has a worker with a fresh heartbeat; else 503."""
     live = live_workers(api(request).client)  # Redis unreachable: 503 (errors.py)
     stages = {stage: sum(1 for w in live if w["stage"] == stage) for stage in names.STAGE_ORDER}
     missing = [stage for stage, count in stages.items() if not count]
     if missing:
-        return JSONResponse({"error": f"no live worker of {', '.join(missing)}: start `faces worker STAGE` for "
-                                      "each (or `faces up`); `faces health` tells more", "stages": stages},
-                            status_code=503)
+        return JSONResponse(
+            {
+                "error": f"no live worker of {', '.join(missing)}: start `faces worker STAGE` for "
+                "each (or `faces up`); `faces health` tells more",
+                "stages": stages,
+            },
+            status_code=503,
+        )
     return JSONResponse({"status": "ready", "stages": stages})
 
 
-@router.get("/v1/status", dependencies=[Depends(require_token)], response_model=Status,
-            responses={503: error("Redis unreachable, or every connection busy", **RETRY_AFTER)})
+@router.get(
+    "/v1/status",
+    dependencies=[Depends(require_token)],
+    response_model=Status,
+    responses={503: error("Redis unreachable, or every connection busy", **RETRY_AFTER)},
+)
 def status(request: Request) -> JSONResponse:
     """The same document as `faces status --json`."""
     return JSONResponse(pipeline_status(api(request).client))
 
 
-@router.get("/metrics", dependencies=[Depends(require_token)], response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_token)],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+)
 def metrics(request: Request) -> Response:
     """Prometheus metrics: the pipeline's per stage, and this API's own."""
     return Response(api(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -11,7 +11,7 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"GIF87a", 0, "gif"),
     (b"GIF89a", 0, "gif"),
     (b"BM", 0, "bmp"),
-    (b"WEBP", 8, "webp"),          # after "RIFF" and a length
+    (b"WEBP", 8, "webp"),  # after "RIFF" and a length
     (b"II*\x00", 0, "tif"),
     (b"MM\x00*", 0, "tif"),
     (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "jp2"),
@@ -30,7 +30,7 @@ def image_extension(head: bytes) -> str | None:
     """The file extension of the image format `head` (the first bytes) starts with; None when
     it is not an image format the pipeline reads."""
     for magic, offset, extension in _MAGIC:
-        if head[offset:offset + len(magic)] == magic and (extension != "webp" or head[:4] == b"RIFF"):
+        if head[offset : offset + len(magic)] == magic and (extension != "webp" or head[:4] == b"RIFF"):
             return extension
     if head[:2] in _PNM and head[2:3] in (b" ", b"\t", b"\n", b"\r", b"#"):
         return _PNM[head[:2]]

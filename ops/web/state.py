@@ -42,13 +42,18 @@ def require_token(request: Request) -> None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(401, "missing or wrong API token: send the header `Authorization: Bearer <token>` "
-                            "with the server's FACES_API_TOKEN", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "missing or wrong API token: send the header `Authorization: Bearer <token>` "
+            "with the server's FACES_API_TOKEN",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
 
 def checked_image_id(image_id: str) -> str:
     """404 for what cannot be an image id (it would never name a result)."""
     if not is_image_id(image_id):
-        raise ApiError(404, f"{image_id!r} is not an image id (NAME-<8 hex digits>, as POST /v1/images "
-                            "answered): check the id")
+        raise ApiError(
+            404, f"{image_id!r} is not an image id (NAME-<8 hex digits>, as POST /v1/images answered): check the id"
+        )
     return image_id

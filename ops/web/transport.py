@@ -25,10 +25,16 @@ from faces.ops.web.errors import RETRY_AFTER_S
 
 
 def _busy_answer(max_connections: int) -> bytes:
-    body = json.dumps({"error": f"the server has {max_connections} connections open, each with a request in "
-                                f"progress: retry in {RETRY_AFTER_S} s"}).encode()
-    return (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"retry-after: %d\r\ncontent-length: %d\r\n\r\n%s" % (RETRY_AFTER_S, len(body), body))
+    body = json.dumps(
+        {
+            "error": f"the server has {max_connections} connections open, each with a request in "
+            f"progress: retry in {RETRY_AFTER_S} s"
+        }
+    ).encode()
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"retry-after: %d\r\ncontent-length: %d\r\n\r\n%s" % (RETRY_AFTER_S, len(body), body)
+    )
 
 
 def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Protocol]:
@@ -73,9 +79,11 @@ def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Pro
             return sum(1 for c in self.connections if not c.transport.is_closing())
 
         def _drop_oldest_idle(self) -> bool:
-            idle = [c for c in self.connections
-                    if c is not self and getattr(c, "between_requests", lambda: False)()
-                    and not c.transport.is_closing()]
+            idle = [
+                c
+                for c in self.connections
+                if c is not self and getattr(c, "between_requests", lambda: False)() and not c.transport.is_closing()
+            ]
             if not idle:
                 return False
             min(idle, key=lambda c: c.opened_at).transport.close()

@@ -27,21 +27,32 @@ from faces.streams import recent, results, uploads
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
-RESULT_RESPONSE = {"description": "The result document, faces.result/1",
-                   "content": {"application/json": {"schema": RESULT_REF}}}
+RESULT_RESPONSE = {
+    "description": "The result document, faces.result/1",
+    "content": {"application/json": {"schema": RESULT_REF}},
+}
 # Every error status a route may answer (document.py adds those every route shares).
-ERRORS = {status: error(meaning, **headers) for status, meaning, headers in (
-    (400, "malformed request", {}), (401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}),
-    (404, "unknown image or job, or one that ended without a result", {}),
-    (408, "the upload body did not arrive in time (--body-timeout-s, --body-idle-s)", {}),
-    (409, "an error result: nothing to draw", {}),
-    (413, "over this server's --max-image-bytes", {}),
-    (415, "not an image the pipeline reads, or a Content-Type the API does not take", {}),
-    (429, "the pipeline is at its high-water mark (--high-water)", RETRY_AFTER),
-    (503, "Redis unreachable, or --uploads-reading uploads being read already", RETRY_AFTER))}
-PENDING = {"model": Pending, "description": "still in the pipeline",
-           "headers": {"Retry-After": {"required": True, "schema": {"type": "string"},
-                                       "description": RETRY_AFTER["Retry-After"]}}}
+ERRORS = {
+    status: error(meaning, **headers)
+    for status, meaning, headers in (
+        (400, "malformed request", {}),
+        (401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}),
+        (404, "unknown image or job, or one that ended without a result", {}),
+        (408, "the upload body did not arrive in time (--body-timeout-s, --body-idle-s)", {}),
+        (409, "an error result: nothing to draw", {}),
+        (413, "over this server's --max-image-bytes", {}),
+        (415, "not an image the pipeline reads, or a Content-Type the API does not take", {}),
+        (429, "the pipeline is at its high-water mark (--high-water)", RETRY_AFTER),
+        (503, "Redis unreachable, or --uploads-reading uploads being read already", RETRY_AFTER),
+    )
+}
+PENDING = {
+    "model": Pending,
+    "description": "still in the pipeline",
+    "headers": {
+        "Retry-After": {"required": True, "schema": {"type": "string"}, "description": RETRY_AFTER["Retry-After"]}
+    },
+}
 READ_RESPONSES = {200: RESULT_RESPONSE, 202: PENDING, 404: ERRORS[404], 503: ERRORS[503]}
 
 
@@ -58,9 +69,16 @@ def job_url(job_id: str) -> str:
 
 def accepted(image_id: str, job_id: str, metadata: dict[str, str]) -> Accepted:
     """POST's answer for a job just published and not finished yet."""
-    return Accepted(image_id=image_id, job_id=job_id, status="pending", status_url=job_url(job_id),
-                    picture_url=job_url(job_id) + "/picture", result_url=status_url(image_id),
-                    submitted_at=iso_ms(time.time() * 1000), metadata=metadata)
+    return Accepted(
+        image_id=image_id,
+        job_id=job_id,
+        status="pending",
+        status_url=job_url(job_id),
+        picture_url=job_url(job_id) + "/picture",
+        result_url=status_url(image_id),
+        submitted_at=iso_ms(time.time() * 1000),
+        metadata=metadata,
+    )
 
 
 def note_published(state: Api, job_id: str, image_id: str) -> None:
@@ -82,8 +100,11 @@ def job_result_or_pending(state: Api, job_id: str) -> str | Response:
     if job.result is not None:
         return job.result
     if job.image_id is None:
-        raise ApiError(404, f"no job {job_id}: it was not submitted through this API, or its result expired "
-                            "(--result-ttl-s); submit the image again")
+        raise ApiError(
+            404,
+            f"no job {job_id}: it was not submitted through this API, or its result expired "
+            "(--result-ttl-s); submit the image again",
+        )
     if job.in_flight:
         return _pending(job.image_id, job_id, job_url(job_id))
     raise dead_lettered(job.image_id, job_id)
@@ -95,8 +116,11 @@ def _pending(image_id: str, job_id: str, url: str) -> JSONResponse:
 
 
 def dead_lettered(image_id: str, job_id: str) -> ApiError:
-    return ApiError(404, f"image {image_id} has no result: its job {job_id} ended without one (dead-lettered "
-                         "at the sink); `faces dlq list` says why; submit it again")
+    return ApiError(
+        404,
+        f"image {image_id} has no result: its job {job_id} ended without one (dead-lettered "
+        "at the sink); `faces dlq list` says why; submit it again",
+    )
 
 
 def stored_or_pending(state: Api, image_id: str) -> str | Response:
@@ -111,8 +135,11 @@ def stored_or_pending(state: Api, image_id: str) -> str | Response:
         return _pending(image_id, job_id, status_url(image_id))
     if job_id is not None:
         raise dead_lettered(image_id, job_id)
-    raise ApiError(404, f"no result for image {image_id}: it was not submitted through this API, or its result "
-                        "expired (--result-ttl-s); submit it again")
+    raise ApiError(
+        404,
+        f"no result for image {image_id}: it was not submitted through this API, or its result "
+        "expired (--result-ttl-s); submit it again",
+    )
 
 
 @router.get("/v1/jobs/{job_id}", responses=READ_RESPONSES)
@@ -133,8 +160,11 @@ def _as_response(found: str | Response) -> Response:
     return found if isinstance(found, Response) else Response(found, media_type="application/json")
 
 
-PICTURE_RESPONSES = {**READ_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
-                     409: ERRORS[409]}
+PICTURE_RESPONSES = {
+    **READ_RESPONSES,
+    200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
+    409: ERRORS[409],
+}
 
 
 @router.get("/v1/jobs/{job_id}/picture", response_class=Response, responses=PICTURE_RESPONSES)
@@ -160,8 +190,14 @@ def get_picture(image_id: params.ImageIdPath, request: Request) -> Response:
     return _picture(state, json.loads(found), True)
 
 
-@router.get("/v1/results/{image_id}/photo", response_class=Response, responses={
-    **PICTURE_RESPONSES, 200: {"content": {"image/jpeg": {}}, "description": "the photo, nothing drawn on it"}})
+@router.get(
+    "/v1/results/{image_id}/photo",
+    response_class=Response,
+    responses={
+        **PICTURE_RESPONSES,
+        200: {"content": {"image/jpeg": {}}, "description": "the photo, nothing drawn on it"},
+    },
+)
 def get_photo(image_id: params.ImageIdPath, request: Request) -> Response:
     """The photo as analysed (upright, as JPEG) with nothing drawn on it: the result's box
     coordinates are in its pixels (the web page draws its own boxes over it)."""
@@ -182,9 +218,12 @@ def photo_response(result: dict) -> Response:
 
 def check_drawable(result: dict) -> None:
     if result.get("status") != "ok":
-        raise ApiError(409, f"image {result['image_id']} has an error result "
-                            f"({(result.get('error') or {}).get('message')}): there is no picture; GET its result "
-                            "for the reason")
+        raise ApiError(
+            409,
+            f"image {result['image_id']} has an error result "
+            f"({(result.get('error') or {}).get('message')}): there is no picture; GET its result "
+            "for the reason",
+        )
 
 
 def _picture(state: Api, result: dict, sinks_own: bool) -> Response:
@@ -208,8 +247,9 @@ def list_results(request: Request, query: ListQuery = Depends(list_query)) -> JS
     images whose id holds some text. A page may hold fewer than `limit` items only when it is
     the last (`next_cursor` null)."""
     try:
-        rows, next_cursor = recent.recent_results(api(request).client, limit=query.limit, before=query.cursor,
-                                                  since_ms=query.since_ms, wanted=query.wanted)
+        rows, next_cursor = recent.recent_results(
+            api(request).client, limit=query.limit, before=query.cursor, since_ms=query.since_ms, wanted=query.wanted
+        )
     except recent.BadCursor as exc:
         raise ApiError(400, str(exc)) from None
     return page_json(rows, next_cursor)
