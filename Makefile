@@ -67,7 +67,7 @@ lock:
 
 # docs/commands.md's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
 docs: install
-	$(BIN)/python -m faces.ops.clidocs docs/commands.md
+	$(BIN)/python -m faces.ops.cli.docs docs/commands.md
 
 clean:
 	rm -rf $(VENV) .faces storage output uploads

@@ -12,7 +12,8 @@ from typing_extensions import Annotated
 from bench.report import render_rich
 from bench.run import BenchInputError, run_bench, run_throughput_only
 from bench.throughput import ThroughputOptions
-from faces.ops import exits, logs
+from faces import logs
+from faces.ops import exits
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

@@ -15,7 +15,7 @@ import time
 from importlib import metadata
 
 from faces.models.precision import BFLOAT16, FLOAT32, OPENCV_FLOAT32, PRECISION_ENV, choose_precision
-from faces.ops.worker_counts import available_cores
+from faces.ops.supervise.counts import available_cores
 
 
 def machine_facts(redis_version: str | None = None) -> dict:

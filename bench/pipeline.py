@@ -5,7 +5,7 @@ exit, with the embedded Redis, four worker processes, TensorFlow's import, the m
 and the shutdown all inside. Its logs (parent at INFO, one JSON log per worker) give the
 timeline of where those seconds went.
 
-Warm is the steady state: the same stack (``faces.ops.worker_pool.WorkerPool`` against an embedded
+Warm is the steady state: the same stack (``faces.ops.supervise.pool.WorkerPool`` against an embedded
 Redis), already up and past one warm-up image, fed the whole batch at once.
 """
 
@@ -24,10 +24,10 @@ from typing import Iterator, Sequence
 
 from bench.machine import process_cpu_s, redis_server_version
 from faces import settings as defaults
-from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
+from faces.ops.jobs.run import JobOptions, JobSummary, start_pool, wait_for_results
 from faces.ops.settings import AppSettings
-from faces.ops.target import redis_target
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.jobs.target import redis_target
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.submit import submit_file
 from faces.schemas.result import stage_ms as result_stage_ms
 from faces.streams import results
@@ -37,7 +37,7 @@ RESULT_TIMEOUT_S = 900.0
 
 
 def worker_args(storage: Path, output: Path, batch: int = WORKER_BATCH) -> dict[str, list[str]]:
-    """The worker options `faces run` passes (ops/cli_pipeline.py), so the warm stack runs the same."""
+    """The worker options `faces run` passes (ops/cli/pipeline.py), so the warm stack runs the same."""
     return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]}
 
 

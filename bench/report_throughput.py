@@ -4,7 +4,7 @@ slopes, target verdicts and small tables out). bench/report.py shows them with t
 from __future__ import annotations
 
 from bench.report import Section, _n, _target
-from faces.ops.worker_counts import describe
+from faces.ops.supervise.counts import describe
 
 MIN_OF_FLOOR = 0.90  # pipeline steady state vs the CPU floor
 MIN_OF_PLAIN = 0.95  # pipeline steady state vs the best plain program

@@ -18,9 +18,9 @@ from typing import Iterator, Sequence
 
 from bench.machine import process_cpu_s, process_memory_mb
 from bench.pipeline import _seconds_since, worker_args
-from faces.ops.runjob import JobOptions, start_pool
+from faces.ops.jobs.run import JobOptions, start_pool
 from faces.ops.settings import AppSettings
-from faces.ops.target import redis_target
+from faces.ops.jobs.target import redis_target
 from faces.producer.submit import submit_file
 from faces.streams import results
 from faces.streams.names import STAGE_ORDER

@@ -28,7 +28,7 @@ from bench import steady as bench_steady
 from bench import workload
 from bench.machine import cpu_kind, usable_cores
 from bench.pipeline import WORKER_BATCH
-from faces.ops.worker_counts import auto_counts
+from faces.ops.supervise.counts import auto_counts
 from faces.streams.names import STAGE_ORDER
 
 BUNDLED, DEEPFACE = "dlib", "deepface"  # the age/gender backends, as --agegender names them

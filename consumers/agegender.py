@@ -18,7 +18,7 @@ from faces.consumers.registry import routed
 from faces.models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
 from faces.models.analysis import Photo, add_age_gender
 from faces.models.decode import DEFAULT_MAX_PIXELS
-from faces.ops.logs import native_stderr_logged
+from faces.logs import native_stderr_logged
 from faces.streams.outcomes import Delivery, Outcome
 
 

@@ -1,4 +1,4 @@
-"""`python -m ops ...` is `faces ...` (how the stack starts its worker processes)."""
+"""`python -m faces.ops ...` is `faces ...`."""
 
 from faces.ops.cli import main
 

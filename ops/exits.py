@@ -1,4 +1,4 @@
-"""Every exit code a `faces` command uses, defined once (docs/commands.md's table lists the same, generated from ops/clidocs.py)."""
+"""Every exit code a `faces` command uses, defined once (docs/commands.md's table lists the same, generated from ops/cli/docs.py)."""
 
 OK = 0
 FAILED = 1  # could not run: Redis unreachable, missing input, a worker failing at start

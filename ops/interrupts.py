@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM as a stop request that cannot be lost (`cli_app.main` installs it for
+"""Ctrl-C and SIGTERM as a stop request that cannot be lost (`ops/cli/application.main` installs it for
 every command; `faces worker` and `faces serve` then set their own handlers).
 
 Python turns a signal into a KeyboardInterrupt raised at whatever line runs next. When that line

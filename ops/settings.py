@@ -1,7 +1,7 @@
 """The settings every `faces` command shares: where Redis, state, results and pictures are.
 
 Commands get them from their --redis-url, --state-dir, --storage and --output options
-(ops/options.py `with_settings`); the defaults are faces/settings.py's."""
+(ops/cli/options.py `with_settings`); the defaults are faces/settings.py's."""
 
 from __future__ import annotations
 

@@ -276,7 +276,7 @@ def _face_until(face: dict, from_stage: str) -> dict:
 
 def publish(client: redis.Redis, job: dict) -> str:
     """Read the image file again, check it is the same bytes, and publish into the stage's input.
-    The caller waits for room first (ops/replayjob.py, which supervises its workers meanwhile)."""
+    The caller waits for room first (ops/jobs/replay.py, which supervises its workers meanwhile)."""
     try:
         data = read_same_bytes(job["image"]["path"], job["image"]["sha256"])
     except SourceChanged as exc:

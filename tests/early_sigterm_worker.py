@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from faces.ops import worker_process
+from faces.ops.supervise import worker as worker_process
 from faces.ops.cli import main
 
 if __name__ == "__main__":

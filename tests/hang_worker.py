@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Sequence
 
-from faces.ops import worker_process
+from faces.ops.supervise import worker as worker_process
 from faces.ops.cli import main
 from faces.streams.outcomes import Delivery, Outcome
 from tests.stages import PickyStage

@@ -379,7 +379,7 @@ def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
     through a real stack, 10 queued small images. Every figure the report reads is there."""
     from bench.machine import usable_cores
     from bench.throughput import ThroughputOptions, run_throughput
-    from faces.ops.worker_counts import auto_counts
+    from faces.ops.supervise.counts import auto_counts
 
     # The steady run has the detect workers `faces up` starts here: that scale-out row is that run.
     detect = auto_counts(usable_cores())["detect"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from faces.ops.worker_pool import Worker, WorkerPool
+from faces.ops.supervise.pool import Worker, WorkerPool
 from faces.producer import replay
 from faces.producer.submit import submit_file
 from faces.streams import names

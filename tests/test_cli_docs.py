@@ -1,5 +1,5 @@
 """The documentation describes the CLI that exists: the command reference in docs/commands.md
-(every command, every option with env var and default, the exit codes) is what ops/clidocs.py
+(every command, every option with env var and default, the exit codes) is what ops/cli/docs.py
 prints from the CLI itself, the README's hand-written command table names exactly the commands
 there are, every option and argument has help text, and every relative link between the README
 and docs/ points at a file (and heading) that exists."""
@@ -13,7 +13,7 @@ import typer.main
 
 from faces.ops import exits
 from faces.ops.cli import app
-from faces.ops.clidocs import DEFAULT_TARGET, EXIT_MEANINGS, commands, reference
+from faces.ops.cli.docs import DEFAULT_TARGET, EXIT_MEANINGS, commands, reference
 from tests.pipeline import REPO
 
 README = (REPO / "README.md").read_text()

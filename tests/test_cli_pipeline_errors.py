@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faces.ops import exits
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from tests.images import DATA, photo_variants
 from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until
@@ -462,8 +462,8 @@ def test_watch_stops_at_once_on_sigterm(tmp_path, redis_url):
 
 TRIPWIRE_WORKER = '''
 import os, signal, sys
-from faces.ops import logs
-from faces.ops.worker_process import run_worker
+from faces import logs
+from faces.ops.supervise.worker import run_worker
 from faces.streams.settings import RuntimeSettings
 
 class Tripwire:

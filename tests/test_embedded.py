@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from faces.ops.runjob import JobOptions, run_job
+from faces.ops.jobs.run import JobOptions, run_job
 from faces.ops.settings import AppSettings
-from faces.ops.target import StackAlreadyRunning, stack_lock
+from faces.ops.jobs.target import StackAlreadyRunning, stack_lock
 from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from faces.ops.worker_pool import Worker, WorkerPool
+from faces.ops.supervise.pool import Worker, WorkerPool
 from faces.streams import deadletters, names
 from faces.streams.consumer import StageConsumer
 from tests.consumer_threads import FAST, forwarded, publish, start, stop

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import redis
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.schemas.result import load_schema
 from faces.streams import names
 from faces.streams.connection import connect

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.groups import ensure_group

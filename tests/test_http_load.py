@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
 from tests.images import DATA

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from faces.ops import interrupts
-from faces.ops.runjob import JobOptions, JobSummary, wait_for_results
+from faces.ops.jobs.run import JobOptions, JobSummary, wait_for_results
 from faces.ops.settings import AppSettings
 from faces.streams import results
 

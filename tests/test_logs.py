@@ -163,7 +163,7 @@ def test_a_logged_exception_is_one_json_line_with_the_traceback_in_one_field():
         """
         import logging, warnings
         import structlog
-        from faces.ops import logs
+        from faces import logs
 
         logs.configure()
         structlog.contextvars.bind_contextvars(stage="detect", consumer="detect-test")
@@ -201,7 +201,7 @@ def test_native_stderr_is_logged_as_json_events_debug_or_warning_on_failure():
     done = run_python("""
         import os
         import structlog
-        from faces.ops import logs
+        from faces import logs
 
         logs.configure(level="DEBUG")
         log = structlog.get_logger("t")
@@ -230,7 +230,7 @@ def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
     done = run_python(
         """
         import os
-        from faces.ops import logs
+        from faces import logs
 
         logs.configure(level="WARNING")
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"], logs.effective_level("WARNING"))
@@ -241,7 +241,7 @@ def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
     done = run_python(
         """
         import os
-        from faces.ops import logs
+        from faces import logs
 
         logs.configure()
         print(os.environ["TF_CPP_MIN_LOG_LEVEL"])
@@ -251,7 +251,7 @@ def test_faces_log_level_must_be_a_level_and_silences_tensorflow_unless_debug():
     assert done.stdout.split() == ["3"], done.stderr
     done = run_python(
         """
-        from faces.ops import logs
+        from faces import logs
 
         try:
             logs.configure()

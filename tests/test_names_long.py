@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 import redis
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
 from tests.pipeline import REPO

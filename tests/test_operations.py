@@ -11,8 +11,8 @@ import pytest
 
 from faces.models.agegender_bundled import NAME as BUNDLED_NAME
 from faces.models.precision import FLOAT32, OPENCV_FLOAT32, PRECISION_ENV, choose_precision
-from faces.ops.replayjob import replay_job
-from faces.ops.runjob import JobOptions, run_job, start_pool
+from faces.ops.jobs.replay import replay_job
+from faces.ops.jobs.run import JobOptions, run_job, start_pool
 from faces.ops.settings import AppSettings
 from faces.producer.files import job_for
 from faces.producer.redrive import retry_letter

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from faces.ops import exits
-from faces.ops.runjob import JobOptions, start_pool
+from faces.ops.jobs.run import JobOptions, start_pool
 from faces.ops.settings import AppSettings
 from faces.streams import history, names
 from tests.images import DATA

@@ -13,7 +13,7 @@ import pytest
 
 from faces.models.agegender_bundled import NAME as BUNDLED_NAME
 from faces.ops import exits
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import job_for
 from faces.producer.submit import submit_file
 from faces.schemas import events

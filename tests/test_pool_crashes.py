@@ -1,4 +1,4 @@
-"""The worker pool's rules for workers that die (ops/worker_pool.py), with real `faces worker`
+"""The worker pool's rules for workers that die (ops/supervise/pool.py), with real `faces worker`
 processes against a real redis-server: a worker that keeps failing stops the command with its
 own last error line, ready or not; a worker stopped by a signal, also while it loads its models
 or in its first half second, is restarted and never counted as a failure."""
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from faces.ops import exits, worker_pool
-from faces.ops.worker_pool import Worker, WorkerCrashLooping, WorkerPool
+from faces.ops import exits
+from faces.ops.supervise import pool as worker_pool
+from faces.ops.supervise.pool import Worker, WorkerCrashLooping, WorkerPool
 from tests.pipeline import REPO
 from tests.waiting import wait_until
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 
-import faces.ops.cli_pipeline
-import faces.ops.replayjob
-import faces.ops.worker_pool
-from faces.ops.runjob import JobOptions
+import faces.ops.cli.pipeline
+import faces.ops.jobs.replay
+import faces.ops.supervise.pool
+from faces.ops.jobs.run import JobOptions
 from faces.ops.settings import AppSettings
 from faces.producer.submit import submit_file
 from faces.producer.watch import Watcher
@@ -85,14 +85,14 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
         def stop(self) -> None:
             self.stops += 1
 
-    monkeypatch.setattr(faces.ops.worker_pool, "WorkerPool", CountingPool)
-    monkeypatch.setattr(faces.ops.cli_pipeline, "_check_precision", lambda: None)
-    monkeypatch.setattr(faces.ops.cli_pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
+    monkeypatch.setattr(faces.ops.supervise.pool, "WorkerPool", CountingPool)
+    monkeypatch.setattr(faces.ops.cli.pipeline, "_check_precision", lambda: None)
+    monkeypatch.setattr(faces.ops.cli.pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
 
     def run_up() -> None:
         try:
-            faces.ops.cli_pipeline.up(
+            faces.ops.cli.pipeline.up(
                 redis_url=redis_url,
                 state_dir=tmp_path / "state",
                 storage=tmp_path / "storage",
@@ -139,7 +139,7 @@ def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(
             self.stops += 1
 
     pool = CountingPool()
-    monkeypatch.setattr(faces.ops.replayjob, "start_pool", lambda url, app, options: pool)
+    monkeypatch.setattr(faces.ops.jobs.replay, "start_pool", lambda url, app, options: pool)
     app = AppSettings(
         redis_url=redis_url, state_dir=tmp_path / "state", storage=tmp_path / "storage", output=tmp_path / "output"
     )
@@ -147,7 +147,7 @@ def test_replay_supervises_the_workers_it_started_while_it_waits_for_room(
 
     def run_replay() -> None:
         try:
-            faces.ops.replayjob.replay_job(
+            faces.ops.jobs.replay.replay_job(
                 app,
                 since=None,
                 until=None,

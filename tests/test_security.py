@@ -12,7 +12,7 @@ import pytest
 import redis
 import yaml
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import image_id_for, job_for
 from faces.producer.submit import submit_file
 from faces.schemas import events

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from faces.ops.worker_pool import READY_FILE_ENV
+from faces.ops.supervise.pool import READY_FILE_ENV
 from tests.pipeline import REPO
 from tests.waiting import wait_until
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.submit import submit_file
 from faces.streams import names
 from faces.streams.connection import connect

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import image_id_for
 from faces.streams import names
 from faces.streams.connection import connect

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from faces.ops import exits
-from faces.ops.worker_counts import BadWorkerCounts, auto_counts, available_cores, describe, parse_counts
+from faces.ops.supervise.counts import BadWorkerCounts, auto_counts, available_cores, describe, parse_counts
 from tests.images import DATA
 from tests.pipeline import result_files
 

@@ -567,7 +567,7 @@
   // ---- the stages panel -----------------------------------------------------------------
 
   // What each number means: the tooltips here and the legend in the page (index.html) and
-  // under `faces status` (ops/statusview.py) say the same.
+  // under `faces status` (ops/cli/statusview.py) say the same.
   const MEANING = {
     throughput: "entries this stage handled in the last 60 s",
     lag: "entries waiting on the stage's input stream, not yet taken by a worker",

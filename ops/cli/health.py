@@ -10,9 +10,10 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, logs
-from faces.ops.cli_app import app, fail, usage
-from faces.ops.options import with_settings
+from faces import logs
+from faces.ops import exits
+from faces.ops.cli.application import app, fail, usage
+from faces.ops.cli.options import with_settings
 from faces.ops.settings import AppSettings
 from faces.producer.watch import WATCH_STAGE
 from faces.streams import names
@@ -38,7 +39,7 @@ def health(
     """Exit 0 when workers are consuming: with --local, a worker (or watcher) on this host;
     with --stage, one of that stage; with neither, one per analysis stage. Exit 1 naming what
     is missing otherwise. Needs a running pipeline."""
-    from faces.ops.target import attached
+    from faces.ops.jobs.target import attached
     from faces.streams.heartbeat import workers
 
     if stage is not None and stage not in KNOWN_STAGES:

@@ -16,10 +16,10 @@ import structlog
 
 from faces import settings as defaults
 from faces.ops import exits, interrupts
-from faces.ops.readback import current_result, keep_locally
+from faces.ops.jobs.readback import current_result, keep_locally
 from faces.ops.settings import AppSettings
-from faces.ops.target import redis_target
-from faces.ops.worker_pool import WorkerPool
+from faces.ops.jobs.target import redis_target
+from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import identify, image_stem, scan
 from faces.producer.submit import submit_file
 from faces.streams import inflight, results
@@ -68,7 +68,7 @@ class JobOptions:
     grace_s: float = defaults.GRACE_S
     force: bool = False  # analyse again images that already have a current ok result
     output: Path | None = None  # where read-back results get their pictures (None: no pictures)
-    keep_results: bool = True  # write each result into --storage too (ops/readback.py)
+    keep_results: bool = True  # write each result into --storage too (ops/jobs/readback.py)
     on_result: Callable[[str], None] | None = None  # given each result's JSON as it arrives
 
 
@@ -102,7 +102,7 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions, display: J
     """Start the stack, submit every image under `paths` (those with a current ok result in
     --storage are kept unless options.force), wait for every result, stop the stack.
 
-    Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/worker_pool.py)
+    Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/supervise/pool.py)
     when a worker cannot run, JobTimeout past options.timeout_s."""
     started = time.perf_counter()
     found = scan(paths)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from faces.ops.settings import AppSettings
-from faces.ops.target import NoRedisRunning, attached
+from faces.ops.jobs.target import NoRedisRunning, attached
 from faces.producer.replay import ImageSelector
 from faces.streams import lookup
 

@@ -1,6 +1,6 @@
 """`faces run`, `up`, `worker`, `watch`, `submit`, `status`: running the pipeline and feeding it.
 
-Each command configures logging itself; only the ops/cli_* modules do."""
+Each command configures logging itself; only the ops/cli/ modules do."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, interrupts, logs  # interrupts: installed by cli_app.main
-from faces.ops.cli_app import app, debug_enabled, fail, usage
-from faces.ops.options import (
+from faces import logs
+from faces.ops import exits, interrupts  # interrupts: installed by application.main
+from faces.ops.cli.application import app, debug_enabled, fail, usage
+from faces.ops.cli.options import (
     AgeGender,
     Batch,
     Detector,
@@ -31,7 +32,7 @@ from faces.ops.options import (
     with_settings,
 )
 from faces.ops.settings import AppSettings
-from faces.ops.wording import count
+from faces.ops.cli.wording import count
 from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
 
@@ -80,9 +81,9 @@ def run(
     Exit 0 when every image is ok, 3 when it finished but some images have error results,
     1 when it could not run, 130 on Ctrl-C (what was done is kept; run again to finish).
     """
-    from faces.ops.progress import BarDisplay
-    from faces.ops.runjob import JobInterrupted, JobOptions, describe_agegender, run_job
-    from faces.ops.worker_counts import parse_counts
+    from faces.ops.cli.progress import BarDisplay
+    from faces.ops.jobs.run import JobInterrupted, JobOptions, describe_agegender, run_job
+    from faces.ops.supervise.counts import parse_counts
     from faces.producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
@@ -164,10 +165,10 @@ def up(
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, --watch, --serve).
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
-    from faces.ops.cli_serve import check_server_process, start_server_process, stop_server_process
-    from faces.ops.target import redis_target
-    from faces.ops.worker_counts import describe, parse_counts
-    from faces.ops.worker_pool import WorkerPool
+    from faces.ops.cli.serve import check_server_process, start_server_process, stop_server_process
+    from faces.ops.jobs.target import redis_target
+    from faces.ops.supervise.counts import describe, parse_counts
+    from faces.ops.supervise.pool import WorkerPool
     from faces.producer.watch import Watcher
     from faces.streams.connection import redact
 
@@ -300,8 +301,8 @@ def worker(
     group was lost, 6 when a batch ran past --batch-limit-s, 1 when it could not start (one
     `worker.failed` log line says why)."""
     from faces.ops.failures import describe_failure
-    from faces.ops.target import attach_url
-    from faces.ops.worker_process import run_worker
+    from faces.ops.jobs.target import attach_url
+    from faces.ops.supervise.worker import run_worker
     from faces.streams.settings import RuntimeSettings, SettingsError
 
     if stage not in STAGE_ORDER:
@@ -365,7 +366,7 @@ def watch(
 ) -> None:
     """Publish each new image dropped into FOLDER exactly once, until Ctrl-C or SIGTERM. Needs a
     running pipeline (`faces up`, or --redis-url); `faces up --watch FOLDER` runs both."""
-    from faces.ops.target import attached
+    from faces.ops.jobs.target import attached
     from faces.producer.watch import Watcher
 
     logs.configure()
@@ -399,8 +400,8 @@ def submit(
 
     Exit 1 when nothing could be submitted (missing paths, no images, no pipeline running);
     with --wait, 3 when some results are errors."""
-    from faces.ops.runjob import JobOptions, JobSummary, wait_for_results
-    from faces.ops.target import attached
+    from faces.ops.jobs.run import JobOptions, JobSummary, wait_for_results
+    from faces.ops.jobs.target import attached
     from faces.producer.files import scan
     from faces.producer.submit import submit_file
     from faces.streams import results
@@ -447,8 +448,8 @@ def status(
 ) -> None:
     """Per stream its length; per group pending, lag, consumers, throughput and oldest pending
     age; dead letters, images in flight, Redis memory. Needs a running pipeline."""
-    from faces.ops.statusview import render_status, watch_status
-    from faces.ops.target import attached
+    from faces.ops.cli.statusview import render_status, watch_status
+    from faces.ops.jobs.target import attached
     from faces.streams.status import pipeline_status
 
     logs.configure(level="WARNING")

@@ -14,9 +14,9 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import logs
-from faces.ops.cli_app import app, fail, usage
-from faces.ops.options import with_settings
+from faces import logs
+from faces.ops.cli.application import app, fail, usage
+from faces.ops.cli.options import with_settings
 from faces.ops.settings import AppSettings
 from faces.ops.web.options import (
     AllowedHosts,
@@ -97,7 +97,7 @@ def serve(
     an address other machines reach needs it (or --allow-insecure-bind)."""
     import uvicorn
 
-    from faces.ops.target import attach_url
+    from faces.ops.jobs.target import attach_url
     from faces.ops.web.app import create_app
     from faces.ops.web.config import ServeConfig
     from faces.ops.web.transport import guarded_protocol

@@ -2,7 +2,7 @@
 looking after results and history.
 
 Every command here but `visualize` and `result` works on a running pipeline's Redis, so it
-attaches to one (ops/target.py `attached`) and never starts an embedded server: one started here
+attaches to one (ops/jobs/target.py `attached`) and never starts an embedded server: one started here
 would hold no history, no results and no dead letters, and would be stopped again at once."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, interrupts, logs
-from faces.ops.cli_app import app, fail, usage
-from faces.ops.options import (
+from faces import logs
+from faces.ops import exits, interrupts
+from faces.ops.cli.application import app, fail, usage
+from faces.ops.cli.options import (
     AgeGender,
     Batch,
     Detector,
@@ -30,7 +31,7 @@ from faces.ops.options import (
     with_settings,
 )
 from faces.ops.settings import AppSettings
-from faces.ops.wording import count, iso_time
+from faces.ops.cli.wording import count, iso_time
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
 from faces.streams.names import STAGE_ORDER
 
@@ -48,7 +49,7 @@ Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead o
 
 def _attached(settings: AppSettings):
     """The running pipeline's (url, client); one line naming `faces up` when none runs."""
-    from faces.ops.target import attached
+    from faces.ops.jobs.target import attached
 
     return attached(settings)
 
@@ -79,7 +80,7 @@ def visualize(
     Exit 0 when every ok result was drawn, 3 when some could not be (each is named), 1 when
     STORAGE is not a folder.
     """
-    from faces.ops.visualize import visualize_folder
+    from faces.ops.jobs.visualize import visualize_folder
 
     logs.configure(level="WARNING")
     folder = storage_arg or settings.storage
@@ -108,7 +109,7 @@ def result(
     them (stderr names the others). Exit 1 when no result is found, 2 when IMAGE is a too short
     prefix or one that matches images of different bytes.
     """
-    from faces.ops.resultlookup import find_result
+    from faces.ops.jobs.lookup import find_result
 
     logs.configure(level="WARNING")
     with _selecting():
@@ -150,9 +151,9 @@ def replay(
     is named), 1 when an image named is not found, 2 for a bad time or a too short or ambiguous
     sha256 prefix.
     """
-    from faces.ops.progress import BarDisplay
-    from faces.ops.replayjob import replay_job
-    from faces.ops.runjob import JobOptions
+    from faces.ops.cli.progress import BarDisplay
+    from faces.ops.jobs.replay import replay_job
+    from faces.ops.jobs.run import JobOptions
     from faces.producer.replay import check_selection
 
     logs.configure(level="WARNING")

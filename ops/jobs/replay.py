@@ -2,7 +2,7 @@
 
 History to replay lives in the pipeline's Redis: the replay attaches to a running one, or, on
 an embedded state directory where nothing runs (after `faces run`), starts that server again
-with its own workers, as `faces run` does (ops/target.py `replay_target`)."""
+with its own workers, as `faces run` does (ops/jobs/target.py `replay_target`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Callable
 
 import redis
 
-from faces.ops.runjob import JobOptions, JobSummary, start_pool, wait_for_results
+from faces.ops.jobs.run import JobOptions, JobSummary, start_pool, wait_for_results
 from faces.ops.settings import AppSettings
-from faces.ops.target import StackAlreadyRunning, replay_target, stack_lock
+from faces.ops.jobs.target import StackAlreadyRunning, replay_target, stack_lock
 from faces.producer import replay
 from faces.streams import heartbeat, publishing, results
 

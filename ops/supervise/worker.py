@@ -15,7 +15,7 @@ import structlog
 from faces.consumers.registry import build_stage
 from faces.ops import exits
 from faces.ops.metrics import serve_worker_metrics
-from faces.ops.worker_pool import READY_FILE_ENV
+from faces.ops.supervise.pool import READY_FILE_ENV
 from faces.streams.connection import connect, redact
 from faces.streams.consumer import StageConsumer
 from faces.streams.errors import GroupLost, RedisUnavailable
@@ -44,7 +44,7 @@ def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Even
 
 
 def announce_ready() -> None:
-    """Create the file the supervising pool watches (ops/worker_pool.py), when it gave one."""
+    """Create the file the supervising pool watches (ops/supervise/pool.py), when it gave one."""
     path = os.environ.get(READY_FILE_ENV)
     if path:
         with open(path, "w", encoding="ascii") as handle:

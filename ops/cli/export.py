@@ -1,4 +1,4 @@
-"""`faces export`: every stored result as one CSV or JSON Lines file (ops/export.py)."""
+"""`faces export`: every stored result as one CSV or JSON Lines file (ops/jobs/export.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import typer
 from typing_extensions import Annotated
 
 from faces import settings as defaults
-from faces.ops import exits, logs
-from faces.ops.cli_app import app, fail
-from faces.ops.options import Storage
-from faces.ops.wording import count
+from faces import logs
+from faces.ops import exits
+from faces.ops.cli.application import app, fail
+from faces.ops.cli.options import Storage
+from faces.ops.cli.wording import count
 from faces.schemas import table
 
 ExportFormat = Literal[table.FORMAT_CHOICES]  # typer lists the choices in --help and refuses others
@@ -45,7 +46,7 @@ def export(
     Exit 0 when every file was exported, 3 when some files in --storage are not results (each
     is named on stderr; the others are exported), 1 when --storage holds no results.
     """
-    from faces.ops.export import NoResults, export_text, read_storage, write_export
+    from faces.ops.jobs.export import NoResults, export_text, read_storage, write_export
 
     logs.configure(level="WARNING")
     try:

@@ -39,7 +39,7 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
 
 class BarDisplay:
     """A job's phase and counts on one line ("loading models: agegender-0  3/12  1 failed"), on
-    a terminal only; a context manager. Implements ops.runjob.JobDisplay."""
+    a terminal only; a context manager. Implements ops/jobs/run.py JobDisplay."""
 
     def __init__(self) -> None:
         self._bar: Progress | None = None

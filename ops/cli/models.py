@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from faces.ops.cli_app import EXIT_FAILED, app, fail
+from faces.ops.cli.application import EXIT_FAILED, app, fail
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
 app.add_typer(models_app, name="models")
@@ -208,7 +208,7 @@ def models_fetch(
     bar per file; an interrupted download resumes where it stopped. Every file is checked
     against the sha256 pinned in the code before it is put in place."""
     from faces.models.weights import ChecksumMismatch, FetchFailed, LocalWeightsNotFound, fetch_missing, install_from
-    from faces.ops.progress import download_progress
+    from faces.ops.cli.progress import download_progress
 
     if mirror_only and not url:
         raise typer.BadParameter("needs --url or FACES_WEIGHTS_URL", param_hint="--mirror-only")

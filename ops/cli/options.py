@@ -160,7 +160,7 @@ Batch = Annotated[
 
 def _check_workers(text: str) -> str:
     """A --workers value that cannot be read is bad usage (exit 2), refused before anything starts."""
-    from faces.ops.worker_counts import BadWorkerCounts, parse_counts
+    from faces.ops.supervise.counts import BadWorkerCounts, parse_counts
 
     try:
         parse_counts(text)
@@ -224,7 +224,7 @@ def check_folders(settings: AppSettings, pictures: bool) -> None:
     """--storage, and --output when pictures are drawn, must be folders this user may write
     (or create): refused here (exit 2), before anything starts, instead of a sink that
     dead-letters every image it cannot write."""
-    from faces.ops.cli_app import usage
+    from faces.ops.cli.application import usage
 
     for flag, env, folder in (
         ("--storage", "FACES_STORAGE", settings.storage),

@@ -1,0 +1,1 @@
+"""What a command runs (`run`, `up`, `replay`, `result`, `export`, `visualize`) and which Redis it runs on: no typer, no printing but through a display or a callback. May be imported by ops/cli/, tests and bench/; imports ops/supervise/ and the shared ops modules."""

@@ -1,0 +1,1 @@
+"""Process supervision: the worker pool, one worker process, how many of each stage, the `faces serve` child process. May be imported by ops/cli/, ops/jobs/, tests and bench/; imports only the shared ops modules."""
