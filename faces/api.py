@@ -23,7 +23,7 @@ import functools
 import os
 import threading
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from faces.streams.names import STAGE_ORDER
 
 # Encoded bytes (JPEG, PNG, ... as read from a file), a path to an image file, or decoded
 # BGR uint8 pixels of shape (height, width, 3), as cv2.imread gives them.
-ImageInput = Union[bytes, bytearray, memoryview, str, os.PathLike, np.ndarray]
+ImageInput = bytes | bytearray | memoryview | str | os.PathLike | np.ndarray
 
 # The pipeline decodes a photo's bytes first in its first stage: an undecodable photo's error
 # names that stage here too.

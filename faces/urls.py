@@ -10,7 +10,7 @@ host, path, query or fragment, so everything before the last '@' is taken as the
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"

@@ -8,9 +8,9 @@ and gender weight files share their convolution trunk, it runs once for both hea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from deepface.modules.detection import align_img_wrt_eyes, extract_sub_image, project_facial_area

@@ -12,16 +12,17 @@ from one decoded BGR photo, `predict(chips)` runs every face of a batch at once.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
 
+from faces import settings as defaults
 from faces.models.agegender import AgeGender
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
-from faces import settings as defaults
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,7 @@ def load_backend(choice: str, weights_dir: Path | None = None) -> LoadedBackend:
     return LoadedBackend(_bundled(), None)
 
 
-def _bundled() -> "AgeGenderBackend":
+def _bundled() -> AgeGenderBackend:
     from faces.models.agegender_bundled import BundledAgeGender
 
     return _BundledBackend(BundledAgeGender())
@@ -95,7 +96,7 @@ def weights_signature(weights_dir: Path | None = None) -> tuple:
     """(size, mtime) of DeepFace's two weight files (None for a missing one): a change means
     weights appeared or were replaced, and the backend is loaded again before the next batch."""
     folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir()
-    signature = []
+    signature: list[tuple[int, int] | None] = []
     for name in (AGE_FILE, GENDER_FILE):
         try:
             stat = (folder / name).stat()

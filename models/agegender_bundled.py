@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import dlib
 import numpy as np
@@ -131,7 +131,7 @@ class BundledAgeGender:
             for q in AGE_RANGE_QUANTILES
         )
         scores = {label: float(p) for label, p in zip(self.gender_labels, gender_probs)}
-        label = max(scores, key=scores.get)
+        label = max(scores, key=scores.__getitem__)
         return AgeGender(
             age=age, age_range=(low, high), gender_label=label, gender_confidence=scores[label], gender_scores=scores
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
 from faces import settings as defaults
 
 DEFAULT_MAX_PIXELS = defaults.MAX_PIXELS

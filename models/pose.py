@@ -14,8 +14,8 @@ Sign conventions, all as seen in the image by a viewer:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -60,7 +60,7 @@ def estimate_pose(points: Sequence[tuple[float, float]], image_width: int, image
     eye_span_px = max(1.0, float(np.linalg.norm(image_points[3] - image_points[2])))
     distance = focal * _MODEL_EYE_SPAN / eye_span_px
     nose = image_points[0]
-    rvec = np.zeros((3, 1))
+    rvec: np.ndarray = np.zeros((3, 1))
     tvec = np.array(
         [
             [(nose[0] - image_width / 2.0) * distance / focal],

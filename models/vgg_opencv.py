@@ -18,6 +18,7 @@ row, column)). No converter package, no temporary file, no TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ _RELU_LAYERS = 2  # fc6 and fc7 end in a relu; the class layer ends in the softm
 class _Trunk:
     """The convolution trunk as an OpenCV network: crops in, flattened features out."""
 
-    def __init__(self, kernels: list[tuple[np.ndarray, np.ndarray]], threads: int | None) -> None:
+    def __init__(self, kernels: Sequence[tuple[np.ndarray, np.ndarray]], threads: int | None) -> None:
         config, blob = _darknet(kernels)
         self._net = cv2.dnn.readNetFromDarknet(np.frombuffer(config.encode(), np.uint8), np.frombuffer(blob, np.uint8))
         if threads is not None:
@@ -152,7 +153,7 @@ def _read(path: Path, layers, matrices: bool = False) -> tuple[tuple[np.ndarray,
     return tuple(read)
 
 
-def _darknet(kernels: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, bytes]:
+def _darknet(kernels: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[str, bytes]:
     """The trunk as a Darknet configuration and weights blob (see the module docstring)."""
     config = ["[net]", f"width={INPUT_SIDE}", f"height={INPUT_SIDE}", "channels=3", ""]
     blob = [_DARKNET_HEADER]

@@ -13,9 +13,9 @@ play no part in loading, as in Keras itself. Both engines read the files through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np

@@ -18,9 +18,9 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import face_recognition_models
@@ -200,7 +200,8 @@ def partial_path(target: Path) -> Path:
 
 def _registry() -> list[_Entry]:
     # Built on each call: DEEPFACE_HOME may change between calls (tests, CLI options).
-    haar = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    # cv2.data (a plain Python module of the wheel) is missing from OpenCV's type stubs.
+    haar = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     return [
         _Entry("dlib-shape-predictor-68", Path(face_recognition_models.pose_predictor_model_location()), True, ()),
         _Entry("dlib-mmod-cnn", Path(face_recognition_models.cnn_face_detector_model_location()), True, ()),

@@ -10,13 +10,14 @@ import re
 import stat
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
+from faces import settings as defaults
 from faces.consumers.storage import NAME_MAX_BYTES, TEMP_EXTRA_BYTES
 from faces.schemas import events
-from faces import settings as defaults
 
 # What OpenCV 4.x decodes (imgcodecs), plus GIF, which Pillow decodes for us.
 IMAGE_SUFFIXES = frozenset(
@@ -179,6 +180,13 @@ def _hash_capped(handle: BinaryIO, limit: int) -> tuple[str, int, bytes | None]:
             if size > limit:
                 chunks = None  # past the limit: keep nothing, hash on
     return digest.hexdigest(), size, None if chunks is None else b"".join(chunks)
+
+
+def sha256_of_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks (hashlib.file_digest is Python 3.11's, and
+    the package runs on 3.10)."""
+    with path.open("rb") as handle:
+        return _hash_capped(handle, -1)[0]
 
 
 class SourceChanged(ValueError):

@@ -10,8 +10,8 @@ import os
 import re
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from faces.consumers.storage import (
     PRIVATE_DIR_MODE,

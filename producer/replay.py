@@ -10,7 +10,6 @@ Images are named by ImageSelector (path, image id or sha256 prefix), shared with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 import redis
 import structlog
 
-from faces.producer.files import SourceChanged, image_id_for, read_same_bytes
+from faces.producer.files import SourceChanged, image_id_for, read_same_bytes, sha256_of_file
 from faces.schemas import events
 from faces.streams import clock, history, names, publishing, results
 
@@ -95,10 +94,10 @@ class ImageSelector:
     file_id: str | None = None  # the image id of the file at `text`, when it is one
 
     @classmethod
-    def parse(cls, text: str) -> "ImageSelector":
+    def parse(cls, text: str) -> ImageSelector:
         """BadSelection for a hex prefix too short to name one image (unless a file has that name)."""
         if Path(text).is_file():
-            return cls(text, file_id=image_id_for(text, _sha256_of(Path(text))))
+            return cls(text, file_id=image_id_for(text, sha256_of_file(Path(text))))
         if _HEX.fullmatch(text) and len(text) < MIN_PREFIX_HEX:
             raise BadSelection(
                 f"sha256 prefix {text} is too short: give at least {MIN_PREFIX_HEX} "
@@ -129,7 +128,7 @@ class ImageSelector:
             return True
         return Path(self.text).resolve() == Path(image["path"]).resolve()
 
-    def choose(self, records: dict[str, dict], where: str) -> "Choice":
+    def choose(self, records: dict[str, dict], where: str) -> Choice:
         """The images this selector names among `records` (image id -> its latest job or
         result, each with `image.sha256` and `submitted_at`). ImageNotFound when there is none;
         for a sha256 prefix matching several images: the latest when all hold the same bytes
@@ -176,11 +175,6 @@ def check_selection(since: str | None, until: str | None, images: list[str]) -> 
         except BadSelection as exc:
             raise BadSelection(f"{option} {exc}") from None
     parse_selectors(images)
-
-
-def _sha256_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def plan(

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import msgpack
+
 from faces import settings as defaults
 
 SCHEMA = "faces.job"
@@ -187,7 +188,9 @@ def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, 
     job_id, image_id = peek_ids(data, max_bytes)
     if job_id is None or image_id is None:
         return None
-    image = obj.get("image") if isinstance(obj.get("image"), dict) else {}
+    image = obj.get("image")
+    if not isinstance(image, dict):
+        image = {}
     path, sha = image.get("path"), image.get("sha256")
     submitted_at = obj.get("submitted_at")
     return new_job(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from faces.schemas.events import METADATA_MAX_BYTES, METADATA_MAX_KEYS, METADATA_MAX_VALUE_CHARS
@@ -32,7 +32,7 @@ _RFC3339 = re.compile(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern.removeprefix("^").removesuffix("$"))
 

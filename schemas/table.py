@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable, Iterable, Iterator, Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
 
 Per = Literal["face", "image"]
 Format = Literal["csv", "jsonl"]

@@ -45,4 +45,6 @@ class OpenCvHaar:
 
 def build(min_neighbors: int = 5, scale_factor: float = 1.1, cascade_path: str | None = None) -> OpenCvHaar:
     """Load the cascade from ``cv2.data.haarcascades`` unless ``cascade_path`` is given."""
-    return OpenCvHaar(cascade_path or cv2.data.haarcascades + CASCADE_FILE, min_neighbors, scale_factor)
+    # cv2.data (a plain Python module of the wheel) is missing from OpenCV's type stubs.
+    cascades: str = cv2.data.haarcascades  # type: ignore[attr-defined]
+    return OpenCvHaar(cascade_path or cascades + CASCADE_FILE, min_neighbors, scale_factor)
