@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -48,7 +49,7 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-_STDERR = _CurrentStderr()
+_STDERR = cast(TextIO, _CurrentStderr())  # structlog only calls write() and flush()
 
 
 def configure(json_lines: bool | None = None, level: str | None = None, terminal_level: str | None = None) -> None:
@@ -87,7 +88,7 @@ def effective_level(level: str | None = None) -> str:
     return name
 
 
-def _rendering(json_lines: bool) -> list:
+def _rendering(json_lines: bool) -> list[Any]:
     """The last processors: the exception as one text field, then one JSON object per line;
     or, on a terminal, readable lines with a plain traceback (rich's boxes are for humans
     with wide terminals, and they are long)."""

@@ -21,6 +21,7 @@ _OWN_ERRORS = (
     "JobTimeout",
     "WorkerStartFailed",
     "WorkerCrashLooping",
+    "ApiStopped",
     "SettingsError",
     "ResultLookupError",
     "GroupLost",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
-from typing_extensions import Annotated
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops import exits, interrupts
 from faces.ops.cli.application import app, fail, usage
 from faces.ops.cli.options import (
@@ -30,18 +30,18 @@ from faces.ops.cli.options import (
     check_folders,
     with_settings,
 )
-from faces.ops.settings import AppSettings
 from faces.ops.cli.wording import count, iso_time
+from faces.ops.settings import AppSettings
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
 from faces.streams.names import STAGE_ORDER
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
 app.add_typer(dlq_app, name="dlq")
 
-Stage = Literal[STAGE_ORDER]  # typer lists the choices in --help and refuses others (exit 2)
+Stage = Literal[STAGE_ORDER]  # type: ignore[valid-type]  # typer lists the choices in --help and refuses others (exit 2)
 
 DeadIds = Annotated[
-    Optional[List[str]],
+    list[str] | None,
     typer.Argument(metavar="ID", help="Dead-letter ids, as `faces dlq list` shows them.", show_default=False),
 ]
 Every = Annotated[bool, typer.Option("--all", help="Every dead letter, instead of naming ids.")]
@@ -70,7 +70,7 @@ def _selecting() -> Iterator[None]:
 @with_settings
 def visualize(
     storage_arg: Annotated[
-        Optional[Path], typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")
+        Path | None, typer.Argument(metavar="[STORAGE]", help="Folder of result JSON files (default: --storage).")
     ] = None,
     *,
     settings: AppSettings,
@@ -123,10 +123,10 @@ def result(
 @with_settings
 def replay(
     settings: AppSettings,
-    since: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
-    until: Annotated[Optional[str], typer.Option(help=f"Replay what was submitted up to then: {TIME_FORMS}.")] = None,
+    since: Annotated[str | None, typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
+    until: Annotated[str | None, typer.Option(help=f"Replay what was submitted up to then: {TIME_FORMS}.")] = None,
     image: Annotated[
-        Optional[List[str]], typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")
+        list[str] | None, typer.Option("--image", help=f"Replay only this image: {IMAGE_FORMS} (repeatable).")
     ] = None,
     from_stage: Annotated[
         Stage, typer.Option(help="Re-run only the stages from this one on, starting from the stored result.")
@@ -293,8 +293,11 @@ def dlq_list(
     if as_json:
         typer.echo(json.dumps([_shown(letter) for letter in letters], indent=1))
         return
-    for l in letters:
-        typer.echo(f"{l.id}  {l.stage:9} x{l.deliveries}  {l.error_type}: {l.message}  [{l.image_id or '?'}]")
+    for letter in letters:
+        typer.echo(
+            f"{letter.id}  {letter.stage:9} x{letter.deliveries}  {letter.error_type}: {letter.message}  "
+            f"[{letter.image_id or '?'}]"
+        )
     typer.echo(count(len(letters), "dead letter"), err=True)
 
 
@@ -378,5 +381,5 @@ def dlq_drop(ids: DeadIds = None, every: Every = False, *, settings: AppSettings
     _check_named(list(ids or []), every)
     logs.configure(level="WARNING")
     with _attached(settings) as (_url, client):
-        dropped = deadletters.drop(client, [l.id for l in _letters(client, list(ids or []), every)])
+        dropped = deadletters.drop(client, [letter.id for letter in _letters(client, list(ids or []), every)])
     typer.echo(f"{count(dropped, 'dead letter')} dropped")

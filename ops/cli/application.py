@@ -8,10 +8,9 @@ import inspect
 import os
 import re
 import sys
-from typing import NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
-from typing_extensions import Annotated
 
 from faces.ops import exits, interrupts
 
@@ -63,7 +62,7 @@ def _show_version(value: bool) -> None:
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help=f"Show tracebacks (same as {DEBUG_ENV}=1).")] = False,
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
@@ -89,7 +88,7 @@ def _paragraphs(text: str) -> str:
 
 
 # Typer (0.29 and later) vendors click: its exception base class is reached through a public one.
-_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _show_click_error(exc) -> int:

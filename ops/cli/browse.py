@@ -7,11 +7,11 @@ import os
 
 import typer
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops.cli.application import app, fail
-from faces.ops.cli.serve import _check_bind, _check_free
 from faces.ops.cli.options import Output, Storage
+from faces.ops.cli.serve import _check_bind, _check_free
 from faces.ops.web.options import AllowInsecureBind, Host, Port
 
 

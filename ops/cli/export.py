@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal
 
 import typer
-from typing_extensions import Annotated
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops import exits
 from faces.ops.cli.application import app, fail
 from faces.ops.cli.options import Storage
 from faces.ops.cli.wording import count
 from faces.schemas import table
 
-ExportFormat = Literal[table.FORMAT_CHOICES]  # typer lists the choices in --help and refuses others
-ExportPer = Literal[table.PER_CHOICES]
+ExportFormat = Literal[table.FORMAT_CHOICES]  # type: ignore[valid-type]  # typer lists the choices in --help and refuses others
+ExportPer = Literal[table.PER_CHOICES]  # type: ignore[valid-type]
 
 
 @app.command()
@@ -36,7 +35,7 @@ def export(
         ),
     ] = "face",
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
     ] = None,
     storage: Storage = defaults.STORAGE,
 ) -> None:

@@ -4,13 +4,12 @@ each worker and watcher renews from its loop; a container's healthcheck runs it 
 from __future__ import annotations
 
 import socket
-from typing import Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops import exits
 from faces.ops.cli.application import app, fail, usage
 from faces.ops.cli.options import with_settings
@@ -24,9 +23,7 @@ KNOWN_STAGES = (*names.STAGE_ORDER, WATCH_STAGE)
 @app.command()
 @with_settings(output=False)
 def health(
-    stage: Annotated[
-        Optional[str], typer.Option("--stage", help=f"Only this stage ({', '.join(KNOWN_STAGES)}).")
-    ] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help=f"Only this stage ({', '.join(KNOWN_STAGES)}).")] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Only workers on this host (a container's healthcheck).")
     ] = False,

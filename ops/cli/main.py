@@ -6,13 +6,16 @@ importing them registers them on ``app``. application.py holds the entry point, 
 from __future__ import annotations
 
 # Importing these registers their commands on ``app``, in this order in `faces --help`.
-from faces.ops.cli import pipeline  # noqa: F401, I001 (this order, not the alphabet's)
+# isort: off
+from faces.ops.cli import pipeline  # noqa: F401
 from faces.ops.cli import admin  # noqa: F401
 from faces.ops.cli import models  # noqa: F401
 from faces.ops.cli import health  # noqa: F401
 from faces.ops.cli import export  # noqa: F401
 from faces.ops.cli import serve  # noqa: F401
 from faces.ops.cli import browse  # noqa: F401
+
+# isort: on
 from faces.ops.cli.application import app, main, unwrap_help
 
 unwrap_help(app)  # once every command is registered

@@ -5,10 +5,9 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from faces.ops.cli.application import EXIT_FAILED, app, fail
 
@@ -76,7 +75,8 @@ def bundled_model_files() -> list:
     from faces.models.weights import BUNDLED_PACKAGE, ModelFile
 
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    folder = Path(next(iter(spec.submodule_search_locations or [""]))) / "models"
+    locations = spec.submodule_search_locations if spec is not None else None
+    folder = Path(next(iter(locations or [""]))) / "models"
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -150,7 +150,7 @@ def _table(files) -> list[str]:
     return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows]
 
 
-def _human_size(size: int | None) -> str:
+def _human_size(size: float | None) -> str:
     if size is None:
         return "-"
     for unit in ("B", "kB", "MB"):
@@ -183,14 +183,14 @@ def _backend_line(backend: str | None, unverified: list[str]) -> str:
 @models_app.command("fetch")
 def models_fetch(
     from_paths: Annotated[
-        Optional[List[Path]],
+        list[Path] | None,
         typer.Option(
             "--from",
             help="Install files copied by hand instead of downloading: a folder holding age_model_weights.h5 and gender_model_weights.h5, or the files themselves (repeat --from). Checked against the pinned sha256.",
         ),
     ] = None,
     url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--url",
             envvar="FACES_WEIGHTS_URL",

@@ -6,11 +6,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
 from faces import settings as defaults
 from faces.ops.settings import AppSettings
@@ -29,7 +29,7 @@ def _check_redis_url(url: str | None) -> str | None:
 
 
 RedisUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--redis-url",
         envvar=["FACES_REDIS_URL", "REDIS_URL"],
@@ -91,7 +91,7 @@ def with_settings(command: Callable | None = None, *, output: bool = True):
             given["redis_url"] = given["redis_url"] or None
             return command(**kwargs, settings=AppSettings(**given))
 
-        with_app_settings.__signature__ = own.replace(parameters=parameters)
+        with_app_settings.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
         with_app_settings.__annotations__ = {
             p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty
         }
@@ -130,13 +130,13 @@ def _detector_help() -> str:
 
 
 Detector = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--detector", envvar="FACES_DETECTOR", show_envvar=True, callback=_check_detector, help=_detector_help()
     ),
 ]
 AgeGender = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--agegender",
         envvar="FACES_AGEGENDER",
@@ -201,7 +201,7 @@ HighWater = Annotated[
     ),
 ]
 TimeoutS = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then."),
 ]
 

@@ -4,19 +4,16 @@ Each command configures logging itself; only the ops/cli/ modules do."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops import exits, interrupts  # interrupts: installed by application.main
 from faces.ops.cli.application import app, debug_enabled, fail, usage
 from faces.ops.cli.options import (
@@ -31,8 +28,8 @@ from faces.ops.cli.options import (
     check_folders,
     with_settings,
 )
-from faces.ops.settings import AppSettings
 from faces.ops.cli.wording import count
+from faces.ops.settings import AppSettings
 from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
 
@@ -47,7 +44,7 @@ def _check_precision() -> None:
         usage(str(exc))
 
 
-def _existing(paths: List[Path]) -> List[Path]:
+def _existing(paths: list[Path]) -> list[Path]:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"{', '.join(missing)}: no such file or folder")
@@ -57,7 +54,7 @@ def _existing(paths: List[Path]) -> List[Path]:
 @app.command()
 @with_settings
 def run(
-    paths: Annotated[List[Path], typer.Argument(help="Image files or folders (walked recursively).")],
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (walked recursively).")],
     settings: AppSettings,
     visualize: Visualize = True,
     batch: Batch = defaults.BATCH,
@@ -112,7 +109,7 @@ def run(
             + ": run the same command again to analyse only those",
             err=True,
         )
-        raise typer.Exit(exits.INTERRUPTED)
+        raise typer.Exit(exits.INTERRUPTED) from None  # the lines above said it all
     if summary.submitted:
         typer.echo(
             f"{count(summary.submitted, 'image')}: {summary.outcomes()}; {count(summary.faces, 'face')}; "
@@ -152,7 +149,7 @@ def up(
     agegender: AgeGender = None,
     high_water: HighWater = defaults.HIGH_WATER,
     workers: Workers = defaults.WORKERS,
-    watch_dir: Annotated[Optional[Path], typer.Option("--watch", help="Also watch this drop folder.")] = None,
+    watch_dir: Annotated[Path | None, typer.Option("--watch", help="Also watch this drop folder.")] = None,
     serve: Annotated[
         bool,
         typer.Option(
@@ -165,12 +162,9 @@ def up(
     """Run every stage as worker processes until Ctrl-C (feed it with `faces submit`, --watch, --serve).
 
     Exit 1 when a worker cannot start or keeps failing (its own error line is printed)."""
-    from faces.ops.cli.serve import check_server_process, start_server_process, stop_server_process
-    from faces.ops.jobs.target import redis_target
-    from faces.ops.supervise.counts import describe, parse_counts
-    from faces.ops.supervise.pool import WorkerPool
-    from faces.producer.watch import Watcher
-    from faces.streams.connection import redact
+    from faces.ops.cli.serve import check_server_process
+    from faces.ops.jobs.up import UpOptions, up_job
+    from faces.ops.supervise.counts import parse_counts
 
     # On a terminal its own lines say what happens; the workers' logs are in their files.
     logs.configure(terminal_level="WARNING")
@@ -182,53 +176,14 @@ def up(
         fail(f"{watch_dir} is not a folder")
     if serve:
         check_server_process(settings, host, port, high_water)
-    with contextlib.ExitStack() as resources:
-        # One stack per state dir (stack=True): a second `up` or `run` there is refused.
-        url, client, _server = resources.enter_context(redis_target(settings, stack=True))
-        counts = parse_counts(workers)
-        pool = WorkerPool(
-            url,
-            settings.log_dir,
-            counts=counts,
-            extra_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
-        )
-        pool.start()
-        resources.callback(pool.stop)
-        server = start_server_process(url, settings, host, port, high_water) if serve else None
-        if server is not None:
-            resources.callback(stop_server_process, server)
-        typer.echo(
-            f"stack up on {redact(url)}; loading models; worker logs in {settings.log_dir}"
-            + (f"; watching {watch_dir}" if watch_dir is not None else "")
-            + (f"; API on http://{host}:{port}/" if serve else "")
-            + "; Ctrl-C to stop",
-            err=True,
-        )
-        try:
-            # The pool is also supervised while the watcher waits (backpressure, Redis trouble):
-            # a worker that died then is what would keep the backlog from ever draining.
-            watcher = (
-                Watcher(client, watch_dir, high_water=high_water, while_waiting=pool.supervise)
-                if watch_dir is not None
-                else None
-            )
-            if watcher is not None:
-                # Before the pool stops and Redis with it: a stopped watcher leaves no heartbeat.
-                resources.callback(watcher.stop_beating)
-            announced = False
-            while True:
-                interrupts.raise_if_requested()
-                pool.supervise()
-                if server is not None and server.poll() is not None:
-                    fail(f"the HTTP API stopped (exit {server.returncode}): see {settings.log_dir / 'serve.log'}")
-                if not announced and not pool.waiting_for():
-                    typer.echo(f"ready: {len(pool.workers)} workers ({describe(counts)})", err=True)
-                    announced = True
-                if watcher is not None:
-                    watcher.turn()  # a pass and its heartbeat (`faces health --stage watch`)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            typer.echo("stopping...", err=True)
+    options = UpOptions(
+        counts=parse_counts(workers),
+        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
+        high_water=high_water,
+        watch_dir=watch_dir,
+        api_at=(host, port) if serve else None,
+    )
+    up_job(settings, options, say=lambda line: typer.echo(line, err=True))
 
 
 @app.command()
@@ -237,7 +192,7 @@ def worker(
     stage: Annotated[str, typer.Argument(help=" | ".join(STAGE_ORDER))],
     settings: AppSettings,
     consumer: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             envvar="FACES_CONSUMER",
             help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.",
@@ -275,7 +230,7 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
     detector: Detector = None,
     min_face_score: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             envvar="FACES_MIN_FACE_SCORE",
             help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).",
@@ -284,7 +239,7 @@ def worker(
     agegender: AgeGender = None,
     visualize: Visualize = True,
     metrics_port: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--metrics-port",
             envvar="FACES_METRICS_PORT",
@@ -386,7 +341,7 @@ def watch(
 @app.command()
 @with_settings
 def submit(
-    paths: Annotated[List[Path], typer.Argument(help="Image files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     settings: AppSettings,
     high_water: HighWater = defaults.HIGH_WATER,
     wait: Annotated[
@@ -443,7 +398,7 @@ def status(
     settings: AppSettings,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     watch_s: Annotated[
-        Optional[float], typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")
+        float | None, typer.Option("--watch", min=0.1, help="Redraw every this many seconds until Ctrl-C.")
     ] = None,
 ) -> None:
     """Per stream its length; per group pending, lag, consumers, throughput and oldest pending

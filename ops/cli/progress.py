@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -27,7 +28,7 @@ def download_progress() -> Iterator[Callable[[str, int, int | None], None]]:
         TransferSpeedColumn(),
         disable=not sys.stderr.isatty(),
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(name: str, done: int, total: int | None) -> None:
             if name not in tasks:
@@ -43,9 +44,9 @@ class BarDisplay:
 
     def __init__(self) -> None:
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None  # set with _bar
 
-    def __enter__(self) -> "BarDisplay":
+    def __enter__(self) -> BarDisplay:
         if sys.stderr.isatty():
             self._bar = Progress(
                 TextColumn("{task.description}"),
@@ -64,9 +65,9 @@ class BarDisplay:
             self._bar.stop()
 
     def phase(self, text: str) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, description=text)
 
     def count(self, done: int, total: int, failed: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done, total=total, failed=f"{failed} failed" if failed else "")

@@ -6,18 +6,17 @@ import ipaddress
 import os
 import resource
 import socket
-import subprocess
-import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from typing_extensions import Annotated
 
-from faces import settings as defaults
 from faces import logs
+from faces import settings as defaults
 from faces.ops.cli.application import app, fail, usage
 from faces.ops.cli.options import with_settings
 from faces.ops.settings import AppSettings
+from faces.ops.supervise.server import serve_args
 from faces.ops.web.options import (
     AllowedHosts,
     AllowInsecureBind,
@@ -151,24 +150,6 @@ def api_token() -> str | None:
     return token
 
 
-def _serve_args(settings: AppSettings, host: str, port: int, high_water: int) -> list[str]:
-    """The command line of the `faces serve` that `faces up --serve` starts."""
-    return [
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--high-water",
-        str(high_water),
-        "--state-dir",
-        str(settings.state_dir),
-        "--storage",
-        str(settings.storage),
-        "--output",
-        str(settings.output),
-    ]
-
-
 def check_server_process(settings: AppSettings, host: str, port: int, high_water: int) -> None:
     """Before `faces up --serve` starts anything: the `faces serve` it would start, its command
     line and environment (FACES_HTTP_*, FACES_UPLOADS, FACES_API_TOKEN, ...) read as that process
@@ -177,38 +158,12 @@ def check_server_process(settings: AppSettings, host: str, port: int, high_water
     command = typer.main.get_command(app).commands["serve"]
     # A bad value is a usage error that the entry point prints as one line (exit 2), naming
     # the option, its environment variable and `faces serve --help`.
-    params = command.make_context("faces serve", _serve_args(settings, host, port, high_water)).params
+    params = command.make_context("faces serve", serve_args(settings, host, port, high_water)).params
     # `faces up` has no such option of its own: its API takes them from the environment.
     _check_bind(host, api_token(), params["allow_insecure_bind"], allow_how=f"set {ALLOW_INSECURE_ENV}=1")
     _check_free(host, port)
     _check_writable(params["uploads"])
     _accept_burst(params["max_connections"])
-
-
-def start_server_process(url: str, settings: AppSettings, host: str, port: int, high_water: int) -> subprocess.Popen:
-    """`faces up --serve`: `faces serve` as a child process on the stack's Redis (the URL passed
-    in the environment, which `ps` does not show), its log in the state dir's logs. Its options
-    were checked before the stack started (`check_server_process`)."""
-    from faces.streams.embedded import die_with_parent
-
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.log_dir / "serve.log", "ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-m", "faces", "serve", *_serve_args(settings, host, port, high_water)],
-            env={**os.environ, "FACES_REDIS_URL": url},
-            stdout=log_file,
-            stderr=log_file,
-            preexec_fn=die_with_parent,
-        )
-
-
-def stop_server_process(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _check_writable(folder: Path) -> None:

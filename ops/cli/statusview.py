@@ -8,7 +8,6 @@ from typing import Any
 
 from faces.ops import interrupts
 
-
 # What each word of the table means: printed under it, and the web page's tooltips say the same.
 LEGEND = (
     "pending: taken by a worker, not yet done. lag: waiting, not yet taken. workers: alive (a recent "

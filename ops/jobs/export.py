@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from faces.consumers.storage import write_atomic
 from faces.schemas import table

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import NoRedisRunning, attached
+from faces.ops.settings import AppSettings
 from faces.producer.replay import ImageSelector
 from faces.streams import lookup
 

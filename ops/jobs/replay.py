@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 
 from faces.ops.jobs.run import JobOptions, JobSummary, start_pool, wait_for_results
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import StackAlreadyRunning, replay_target, stack_lock
+from faces.ops.settings import AppSettings
 from faces.producer import replay
 from faces.streams import heartbeat, publishing, results
 

@@ -7,9 +7,9 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import redis
 import structlog
@@ -17,8 +17,8 @@ import structlog
 from faces import settings as defaults
 from faces.ops import exits, interrupts
 from faces.ops.jobs.readback import current_result, keep_locally
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import redis_target
+from faces.ops.settings import AppSettings
 from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import identify, image_stem, scan
 from faces.producer.submit import submit_file
@@ -85,7 +85,7 @@ class JobDisplay:
 class JobInterrupted(RuntimeError):
     """Ctrl-C (or SIGTERM) during a job; carries what was done so far."""
 
-    def __init__(self, summary: "JobSummary", total: int):
+    def __init__(self, summary: JobSummary, total: int):
         super().__init__("interrupted")
         self.summary, self.total = summary, total
 
@@ -98,12 +98,13 @@ class JobTimeout(RuntimeError):
     """
 
 
-def run_job(app: AppSettings, paths: list[Path], options: JobOptions, display: JobDisplay = JobDisplay()) -> JobSummary:
+def run_job(app: AppSettings, paths: list[Path], options: JobOptions, display: JobDisplay | None = None) -> JobSummary:
     """Start the stack, submit every image under `paths` (those with a current ok result in
     --storage are kept unless options.force), wait for every result, stop the stack.
 
     Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/supervise/pool.py)
     when a worker cannot run, JobTimeout past options.timeout_s."""
+    display = display or JobDisplay()  # run from code: nobody to show it to
     started = time.perf_counter()
     found = scan(paths)
     summary = JobSummary(skipped=found.skipped)

@@ -71,7 +71,7 @@ def last_error_line(log_path: Path, max_bytes: int = 65536) -> str:
     try:
         with open(log_path, "rb") as handle:
             handle.seek(max(0, handle.seek(0, os.SEEK_END) - max_bytes))
-            lines = [l.strip() for l in handle.read().decode(errors="replace").splitlines() if l.strip()]
+            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "(no log)"
     for line in reversed(lines):
@@ -265,7 +265,7 @@ class WorkerPool:
         """SIGTERM every worker, wait up to the grace period (plus a margin), then SIGKILL."""
         self.stopping = True
         for worker in self.workers:
-            if worker.alive:
+            if worker.alive and worker.process is not None:
                 worker.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s + 5
         for worker in self.workers:

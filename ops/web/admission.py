@@ -7,7 +7,7 @@ than `high_water` images are in flight; past either the answer is a refusal with
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool

@@ -13,8 +13,8 @@ from faces.ops.web import document, errors, export, images, page, probes, views
 from faces.ops.web.admission import ReadingSlots, WaitingSlots
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
-from faces.ops.web.retention import UploadSweeper
 from faces.ops.web.guard import GuardHostAndOrigin
+from faces.ops.web.retention import UploadSweeper
 from faces.ops.web.state import Api
 from faces.streams.connection import connect, redact
 from faces.streams.status import pipeline_status

@@ -11,8 +11,8 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -154,7 +154,7 @@ async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_byt
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise ApiError(400, f"malformed multipart form ({exc.message}): send the image in one field `file`")
+        raise ApiError(400, f"malformed multipart form ({exc.message}): send the image in one field `file`") from exc
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

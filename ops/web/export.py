@@ -4,7 +4,7 @@ of `faces export` (schemas/table.py). Rows are streamed a batch of results at a 
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Optional
+from typing import Literal
 
 from fastapi import Query
 from fastapi.responses import JSONResponse
@@ -30,12 +30,12 @@ def list_query(
     limit: int = Query(defaults.HTTP_PAGE_LIMIT, ge=1, le=defaults.HTTP_PAGE_MAX, description="Results per page."),
     since: params.Since = None,
     cursor: params.Cursor = None,
-    status: Optional[Literal["ok", "error", "dead_lettered"]] = Query(
+    status: Literal["ok", "error", "dead_lettered"] | None = Query(
         None,
         description="Only results with this status; `dead_lettered` lists the dead letters that name an image "
         "(jobs that ended without a result), their reason in `error`.",
     ),
-    q: Optional[str] = Query(
+    q: str | None = Query(
         None,
         min_length=1,
         max_length=NAME_MAX,

@@ -4,7 +4,7 @@ The result document itself is schemas/result.schema.json, placed in the document
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,16 +64,16 @@ class PageItem(Strict):
     job_id: str
     status: str = Field(description="ok, error, superseded; dead_lettered when listing status=dead_lettered")
     finished_at: str = Time
-    result: Optional[dict[str, Any]] = Field(
+    result: dict[str, Any] | None = Field(
         json_schema_extra={"anyOf": [RESULT_REF, {"type": "null"}]},
         description="the image's stored result (null: expired)",
     )
-    error: Optional[DeadLetterError] = Field(None, description="a dead letter's reason (status dead_lettered)")
+    error: DeadLetterError | None = Field(None, description="a dead letter's reason (status dead_lettered)")
 
 
 class Page(Strict):
     items: list[PageItem]
-    next_cursor: Optional[str] = Field(
+    next_cursor: str | None = Field(
         json_schema_extra={"anyOf": [{"type": "string", "pattern": formats.ENTRY_ID_PATTERN}, {"type": "null"}]},
         description="pass as ?cursor= for the next page; null: no more",
     )

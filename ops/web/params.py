@@ -5,10 +5,9 @@ in one of two forms) is checked here against the same definition the document st
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 from fastapi import Path, Query
-from typing_extensions import Annotated
 
 from faces import settings as defaults
 from faces.ops.web.errors import ApiError
@@ -40,10 +39,10 @@ JobIdPath = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=defaults.HTTP_PAGE_MAX, description="Results per page.")]
 Cursor = Annotated[
-    Optional[str], Query(pattern=formats.ENTRY_ID_PATTERN, description="The next_cursor of the previous page.")
+    str | None, Query(pattern=formats.ENTRY_ID_PATTERN, description="The next_cursor of the previous page.")
 ]
 Since = Annotated[
-    Optional[str],
+    str | None,
     Query(
         description="Only results finished since then: an RFC 3339 time (e.g. 2026-11-27T10:00:00Z; one before "
         "1970 means all) or epoch seconds (e.g. 1764237600).",
@@ -51,17 +50,17 @@ Since = Annotated[
     ),
 ]
 Wait = Annotated[
-    Optional[float],
+    float | None,
     Query(
         ge=0, description="Seconds to wait for the result (at most the server's --wait-max-s, stated as the maximum)."
     ),
 ]
-FileName = Annotated[Optional[str], Query(description="A raw body's file name (names the image).")]
+FileName = Annotated[str | None, Query(description="A raw body's file name (names the image).")]
 MetadataValue = Annotated[
-    Optional[str], Query(max_length=_METADATA_VALUE["maxLength"], description="Returned in the result's metadata.")
+    str | None, Query(max_length=_METADATA_VALUE["maxLength"], description="Returned in the result's metadata.")
 ]
 CapturedAt = Annotated[
-    Optional[str],
+    str | None,
     Query(
         max_length=_METADATA_VALUE["maxLength"],
         json_schema_extra={"format": "date-time"},

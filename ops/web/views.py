@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from faces.ops.web import params
 from faces.ops.web.document import RETRY_AFTER, error
 from faces.ops.web.errors import ApiError
-from faces.ops.web.models import RESULT_REF, Accepted, ErrorBody, Page, Pending  # noqa: F401 (ErrorBody: export.py)
 from faces.ops.web.listing import ListQuery, iso_ms, list_query, page_json
+from faces.ops.web.models import RESULT_REF, Accepted, ErrorBody, Page, Pending  # noqa: F401 (ErrorBody: export.py)
 from faces.ops.web.picture import NoPicture, annotated_jpeg, plain_jpeg
 from faces.ops.web.state import Api, api, checked_image_id, require_token
 from faces.streams import recent, results, uploads
