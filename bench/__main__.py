@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
-from typing_extensions import Annotated
 
 from bench.report import render_rich
 from bench.run import BenchInputError, run_bench, run_throughput_only
@@ -35,7 +34,7 @@ def bench(
         ),
     ] = False,
     json_path: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")
+        Path | None, typer.Option("--json", help="Also write every figure, with machine facts, to this JSON file.")
     ] = None,
     repeat: Annotated[
         int,
@@ -44,7 +43,7 @@ def bench(
         ),
     ] = 1,
     only: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--only",
             help="Run one part alone: `throughput` (CPU floor, plain program, steady state, scale-out, growth).",

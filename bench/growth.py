@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.steady import rate_after, running_stack, submit_all, wait_results
 from bench.workload import small_copies

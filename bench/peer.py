@@ -17,8 +17,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 PASSES = 2
 # ``bench`` is not installed: the child imports it from the repository root.

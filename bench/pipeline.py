@@ -18,15 +18,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 from bench.machine import process_cpu_s, redis_server_version
 from faces import settings as defaults
 from faces.ops.jobs.run import JobOptions, JobSummary, start_pool, wait_for_results
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import redis_target
+from faces.ops.settings import AppSettings
 from faces.ops.supervise.pool import WorkerPool
 from faces.producer.submit import submit_file
 from faces.schemas.result import stage_ms as result_stage_ms
@@ -61,7 +62,7 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
     ]
     env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home)}
     launched_wall, launched = time.time(), time.monotonic()
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - launched
     if done.returncode not in (0, 3):
         raise RuntimeError(f"faces run failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -80,7 +81,7 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
 def cold_timeline(parent_log: str, log_dir: Path, launched_wall: float, total_s: float) -> dict:
     """Seconds since launch of each milestone, read from the JSON log lines, and the phases
     they delimit: start-up until the last worker is ready, the compute after that, the stop."""
-    marks: dict[str, float] = {}
+    marks: dict[str, Any] = {}  # seconds since launch, and each stage's load_s as logged
     lines = parent_log.splitlines()
     for path in sorted(log_dir.glob("*.log")):
         lines += path.read_text(errors="replace").splitlines()
@@ -121,7 +122,7 @@ def stage_batches(log_path: Path, since_wall: float, until_wall: float, faces_of
         if left == 0:
             left = record["batch"]
             batches.append({"images": left, "faces": 0, "seconds": left * record["duration_ms"] / 1000})
-        batches[-1]["faces"] += faces_of.get(record.get("image_id"), 0)
+        batches[-1]["faces"] += faces_of.get(record.get("image_id", ""), 0)
         left -= 1
     return batches
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 _analyzer = None
 
@@ -38,6 +38,7 @@ def _ready(_index: int) -> int:
 
 
 def _faces_in(path: str) -> int:
+    assert _analyzer is not None, "the pool initializer loads the analyzer first"
     result = _analyzer.analyze(path)
     return len(result["faces"]) if result["status"] == "ok" else -1
 

@@ -7,6 +7,7 @@ into the README's table, so both always show the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 STAGES = ("detect", "landmarks", "agegender")
@@ -21,7 +22,7 @@ MAX_HOP_P50_MS = 2.0
 class Section(NamedTuple):
     title: str
     header: tuple[str, ...]
-    rows: list[tuple[str, ...]]
+    rows: Sequence[tuple[str, ...]]
 
 
 def _precision(f: dict) -> str:

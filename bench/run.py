@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from bench import peer as bench_peer
 from bench import pipeline as bench_pipeline
@@ -136,7 +137,7 @@ def run_throughput_only(
             write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=True, seed=SYNTHETIC_SEED)
         else:
             home = next(iter(_weight_sets(workdir, False, say).values()))
-        figures = {
+        figures: dict[str, Any] = {
             "only": "throughput",
             "folder": str(folder),
             "repeat": options.repeat,

@@ -8,15 +8,15 @@ one untimed warm-up call first (TensorFlow builds its graph functions on the fir
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
+from faces.models.agegender import INPUT_SIZE, crop_face
 from faces.models.decode import decode_image
 from faces.models.detect import Box, Detector
-from faces.models.agegender import INPUT_SIZE, crop_face
 from faces.models.landmarks import Landmarker
 
 

@@ -13,14 +13,14 @@ import contextlib
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from bench.machine import process_cpu_s, process_memory_mb
 from bench.pipeline import _seconds_since, worker_args
 from faces.ops.jobs.run import JobOptions, start_pool
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import redis_target
+from faces.ops.settings import AppSettings
 from faces.producer.submit import submit_file
 from faces.streams import results
 from faces.streams.names import STAGE_ORDER
@@ -75,7 +75,7 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(
     workdir: Path, env: dict[str, str], counts: dict[str, int] | None = None, start_workers: bool = True
-) -> Iterator[tuple[Stack, callable]]:
+) -> Iterator[tuple[Stack, Callable[[], Stack]]]:
     """An embedded Redis and (unless not ``start_workers``: call the second value later) the
     worker pool `faces up` would start, with ``counts`` workers per stage (default one each)."""
     app = AppSettings(

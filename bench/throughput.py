@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from bench import floor as bench_floor
 from bench import growth as bench_growth

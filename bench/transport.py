@@ -8,8 +8,8 @@ the photo, so their msgpack size is what the pipeline actually moves.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.hop import time_hops
 from bench.machine import redis_server_version
@@ -21,14 +21,16 @@ from faces.models.landmarks import Landmarker
 from faces.producer.files import job_for
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
-from faces.streams.outcomes import Delivery
+from faces.streams.outcomes import Delivery, Forward
 
 
 def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> dict:
     """The event the landmarks stage forwards for ``photo``, built by the real adapters."""
     job = job_for(str(photo.path), photo.data)
     for stage in (DetectStage(detector), LandmarksStage(landmarker)):
-        job = stage.handle([Delivery("0-0", 1, job, photo.data)])[0].job
+        [outcome] = stage.handle([Delivery("0-0", 1, job, photo.data)])
+        assert isinstance(outcome, Forward), f"{photo.path} did not pass {type(stage).__name__}"
+        job = outcome.job
     return job
 
 

@@ -7,8 +7,8 @@ so every copy decodes to the same pixels and finds the same faces, and costs the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 

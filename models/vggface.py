@@ -26,6 +26,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
+from faces.models.precision import FLOAT32
+from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, INPUT_SIDE, TRUNK_LAYERS, weight_file
+from faces.models.weights import WeightsUnreadable
+
+# isort: split
+# TensorFlow only after tf_runtime: import order matters here.
 import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import (  # noqa: E402
     Activation,
@@ -37,11 +45,6 @@ from tensorflow.keras.layers import (  # noqa: E402
     MaxPooling2D,
 )
 from tensorflow.keras.models import Model  # noqa: E402
-
-from faces.models import tf_runtime  # first: it sets Keras 2 up before TensorFlow loads
-from faces.models.precision import FLOAT32
-from faces.models.vgg_weights import AGE_CLASSES, BLOCKS, GENDER_CLASSES, INPUT_SIDE, TRUNK_LAYERS, weight_file
-from faces.models.weights import WeightsUnreadable
 
 tf_runtime.require_keras2()
 
