@@ -1,4 +1,5 @@
-"""Consumer-group plumbing: create groups once, notice when one was lost, recognise errors."""
+"""Consumer-group plumbing: create groups once, notice when one was lost, recognise its errors
+(which Redis errors pass by themselves: streams/transient.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,6 @@ import redis
 from faces.streams import names
 from faces.streams.errors import GroupLost
 
-# Replies that mean "Redis cannot take writes (or answer) right now", not "this request is
-# wrong": out of memory under noeviction, a failed background save, a replica, a server still
-# loading its data or busy with a script. Workers wait these out with backoff instead of dying.
-# redis-py turns some codes into classes (and strips the code from the message); the others
-# arrive as a plain ResponseError starting with the code, or, raised inside a Lua script on
-# 6.2, wrapped as "Error running script ... -OOM ...".
-TRANSIENT_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError, redis.exceptions.TryAgainError)
-TRANSIENT_CODES = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "BUSY")
-
 
 def is_busygroup(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("BUSYGROUP")
@@ -25,13 +17,6 @@ def is_busygroup(exc: redis.ResponseError) -> bool:
 
 def is_nogroup(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
-
-
-def is_transient(exc: redis.ResponseError) -> bool:
-    if isinstance(exc, TRANSIENT_ERRORS):
-        return True
-    message = str(exc)
-    return any(message.startswith(f"{code} ") or f"-{code} " in message for code in TRANSIENT_CODES)
 
 
 def _marker(stream: str, group: str) -> str:

@@ -17,32 +17,27 @@ within PUBLISHED_MEMORY_S, or one still in flight, and adds nothing.
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
 
 import redis
 import structlog
 
-from faces import settings as defaults
 from faces.schemas import events
 from faces.streams import clock, names, scripts
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
 
+# Producers call these through this module (producer/watch.py); they live in streams/transient.py.
+from faces.streams.transient import is_transient, nothing, retry_transient
+
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-
-CALLBACK_EVERY_S = 0.2  # how often `while_waiting` runs during a long wait
-
-# Server replies that say "not now" rather than "never": out of memory (noeviction), a failed
-# background save refusing writes, a replica (e.g. during a failover), an AOF being loaded.
-_TRANSIENT_CODES = ("OOM", "MISCONF", "READONLY", "LOADING")
-
+__all__ = ["NoRoom", "backlog", "has_room", "is_transient", "publish_image", "publish_when_room", "retry_transient"]
 
 # How long a published job id is remembered (`names.published_key`): longer than a lost reply
 # can take to show (the socket timeout) plus the time `publish_image` keeps sending it again.
 PUBLISHED_MEMORY_S = 120
-PUBLISH_RETRY_S = 30.0  # how long a publish whose reply was lost is sent again
+PUBLISH_RETRY_S = 30.0  # how long a publish whose reply was lost (or refused for now) is sent again
 
 # KEYS: inflight set, blob key, stream, published marker, upload key, dead letters
 # ARGV: job id, bytes, payload field, payload, high-water mark (0: none), marker TTL,
@@ -89,10 +84,6 @@ class NoRoom(Exception):
         self.high_water = high_water
 
 
-def _nothing() -> None:
-    return None
-
-
 def publish_image(
     client: redis.Redis,
     job: dict,
@@ -110,16 +101,14 @@ def publish_image(
     With `settles` (a dead letter's id), that dead letter is deleted in the same step.
 
     Returns the entry id. Safe to repeat with the same job: a lost reply (ConnectionError or
-    TimeoutError after the command left) is sent again for up to PUBLISH_RETRY_S, and a job id
+    TimeoutError after the command left), or a transient refusal (streams/transient.py: OOM,
+    MASTERDOWN, TRYAGAIN, BUSY, ...), is sent again for up to PUBLISH_RETRY_S, and a job id
     already published adds nothing (the first entry's id is returned; '' once only the
     in-flight set still knows it). Past PUBLISH_RETRY_S the error is raised and whether the job
     was published is unknown: publishing it again with the same job id is safe.
 
     The blob key is derived from the job id, never read from the event."""
     job_id = job["job_id"]
-    # Submitted now on Redis's clock, whatever the producer's says: the newer submission's
-    # result wins (schemas/result.py `supersedes`), so every producer must share one clock.
-    job["submitted_at"] = clock.server_now(client)
     keys = [
         names.INFLIGHT,
         names.blob_key(job_id),
@@ -128,37 +117,30 @@ def publish_image(
         names.upload_key(job["image_id"]),
         names.DEAD_LETTERS,
     ]
-    args = [
+    args: list = [
         job_id,
         data,
         PAYLOAD_FIELD,
-        events.encode(job),
+        b"",  # the event, encoded once submitted_at is known (`send`)
         max(0, int(high_water)),
         PUBLISHED_MEMORY_S,
         max(1, int(upload_ttl_s)) if upload_ttl_s is not None else 0,
         settles or "",
     ]
-    reply = _resent_while_lost(lambda: scripts.call(client, _ADMIT_AND_PUBLISH, keys, args))
+
+    def send() -> list:
+        # Submitted now on Redis's clock, whatever the producer's says: the newer submission's
+        # result wins (schemas/result.py `supersedes`), so every producer must share one clock.
+        job["submitted_at"] = clock.server_now(client)
+        args[3] = events.encode(job)
+        return scripts.call(client, _ADMIT_AND_PUBLISH, keys, args)
+
+    reply = retry_transient(send, what="publish", give_up_after_s=PUBLISH_RETRY_S)
     if int(reply[0]) == 0:
         raise NoRoom(int(reply[1]), high_water)
     if int(reply[0]) == 2:
         log.info("publish.already", job_id=job_id)
     return text(reply[1])
-
-
-def _resent_while_lost(send: Callable[[], T]) -> T:
-    """`send()`, sent again while its connection is lost, for up to PUBLISH_RETRY_S."""
-    deadline = time.monotonic() + PUBLISH_RETRY_S
-    delay = defaults.RECONNECT_MIN_S
-    while True:
-        try:
-            return send()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("publish.resent", error=str(exc) or type(exc).__name__, retry_in_s=delay)
-        time.sleep(delay)
-        delay = min(delay * 2, defaults.RECONNECT_MAX_S)
 
 
 def publish_when_room(
@@ -170,7 +152,7 @@ def publish_when_room(
     stream: str = names.IMAGES,
     settles: str | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    while_waiting: Callable[[], None] = _nothing,
+    while_waiting: Callable[[], None] = nothing,
 ) -> str:
     """`publish_image`, waiting for room (`wait_for_room`) for as long as it answers NoRoom:
     the producers' way (submit, dead-letter retry). `should_stop()` ends the wait and
@@ -202,68 +184,10 @@ def wait_for_room(
     *,
     poll_s: float = 0.2,
     should_stop: Callable[[], bool] = lambda: False,
-    while_waiting: Callable[[], None] = _nothing,
+    while_waiting: Callable[[], None] = nothing,
 ) -> None:
     """Block while there is no room (`has_room`), running `while_waiting()` at every poll (e.g.
     a WorkerPool's supervise)."""
     while not has_room(client, high_water) and not should_stop():
         while_waiting()
         time.sleep(poll_s)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for a Redis error that passes by itself: lost connection, timeout, or a server that
-    answers OOM / MISCONF / READONLY / LOADING."""
-    if isinstance(
-        exc,
-        (
-            redis.ConnectionError,
-            redis.TimeoutError,  # includes BusyLoadingError
-            redis.exceptions.OutOfMemoryError,
-            redis.exceptions.ReadOnlyError,
-        ),
-    ):
-        return True
-    if not isinstance(exc, redis.ResponseError):
-        return False
-    message = str(exc)
-    if message.split(" ", 1)[0] in _TRANSIENT_CODES:
-        return True
-    # Redis 6 wraps an error met inside a script: "Error running script ...: @user_script:1: -OOM ...".
-    return any(f": -{code} " in message for code in _TRANSIENT_CODES)
-
-
-def retry_transient(
-    action: Callable[[], T],
-    *,
-    what: str,
-    while_waiting: Callable[[], None] = _nothing,
-    min_s: float = defaults.RECONNECT_MIN_S,
-    max_s: float = defaults.RECONNECT_MAX_S,
-) -> T:
-    """`action()`, retried with exponential backoff (min_s doubling to max_s) for as long as it
-    fails with a transient Redis error (`is_transient`); any other error is raised. Logs one
-    warning per failed attempt; `while_waiting()` runs every CALLBACK_EVERY_S while it waits.
-
-    `action` must be safe to repeat: a reply lost on the wire leaves it unknown whether the
-    attempt took effect."""
-    delay = min_s
-    while True:
-        try:
-            return action()
-        except redis.RedisError as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("redis.unavailable", during=what, error=str(exc) or type(exc).__name__, retry_in_s=delay)
-        _sleep_running(delay, while_waiting)
-        delay = min(delay * 2, max_s)
-
-
-def _sleep_running(seconds: float, while_waiting: Callable[[], None]) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        while_waiting()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(CALLBACK_EVERY_S, left))

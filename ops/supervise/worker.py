@@ -20,6 +20,7 @@ from faces.streams.connection import connect, redact
 from faces.streams.consumer import StageConsumer
 from faces.streams.errors import GroupLost, RedisUnavailable
 from faces.streams.settings import RuntimeSettings
+from faces.streams.transient import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -32,15 +33,15 @@ def default_consumer_name(stage: str) -> str:
 def connect_with_retry(url: str, settings: RuntimeSettings, stop: threading.Event) -> redis.Redis | None:
     """Connect, waiting with backoff while Redis is not up yet (containers start in any order);
     None when told to stop while waiting."""
-    backoff = settings.reconnect_min_s
+    backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
     while True:
         try:
             return connect(url)
         except RedisUnavailable as exc:
-            log.warning("redis.waiting", url=redact(url), error=str(exc), retry_in_s=backoff)
-            if stop.wait(backoff):
+            delay = backoff.next()
+            log.warning("redis.waiting", url=redact(url), error=str(exc), retry_in_s=delay)
+            if stop.wait(delay):
                 return None
-            backoff = min(backoff * 2, settings.reconnect_max_s)
 
 
 def announce_ready() -> None:

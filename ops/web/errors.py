@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from faces.schemas.events import EventError
-from faces.streams.publishing import is_transient
+from faces.streams.transient import is_transient
 
 log = structlog.get_logger(__name__)
 

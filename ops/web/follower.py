@@ -12,9 +12,9 @@ from collections import OrderedDict
 import redis
 import structlog
 
-from faces import settings as defaults
 from faces.ops.metrics import ApiMetrics
 from faces.streams import results
+from faces.streams.transient import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ class ResultFollower:
                 self._submitted.pop(job_id, None)
 
     def _run(self) -> None:
-        delay = defaults.RECONNECT_MIN_S
+        backoff = Backoff()
         cursors = None
         while not self._stop.is_set():
             try:
@@ -76,15 +76,15 @@ class ResultFollower:
                     self._started.set()
                 for announced in results.follow(self.client, cursors, BLOCK_MS):
                     self._announce(announced)
-                delay = defaults.RECONNECT_MIN_S
+                backoff.reset()
             except redis.RedisError as exc:
+                delay = backoff.next()
                 log.warning("results.follow_failed", error=str(exc) or type(exc).__name__, retry_in_s=delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, defaults.RECONNECT_MAX_S)
             except Exception:  # noqa: BLE001 - a dead follower would leave every ?wait to time out
+                delay = backoff.next()
                 log.exception("results.follow_crashed", retry_in_s=delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, defaults.RECONNECT_MAX_S)
 
     def _announce(self, announced: results.Announcement) -> None:
         self.metrics.results.labels(status=announced.status).inc()
