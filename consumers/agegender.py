@@ -9,22 +9,22 @@ genders stay null and the result says which file is missing and how to fetch it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from faces.consumers.common import analyse_batch
-from faces.consumers.registry import routed
+from faces.consumers.registry import Routed, routed
+from faces.logs import native_stderr_logged
 from faces.models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
 from faces.models.analysis import Photo, add_age_gender
 from faces.models.decode import DEFAULT_MAX_PIXELS
-from faces.logs import native_stderr_logged
 from faces.streams.outcomes import Delivery, Outcome
 
 
 @routed("agegender")
 @dataclass
-class AgeGenderStage:
+class AgeGenderStage(Routed):
     choice: str = DEFAULT_CHOICE
     weights_dir: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -4,7 +4,8 @@ stage's analysis step (models/analysis.py) runs on the photos left, and every jo
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 from faces.models.analysis import Photo, decode_photo
 from faces.streams.outcomes import Delivery, Forward, Outcome
@@ -20,7 +21,7 @@ def analyse_batch(deliveries: Sequence[Delivery], stage: str, max_pixels: int, s
     step([photo for _, photo in work])
     for index, photo in work:
         outcomes[index] = Forward(photo.job)
-    return outcomes
+    return cast(list[Outcome], outcomes)  # every slot filled: by decode_batch, or just above
 
 
 def decode_batch(

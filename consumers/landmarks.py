@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Sequence
 
 from faces.consumers.common import analyse_batch
-from faces.consumers.registry import routed
+from faces.consumers.registry import Routed, routed
 from faces.models.analysis import add_landmarks
 from faces.models.decode import DEFAULT_MAX_PIXELS
 from faces.models.landmarks import Landmarker, load_landmarker
@@ -17,7 +17,7 @@ from faces.streams.outcomes import Delivery, Outcome
 
 @routed("landmarks")
 @dataclass
-class LandmarksStage:
+class LandmarksStage(Routed):
     landmarker: Landmarker
     max_pixels: int = DEFAULT_MAX_PIXELS
     needs_image: bool = True

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 from faces.consumers.pictures import write_picture
-from faces.consumers.registry import routed
+from faces.consumers.registry import Routed, routed
 from faces.consumers.storage import inside, sweep_temp_files, write_if
 from faces.schemas.result import build_result, dumps, supersedes
 from faces.streams.outcomes import Delivery, Finish, Outcome
@@ -15,7 +16,7 @@ from faces.streams.outcomes import Delivery, Finish, Outcome
 
 @routed("sink")
 @dataclass
-class SinkStage:
+class SinkStage(Routed):
     storage: Path
     output: Path | None = None  # annotated pictures go here; None: no pictures
 
@@ -33,7 +34,7 @@ class SinkStage:
             written = write_if(
                 inside(self.storage, f"{result['image_id']}.json"),
                 text.encode(),
-                lambda current: supersedes(result, current),
+                partial(supersedes, result),  # supersedes(result, current)
             )
             if written and self.output is not None and result["status"] == "ok" and delivery.image:
                 write_picture(self.output, result, delivery.image)

@@ -11,8 +11,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 # Every file written here holds a person's face or photo (results: boxes, landmarks, ages;
 # pictures; uploads; exports), so it is readable by its owner only, like the Redis files that

@@ -310,7 +310,7 @@ class EmbeddedRedis:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         self.start()
         return self
 

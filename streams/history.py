@@ -3,7 +3,7 @@ admin operations on the whole key space: safe trim of every stream, purge."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 

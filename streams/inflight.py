@@ -9,8 +9,8 @@ backlog, so finding them never reads the images stream's history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import redis
 

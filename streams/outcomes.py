@@ -6,8 +6,9 @@ them into one atomic commit together with the acknowledgements (streams/commit.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Protocol
 
 from faces.streams.names import StageRoute
 
@@ -52,7 +53,7 @@ class Reject:
     message: str
 
 
-Outcome = Union[Forward, Finish, Reject]
+Outcome = Forward | Finish | Reject
 
 
 class Stage(Protocol):

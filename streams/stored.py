@@ -3,7 +3,7 @@ then the documents read a batch at a time, so an export of many results never ho
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 

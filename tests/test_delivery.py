@@ -91,10 +91,10 @@ def test_a_retry_does_not_take_back_an_entry_a_sibling_has_claimed(redis_client)
     [job] = publish(redis_client, 1)
     stage = PickyStage(flaky_image=job["image_id"])
     consumer, thread = start(redis_client, stage, settings)
-    wait_until(lambda: consumer._retry_due, what="first attempt failed, retry scheduled")
+    wait_until(lambda: consumer.retries, what="first attempt failed, retry scheduled")
     [entry] = pending_of(redis_client, "c1")
     redis_client.xclaim(names.IMAGES, "detect", "sibling", min_idle_time=0, message_ids=[entry])
-    wait_until(lambda: not consumer._retry_due, timeout_s=5, what="the retry attempted")
+    wait_until(lambda: not consumer.retries, timeout_s=5, what="the retry attempted")
     stop(consumer, thread)
     assert stage.seen == [(job["image_id"], 1)]
     assert forwarded(redis_client) == []
@@ -110,14 +110,14 @@ def test_entries_waiting_for_a_retry_keep_their_claim_while_a_slow_batch_runs(re
     [flaky] = publish(redis_client, 1, prefix="flaky")
     busy = PickyStage(flaky_image=flaky["image_id"], delay_s=1.5, slow_image="slow0")
     consumer, thread = start(redis_client, busy, settings)
-    wait_until(lambda: consumer._retry_due, what="the first attempt failed, a retry waiting")
+    wait_until(lambda: consumer.retries, what="the first attempt failed, a retry waiting")
     [slow] = publish(redis_client, 1, prefix="slow")
     busy.slow_image = slow["image_id"]
     wait_until(lambda: (slow["image_id"], 1) in busy.seen, what="the slow batch under way")
     sibling = PickyStage()
     c2, t2 = start(redis_client, sibling, settings, name="sibling")
     wait_until(
-        lambda: not consumer._retry_due and flaky["image_id"] in forwarded(redis_client),
+        lambda: not consumer.retries and flaky["image_id"] in forwarded(redis_client),
         timeout_s=20,
         what="the retry done",
     )
