@@ -83,7 +83,8 @@ def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(
         return deadletters.count(redis_client) == 1 and len(forwarded(redis_client)) == 2 and pending(redis_client) == 0
 
     try:
-        wait_until(settled, timeout_s=90, what="the good images forwarded and the hung one dead-lettered")
+        # Generous: each overrun restarts a worker process (seconds on a loaded 2-core machine).
+        wait_until(settled, timeout_s=240, what="the good images forwarded and the hung one dead-lettered")
         replaced = overruns(pool)
     finally:
         pool.stop()
