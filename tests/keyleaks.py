@@ -1,0 +1,71 @@
+"""The keys a test left in its redis-server that the pipeline does not keep on purpose.
+
+Checked by the `redis_server` fixture (tests/fixtures_redis.py) after every test, on the test's
+own server. Two kinds of leak: a key of no family streams/names.py defines (a stray key), and
+the image bytes or in-flight slot of a job that is finished (announced on the results stream, or
+dead-lettered by the sink, its last stage): what the sink's commit releases. The bytes and slot
+of a job still on its way are work in progress, not a leak. A test that leaves other keys on
+purpose says so: `@pytest.mark.redis_keys_left("pattern", ...)` (fnmatch patterns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+
+import redis
+
+from faces.streams import names
+
+# Every key family of streams/names.py: what the pipeline may leave behind once its work is done.
+DURABLE_FAMILIES = (
+    names.IMAGES,
+    names.DETECTED,
+    names.LANDMARKED,
+    names.ANALYZED,
+    names.RESULTS,
+    names.DEAD_LETTERS,
+    names.GROUPS_CREATED,
+    names.HEARTBEATS,
+    names.INFLIGHT,
+    names.BENCH_PING,
+    names.BENCH_PONG,
+    names.blob_key("*"),
+    names.published_key("*"),
+    names.held_key(f"{names.PREFIX}:*"),
+    names.seen_key("*"),
+    names.watch_key("*"),
+    names.stats_key("*", "*"),  # a pattern in place of the bucket number
+    names.result_key("*"),
+    names.upload_key("*"),
+    names.job_key("*"),
+)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def finished_jobs(client: redis.Redis) -> set[str]:
+    """The ids of the jobs whose last stage is done: announced results and the sink's dead letters."""
+    done = {_text(fields.get(b"job_id", b"")) for _, fields in client.xrange(names.RESULTS)}
+    for _, fields in client.xrange(names.DEAD_LETTERS):
+        if fields.get(b"stage") == b"sink":
+            done.add(_text(fields.get(b"job_id", b"")))
+    done.discard("")
+    return done
+
+
+def leaked_keys(client: redis.Redis, allowed: Iterable[str] = ()) -> list[str]:
+    """What the server holds that no family and no `allowed` pattern accounts for, and the bytes
+    and in-flight slots of finished jobs; one line each, sorted."""
+    patterns = (*DURABLE_FAMILIES, *allowed)
+    keys = sorted(_text(k) for k in client.scan_iter(count=1000))
+    leaks = [f"stray key {k}" for k in keys if not any(fnmatchcase(k, p) for p in patterns)]
+    finished = finished_jobs(client)
+    leaks += [
+        f"image bytes of finished job {j} ({names.blob_key(j)})" for j in sorted(finished) if names.blob_key(j) in keys
+    ]
+    slots = {_text(m) for m in client.smembers(names.INFLIGHT)}
+    leaks += [f"in-flight slot of finished job {j} ({names.INFLIGHT})" for j in sorted(finished & slots)]
+    return leaks
