@@ -87,7 +87,7 @@ class NoRoom(Exception):
 def publish_image(
     client: redis.Redis,
     job: dict,
-    data: bytes,
+    data: bytes | bytearray,  # the HTTP API's upload arrives as a bytearray
     stream: str = names.IMAGES,
     *,
     upload_ttl_s: int | None = None,
