@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import pytest
 import redis
@@ -108,7 +109,7 @@ class Announcements:
             new = [(text(f[b"job_id"]), text(f[b"image_id"]), text(f[b"status"])) for _, f in rows]
             keys = [names.result_key(image_id) for _, image_id, _ in new]
 
-            def copies():
+            def copies(keys=keys):
                 pipe = self.client.pipeline(transaction=False)
                 for key in keys:
                     pipe.get(key)

@@ -21,8 +21,8 @@ import functools
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import msgpack

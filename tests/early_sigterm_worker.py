@@ -15,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-from faces.ops.supervise import worker as worker_process
 from faces.ops.cli import main
+from faces.ops.supervise import worker as worker_process
 
 if __name__ == "__main__":
     marker = Path(sys.argv[1])

@@ -7,8 +7,8 @@ written once per test session, the detector and landmarker loaded once.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
-from faces.ops.supervise import worker as worker_process
 from faces.ops.cli import main
+from faces.ops.supervise import worker as worker_process
 from faces.streams.outcomes import Delivery, Outcome
 from tests.stages import PickyStage
 

@@ -2,9 +2,10 @@
 
 Checked by the `redis_server` fixture (tests/fixtures_redis.py) after every test, on the test's
 own server. Two kinds of leak: a key of no family streams/names.py defines (a stray key), and
-the image bytes or in-flight slot of a job that is finished (announced on the results stream, or
-dead-lettered by the sink, its last stage): what the sink's commit releases. The bytes and slot
-of a job still on its way are work in progress, not a leak. A test that leaves other keys on
+what the sink's commit releases but a finished job still holds: the in-flight slot of a job
+announced on the results stream or dead-lettered by the sink, the image bytes of the former,
+and bytes that never expire of the latter (the sink keeps a dead letter's bytes for a while,
+for `faces dlq retry`). The bytes and slot of a job still on its way are work in progress. A test that leaves other keys on
 purpose says so: `@pytest.mark.redis_keys_left("pattern", ...)` (fnmatch patterns).
 """
 
@@ -46,25 +47,32 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def finished_jobs(client: redis.Redis) -> set[str]:
-    """The ids of the jobs whose last stage is done: announced results and the sink's dead letters."""
-    done = {_text(fields.get(b"job_id", b"")) for _, fields in client.xrange(names.RESULTS)}
-    for _, fields in client.xrange(names.DEAD_LETTERS):
-        if fields.get(b"stage") == b"sink":
-            done.add(_text(fields.get(b"job_id", b"")))
-    done.discard("")
-    return done
+def finished_jobs(client: redis.Redis) -> tuple[set[str], set[str]]:
+    """The ids of the jobs whose last stage is done: (announced results, the sink's dead letters)."""
+    announced = {_text(fields.get(b"job_id", b"")) for _, fields in client.xrange(names.RESULTS)}
+    given_up = {
+        _text(fields.get(b"job_id", b""))
+        for _, fields in client.xrange(names.DEAD_LETTERS)
+        if fields.get(b"stage") == b"sink"
+    }
+    return announced - {""}, given_up - {""}
 
 
 def leaked_keys(client: redis.Redis, allowed: Iterable[str] = ()) -> list[str]:
-    """What the server holds that no family and no `allowed` pattern accounts for, and the bytes
-    and in-flight slots of finished jobs; one line each, sorted."""
+    """What the server holds that no family and no `allowed` pattern accounts for, and what
+    finished jobs still hold (see above); one line each."""
     patterns = (*DURABLE_FAMILIES, *allowed)
     keys = sorted(_text(k) for k in client.scan_iter(count=1000))
     leaks = [f"stray key {k}" for k in keys if not any(fnmatchcase(k, p) for p in patterns)]
-    finished = finished_jobs(client)
+    announced, given_up = finished_jobs(client)
+    finished = announced | given_up
     leaks += [
-        f"image bytes of finished job {j} ({names.blob_key(j)})" for j in sorted(finished) if names.blob_key(j) in keys
+        f"image bytes of finished job {j} ({names.blob_key(j)})" for j in sorted(announced) if names.blob_key(j) in keys
+    ]
+    leaks += [
+        f"image bytes that never expire of job {j} the sink dead-lettered ({names.blob_key(j)})"
+        for j in sorted(given_up - announced)
+        if names.blob_key(j) in keys and client.ttl(names.blob_key(j)) == -1
     ]
     slots = {_text(m) for m in client.smembers(names.INFLIGHT)}
     leaks += [f"in-flight slot of finished job {j} ({names.INFLIGHT})" for j in sorted(finished & slots)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from faces.streams import names
 from faces.streams.outcomes import Delivery, Forward, Outcome, Reject

@@ -28,7 +28,6 @@ from faces.models.agegender import (
     load_agegender,
 )
 from faces.models.detect import Box
-from faces.models.vgg_weights import WEIGHTED_LAYERS
 from faces.models.landmarks import eye_centres
 from faces.models.precision import (
     FLOAT32,
@@ -39,6 +38,7 @@ from faces.models.precision import (
     cpu_flags,
     cpu_has_native_bf16,
 )
+from faces.models.vgg_weights import WEIGHTED_LAYERS
 
 TOLERANCE = 1e-4
 PHOTO = "2008_007676.jpg"

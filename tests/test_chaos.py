@@ -36,15 +36,15 @@ from tests.chaos_helpers import (
     RESULT_TTL_ENV,
     Announcements,
     Expected,
-    assert_exact_completion,
     QuietRedis7,
+    assert_exact_completion,
     drained_memory,
     log_events,
     no_latency_histograms,
+    quiet_library_logs,  # noqa: F401 - a fixture
     retrying,
     used_memory,
 )
-from tests.chaos_helpers import quiet_library_logs  # noqa: F401 - a fixture
 from tests.fixtures_redis import REDIS7, server_binary
 from tests.images import DATA, photo_variants
 from tests.pipeline import consumer_pending, total_pending
@@ -328,7 +328,7 @@ def test_500_photos_through_kills_twin_consumer_slow_batches_redis_restart_and_r
             # Tried again only when a connection to the server killed by chaos.tick fails: a
             # command on it never reached the restarted server, so nothing is submitted twice.
             job = retrying(
-                lambda: submit_file(client, path, high_water=HIGH_WATER, while_waiting=chaos.tick),
+                lambda path=path: submit_file(client, path, high_water=HIGH_WATER, while_waiting=chaos.tick),
                 f"submitting {path.name}",
             )
             submitted.append(expect(job, "error", bad[path]) if path in bad else expect(job))
@@ -442,8 +442,8 @@ def test_redis_sigkilled_on_everysec_loses_at_most_its_last_second_and_resubmitt
         recent = {e.job_id for e, at in sent if at >= killed_at - 2.0}
         assert {e.job_id for e in lost} <= recent, "lost a submission older than the last second"
         survivors = [e for e, _ in sent if e not in lost]
-        again = [expect(retrying(lambda: submit_file(client, Path(e.path)), "re-submitting")) for e in lost]
-        rest = [expect(retrying(lambda: submit_file(client, p), "submitting")) for p in photos[40:]]
+        again = [expect(retrying(lambda e=e: submit_file(client, Path(e.path)), "re-submitting")) for e in lost]
+        rest = [expect(retrying(lambda p=p: submit_file(client, p), "submitting")) for p in photos[40:]]
         expected = survivors + again + rest
         wait_until(
             lambda: pool.supervise() or announced.poll() >= len(expected),

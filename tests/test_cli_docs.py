@@ -7,7 +7,6 @@ and docs/ points at a file (and heading) that exists."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import typer.main
 

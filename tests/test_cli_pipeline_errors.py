@@ -445,7 +445,7 @@ def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_pat
     note = result["notes"]["agegender"]
     assert note["status"] == "weights_unreadable" and result["faces"][0]["age"] is not None
     assert f"  warning: {note['message']}" in done.stdout.splitlines()
-    events = [json.loads(l) for l in (tmp_path / "s" / "logs" / "agegender-0.log").read_text().splitlines()]
+    events = [json.loads(line) for line in (tmp_path / "s" / "logs" / "agegender-0.log").read_text().splitlines()]
     assert any(e["event"] == "agegender.deepface_unavailable" and e["level"] == "warning" for e in events)
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import stat
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import msgpack
 import pytest
@@ -498,6 +498,7 @@ def test_the_sink_fsyncs_the_result_folder_and_writes_owner_only_files(redis_cli
     assert stat.S_IMODE((tmp_path / f"{job['image_id']}.json").stat().st_mode) == 0o600 & ~umask
 
 
+@pytest.mark.redis_keys_left("faces:precious")
 def test_an_event_cannot_make_the_sink_delete_a_key_of_its_choosing(redis_client, tmp_path):
     redis_client.set("faces:precious", b"keep me")
     job = sink_job("face", submitted_at=1000.0)

@@ -12,9 +12,9 @@ from faces.models.detect import (
     BackendUnavailable,
     Box,
     Detection,
+    ScalePlan,
     UnknownBackend,
     load_detector,
-    ScalePlan,
     plan_scale,
 )
 from tests.annotations import match_boxes

@@ -5,7 +5,6 @@ and a `faces worker` that never owns Redis."""
 from __future__ import annotations
 
 import json
-
 import os
 import stat
 import subprocess
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from faces.ops.jobs.run import JobOptions, run_job
-from faces.ops.settings import AppSettings
 from faces.ops.jobs.target import StackAlreadyRunning, stack_lock
+from faces.ops.settings import AppSettings
 from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path
@@ -182,7 +181,7 @@ def test_the_stack_lock_of_a_killed_process_is_released(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from ops.target import stack_lock\n"
+            "import sys, time; from faces.ops.jobs.target import stack_lock\n"
             f"with stack_lock(__import__('pathlib').Path({str(state)!r})):\n"
             "    print('held', flush=True); time.sleep(600)",
         ],

@@ -15,10 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from urllib.parse import quote
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from urllib.parse import quote
 
 import cv2
 import httpx
@@ -471,7 +471,7 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(stack):
                 answer += sock.recv(65536)
                 if b"\r\n\r\n" in answer:
                     break
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 pass
         sock.settimeout(10)
         while b"\r\n\r\n" not in answer:

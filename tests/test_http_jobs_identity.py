@@ -27,7 +27,6 @@ from tests.pipeline import REPO
 from tests.test_http_api import photo, start_api
 from tests.waiting import wait_until
 
-
 CLAIM_IDLE_MS = 600_000  # the sink claims the stalled entry only once the test makes it that idle
 
 

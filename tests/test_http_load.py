@@ -65,7 +65,7 @@ class RssSampler:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss_mb(self.pid))
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 

@@ -4,8 +4,8 @@ them before the source is copied, and carries one OpenCV and TensorFlow's CPU bu
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

@@ -38,12 +38,19 @@ def test_a_finished_jobs_bytes_and_slot_and_a_stray_key_are_leaks_work_in_progre
     assert leaked_keys(redis_client) == []
 
 
-def test_the_sinks_dead_letter_finishes_a_job(redis_client):
-    """A job dead-lettered by the sink (its last stage) is finished: its bytes left behind are a leak."""
+def test_the_sinks_dead_letter_finishes_a_job_whose_bytes_may_only_stay_a_while(redis_client):
+    """A job dead-lettered by the sink (its last stage) is finished: its in-flight slot and bytes
+    that never expire are leaks; bytes kept with an expiry (for `faces dlq retry`) are not."""
     redis_client.xadd(names.DEAD_LETTERS, {"job_id": "dead", "stage": "sink"})
     redis_client.set(names.blob_key("dead"), b"jpeg")
-    assert leaked_keys(redis_client) == [f"image bytes of finished job dead ({names.blob_key('dead')})"]
-    redis_client.delete(names.blob_key("dead"))
+    redis_client.sadd(names.INFLIGHT, "dead")
+    assert leaked_keys(redis_client) == [
+        f"image bytes that never expire of job dead the sink dead-lettered ({names.blob_key('dead')})",
+        f"in-flight slot of finished job dead ({names.INFLIGHT})",
+    ]
+    redis_client.expire(names.blob_key("dead"), 600)
+    redis_client.srem(names.INFLIGHT, "dead")
+    assert leaked_keys(redis_client) == []
 
 
 @pytest.mark.redis_keys_left("scratch:*")

@@ -59,7 +59,7 @@ def test_offline_fetch_says_once_where_the_files_go_and_how_to_get_them_there(en
     assert run.stderr.startswith("error: offline:") and run.stderr.count("error:") == 1
 
 
-def test_fetch_asks_the_mirror_in_faces_weights_url(env, weights_server):
+def test_fetch_asks_the_mirror_in_faces_weights_url(env, weights_server):  # noqa: F811  (the fixture imported above)
     mirror = weights_server({"age_model_weights.h5": b"not the real weights"})
     run = faces_cli("models", "fetch", "--mirror-only", env={**env, "FACES_WEIGHTS_URL": mirror.url})
     _assert_clean_failure(run, f"{mirror.url}/age_model_weights.h5: sha256", "is not the pinned")

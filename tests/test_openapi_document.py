@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jsonschema
 import pytest
 
-from faces.streams.connection import connect
 from tests.test_http_api import Api, error_of, photo, start_api, start_redis
 
 WAIT_MAX_S = 5

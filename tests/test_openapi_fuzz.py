@@ -18,8 +18,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,7 +27,7 @@ from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
 from tests.pipeline import REPO
-from tests.test_http_api import TOKEN, Api, free_port, photo, start_api, start_redis
+from tests.test_http_api import TOKEN, Api, photo, start_api, start_redis
 from tests.waiting import wait_until
 
 SEED = "28"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import signal
 import time
 from pathlib import Path
@@ -102,10 +101,12 @@ def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp
     assert "ages and genders: none" in done.stdout
     # Said at once, not only inside the JSON: the summary, and the worker's log when it starts.
     assert f"  warning: {group['notes']['agegender']['message']}" in done.stdout.splitlines()
-    log_lines = [json.loads(l) for l in (tmp_path / "state" / "logs" / "agegender-0.log").read_text().splitlines()]
-    [warned] = [l for l in log_lines if l["event"] == "agegender.deepface_unavailable"]
+    log_lines = [
+        json.loads(line) for line in (tmp_path / "state" / "logs" / "agegender-0.log").read_text().splitlines()
+    ]
+    [warned] = [line for line in log_lines if line["event"] == "agegender.deepface_unavailable"]
     assert warned["level"] == "warning" and warned["status"] == "weights_missing"
-    assert log_lines.index(warned) < [l["event"] for l in log_lines].index("worker.ready")
+    assert log_lines.index(warned) < [line["event"] for line in log_lines].index("worker.ready")
 
 
 def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):

@@ -5,7 +5,6 @@ or in its first half second, is restarted and never counted as a failure."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path

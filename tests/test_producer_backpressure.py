@@ -60,7 +60,7 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
     redis_client.sadd(names.INFLIGHT, *[f"job-{i}" for i in range(500)])
 
     class CountingPool:
-        made: list["CountingPool"] = []
+        made: list[CountingPool] = []
 
         def __init__(self, url, log_dir, **_kwargs) -> None:
             self.calls = 0

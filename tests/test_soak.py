@@ -34,11 +34,11 @@ from tests.chaos_helpers import (
     drained_memory,
     median_slope,
     no_latency_histograms,
+    quiet_library_logs,  # noqa: F401 - a fixture
     rss_bytes,
     slope,
     used_memory,
 )
-from tests.chaos_helpers import quiet_library_logs  # noqa: F401 - a fixture
 from tests.images import DATA
 from tests.pipeline import total_pending
 from tests.waiting import wait_until

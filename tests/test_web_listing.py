@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import httpx
@@ -30,8 +30,8 @@ from faces.streams.connection import connect
 from tests.images import DATA
 from tests.pipeline import faces_cli
 from tests.test_http_api import error_of, free_port, start_api, start_redis
-from tests.web_browse import browsing
 from tests.waiting import wait_until
+from tests.web_browse import browsing
 
 
 @dataclass

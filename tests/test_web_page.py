@@ -22,8 +22,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -156,7 +156,7 @@ def start_stack(tmp_path: Path, token: str | None = None) -> Stack:
 
 
 @pytest.fixture
-def browser(tmp_path) -> Iterator["webdriver.Chrome"]:
+def browser(tmp_path) -> Iterator[webdriver.Chrome]:
     binary, driver_path = browser_binaries()
     options = webdriver.ChromeOptions()
     options.binary_location = binary

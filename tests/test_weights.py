@@ -268,6 +268,8 @@ def test_an_interrupted_download_keeps_only_a_partial_under_a_stable_name(deepfa
 
 def test_default_sources_are_deepfaces_published_urls():
     import faces.models.tf_runtime  # noqa: F401  (Keras 2 must be chosen before deepface's tf modules)
+
+    # isort: split
     from deepface.models.demography.tf import Age, Gender
     from deepface.models.face_detection import YuNet
 
