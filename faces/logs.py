@@ -63,7 +63,10 @@ def configure(json_lines: bool | None = None, level: str | None = None, terminal
         json_lines = not sys.stderr.isatty()
     level_name = effective_level(terminal_level if terminal_level and not json_lines else level)
     _quiet_native_libraries(debug=level_name == "DEBUG")
-    timestamped = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    timestamped: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *timestamped, *_rendering(json_lines)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
