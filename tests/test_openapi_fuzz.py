@@ -124,6 +124,7 @@ def published(api: Api) -> int:
     )
 
 
+@pytest.mark.slow
 def test_the_fuzzer_finds_no_lie_in_the_document(pipeline, tmp_path):
     """Without a token: every check passes over hundreds of cases, uploads among them accepted
     (so the run exercised the pipeline, not only refusals) and followed through the stateful
@@ -137,6 +138,7 @@ def test_the_fuzzer_finds_no_lie_in_the_document(pipeline, tmp_path):
         api.stop()
 
 
+@pytest.mark.slow
 def test_the_fuzzer_finds_no_lie_with_the_token_set(pipeline, tmp_path):
     """With FACES_API_TOKEN: the document declares the bearer scheme on /v1/* and /metrics, the
     fuzzer's ignored_auth check finds each of them refusing a request without it (401), and
@@ -153,6 +155,7 @@ def test_the_fuzzer_finds_no_lie_with_the_token_set(pipeline, tmp_path):
         api.stop()
 
 
+@pytest.mark.slow
 def test_a_result_missing_a_required_field_fails_the_fuzz_run(pipeline, tmp_path):
     """A stored result broken on purpose (its required `faces` removed, in Redis, where the API
     reads it): the same fuzz run fails, naming the schema violation of GET /v1/results."""
