@@ -10,9 +10,11 @@ Images are named by ImageSelector (path, image id or sha256 prefix), shared with
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,15 +120,17 @@ class ImageSelector:
             return self.text[:MIN_PREFIX_HEX].lower()
         return self.text[-8:] if _IMAGE_ID.fullmatch(self.text) else None
 
-    def matches(self, record: dict) -> bool:
+    def matches(self, record: dict, resolved: Callable[[str], Path] = lambda p: Path(p).resolve()) -> bool:
         """By sha256 prefix; or by image id, the path as submitted or the same file, the id of
-        the file's bytes now (the file may have been submitted under another path)."""
+        the file's bytes now (the file may have been submitted under another path). `resolved`
+        resolves a path; `plan` passes one that remembers, since it asks for every selector of
+        every submission (20 selectors over 500 submissions took a second otherwise)."""
         image = record["image"]
         if self.is_prefix:
             return image["sha256"].startswith(self.text.lower())
         if self.text in (image["path"], record["image_id"]) or record["image_id"] == self.file_id:
             return True
-        return Path(self.text).resolve() == Path(image["path"]).resolve()
+        return resolved(self.text) == resolved(image["path"])
 
     def choose(self, records: dict[str, dict], where: str) -> Choice:
         """The images this selector names among `records` (image id -> its latest job or
@@ -193,9 +197,10 @@ def plan(
     selectors = parse_selectors(images or [])
     matched: dict[ImageSelector, dict[str, dict]] = {s: {} for s in selectors}  # image id -> latest job
     latest: dict[str, dict] = {}
+    resolved = functools.lru_cache(maxsize=None)(lambda path: Path(path).resolve())  # for this plan only
     for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False), to_stream_id(until, end=True)):
         for selector in selectors:
-            if selector.matches(job):
+            if selector.matches(job, resolved):
                 matched[selector][job["image_id"]] = job
         if not selectors:
             latest[job["image_id"]] = job
