@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= data
 
-.PHONY: run test lint bench chaos soak compose-test lock docs install install-dev clean
+.PHONY: run test lint typecheck bench chaos soak compose-test lock docs install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,15 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
-# Format, lint and types (ruff, mypy; configured in pyproject.toml) over the installed package
-# (through faces/'s links to the root folders), the benchmark and the tests: under a minute.
+# Format and lint (ruff; configured in pyproject.toml) over the package, the benchmark and the
+# tests: a few seconds; .ci/run runs it before the tests.
 lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+
+# Types (mypy; pyproject.toml) over the installed package, through faces/'s links to the root
+# folders. Not yet clean (85 errors in streams/ and ops/, issue 23), so not yet in .ci/run.
+typecheck: install-dev
 	$(BIN)/mypy
 
 # Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
