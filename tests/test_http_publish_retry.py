@@ -24,6 +24,7 @@ from faces.schemas import events
 from faces.streams import deadletters, names
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.pipeline import REPO, faces_cli
+from tests.redis_proxy import UnixRedisProxy, recv
 from tests.test_http_api import photo
 from tests.test_http_guards import Serve
 from tests.waiting import wait_until
@@ -31,7 +32,7 @@ from tests.waiting import wait_until
 HIGH_WATER = 2
 
 
-class ReplyDropper:
+class ReplyDropper(UnixRedisProxy):
     """A TCP proxy on 127.0.0.1 to a Redis unix socket. The first time a client sends bytes
     containing `trigger`, they are passed on and the replies held back; once `took_effect()`
     holds, the client's connection is cut: the reply never reaches it. (A NOSCRIPT reply, a
@@ -39,31 +40,20 @@ class ReplyDropper:
     Later connections pass everything."""
 
     def __init__(self, redis_socket: Path, trigger: bytes, took_effect: Callable[[], bool]):
-        self.redis_socket = str(redis_socket)
         self.trigger = trigger
         self.took_effect = took_effect
         self.cuts = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(redis_socket)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.redis_socket)
-            held: list[bytes] = []
-            holding = threading.Event()
-            threading.Thread(target=self._up, args=(client, upstream, held, holding), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client, held, holding), daemon=True).start()
+    def relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        held: list[bytes] = []
+        holding = threading.Event()
+        threading.Thread(target=self._up, args=(client, upstream, held, holding), daemon=True).start()
+        threading.Thread(target=self._down, args=(upstream, client, held, holding), daemon=True).start()
 
     def _up(self, client: socket.socket, upstream: socket.socket, held: list[bytes], holding: threading.Event) -> None:
         seen = b""
-        while data := _recv(client):
+        while data := recv(client):
             seen = (seen + data)[-(len(self.trigger) + 65536) :]
             if not self.cuts and not holding.is_set() and self.trigger in seen:
                 holding.set()
@@ -98,7 +88,7 @@ class ReplyDropper:
     def _down(
         self, upstream: socket.socket, client: socket.socket, held: list[bytes], holding: threading.Event
     ) -> None:
-        while data := _recv(upstream):
+        while data := recv(upstream):
             if holding.is_set():
                 held.append(data)
                 continue
@@ -106,16 +96,6 @@ class ReplyDropper:
                 client.sendall(data)
             except OSError:
                 return
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
 
 
 def entries_of(client, job_id: str) -> int:

@@ -18,6 +18,7 @@ import redis
 from faces.producer.files import job_for
 from faces.streams import names, publishing, transient
 from tests.pipeline import faces_cli
+from tests.redis_proxy import UnixRedisProxy, recv
 from tests.test_http_api import photo
 
 REFUSALS = [
@@ -28,31 +29,21 @@ REFUSALS = [
 SCRIPT_COMMANDS = (b"EVALSHA", b"EVAL")
 
 
-class Refuser:
+class Refuser(UnixRedisProxy):
     """A TCP proxy on 127.0.0.1 to a Redis unix socket that answers the first len(`refusals`)
     script calls with those replies (in order) instead of passing them on. redis-py sends one
     command and waits for its reply outside pipelines, so answering from here keeps replies in
     order."""
 
     def __init__(self, redis_socket: Path, refusals: list[bytes]):
-        self.redis_socket = str(redis_socket)
         self.refusals = list(refusals)
         self.refused = 0
         self.lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(redis_socket)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.redis_socket)
-            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+    def relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
 
     def _refusal(self, command: bytes) -> bytes | None:
         with self.lock:
@@ -63,7 +54,7 @@ class Refuser:
 
     def _up(self, client: socket.socket, upstream: socket.socket) -> None:
         buffer = b""
-        while data := _recv(client):
+        while data := recv(client):
             buffer += data
             while (parsed := _one_command(buffer)) is not None:
                 raw, name = parsed
@@ -76,15 +67,12 @@ class Refuser:
         upstream.close()
 
     def _down(self, upstream: socket.socket, client: socket.socket) -> None:
-        while data := _recv(upstream):
+        while data := recv(upstream):
             try:
                 client.sendall(data)
             except OSError:
                 return
         client.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _one_command(buffer: bytes) -> tuple[bytes, bytes] | None:
@@ -103,13 +91,6 @@ def _one_command(buffer: bytes) -> tuple[bytes, bytes] | None:
         parts.append(buffer[end + 2 : end + 2 + size])
         at = end + 2 + size + 2
     return buffer[:at], parts[0]
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
 
 
 def test_a_publish_waits_out_masterdown_tryagain_and_busy_and_publishes_once(tmp_path, redis_server, redis_client):
