@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import httpx
 import pytest
 
 from tests.pipeline import REPO
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -60,12 +60,6 @@ def run(*args: str, env: dict | None = None, timeout: float = 900, check: bool =
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def engine_answers() -> bool:

@@ -36,16 +36,11 @@ from faces.streams.reading import PAYLOAD_FIELD
 from tests.fixtures_redis import REDIS6, server_binary
 from tests.images import DATA
 from tests.pipeline import REPO
+from tests.ports import free_port
 from tests.waiting import wait_until
 
 TOKEN = "test-token-0123456789abcdef"
 MAX_BYTES = 2 << 20  # the API's --max-image-bytes here: small, so the 413 test streams little
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

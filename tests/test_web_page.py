@@ -19,7 +19,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import pytest
 
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
+from tests.ports import free_port
 from tests.waiting import wait_until
 from tests.web_browse import browsing
 
@@ -58,12 +58,6 @@ def browser_binaries() -> tuple[str, str]:
             f"(found chromium: {browser}, chromedriver: {driver})"
         )
     return browser, driver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stack:
