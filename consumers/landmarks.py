@@ -1,4 +1,4 @@
-"""Landmark stage adapter: boxes -> 68 points, head pose and quality per face (models/analysis.py
+"""Landmark stage adapter: boxes -> 68 (or 5, `--landmarks 5`) points, head pose and quality per face (models/analysis.py
 `add_landmarks`)."""
 
 from __future__ import annotations
@@ -27,4 +27,6 @@ class LandmarksStage(Routed):
 
 
 def build(options: dict) -> LandmarksStage:
-    return LandmarksStage(load_landmarker(), max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))
+    return LandmarksStage(
+        load_landmarker(choice=options.get("landmarks")), max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS)
+    )

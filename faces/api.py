@@ -33,6 +33,7 @@ from faces.models.decode import DEFAULT_MAX_PIXELS
 from faces.models.detect import DEFAULT_BACKEND, Detector, load_detector
 from faces.models.landmarks import Landmarker, load_landmarker
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, job_for, read_job
+from faces.schemas.job import Job
 from faces.schemas.result import build_result
 from faces.streams.names import STAGE_ORDER
 
@@ -53,12 +54,13 @@ class FaceAnalyzer:
     ``detector``: a detector backend name (faces.models.detect.BACKENDS; default dlib-hog, as
     `faces run`). ``agegender``: ``auto`` (DeepFace's models when their weights are in
     ``weights_dir`` or DeepFace's home, else the bundled dlib networks), ``deepface`` or
-    ``dlib``. ``min_face_score``: drop detections scoring below it (default per detector).
+    ``dlib``. ``landmarks``: ``68`` (the default) or ``5`` (dlib's 5 points, free for commercial
+    use; no pose). ``min_face_score``: drop detections scoring below it (default per detector).
     ``max_pixels``: larger images get a ``too-large`` error result. ``max_image_bytes``: a file
     named by path and larger than this gets a ``FileTooLarge`` error result, as when submitted.
 
     Raises what loading raises: UnknownBackend / BackendUnavailable for the detector,
-    AgeGenderChoiceError for ``agegender``. Calls on one analyzer from several threads take
+    AgeGenderChoiceError for ``agegender``, LandmarksChoiceError for ``landmarks``. Calls on one analyzer from several threads take
     turns (the dlib models are not meant to be shared mid-call).
     """
 
@@ -71,11 +73,12 @@ class FaceAnalyzer:
         weights_dir: str | os.PathLike | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        landmarks: str | None = None,
     ) -> None:
         # Explicit arguments only: the environment ($FACES_AGEGENDER, ...) is the CLI's business.
         choice = check_choice(agegender or DEFAULT_CHOICE)
         self.detector: Detector = load_detector(detector or DEFAULT_BACKEND, min_score=min_face_score)
-        self.landmarker: Landmarker = load_landmarker()
+        self.landmarker: Landmarker = load_landmarker(choice=landmarks)
         self.agegender: LoadedBackend = load_backend(choice, Path(weights_dir) if weights_dir else None)
         self.max_pixels = max_pixels
         self.max_image_bytes = max_image_bytes
@@ -102,7 +105,7 @@ class FaceAnalyzer:
         add_landmarks(self.landmarker, [photo])
         add_age_gender(self.agegender, [photo])
 
-    def _open(self, image: ImageInput) -> Photo | dict[str, Any]:
+    def _open(self, image: ImageInput) -> Photo | Job:
         """A photo ready for the steps, or the job already failed (bytes that do not decode, a
         file too large), with a new job as the pipeline's submission would make it."""
         if isinstance(image, np.ndarray):
@@ -138,6 +141,7 @@ def analyze(
     min_face_score: float | None = None,
     weights_dir: str | os.PathLike | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    landmarks: str | None = None,
 ) -> dict[str, Any]:
     """The result document of one photo, by an analyzer with these options made on first use
     and kept (see ``FaceAnalyzer``): the models load once per set of options, not per call."""
@@ -147,6 +151,7 @@ def analyze(
         min_face_score=min_face_score,
         weights_dir=None if weights_dir is None else os.fspath(weights_dir),
         max_pixels=max_pixels,
+        landmarks=landmarks,
     ).analyze(image)
 
 

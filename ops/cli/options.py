@@ -146,6 +146,26 @@ AgeGender = Annotated[
         "networks), deepface, or dlib.",
     ),
 ]
+def _check_landmarks(choice: str | None) -> str | None:
+    from faces.models.landmarks import LandmarksChoiceError, check_choice
+
+    try:
+        return check_choice(choice) if choice else None
+    except LandmarksChoiceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+Landmarks = Annotated[
+    str | None,
+    typer.Option(
+        "--landmarks",
+        envvar="FACES_LANDMARKS",
+        show_envvar=True,
+        callback=_check_landmarks,
+        help="Landmark set: 68 (the default; head pose is fitted to them) or 5 (eye corners and nose "
+        "base, pose null: its model is free for commercial use, the 68-point one is not; docs/models.md).",
+    ),
+]
 Batch = Annotated[
     int,
     typer.Option(
@@ -207,7 +227,12 @@ TimeoutS = Annotated[
 
 
 def analysis_worker_args(
-    settings: AppSettings, batch: int, visualize: bool, detector: str | None, agegender: str
+    settings: AppSettings,
+    batch: int,
+    visualize: bool,
+    detector: str | None,
+    agegender: str,
+    landmarks: str | None = None,
 ) -> dict[str, list[str]]:
     """The worker options (per stage, "*" for all) that carry run's / up's analysis options."""
     args = {
@@ -217,6 +242,8 @@ def analysis_worker_args(
     }
     if detector:
         args["detect"] = ["--detector", detector]
+    if landmarks:
+        args["landmarks"] = ["--landmarks", landmarks]
     return args
 
 

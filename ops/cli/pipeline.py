@@ -21,6 +21,7 @@ from faces.ops.cli.options import (
     Batch,
     Detector,
     HighWater,
+    Landmarks,
     TimeoutS,
     Visualize,
     Workers,
@@ -60,6 +61,7 @@ def run(
     batch: Batch = defaults.BATCH,
     detector: Detector = None,
     agegender: AgeGender = None,
+    landmarks: Landmarks = None,
     high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
     workers: Workers = defaults.WORKERS,
@@ -95,7 +97,9 @@ def run(
         output=settings.output if visualize else None,
         counts=parse_counts(workers),
         # A short blocking read lets the workers notice the stop quickly.
-        worker_args=_with_block_ms(analysis_worker_args(settings, batch, visualize, detector, agegender), 200),
+        worker_args=_with_block_ms(
+            analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks), 200
+        ),
     )
     try:
         with BarDisplay() as display:
@@ -147,6 +151,7 @@ def up(
     batch: Batch = defaults.BATCH,
     detector: Detector = None,
     agegender: AgeGender = None,
+    landmarks: Landmarks = None,
     high_water: HighWater = defaults.HIGH_WATER,
     workers: Workers = defaults.WORKERS,
     watch_dir: Annotated[Path | None, typer.Option("--watch", help="Also watch this drop folder.")] = None,
@@ -178,7 +183,7 @@ def up(
         check_server_process(settings, host, port, high_water)
     options = UpOptions(
         counts=parse_counts(workers),
-        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender),
+        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks),
         high_water=high_water,
         watch_dir=watch_dir,
         api_at=(host, port) if serve else None,
@@ -237,6 +242,7 @@ def worker(
         ),
     ] = None,
     agegender: AgeGender = None,
+    landmarks: Landmarks = None,
     visualize: Visualize = True,
     metrics_port: Annotated[
         int | None,
@@ -285,6 +291,7 @@ def worker(
         "output": settings.output if visualize else None,
         "detector": detector,
         "agegender": agegender,
+        "landmarks": landmarks,
         "min_score": min_face_score,
     }
     try:
