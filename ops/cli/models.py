@@ -96,7 +96,9 @@ def _check_commercial(running: set[str]) -> None:
     one line saying every model is cleared."""
     from faces.models.licences import BY_NAME, RESTRICTED
 
-    blocked = sorted(BY_NAME[name] for name in running if name in BY_NAME and BY_NAME[name].restricted)
+    blocked = sorted(
+        (BY_NAME[name] for name in running if name in BY_NAME and BY_NAME[name].restricted), key=lambda m: m.name
+    )
     if not blocked:
         typer.echo(
             f"commercial use: every model these options load is cleared by its author ({', '.join(sorted(running))})"

@@ -53,9 +53,10 @@ def _canonical(name: str) -> str:
 def licence_of(dist: metadata.Distribution) -> str:
     """License-Expression, else License (first line), else the licence classifiers, else "not stated"."""
     meta = dist.metadata
-    if meta.get("License-Expression"):
-        return meta["License-Expression"]
-    text = (meta.get("License") or "").strip().splitlines()
+    expression = meta.get_all("License-Expression") or []
+    if expression:
+        return expression[0]
+    text = "".join(meta.get_all("License") or []).strip().splitlines()
     if text and len(text[0]) < 80:
         return text[0]
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
