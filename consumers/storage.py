@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from faces.schemas.result import dumps
+
 # Every file written here holds a person's face or photo (results: boxes, landmarks, ages;
 # pictures; uploads; exports), so it is readable by its owner only, like the Redis files that
 # hold the same data; folders created for them too. A web server or another user that must read
@@ -99,6 +101,19 @@ def write_if(path: Path, data: bytes, should_replace: Callable[[dict], bool]) ->
         if current is not None and not should_replace(current):
             return False
         write_atomic(path, data)
+        return True
+
+
+def patch_if(path: Path, change: Callable[[dict], dict | None]) -> bool:
+    """Rewrite the JSON document at `path` as `change` makes it (None: leave it), under the
+    folder's lock like `write_if`, so a sink writing a newer result meanwhile is not undone.
+    True when rewritten; False when absent, unreadable or left as it was."""
+    with _folder_lock(path.parent):
+        current = _read_json(path)
+        changed = change(current) if current is not None else None
+        if changed is None:
+            return False
+        write_atomic(path, dumps(changed).encode())
         return True
 
 

@@ -87,6 +87,32 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+# Recognition (streams/gallery.py): descriptors, people, corrections. Users' own data, not
+# pipeline state: `faces purge` leaves these keys alone unless asked (`--people`).
+RECOGNITION_PREFIX = f"{PREFIX}:rec"
+GALLERY_SEQUENCE = f"{RECOGNITION_PREFIX}:gallery:sequence"  # counter: the last change's number
+GALLERY_CHANGES = f"{RECOGNITION_PREFIX}:gallery:changes"  # sorted set image id -> its last change's number
+GALLERY_GENERATION = f"{RECOGNITION_PREFIX}:gallery:generation"  # counter, bumped by erasures
+PEOPLE = f"{RECOGNITION_PREFIX}:people"  # hash person id -> msgpack {name (None: a cluster), created_at}
+PEOPLE_NAMES = f"{RECOGNITION_PREFIX}:people:names"  # hash name (casefolded) -> person id
+PEOPLE_VERSION = f"{RECOGNITION_PREFIX}:people:version"  # counter, bumped by every change to people
+
+
+def gallery_key(image_id: str) -> str:
+    """One image's faces as recognition saw them: descriptors and who each face was judged to be."""
+    return f"{RECOGNITION_PREFIX}:gallery:{image_id}"
+
+
+def references_key(person_id: str) -> str:
+    """Hash reference id -> descriptor: the faces a named person is recognised by."""
+    return f"{RECOGNITION_PREFIX}:references:{person_id}"
+
+
+def corrections_key(image_id: str) -> str:
+    """Hash face index -> msgpack list of the people and clusters that face is not."""
+    return f"{RECOGNITION_PREFIX}:corrections:{image_id}"
+
+
 JOB_IMAGE_FIELD = "image_id"
 JOB_RESULT_FIELD = "result"
 

@@ -40,6 +40,7 @@ DURABLE_FAMILIES = (
     names.result_key("*"),
     names.upload_key("*"),
     names.job_key("*"),
+    f"{names.RECOGNITION_PREFIX}:*",  # the people, their faces and corrections: users' data, kept
 )
 
 

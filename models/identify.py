@@ -1,0 +1,208 @@
+"""Who a face is, from its descriptor (models/embed.py): an exact search over stored
+descriptors, and the decision rules every caller keeps.
+
+The rules (docs/models.md "Recognition" says how the thresholds were chosen):
+- a face is named after the enrolled person whose nearest reference descriptor is closest, when
+  that distance is below MATCH_THRESHOLD;
+- a face no enrolled person claims joins the unnamed cluster of its nearest stored face when
+  that is below CLUSTER_THRESHOLD (stricter: a cluster grows face by face, and one wrong step
+  would merge two people), otherwise it starts a cluster of its own;
+- two faces of one photo are never the same person or cluster: the closest pair wins and the
+  other face takes its next candidate;
+- a person or cluster a face was marked "not" is never its candidate again.
+Nothing here touches Redis: streams/gallery.py keeps what these functions read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from faces.models.embed import DESCRIPTOR_DTYPE, DESCRIPTOR_SIZE
+
+# Chosen on the hand-labelled faces of bench/identities.json (docs/models.md "Recognition"; the
+# figures: `python -m bench.recognition`). MATCH: with two reference photos per person 92 % of
+# the other photos of four actors are named right and none of 43 strangers is named; different
+# people came as near as 0.47 (an elderly family in one photo), so 0.6, the network author's
+# threshold, would name strangers. CLUSTER is stricter: a cluster grows face by face, and one
+# wrong step merges two people, which users cannot easily undo, while a split is one merge away.
+MATCH_THRESHOLD = 0.50
+CLUSTER_THRESHOLD = 0.45
+# Rows marked removed are dropped from the matrix once they are this share of it.
+COMPACT_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A person (or cluster) a face could be, at `distance` from its nearest descriptor."""
+
+    label: str
+    distance: float
+
+
+class Descriptors:
+    """Descriptors in one matrix for exact search, each row with a group (what it came from: an
+    image id, an enrolment photo) and a label (the person or cluster it belongs to). A group is
+    replaced or removed as a whole."""
+
+    def __init__(self) -> None:
+        # Rows [0, _used) of the buffers are filled; the buffers grow by doubling, so adding a
+        # photo's faces costs its own rows, not a copy of the whole matrix.
+        self._matrix = np.zeros((0, DESCRIPTOR_SIZE), dtype=DESCRIPTOR_DTYPE)
+        self._norms = np.zeros(0, dtype=DESCRIPTOR_DTYPE)
+        self._alive = np.zeros(0, dtype=bool)
+        self._used = 0
+        self._labels: list[str] = []
+        self._groups: list[str] = []
+        self._positions: list[int] = []  # each row's place in its group (a face's index in its photo)
+        self._rows_of: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return int(self._alive[: self._used].sum())
+
+    def groups(self) -> Iterable[str]:
+        return self._rows_of.keys()
+
+    def replace(
+        self, group: str, vectors: np.ndarray, labels: Sequence[str], positions: Sequence[int] | None = None
+    ) -> None:
+        """The rows of `group` become `vectors` with `labels`, at `positions` within the group
+        (0, 1, ... unless given); no vectors: the group is removed."""
+        self.remove(group)
+        vectors = np.asarray(vectors, dtype=DESCRIPTOR_DTYPE).reshape(-1, DESCRIPTOR_SIZE)
+        if len(vectors) == 0:
+            return
+        start, end = self._used, self._used + len(vectors)
+        if end > len(self._matrix):
+            self._grow(max(end, 2 * len(self._matrix), 1024))
+        self._matrix[start:end] = vectors
+        self._norms[start:end] = np.einsum("ij,ij->i", vectors, vectors)
+        self._alive[start:end] = True
+        self._used = end
+        self._labels.extend(labels)
+        self._groups.extend([group] * len(vectors))
+        self._positions.extend(range(len(vectors)) if positions is None else positions)
+        self._rows_of[group] = list(range(start, end))
+
+    def _grow(self, capacity: int) -> None:
+        matrix = np.zeros((capacity, DESCRIPTOR_SIZE), dtype=DESCRIPTOR_DTYPE)
+        norms = np.zeros(capacity, dtype=DESCRIPTOR_DTYPE)
+        alive = np.zeros(capacity, dtype=bool)
+        matrix[: self._used], norms[: self._used], alive[: self._used] = (
+            self._matrix[: self._used],
+            self._norms[: self._used],
+            self._alive[: self._used],
+        )
+        self._matrix, self._norms, self._alive = matrix, norms, alive
+
+    def remove(self, group: str) -> None:
+        rows = self._rows_of.pop(group, None)
+        if rows:
+            self._alive[rows] = False
+            if self._used - len(self) > COMPACT_SHARE * self._used:
+                self._compact()
+
+    def relabel(self, old: str, new: str) -> None:
+        """Every row labelled `old` is labelled `new` (a merge)."""
+        self._labels = [new if label == old else label for label in self._labels]
+
+    def candidates(
+        self, query: np.ndarray, below: float, *, skip_group: str | None = None, limit: int = 8
+    ) -> list[Candidate]:
+        """Per label, the distance from `query` to its nearest row, for labels nearer than
+        `below`, nearest first (at most `limit`); rows of `skip_group` are left out."""
+        if not self._used:
+            return []
+        squared = self._squared_distances(query)
+        near = np.flatnonzero(self._alive[: self._used] & (squared < below * below))
+        if skip_group is not None:
+            near = near[[self._groups[row] != skip_group for row in near]]
+        best: dict[str, float] = {}
+        for row in near[np.argsort(squared[near], kind="stable")]:
+            label = self._labels[row]
+            if label not in best:
+                best[label] = float(np.sqrt(max(float(squared[row]), 0.0)))
+                if len(best) == limit:
+                    break
+        return [Candidate(label, distance) for label, distance in best.items()]
+
+    def nearest_rows(self, query: np.ndarray, count: int) -> list[tuple[str, int, str, float]]:
+        """The `count` nearest rows: (group, position within its group, label, distance)."""
+        if not len(self):
+            return []
+        squared = np.where(self._alive[: self._used], self._squared_distances(query), np.inf)
+        count = min(count, len(self))
+        rows = np.argpartition(squared, count - 1)[:count]
+        rows = rows[np.argsort(squared[rows], kind="stable")]
+        found = []
+        for row in rows:
+            group = self._groups[row]
+            found.append((group, self._positions[row], self._labels[row], float(np.sqrt(max(squared[row], 0)))))
+        return found
+
+    def within(self, query: np.ndarray, below: float) -> list[tuple[str, int, str, float]]:
+        """Every row nearer than `below`, nearest first: (group, position, label, distance)."""
+        if not self._used:
+            return []
+        squared = self._squared_distances(query)
+        near = np.flatnonzero(self._alive[: self._used] & (squared < below * below))
+        near = near[np.argsort(squared[near], kind="stable")]
+        return [
+            (self._groups[r], self._positions[r], self._labels[r], float(np.sqrt(max(float(squared[r]), 0.0))))
+            for r in near
+        ]
+
+    def rows_labelled(self, label: str) -> list[tuple[str, int]]:
+        """(group, position) of every live row labelled `label`."""
+        return [
+            (self._groups[r], self._positions[r])
+            for r, row_label in enumerate(self._labels)
+            if row_label == label and self._alive[r]
+        ]
+
+    def label_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r, label in enumerate(self._labels):
+            if self._alive[r]:
+                counts[label] = counts.get(label, 0) + 1
+        return counts
+
+    def _squared_distances(self, query: np.ndarray) -> np.ndarray:
+        """Squared distance from `query` to every filled row: |x|^2 - 2 x.q + |q|^2, one
+        matrix-vector product (dead rows included; callers mask them)."""
+        query = np.asarray(query, dtype=DESCRIPTOR_DTYPE)
+        return self._norms[: self._used] - 2.0 * (self._matrix[: self._used] @ query) + float(query @ query)
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive[: self._used])
+        self._matrix = self._matrix[keep]
+        self._norms = self._norms[keep]
+        self._alive = np.ones(len(keep), dtype=bool)
+        self._used = len(keep)
+        self._labels = [self._labels[row] for row in keep]
+        self._groups = [self._groups[row] for row in keep]
+        self._positions = [self._positions[row] for row in keep]
+        self._rows_of = {}
+        for row, group in enumerate(self._groups):
+            self._rows_of.setdefault(group, []).append(row)
+
+
+def assign(candidates: Sequence[Sequence[Candidate]], refused: Sequence[set[str]] = ()) -> list[Candidate | None]:
+    """One label per face of a photo, or None: each face's `candidates` (nearest first) less the
+    labels it was marked "not" (`refused`, per face), and no label given to two faces; pairs
+    are taken nearest first, so the face nearest a label keeps it."""
+    pairs = sorted(
+        (candidate.distance, face, candidate)
+        for face, options in enumerate(candidates)
+        for candidate in options
+        if not (face < len(refused) and candidate.label in refused[face])
+    )
+    chosen: list[Candidate | None] = [None] * len(candidates)
+    taken: set[str] = set()
+    for _distance, face, candidate in pairs:
+        if chosen[face] is None and candidate.label not in taken:
+            chosen[face] = candidate
+            taken.add(candidate.label)
+    return chosen

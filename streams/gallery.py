@@ -1,0 +1,306 @@
+"""Recognition's records in Redis: every analysed face's descriptor and who it was judged to be
+(the gallery), the people (named, or unnamed clusters), each named person's reference
+descriptors, and the corrections users made ("this face is not X").
+
+Every process that recognises or searches (embed workers, `faces people`, `faces search`, the
+API) keeps its own copy in memory for exact search and catches up cheaply before each use:
+- the gallery: each image's record carries a sequence number in GALLERY_CHANGES; a copy asks
+  for the images changed after the last number it saw. An erasure bumps GALLERY_GENERATION
+  instead, and a copy of an older generation loads everything again (erasures are rare, and
+  an erased image then leaves no trace, not even its id).
+- the people and their references: few, so any change bumps PEOPLE_VERSION and copies reload
+  them whole.
+
+Descriptors are stored as little-endian float32 bytes, DESCRIPTOR_BYTES per face.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import redis
+
+from faces.schemas.result import dumps
+from faces.streams import names, scripts
+from faces.streams.groups import text
+
+DESCRIPTOR_BYTES = 128 * 4  # 128 float32 (models/embed.py)
+PERSON_ID_PREFIX = "p-"
+
+
+def new_person_id() -> str:
+    return PERSON_ID_PREFIX + secrets.token_hex(6)
+
+
+def _pack(value: object) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One analysed face: its descriptor, and the person or cluster it was judged to be."""
+
+    vector: bytes
+    label: str | None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageFaces:
+    """The gallery's record of one image: the job it came from, its faces in result order."""
+
+    job_id: str
+    faces: tuple[FaceRecord, ...]
+
+    def packed(self) -> bytes:
+        return _pack(
+            {
+                "job_id": self.job_id,
+                "faces": [{"vector": f.vector, "label": f.label, "distance": f.distance} for f in self.faces],
+            }
+        )
+
+    @classmethod
+    def unpacked(cls, raw: bytes) -> ImageFaces:
+        record = _unpack(raw)
+        faces = tuple(FaceRecord(f["vector"], f.get("label"), f.get("distance")) for f in record["faces"])
+        return cls(record["job_id"], faces)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person: named (enrolled) or an unnamed cluster (`name` None)."""
+
+    id: str
+    name: str | None
+    created_at: float
+    references: dict[str, bytes] = field(default_factory=dict)  # reference id -> descriptor
+
+
+# SET the record, then note the image as changed under the next sequence number: one step, so a
+# copy that reads the sequence never misses a record written before it.
+_RECORD = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[2])
+return seq
+"""
+
+
+def record_image(client: redis.Redis, image_id: str, record: ImageFaces) -> int:
+    """Store (or replace) one image's faces; returns its sequence number."""
+    keys = [names.gallery_key(image_id), names.GALLERY_SEQUENCE, names.GALLERY_CHANGES]
+    return int(scripts.call(client, _RECORD, keys, [record.packed(), image_id]))
+
+
+def image_faces(client: redis.Redis, image_ids: Sequence[str]) -> dict[str, ImageFaces]:
+    """The records of `image_ids` that exist."""
+    if not image_ids:
+        return {}
+    raws = client.mget([names.gallery_key(i) for i in image_ids])
+    return {i: ImageFaces.unpacked(raw) for i, raw in zip(image_ids, raws) if raw is not None}
+
+
+def gallery_generation(client: redis.Redis) -> int:
+    raw = client.get(names.GALLERY_GENERATION)
+    return int(raw) if raw is not None else 0
+
+
+def changed_images(client: redis.Redis, after: int) -> tuple[int, list[str]]:
+    """(the newest sequence number, the images changed after `after`), oldest change first."""
+    rows = client.zrangebyscore(names.GALLERY_CHANGES, f"({after}", "+inf", withscores=True)
+    if not rows:
+        return after, []
+    return int(rows[-1][1]), [text(member) for member, _score in rows]
+
+
+def erase_images(client: redis.Redis, image_ids: Iterable[str]) -> int:
+    """Remove images from the gallery, corrections included; every copy reloads. Returns how
+    many records there were."""
+    image_ids = list(image_ids)
+    if not image_ids:
+        return 0
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(*[names.gallery_key(i) for i in image_ids])
+    pipe.delete(*[names.corrections_key(i) for i in image_ids])
+    pipe.zrem(names.GALLERY_CHANGES, *image_ids)
+    pipe.incr(names.GALLERY_GENERATION)
+    deleted = pipe.execute()[0]
+    return int(deleted)
+
+
+def people(client: redis.Redis, *, with_references: bool = False) -> dict[str, Person]:
+    """Every person (named and unnamed clusters), by id."""
+    rows = client.hgetall(names.PEOPLE)
+    found = {}
+    for raw_id, raw in rows.items():
+        person_id, record = text(raw_id), _unpack(raw)
+        found[person_id] = Person(person_id, record.get("name"), float(record.get("created_at", 0.0)))
+    if with_references and found:
+        ids = list(found)
+        pipe = client.pipeline(transaction=False)
+        for person_id in ids:
+            pipe.hgetall(names.references_key(person_id))
+        for person_id, refs in zip(ids, pipe.execute()):
+            if refs:
+                found[person_id].references.update({text(k): bytes(v) for k, v in refs.items()})
+    return found
+
+
+def people_version(client: redis.Redis) -> int:
+    raw = client.get(names.PEOPLE_VERSION)
+    return int(raw) if raw is not None else 0
+
+
+def person_by_name(client: redis.Redis, name: str) -> str | None:
+    raw = client.hget(names.PEOPLE_NAMES, name_key(name))
+    return text(raw) if raw is not None else None
+
+
+def name_key(name: str) -> str:
+    """Names are unique regardless of case and surrounding spaces."""
+    return name.strip().casefold()
+
+
+class NameTaken(Exception):
+    def __init__(self, name: str):
+        super().__init__(f"a person named {name!r} exists already")
+        self.name = name
+
+
+def create_clusters(client: redis.Redis, count: int) -> list[str]:
+    """`count` new unnamed clusters; their ids."""
+    ids = [new_person_id() for _ in range(count)]
+    if ids:
+        now = time.time()
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(names.PEOPLE, mapping={i: _pack({"name": None, "created_at": now}) for i in ids})
+        pipe.incr(names.PEOPLE_VERSION)
+        pipe.execute()
+    return ids
+
+
+def name_person(client: redis.Redis, person_id: str | None, name: str, references: dict[str, bytes]) -> str:
+    """Give `name` to person `person_id` (a cluster being named, or a new person when None) and
+    add `references`. NameTaken when another person has the name."""
+    person_id = person_id or new_person_id()
+    if not client.hsetnx(names.PEOPLE_NAMES, name_key(name), person_id):
+        if person_by_name(client, name) != person_id:
+            raise NameTaken(name)
+    created = client.hget(names.PEOPLE, person_id)
+    created_at = _unpack(created).get("created_at", time.time()) if created is not None else time.time()
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(names.PEOPLE, person_id, _pack({"name": name.strip(), "created_at": created_at}))
+    if references:
+        pipe.hset(names.references_key(person_id), mapping=references)
+    pipe.incr(names.PEOPLE_VERSION)
+    pipe.execute()
+    return person_id
+
+
+def add_references(client: redis.Redis, person_id: str, references: dict[str, bytes]) -> None:
+    if not references:
+        return
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(names.references_key(person_id), mapping=references)
+    pipe.incr(names.PEOPLE_VERSION)
+    pipe.execute()
+
+
+def rename_person(client: redis.Redis, person_id: str, old: str, new: str) -> None:
+    """NameTaken when `new` belongs to someone else."""
+    if name_key(old) != name_key(new) and not client.hsetnx(names.PEOPLE_NAMES, name_key(new), person_id):
+        raise NameTaken(new)
+    raw = client.hget(names.PEOPLE, person_id)
+    record = _unpack(raw) if raw is not None else {"created_at": time.time()}
+    record["name"] = new.strip()
+    pipe = client.pipeline(transaction=True)
+    if name_key(old) != name_key(new):
+        pipe.hdel(names.PEOPLE_NAMES, name_key(old))
+    pipe.hset(names.PEOPLE, person_id, _pack(record))
+    pipe.incr(names.PEOPLE_VERSION)
+    pipe.execute()
+
+
+def remove_person(client: redis.Redis, person_id: str, name: str | None) -> None:
+    """The person's record, name and references deleted (its faces are relabelled by the
+    caller, in the gallery and in stored results)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hdel(names.PEOPLE, person_id)
+    if name is not None:
+        pipe.hdel(names.PEOPLE_NAMES, name_key(name))
+    pipe.delete(names.references_key(person_id))
+    pipe.incr(names.PEOPLE_VERSION)
+    pipe.execute()
+
+
+def corrections(client: redis.Redis, image_ids: Sequence[str]) -> dict[str, dict[int, set[str]]]:
+    """Per image, per face index, the people and clusters that face was marked "not"."""
+    if not image_ids:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for image_id in image_ids:
+        pipe.hgetall(names.corrections_key(image_id))
+    found = {}
+    for image_id, rows in zip(image_ids, pipe.execute()):
+        if rows:
+            found[image_id] = {int(k): set(_unpack(v)) for k, v in rows.items()}
+    return found
+
+
+def add_correction(client: redis.Redis, image_id: str, face: int, refused: set[str]) -> None:
+    """Face `face` of `image_id` is none of `refused` (its earlier corrections kept)."""
+    key = names.corrections_key(image_id)
+    raw = client.hget(key, str(face))
+    known = set(_unpack(raw)) if raw is not None else set()
+    client.hset(key, str(face), _pack(sorted(known | refused)))
+
+
+def replace_in_corrections(client: redis.Redis, old: str, new: str) -> None:
+    """After a merge: every "not `old`" now means "not `new`" too."""
+    for key in client.scan_iter(match=names.corrections_key("*"), count=1000):
+        for face, raw in client.hgetall(key).items():
+            refused = set(_unpack(raw))
+            if old in refused:
+                client.hset(key, face, _pack(sorted((refused - {old}) | {new})))
+
+
+def patch_stored_result(client: redis.Redis, image_id: str, change: Callable[[dict], dict | None]) -> bool:
+    """Apply `change` (the stored result in, the new one or None for "leave it" out) to the
+    image's latest result in Redis, and to its job's own copy (the API's GET /v1/jobs), keeping
+    their expiry. Optimistic: a result the sink writes meanwhile makes it read and try again,
+    so a newer result is never overwritten with an older one. True when changed."""
+    key = names.result_key(image_id)
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is None:
+                    return False
+                changed = change(json.loads(raw))
+                if changed is None:
+                    pipe.unwatch()
+                    return False
+                job_key = names.job_key(changed["job_id"])
+                pipe.watch(job_key)
+                own_copy = pipe.hexists(job_key, names.JOB_RESULT_FIELD)
+                document = dumps(changed)
+                pipe.multi()
+                pipe.set(key, document, keepttl=True)
+                if own_copy:
+                    pipe.hset(job_key, names.JOB_RESULT_FIELD, document)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                continue
