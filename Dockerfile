@@ -11,7 +11,7 @@ WORKDIR /app
 # `tensorflow-cpu` provides under another distribution name.
 COPY requirements/image.lock requirements/image.lock
 RUN pip install --no-deps -r requirements/image.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY faces faces
 COPY streams streams
 COPY consumers consumers

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= data
 
-.PHONY: run test lint typecheck bench chaos soak compose-test lock docs install install-dev clean
+.PHONY: run test lint typecheck bench chaos soak compose-test lock docs notice install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ lint: install-dev
 # folders. Not yet clean (85 errors in streams/ and ops/, issue 23), so not yet in .ci/run.
 typecheck: install-dev
 	$(BIN)/mypy
+
+# THIRD_PARTY_NOTICES.md from the installed runtime dependencies' metadata and models/licences.py
+# (tests/test_licences_notice.py checks that it names every dependency, model and server).
+notice: install-dev
+	$(BIN)/python -m faces.ops.cli.notice THIRD_PARTY_NOTICES.md
 
 # Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
 # below); offline (synthetic weights). 35-45 minutes here.
