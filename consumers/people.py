@@ -17,11 +17,44 @@ import redis
 
 from faces.consumers.recognition import Judgement, Recognition, vector_bytes, vectors_of
 from faces.consumers.storage import inside, patch_if
+from faces.models.decode import DEFAULT_MAX_PIXELS, decode_image
+from faces.models.detect import Box, load_detector
+from faces.models.embed import load_embedder
 from faces.models.identify import MATCH_THRESHOLD, Candidate, assign
+from faces.models.landmarks import load_landmarker
 from faces.streams import gallery
 from faces.streams.gallery import FaceRecord, ImageFaces, Person
 
 NEAREST_FACES = 5  # stored faces a search lists per face of the photo
+
+
+@dataclass(frozen=True)
+class PhotoFaces:
+    """The faces of a photo analysed here, outside the pipeline: boxes in the order a result
+    lists them, and one descriptor each."""
+
+    boxes: list[Box]
+    vectors: np.ndarray
+
+
+class Describer:
+    """Detection, landmarks and descriptors in this process, for photos that do not go through
+    the pipeline: the photos a person is enrolled from, and the photo searched with. The same
+    models and defaults as the pipeline's stages, so a face gets the descriptor it gets there."""
+
+    def __init__(self, landmarks: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels
+        self.detector = load_detector()
+        self.landmarker = load_landmarker(choice=landmarks)
+        self.embedder = load_embedder()
+
+    def faces(self, data: bytes) -> PhotoFaces:
+        """ImageDecodeError (with its reason) when the bytes are not a usable image."""
+        pixels = decode_image(data, max_pixels=self.max_pixels).pixels
+        boxes = [d.box for d in self.detector.detect([pixels])[0]]
+        points = [face.points for face in self.landmarker.locate(pixels, boxes)]
+        vectors = self.embedder.describe(self.embedder.chips(pixels, list(zip(boxes, points))))
+        return PhotoFaces(boxes, vectors)
 
 
 class PersonNotFound(LookupError):

@@ -44,11 +44,16 @@ def trim_all(client: redis.Redis, retention_s: float) -> dict[str, int]:
     return removed
 
 
-def purge(client: redis.Redis) -> int:
-    """Delete every key of the pipeline (streams, groups, bytes, results, dedupe memory)."""
+def purge(client: redis.Redis, *, people: bool = False) -> int:
+    """Delete every key of the pipeline (streams, groups, bytes, results, dedupe memory); the
+    people recognition knows, their faces and corrections only with `people` (users' own work,
+    not pipeline state: a purge to clear a stuck pipeline must not lose it)."""
     deleted = 0
     batch: list[bytes] = []
+    kept = names.RECOGNITION_PREFIX.encode() + b":"
     for key in client.scan_iter(match=names.ALL_KEYS, count=1000):
+        if not people and key.startswith(kept):
+            continue
         batch.append(key)
         if len(batch) >= 1000:
             deleted += client.unlink(*batch)

@@ -238,15 +238,19 @@ def recreate_group(
 def purge(
     settings: AppSettings,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete every stream, result and memory.")] = False,
+    people: Annotated[
+        bool, typer.Option("--people", help="Also delete the people recognition knows, their faces and corrections.")
+    ] = False,
 ) -> None:
-    """Delete all pipeline state in Redis (files in --storage and --output are kept)."""
+    """Delete all pipeline state in Redis (files in --storage and --output are kept; the people
+    recognition knows too, unless --people)."""
     from faces.streams.history import purge as purge_keys
 
     if not yes:
         usage("purge deletes every stream, stored result and dedupe memory; repeat with --yes")
     logs.configure(level="WARNING")
     with _attached(settings) as (_url, client):
-        typer.echo(f"{count(purge_keys(client), 'key')} deleted")
+        typer.echo(f"{count(purge_keys(client, people=people), 'key')} deleted")
 
 
 def _check_named(ids: list[str], every: bool) -> None:

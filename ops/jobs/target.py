@@ -157,3 +157,17 @@ def attach_url(app: AppSettings) -> str:
             f"`faces up --state-dir {app.state_dir}` (in another terminal), or pass --redis-url"
         )
     return url
+
+
+@contextlib.contextmanager
+def data_target(app: AppSettings) -> Iterator[tuple[str, redis.Redis]]:
+    """(url, client) for commands that only read or change what Redis stores (`faces people`,
+    `faces search`): the running Redis, or else the embedded server started on the state dir
+    for the block, under the stack lock as `faces run` takes it. Unlike a pipeline command, no
+    worker is needed: what they change is kept by the server's own files in the state dir."""
+    stack = not (app.redis_url or running_url(app.state_dir))
+    with redis_target(app, stack=stack) as (url, client, _server):
+        try:
+            yield url, client
+        finally:
+            client.close()
