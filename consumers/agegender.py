@@ -29,6 +29,7 @@ class AgeGenderStage(Routed):
     weights_dir: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     needs_image: bool = True
+    takes_pixels: bool = True  # the regions detect kept (models/regions.py): no decoding here
     _loaded: LoadedBackend | None = None
     _signature: tuple | None = None
 

@@ -1,5 +1,6 @@
 """Detection stage adapter: decoded images -> face boxes with scores (models/analysis.py
-`find_faces`)."""
+`find_faces`), forwarded with the pixels around each face, which the later stages work on
+instead of decoding the photo again (models/regions.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from functools import partial
 
 from faces.consumers.common import analyse_batch
 from faces.consumers.registry import Routed, routed
-from faces.models.analysis import find_faces
+from faces.models.analysis import find_faces, kept_regions
 from faces.models.decode import DEFAULT_MAX_PIXELS
 from faces.models.detect import DEFAULT_BACKEND, Detector, load_detector
 from faces.streams.outcomes import Delivery, Outcome
@@ -23,7 +24,10 @@ class DetectStage(Routed):
     needs_image: bool = True
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
-        return analyse_batch(deliveries, self.route.name, self.max_pixels, partial(find_faces, self.detector))
+        # The only stage that decodes the photo: it keeps the regions the later steps read.
+        return analyse_batch(
+            deliveries, self.route.name, self.max_pixels, partial(find_faces, self.detector), keep=kept_regions
+        )
 
 
 def build(options: dict) -> DetectStage:

@@ -21,6 +21,7 @@ class LandmarksStage(Routed):
     landmarker: Landmarker
     max_pixels: int = DEFAULT_MAX_PIXELS
     needs_image: bool = True
+    takes_pixels: bool = True  # the regions detect kept (models/regions.py): no decoding here
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         return analyse_batch(deliveries, self.route.name, self.max_pixels, partial(add_landmarks, self.landmarker))

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faces.models.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from faces.models import regions
+from faces.models.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLarge, decode_image
 from faces.models.detect import Box
 from faces.schemas import events
 from faces.schemas.result import BATCH_SHARE
@@ -51,6 +52,26 @@ def decode_photo(
     except ImageDecodeError as exc:
         return events.with_error(job, stage, exc.reason, str(exc))
     return photo_of(job, image.pixels)
+
+
+def photo_of_regions(
+    job: dict[str, Any], packed: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Photo | dict[str, Any]:
+    """The pixels the detect step kept for `job` (models/regions.py), put back at their places
+    in a photo-sized canvas: a Photo as `decode_photo` gives, without decoding the photo again;
+    the job failed at `stage` when the photo is over `max_pixels` (this stage's limit)."""
+    pixels = regions.unpack(packed)
+    height, width = pixels.shape[:2]
+    if width * height > max_pixels:
+        exc = ImageTooLarge(width, height, max_pixels)
+        return events.with_error(job, stage, exc.reason, str(exc))
+    return photo_of(job, pixels)
+
+
+def kept_regions(photo: Photo) -> bytes | None:
+    """What the detect step keeps of a photo for the later steps: the regions around its faces
+    (models/regions.py `pack`), or None when they are over the bound (then they decode)."""
+    return regions.pack(photo.pixels, [face["box"] for face in photo.job["faces"]])
 
 
 def photo_of(job: dict[str, Any], pixels: np.ndarray) -> Photo:

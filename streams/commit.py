@@ -105,7 +105,7 @@ local function supersedes(job_id, status, submitted_at, old_json)
   return job_id > old_job
 end
 
-local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_at, upload, job, job_field)
+local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_at, upload, job, job_field, pixels)
   local old = redis.call('GET', key)
   local kept = not old or supersedes(job_id, status, submitted_at, old)
   if kept then
@@ -120,7 +120,7 @@ local function finish(key, blob, json, ttl, job_id, image_id, status, submitted_
       redis.call('EXPIRE', job, ttl)
     end
   end
-  redis.call('DEL', blob)
+  redis.call('DEL', blob, pixels)
   -- Only a job's first finish announces it: a late duplicate finds it gone from inflight.
   -- The announcement says what was stored: a result a newer one outranks is "superseded".
   if redis.call('SREM', inflight, job_id) == 1 then
@@ -205,6 +205,7 @@ def finish(fin: Finish, settings: CommitSettings) -> list:
         names.upload_key(job["image_id"]),
         names.job_key(job["job_id"]),
         names.JOB_RESULT_FIELD,
+        names.pixels_key(job["job_id"]),
     ]
 
 
@@ -251,4 +252,5 @@ def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSetting
         # forever, nor its in-flight slot.
         commands.append(["SREM", names.INFLIGHT, job["job_id"]])
         commands.append(["EXPIRE", names.blob_key(job["job_id"]), settings.blob_ttl_s])
+        commands.append(["EXPIRE", names.pixels_key(job["job_id"]), settings.blob_ttl_s])
     return commands

@@ -6,6 +6,10 @@ what every pipeline stage shares and no stage writes itself:
 - stages that need pixels are handed the claim-checked image bytes (one MGET per batch); a job
   whose bytes are gone is a late duplicate (no longer in flight) or a dead letter (except at the
   sink, whose bytes serve only the picture);
+- the pixels a stage forwards (detect's face regions) are kept under the job's pixels key in the
+  same commit as the forward; stages that take them (`takes_pixels`) are handed those instead of
+  the bytes, so only detect decodes the photo (the bytes are fetched only for jobs with none kept:
+  a replay from a later stage, a dead-letter retry);
 - the images stream keeps retention_s of acknowledged history, for `faces replay`;
 - error results are reported once, by the stage they arose in (or the sink).
 
@@ -22,7 +26,7 @@ from faces.schemas import events
 from faces.streams import names, reading
 from faces.streams.commit import BatchEffects
 from faces.streams.delivery import ConsumerCounters, StreamConsumer
-from faces.streams.outcomes import Delivery, Finish, Outcome
+from faces.streams.outcomes import Delivery, Finish, Forward, Outcome
 from faces.streams.reading import RawEntry
 
 __all__ = ["ConsumerCounters", "StageConsumer"]
@@ -49,9 +53,25 @@ class StageConsumer(StreamConsumer):
 
     def _attach_images(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
         """Fetch the claim-checked image bytes for stages that need pixels (one MGET); the
-        deliveries whose bytes are gone are sorted out by `_without_bytes`."""
+        deliveries whose bytes are gone are sorted out by `_without_bytes`. A stage that takes
+        the kept pixels gets those (one MGET), and the bytes only where none were kept."""
         if not self.stage.needs_image or not deliveries:
             return deliveries
+        if getattr(self.stage, "takes_pixels", False):
+            deliveries, without = self._attach_pixels(deliveries)
+            return deliveries + self._attach_bytes(without, batch)
+        return self._attach_bytes(deliveries, batch)
+
+    def _attach_pixels(self, deliveries: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """(deliveries with their kept pixels, deliveries that have none): one MGET."""
+        kept = self.client.mget([names.pixels_key(d.job["job_id"]) for d in deliveries])
+        ready = [dataclasses.replace(d, pixels=cast(bytes, p)) for d, p in zip(deliveries, kept) if p is not None]
+        return ready, [d for d, p in zip(deliveries, kept) if p is None]
+
+    def _attach_bytes(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
+        """The deliveries with their image bytes (one MGET), and those without, sorted out."""
+        if not deliveries:
+            return []
         blobs = self.client.mget([names.blob_key(d.job["job_id"]) for d in deliveries])
         ready, missing = [], []
         for delivery, blob in zip(deliveries, blobs):
@@ -95,6 +115,14 @@ class StageConsumer(StreamConsumer):
                     delivery.job,
                 )
         return handed
+
+    def _settle_forward(self, delivery: Delivery, outcome: Forward, batch: BatchEffects) -> None:
+        """Forward the job as StreamConsumer does; the pixels it carries are kept under the job's
+        pixels key by the same commit (so only while this consumer still holds the entry)."""
+        settled = len(batch.settled)
+        super()._settle_forward(delivery, outcome, batch)
+        if outcome.pixels is not None and len(batch.settled) > settled:  # forwarded, not dead-lettered
+            batch.settled[-1].commands.append(["SET", names.pixels_key(outcome.job["job_id"]), outcome.pixels])
 
     def _keep_since_s(self) -> float | None:
         """The images stream keeps its history for `faces replay --since`; the others none."""

@@ -32,6 +32,13 @@ def blob_key(job_id: str) -> str:
     return f"{PREFIX}:blob:{job_id}"
 
 
+def pixels_key(job_id: str) -> str:
+    """Key holding the decoded pixels the stages after detect work on (the regions around each
+    face, models/regions.py), stored by detect's commit so that no later stage decodes the photo
+    again. Released with the blob (streams/commit.py), derived from the job id like it."""
+    return f"{PREFIX}:pixels:{job_id}"
+
+
 def published_key(job_id: str) -> str:
     """A job id published lately -> its entry id, expiring after
     publishing.PUBLISHED_MEMORY_S: a publish sent again after a lost reply adds nothing."""

@@ -21,6 +21,7 @@ class Delivery:
     attempt: int  # 1 on first delivery; grows with every redelivery
     job: dict[str, Any]
     image: bytes | None = None
+    pixels: bytes | None = None  # the regions detect kept (names.pixels_key), for stages that take them
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Forward:
     """Pass the (updated) job to the next stage's stream."""
 
     job: dict[str, Any]
+    pixels: bytes | None = None  # kept under names.pixels_key in the same commit (detect's regions)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Stage(Protocol):
 
     route: StageRoute
     needs_image: bool  # fetch each job's image bytes (claim-check) before handle()
+    # (optional) takes_pixels: fetch the regions detect kept instead; the bytes only where none were kept
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """One outcome per delivery, in order. Raising means: retry the batch later."""

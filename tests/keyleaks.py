@@ -3,8 +3,8 @@
 Checked by the `redis_server` fixture (tests/fixtures_redis.py) after every test, on the test's
 own server. Two kinds of leak: a key of no family streams/names.py defines (a stray key), and
 what the sink's commit releases but a finished job still holds: the in-flight slot of a job
-announced on the results stream or dead-lettered by the sink, the image bytes of the former,
-and bytes that never expire of the latter (the sink keeps a dead letter's bytes for a while,
+announced on the results stream or dead-lettered by the sink, the image bytes (and kept pixels) of the former,
+and bytes (and the pixels detect kept) that never expire of the latter (the sink keeps a dead letter's bytes for a while,
 for `faces dlq retry`). The bytes and slot of a job still on its way are work in progress. A test that leaves other keys on
 purpose says so: `@pytest.mark.redis_keys_left("pattern", ...)` (fnmatch patterns).
 """
@@ -32,6 +32,7 @@ DURABLE_FAMILIES = (
     names.BENCH_PING,
     names.BENCH_PONG,
     names.blob_key("*"),
+    names.pixels_key("*"),
     names.published_key("*"),
     names.held_key(f"{names.PREFIX}:*"),
     names.seen_key("*"),
@@ -69,6 +70,16 @@ def leaked_keys(client: redis.Redis, allowed: Iterable[str] = ()) -> list[str]:
     finished = announced | given_up
     leaks += [
         f"image bytes of finished job {j} ({names.blob_key(j)})" for j in sorted(announced) if names.blob_key(j) in keys
+    ]
+    leaks += [
+        f"kept pixels of finished job {j} ({names.pixels_key(j)})"
+        for j in sorted(announced)
+        if names.pixels_key(j) in keys
+    ]
+    leaks += [
+        f"kept pixels that never expire of job {j} the sink dead-lettered ({names.pixels_key(j)})"
+        for j in sorted(given_up - announced)
+        if names.pixels_key(j) in keys and client.ttl(names.pixels_key(j)) == -1
     ]
     leaks += [
         f"image bytes that never expire of job {j} the sink dead-lettered ({names.blob_key(j)})"
