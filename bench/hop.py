@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import redis
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import commit as committing
 from faces.streams import names, reading
 from faces.streams.commit import EntryEffects
@@ -47,7 +48,7 @@ class HopRun:
     with_image_fetch: bool  # each hop also fetched the image bytes (MGET), as image stages do
 
 
-def time_hops(client: redis.Redis, job: dict, hops: int, batch: int = 1, image: bytes | None = None) -> HopRun:
+def time_hops(client: redis.Redis, job: Job, hops: int, batch: int = 1, image: bytes | None = None) -> HopRun:
     """Pass ``batch`` copies of ``job`` between two bench streams ``hops`` times, timing each hop.
 
     With ``image``, the bytes are stored under the job's blob key first and every hop also

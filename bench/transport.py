@@ -19,12 +19,13 @@ from faces.consumers.landmarks import LandmarksStage
 from faces.models.detect import Detector
 from faces.models.landmarks import Landmarker
 from faces.producer.files import job_for
+from faces.schemas.job import Job
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.outcomes import Delivery, Forward
 
 
-def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> dict:
+def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> Job:
     """The event the landmarks stage forwards for ``photo``, built by the real adapters."""
     job = job_for(str(photo.path), photo.data)
     for stage in (DetectStage(detector), LandmarksStage(landmarker)):
@@ -36,7 +37,7 @@ def landmarked_job(photo: Photo, detector: Detector, landmarker: Landmarker) -> 
 
 def pick_events(
     photos: Sequence[Photo], face_counts: Sequence[int], detector: Detector, landmarker: Landmarker
-) -> dict[str, tuple[dict, bytes]]:
+) -> dict[str, tuple[Job, bytes]]:
     """The landmarked jobs of the photo with the median face count and of the one with the
     most faces, with their image bytes: a typical event and the largest."""
     order = sorted(range(len(photos)), key=lambda i: face_counts[i])
@@ -44,7 +45,7 @@ def pick_events(
     return {name: (landmarked_job(photos[i], detector, landmarker), photos[i].data) for name, i in chosen.items()}
 
 
-def measure_transport(jobs: dict[str, tuple[dict, bytes]], workdir: Path, hops: int, repeat: int) -> dict:
+def measure_transport(jobs: dict[str, tuple[Job, bytes]], workdir: Path, hops: int, repeat: int) -> dict:
     """p50/p99 of one hop and events per second, per event, one at a time and in batches of 8,
     and with the image fetch the image stages add, against a fresh embedded redis-server."""
     figures = {}

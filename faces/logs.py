@@ -22,6 +22,9 @@ from typing import Any, TextIO, cast
 
 import structlog
 
+from faces import exits
+from faces.errors import FacesError
+
 LEVEL_ENV = "FACES_LOG_LEVEL"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -29,13 +32,13 @@ log = structlog.get_logger(__name__)
 _stdlib_handler: logging.Handler | None = None
 
 
-class LogLevelError(ValueError):
+class LogLevelError(FacesError, ValueError):
     """$FACES_LOG_LEVEL is not a log level.
 
     Cause: a typo in the environment. Remedy: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL.
     """
 
-    exit_code = 2  # a bad value (ops/exits.py USAGE)
+    exit_code = exits.USAGE  # a bad value
 
 
 class _CurrentStderr:

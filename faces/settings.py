@@ -80,7 +80,7 @@ HTTP_MAX_CONNECTIONS = 100  # open connections; past it the oldest still sending
 HTTP_HEAD_TIMEOUT_S = 10.0  # a request head not complete within this: connection closed; FACES_HTTP_HEAD_TIMEOUT_S
 HTTP_BODY_TIMEOUT_S = 120.0  # an upload body not complete within this: 408; FACES_HTTP_BODY_TIMEOUT_S
 HTTP_BODY_IDLE_S = 15.0  # ... or silent this long between two chunks: 408
-HTTP_KEEP_ALIVE_S = 5.0  # an idle keep-alive connection is closed after this
+HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this (whole seconds: uvicorn's int)
 # Host names the API answers to besides the bound address and the loopback names;
 # FACES_HTTP_ALLOWED_HOSTS (comma-separated, `*`: any)
 HTTP_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -61,7 +61,7 @@ class AgeGender:
     gender_scores: dict[str, float]
 
 
-def crop_face(image: np.ndarray, box: Box, points: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+def crop_face(image: np.ndarray, box: Box, points: Sequence[Sequence[float]] | None = None) -> np.ndarray:
     """BGR uint8 image + face box (+ 68 points) -> (224, 224, 3) float32 network input.
 
     Follows DeepFace.analyze with align=True: DeepFace pads the photo with black borders

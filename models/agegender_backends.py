@@ -21,8 +21,10 @@ import numpy as np
 import structlog
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.models.agegender import AgeGender
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+from faces.schemas.job import Face
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +33,7 @@ DEFAULT_CHOICE = defaults.AGEGENDER
 ENV_VAR = "FACES_AGEGENDER"
 
 
-class AgeGenderChoiceError(ValueError):
+class AgeGenderChoiceError(FacesError, ValueError):
     """An unknown age/gender backend was asked for.
 
     Cause: `--agegender` or $FACES_AGEGENDER is not one of auto, deepface, dlib.
@@ -42,7 +44,7 @@ class AgeGenderChoiceError(ValueError):
 class AgeGenderBackend(Protocol):
     name: str
 
-    def chips(self, pixels: np.ndarray, faces: Sequence[dict]) -> list[Any]:
+    def chips(self, pixels: np.ndarray, faces: Sequence[Face]) -> list[Any]:
         """Each face's network input, cut from one decoded BGR photo."""
         ...
 
@@ -111,7 +113,7 @@ class _DeepFaceBackend:
         self.model = model
         self.name = model.name
 
-    def chips(self, pixels: np.ndarray, faces: Sequence[dict]) -> list[np.ndarray]:
+    def chips(self, pixels: np.ndarray, faces: Sequence[Face]) -> list[np.ndarray]:
         from faces.models.agegender import crop_face
         from faces.models.detect import Box
 
@@ -126,7 +128,7 @@ class _BundledBackend:
         self.model = model
         self.name = model.name
 
-    def chips(self, pixels: np.ndarray, faces: Sequence[dict]) -> list:
+    def chips(self, pixels: np.ndarray, faces: Sequence[Face]) -> list:
         from faces.models.agegender_bundled import rgb_of
         from faces.models.detect import Box
 

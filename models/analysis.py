@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from faces.models import regions
 from faces.models.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLarge, decode_image
 from faces.models.detect import Box
 from faces.schemas import events
+from faces.schemas.job import Face, Job
 from faces.schemas.result import BATCH_SHARE
 
 if TYPE_CHECKING:  # the detect worker must not import the age/gender models (DeepFace)
@@ -33,17 +34,16 @@ if TYPE_CHECKING:  # the detect worker must not import the age/gender models (De
     from faces.models.detect import Detection, Detector
     from faces.models.landmarks import Landmarker
 
+
 @dataclass(frozen=True)
 class Photo:
     """One image under analysis: its job, which each step fills in, and its BGR uint8 pixels."""
 
-    job: dict[str, Any]
+    job: Job
     pixels: np.ndarray
 
 
-def decode_photo(
-    job: dict[str, Any], data: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Photo | dict[str, Any]:
+def decode_photo(job: Job, data: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo | Job:
     """The image bytes of `job`, decoded for `stage`: a Photo holding a copy of the job with the
     image's width and height; or, when the bytes are not a usable image, the job failed at
     `stage` with the decode error's reason (empty, not-an-image, truncated, ...) as its type."""
@@ -54,9 +54,7 @@ def decode_photo(
     return photo_of(job, image.pixels)
 
 
-def photo_of_regions(
-    job: dict[str, Any], packed: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Photo | dict[str, Any]:
+def photo_of_regions(job: Job, packed: bytes, stage: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo | Job:
     """The pixels the detect step kept for `job` (models/regions.py), put back at their places
     in a photo-sized canvas: a Photo as `decode_photo` gives, without decoding the photo again;
     the job failed at `stage` when the photo is over `max_pixels` (this stage's limit)."""
@@ -74,7 +72,7 @@ def kept_regions(photo: Photo) -> bytes | None:
     return regions.pack(photo.pixels, [face["box"] for face in photo.job["faces"]])
 
 
-def photo_of(job: dict[str, Any], pixels: np.ndarray) -> Photo:
+def photo_of(job: Job, pixels: np.ndarray) -> Photo:
     """A Photo of decoded `pixels`, with a copy of `job` (the caller's stays as it was) that
     records the image's width and height."""
     job = copy.deepcopy(job)
@@ -93,7 +91,7 @@ def find_faces(detector: Detector, photos: Sequence[Photo]) -> None:
         photo.job["models"]["detector"] = detector.name
 
 
-def _face_of(detection: Detection) -> dict[str, Any]:
+def _face_of(detection: Detection) -> Face:
     box = detection.box
     return {"box": {"x": box.x, "y": box.y, "w": box.w, "h": box.h}, "score": round(float(detection.score), 4)}
 
@@ -138,7 +136,7 @@ def _predict_faces(backend: AgeGenderBackend, photos: Sequence[Photo]) -> None:
         face.update(_age_gender_fields(prediction))
 
 
-def _age_gender_fields(prediction: AgeGender) -> dict[str, Any]:
+def _age_gender_fields(prediction: AgeGender) -> Face:
     low, high = prediction.age_range
     return {
         "age": round(float(prediction.age), 2),
@@ -152,7 +150,7 @@ def _age_gender_fields(prediction: AgeGender) -> dict[str, Any]:
 
 
 @contextmanager
-def timed(job: dict, key: str) -> Iterator[None]:
+def timed(job: Job, key: str) -> Iterator[None]:
     """Add the milliseconds the block takes to job's timings_ms[key]: work done for this image
     alone, so measured for it alone."""
     started = time.perf_counter()
@@ -161,7 +159,7 @@ def timed(job: dict, key: str) -> Iterator[None]:
 
 
 @contextmanager
-def timed_shared(jobs: Sequence[dict], weights: Sequence[int], stage: str) -> Iterator[None]:
+def timed_shared(jobs: Sequence[Job], weights: Sequence[int], stage: str) -> Iterator[None]:
     """Time one call made for the whole batch (a network run over every face at once, which
     cannot be timed per image) and give each job its share, in proportion to its weight (its
     faces), under timings_ms[stage + "_batch_share"]: the name says it is a share, not a
@@ -175,5 +173,5 @@ def timed_shared(jobs: Sequence[dict], weights: Sequence[int], stage: str) -> It
         _add_ms(job, stage + BATCH_SHARE, elapsed_ms * share)
 
 
-def _add_ms(job: dict, key: str, ms: float) -> None:
+def _add_ms(job: Job, key: str, ms: float) -> None:
     job["timings_ms"][key] = round(job["timings_ms"].get(key, 0.0) + ms, 2)

@@ -17,6 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from faces.errors import FacesError
 from faces.models.detectors import BACKENDS, DEFAULT_BACKEND
 from faces.models.detectors import MODULES as _MODULES
 
@@ -35,7 +36,7 @@ DEFAULT_MAX_WORK_PIXELS = 16_000_000
 DEFAULT_MIN_SCORES = {"dlib-hog": 0.2}
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(FacesError, ValueError):
     """A detector name that is not in ``BACKENDS``.
 
     Cause: a typo in the ``--detector`` option or the FACES_DETECTOR variable.
@@ -46,7 +47,7 @@ class UnknownBackend(ValueError):
         super().__init__(f"unknown detector backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(FacesError, RuntimeError):
     """The backend exists but cannot run here, usually because its model file is missing.
 
     Cause: e.g. opencv-yunet without its ONNX file. Remedy: follow the message (configure

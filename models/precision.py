@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from faces.errors import FacesError
+
 PRECISION_ENV = "FACES_AGEGENDER_PRECISION"
 FLOAT32 = "float32"
 BFLOAT16 = "bfloat16"
@@ -32,7 +34,7 @@ _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 _AVX512_FLAG = "avx512f"
 
 
-class PrecisionError(ValueError):
+class PrecisionError(FacesError, ValueError):
     """FACES_AGEGENDER_PRECISION is not one of auto, float32, bfloat16, opencv-float32.
 
     Cause: a typo in the environment. Remedy: set one of the four, or unset it for auto.

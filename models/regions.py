@@ -24,6 +24,7 @@ import msgpack
 import numpy as np
 
 from faces import settings as defaults
+from faces.schemas.job import FaceBox
 
 FORMAT = 1
 # Of each face box's width (height) added on the left and right (top and bottom): twice what the
@@ -40,7 +41,7 @@ class BadRegions(ValueError):
     """Packed regions that do not describe a photo: not written by `pack`, or damaged."""
 
 
-def face_regions(width: int, height: int, boxes: Sequence[dict[str, int]]) -> list[tuple[int, int, int, int]]:
+def face_regions(width: int, height: int, boxes: Sequence[FaceBox]) -> list[tuple[int, int, int, int]]:
     """(x, y, w, h) per face: its box widened by REGION_MARGIN on every side, clipped to the
     photo; the whole photo when those would cover more than WHOLE_PHOTO_SHARE of it."""
     regions = []
@@ -55,7 +56,7 @@ def face_regions(width: int, height: int, boxes: Sequence[dict[str, int]]) -> li
     return regions
 
 
-def pack(pixels: np.ndarray, boxes: Sequence[dict[str, int]]) -> bytes | None:
+def pack(pixels: np.ndarray, boxes: Sequence[FaceBox]) -> bytes | None:
     """The regions of BGR uint8 `pixels` that the later steps read around `boxes`, as bytes
     (msgpack); None when they would exceed MAX_PACKED_BYTES."""
     height, width = pixels.shape[:2]

@@ -26,6 +26,7 @@ import cv2
 import face_recognition_models
 from deepface.commons.folder_utils import get_deepface_home
 
+from faces.errors import FacesError
 from faces.urls import joined, scrubbed, shown
 
 AGE_FILE = "age_model_weights.h5"
@@ -62,7 +63,7 @@ _CACHE_NAME = ".sha256-cache.json"
 Progress = Callable[[str, int, "int | None"], None]
 
 
-class WeightsMissing(FileNotFoundError):
+class WeightsMissing(FacesError, FileNotFoundError):
     """A model weight file the pipeline needs is not on disk.
 
     Cause: DeepFace's age/gender weights are downloaded separately and this machine does
@@ -75,7 +76,7 @@ class WeightsMissing(FileNotFoundError):
         super().__init__(f"model weights {self.path} are missing; run `faces models fetch` to download them")
 
 
-class WeightsUnreadable(ValueError):
+class WeightsUnreadable(FacesError, ValueError):
     """A weight file exists but is not a DeepFace age/gender HDF5 file.
 
     Cause: an interrupted copy, a file from another model, or disk damage. Remedy: delete

@@ -1,10 +1,6 @@
-"""Every exit code a `faces` command uses, defined once (docs/commands.md's table lists the same, generated from ops/cli/docs.py)."""
+"""The exit codes of the `faces` command, for ops/: defined once in faces/exits.py, where the
+error base (faces/errors.py) and every layer below ops/ can read them."""
 
-OK = 0
-FAILED = 1  # could not run: Redis unreachable, missing input, a worker failing at start
-USAGE = 2  # bad usage: an unknown option, a bad value, a missing argument
-SOME_ERRORS = 3  # finished, but some images have error results or were dead-lettered
-GRACE_EXPIRED = 4  # `faces worker`: SIGTERM's grace period ran out with entries in hand
-GROUP_LOST = 5  # `faces worker`: its consumer group vanished from a stream with history
-BATCH_OVERRUN = 6  # `faces worker`: a batch ran past --batch-limit-s (a hung stage call); it exits to be replaced
-INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+from faces.exits import BATCH_OVERRUN, FAILED, GRACE_EXPIRED, GROUP_LOST, INTERRUPTED, OK, SOME_ERRORS, USAGE
+
+__all__ = ["BATCH_OVERRUN", "FAILED", "GRACE_EXPIRED", "GROUP_LOST", "INTERRUPTED", "OK", "SOME_ERRORS", "USAGE"]

@@ -7,39 +7,14 @@ from __future__ import annotations
 
 import redis
 
+from faces.errors import FacesError
 from faces.ops import exits
-
-# Raised by our code with a message written for the user: printed as they are.
-# Matched by class name so that this module need not import every layer that defines one.
-_OWN_ERRORS = (
-    "CommandError",
-    "RedisUnavailable",
-    "EmbeddedRedisError",
-    "NoRedisRunning",
-    "StackAlreadyRunning",
-    "UnsafeLockFile",
-    "JobTimeout",
-    "WorkerStartFailed",
-    "WorkerCrashLooping",
-    "ApiStopped",
-    "SettingsError",
-    "ResultLookupError",
-    "GroupLost",
-    "UnknownBackend",
-    "BackendUnavailable",
-    "AgeGenderChoiceError",
-    "PrecisionError",
-    "WeightsMissing",
-    "WeightsUnreadable",
-    "LogLevelError",
-    "BadRedisUrl",
-)
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line without traceback) for any exception a command let escape."""
-    if any(c.__name__ in _OWN_ERRORS for c in type(exc).__mro__):
-        return getattr(exc, "exit_code", exits.FAILED), _one_line(str(exc))
+    if isinstance(exc, FacesError):  # our own: its message is written for the user already
+        return exc.exit_code, _one_line(str(exc))
     if isinstance(exc, redis.AuthenticationError) or _is_auth_refusal(exc):
         return exits.FAILED, (
             f"Redis refused our credentials ({_one_line(str(exc))}); "

@@ -17,7 +17,8 @@ from typing import BinaryIO
 
 from faces import settings as defaults
 from faces.consumers.storage import NAME_MAX_BYTES, TEMP_EXTRA_BYTES
-from faces.schemas import events
+from faces.schemas import events, formats
+from faces.schemas.job import Job
 
 # What OpenCV 4.x decodes (imgcodecs), plus GIF, which Pillow decodes for us.
 IMAGE_SUFFIXES = frozenset(
@@ -49,13 +50,13 @@ IMAGE_SUFFIXES = frozenset(
 )
 DEFAULT_MAX_IMAGE_BYTES = defaults.MAX_IMAGE_BYTES
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
-ID_HASH_CHARS = 8  # hex digits of the sha256 that end an image id
+ID_HASH_CHARS = formats.IMAGE_ID_HASH_CHARS
 # Every file named after an image id must fit NAME_MAX_BYTES, in UTF-8 bytes (a CJK letter is 3):
 # the longest is a result's temporary file, ".<stem>-<8 hex>.json.XXXXXXXX.tmp" (pictures end
 # ".jpg", uploads ".<5 letters>": shorter).
 LONGEST_ID_FILE_SUFFIX = ".json"
 MAX_STEM_BYTES = NAME_MAX_BYTES - TEMP_EXTRA_BYTES - len(f"-{'0' * ID_HASH_CHARS}{LONGEST_ID_FILE_SUFFIX}")
-MAX_STEM_CHARS = 80  # the older limit, kept: a name that fits both keeps the id it always had
+MAX_STEM_CHARS = formats.IMAGE_ID_STEM_MAX_CHARS  # the older limit, kept: a name that fits both keeps its id
 
 
 def is_image_name(path: Path) -> bool:
@@ -69,7 +70,7 @@ def image_id_for(path: str, sha256: str) -> str:
     Only letters, digits, '_', '-' and '.' survive, with no leading dot, so the name can never
     climb out of the storage or output folder nor hide itself.
     """
-    return f"{image_stem(path)}-{sha256[:ID_HASH_CHARS]}"
+    return formats.image_id(image_stem(path), sha256)
 
 
 def image_stem(path: str) -> str:
@@ -97,7 +98,7 @@ class FileRead:
     """One file read for publishing. `size` and `mtime_ns` come from fstat of the descriptor
     the bytes were read from, so they describe the very file that was read."""
 
-    job: dict
+    job: Job
     data: bytes  # what to store: the file's bytes, or b"" for a file too large to hold
     size: int
     mtime_ns: int
@@ -238,12 +239,12 @@ def _walk(path: Path) -> Iterator[Path]:
                 yield child
 
 
-def job_for(path: str, data: bytes, start_stage: str = "detect") -> dict:
+def job_for(path: str, data: bytes, start_stage: str = "detect") -> Job:
     """A new job for the image bytes `data`, submitted as `path`."""
     return new_job(path, hashlib.sha256(data).hexdigest(), len(data), start_stage)
 
 
-def new_job(path: str, sha256: str, size: int, start_stage: str = "detect") -> dict:
+def new_job(path: str, sha256: str, size: int, start_stage: str = "detect") -> Job:
     """A new job for a file of `size` bytes hashing to `sha256`, submitted as `path`."""
     return events.new_job(
         job_id=uuid.uuid4().hex,

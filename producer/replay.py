@@ -14,24 +14,27 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import redis
 import structlog
 
 from faces.producer.files import SourceChanged, image_id_for, read_same_bytes, sha256_of_file
-from faces.schemas import events
+from faces.schemas import events, formats
+from faces.schemas.job import Face, FaceKey, Job
 from faces.streams import clock, history, names, publishing, results
 
 log = structlog.get_logger(__name__)
 
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_IMAGE_ID = re.compile(r".+-[0-9a-f]{8}")  # producer.files.image_id_for: <stem>-<8 hex of sha256>
-MIN_PREFIX_HEX = 8  # an image id carries the first 8 hex of the sha256: a shorter prefix is too vague
+# <stem>-<hex digits of the sha256> (schemas/formats.py), whatever letters the stem has.
+_IMAGE_ID = re.compile(rf".+-[0-9a-f]{{{formats.IMAGE_ID_HASH_CHARS}}}")
+MIN_PREFIX_HEX = formats.IMAGE_ID_HASH_CHARS  # what an image id carries of the sha256: shorter is too vague
 TIME_FORMS = "an ISO time like 2026-11-27T10:00 (UTC unless it names a zone) or a stream id like 1700000000000-0"
 IMAGE_FORMS = f"a file path, an image id, or a sha256 prefix of {MIN_PREFIX_HEX} or more hex digits"
 
@@ -65,7 +68,7 @@ class ImageNotFound(LookupError):
 
 @dataclass
 class ReplayPlan:
-    jobs: list[dict] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image id or path, reason)
 
 
@@ -115,12 +118,12 @@ class ImageSelector:
     def id_suffix(self) -> str | None:
         """The 8 hex digits every image id this selector can match ends with (None: unknown)."""
         if self.file_id:
-            return self.file_id[-8:]
+            return self.file_id[-formats.IMAGE_ID_HASH_CHARS :]
         if self.is_prefix:
             return self.text[:MIN_PREFIX_HEX].lower()
-        return self.text[-8:] if _IMAGE_ID.fullmatch(self.text) else None
+        return self.text[-formats.IMAGE_ID_HASH_CHARS :] if _IMAGE_ID.fullmatch(self.text) else None
 
-    def matches(self, record: dict, resolved: Callable[[str], Path] = lambda p: Path(p).resolve()) -> bool:
+    def matches(self, record: Mapping[str, Any], resolved: Callable[[str], Path] = lambda p: Path(p).resolve()) -> bool:
         """By sha256 prefix; or by image id, the path as submitted or the same file, the id of
         the file's bytes now (the file may have been submitted under another path). `resolved`
         resolves a path; `plan` passes one that remembers, since it asks for every selector of
@@ -132,7 +135,7 @@ class ImageSelector:
             return True
         return resolved(self.text) == resolved(image["path"])
 
-    def choose(self, records: dict[str, dict], where: str) -> Choice:
+    def choose(self, records: Mapping[str, Mapping[str, Any]], where: str) -> Choice:
         """The images this selector names among `records` (image id -> its latest job or
         result, each with `image.sha256` and `submitted_at`). ImageNotFound when there is none;
         for a sha256 prefix matching several images: the latest when all hold the same bytes
@@ -195,8 +198,8 @@ def plan(
     image (BadSelection): a replay that silently does nothing would look like a success."""
     names.route(from_stage)
     selectors = parse_selectors(images or [])
-    matched: dict[ImageSelector, dict[str, dict]] = {s: {} for s in selectors}  # image id -> latest job
-    latest: dict[str, dict] = {}
+    matched: dict[ImageSelector, dict[str, Job]] = {s: {} for s in selectors}  # image id -> latest job
+    latest: dict[str, Job] = {}
     resolved = functools.lru_cache(maxsize=None)(lambda path: Path(path).resolve())  # for this plan only
     for _entry_id, job in history.submitted_jobs(client, to_stream_id(since, end=False), to_stream_id(until, end=True)):
         for selector in selectors:
@@ -219,12 +222,12 @@ def plan(
     return out
 
 
-def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
+def _rebuild(client: redis.Redis, submitted: Job, from_stage: str) -> Job:
     # Submitted now, on Redis's clock (publishing stamps it again when it publishes): the
     # replay's result must win over the original job's, whichever ends last.
     job_id = uuid.uuid4().hex
     job = events.as_new_job(submitted, job_id=job_id, submitted_at=clock.server_now(client))
-    job.update(start_stage=from_stage, error=None, faces=[], timings_ms={}, notes={}, models={})
+    job.update({"start_stage": from_stage, "error": None, "faces": [], "timings_ms": {}, "notes": {}, "models": {}})
     if from_stage != "detect":
         stored = results.stored_result(client, job["image_id"])
         if stored is None:
@@ -239,7 +242,7 @@ def _rebuild(client: redis.Redis, submitted: dict, from_stage: str) -> dict:
     return job
 
 
-_FIELDS_BY_STAGE = {
+_FIELDS_BY_STAGE: dict[str, tuple[FaceKey, ...]] = {
     "detect": ("box", "score"),
     "landmarks": ("landmarks", "pose", "quality"),
     "agegender": ("age", "age_range", "gender"),
@@ -264,16 +267,16 @@ def _timings_before(timings: dict, from_stage: str) -> dict:
     }
 
 
-def _face_until(face: dict, from_stage: str) -> dict:
+def _face_until(face: dict, from_stage: str) -> Face:
     """The parts of a stored face made by the stages before `from_stage`."""
-    kept = {}
+    kept: Face = {}
     for stage in names.STAGE_ORDER[: names.STAGE_ORDER.index(from_stage)]:
         for key in _FIELDS_BY_STAGE.get(stage, ()):
             kept[key] = face.get(key)
     return kept
 
 
-def publish(client: redis.Redis, job: dict) -> str:
+def publish(client: redis.Redis, job: Job) -> str:
     """Read the image file again, check it is the same bytes, and publish into the stage's input.
     The caller waits for room first (ops/jobs/replay.py, which supervises its workers meanwhile)."""
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from faces import settings as defaults
+from faces.schemas.job import Job
 
 SCHEMA = "faces.job"
 VERSION = 1
@@ -68,10 +69,10 @@ def new_job(
     submitted_at: float,
     start_stage: str = "detect",
     metadata: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Job:
     """A fresh job for a submitted image, ready for `encode`. `metadata` (the caller's own
     string fields, `check_metadata`) travels with the job into its result; no key without it."""
-    job = {
+    job: Job = {
         "schema": SCHEMA,
         "version": VERSION,
         "job_id": job_id,
@@ -119,7 +120,7 @@ def check_metadata(metadata: Any) -> dict[str, str]:
     return dict(metadata)
 
 
-def encode(job: dict[str, Any], max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
+def encode(job: Job, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> bytes:
     """Pack a job for XADD. Raises EventError if it would not pass `decode`."""
     _validate(job)
     data = msgpack.packb(job, use_bin_type=True)
@@ -128,7 +129,7 @@ def encode(job: dict[str, Any], max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> byt
     return data
 
 
-def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any]:
+def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Job:
     """Unpack and validate one entry's payload; EventError with a clear reason otherwise."""
     if not isinstance(data, (bytes, bytearray)):
         raise EventError(f"payload is {type(data).__name__}, expected bytes")
@@ -180,7 +181,7 @@ def peek_ids(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[str
     )
 
 
-def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> dict[str, Any] | None:
+def salvage(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Job | None:
     """A minimal valid job for a payload that failed `decode` but still names its job and image
     (a newer release's event, a damaged field), so that its image can get an error result and
     its bytes and in-flight slot be released. None when the ids cannot be read."""
@@ -228,17 +229,17 @@ def _check_fields(obj: dict, required: dict[str, tuple[type, ...]], where: str) 
             raise EventError(f"{where}.{key} is {type(obj[key]).__name__}")
 
 
-def as_new_job(job: dict[str, Any], *, job_id: str, submitted_at: float) -> dict[str, Any]:
+def as_new_job(job: Job, *, job_id: str, submitted_at: float) -> Job:
     """A copy of `job` as a new submission (replay, dead-letter retry): its own job id (and so its
     own bytes key), submitted now, so that its result supersedes the original job's whenever
     either ends."""
     renewed = copy.deepcopy(job)
-    renewed.update(job_id=job_id, submitted_at=float(submitted_at))
+    renewed["job_id"], renewed["submitted_at"] = job_id, float(submitted_at)
     return renewed
 
 
-def with_error(job: dict[str, Any], stage: str, error_type: str, message: str) -> dict[str, Any]:
+def with_error(job: Job, stage: str, error_type: str, message: str) -> Job:
     """A copy of the job marked failed at `stage`; later stages pass it straight to the sink."""
-    failed = dict(job)
+    failed = copy.copy(job)
     failed["error"] = {"stage": stage, "type": error_type, "message": message}
     return failed

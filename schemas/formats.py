@@ -17,6 +17,19 @@ from typing import Any
 from faces.schemas.events import METADATA_MAX_BYTES, METADATA_MAX_KEYS, METADATA_MAX_VALUE_CHARS
 from faces.schemas.result import load_schema
 
+# An image id: `<stem>-<hex>`, the stem from the file's name (producer/files.py image_stem says
+# which letters survive), the hex the first digits of the image's sha256. The result contract
+# states its shape (result.schema.json, `image_id_pattern`); the lengths are defined here.
+IMAGE_ID_HASH_CHARS = 8  # hex digits of the sha256 that end an image id
+IMAGE_ID_STEM_MAX_CHARS = 80  # letters of the file's name kept (fewer when its UTF-8 is too long)
+IMAGE_ID_MAX_CHARS = IMAGE_ID_STEM_MAX_CHARS + 1 + IMAGE_ID_HASH_CHARS
+
+
+def image_id(stem: str, sha256: str) -> str:
+    """The image id of a file whose safe stem is `stem` and whose bytes hash to `sha256`."""
+    return f"{stem}-{sha256[:IMAGE_ID_HASH_CHARS]}"
+
+
 # A job id as every producer makes them: uuid4().hex.
 JOB_ID_PATTERN = "^[0-9a-f]{32}$"
 # An entry id of the results stream as Redis writes it (milliseconds-sequence, no leading zeros),
@@ -48,8 +61,14 @@ def _result_properties() -> dict[str, Any]:
 
 
 def image_id_pattern() -> str:
-    """An image id's pattern: the result contract's (schemas/result.schema.json)."""
+    """An image id's pattern: the result contract's (schemas/result.schema.json), whose hex
+    digits are IMAGE_ID_HASH_CHARS (tests/test_schemas_formats.py holds the two together)."""
     return _result_properties()["image_id"]["pattern"]
+
+
+def is_image_id(text: str) -> bool:
+    """Whether `text` is an image id the pipeline can have made (shape and length)."""
+    return len(text) <= IMAGE_ID_MAX_CHARS and matches(image_id_pattern(), text)
 
 
 def metadata_schema() -> dict[str, Any]:

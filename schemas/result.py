@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from faces.schemas.job import Job
+
 RESULT_SCHEMA = "faces.result/1"
 SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
 # timings_ms[STAGE + BATCH_SHARE]: an image's share of a call made once for its whole batch.
@@ -23,10 +25,12 @@ _FACE_DEFAULTS: dict[str, Any] = {
     "age": None,
     "age_range": None,
     "gender": None,
+    "person": None,  # recognition (the embed stage): the enrolled person this face is, or null
+    "cluster": None,  # ... or the unnamed cluster it joined (null when named, or recognition is off)
 }
 
 
-def build_result(job: dict[str, Any], processed_at: datetime | None = None) -> dict[str, Any]:
+def build_result(job: Job, processed_at: datetime | None = None) -> dict[str, Any]:
     """The result document of a job that went through the pipeline (or failed on the way)."""
     error = job.get("error")
     image = job["image"]

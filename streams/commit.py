@@ -21,6 +21,7 @@ import msgpack
 import redis
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import deadletters, names, scripts
 from faces.streams.names import StageRoute
 from faces.streams.outcomes import SUPERSEDED, Finish
@@ -36,7 +37,7 @@ class DeadLetterNote:
     error_type: str
     message: str
     payload: bytes | None
-    job: dict | None
+    job: Job | None
     salvaged: bool = False  # job rebuilt from an undecodable payload: give it an error result
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 from redis.connection import parse_url
 
+from faces import exits
+from faces.errors import FacesError
 from faces.streams.errors import RedisUnavailable
 from faces.urls import misparsed_userinfo, scrubbed, shown
 
@@ -66,7 +68,7 @@ def check_url(url: str) -> None:
         raise BadRedisUrl(scrubbed(str(exc), url)) from None
 
 
-class BadRedisUrl(ValueError):
+class BadRedisUrl(FacesError, ValueError):
     """A Redis URL that redis-py cannot use.
 
     Cause: an unknown scheme, a port or database that is not a number, or a password with an
@@ -74,4 +76,4 @@ class BadRedisUrl(ValueError):
     redis://user:pass%2Fword@localhost:6379/0.
     """
 
-    exit_code = 2  # a bad value (ops/exits.py USAGE)
+    exit_code = exits.USAGE  # a bad value

@@ -23,6 +23,7 @@ import dataclasses
 from typing import Any, cast
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import names, reading
 from faces.streams.commit import BatchEffects
 from faces.streams.delivery import ConsumerCounters, StreamConsumer
@@ -44,7 +45,7 @@ class StageConsumer(StreamConsumer):
         reading.hold(self.client, stream, {d.entry_id: reading.held_record(d.job) for d in deliveries})
         return self._attach_images(deliveries, batch)
 
-    def _jobs_of_deleted(self, entry_ids: list[str]) -> dict[str, dict]:
+    def _jobs_of_deleted(self, entry_ids: list[str]) -> dict[str, Job]:
         """Jobs rebuilt from the records kept when a consumer took their entries (reading.hold);
         an entry taken by a release that kept none has no job."""
         records = reading.held(self.client, self.route.input_stream, entry_ids)

@@ -16,6 +16,7 @@ import redis
 from faces.streams import names
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.replies import Fields, entries
 
 # Payloads above this are not kept (the letter says how large it was): with the stream's
 # length cap this bounds the dead letters' memory (README "Memory"). Such an image is
@@ -72,12 +73,12 @@ def fields(
     return out
 
 
-def _parse(entry_id: bytes | str, f: dict[bytes, bytes]) -> DeadLetter:
+def _parse(entry_id: str, f: Fields) -> DeadLetter:
     def s(key: bytes) -> str:
         return text(f.get(key, b""))
 
     return DeadLetter(
-        id=text(entry_id),
+        id=entry_id,
         stage=s(b"stage"),
         stream=s(b"stream"),
         entry_id=s(b"entry_id"),
@@ -100,7 +101,7 @@ def count(client: redis.Redis) -> int:
 
 
 def list_all(client: redis.Redis, limit: int = 1000) -> list[DeadLetter]:
-    return [_parse(i, f) for i, f in client.xrange(names.DEAD_LETTERS, count=limit)]
+    return [_parse(i, f) for i, f in entries(client.xrange(names.DEAD_LETTERS, count=limit))]
 
 
 def get(client: redis.Redis, dead_id: str) -> DeadLetter | None:
@@ -108,7 +109,7 @@ def get(client: redis.Redis, dead_id: str) -> DeadLetter | None:
     malformed id, and would take "5" for the first letter of millisecond 5)."""
     if not _ENTRY_ID.fullmatch(dead_id):
         return None
-    rows = client.xrange(names.DEAD_LETTERS, min=dead_id, max=dead_id, count=1)
+    rows = entries(client.xrange(names.DEAD_LETTERS, min=dead_id, max=dead_id, count=1))
     return _parse(*rows[0]) if rows else None
 
 

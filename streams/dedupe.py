@@ -17,6 +17,7 @@ import redis
 
 from faces import settings as defaults
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import clock, names, scripts
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
@@ -56,7 +57,7 @@ class Publication:
 
 def publish_unseen(
     client: redis.Redis,
-    job: dict,
+    job: Job,
     data: bytes,
     *,
     force: bool = False,

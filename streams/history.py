@@ -8,31 +8,33 @@ from collections.abc import Iterator
 import redis
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import names, trimming
-from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.replies import entries
 
 PAGE = 500
 
 
-def submitted_jobs(client: redis.Redis, since: str = "-", until: str = "+") -> Iterator[tuple[str, dict]]:
+def submitted_jobs(client: redis.Redis, since: str = "-", until: str = "+") -> Iterator[tuple[str, Job]]:
     """(entry id, job) of every decodable submission between two stream ids, oldest first."""
     start = since
     while True:
-        rows = client.xrange(names.IMAGES, min=start, max=until, count=PAGE)
+        rows = entries(client.xrange(names.IMAGES, min=start, max=until, count=PAGE))
         for entry_id, fields in rows:
             try:
-                yield text(entry_id), events.decode(fields.get(PAYLOAD_FIELD, b""))
+                yield entry_id, events.decode(fields.get(PAYLOAD_FIELD, b""))
             except events.EventError:
                 continue  # garbage is the dead-letter stream's business, not replay's
         if len(rows) < PAGE:
             return
-        start = "(" + text(rows[-1][0])
+        start = "(" + rows[-1][0]
 
 
 def held_bytes(client: redis.Redis, job_id: str) -> bytes | None:
     """The image bytes Redis still holds for a job (None once released)."""
-    return client.get(names.blob_key(job_id))
+    raw = client.get(names.blob_key(job_id))
+    return raw if isinstance(raw, bytes) else None  # bytes from this client; None once released
 
 
 def trim_all(client: redis.Redis, retention_s: float) -> dict[str, int]:

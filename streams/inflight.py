@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import redis
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import names, scripts
-from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
+from faces.streams.replies import Entry, entries, pending_id, string
 
 PAGE = 500
 _GROUP_OF = {route.input_stream: route.group for route in names.ROUTES.values()}
@@ -29,7 +30,7 @@ class InFlight:
 
     stream: str
     entry_id: str
-    job: dict
+    job: Job
 
     @property
     def job_id(self) -> str:
@@ -52,23 +53,21 @@ def jobs_in_flight(client: redis.Redis, streams: Iterable[str] = names.PIPELINE_
     return [found[job_id] for job_id, yes in zip(ids, live) if yes]
 
 
-def _held_entries(client: redis.Redis, stream: str, group: str) -> Iterator[tuple[str, dict]]:
+def _held_entries(client: redis.Redis, stream: str, group: str) -> Iterator[Entry]:
     """The entries of `stream` its group has not finished: pending ones, then undelivered ones."""
-    pending = [text(row["message_id"]) for row in _pending_rows(client, stream, group)]
+    pending = [pending_id(row) for row in _pending_rows(client, stream, group)]
     with client.pipeline(transaction=False) as pipe:
         for entry_id in pending:
             pipe.xrange(stream, min=entry_id, max=entry_id)
         for rows in pipe.execute() if pending else []:
-            for entry_id, fields in rows:  # none once the entry was deleted
-                yield text(entry_id), fields
+            yield from entries(rows)  # none once the entry was deleted
     start = "(" + last_delivered(client, stream, group)
     while True:
-        rows = client.xrange(stream, min=start, max="+", count=PAGE)
-        for entry_id, fields in rows:
-            yield text(entry_id), fields
+        rows = entries(client.xrange(stream, min=start, max="+", count=PAGE))
+        yield from rows
         if len(rows) < PAGE:
             return
-        start = "(" + text(rows[-1][0])
+        start = "(" + rows[-1][0]
 
 
 def _pending_rows(client: redis.Redis, stream: str, group: str) -> Iterator[dict]:
@@ -81,7 +80,7 @@ def _pending_rows(client: redis.Redis, stream: str, group: str) -> Iterator[dict
         yield from rows
         if len(rows) < PAGE:
             return
-        start = "(" + text(rows[-1]["message_id"])
+        start = "(" + pending_id(rows[-1])
 
 
 def last_delivered(client: redis.Redis, stream: str, group: str) -> str:
@@ -91,7 +90,7 @@ def last_delivered(client: redis.Redis, stream: str, group: str) -> str:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:
         return "0-0"
-    return next((text(g["last-delivered-id"]) for g in groups if text(g["name"]) == group), "0-0")
+    return next((string(g["last-delivered-id"]) for g in groups if string(g["name"]) == group), "0-0")
 
 
 # KEYS: images stream, in-flight set; ARGV: group, then (entry id, job id, blob key) triples.

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from faces.schemas.job import Job
 from faces.streams.names import StageRoute
 
 
@@ -19,7 +20,7 @@ class Delivery:
 
     entry_id: str
     attempt: int  # 1 on first delivery; grows with every redelivery
-    job: dict[str, Any]
+    job: Job
     image: bytes | None = None
     pixels: bytes | None = None  # the regions detect kept (names.pixels_key), for stages that take them
 
@@ -28,7 +29,7 @@ class Delivery:
 class Forward:
     """Pass the (updated) job to the next stage's stream."""
 
-    job: dict[str, Any]
+    job: Job
     pixels: bytes | None = None  # kept under names.pixels_key in the same commit (detect's regions)
 
 
@@ -36,7 +37,7 @@ class Forward:
 class Finish:
     """The sink's outcome: the result is written; keep it in Redis, announce it, free the bytes."""
 
-    job: dict[str, Any]
+    job: Job
     status: str  # "ok" | "error"
     result_json: str
     submitted_at: str  # ISO submission time, on Redis's clock: a newer submission's result wins

@@ -23,6 +23,7 @@ import redis
 import structlog
 
 from faces.schemas import events
+from faces.schemas.job import Job
 from faces.streams import clock, names, scripts
 from faces.streams.groups import text
 from faces.streams.reading import PAYLOAD_FIELD
@@ -86,7 +87,7 @@ class NoRoom(Exception):
 
 def publish_image(
     client: redis.Redis,
-    job: dict,
+    job: Job,
     data: bytes | bytearray,  # the HTTP API's upload arrives as a bytearray
     stream: str = names.IMAGES,
     *,
@@ -145,7 +146,7 @@ def publish_image(
 
 def publish_when_room(
     client: redis.Redis,
-    job: dict,
+    job: Job,
     data: bytes,
     high_water: int,
     *,

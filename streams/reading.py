@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 import msgpack
 import redis
+from redis.typing import EncodableT
 
+from faces.schemas.job import Job
 from faces.streams import names, scripts
 from faces.streams.groups import id_key, text
+from faces.streams.replies import pending_id, read_streams
 
 PAYLOAD_FIELD = b"d"
 
@@ -29,11 +32,7 @@ class RawEntry:
 def read_new(client: redis.Redis, stream: str, group: str, consumer: str, count: int, block_ms: int) -> list[RawEntry]:
     """Entries never delivered to the group (XREADGROUP >): first delivery, attempt 1."""
     reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
-    entries = []
-    for _stream, items in reply or []:
-        for entry_id, fields in items:
-            entries.append(RawEntry(text(entry_id), (fields or {}).get(PAYLOAD_FIELD), 1))
-    return entries
+    return [RawEntry(i, fields.get(PAYLOAD_FIELD), 1) for _stream, items in read_streams(reply) for i, fields in items]
 
 
 def own_pending_ids(
@@ -41,7 +40,7 @@ def own_pending_ids(
 ) -> list[str]:
     """Ids this consumer holds but has not acknowledged (left over from a crash or a failure)."""
     rows = client.xpending_range(stream, group, min=start, max=end, count=limit, consumername=consumer)
-    return [text(r["message_id"]) for r in rows]
+    return [pending_id(r) for r in rows]
 
 
 # Both scripts: KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] ids. `held(id)` is
@@ -189,7 +188,7 @@ def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str
         stream, group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 100, consumername=consumer
     )
     wanted = set(ids)
-    counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows if text(r["message_id"]) in wanted}
+    counts = {pending_id(r): int(r["times_delivered"]) for r in rows if pending_id(r) in wanted}
     for missing in wanted - counts.keys():  # the range held more of our entries than fetched
         row = client.xpending_range(stream, group, min=missing, max=missing, count=1)
         if row:
@@ -198,7 +197,7 @@ def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str
 
 
 # -- what is known of entries held: jobs of entries deleted from the stream while pending ----------
-def held_record(job: dict) -> bytes:
+def held_record(job: Job) -> bytes:
     """What is kept of a held entry's job: its ids, the image's path and hash, when it was
     submitted. Enough for events.salvage to rebuild a job the sink can give an error result."""
     image = job.get("image") or {}
@@ -217,11 +216,13 @@ def hold(client: redis.Redis, stream: str, records: dict[str, bytes]) -> None:
     """Record the jobs of entries of `stream` being worked on (entry id -> held_record); the
     commit that acknowledges an entry removes its record (streams/commit.py)."""
     if records:
-        client.hset(names.held_key(stream), mapping=records)
+        mapping: dict[EncodableT, EncodableT] = {i: r for i, r in records.items()}  # redis-py's key type
+        client.hset(names.held_key(stream), mapping=mapping)
 
 
 def held(client: redis.Redis, stream: str, ids: list[str]) -> dict[str, bytes]:
     """The held records of `ids` that were recorded (entry id -> record)."""
     if not ids:
         return {}
-    return {i: r for i, r in zip(ids, client.hmget(names.held_key(stream), ids)) if r is not None}
+    # bytes from this client; None for an id never recorded
+    return {i: r for i, r in zip(ids, client.hmget(names.held_key(stream), ids)) if isinstance(r, bytes)}

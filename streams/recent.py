@@ -12,6 +12,7 @@ import redis
 from faces.schemas import formats
 from faces.streams import deadletters, names
 from faces.streams.groups import text
+from faces.streams.replies import Entry, entries
 
 SCAN_CHUNK = 500  # entries read per XREVRANGE while a filter skips some
 DEAD_LETTERED = "dead_lettered"  # the status of a listed dead letter (there is no result)
@@ -69,21 +70,21 @@ def recent_results(
     check_cursor(before)
     letters = wanted.status == DEAD_LETTERED
     stream = names.DEAD_LETTERS if letters else names.RESULTS
-    kept: list[tuple[str, dict]] = []
+    kept: list[Entry] = []
     upper = f"({before}" if before else "+"
     lower = f"{since_ms}-0" if since_ms else "-"
     filtering = wanted != ANY
     while len(kept) <= limit:
         chunk = SCAN_CHUNK if filtering else limit + 1
-        rows = client.xrevrange(stream, max=upper, min=lower, count=chunk)
+        rows = entries(client.xrevrange(stream, max=upper, min=lower, count=chunk))
         for entry_id, fields in rows:
             image_id = text(fields.get(b"image_id", b""))
             status = DEAD_LETTERED if letters else text(fields.get(b"status", b""))
             if image_id and wanted.matches(image_id, status):
-                kept.append((text(entry_id), fields))
+                kept.append((entry_id, fields))
         if len(rows) < chunk:
             break
-        upper = f"({text(rows[-1][0])}"
+        upper = f"({rows[-1][0]}"
     more, kept = len(kept) > limit, kept[:limit]
     page = _letters(kept) if letters else _announcements(client, kept)
     return page, (page[-1].cursor if more else None)
@@ -96,7 +97,7 @@ def check_cursor(before: str | None) -> None:
         raise BadCursor(f"cursor {before!r} is not an entry id like 1764279000123-0")
 
 
-def _announcements(client: redis.Redis, rows: list[tuple[str, dict]]) -> list[Finished]:
+def _announcements(client: redis.Redis, rows: list[Entry]) -> list[Finished]:
     image_ids = [text(fields.get(b"image_id", b"")) for _id, fields in rows]
     stored = client.mget([names.result_key(i) for i in image_ids]) if rows else []
     return [
@@ -112,7 +113,7 @@ def _announcements(client: redis.Redis, rows: list[tuple[str, dict]]) -> list[Fi
     ]
 
 
-def _letters(rows: list[tuple[str, dict]]) -> list[Finished]:
+def _letters(rows: list[Entry]) -> list[Finished]:
     out = []
     for entry_id, fields in rows:
         letter = deadletters.parse(entry_id, fields)

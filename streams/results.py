@@ -8,6 +8,7 @@ import redis
 
 from faces.streams import names
 from faces.streams.groups import text
+from faces.streams.replies import entries, read_streams
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,8 @@ class Announcement:
 
 def last_id(client: redis.Redis, stream: str) -> str:
     """The id of the newest entry of `stream` ("0-0" when empty): read after it for new ones."""
-    rows = client.xrevrange(stream, count=1)
-    return text(rows[0][0]) if rows else "0-0"
+    rows = entries(client.xrevrange(stream, count=1))
+    return rows[0][0] if rows else "0-0"
 
 
 def cursors_now(client: redis.Redis) -> dict[str, str]:
@@ -38,17 +39,14 @@ def follow(client: redis.Redis, cursors: dict[str, str], block_ms: int) -> list[
     earlier stages are followed by an error result, so they are skipped here)."""
     reply = client.xread({s: cursors[s] for s in (names.RESULTS, names.DEAD_LETTERS)}, block=block_ms)
     out = []
-    for stream, items in reply or []:
-        stream = text(stream)
+    for stream, items in read_streams(reply):
         for entry_id, fields in items:
-            cursors[stream] = text(entry_id)
+            cursors[stream] = entry_id
             if stream == names.DEAD_LETTERS and text(fields.get(b"stage", b"")) != "sink":
                 continue  # dead before the sink: the sink still writes an error result for it
             status = text(fields.get(b"status", b"dead")) if stream == names.RESULTS else "dead"
             out.append(
-                Announcement(
-                    text(entry_id), text(fields.get(b"job_id", b"")), text(fields.get(b"image_id", b"")), status
-                )
+                Announcement(entry_id, text(fields.get(b"job_id", b"")), text(fields.get(b"image_id", b"")), status)
             )
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.schemas.events import DEFAULT_MAX_EVENT_BYTES
 from faces.streams.connection import SOCKET_TIMEOUT_S
 
@@ -17,7 +18,7 @@ from faces.streams.connection import SOCKET_TIMEOUT_S
 SOCKET_MARGIN_S = 5.0
 
 
-class SettingsError(ValueError):
+class SettingsError(FacesError, ValueError):
     """A runtime setting is out of range or contradicts another.
 
     Cause: an option or FACES_* environment variable with an impossible value.

@@ -10,6 +10,7 @@ import redis
 
 from faces.streams import clock, deadletters, heartbeat, names
 from faces.streams.groups import text
+from faces.streams.replies import entries
 from faces.streams.trimming import oldest_pending
 
 LAG_COUNT_LIMIT = 100_000  # on Redis 6.2 lag is counted with XRANGE; cap that work
@@ -70,7 +71,7 @@ def results_per_minute(client: redis.Redis) -> int:
     """Results announced over the last 60 s, counted on the results stream (its entry ids are
     Redis times; the sink's counter also counts the entries it dead-letters)."""
     since_ms = int(clock.server_now(client) * 1000) - 60_000
-    return len(client.xrange(names.RESULTS, min=f"{since_ms}-0", max="+", count=LAG_COUNT_LIMIT))
+    return len(entries(client.xrange(names.RESULTS, min=f"{since_ms}-0", max="+", count=LAG_COUNT_LIMIT)))
 
 
 def _groups(client: redis.Redis, stream: str) -> list[dict]:
@@ -103,4 +104,4 @@ def _lag(client: redis.Redis, stream: str, group: dict) -> int:
     if lag is not None:
         return int(lag)
     after = "(" + text(group["last-delivered-id"])
-    return len(client.xrange(stream, min=after, max="+", count=LAG_COUNT_LIMIT))
+    return len(entries(client.xrange(stream, min=after, max="+", count=LAG_COUNT_LIMIT)))

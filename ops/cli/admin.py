@@ -11,7 +11,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -34,6 +34,7 @@ from faces.ops.cli.options import (
 from faces.ops.cli.wording import count, iso_time
 from faces.ops.settings import AppSettings
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
+from faces.schemas.job import Job
 from faces.streams.names import STAGE_ORDER
 
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, show, retry, drop.")
@@ -327,7 +328,7 @@ def dlq_show(
     typer.echo(json.dumps(shown, indent=1, default=str))
 
 
-def _with_iso_times(event: dict) -> dict:
+def _with_iso_times(event: Job) -> dict[str, Any]:
     """The event with its submission time (epoch seconds in the event) as ISO 8601 UTC."""
     at = event.get("submitted_at")
     return {**event, "submitted_at": iso_time(at)} if isinstance(at, (int, float)) else event

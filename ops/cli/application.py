@@ -11,7 +11,10 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
+from faces.errors import FacesError
 from faces.ops import exits, interrupts
 
 app = typer.Typer(
@@ -22,10 +25,21 @@ app = typer.Typer(
 )
 
 EXIT_FAILED = exits.FAILED
+
+
+def command_tree() -> TyperGroup:
+    """The command group typer builds of `app` (every command registered), for reading its
+    commands and options (`faces docs`, `faces up --serve`'s checks)."""
+    group = typer.main.get_command(app)
+    if not isinstance(group, TyperGroup):  # typer makes a group of an app with sub-commands
+        raise TypeError(f"the faces command is a {type(group).__name__}, not a group")
+    return group
+
+
 DEBUG_ENV = "FACES_DEBUG"
 
 
-class CommandError(Exception):
+class CommandError(FacesError):
     """A failure the user can act on: its message is the one line printed, `exit_code` the code."""
 
     def __init__(self, message: str, exit_code: int = exits.FAILED):

@@ -146,6 +146,8 @@ AgeGender = Annotated[
         "networks), deepface, or dlib.",
     ),
 ]
+
+
 def _check_landmarks(choice: str | None) -> str | None:
     from faces.models.landmarks import LandmarksChoiceError, check_choice
 
@@ -231,15 +233,17 @@ def analysis_worker_args(
     batch: int,
     visualize: bool,
     detector: str | None,
-    agegender: str,
+    agegender: str | None,
     landmarks: str | None = None,
 ) -> dict[str, list[str]]:
-    """The worker options (per stage, "*" for all) that carry run's / up's analysis options."""
+    """The worker options (per stage, "*" for all) that carry run's / up's analysis options.
+    (--agegender's callback always gives a choice; None only from a caller that has none.)"""
     args = {
         "*": ["--batch", str(batch), "--storage", str(settings.storage)],
         "sink": ["--output", str(settings.output)] if visualize else ["--no-visualize"],
-        "agegender": ["--agegender", agegender],
     }
+    if agegender:
+        args["agegender"] = ["--agegender", agegender]
     if detector:
         args["detect"] = ["--detector", detector]
     if landmarks:

@@ -13,7 +13,7 @@ import typer
 
 from faces import logs
 from faces import settings as defaults
-from faces.ops.cli.application import app, fail, usage
+from faces.ops.cli.application import app, command_tree, fail, usage
 from faces.ops.cli.options import with_settings
 from faces.ops.settings import AppSettings
 from faces.ops.supervise.server import serve_args
@@ -155,7 +155,7 @@ def check_server_process(settings: AppSettings, host: str, port: int, high_water
     line and environment (FACES_HTTP_*, FACES_UPLOADS, FACES_API_TOKEN, ...) read as that process
     will read them, and its start checks run, so that a refusal is one line on this terminal
     (exit 2 for a bad value), not an API that stops after Redis and the workers started."""
-    command = typer.main.get_command(app).commands["serve"]
+    command = command_tree().commands["serve"]
     # A bad value is a usage error that the entry point prints as one line (exit 2), naming
     # the option, its environment variable and `faces serve --help`.
     params = command.make_context("faces serve", serve_args(settings, host, port, high_water)).params

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from faces.errors import FacesError
 from faces.ops.jobs.target import NoRedisRunning, attached
 from faces.ops.settings import AppSettings
 from faces.producer.replay import ImageSelector
 from faces.streams import lookup
 
 
-class ResultLookupError(RuntimeError):
+class ResultLookupError(FacesError, RuntimeError):
     """A stored result file could not be read.
 
     Cause: a file in --storage that is not JSON (written by hand, or truncated by a full disk).
@@ -39,8 +40,10 @@ def find_result(app: AppSettings, name: str) -> tuple[str, str | None]:
     return candidates[chosen.image_ids[0]], chosen.note
 
 
-def _in_redis(app: AppSettings, suffix: str) -> tuple[dict[str, str], str]:
+def _in_redis(app: AppSettings, suffix: str | None) -> tuple[dict[str, str], str]:
     """The candidates Redis holds, and where the search looked (for the not-found message)."""
+    if suffix is None:
+        return {}, "stored result"
     try:
         with attached(app) as (_url, client):
             return lookup.results_with_id_suffix(client, suffix), f"result in Redis or {app.storage}/"

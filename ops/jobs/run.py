@@ -10,11 +10,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import redis
 import structlog
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.ops import exits, interrupts
 from faces.ops.jobs.readback import current_result, keep_locally
 from faces.ops.jobs.target import redis_target
@@ -72,8 +74,17 @@ class JobOptions:
     on_result: Callable[[str], None] | None = None  # given each result's JSON as it arrives
 
 
-class JobDisplay:
-    """What a job tells the person waiting: the phase it is in and the images done."""
+class JobDisplay(Protocol):
+    """What a job tells the person waiting: the phase it is in and the images done
+    (ops/cli/progress.py BarDisplay on a terminal)."""
+
+    def phase(self, text: str) -> None: ...
+
+    def count(self, done: int, total: int, failed: int) -> None: ...
+
+
+class SilentDisplay:
+    """A JobDisplay that shows nothing: a job run from code has nobody to show it to."""
 
     def phase(self, text: str) -> None:
         pass
@@ -90,7 +101,7 @@ class JobInterrupted(RuntimeError):
         self.summary, self.total = summary, total
 
 
-class JobTimeout(RuntimeError):
+class JobTimeout(FacesError, RuntimeError):
     """Not every image had a result within --timeout-s.
 
     Cause: a stage worker keeps failing (see the worker logs under --state-dir/logs), or the
@@ -104,7 +115,7 @@ def run_job(app: AppSettings, paths: list[Path], options: JobOptions, display: J
 
     Raises JobInterrupted on Ctrl-C, WorkerStartFailed / WorkerCrashLooping (ops/supervise/pool.py)
     when a worker cannot run, JobTimeout past options.timeout_s."""
-    display = display or JobDisplay()  # run from code: nobody to show it to
+    display = display or SilentDisplay()
     started = time.perf_counter()
     found = scan(paths)
     summary = JobSummary(skipped=found.skipped)
@@ -223,8 +234,9 @@ def start_pool(url: str, app: AppSettings, options: JobOptions) -> WorkerPool:
         app.log_dir,
         grace_s=options.grace_s,
         extra_args=options.worker_args,
-        **({"counts": options.counts} if options.counts else {}),
     )
+    if options.counts:  # else the pool's default: one worker per stage
+        pool.counts = options.counts
     pool.start()
     return pool
 
@@ -264,7 +276,7 @@ def _count(
 ) -> None:
     stored = results.stored_result(client, note.image_id)
     result = json.loads(stored) if stored else None
-    if result is not None and options.keep_results:
+    if stored and result is not None and options.keep_results:
         keep_locally(stored, result, app.storage, options.output)
     if note.status == SUPERSEDED:
         result = None  # what Redis holds is the newer submission's result, not this job's

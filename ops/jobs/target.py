@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from faces.errors import FacesError
 from faces.ops.settings import AppSettings
 from faces.streams.connection import connect
 from faces.streams.embedded import STATE_DIR, EmbeddedRedis, holds_data, make_private_dir, running_url
@@ -22,7 +23,7 @@ from faces.streams.embedded import STATE_DIR, EmbeddedRedis, holds_data, make_pr
 LOCK_FILE = "stack.lock"
 
 
-class StackAlreadyRunning(RuntimeError):
+class StackAlreadyRunning(FacesError, RuntimeError):
     """Another `faces run` / `faces up` (or a replay running its own workers) holds this state
     directory.
 
@@ -33,7 +34,7 @@ class StackAlreadyRunning(RuntimeError):
     """
 
 
-class UnsafeLockFile(RuntimeError):
+class UnsafeLockFile(FacesError, RuntimeError):
     """STATE_DIR/stack.lock is a symlink, or not a regular file of ours.
 
     Cause: someone placed it there (a symlink would make us write our pid into its target).
@@ -41,7 +42,7 @@ class UnsafeLockFile(RuntimeError):
     """
 
 
-class NoRedisRunning(RuntimeError):
+class NoRedisRunning(FacesError, RuntimeError):
     """A command that only attaches to Redis found none.
 
     Cause: no --redis-url / FACES_REDIS_URL was given and no embedded server is running for the

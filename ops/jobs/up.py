@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from faces.errors import FacesError
 from faces.ops import exits, interrupts
 from faces.ops.jobs.target import redis_target
 from faces.ops.settings import AppSettings
@@ -30,7 +31,7 @@ class UpOptions:
     api_at: tuple[str, int] | None = None  # (host, port): also serve the HTTP API there
 
 
-class ApiStopped(RuntimeError):
+class ApiStopped(FacesError, RuntimeError):
     """The HTTP API that `faces up --serve` started exited on its own.
 
     Cause: written in its log, named in the message. Remedy: fix what the log says, start again."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import structlog
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.ops import exits
 from faces.streams.embedded import die_with_parent
 from faces.streams.names import STAGE_ORDER
@@ -49,7 +50,7 @@ NOT_CRASHES = frozenset({exits.INTERRUPTED, exits.GRACE_EXPIRED, exits.BATCH_OVE
 READY_FILE_ENV = "FACES_READY_FILE"
 
 
-class WorkerStartFailed(RuntimeError):
+class WorkerStartFailed(FacesError, RuntimeError):
     """A worker exited before it was ready, on its first start.
 
     Cause: an option it refused, a model file it could not load, a Redis it could not use; its
@@ -58,7 +59,7 @@ class WorkerStartFailed(RuntimeError):
     """
 
 
-class WorkerCrashLooping(RuntimeError):
+class WorkerCrashLooping(FacesError, RuntimeError):
     """A worker keeps exiting on its own (or stopped for good: its consumer group was lost).
 
     Cause and remedy: its own last error line, quoted in the message.

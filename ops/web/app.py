@@ -56,7 +56,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     for router in (images.router, views.router, probes.router, export.router):
         app.include_router(router)
     page.mount(app)  # the web page and /docs, from installed files only
-    app.openapi = lambda: document.build(app, config)
+    # FastAPI's documented way to extend its schema (replace app.openapi); mypy refuses any
+    # assignment to a method, whatever its type.
+    app.openapi = lambda: document.build(app, config)  # type: ignore[method-assign]
     app.add_middleware(GuardHostAndOrigin, answers_to=config.answers_to())
     app.add_middleware(CountRequests, metrics=metrics)  # outermost: counts the guard's refusals too
     return app

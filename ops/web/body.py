@@ -11,8 +11,9 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
@@ -107,7 +108,7 @@ def _too_large(max_image_bytes: int, size: int | None = None) -> ApiError:
     )
 
 
-async def _body(request: Request, timeouts: Timeouts) -> AsyncIterator[bytes]:
+async def _body(request: Request, timeouts: Timeouts) -> AsyncGenerator[bytes, None]:
     """The request body, chunk by chunk; 408 when it does not come within `timeouts`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeouts.total_s
@@ -128,7 +129,7 @@ async def _body(request: Request, timeouts: Timeouts) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _capped(body: AsyncIterator[bytes], limit: int, max_image_bytes: int) -> AsyncIterator[bytes]:
+async def _capped(body: AsyncIterator[bytes], limit: int, max_image_bytes: int) -> AsyncGenerator[bytes, None]:
     """The body, chunk by chunk; 413 as soon as more than `limit` bytes came in."""
     total = 0
     async for chunk in body:
@@ -148,7 +149,9 @@ async def _capped_bytes(body: AsyncIterator[bytes], limit: int, max_image_bytes:
     return buffer
 
 
-async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_bytes: int) -> tuple[bytes, str, dict]:
+async def _multipart(
+    request: Request, body: AsyncIterator[bytes], max_image_bytes: int
+) -> tuple[bytes | bytearray, str, dict]:
     limit = max_image_bytes + ENVELOPE_BYTES
     parser = MultiPartParser(request.headers, _capped(body, limit, max_image_bytes), max_files=1, max_fields=8)
     try:
@@ -170,7 +173,9 @@ async def _multipart(request: Request, body: AsyncIterator[bytes], max_image_byt
         await form.close()
 
 
-async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: int) -> tuple[bytes, str, dict]:
+async def _json(
+    request: Request, raw: AsyncIterator[bytes], max_image_bytes: int
+) -> tuple[bytes | bytearray, str, dict]:
     body = _parse_json(
         await _capped_bytes(raw, _body_limit(request, max_image_bytes), max_image_bytes), "the JSON body"
     )
@@ -187,11 +192,12 @@ async def _json(request: Request, raw: AsyncIterator[bytes], max_image_bytes: in
         raise ApiError(400, "image_base64 is not valid base64: encode the image's bytes with standard base64") from None
     if len(data) > max_image_bytes:
         raise _too_large(max_image_bytes, len(data))
-    name = body.get("filename") if isinstance(body.get("filename"), str) else UNNAMED
+    filename = body.get("filename")
+    name = filename if isinstance(filename, str) else UNNAMED
     return data, name, _metadata_object(body.get("metadata", {}))
 
 
-def _parse_json(raw: bytes | str, what: str):
+def _parse_json(raw: bytes | bytearray | str, what: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:

@@ -20,6 +20,8 @@ from faces.schemas.result import load_schema
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 RETRY_AFTER = {"Retry-After": "seconds to wait before asking again"}
+# A route's documented answers by status, as FastAPI's `responses=` takes them.
+Responses = dict[int | str, dict[str, Any]]
 SECURITY = {
     "bearer": {
         "type": "http",

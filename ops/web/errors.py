@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from faces.errors import FacesError
 from faces.schemas.events import EventError
 from faces.streams.transient import is_transient
 
@@ -18,14 +19,16 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 5  # what 429 and 503 tell a client to wait before trying again
 
 
-class ApiError(Exception):
+class ApiError(FacesError):
     """An answer other than success: `status` and the one-line `message` of `{"error": ...}`."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.http_status = status
         self.headers = headers or {}
+
+    def http_headers(self) -> dict[str, str]:
+        return self.headers
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -35,9 +38,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def install(app: FastAPI, redis_where: str) -> None:
     """Answer every known failure as JSON; `redis_where` names the Redis in 503 messages."""
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, exc.headers)
+    @app.exception_handler(FacesError)
+    async def own_error(_request: Request, exc: FacesError) -> JSONResponse:
+        if exc.http_status is None:  # not an answer to the client: the server's own failure,
+            raise exc  # answered (and logged) by `unexpected` below, as any other exception
+        return error_response(exc.http_status, str(exc), exc.http_headers())
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:

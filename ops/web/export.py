@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from faces.ops.web.document import Responses
 from faces.ops.web.state import api, require_token
 from faces.ops.web.views import ERRORS
 from faces.schemas import table
@@ -18,7 +19,7 @@ router = APIRouter(dependencies=[Depends(require_token)])
 
 FILE_NAME = "faces-results"  # the download's name, before .csv / .jsonl
 _TEXT = {"schema": {"type": "string"}}
-EXPORT_RESPONSES = {
+EXPORT_RESPONSES: Responses = {
     200: {
         "description": "The table: a header and one row per face or image (CSV), or one JSON object per row "
         "(JSON Lines), in image id order",

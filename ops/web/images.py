@@ -70,7 +70,7 @@ ACCEPTED = {
 }
 
 
-async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id: str) -> bytes | None:
+async def _wait_for_own_result(state, future, wait: float, job_id: str, image_id: str) -> str | None:
     """The job's own result if it came within `wait` seconds; None otherwise."""
     try:
         await asyncio.wait_for(future, timeout=wait)
@@ -122,7 +122,7 @@ async def submit_image(
             state.follower.forget(job_id, published=False)
             raise
         await run_in_threadpool(views.note_published, state, job_id, sent.image_id)
-        if future is not None:
+        if future is not None and wait is not None:  # (a future only for a request that waits)
             finished = await _wait_for_own_result(state, future, wait, job_id, sent.image_id)
             if finished is not None:
                 return Response(finished, media_type="application/json")

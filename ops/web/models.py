@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from faces.schemas import formats
 
-RESULT_REF = {"$ref": "#/components/schemas/Result"}
+RESULT_REF: dict[str, Any] = {"$ref": "#/components/schemas/Result"}
 ImageId = Field(pattern=formats.image_id_pattern(), description="NAME-<8 hex digits of the image's sha256>")
 JobId = Field(pattern=formats.JOB_ID_PATTERN, description="32 hex digits")
 Time = Field(json_schema_extra={"format": "date-time"}, description="RFC 3339, UTC, milliseconds")

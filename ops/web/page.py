@@ -28,6 +28,9 @@ def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=docs_assets_folder()), name="docs-assets")
     title = f"{app.title}: API reference"
+    openapi_url = app.openapi_url
+    if openapi_url is None:
+        raise ValueError("the app has no OpenAPI document (openapi_url=None) for /docs to show")
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -36,7 +39,7 @@ def mount(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
+            openapi_url=openapi_url,
             title=title,
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",

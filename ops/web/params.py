@@ -11,11 +11,9 @@ from fastapi import Path, Query
 
 from faces import settings as defaults
 from faces.ops.web.errors import ApiError
-from faces.producer.files import ID_HASH_CHARS, MAX_STEM_CHARS
 from faces.schemas import formats
 
-# The longest image id the pipeline makes: a stem of MAX_STEM_CHARS, '-', the hash digits.
-IMAGE_ID_MAX_CHARS = MAX_STEM_CHARS + 1 + ID_HASH_CHARS
+IMAGE_ID_MAX_CHARS = formats.IMAGE_ID_MAX_CHARS  # the longest image id the pipeline makes
 EARLIEST_S = 0  # `since` before 1970 means every result: the results stream starts there
 _METADATA_VALUE = formats.metadata_schema()["additionalProperties"]
 DATE_TIME = {"type": "string", "format": "date-time", "maxLength": _METADATA_VALUE["maxLength"]}
@@ -70,7 +68,7 @@ CapturedAt = Annotated[
 
 
 def is_image_id(text: str) -> bool:
-    return len(text) <= IMAGE_ID_MAX_CHARS and formats.matches(formats.image_id_pattern(), text)
+    return formats.is_image_id(text)
 
 
 def is_job_id(text: str) -> bool:

@@ -16,6 +16,7 @@ application, which alone knows how much it wants.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -41,7 +42,11 @@ def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Pro
     """An h11 protocol class for uvicorn's `http=` with these limits."""
 
     class Guarded(H11Protocol):
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        opened_at: float
+        head_timer: asyncio.TimerHandle | None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            # (the ignore: uvicorn's own H11Protocol narrows asyncio's BaseTransport the same way)
             self.opened_at = time.monotonic()
             self.head_timer = None
             super().connection_made(transport)
@@ -51,7 +56,7 @@ def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Pro
                 return
             self._arm_head_timer()
 
-        def connection_lost(self, exc) -> None:
+        def connection_lost(self, exc: Exception | None) -> None:
             if self.head_timer is not None:
                 self.head_timer.cancel()
             super().connection_lost(exc)
@@ -82,7 +87,7 @@ def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Pro
             idle = [
                 c
                 for c in self.connections
-                if c is not self and getattr(c, "between_requests", lambda: False)() and not c.transport.is_closing()
+                if isinstance(c, Guarded) and c is not self and c.between_requests() and not c.transport.is_closing()
             ]
             if not idle:
                 return False

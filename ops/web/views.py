@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from faces.ops.web import params
-from faces.ops.web.document import RETRY_AFTER, error
+from faces.ops.web.document import RETRY_AFTER, Responses, error
 from faces.ops.web.errors import ApiError
 from faces.ops.web.listing import ListQuery, iso_ms, list_query, page_json
 from faces.ops.web.models import RESULT_REF, Accepted, ErrorBody, Page, Pending  # noqa: F401 (ErrorBody: export.py)
@@ -27,12 +28,12 @@ from faces.streams import recent, results, uploads
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
-RESULT_RESPONSE = {
+RESULT_RESPONSE: dict[str, Any] = {
     "description": "The result document, faces.result/1",
     "content": {"application/json": {"schema": RESULT_REF}},
 }
 # Every error status a route may answer (document.py adds those every route shares).
-ERRORS = {
+ERRORS: Responses = {
     status: error(meaning, **headers)
     for status, meaning, headers in (
         (400, "malformed request", {}),
@@ -46,14 +47,14 @@ ERRORS = {
         (503, "Redis unreachable, or --uploads-reading uploads being read already", RETRY_AFTER),
     )
 }
-PENDING = {
+PENDING: dict[str, Any] = {
     "model": Pending,
     "description": "still in the pipeline",
     "headers": {
         "Retry-After": {"required": True, "schema": {"type": "string"}, "description": RETRY_AFTER["Retry-After"]}
     },
 }
-READ_RESPONSES = {200: RESULT_RESPONSE, 202: PENDING, 404: ERRORS[404], 503: ERRORS[503]}
+READ_RESPONSES: Responses = {200: RESULT_RESPONSE, 202: PENDING, 404: ERRORS[404], 503: ERRORS[503]}
 
 
 def status_url(image_id: str) -> str:
@@ -131,7 +132,7 @@ def stored_or_pending(state: Api, image_id: str) -> str | Response:
     raw = results.stored_result(state.client, image_id)
     if raw is not None and not (in_flight and json.loads(raw).get("job_id") != job_id):
         return raw
-    if in_flight:
+    if in_flight and job_id is not None:  # (in flight implies a job id)
         return _pending(image_id, job_id, status_url(image_id))
     if job_id is not None:
         raise dead_lettered(image_id, job_id)
@@ -160,7 +161,7 @@ def _as_response(found: str | Response) -> Response:
     return found if isinstance(found, Response) else Response(found, media_type="application/json")
 
 
-PICTURE_RESPONSES = {
+PICTURE_RESPONSES: Responses = {
     **READ_RESPONSES,
     200: {"content": {"image/jpeg": {}}, "description": "the annotated picture"},
     409: ERRORS[409],
