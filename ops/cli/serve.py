@@ -108,6 +108,7 @@ def serve(
         redis_url=attach_url(settings),
         uploads=uploads,
         output=settings.output,
+        storage=settings.storage,
         max_image_bytes=max_image_bytes,
         wait_max_s=wait_max_s,
         high_water=high_water,

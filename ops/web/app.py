@@ -9,7 +9,7 @@ import contextlib
 from fastapi import FastAPI
 
 from faces.ops.metrics import ApiMetrics
-from faces.ops.web import document, errors, export, images, page, probes, views
+from faces.ops.web import document, errors, export, images, page, people, probes, views
 from faces.ops.web.admission import ReadingSlots, WaitingSlots
 from faces.ops.web.config import ServeConfig
 from faces.ops.web.follower import ResultFollower
@@ -53,7 +53,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         config, client, follower, metrics, ReadingSlots(config.uploads_reading), WaitingSlots(config.max_waiting)
     )
     errors.install(app, redact(config.redis_url))
-    for router in (images.router, views.router, probes.router, export.router):
+    for router in (images.router, views.router, probes.router, export.router, people.router):
         app.include_router(router)
     page.mount(app)  # the web page and /docs, from installed files only
     # FastAPI's documented way to extend its schema (replace app.openapi); mypy refuses any

@@ -13,6 +13,7 @@ class ServeConfig:
     redis_url: str
     uploads: Path = defaults.UPLOADS  # uploaded images, kept for replay and pictures
     output: Path = defaults.OUTPUT  # where the sink writes annotated pictures
+    storage: Path = defaults.STORAGE  # the result files that people changes rewrite (ops/web/people.py)
     max_image_bytes: int = defaults.MAX_IMAGE_BYTES  # larger uploads: 413, refused while streaming
     wait_max_s: float = defaults.HTTP_WAIT_MAX_S  # the longest ?wait=
     high_water: int = defaults.HIGH_WATER  # 429 at this many images in flight (0: off)

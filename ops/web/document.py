@@ -79,7 +79,8 @@ def error(description: str, **headers: str) -> dict[str, Any]:
 
 def _shared_statuses(path: str, method: str, operation: dict, secured: bool) -> None:
     responses = operation["responses"]
-    responses.pop("422", None)
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+        del responses["422"]  # FastAPI's, never answered (errors.py: 400); a route's own 422 stays
     if not secured:
         responses.pop("401", None)  # no token: nothing is refused for the want of one
     shared = {
