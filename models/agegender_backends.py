@@ -11,7 +11,6 @@ from one decoded BGR photo, `predict(chips)` runs every face of a batch at once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +59,9 @@ class LoadedBackend:
 
 
 def check_choice(choice: str | None) -> str:
-    """The backend choice from the argument or $FACES_AGEGENDER; AgeGenderChoiceError if bad."""
-    value = (choice or os.environ.get(ENV_VAR) or DEFAULT_CHOICE).strip().lower()
+    """The backend `choice` (None: DEFAULT_CHOICE), checked; AgeGenderChoiceError if bad. The
+    command line reads $FACES_AGEGENDER (ENV_VAR) into --agegender: models read no environment."""
+    value = (choice or DEFAULT_CHOICE).strip().lower()
     if value not in CHOICES:
         raise AgeGenderChoiceError(
             f"unknown age/gender backend {value!r} (--agegender / ${ENV_VAR}); choose one of {', '.join(CHOICES)}"

@@ -5,7 +5,9 @@ Commands get them from their --redis-url, --state-dir, --storage and --output op
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from faces import settings as defaults
@@ -17,7 +19,19 @@ class AppSettings:
     state_dir: Path = defaults.STATE_DIR  # embedded Redis socket, AOF and worker logs
     storage: Path = defaults.STORAGE  # one JSON per image
     output: Path = defaults.OUTPUT  # annotated pictures
+    # The user's runtime directory, where an embedded server's socket goes when the state dir's
+    # path is too long for one (streams/embedded.py socket_path). Read here, at the edge.
+    runtime_dir: Path | None = field(default_factory=lambda: runtime_dir_from(os.environ))
 
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
+
+
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
+
+
+def runtime_dir_from(environ: Mapping[str, str]) -> Path | None:
+    """$XDG_RUNTIME_DIR when it is an absolute path (the XDG spec ignores a relative one)."""
+    value = environ.get(RUNTIME_DIR_ENV, "")
+    return Path(value) if os.path.isabs(value) else None

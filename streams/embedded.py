@@ -106,28 +106,29 @@ def _binary_version(binary: Path) -> tuple[int, ...]:
     return (0,)
 
 
-def socket_path(state_dir: Path) -> Path:
+def socket_path(state_dir: Path, runtime_dir: Path | None = None) -> Path:
     """Where the embedded server's socket lives for this state directory.
 
     Normally inside it; a deep state directory would exceed the unix socket path limit, so then
     the socket goes to a directory private to this user (`private_socket_dir`), under a name
-    derived from the state directory.
+    derived from the state directory. `runtime_dir`: the user's runtime directory
+    ($XDG_RUNTIME_DIR, read by the caller's settings: ops/settings.py), if any.
     """
     state_dir = state_dir.resolve()
     inside = state_dir / "redis.sock"
     if len(str(inside)) <= MAX_SOCKET_PATH:
         return inside
     digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
-    return private_socket_dir() / f"{digest}.sock"
+    return private_socket_dir(runtime_dir) / f"{digest}.sock"
 
 
-def private_socket_dir() -> Path:
-    """$XDG_RUNTIME_DIR/faces, else <tempdir>/faces-<uid>: a short path only we may use.
+def private_socket_dir(runtime_dir: Path | None = None) -> Path:
+    """<runtime_dir>/faces (the user's $XDG_RUNTIME_DIR), else <tempdir>/faces-<uid>: a short
+    path only we may use.
 
     Not a fixed name in /tmp itself: anyone can create that first and answer our PING."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        return Path(runtime) / "faces"
+    if runtime_dir is not None and runtime_dir.is_absolute():
+        return runtime_dir / "faces"
     return Path(tempfile.gettempdir()) / f"faces-{os.geteuid()}"
 
 
@@ -165,12 +166,13 @@ def socket_url(sock: Path) -> str:
     return f"unix://{sock}"
 
 
-def running_url(state_dir: Path) -> str | None:
-    """The URL of an embedded server already serving this state directory, if one answers.
+def running_url(state_dir: Path, runtime_dir: Path | None = None) -> str | None:
+    """The URL of an embedded server already serving this state directory, if one answers
+    (`runtime_dir` as for socket_path: the one the server was started with).
 
     Raises UnsafeSocketDir if the socket's directory (or the socket itself) is not ours alone.
     """
-    sock = socket_path(state_dir)
+    sock = socket_path(state_dir, runtime_dir)
     if not os.path.lexists(sock.parent) or not os.path.lexists(sock):
         return None
     # Our private fallback directory must be exactly 0700; a state directory only unshared.
@@ -210,11 +212,18 @@ def _tighten_old_files(state_dir: Path) -> None:
 class EmbeddedRedis:
     """A redis-server child process owning `state_dir`; use as a context manager."""
 
-    def __init__(self, state_dir: Path, binary: Path | None = None, appendfsync: str = "everysec"):
+    def __init__(
+        self,
+        state_dir: Path,
+        binary: Path | None = None,
+        appendfsync: str = "everysec",
+        runtime_dir: Path | None = None,  # where a deep state dir's socket goes (socket_path)
+    ):
         self.state_dir = Path(state_dir).resolve()
         self.binary = binary or find_redis_server()
         self.appendfsync = appendfsync
-        self.socket = socket_path(self.state_dir)
+        self.runtime_dir = runtime_dir
+        self.socket = socket_path(self.state_dir, runtime_dir)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -252,7 +261,7 @@ class EmbeddedRedis:
         _tighten_old_files(self.state_dir)
         if self.socket.parent != self.state_dir:
             make_private_dir(self.socket.parent, exact=True)
-        if running_url(self.state_dir):
+        if running_url(self.state_dir, self.runtime_dir):
             # Two servers appending to one AOF would corrupt it.
             raise EmbeddedRedisError(f"a redis-server already serves {self.state_dir} on {self.socket}")
         if os.path.lexists(self.socket):

@@ -107,52 +107,50 @@ def test_files_an_older_server_left_world_readable_are_tightened(tmp_path):
 
 @pytest.mark.parametrize("runtime_dir", [True, False], ids=["xdg-runtime-dir", "tempdir"])
 def test_a_deep_state_dir_puts_its_socket_in_a_private_directory(tmp_path, monkeypatch, runtime_dir):
-    if runtime_dir:
-        (tmp_path / "run").mkdir(mode=0o700)
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    runtime = tmp_path / "run" if runtime_dir else None  # the settings edge reads $XDG_RUNTIME_DIR
+    if runtime is not None:
+        runtime.mkdir(mode=0o700)
     else:
-        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
         (tmp_path / "tmp").mkdir()
         monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     state = deep_state_dir(tmp_path)
-    with EmbeddedRedis(state) as server:
+    with EmbeddedRedis(state, runtime_dir=runtime) as server:
         private = server.socket.parent
         assert private == (tmp_path / "run" / "faces" if runtime_dir else tmp_path / "tmp" / f"faces-{os.geteuid()}")
         assert mode(private) == 0o700 and os.lstat(private).st_uid == os.geteuid()
-        assert running_url(state) == server.url
+        assert running_url(state, runtime) == server.url
 
 
 @pytest.fixture
-def deep_server(tmp_path, monkeypatch):
+def deep_server(tmp_path):
     """A server for a deep state dir, its socket in tmp_path/run/faces."""
     (tmp_path / "run").mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    with EmbeddedRedis(deep_state_dir(tmp_path)) as server:
+    with EmbeddedRedis(deep_state_dir(tmp_path), runtime_dir=tmp_path / "run") as server:
         yield server
 
 
 def test_a_socket_in_a_private_directory_that_others_can_enter_is_refused(tmp_path, deep_server):
     os.chmod(deep_server.socket.parent, 0o755)
     with pytest.raises(UnsafeSocketDir, match="mode 0755"):
-        running_url(deep_server.state_dir)
+        running_url(deep_server.state_dir, deep_server.runtime_dir)
 
 
 def test_a_socket_behind_a_symlinked_private_directory_is_refused(tmp_path, deep_server):
     private = deep_server.socket.parent
     private.rename(tmp_path / "elsewhere")
     private.symlink_to(tmp_path / "elsewhere")
-    assert (socket_path(deep_server.state_dir)).exists()  # reachable through the link...
+    assert (socket_path(deep_server.state_dir, deep_server.runtime_dir)).exists()  # reachable through the link...
     with pytest.raises(UnsafeSocketDir, match="symlink"):  # ...but not trusted
-        running_url(deep_server.state_dir)
+        running_url(deep_server.state_dir, deep_server.runtime_dir)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
 def test_a_socket_in_another_users_directory_is_refused_and_not_started_over(tmp_path, deep_server):
     os.chown(deep_server.socket.parent, 65534, 65534)
     with pytest.raises(UnsafeSocketDir, match="belongs to uid 65534"):
-        running_url(deep_server.state_dir)
+        running_url(deep_server.state_dir, deep_server.runtime_dir)
     with pytest.raises(UnsafeSocketDir):
-        EmbeddedRedis(deep_server.state_dir).start()
+        EmbeddedRedis(deep_server.state_dir, runtime_dir=deep_server.runtime_dir).start()
 
 
 def test_a_state_dir_others_can_write_to_is_refused(tmp_path):

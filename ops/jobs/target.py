@@ -107,11 +107,11 @@ def redis_target(app: AppSettings, *, stack: bool = False) -> Iterator[tuple[str
         if app.redis_url:
             yield app.redis_url, connect(app.redis_url), None
             return
-        url = running_url(app.state_dir)
+        url = running_url(app.state_dir, app.runtime_dir)
         if url:
             yield url, connect(url), None
             return
-        server = held.enter_context(EmbeddedRedis(app.state_dir))
+        server = held.enter_context(EmbeddedRedis(app.state_dir, runtime_dir=app.runtime_dir))
         yield server.url, connect(server.url), server
 
 
@@ -135,7 +135,7 @@ def replay_target(app: AppSettings) -> Iterator[tuple[str, redis.Redis, bool]]:
     run`), that server started again under the stack lock, as `faces run` does: owning the
     stack, the replay must also run the workers, and stops it all on exit. NoRedisRunning when
     there is neither: a new, empty server would hold no history to replay."""
-    if app.redis_url or running_url(app.state_dir) or not holds_data(app.state_dir):
+    if app.redis_url or running_url(app.state_dir, app.runtime_dir) or not holds_data(app.state_dir):
         with attached(app) as (url, client):
             yield url, client, False
         return
@@ -151,7 +151,7 @@ def attach_url(app: AppSettings) -> str:
     or the embedded server already running for the state directory; else NoRedisRunning."""
     if app.redis_url:
         return app.redis_url
-    url = running_url(app.state_dir)
+    url = running_url(app.state_dir, app.runtime_dir)
     if url is None:
         raise NoRedisRunning(
             f"no pipeline is running for state dir {app.state_dir}: start one with "
@@ -166,7 +166,7 @@ def data_target(app: AppSettings) -> Iterator[tuple[str, redis.Redis]]:
     `faces search`): the running Redis, or else the embedded server started on the state dir
     for the block, under the stack lock as `faces run` takes it. Unlike a pipeline command, no
     worker is needed: what they change is kept by the server's own files in the state dir."""
-    stack = not (app.redis_url or running_url(app.state_dir))
+    stack = not (app.redis_url or running_url(app.state_dir, app.runtime_dir))
     with redis_target(app, stack=stack) as (url, client, _server):
         try:
             yield url, client
