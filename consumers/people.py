@@ -236,7 +236,7 @@ class People:
             faces = tuple(
                 FaceRecord(b"", None, None) if f.label == person.id else f for f in record.faces
             )  # the descriptor is a trace of the person: erased, not only unlabelled
-            gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces))
+            gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces), expect_job=record.job_id)
         gallery.remove_person(self.client, person.id, person.name)
         self.known.catch_up()
         self._rewrite_results(sorted(records))
@@ -256,6 +256,7 @@ class People:
             self._store_labels(image_id, record, labels)
             self.known.catch_up()
             self._rewrite_results([image_id])
+            self._drop_empty_clusters()
         label = labels[face]
         return Judgement(label or "", self.known.name_of(label) if label else None, None)
 
@@ -295,7 +296,17 @@ class People:
             self._store_labels(image_id, record, labels, distances)
         self.known.catch_up()
         self._rewrite_results(sorted(set(changed)))
+        self._drop_empty_clusters()
         return len(changed)
+
+    def _drop_empty_clusters(self) -> None:
+        """Unnamed clusters left without a face (all named, moved or erased) are deleted."""
+        counts = self.known.gallery.label_counts()
+        empty = [p for p in self.known.people.values() if p.name is None and not counts.get(p.id)]
+        for cluster in empty:
+            gallery.remove_person(self.client, cluster.id, None)
+        if empty:
+            self.known.catch_up()
 
     def _store_labels(
         self,
@@ -306,7 +317,7 @@ class People:
     ) -> None:
         distances = distances if distances is not None else [f.distance for f in record.faces]
         faces = tuple(FaceRecord(f.vector, label, d) for f, label, d in zip(record.faces, labels, distances))
-        gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces))
+        gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces), expect_job=record.job_id)
 
     def _rewrite_results(self, image_ids: Sequence[str]) -> None:
         """Each image's stored results (Redis; the file when the storage folder is known) get

@@ -6,8 +6,10 @@ faces), `faces people` and `faces search`, and the HTTP API.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import redis
@@ -36,12 +38,19 @@ class Judgement:
     name: str | None
     distance: float | None
 
-    def fields(self) -> dict:
-        """The face's fields in a result: `person` for a named person, `cluster` otherwise."""
-        if self.name is not None:
-            person = {"id": self.label, "name": self.name, "distance": _rounded(self.distance)}
-            return {"person": person, "cluster": None}
-        return {"person": None, "cluster": self.label}
+    def person(self) -> dict[str, Any] | None:
+        """The face's `person` in a result: the named person, or None for a cluster."""
+        if self.name is None:
+            return None
+        return {"id": self.label, "name": self.name, "distance": _rounded(self.distance)}
+
+    def cluster(self) -> str | None:
+        """The face's `cluster` in a result: the unnamed cluster, or None when named."""
+        return self.label if self.name is None else None
+
+    def fields(self) -> dict[str, Any]:
+        """Both recognition fields of a face in a result."""
+        return {"person": self.person(), "cluster": self.cluster()}
 
 
 def _rounded(distance: float | None) -> float | None:
@@ -110,20 +119,28 @@ class Recognition:
             clusters.append([c for c in near if self.name_of(c.label) is None and c.label in self.people])
         joined = assign(clusters, refused)
         alone = [i for i in range(len(vectors)) if named[i] is None and joined[i] is None]
-        new_ids = iter(gallery.create_clusters(self.client, len(alone)))
+        created = gallery.create_clusters(self.client, len(alone))
+        for cluster_id in created:  # known here at once: the next photo of this batch may join it
+            self.people[cluster_id] = Person(cluster_id, None, time.time())
+        new_ids = iter(created)
         judgements = []
-        for i in range(len(vectors)):
-            if named[i] is not None:
-                judgements.append(Judgement(named[i].label, self.name_of(named[i].label), named[i].distance))
-            elif joined[i] is not None:
-                judgements.append(Judgement(joined[i].label, None, joined[i].distance))
+        for person, cluster in zip(named, joined):
+            if person is not None:
+                judgements.append(Judgement(person.label, self.name_of(person.label), person.distance))
+            elif cluster is not None:
+                judgements.append(Judgement(cluster.label, None, cluster.distance))
             else:
                 judgements.append(Judgement(next(new_ids), None, None))
         return judgements
 
-    def record(self, image_id: str, job_id: str, vectors: np.ndarray, judgements: Sequence[Judgement]) -> None:
-        """Store the photo's faces and who they are; this process's copy too."""
+    def record(
+        self, image_id: str, job_id: str, vectors: np.ndarray, judgements: Sequence[Judgement], submitted_at: float
+    ) -> bool:
+        """Store the photo's faces and who they are (this process's copy too), unless a newer
+        submission of the image is stored already. True when stored."""
         faces = tuple(FaceRecord(vector_bytes(v), j.label, _rounded(j.distance)) for v, j in zip(vectors, judgements))
         record = ImageFaces(job_id, faces)
-        gallery.record_image(self.client, image_id, record)
-        self._hold(image_id, record)
+        stored = gallery.record_image(self.client, image_id, record, submitted_at=submitted_at)
+        if stored:
+            self._hold(image_id, record)
+        return stored

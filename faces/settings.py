@@ -48,7 +48,10 @@ WORKERS = "auto"  # worker processes per stage for `faces run` / `up`; FACES_WOR
 # agegender 0.077, sink 0.025):
 # `--workers auto` gives a stage ceil(cores x share) processes, so on 2 cores detection, the
 # stage that keeps one process at 100 % of a core, gets 2 and every other stage 1.
-STAGE_CPU_SHARE = {"detect": 0.66, "landmarks": 0.11, "agegender": 0.17, "sink": 0.06}
+# embed (recognition, issue 24) was added after that run: its share is its measured CPU per face
+# (dlib's ResNet, about 0.04-0.075 s) times the 2.6 faces of an average test photo, with the
+# others scaled to make room; `make bench` measures all five again.
+STAGE_CPU_SHARE = {"detect": 0.52, "landmarks": 0.09, "agegender": 0.13, "embed": 0.22, "sink": 0.04}
 BATCH = 8  # entries read at once and analysed as one batch; FACES_BATCH
 BLOCK_MS = 1000  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
 CLAIM_IDLE_MS = 60_000  # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS

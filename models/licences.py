@@ -79,6 +79,15 @@ MODELS: tuple[ModelLicence, ...] = (
         f"{DLIB_MODELS}#mmod_human_face_detectordatbz2",
     ),
     ModelLicence(
+        "dlib-resnet-v1",
+        "face descriptor for recognition (the `embed` stage; `--no-recognition` loads it not)",
+        "face_recognition_models (dlib-models' dlib_face_recognition_resnet_model_v1.dat)",
+        "public domain (Davis King)",
+        "about 3 million faces of 7485 people: FaceScrub, the VGG face data set and images from the internet, cleaned by Davis King",
+        ALLOWED,
+        f"{DLIB_MODELS}#dlib_face_recognition_resnet_model_v1datbz2",
+    ),
+    ModelLicence(
         "opencv-haar-frontalface",
         "face detector `--detector opencv-haar`",
         "opencv-contrib-python-headless (haarcascade_frontalface_default.xml)",

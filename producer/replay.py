@@ -246,8 +246,9 @@ _FIELDS_BY_STAGE: dict[str, tuple[FaceKey, ...]] = {
     "detect": ("box", "score"),
     "landmarks": ("landmarks", "pose", "quality"),
     "agegender": ("age", "age_range", "gender"),
+    "embed": ("person", "cluster", "descriptor"),
 }
-_MODEL_KEYS = {"detector": "detect", "landmarks": "landmarks", "agegender": "agegender"}
+_MODEL_KEYS = {"detector": "detect", "landmarks": "landmarks", "agegender": "agegender", "embed": "embed"}
 
 
 def _stage_before(model_key: str, from_stage: str) -> bool:

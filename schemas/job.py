@@ -57,10 +57,15 @@ class Face(TypedDict, total=False):
     age: float | None  # agegender
     age_range: list[float] | None  # agegender: [low, high]
     gender: Gender | None  # agegender
+    person: dict[str, Any] | None  # embed: {"id", "name", "distance"} of the enrolled person it is
+    cluster: str | None  # embed: the unnamed cluster it joined when nobody enrolled matched
+    descriptor: list[float]  # embed, with --keep-descriptors only: the 128 numbers
 
 
 # A face's keys, for code that copies some of them by name (a replay keeps the earlier stages').
-FaceKey = Literal["box", "score", "landmarks", "pose", "quality", "age", "age_range", "gender"]
+FaceKey = Literal[
+    "box", "score", "landmarks", "pose", "quality", "age", "age_range", "gender", "person", "cluster", "descriptor"
+]
 
 
 class _JobOptional(TypedDict, total=False):

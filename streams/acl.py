@@ -69,11 +69,19 @@ PIPELINE_COMMANDS = (
     "xinfo|consumers",
     "xgroup|create",
     "xgroup|delconsumer",
-    # the Lua scripts (EVALSHA; loaded again after a server restart) and transactions
+    # recognition (streams/gallery.py): the gallery's change numbers, people, corrections
+    "incr",
+    "zadd",
+    "zrem",
+    "zrangebyscore",
+    # the Lua scripts (EVALSHA; loaded again after a server restart) and transactions, optimistic
+    # ones too (a stored result rewritten by a people operation: WATCH it, then MULTI/EXEC)
     "evalsha",
     "script|load",
     "multi",
     "exec",
+    "watch",
+    "unwatch",
 )
 
 

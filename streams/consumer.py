@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
+import redis
+
 from faces.schemas import events
 from faces.schemas.job import Job
 from faces.streams import names, reading
@@ -37,13 +39,33 @@ class StageConsumer(StreamConsumer):
     """Runs one pipeline stage as consumer `consumer` of its group until stopped (or drained, in
     burst): StageConsumer(client, stage, settings, consumer, on_overrun).run()."""
 
+    def __init__(self, client, stage, *args, **kwargs):
+        super().__init__(client, stage, *args, **kwargs)
+        attach = getattr(stage, "attach", None)  # a stage that keeps state of its own in Redis (embed: the people)
+        if attach is not None:
+            attach(client)
+
     def _triage(self, entries: list[RawEntry], batch: BatchEffects) -> list[Delivery]:
         """The deliveries the stage is handed, their jobs recorded as held (should the entry be
-        deleted from the stream while pending), with their image bytes when the stage needs them."""
+        deleted from the stream while pending), with their pixels or image bytes when the stage
+        needs them: the record and the fetch go in one round trip."""
         deliveries = super()._triage(entries, batch)
-        stream = self.route.input_stream
-        reading.hold(self.client, stream, {d.entry_id: reading.held_record(d.job) for d in deliveries})
-        return self._attach_images(deliveries, batch)
+        keys = self._fetch_keys(deliveries)
+        with self.client.pipeline(transaction=False) as pipe:
+            records = {d.entry_id: reading.held_record(d.job) for d in deliveries}
+            reading.hold(cast(redis.Redis, pipe), self.route.input_stream, records)
+            if keys:
+                pipe.mget(keys)
+            replies = pipe.execute()
+        return self._attach_images(deliveries, replies[-1] if keys else [], batch)
+
+    def _fetch_keys(self, deliveries: list[Delivery]) -> list[str]:
+        """What the stage is handed with each job: its kept pixels (`takes_pixels`), its image
+        bytes (`needs_image`), or nothing."""
+        if not self.stage.needs_image:
+            return []
+        key = names.pixels_key if getattr(self.stage, "takes_pixels", False) else names.blob_key
+        return [key(d.job["job_id"]) for d in deliveries]
 
     def _jobs_of_deleted(self, entry_ids: list[str]) -> dict[str, Job]:
         """Jobs rebuilt from the records kept when a consumer took their entries (reading.hold);
@@ -52,28 +74,25 @@ class StageConsumer(StreamConsumer):
         jobs = {i: events.salvage(r, self.settings.max_event_bytes) for i, r in records.items()}
         return {i: job for i, job in jobs.items() if job is not None}
 
-    def _attach_images(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
-        """Fetch the claim-checked image bytes for stages that need pixels (one MGET); the
-        deliveries whose bytes are gone are sorted out by `_without_bytes`. A stage that takes
-        the kept pixels gets those (one MGET), and the bytes only where none were kept."""
-        if not self.stage.needs_image or not deliveries:
+    def _attach_images(self, deliveries: list[Delivery], fetched: list, batch: BatchEffects) -> list[Delivery]:
+        """The deliveries with what was `fetched` for them (`_fetch_keys`). Kept pixels that
+        are missing (a replay from a later stage, a dead-letter retry) are made up for with the
+        image bytes (one MGET); deliveries whose bytes are gone are sorted out by `_without_bytes`."""
+        if not fetched:
             return deliveries
         if getattr(self.stage, "takes_pixels", False):
-            deliveries, without = self._attach_pixels(deliveries)
-            return deliveries + self._attach_bytes(without, batch)
-        return self._attach_bytes(deliveries, batch)
+            ready = [
+                dataclasses.replace(d, pixels=cast(bytes, p)) for d, p in zip(deliveries, fetched) if p is not None
+            ]
+            without = [d for d, p in zip(deliveries, fetched) if p is None]
+            if not without:
+                return ready
+            blobs = self.client.mget([names.blob_key(d.job["job_id"]) for d in without])
+            return ready + self._with_bytes(without, blobs, batch)
+        return self._with_bytes(deliveries, fetched, batch)
 
-    def _attach_pixels(self, deliveries: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
-        """(deliveries with their kept pixels, deliveries that have none): one MGET."""
-        kept = self.client.mget([names.pixels_key(d.job["job_id"]) for d in deliveries])
-        ready = [dataclasses.replace(d, pixels=cast(bytes, p)) for d, p in zip(deliveries, kept) if p is not None]
-        return ready, [d for d, p in zip(deliveries, kept) if p is None]
-
-    def _attach_bytes(self, deliveries: list[Delivery], batch: BatchEffects) -> list[Delivery]:
-        """The deliveries with their image bytes (one MGET), and those without, sorted out."""
-        if not deliveries:
-            return []
-        blobs = self.client.mget([names.blob_key(d.job["job_id"]) for d in deliveries])
+    def _with_bytes(self, deliveries: list[Delivery], blobs: list, batch: BatchEffects) -> list[Delivery]:
+        """The deliveries with their image `blobs`, and those without, sorted out."""
         ready, missing = [], []
         for delivery, blob in zip(deliveries, blobs):
             if blob is None and delivery.job.get("error") is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ def _pack(value: object) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def _unpack(raw: bytes) -> Any:
+def _unpack(raw: bytes | str) -> Any:
     return msgpack.unpackb(raw, raw=False)
 
 
@@ -63,18 +63,13 @@ class ImageFaces:
     faces: tuple[FaceRecord, ...]
 
     def packed(self) -> bytes:
-        return _pack(
-            {
-                "job_id": self.job_id,
-                "faces": [{"vector": f.vector, "label": f.label, "distance": f.distance} for f in self.faces],
-            }
-        )
+        """The faces, as stored (the job id is a field of its own)."""
+        return _pack([{"vector": f.vector, "label": f.label, "distance": f.distance} for f in self.faces])
 
     @classmethod
-    def unpacked(cls, raw: bytes) -> ImageFaces:
-        record = _unpack(raw)
-        faces = tuple(FaceRecord(f["vector"], f.get("label"), f.get("distance")) for f in record["faces"])
-        return cls(record["job_id"], faces)
+    def unpacked(cls, raw: bytes, job_id: str) -> ImageFaces:
+        faces = tuple(FaceRecord(f["vector"], f.get("label"), f.get("distance")) for f in _unpack(raw))
+        return cls(job_id, faces)
 
 
 @dataclass(frozen=True)
@@ -87,28 +82,58 @@ class Person:
     references: dict[str, bytes] = field(default_factory=dict)  # reference id -> descriptor
 
 
-# SET the record, then note the image as changed under the next sequence number: one step, so a
-# copy that reads the sequence never misses a record written before it.
+# The record is a hash: the faces (msgpack), the job and its submission time. A record is
+# replaced only by a job submitted no earlier (a late, older job of the image leaves the newer
+# one's faces alone, as the sink leaves its result), or by a change to the same job's record
+# (`expect_job`: a people operation that read it). Then the image is noted as changed under the
+# next sequence number: one step, so a copy that reads the sequence never misses a record.
 _RECORD = """
+local old_at = redis.call('HGET', KEYS[1], 'submitted_at')
+if ARGV[3] ~= '' and old_at and tonumber(old_at) > tonumber(ARGV[3]) then return 0 end
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[5] then return 0 end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], 'faces', ARGV[1], 'job_id', ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'submitted_at', ARGV[3]) end
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
 return seq
 """
 
 
-def record_image(client: redis.Redis, image_id: str, record: ImageFaces) -> int:
-    """Store (or replace) one image's faces; returns its sequence number."""
+def record_image(
+    client: redis.Redis,
+    image_id: str,
+    record: ImageFaces,
+    *,
+    submitted_at: float | None = None,
+    expect_job: str | None = None,
+) -> bool:
+    """Store (or replace) one image's faces: from the embed stage with its job's
+    `submitted_at` (an older job's record never replaces a newer one's), or from a people
+    operation with `expect_job`, the job of the record it read (nothing is written when another
+    job's record took its place meanwhile). True when written."""
     keys = [names.gallery_key(image_id), names.GALLERY_SEQUENCE, names.GALLERY_CHANGES]
-    return int(scripts.call(client, _RECORD, keys, [record.packed(), image_id]))
+    args = [
+        record.packed(),
+        image_id,
+        repr(float(submitted_at)) if submitted_at is not None else "",
+        record.job_id,
+        expect_job or "",
+    ]
+    return int(scripts.call(client, _RECORD, keys, args)) > 0
 
 
 def image_faces(client: redis.Redis, image_ids: Sequence[str]) -> dict[str, ImageFaces]:
     """The records of `image_ids` that exist."""
     if not image_ids:
         return {}
-    raws = client.mget([names.gallery_key(i) for i in image_ids])
-    return {i: ImageFaces.unpacked(raw) for i, raw in zip(image_ids, raws) if raw is not None}
+    pipe = client.pipeline(transaction=False)
+    for image_id in image_ids:
+        pipe.hmget(names.gallery_key(image_id), ["faces", "job_id"])
+    found = {}
+    for image_id, (faces, job_id) in zip(image_ids, pipe.execute()):
+        if faces is not None and job_id is not None:
+            found[image_id] = ImageFaces.unpacked(faces, text(job_id))
+    return found
 
 
 def gallery_generation(client: redis.Redis) -> int:
@@ -118,7 +143,9 @@ def gallery_generation(client: redis.Redis) -> int:
 
 def changed_images(client: redis.Redis, after: int) -> tuple[int, list[str]]:
     """(the newest sequence number, the images changed after `after`), oldest change first."""
-    rows = client.zrangebyscore(names.GALLERY_CHANGES, f"({after}", "+inf", withscores=True)
+    rows: list[tuple[bytes, float]] = list(
+        client.zrangebyscore(names.GALLERY_CHANGES, f"({after}", "+inf", withscores=True)  # type: ignore[arg-type]
+    )
     if not rows:
         return after, []
     return int(rows[-1][1]), [text(member) for member, _score in rows]
@@ -190,7 +217,7 @@ def create_clusters(client: redis.Redis, count: int) -> list[str]:
     return ids
 
 
-def name_person(client: redis.Redis, person_id: str | None, name: str, references: dict[str, bytes]) -> str:
+def name_person(client: redis.Redis, person_id: str | None, name: str, references: Mapping[str, bytes]) -> str:
     """Give `name` to person `person_id` (a cluster being named, or a new person when None) and
     add `references`. NameTaken when another person has the name."""
     person_id = person_id or new_person_id()
@@ -202,17 +229,17 @@ def name_person(client: redis.Redis, person_id: str | None, name: str, reference
     pipe = client.pipeline(transaction=True)
     pipe.hset(names.PEOPLE, person_id, _pack({"name": name.strip(), "created_at": created_at}))
     if references:
-        pipe.hset(names.references_key(person_id), mapping=references)
+        pipe.hset(names.references_key(person_id), mapping=dict(references))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
     pipe.incr(names.PEOPLE_VERSION)
     pipe.execute()
     return person_id
 
 
-def add_references(client: redis.Redis, person_id: str, references: dict[str, bytes]) -> None:
+def add_references(client: redis.Redis, person_id: str, references: Mapping[str, bytes]) -> None:
     if not references:
         return
     pipe = client.pipeline(transaction=True)
-    pipe.hset(names.references_key(person_id), mapping=references)
+    pipe.hset(names.references_key(person_id), mapping=dict(references))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
     pipe.incr(names.PEOPLE_VERSION)
     pipe.execute()
 

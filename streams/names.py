@@ -13,7 +13,8 @@ PREFIX = "faces"
 IMAGES = f"{PREFIX}:images"  # submitted images (claim-check events, no pixels)
 DETECTED = f"{PREFIX}:detected"  # boxes found
 LANDMARKED = f"{PREFIX}:landmarked"  # boxes + 68 points + pose + quality
-ANALYZED = f"{PREFIX}:analyzed"  # ... + age and gender: the sink's input
+ANALYZED = f"{PREFIX}:analyzed"  # ... + age and gender
+RECOGNIZED = f"{PREFIX}:recognized"  # ... + who each face is (embed; passed through when off): the sink's input
 RESULTS = f"{PREFIX}:results"  # one announcement per finished image
 DEAD_LETTERS = f"{PREFIX}:dead"  # entries no stage could process, with the reason
 
@@ -141,10 +142,12 @@ ROUTES: dict[str, StageRoute] = {
     "detect": StageRoute("detect", IMAGES, DETECTED),
     "landmarks": StageRoute("landmarks", DETECTED, LANDMARKED),
     "agegender": StageRoute("agegender", LANDMARKED, ANALYZED),
-    "sink": StageRoute("sink", ANALYZED, None),
+    "embed": StageRoute("embed", ANALYZED, RECOGNIZED),
+    "sink": StageRoute("sink", RECOGNIZED, None),
 }
 STAGE_ORDER: tuple[str, ...] = tuple(ROUTES)
-PIPELINE_STREAMS: tuple[str, ...] = (IMAGES, DETECTED, LANDMARKED, ANALYZED)
+SINK_INPUT = ROUTES["sink"].input_stream  # where an error job goes to get its error result
+PIPELINE_STREAMS: tuple[str, ...] = (IMAGES, DETECTED, LANDMARKED, ANALYZED, RECOGNIZED)
 
 
 def route(stage: str) -> StageRoute:

@@ -24,6 +24,7 @@ DURABLE_FAMILIES = (
     names.DETECTED,
     names.LANDMARKED,
     names.ANALYZED,
+    names.RECOGNIZED,
     names.RESULTS,
     names.DEAD_LETTERS,
     names.GROUPS_CREATED,

@@ -281,7 +281,7 @@ def _throughput(
         "latency_p50_s": 100.0,
         "latency_p99_s": 200.0,
         "cpu_s_per_image_total": 0.55,
-        "counts": {"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1},
+        "counts": {"detect": 1, "landmarks": 1, "agegender": 1, "embed": 1, "sink": 1},
         "cpu_s_per_image": {
             "detect-0": 0.4,
             "landmarks-0": 0.05,

@@ -62,7 +62,7 @@ MAX_DELIVERIES = 10
 CLAIM_IDLE_MS = 300  # detect only: below its batch time
 DETECT_ARGS = ["--batch", "8", "--block-ms", "100", "--claim-idle-ms", str(CLAIM_IDLE_MS)]
 OTHER_ARGS = ["--batch", "8", "--block-ms", "200", "--claim-idle-ms", "2000"]
-COUNTS = {"detect": 2, "landmarks": 1, "agegender": 1, "sink": 2}
+COUNTS = {"detect": 2, "landmarks": 1, "agegender": 1, "embed": 1, "sink": 2}
 STAGES = list(COUNTS)
 HIGH_WATER, LOW_WATER = 100, 30
 

@@ -199,7 +199,7 @@ def test_submit_of_nothing_is_an_error(tmp_path, redis_url, args, expected):
             ["run", str(DATA), "--workers", "detekt=2"],
             exits.USAGE,
             "error: Invalid value for '--workers' (env var FACES_WORKERS): --workers 'detekt=2': unknown stage 'detekt'; "
-            "the stages are detect, landmarks, agegender, sink (e.g. detect=2,agegender=1, or auto)",
+            "the stages are detect, landmarks, agegender, embed, sink (e.g. detect=2,agegender=1, or auto)",
         ),
         (
             ["up", "--workers", "sink=0"],
@@ -210,12 +210,12 @@ def test_submit_of_nothing_is_an_error(tmp_path, redis_url, args, expected):
         (
             ["worker", "bogus"],
             exits.USAGE,
-            "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink",
+            "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, embed, sink",
         ),
         (
             ["health", "--stage", "bogus"],
             exits.USAGE,
-            "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, sink, watch",
+            "error: unknown stage 'bogus'; expected one of detect, landmarks, agegender, embed, sink, watch",
         ),
         (["frobnicate"], exits.USAGE, "error: No such command 'frobnicate'. (see `faces --help`)"),
         (["run"], exits.USAGE, "error: Missing argument 'paths'. (see `faces run --help`)"),

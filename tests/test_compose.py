@@ -35,7 +35,7 @@ def test_redis_service_keeps_an_aof_and_never_evicts(compose):
 
 def test_every_stage_and_the_watcher_is_a_service_with_a_healthcheck(compose):
     services = compose["services"]
-    for stage in ("detect", "landmarks", "agegender", "sink"):
+    for stage in ("detect", "landmarks", "agegender", "embed", "sink"):
         assert services[stage]["command"] == ["worker", stage]
         assert "replicas" in services[stage]["deploy"]
     assert services["watcher"]["command"][0] == "watch"
@@ -47,7 +47,7 @@ def test_services_write_as_the_host_user_into_bind_mounted_folders(compose):
     """Issue 14: results readable by the host user, no `docker cp`: ./inbox, ./storage and
     ./output are bind mounts, created by the one-shot `folders` service for FACES_UID."""
     services = compose["services"]
-    for name in ("detect", "landmarks", "agegender", "sink", "watcher"):
+    for name in ("detect", "landmarks", "agegender", "embed", "sink", "watcher"):
         assert services[name]["user"] == "${FACES_UID:-1000}:${FACES_GID:-1000}"
         assert services[name]["depends_on"]["folders"] == {"condition": "service_completed_successfully"}
     assert "./inbox:/data/inbox" in services["watcher"]["volumes"]
@@ -68,11 +68,11 @@ def test_the_api_service_serves_on_the_hosts_loopback_with_a_working_command(com
 def test_the_worker_healthcheck_proves_consumption(compose):
     """A heartbeat check (`faces health --local`), not `faces status`, which only proves that
     Redis answers (tests/test_health.py proves what the command reports)."""
-    for name in ("detect", "landmarks", "agegender", "sink", "watcher"):
+    for name in ("detect", "landmarks", "agegender", "embed", "sink", "watcher"):
         assert compose["services"][name]["healthcheck"]["test"] == ["CMD", "faces", "health", "--local"]
 
 
-@pytest.mark.parametrize("service", ["detect", "landmarks", "agegender", "sink", "watcher"])
+@pytest.mark.parametrize("service", ["detect", "landmarks", "agegender", "embed", "sink", "watcher"])
 def test_service_command_is_a_real_faces_command(compose, service):
     service_def = compose["services"][service]
     words = [w for w in service_def["command"] if not w.startswith("/")]

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 PHOTOS = REPO.parent / "shared" / "testdata" / "dlib-faces"
 SETUP = REPO.parent / "shared" / "container" / "setup"
 IMAGE = "faces-pipeline:latest"
-STAGES = ("detect", "landmarks", "agegender", "sink", "watcher")  # the services with a worker
+STAGES = ("detect", "landmarks", "agegender", "embed", "sink", "watcher")  # the services with a worker
 # Taking over a killed worker's entries waits this long (FACES_CLAIM_IDLE_MS; 60 s by default).
 CLAIM_IDLE_MS = "15000"
 # Read inside the sink container: every announcement of the results stream (stream id, job,

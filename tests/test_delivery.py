@@ -130,10 +130,10 @@ def test_entries_waiting_for_a_retry_keep_their_claim_while_a_slow_batch_runs(re
 # -- 14 and 1. results: ok never replaced by an error of its job; newer wins ------------------------
 def test_an_error_result_never_replaces_the_ok_result_of_the_same_job(redis_client, tmp_path):
     ok = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(redis_client, ok, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, ok, b"bytes", stream=names.SINK_INPUT)
     run_sink(redis_client, tmp_path)
     late_error = events.with_error(ok, "landmarks", "ImageMissing", "bytes gone")  # a late duplicate
-    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: events.encode(late_error)})
+    redis_client.xadd(names.SINK_INPUT, {PAYLOAD_FIELD: events.encode(late_error)})
     run_sink(redis_client, tmp_path)
     stored = json.loads(redis_client.get(names.result_key(ok["image_id"])))
     on_disk = json.loads((tmp_path / f"{ok['image_id']}.json").read_text())
@@ -150,11 +150,11 @@ def test_an_older_submission_never_replaces_a_newer_result(redis_client, tmp_pat
     # Publishing stamps Redis's clock (the given times are ignored): the original is submitted
     # first and is still at an earlier stage when the replay reaches the sink ...
     publishing.publish_image(redis_client, original, b"bytes", stream=names.LANDMARKED)
-    publishing.publish_image(redis_client, replayed, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, replayed, b"bytes", stream=names.SINK_INPUT)
     assert original["submitted_at"] <= replayed["submitted_at"]
     run_sink(redis_client, tmp_path)
     # ... and reaches it last, forwarded as the agegender stage would.
-    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: events.encode(original)})
+    redis_client.xadd(names.SINK_INPUT, {PAYLOAD_FIELD: events.encode(original)})
     run_sink(redis_client, tmp_path)
     stored = json.loads(redis_client.get(names.result_key(replayed["image_id"])))
     on_disk = json.loads((tmp_path / f"{replayed['image_id']}.json").read_text())
@@ -288,7 +288,7 @@ def test_an_event_of_the_previous_release_naming_its_bytes_key_still_goes_throug
     previous = {**job, "image": {**job["image"], "blob": names.blob_key(job["job_id"])}}
     payload = msgpack.packb(previous, use_bin_type=True)
     assert events.decode(payload) == job
-    publish_as_is(redis_client, job, b"old-bytes", payload, names.IMAGES, names.ANALYZED)
+    publish_as_is(redis_client, job, b"old-bytes", payload, names.IMAGES, names.SINK_INPUT)
     StageConsumer(redis_client, PickyStage(needs_image=True), BURST, "d").run()
     [(_, fields)] = redis_client.xrange(names.DETECTED)
     assert msgpack.unpackb(fields[PAYLOAD_FIELD], raw=False)["image"] == job["image"]
@@ -302,7 +302,7 @@ def test_an_undecodable_event_at_the_sink_still_gets_an_error_result(redis_clien
     job = job_for("/photos/late.jpg", b"late")
     broken = {**job, "faces": "not a list"}
     redis_client.sadd(names.INFLIGHT, job["job_id"])
-    redis_client.xadd(names.ANALYZED, {PAYLOAD_FIELD: msgpack.packb(broken, use_bin_type=True)})
+    redis_client.xadd(names.SINK_INPUT, {PAYLOAD_FIELD: msgpack.packb(broken, use_bin_type=True)})
     run_sink(redis_client, tmp_path)
     result = json.loads((tmp_path / f"{job['image_id']}.json").read_text())
     assert result["status"] == "error" and result["error"]["type"] == "EventError"
@@ -312,7 +312,7 @@ def test_an_undecodable_event_at_the_sink_still_gets_an_error_result(redis_clien
 def test_garbage_without_ids_is_dead_lettered_with_nothing_else_written(redis_client):
     redis_client.xadd(names.IMAGES, {PAYLOAD_FIELD: b"\x00garbage"})
     StageConsumer(redis_client, PickyStage(), BURST, "d").run()
-    assert deadletters.count(redis_client) == 1 and redis_client.xlen(names.ANALYZED) == 0
+    assert deadletters.count(redis_client) == 1 and redis_client.xlen(names.SINK_INPUT) == 0
 
 
 # -- 4. entries deleted while pending ---------------------------------------------------------------
@@ -443,7 +443,7 @@ def oom_replies(client: redis.Redis) -> int:
 
 def test_results_in_redis_expire_after_the_result_ttl(redis_client, tmp_path):
     job = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.SINK_INPUT)
     StageConsumer(
         redis_client, SinkStage(storage=tmp_path), RuntimeSettings(block_ms=50, burst=True, result_ttl_s=120), "s"
     ).run()
@@ -490,7 +490,7 @@ def test_the_sink_fsyncs_the_result_folder_and_writes_owner_only_files(redis_cli
 
     monkeypatch.setattr(storage.os, "fsync", spy)
     job = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.SINK_INPUT)
     run_sink(redis_client, tmp_path)
     assert synced_dirs, "the folder was not fsynced after the rename"
     umask = os.umask(0)
@@ -503,7 +503,7 @@ def test_an_event_cannot_make_the_sink_delete_a_key_of_its_choosing(redis_client
     redis_client.set("faces:precious", b"keep me")
     job = sink_job("face", submitted_at=1000.0)
     job["image"]["blob"] = "faces:precious"
-    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.SINK_INPUT)
     redis_client.set("faces:precious", b"keep me")
     run_sink(redis_client, tmp_path)
     assert redis_client.get("faces:precious") == b"keep me"
@@ -525,7 +525,7 @@ def test_faces_recreate_group_names_what_it_did(redis_client, redis_url):
 
 def test_the_sink_writes_the_result_when_only_the_picture_bytes_are_gone(redis_client, tmp_path):
     job = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(redis_client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(redis_client, job, b"bytes", stream=names.SINK_INPUT)
     redis_client.delete(names.blob_key(job["job_id"]))  # expired or purged while in flight
     sink = SinkStage(storage=tmp_path / "storage", output=tmp_path / "output")
     StageConsumer(redis_client, sink, BURST, "s").run()
@@ -555,14 +555,14 @@ SINK = names.route("sink")
 
 def end_ok(client: redis.Redis, tmp_path) -> dict:
     job = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(client, job, b"bytes", stream=names.SINK_INPUT)
     run_sink(client, tmp_path)
     return job
 
 
 def end_error_result(client: redis.Redis, tmp_path) -> dict:
     job = sink_job("face", submitted_at=1000.0, error=True)
-    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(client, job, b"bytes", stream=names.SINK_INPUT)
     run_sink(client, tmp_path)
     return job
 
@@ -603,7 +603,7 @@ def end_entry_deleted(client: redis.Redis, tmp_path) -> dict:
 def end_dead_at_the_sink(client: redis.Redis, tmp_path) -> dict:
     """The sink itself gives up on a valid job: no result, a dead letter of stage "sink"."""
     job = sink_job("face", submitted_at=1000.0)
-    publishing.publish_image(client, job, b"bytes", stream=names.ANALYZED)
+    publishing.publish_image(client, job, b"bytes", stream=names.SINK_INPUT)
     StageConsumer(client, PickyStage(route=SINK, reject_image=job["image_id"]), QUICK_RETRIES, "s").run()
     return job
 

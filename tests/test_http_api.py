@@ -524,7 +524,7 @@ def test_in_flight_answers_202_and_a_full_pipeline_answers_429(idle):
     pending = http.get(first["status_url"])
     assert pending.status_code == 202 and pending.json()["job_id"] == first["job_id"]
     assert http.get(first["picture_url"]).status_code == 202
-    assert "no live worker of detect, landmarks, agegender, sink" in error_of(http.get("/readyz"), 503)
+    assert "no live worker of detect, landmarks, agegender, embed, sink" in error_of(http.get("/readyz"), 503)
     assert idle.client.scard(names.INFLIGHT) == 2
     full = http.post("/v1/images", content=photo(62), headers={"Content-Type": "image/jpeg"})
     assert "high-water" in error_of(full, 429) and full.headers["retry-after"]

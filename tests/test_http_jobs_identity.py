@@ -71,7 +71,7 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
         redis_url,
         tmp_path / "logs",
         grace_s=10,
-        counts={"detect": 1, "landmarks": 1, "agegender": 1, "sink": 0},
+        counts={"detect": 1, "landmarks": 1, "agegender": 1, "embed": 1, "sink": 0},
         extra_args={
             "*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"), "--agegender", "dlib"]
         },
@@ -97,7 +97,7 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
         waiting = threading.Thread(target=upload_a)
         waiting.start()
         # A's job waits for the sink before B's is published: in the sink's stream, A comes first.
-        wait_until(lambda: client.xlen(names.ANALYZED) == 1, timeout_s=120, what="A's job to wait for the sink")
+        wait_until(lambda: client.xlen(names.SINK_INPUT) == 1, timeout_s=120, what="A's job to wait for the sink")
         b = api.http.post(
             "/v1/images",
             params={"filename": "shared.jpg", "client_ref": "B"},
@@ -109,13 +109,13 @@ def test_each_client_gets_its_own_job_of_a_shared_image(tmp_path, redis_url):
         (job_a,) = {j.decode() for j in client.smembers(names.INFLIGHT)} - {job_b}
         pending = api.http.get(f"/v1/jobs/{job_b}")  # checked below, after the point of the test
 
-        wait_until(lambda: client.xlen(names.ANALYZED) == 2, timeout_s=120, what="both jobs to wait for the sink")
-        ensure_group(client, names.ANALYZED, "sink")
-        ((_stream, ((_entry, held),)),) = client.xreadgroup("sink", "stalled", {names.ANALYZED: ">"}, count=1)
+        wait_until(lambda: client.xlen(names.SINK_INPUT) == 2, timeout_s=120, what="both jobs to wait for the sink")
+        ensure_group(client, names.SINK_INPUT, "sink")
+        ((_stream, ((_entry, held),)),) = client.xreadgroup("sink", "stalled", {names.SINK_INPUT: ">"}, count=1)
         assert job_a.encode() in held[PAYLOAD_FIELD]
         sink = start_sink(redis_url, tmp_path)
         wait_until(lambda: not client.sismember(names.INFLIGHT, job_b), timeout_s=120, what="B's job to finish")
-        client.xclaim(names.ANALYZED, "sink", "stalled", 0, [_entry], idle=10 * CLAIM_IDLE_MS)  # now A's turn
+        client.xclaim(names.SINK_INPUT, "sink", "stalled", 0, [_entry], idle=10 * CLAIM_IDLE_MS)  # now A's turn
         waiting.join(timeout=150)
         client_a.close()
         a = answers["A"]

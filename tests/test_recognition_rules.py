@@ -6,6 +6,7 @@ corrections, and erasure. The faces are recorded as the embed stage records them
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -36,7 +37,7 @@ def record_alone(recognition: Recognition, face, image_id: str):
     recognition.catch_up()
     vectors = face.vector[None, :]
     [judgement] = recognition.judge(image_id, vectors)
-    recognition.record(image_id, f"job-{image_id}", vectors, [judgement])
+    recognition.record(image_id, f"job-{image_id}", vectors, [judgement], time.time())
     return judgement
 
 
@@ -160,7 +161,7 @@ def test_removing_a_person_erases_every_trace(redis_client, faces, tmp_path):
     recognition.catch_up()
     vectors = np.stack([statham[1].vector, of(faces, "Vin Diesel")[0].vector])
     judged = recognition.judge("pair", vectors)
-    recognition.record("pair", "job-pair", vectors, judged)
+    recognition.record("pair", "job-pair", vectors, judged, time.time())
     assert judged[0].name == "Jason Statham" and judged[1].name is None
     plant_result(redis_client, "pair", judged)
     (tmp_path / "pair.json").write_text(redis_client.get(names.result_key("pair")).decode())

@@ -51,7 +51,7 @@ def test_poison_entry_goes_to_dead_letters_after_max_deliveries_and_sink_gets_er
     assert [a for i, a in stage.seen if i == poison] == [1, 1, 2, 3]  # batch try, alone, 2 retries
     # The good siblings went on; the poison one reaches the sink as an error job.
     assert sorted(output_ids(redis_client)) == sorted(j["image_id"] for j in jobs if j["image_id"] != poison)
-    sink_jobs = [events.decode(f[PAYLOAD_FIELD]) for _, f in redis_client.xrange(names.ANALYZED)]
+    sink_jobs = [events.decode(f[PAYLOAD_FIELD]) for _, f in redis_client.xrange(names.SINK_INPUT)]
     assert [(j["image_id"], j["error"]["stage"], j["error"]["type"]) for j in sink_jobs] == [
         (poison, "detect", "Poison")
     ]

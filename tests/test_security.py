@@ -112,7 +112,7 @@ def test_every_stage_works_end_to_end_as_the_documented_acl_user(tmp_path, acl_u
         pool.stop()
     assert all(w.restarts == 0 for w in pool.workers), "a worker died under the ACL user"
     assert {r["status"] for r in result_files(tmp_path / "storage").values()} == {"ok"}
-    for stage in ("detect", "landmarks", "agegender", "sink"):
+    for stage in ("detect", "landmarks", "agegender", "embed", "sink"):
         route = names.route(stage)
         assert client.xinfo_consumers(route.input_stream, route.group) == []
 
@@ -167,7 +167,7 @@ def test_compose_redis_requires_the_password_the_workers_use():
     documented = " ".join(">$$REDISCLI_AUTH" if w == f">{SECRET}" else w for w in documented_acl_rule())
     assert f"user faces {documented}" in command
     assert redis_service["environment"]["REDISCLI_AUTH"].startswith("${FACES_REDIS_PASSWORD:?")
-    for stage in ("detect", "landmarks", "agegender", "sink", "watcher"):
+    for stage in ("detect", "landmarks", "agegender", "embed", "sink", "watcher"):
         url = compose["services"][stage]["environment"]["FACES_REDIS_URL"]
         assert url.startswith("redis://faces:${FACES_REDIS_PASSWORD:?") and url.endswith("@redis:6379/0")
 

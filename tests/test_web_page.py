@@ -40,7 +40,7 @@ from selenium.common.exceptions import StaleElementReferenceException  # noqa: E
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-STAGES = ("detect", "landmarks", "agegender", "sink")
+STAGES = ("detect", "landmarks", "agegender", "embed", "sink")
 PHOTO = DATA / "group.jpg"  # four faces (tests/test_pipeline.py)
 SCREENSHOTS = [REPO / "bench-results" / "web-page.png"]
 STACK_READY_S = 180  # four workers loading their models on a busy 2-core machine
@@ -61,7 +61,7 @@ def browser_binaries() -> tuple[str, str]:
 
 
 class Stack:
-    """`faces up --serve` as a subprocess: embedded Redis, the four stages and the HTTP API."""
+    """`faces up --serve` as a subprocess: embedded Redis, the five stages and the HTTP API."""
 
     def __init__(self, tmp_path: Path, token: str | None = None):
         self.port = free_port()

@@ -20,16 +20,16 @@ NO_URL = {"FACES_REDIS_URL": "", "REDIS_URL": ""}
 
 
 def test_auto_gives_detection_the_cores_and_every_stage_at_least_one():
-    assert auto_counts(1) == {"detect": 1, "landmarks": 1, "agegender": 1, "sink": 1}
-    assert auto_counts(2) == {"detect": 2, "landmarks": 1, "agegender": 1, "sink": 1}
-    assert auto_counts(16) == {"detect": 11, "landmarks": 2, "agegender": 3, "sink": 1}
-    assert describe(auto_counts(2)) == "detect=2,landmarks=1,agegender=1,sink=1"
+    assert auto_counts(1) == {"detect": 1, "landmarks": 1, "agegender": 1, "embed": 1, "sink": 1}
+    assert auto_counts(2) == {"detect": 2, "landmarks": 1, "agegender": 1, "embed": 1, "sink": 1}
+    assert auto_counts(16) == {"detect": 9, "landmarks": 2, "agegender": 3, "embed": 4, "sink": 1}
+    assert describe(auto_counts(2)) == "detect=2,landmarks=1,agegender=1,embed=1,sink=1"
 
 
 def test_named_stages_override_auto_and_the_rest_stay_auto():
     assert parse_counts("auto", cores=2) == auto_counts(2)
     assert parse_counts(" AUTO ", cores=2) == auto_counts(2)
-    assert parse_counts("detect=3, agegender=2", cores=2) == {"detect": 3, "landmarks": 1, "agegender": 2, "sink": 1}
+    assert parse_counts("detect=3, agegender=2", cores=2) == {"detect": 3, "landmarks": 1, "agegender": 2, "embed": 1, "sink": 1}
     for bad in ("detekt=2", "detect=0", "detect", "detect=two", "detect=-1", ""):
         with pytest.raises(BadWorkerCounts):
             parse_counts(bad, cores=2)

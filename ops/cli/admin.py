@@ -24,7 +24,9 @@ from faces.ops.cli.options import (
     Batch,
     Detector,
     HighWater,
+    KeepDescriptors,
     Landmarks,
+    Recognition,
     TimeoutS,
     Visualize,
     analysis_worker_args,
@@ -140,6 +142,8 @@ def replay(
     detector: Detector = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
+    recognition: Recognition = True,
+    keep_descriptors: KeepDescriptors = False,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
 
@@ -165,7 +169,9 @@ def replay(
         high_water=high_water,
         timeout_s=timeout_s,
         output=settings.output if visualize else None,
-        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks),
+        worker_args=analysis_worker_args(
+            settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
+        ),
     )
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started

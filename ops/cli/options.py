@@ -168,6 +168,25 @@ Landmarks = Annotated[
         "base, pose null: its model is free for commercial use, the 68-point one is not; docs/models.md).",
     ),
 ]
+Recognition = Annotated[
+    bool,
+    typer.Option(
+        "--recognition/--no-recognition",
+        envvar="FACES_RECOGNITION",
+        show_envvar=True,
+        help="Who is in the photo (the embed stage): each face's descriptor, matched against the people "
+        "enrolled and clustered with the faces seen before (README, Recognition). Off: nothing is computed or kept.",
+    ),
+]
+KeepDescriptors = Annotated[
+    bool,
+    typer.Option(
+        "--keep-descriptors",
+        envvar="FACES_KEEP_DESCRIPTORS",
+        show_envvar=True,
+        help="Also write each face's 128 descriptor numbers into its result (off: they stay in Redis only).",
+    ),
+]
 Batch = Annotated[
     int,
     typer.Option(
@@ -235,12 +254,16 @@ def analysis_worker_args(
     detector: str | None,
     agegender: str | None,
     landmarks: str | None = None,
+    recognition: bool = True,
+    keep_descriptors: bool = False,
 ) -> dict[str, list[str]]:
     """The worker options (per stage, "*" for all) that carry run's / up's analysis options.
     (--agegender's callback always gives a choice; None only from a caller that has none.)"""
     args = {
         "*": ["--batch", str(batch), "--storage", str(settings.storage)],
         "sink": ["--output", str(settings.output)] if visualize else ["--no-visualize"],
+        "embed": ["--recognition" if recognition else "--no-recognition"]
+        + (["--keep-descriptors"] if keep_descriptors else []),
     }
     if agegender:
         args["agegender"] = ["--agegender", agegender]

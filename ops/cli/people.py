@@ -160,7 +160,9 @@ def people_show(name: Name, as_json: AsJson = False, *, settings: AppSettings) -
 
 @people_app.command("rename")
 @with_settings(output=False)
-def people_rename(old: Name, new: Annotated[str, typer.Argument(metavar="NEW")], *, settings: AppSettings) -> None:
+def people_rename(
+    old: Name, new: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")], *, settings: AppSettings
+) -> None:
     """Rename a person, or name an unnamed cluster (by its id: it is enrolled from its faces)."""
     if not new.strip():
         usage("give a name that is not empty")
@@ -198,7 +200,7 @@ def people_remove(
 @people_app.command("not")
 @with_settings(output=False)
 def people_not(
-    image_id: Annotated[str, typer.Argument(metavar="IMAGE_ID")],
+    image_id: Annotated[str, typer.Argument(metavar="IMAGE_ID", help="The image id, as its result names it.")],
     face: Annotated[int, typer.Argument(metavar="FACE", min=0, help="The face's index in the result.")],
     name: Name,
     *,
@@ -214,7 +216,7 @@ def people_not(
 @app.command()
 @with_settings(output=False)
 def search(
-    photo: Annotated[Path, typer.Argument(metavar="PHOTO")],
+    photo: Annotated[Path, typer.Argument(metavar="PHOTO", help="The photo to look for people in.")],
     as_json: AsJson = False,
     landmarks: Landmarks = None,
     *,

@@ -21,7 +21,9 @@ from faces.ops.cli.options import (
     Batch,
     Detector,
     HighWater,
+    KeepDescriptors,
     Landmarks,
+    Recognition,
     TimeoutS,
     Visualize,
     Workers,
@@ -62,6 +64,8 @@ def run(
     detector: Detector = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
+    recognition: Recognition = True,
+    keep_descriptors: KeepDescriptors = False,
     high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
     workers: Workers = defaults.WORKERS,
@@ -98,7 +102,10 @@ def run(
         counts=parse_counts(workers),
         # A short blocking read lets the workers notice the stop quickly.
         worker_args=_with_block_ms(
-            analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks), 200
+            analysis_worker_args(
+                settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
+            ),
+            200,
         ),
     )
     try:
@@ -152,6 +159,8 @@ def up(
     detector: Detector = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
+    recognition: Recognition = True,
+    keep_descriptors: KeepDescriptors = False,
     high_water: HighWater = defaults.HIGH_WATER,
     workers: Workers = defaults.WORKERS,
     watch_dir: Annotated[Path | None, typer.Option("--watch", help="Also watch this drop folder.")] = None,
@@ -183,7 +192,9 @@ def up(
         check_server_process(settings, host, port, high_water)
     options = UpOptions(
         counts=parse_counts(workers),
-        worker_args=analysis_worker_args(settings, batch, visualize, detector, agegender, landmarks),
+        worker_args=analysis_worker_args(
+            settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
+        ),
         high_water=high_water,
         watch_dir=watch_dir,
         api_at=(host, port) if serve else None,
@@ -243,6 +254,8 @@ def worker(
     ] = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
+    recognition: Recognition = True,
+    keep_descriptors: KeepDescriptors = False,
     visualize: Visualize = True,
     metrics_port: Annotated[
         int | None,
@@ -293,6 +306,8 @@ def worker(
         "agegender": agegender,
         "landmarks": landmarks,
         "min_score": min_face_score,
+        "recognition": recognition,
+        "keep_descriptors": keep_descriptors,
     }
     try:
         # Never start an embedded Redis here: it would stop on exit under the other workers.

@@ -1,0 +1,100 @@
+"""Embed stage adapter: who is in the photo. Each face's 128-d descriptor is computed from the
+landmarks already found (models/embed.py: its aligned chips cut per photo, the network run once
+for the whole batch), then judged against the people and the faces stored before
+(consumers/recognition.py) and recorded; each face of the result gets `person` (an enrolled
+person, or null) and `cluster` (the unnamed cluster it joined, or null).
+
+Recognition off (`--no-recognition`, FACES_RECOGNITION=off): the stage passes the jobs on
+untouched, no model is loaded and nothing is computed or kept; `person` and `cluster` stay null.
+Descriptors go into a result only when asked (`--keep-descriptors`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from faces.consumers.common import analyse_batch
+from faces.consumers.recognition import Recognition
+from faces.consumers.registry import Routed, routed
+from faces.models.analysis import Photo, timed, timed_shared
+from faces.models.decode import DEFAULT_MAX_PIXELS
+from faces.models.detect import Box
+from faces.models.embed import EMBED_MODEL, Embedder, load_embedder
+from faces.schemas.job import Face
+from faces.streams.outcomes import Delivery, Forward, Outcome
+
+STAGE = "embed"
+
+
+@routed(STAGE)
+@dataclass
+class EmbedStage(Routed):
+    embedder: Embedder | None  # None: recognition is off
+    keep_descriptors: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    takes_pixels: bool = True  # the regions detect kept (models/regions.py): no decoding here
+    recognition: Recognition | None = None  # attach(): needs the worker's Redis
+
+    @property
+    def needs_image(self) -> bool:
+        return self.embedder is not None
+
+    def attach(self, client: redis.Redis) -> None:
+        """Called by the consumer runtime with its client: the people and the gallery live in
+        the pipeline's Redis, read and written by this stage as it judges each face."""
+        if self.embedder is not None:
+            self.recognition = Recognition(client)
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        if self.embedder is None:
+            return [Forward(delivery.job) for delivery in deliveries]
+        return analyse_batch(deliveries, self.route.name, self.max_pixels, self._recognise)
+
+    def _recognise(self, photos: Sequence[Photo]) -> None:
+        assert self.embedder is not None and self.recognition is not None, "attach() first"
+        chips, counts = [], []
+        for photo in photos:  # the chips are cut per image: timed per image
+            with timed(photo.job, STAGE):
+                faces = [
+                    (Box(**face["box"]), [(x, y) for x, y in face.get("landmarks") or []])
+                    for face in _described(photo.job["faces"])
+                ]
+                chips.extend(self.embedder.chips(photo.pixels, faces))
+            counts.append(len(faces))
+        with timed_shared([photo.job for photo in photos], counts, STAGE):
+            vectors = self.embedder.describe(chips)
+        self.recognition.catch_up()  # once a batch: what other workers and `faces people` did
+        start = 0
+        for photo, n in zip(photos, counts):
+            with timed(photo.job, STAGE):
+                self._judge(photo, vectors[start : start + n])
+            start += n
+
+    def _judge(self, photo: Photo, vectors: np.ndarray) -> None:
+        assert self.recognition is not None
+        job = photo.job
+        described = _described(job["faces"])
+        judgements = self.recognition.judge(job["image_id"], vectors)
+        self.recognition.record(job["image_id"], job["job_id"], vectors, judgements, job["submitted_at"])
+        for face, vector, judgement in zip(described, vectors, judgements):
+            face["person"], face["cluster"] = judgement.person(), judgement.cluster()
+            if self.keep_descriptors:
+                face["descriptor"] = [round(float(x), 6) for x in vector]
+        job["models"]["embed"] = EMBED_MODEL
+
+
+def _described(faces: list[Face]) -> list[Face]:
+    """The faces a descriptor can be computed for: those with landmarks (68 or 5 points)."""
+    return [face for face in faces if face.get("landmarks")]
+
+
+def build(options: dict) -> EmbedStage:
+    on = options.get("recognition", True)
+    return EmbedStage(
+        embedder=load_embedder() if on else None,
+        keep_descriptors=bool(options.get("keep_descriptors", False)),
+        max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
+    )
