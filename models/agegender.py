@@ -1,9 +1,11 @@
 """Apparent age and gender of face crops with DeepFace's VGG-Face models.
 
-``crop_face`` builds the network input exactly as ``DeepFace.analyze`` does (eye-aligned
-crop, RGB/BGR round trip, scaling to 0..1, letterboxing to 224x224), reusing DeepFace's own
-helpers. ``AgeGenderModel.predict`` runs every crop of a batch in one call. When the age
-and gender weight files share their convolution trunk, it runs once for both heads.
+``crop_face`` builds the network input as ``DeepFace.analyze`` does (eye-aligned crop, RGB/BGR
+round trip, scaling to 0..1, letterboxing to 224x224), reusing DeepFace's own helpers, except
+that a face larger than 224 px is shrunk with area averaging instead of bilinearly (the same
+input whatever the photo's size; identical to DeepFace's for smaller faces).
+``AgeGenderModel.predict`` runs every crop of a batch in one call. When the age and gender
+weight files share their convolution trunk, it runs once for both heads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from deepface.modules.detection import align_img_wrt_eyes, extract_sub_image, project_facial_area
 from deepface.modules.preprocessing import resize_image
@@ -96,7 +99,19 @@ def crop_face(image: np.ndarray, box: Box, points: Sequence[Sequence[float]] | N
     face = face[:, :, ::-1]
     if face.max() > 1:
         face = face / 255
-    return resize_image(face[:, :, ::-1], INPUT_SIZE)[0]
+    return resize_image(_area_shrunk(face[:, :, ::-1]), INPUT_SIZE)[0]
+
+
+def _area_shrunk(face: np.ndarray) -> np.ndarray:
+    """A face larger than the network's input, shrunk to the size resize_image would give it,
+    with area averaging. DeepFace shrinks bilinearly, which above 2x skips source pixels
+    (aliasing): the input then depends on the photo's size, not only on the face (issue 29).
+    Smaller faces are left to resize_image, exactly as DeepFace enlarges them."""
+    factor = min(INPUT_SIDE / face.shape[0], INPUT_SIDE / face.shape[1])
+    if factor >= 1:
+        return face
+    size = (int(face.shape[1] * factor), int(face.shape[0] * factor))  # resize_image's rounding
+    return cv2.resize(face, size, interpolation=cv2.INTER_AREA)
 
 
 class AgeGenderModel:
