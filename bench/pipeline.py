@@ -37,9 +37,11 @@ WORKER_BATCH = defaults.BATCH  # the workers' --batch as `faces run` passes it
 RESULT_TIMEOUT_S = 900.0
 
 
-def worker_args(storage: Path, output: Path, batch: int = WORKER_BATCH) -> dict[str, list[str]]:
-    """The worker options `faces run` passes (ops/cli/pipeline.py), so the warm stack runs the same."""
-    return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": ["--output", str(output)]}
+def worker_args(storage: Path, output: Path | None, batch: int = WORKER_BATCH) -> dict[str, list[str]]:
+    """The worker options `faces run` passes (ops/cli/pipeline.py), so the warm stack runs the same;
+    `output` None: no pictures (`--no-visualize`)."""
+    sink = ["--output", str(output)] if output is not None else ["--no-visualize"]
+    return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": sink}
 
 
 def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, str] | None = None) -> dict:

@@ -81,8 +81,10 @@ def running_stack(
     app = AppSettings(
         redis_url=None, state_dir=workdir / "state", storage=workdir / "storage", output=workdir / "output"
     )
+    # No pictures: the plain program it is compared with draws none (issue 27 measured the same
+    # way, `faces up --no-visualize`); drawing costs the sink a decode, a JPEG encode and an fsync.
     options = JobOptions(
-        worker_args=worker_args(app.storage, app.output), counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})}
+        worker_args=worker_args(app.storage, None), counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})}
     )
     with _env(env), redis_target(app) as (url, client, _server):
         holder: dict = {}

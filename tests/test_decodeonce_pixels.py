@@ -12,6 +12,7 @@ from faces.api import FaceAnalyzer
 from faces.consumers.agegender import AgeGenderStage
 from faces.consumers.detect import DetectStage
 from faces.consumers.landmarks import LandmarksStage
+from faces.consumers.registry import build_stage
 from faces.consumers.sink import SinkStage
 from faces.models import regions
 from faces.producer.files import job_for
@@ -22,6 +23,7 @@ from tests.images import DATA
 from tests.waiting import wait_until
 
 AGEGENDER = "dlib"  # the bundled networks: real ages offline
+SAME = ("box", "score", "landmarks", "pose", "quality")  # exactly alike; ages and genders within rounding
 PHOTOS = ("group.jpg", "astronaut.jpg")
 
 
@@ -37,9 +39,7 @@ def same_analysis(stored: dict, expected: dict) -> None:
     assert stored["status"] == expected["status"] == "ok"
     assert len(stored["faces"]) == len(expected["faces"]) > 0
     for ours, theirs in zip(stored["faces"], expected["faces"]):
-        assert {k: v for k, v in ours.items() if k not in ("age", "age_range", "gender")} == {
-            k: v for k, v in theirs.items() if k not in ("age", "age_range", "gender")
-        }
+        assert {k: ours[k] for k in SAME} == {k: theirs[k] for k in SAME}
         assert ours["age"] == pytest.approx(theirs["age"], abs=0.011)
         assert ours["gender"]["label"] == theirs["gender"]["label"]
         assert ours["gender"]["scores"] == pytest.approx(theirs["gender"]["scores"], abs=0.00011)
@@ -70,8 +70,8 @@ def test_bytes_deleted_after_detect_still_give_landmarks_and_ages_and_the_sink_r
     expected, tmp_path, redis_client, default_detector, landmarker
 ):
     """Through the real runtime and Redis: after detect committed the group photo (its pixels
-    key written with the forward), its image bytes are deleted; landmarks, age/gender and the
-    sink still finish it with the API's analysis (before issue 27 the landmarks stage
+    key written with the forward), its image bytes are deleted; every later stage (landmarks,
+    age/gender, ..., the sink) still finishes it with the API's analysis (before issue 27 the landmarks stage
     dead-lettered it: ImageMissing), and the sink's commit deletes the pixels key."""
     data = (DATA / "group.jpg").read_bytes()
     job = job_for("/photos/group.jpg", data)
@@ -81,11 +81,8 @@ def test_bytes_deleted_after_detect_still_give_landmarks_and_ages_and_the_sink_r
     stop(*detect)
     assert redis_client.exists(names.pixels_key(job["job_id"])) == 1
     assert redis_client.delete(names.blob_key(job["job_id"])) == 1  # no stage after detect can decode now
-    later = [
-        start(redis_client, LandmarksStage(landmarker), name="l1"),
-        start(redis_client, AgeGenderStage(choice=AGEGENDER), name="a1"),
-        start(redis_client, SinkStage(storage=tmp_path), name="s1"),
-    ]
+    options = {"agegender": AGEGENDER, "storage": str(tmp_path)}
+    later = [start(redis_client, build_stage(name, options), name=f"{name}-1") for name in names.STAGE_ORDER[1:]]
     wait_until(lambda: redis_client.xlen(names.RESULTS) == 1, timeout_s=120, what="the sink announced the job")
     for consumer in later:
         stop(*consumer)
