@@ -170,7 +170,8 @@ def test_enrol_rename_merge_not_search_and_erase_through_the_api(people):
 def test_people_routes_need_the_token_refuse_other_sites_and_unknown_ids(people):
     """Every people route answers 401 without the token; the state-changing ones 403 from a page
     of another origin (before any work); an id that is not a person's is 404 naming how to list
-    them; a name that is only spaces is 400."""
+    them; a name that is only spaces is 400; a method a path does not take is 405 naming every
+    method it does take (Starlette names those of the path's first route only)."""
     routes = [
         ("GET", "/v1/people"),
         ("POST", "/v1/people?name=A"),
@@ -199,3 +200,10 @@ def test_people_routes_need_the_token_refuse_other_sites_and_unknown_ids(people)
         http.post("/v1/people", params={"name": "  "}, content=GROUP, headers=JPEG), 400
     )
     assert "not only spaces" in error_of(http.patch("/v1/people/p-000000000000", json={"name": " "}), 400)
+    for method, path, allow in (
+        ("PUT", "/v1/people", "GET, POST"),
+        ("OPTIONS", "/v1/people/p-000000000000", "GET, PATCH, DELETE"),
+        ("PUT", "/v1/people/p-000000000000/faces", "GET"),
+    ):
+        refused = http.request(method, path)
+        assert "no such endpoint" in error_of(refused, 405) and refused.headers["allow"] == allow

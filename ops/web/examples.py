@@ -21,3 +21,46 @@ JSON_UPLOAD = {
     "filename": "astronaut.jpg",
     "metadata": {"client_ref": "order-7", "captured_at": "2026-11-27T10:00:00Z"},
 }
+
+# A photo a person can be enrolled from (POST /v1/people) and searched with (POST /v1/search):
+# data/astronaut.jpg's 112 x 112 pixels around her face, as JPEG of quality 60; its one face
+# is found (the 16 x 16 upload above has none).
+FACE_PHOTO_BASE64 = (
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAA0JCgsKCA0LCgsODg0PEyAVExISEyccHhcgLikxMC4pLSwzOko+MzZGNywtQFdB"
+    "RkxOUlNSMj5aYVpQYEpRUk//2wBDAQ4ODhMREyYVFSZPNS01T09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09P"
+    "T09PT09PT09PT09PT0//wAARCABwAHADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAA"
+    "AgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6"
+    "Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXG"
+    "x8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREA"
+    "AgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5"
+    "OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPE"
+    "xcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwCq9oHyxwSajkTyGMjdqmtJi7Kzk496ra7c"
+    "oDHHEK4joIorlnuGVW/iHHt/nNa/2gxorN/EK5/RIj9vA+8XfPrxXXyab5sRCjvkexoY0ZTT78kjk1WMaiTeBjPBqxLZXEEq"
+    "jYcjjA7042ryoBtIcHNIqxX2oCH2d+RjIPvWhBKPI2FVaI9QecVVNlOoJPOPTvS4n7x5P94cZFArF0SmMDy5S6+jcmnC4jlQ"
+    "sFAdOvH9KynR03FWOe4qpDfSxTB26A7SKGw5Tbe6I2yRttIPB/pUM2oRhysnKP29DWXNeYDx52gkqP6VlXl8XHXoenpT32Js"
+    "O1NUW4Yq3yHr6H3pkFms+VMwCdcg5NR3bbgrIeG5x6UiwsEDQj5u/wA2MU0I3I5SpJ/uisu+nLThmOSvJ+vpSrebhjpmmSRA"
+    "bc87vmNSkUanhSPzL53cfdGSa72AoiBnIA9zXIeFotsE0vd3Cj6CupgtYH+aYb/ZjwKtAifdbXLYVkJHqakNjE5BUDjvUckm"
+    "kKPLkEAYdh1FVgbRmDWd5JGc9A+4fkaqw0zV+xQunzKCfWoG02IuFIot7uThHYMf7wGM1c3Zw2elGgtTPm0i3cEMBWXP4ehM"
+    "mVHDDBreknABzVCa7mZsQ+UF7biaTSGmzl9Q8MuY2ETZPbPpXLajpd3bO/moQvXI5r050vZVG2aED/drG1WzvwpZmilX0AxS"
+    "tbYTPOvMbZsB5U5HtUsd1IV24AYdx3rdaKKQv+4Eb9DxXLXAaGZwpIKsRxVxtLQl6F4ERsN3Pt61ZhkMjs7Htk/0FUpI3SYo"
+    "4IbOMd6tWiZbHbioasPc7zQ7cR2USgZG3P50/VYbue38q2cqO/GKuaSmIgo7ACtVYFYe9CRRweraUIYrVoBdzDDecFOGz7eg"
+    "61Y0SylGktPNM5lUjCOPr0/TmuzeFTx5IY+pqu1k7H7gAqmJFGwaXau/kZxz1Fbe8CA1RCbCEznnNTytiHGeTUopmRqd2wcp"
+    "Hkk8YHU1nvHctbS3C5IhUsQpwox2z3P0q1INt6Cfm+atRYE8sptAVhggdCKaEcRa6lqs2oG3jkRVBUblO8AsMjv+HtWgdWu7"
+    "ec2uoLk9A68itddGtorgywxrG+c8D+lUb3TpGn3HkCncRnXa5JkA784rjtUTZfyjsTmvQ57QJZkE8kc1xGuxYuFYDqtEXZil"
+    "sdt4g0FZBJcQqATjgDgds1iwaW1tcxFlJjYgZr0J0DoVboRiqhtUkOwqMjt/WqqR6kwZFpw2Db6GteFjkZ6GsmMGG4ZHxkGt"
+    "GKQDk9BUI1LMgZe1RM52nPpTbq/2REA9utZcM8lwxkJIQdPem32BLuWvukknrRKdycdqQrkK2eKkMP7rJcc9qmw7GJNgXBLn"
+    "gnIrXt3LRjntWPqSgXSqTnHJwafp16I5PLc/KDwaAsbeRjBHX2qvcRrsJAA+lWAyvg9ahvNoQ4pisYt648thXD68wNwijsv6"
+    "1116/JxzxXIavDK0xfHy+vaktyWj13FMkhD9SVP95etWMYptdW5hcx5UKXbjezEYOT1qTfIFOB0pblSNRPYMoqzAoPBFc0tz"
+    "eL0MpI5r6TMzbIAfu93/AMBWn5SrGAoAXtS3Fp+6ZIjsfHytisnTpNXaRorgQl0fb0xkdjSSLvcuvYNLLvWWVccYVuPyqtcv"
+    "eRqUQ7u2cHNaMU15ERut85YqMDOTTZL6QlkNs29eowePwquUNTmpYbjzN7F8mpbeH5vn4q7c3UrjKWzEEcHGBWGdVuprwW1p"
+    "aea+fmOcBPrU2GdJbSmMBHbI/hNJez7Y+uafa2LCNFJy7EMxHQVU1NcHAP4UhXMm4Jc8dz2p8GnpeyIiQ+awOeRwD71NYxeb"
+    "qdtHj+MEj6c12YArSEb6mcpWOal8Tkfdt1/FqrnxVMD/AMe8X5mvLpL+7lPz3Eh+jYqIyyE8yMfxrpMLnrEGt/b7lRJEqMBx"
+    "g5zW5A4ryfwezSa9EjOxBBHJ9q9Nt3ZPkf7y8Guap8RtB3RqucrVG4iLOGT76nirKSAqKGQ9R1HSpLRLaXFyyhnjQlDyc8mi"
+    "TUVjLsYfmb3HNV3BK4J/Kq8nUZycVXMO0blbULovGIghRSu1sHkg+/aq9kqg4jjCrnPTrUsyGRsBfxqWBRFgGpY3ZbGkGENv"
+    "k4ya5++kEkpbsKvXt1uG1T0rIkDzyrBCMu5wKW5Je8OQmS7luWHyxjap9z/9aujLVVs7ZLO1SBP4ep9T3NT10RVkYN3Z8/AE"
+    "nABNO8t+6n8qmeQBjt4HYCozKaq5JteElZNftyQMc/yr1GaEyxiSPAkXp7j0NeW+FH/4ndvuP3mI/SvXbRd0QHtWFT4jWGxR"
+    "tbn5zHICrjqDWmh3IMDmqV9abxuU4dejd6qxaobZtlyCpHfsahFpm4FPl4aqzock1ENSjkUbXGD7017yID74qtCkNfA+YjFZ"
+    "txchSSOp6UmoarGAVDD8KxHuZJWJXn3qWJl6e42r1yxq34ei8zUGkYZ2ITn0J4/xrHRDncxyfU1ueHru3t5JVmO0yEAMenFV"
+    "BXkRJ6HQke1AGKkwCMjBB9KTbXQZn//Z"
+)
+FACE_UPLOAD = {"image_base64": FACE_PHOTO_BASE64, "filename": "eileen.jpg"}

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field, field_validator
 from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from faces.consumers.people import Describer, FaceNotFound, People, PersonNotFound, PhotoFaces
 from faces.models.decode import ImageDecodeError
@@ -31,6 +32,7 @@ from faces.ops.web import images
 from faces.ops.web.body import Timeouts, read_upload, refuse_declared_size
 from faces.ops.web.document import error
 from faces.ops.web.errors import ApiError
+from faces.ops.web.examples import FACE_UPLOAD
 from faces.ops.web.models import Strict
 from faces.ops.web.state import Api, api, require_token
 from faces.ops.web.views import ERRORS, status_url
@@ -165,7 +167,9 @@ PersonIdPath = Annotated[
         json_schema_extra={"pattern": PERSON_ID_PATTERN},
     ),
 ]
-NameQuery = Annotated[str, Query(description="The person's name (any case).", json_schema_extra=NAME_SCHEMA)]
+NameQuery = Annotated[
+    str, Query(description="The person's name (any case).", examples=["Eileen Collins"], json_schema_extra=NAME_SCHEMA)
+]
 FaceQuery = Annotated[
     int | None,
     Query(ge=0, description="Which face of a photo with several (0, 1, ... in the order a result lists them)."),
@@ -278,13 +282,43 @@ def chosen_face(found: int, face: int | None) -> int:
 
 # -- the routes ---------------------------------------------------------------------------------
 
+_UPLOAD: dict[str, Any] = images.REQUEST_BODY
+# POST /v1/images's body, with an example photo that has a face.
 PHOTO_BODY = {
-    **images.REQUEST_BODY,
+    **_UPLOAD,
     "description": "The photo, in any form POST /v1/images takes, with its limits (--max-image-bytes: 413; "
     "not an image: 415); `metadata` is checked as there and not kept.",
+    "content": {
+        **_UPLOAD["content"],
+        "application/json": {**_UPLOAD["content"]["application/json"], "example": FACE_UPLOAD},
+    },
 }
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {s: ERRORS[s] for s in (400, 408, 413, 415, 503)}
 UNKNOWN = error(f"no such person ({LIST_HOW})")
+PERSON = "/v1/people/{person_id}"
+
+
+def _link(path: str, method: str, person: str = "person/id") -> dict[str, Any]:
+    """From an answer to an operation on the person at `person` (a JSON pointer) in it."""
+    pointer = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+    return {"operationRef": pointer, "parameters": {"person_id": f"$response.body#/{person}"}}
+
+
+# From a search: "the first face's nearest stored face is not the person it matched".
+NOT_NEAREST = {
+    "image_id": "$response.body#/faces/0/nearest/0/image_id",
+    "face": "$response.body#/faces/0/nearest/0/face",
+}
+
+
+ENROLLED_LINKS = {
+    "Person": _link(PERSON, "get"),
+    "Faces": _link(PERSON + "/faces", "get"),
+    "Rename": _link(PERSON, "patch"),
+    "Merge": _link(PERSON + "/merge", "post"),
+    "NotThis": _link(PERSON + "/not", "post"),
+    "Remove": _link(PERSON, "delete"),
+}
 UNUSABLE = error("the photo cannot be used: not a decodable image, or no face, or several and no ?face")
 NAME_IN_USE = error("another person has that name")
 
@@ -304,7 +338,10 @@ def list_people(
     response_model=Enrolled,
     openapi_extra={"requestBody": PHOTO_BODY},
     responses={
-        201: {"headers": {"Location": {"required": True, "schema": {"type": "string"}, "description": "the person"}}},
+        201: {
+            "headers": {"Location": {"required": True, "schema": {"type": "string"}, "description": "the person"}},
+            "links": ENROLLED_LINKS,
+        },
         **UPLOAD_ERRORS,
         422: UNUSABLE,
     },
@@ -409,7 +446,13 @@ def not_this_person(person_id: PersonIdPath, face: NotThis, request: Request) ->
     "/v1/search",
     response_model=SearchAnswer,
     openapi_extra={"requestBody": PHOTO_BODY},
-    responses={**UPLOAD_ERRORS, 422: error("not a decodable image")},
+    responses={
+        200: {
+            "links": {"NotThis": {**_link(PERSON + "/not", "post", "faces/0/people/0/id"), "requestBody": NOT_NEAREST}}
+        },
+        **UPLOAD_ERRORS,
+        422: error("not a decodable image"),
+    },
 )
 async def search(request: Request) -> SearchAnswer:
     """Who is in the photo: for each face, its box, the enrolled people it matches and the
@@ -431,3 +474,25 @@ async def search(request: Request) -> SearchAnswer:
         return SearchAnswer(faces=faces)
 
     return await run_in_threadpool(searching)
+
+
+# -- the methods a path does not take ---------------------------------------------------------
+
+# Starlette's 405 names in `Allow` the methods of the first route of the path only: a path with
+# a route per method (GET and POST /v1/people) would answer PUT with `Allow: GET`. These routes
+# take every other standard method of those paths and answer 405 naming them all.
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+def _refuse_other_methods(path: str, *allowed: str) -> None:
+    allow = ", ".join(allowed)
+
+    async def refuse() -> None:
+        raise HTTPException(405, headers={"Allow": allow})
+
+    others = [m for m in STANDARD_METHODS if m not in allowed]
+    router.add_api_route(path, refuse, methods=others, include_in_schema=False, name=f"other methods of {path}")
+
+
+_refuse_other_methods("/v1/people", "GET", "POST")
+_refuse_other_methods(PERSON, "GET", "PATCH", "DELETE")
