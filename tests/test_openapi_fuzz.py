@@ -38,18 +38,11 @@ ST_TIMEOUT_S = 240
 # A photo that is an image but not one a person can be enrolled from (no face, several faces and
 # no ?face=, or ?face= past its faces) answers 422 on /v1/people and /v1/search: a schema cannot
 # say "a photo with this face", so there 422 is an answer to valid data (it is documented, and
-# every other check holds it to the document as any status); for the same reason most enrolments
-# are refused (the validation_mismatch warning). "This face is not X" needs a face the embed stage
-# stored, which no response links to (the missing_test_data warning).
+# every other check holds it to the document as any status).
 PHOTO_CONFIG = """
 [[operations]]
 include-path-regex = "^/v1/(people|search)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
-warnings.display = ["missing_test_data"]
-
-[[operations]]
-include-path = "/v1/people/{person_id}/not"
-warnings.display = ["validation_mismatch"]
 """
 
 
