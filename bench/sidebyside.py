@@ -4,9 +4,9 @@ bundled age/gender. Not part of `make bench`; run it once per source tree, e.g.
 
     PYTHONPATH=/path/to/other/tree .venv/bin/python -m bench.sidebyside FOLDER --images 200 --json out.json
 
-(PYTHONPATH puts that tree's `faces` before the installed one, for this process and its workers.)
-It also reports the bytes each image moves through Redis: GET/SET traffic from INFO commandstats
-is not kept per key, so the figure is the stored sizes, read with MEMORY USAGE at the end of a run.
+(PYTHONPATH puts that tree's `faces` before the installed one, for this process and its workers;
+run it from that tree's folder, so that its `bench` is the one imported). On a shared machine
+the images/s move with the other load: compare the CPU seconds per image of each process.
 """
 
 from __future__ import annotations
