@@ -42,11 +42,12 @@ DIMENSION = gallery.DESCRIPTOR_BYTES // 4
 @dataclass(frozen=True)
 class IndexParams:
     """HNSW's parameters (FLAT: exact, brute force in the server). Chosen at 100k faces, real
-    descriptors among synthetic ones (`python -m bench.search_scale --vector`, docs/benchmark.md
-    "Recognition at scale"): M 16 / EF_CONSTRUCTION 200 found the exact nearest face for only 90 %
-    of queries even at EF_RUNTIME 200; M 32 / 400 for all of them from EF_RUNTIME 100 (0.8 ms),
-    and 200 leaves room for a larger gallery (1.2 ms). The price is paid on insert: ~4 ms of
-    the server's time per face at 100k."""
+    descriptors among synthetic ones, 300 queries (`python -m bench.search_scale --vector`,
+    docs/benchmark.md "Recognition at scale"): M 16 / EF_CONSTRUCTION 200 found the exact
+    nearest face for only 90 % of queries even at EF_RUNTIME 200; M 32 / 400 for 97.3 % at
+    EF_RUNTIME 100, 99.7 % at 200 (1.6 ms) and all at 400 (2.7 ms). The price is paid on insert:
+    ~3-4 ms of the server's time per face at 100k. Not measured at 1M (hours of inserts here):
+    a larger gallery may want EF_RUNTIME 400."""
 
     kind: str = "HNSW"
     m: int = 32
