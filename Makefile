@@ -47,6 +47,14 @@ typecheck: install-dev
 notice: install-dev
 	$(BIN)/python -m faces.ops.cli.notice THIRD_PARTY_NOTICES.md
 
+# Recognition at scale (issue 24 item 7): exact search at 10k/100k/1M stored faces (latency, memory,
+# catch-up, Redis memory), about 3 minutes. VECTOR=1 adds the server's HNSW index (RediSearch, the
+# optional [vector] extra) at 10k and 100k: about 10 minutes more.
+.PHONY: bench-search
+bench-search: install-dev
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.search_scale --sizes 10000,100000,1000000 --json bench-results/search-scale.json
+	$(if $(VECTOR),OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.search_scale --sizes 10000,100000 --vector --json bench-results/search-scale-vector.json)
+
 # Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
 # below); offline (synthetic weights). 35-45 minutes here.
 # It runs from bench/ in this repository, which is not installed with the product.

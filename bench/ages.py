@@ -68,6 +68,7 @@ def versions(pixels: np.ndarray, box: Box) -> list[tuple[str, np.ndarray, Box]]:
         ok, data = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         assert ok
         saved = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        assert saved is not None
         scaled = Box(
             round((box.x - left) * scale), round((box.y - top) * scale), round(box.w * scale), round(box.h * scale)
         )
@@ -75,6 +76,13 @@ def versions(pixels: np.ndarray, box: Box) -> list[tuple[str, np.ndarray, Box]]:
         mirrored = np.ascontiguousarray(saved[:, ::-1])
         out.append((f"{target}m", mirrored, Box(saved.shape[1] - scaled.x - scaled.w, scaled.y, scaled.w, scaled.h)))
     return out
+
+
+def _read(path: Path) -> np.ndarray:
+    pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise SystemExit(f"cannot read {path}")
+    return pixels
 
 
 def iou(a: Box, b: Box) -> float:
@@ -101,7 +109,7 @@ def measure_sizes(backend, detector) -> tuple[list[dict], float]:
     """Per face: label, the eight ages and genders. And the CPU seconds per face of the step."""
     rows, cpu, faces = [], 0.0, 0
     for name, box in FACES:
-        pixels = cv2.imread(str(photo_path(name)), cv2.IMREAD_COLOR)
+        pixels = _read(photo_path(name))
         ages, genders, misses = {}, set(), []
         for label, image, expected in versions(pixels, box):
             found, ok = detected_box(detector, image, expected)
@@ -119,9 +127,9 @@ def measure_sizes(backend, detector) -> tuple[list[dict], float]:
 
 def batch_cpu_per_face(backend, detector, repeat: int = 5) -> float:
     """CPU seconds per face with every face of the set at one size in one batch (as a stage runs)."""
-    photos = []
+    photos: list[tuple[np.ndarray, dict]] = []
     for name, box in FACES:
-        pixels = cv2.imread(str(photo_path(name)), cv2.IMREAD_COLOR)
+        pixels = _read(photo_path(name))
         photos.extend((image, face_dict(expected)) for _, image, expected in versions(pixels, box))
     backend.predict([c for image, face in photos[:2] for c in backend.chips(image, [face])])  # warm up
     runs = []
@@ -155,6 +163,8 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_backend(args.backend)
     backend, detector = loaded.backend, load_detector()
+    if backend is None:
+        raise SystemExit(f"the {args.backend} backend cannot run here: {loaded.note}")
     print(f"backend {backend.name}")
     rows, _ = measure_sizes(backend, detector)
     spreads = []

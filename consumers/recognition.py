@@ -19,6 +19,8 @@ from faces.models.identify import CLUSTER_THRESHOLD, MATCH_THRESHOLD, Candidate,
 from faces.streams import gallery
 from faces.streams.gallery import FaceRecord, ImageFaces, Person
 
+CATCH_UP_SLICE = 5000  # images read from Redis per round trip while catching up
+
 
 def vector_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
@@ -83,9 +85,13 @@ class Recognition:
         if generation != self._generation:
             self.gallery, self._sequence, self._generation = Descriptors(), 0, generation
         self._sequence, changed = gallery.changed_images(self.client, self._sequence)
-        records = gallery.image_faces(self.client, changed)
-        for image_id in changed:
-            self._hold(image_id, records.get(image_id))
+        # In slices: loading a million faces at once would hold every record's reply in memory
+        # at the same time (about 570 MB at 1M faces, bench/search_scale.py).
+        for start in range(0, len(changed), CATCH_UP_SLICE):
+            some = changed[start : start + CATCH_UP_SLICE]
+            records = gallery.image_faces(self.client, some)
+            for image_id in some:
+                self._hold(image_id, records.get(image_id))
 
     def _hold(self, image_id: str, record: ImageFaces | None) -> None:
         if record is None:

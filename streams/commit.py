@@ -247,9 +247,7 @@ def dead_letter(route: StageRoute, note: DeadLetterNote, settings: CommitSetting
         # job is valid by construction, so even at the sink this cannot loop.)
         failed = events.with_error(job, route.name, note.error_type, note.message)
         failed["faces"] = []  # keep the error event small whatever made the job fail
-        commands.append(
-            ["XADD", names.SINK_INPUT, "*", PAYLOAD_FIELD, events.encode(failed, settings.max_event_bytes)]
-        )
+        commands.append(["XADD", names.SINK_INPUT, "*", PAYLOAD_FIELD, events.encode(failed, settings.max_event_bytes)])
     else:
         # The sink itself gave up on a valid job: no result, but the bytes must not be held
         # forever, nor its in-flight slot.

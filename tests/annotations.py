@@ -40,19 +40,25 @@ def read_annotations(folder: Path, files: tuple[str, ...] = DETECTION_FILES) -> 
         root = ET.parse(folder / name).getroot()
         for image in root.iter("image"):
             faces = tuple(_face(box) for box in image.iter("box") if box.get("ignore", "0") != "1")
-            images.append(AnnotatedImage(path=folder / image.get("file"), faces=faces))
+            images.append(AnnotatedImage(path=folder / _attribute(image, "file"), faces=faces))
     return images
+
+
+def _attribute(element: ET.Element, name: str) -> str:
+    value = element.get(name)
+    assert value is not None, f"<{element.tag}> without {name}"
+    return value
 
 
 def _face(element: ET.Element) -> AnnotatedFace:
     box = Box(
-        x=int(element.get("left")),
-        y=int(element.get("top")),
-        w=int(element.get("width")),
-        h=int(element.get("height")),
+        x=int(_attribute(element, "left")),
+        y=int(_attribute(element, "top")),
+        w=int(_attribute(element, "width")),
+        h=int(_attribute(element, "height")),
     )
-    parts = sorted(element.iter("part"), key=lambda part: int(part.get("name")))
-    points = tuple((float(p.get("x")), float(p.get("y"))) for p in parts) or None
+    parts = sorted(element.iter("part"), key=lambda part: int(_attribute(part, "name")))
+    points = tuple((float(_attribute(p, "x")), float(_attribute(p, "y"))) for p in parts) or None
     return AnnotatedFace(box=box, points=points)
 
 

@@ -249,9 +249,10 @@ _NAMED_KEYS = {*names.PIPELINE_STREAMS, names.RESULTS, names.DEAD_LETTERS, names
 # What a drained pipeline legitimately keeps: its streams (empty, with their groups), the
 # announcements (capped at RESULTS_MAXLEN), the group markers and the throughput counters
 # (10 s buckets that expire after STATS_TTL_S) and the published-job markers (expire after
-# publishing.PUBLISHED_MEMORY_S), and the heartbeats (one field per worker; a SIGKILLed
+# publishing.PUBLISHED_MEMORY_S), the heartbeats (one field per worker; a SIGKILLed
 # worker's stays until a reader prunes it, HEARTBEAT_STALE_S later: this check failed on it
-# already at 14483b7).
+# already at 14483b7), and recognition's records (kept until a person is removed: README,
+# Recognition; their bytes count in kept_keys like the rest).
 DRAINED_KINDS = {
     *names.PIPELINE_STREAMS,
     names.RESULTS,
@@ -259,6 +260,7 @@ DRAINED_KINDS = {
     names.HEARTBEATS,
     f"{names.PREFIX}:stats",
     f"{names.PREFIX}:published",
+    names.RECOGNITION_PREFIX,  # every analysed face's descriptor and who it is: users' data, kept
 }
 
 

@@ -283,4 +283,4 @@ def test_every_admin_option_has_help():
         for param in command.params:
             assert getattr(param, "help", None) or param.name == "help", (path, param.name)
     replay_help = faces_cli("replay", "--help", env={"COLUMNS": "200"}).stdout
-    assert "detect|landmarks|agegender|sink" in replay_help
+    assert "detect|landmarks|agegender|embed|sink" in replay_help

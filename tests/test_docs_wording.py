@@ -121,7 +121,7 @@ def test_up_on_a_terminal_shows_its_own_lines_without_log_lines(up):
     (embedded Redis started, workers started) between or around them."""
     lines = [line for line in up.ready_text.splitlines() if line.strip()]
     assert lines[0].startswith("stack up on "), lines
-    assert lines[-1].startswith("ready: 4 workers"), lines
+    assert lines[-1].startswith("ready: 5 workers"), lines
     assert len(lines) == 2, lines
 
 

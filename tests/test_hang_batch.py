@@ -21,7 +21,7 @@ from tests.pipeline import REPO
 from tests.stages import PickyStage
 from tests.waiting import wait_until
 
-NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "sink": 0}
+NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "embed": 0, "sink": 0}
 OVER_LIMIT = '"batch.over_limit"'
 
 

@@ -65,7 +65,7 @@ def processed(records: list[dict], image_id: str) -> dict:
 
 
 def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redis_client, redis_url):
-    """An undecodable image and a photo through the four real workers (the bundled dlib
+    """An undecodable image and a photo through the five real workers (the bundled dlib
     age/gender networks): every stderr line of every worker is one JSON object; the error is
     a warning, with its type and message, where it arose (detect) and where it became a result
     (sink), and not again in the stages it only passed through."""
@@ -76,7 +76,13 @@ def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redi
 
     logs = {
         stage: run_worker(stage, redis_url, tmp_path, *args)
-        for stage, args in [("detect", ()), ("landmarks", ()), ("agegender", ("--agegender", "dlib")), ("sink", ())]
+        for stage, args in [
+            ("detect", ()),
+            ("landmarks", ()),
+            ("agegender", ("--agegender", "dlib")),
+            ("embed", ()),
+            ("sink", ()),
+        ]
     }
 
     for stage in ("detect", "sink"):
@@ -84,7 +90,7 @@ def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redi
         assert failed["level"] == "warning", failed
         assert failed["error_type"] == "not-an-image" and failed["error_stage"] == "detect", failed
         assert "not an image" in failed["error"], failed
-    for stage in ("landmarks", "agegender"):
+    for stage in ("landmarks", "agegender", "embed"):
         assert processed(logs[stage], bad_id)["level"] == "info"
     for stage, records in logs.items():
         assert processed(records, good_id)["level"] == "info", stage

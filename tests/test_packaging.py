@@ -13,7 +13,18 @@ from pathlib import Path
 from tests.pipeline import REPO
 
 # The files the Dockerfile copies: what a build from the project's own files sees.
-SOURCES = ["pyproject.toml", "README.md", "LICENSE", "faces", "streams", "consumers", "producer", "schemas", "models", "ops"]
+SOURCES = [
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "faces",
+    "streams",
+    "consumers",
+    "producer",
+    "schemas",
+    "models",
+    "ops",
+]
 
 
 def build_wheel(tmp_path: Path) -> Path:

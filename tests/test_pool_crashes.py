@@ -17,7 +17,7 @@ from faces.ops.supervise.pool import Worker, WorkerCrashLooping, WorkerPool
 from tests.pipeline import REPO
 from tests.waiting import wait_until
 
-NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "sink": 0}
+NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "embed": 0, "sink": 0}
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
 
 

@@ -95,6 +95,7 @@ def test_replay_beside_an_idle_faces_up_uses_its_workers(tmp_path, setup):
             "detect": (1, 0),
             "landmarks": (1, 0),
             "agegender": (1, 0),
+            "embed": (1, 0),
             "sink": (1, 0),
         }
 

@@ -24,7 +24,7 @@ from tests.pipeline import REPO, faces_cli, result_files, total_pending
 from tests.waiting import wait_until
 
 SECRET = "s3cret-Pa55word"
-NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "sink": 0}
+NO_STAGES = {"detect": 0, "landmarks": 0, "agegender": 0, "embed": 0, "sink": 0}
 
 
 def documented_acl_rule() -> list[str]:

@@ -29,7 +29,13 @@ def test_auto_gives_detection_the_cores_and_every_stage_at_least_one():
 def test_named_stages_override_auto_and_the_rest_stay_auto():
     assert parse_counts("auto", cores=2) == auto_counts(2)
     assert parse_counts(" AUTO ", cores=2) == auto_counts(2)
-    assert parse_counts("detect=3, agegender=2", cores=2) == {"detect": 3, "landmarks": 1, "agegender": 2, "embed": 1, "sink": 1}
+    assert parse_counts("detect=3, agegender=2", cores=2) == {
+        "detect": 3,
+        "landmarks": 1,
+        "agegender": 2,
+        "embed": 1,
+        "sink": 1,
+    }
     for bad in ("detekt=2", "detect=0", "detect", "detect=two", "detect=-1", ""):
         with pytest.raises(BadWorkerCounts):
             parse_counts(bad, cores=2)
