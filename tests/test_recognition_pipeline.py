@@ -31,7 +31,7 @@ def test_faces_are_clustered_named_searched_and_erased(tmp_path):
     --keep-descriptors. `faces people add` then names her stored faces in the result files
     without analysing again (one per photo), `faces search` finds her in group.jpg, and
     `faces people remove` erases her: no result file names her any more."""
-    where, results = _run(tmp_path, "--keep-descriptors")
+    where, results = _run(tmp_path, "--recognition", "--keep-descriptors")
     astronaut, group = _faces(results, "astronaut"), _faces(results, "group")
     assert [f["person"] for f in astronaut + group] == [None] * 5
     clusters = [f["cluster"] for f in astronaut + group]
