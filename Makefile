@@ -29,7 +29,14 @@ run: install
 # Three test files at a time (--dist loadfile: the tests of one file stay in order, in one process):
 # on 2 cores, 7 min 27 s against 8 min 11 s with two, since many tests wait on processes they start.
 test: install-dev
-	$(BIN)/python -m pytest -q -m "not slow" -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -m "not slow and not long" -n 3 --dist loadfile
+
+# The tests `make test` leaves out for its 10-minute budget that are not long runs of their own
+# (chaos, soak, e2e, fuzz, compose): DeepFace's separate-trunk networks against DeepFace itself,
+# the benchmark's throughput part on a few images. About 2 minutes.
+.PHONY: test-long
+test-long: install-dev
+	$(BIN)/python -m pytest -q -m long -n 2 --dist loadfile
 
 # Format and lint (ruff; configured in pyproject.toml) over the package, the benchmark and the
 # tests: a few seconds; .ci/run runs it before the tests.

@@ -170,6 +170,7 @@ def test_shared_trunk_weights_run_one_trunk_and_match_deepface(
     _assert_same_as_deepface(opencv, crops, faces, reference)
 
 
+@pytest.mark.long  # two 540 MB networks and DeepFace's own run: about a minute; the shared trunk above stays in make test
 def test_separate_trunks_run_both_full_models_and_match_deepface(
     synthetic_deepface_home_separate, crops, faces, monkeypatch_module
 ):

@@ -374,6 +374,7 @@ def test_cpu_kind_reads_the_flags():
     assert cpu_kind("fpu sse4_2 avx avx2 fma") == "AVX2 only"
 
 
+@pytest.mark.long  # a real pipeline and a plain program side by side: half a minute and more
 def test_throughput_part_runs_for_real_on_a_few_images(tmp_path):
     """The whole throughput part, tiny: bundled age/gender only, data/'s 3 photos, 12 images
     through a real stack, 10 queued small images. Every figure the report reads is there."""
