@@ -18,3 +18,12 @@ os.environ.setdefault("FACES_WORKERS", "detect=1")
 # pipeline for other reasons. The tests of recognition turn it on (`--recognition`), and the
 # documentation's blocks run with the user's defaults (tests/test_docs_commands.py drops FACES_*).
 os.environ.setdefault("FACES_RECOGNITION", "off")
+
+
+def pytest_sessionfinish(session):
+    """The synthetic DeepFace weights the workers shared (tests/fixtures_models.py): removed once,
+    by the process that ran the session (the xdist controller, or the only process)."""
+    if not hasattr(session.config, "workerinput"):
+        from tests.fixtures_models import remove_synthetic_homes
+
+        remove_synthetic_homes(session.config)

@@ -6,6 +6,9 @@ written once per test session, the detector and landmarker loaded once.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,14 +63,47 @@ def landmarker():
     return load_landmarker()
 
 
+SYNTHETIC_HOMES = "deepface-home-*"  # under the run's temp root; removed at the session's end
+
+
 def _synthetic_home(tmp_path_factory: pytest.TempPathFactory, shared_trunk: bool) -> Iterator[Path]:
+    """Written once per run, whatever the number of xdist workers: each worker used to write its
+    own 1 GB (about 20 s each, three times in `make test`). The first worker to get the lock
+    writes it; the others wait for it and read the same files (seed 7: the same values, and
+    every test only reads them)."""
     from bench.synthetic import write_synthetic_weights
 
-    home = tmp_path_factory.mktemp("deepface-home-shared" if shared_trunk else "deepface-home-separate")
-    write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)
+    home = _run_root(tmp_path_factory) / ("deepface-home-shared" if shared_trunk else "deepface-home-separate")
+    written = home / "written"
+    with _locked(home.with_suffix(".lock")):
+        if not written.exists():
+            shutil.rmtree(home, ignore_errors=True)
+            write_synthetic_weights(home / ".deepface" / "weights", shared_trunk=shared_trunk, seed=7)
+            written.touch()
     yield home
-    # pytest keeps the last three runs' temp folders; 1 GB of weights each is not worth keeping.
-    shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temp folder, shared by its xdist workers (each worker's own is a folder in it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remove_synthetic_homes(config: pytest.Config) -> None:
+    """At the end of the run (in the controller, once every worker is done): pytest keeps the last
+    three runs' temp folders, and 1 GB of weights each is not worth keeping."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    for home in factory.getbasetemp().glob(SYNTHETIC_HOMES):
+        shutil.rmtree(home, ignore_errors=True) if home.is_dir() else home.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
