@@ -296,6 +296,10 @@ def test_500_photos_through_kills_twin_consumer_slow_batches_redis_restart_and_r
     job and per stage, the replay's result wins over its in-flight original, memory comes back."""
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "no-weights"))
     monkeypatch.setenv(RESULT_TTL_ENV, str(RESULT_TTL_S))
+    # The user's default pipeline, recognition on (tests/conftest.py turns it off for speed): the
+    # faults of the embed stage need batches that take time to meet (with it off it only passes
+    # jobs on, and the run waited out its 300 s for them).
+    monkeypatch.setenv("FACES_RECOGNITION", "on")
     photos = photo_variants(tmp_path / "in", 500, source="astronaut.jpg")
     bad = bad_files(tmp_path / "bad")
     order: list[Path] = list(photos)
