@@ -44,17 +44,21 @@ def labelled(photos_dir: Path) -> list[tuple[str, str | None, np.ndarray]]:
         points = [f.points for f in landmarker.locate(pixels, boxes)]
         vectors = embedder.describe(embedder.chips(pixels, list(zip(boxes, points))))
         for index, (box, vector) in enumerate(zip(boxes, vectors)):
-            centre = np.array([box.x + box.w / 2, box.y + box.h / 2])
-            entry = min(
-                entries,
-                key=lambda e: np.linalg.norm(
-                    centre - [e["box"]["x"] + e["box"]["w"] / 2, e["box"]["y"] + e["box"]["h"] / 2]
-                ),
-            )
             # each actor's face counts as a photo of its own (bald_guys.jpg is a collage)
             source = f"{photo}#{index}" if photo == "bald_guys.jpg" else photo
-            faces.append((source, entry["person"], vector))
+            faces.append((source, label_of(entries, box), vector))
     return faces
+
+
+def label_of(entries: list[dict], box) -> str | None:
+    """The person of the identities.json entry whose box centre is nearest `box`'s (a detected
+    box is matched to its labelled face; the labels were drawn on the default detector's)."""
+    centre = np.array([box.x + box.w / 2, box.y + box.h / 2])
+    nearest = min(
+        entries,
+        key=lambda e: np.linalg.norm(centre - [e["box"]["x"] + e["box"]["w"] / 2, e["box"]["y"] + e["box"]["h"] / 2]),
+    )
+    return nearest["person"]
 
 
 def identification(faces, threshold: float, references: int, trials: int, rng) -> tuple[float, int, float]:

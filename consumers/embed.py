@@ -55,31 +55,30 @@ class EmbedStage(Routed):
 
     def _recognise(self, photos: Sequence[Photo]) -> None:
         assert self.embedder is not None and self.recognition is not None, "attach() first"
-        chips, counts = [], []
+        chips, described = [], []
         for photo in photos:  # the chips are cut per image: timed per image
             with timed(photo.job, STAGE):
-                faces = [
-                    (Box(**face["box"]), [(x, y) for x, y in face.get("landmarks") or []])
-                    for face in _described(photo.job["faces"])
+                faces = _described(photo.job["faces"])
+                boxes_and_points = [
+                    (Box(**face["box"]), [(x, y) for x, y in face.get("landmarks") or []]) for face in faces
                 ]
-                chips.extend(self.embedder.chips(photo.pixels, faces))
-            counts.append(len(faces))
-        with timed_shared([photo.job for photo in photos], counts, STAGE):
+                chips.extend(self.embedder.chips(photo.pixels, boxes_and_points))
+            described.append(faces)
+        with timed_shared([photo.job for photo in photos], [len(faces) for faces in described], STAGE):
             vectors = self.embedder.describe(chips)
         self.recognition.catch_up()  # once a batch: what other workers and `faces people` did
         start = 0
-        for photo, n in zip(photos, counts):
+        for photo, faces in zip(photos, described):
             with timed(photo.job, STAGE):
-                self._judge(photo, vectors[start : start + n])
-            start += n
+                self._judge(photo, faces, vectors[start : start + len(faces)])
+            start += len(faces)
 
-    def _judge(self, photo: Photo, vectors: np.ndarray) -> None:
+    def _judge(self, photo: Photo, faces: list[Face], vectors: np.ndarray) -> None:
         assert self.recognition is not None
         job = photo.job
-        described = _described(job["faces"])
         judgements = self.recognition.judge(job["image_id"], vectors)
         self.recognition.record(job["image_id"], job["job_id"], vectors, judgements, job["submitted_at"])
-        for face, vector, judgement in zip(described, vectors, judgements):
+        for face, vector, judgement in zip(faces, vectors, judgements):
             face["person"], face["cluster"] = judgement.person(), judgement.cluster()
             if self.keep_descriptors:
                 face["descriptor"] = [round(float(x), 6) for x in vector]

@@ -8,6 +8,7 @@ hand, so that no result names someone who was renamed, merged or removed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,12 @@ from faces.streams import gallery
 from faces.streams.gallery import FaceRecord, ImageFaces, Person
 
 NEAREST_FACES = 5  # stored faces a search lists per face of the photo
+
+
+def reference_id(data: bytes | bytearray, face: int) -> str:
+    """A reference face's id: its photo's sha256 (16 hex digits) and the face's index, so the
+    same face of the same photo enrolled twice is one reference, whoever enrols it."""
+    return f"{hashlib.sha256(data).hexdigest()[:16]}#{face}"
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,13 @@ from faces.streams.groups import text
 
 DESCRIPTOR_BYTES = 128 * 4  # 128 float32 (models/embed.py)
 PERSON_ID_PREFIX = "p-"
+PERSON_ID_BYTES = 6  # random bytes of an id, written as 12 hex digits
+# What a person's id looks like (the API checks ids against it; result.schema.json states it too).
+PERSON_ID_PATTERN = f"^{PERSON_ID_PREFIX}[0-9a-f]{{{2 * PERSON_ID_BYTES}}}$"
 
 
 def new_person_id() -> str:
-    return PERSON_ID_PREFIX + secrets.token_hex(6)
+    return PERSON_ID_PREFIX + secrets.token_hex(PERSON_ID_BYTES)
 
 
 def _pack(value: object) -> bytes:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.recognition import label_of
 from tests.pipeline import REPO
 
 IDENTITIES = REPO / "bench" / "identities.json"
@@ -39,14 +40,5 @@ def labelled_faces(photos: list[str], dlib_faces_dir: Path, detector, landmarker
         points = [f.points for f in landmarker.locate(pixels, boxes)]
         vectors = embedder.describe(embedder.chips(pixels, list(zip(boxes, points))))
         for index, (box, vector) in enumerate(zip(boxes, vectors)):
-            found.append(LabelledFace(photo, index, _label(labels[photo], box), vector))
+            found.append(LabelledFace(photo, index, label_of(labels[photo], box), vector))
     return found
-
-
-def _label(entries: list[dict], box) -> str | None:
-    centre = np.array([box.x + box.w / 2, box.y + box.h / 2])
-    nearest = min(
-        entries,
-        key=lambda e: np.linalg.norm(centre - [e["box"]["x"] + e["box"]["w"] / 2, e["box"]["y"] + e["box"]["h"] / 2]),
-    )
-    return nearest["person"]

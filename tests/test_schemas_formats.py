@@ -49,3 +49,14 @@ def test_a_typed_face_names_the_result_schemas_face_fields():
     schema_face = set(load_schema()["$defs"]["face"]["properties"])
     assert set(Face.__annotations__) == schema_face
     assert set(typing.get_args(FaceKey)) == schema_face
+
+
+def test_the_person_id_format_is_the_one_people_are_given():
+    """A result's person and cluster ids have the pattern streams/gallery.py gives new ids (the
+    API checks ids against it too)."""
+    from faces.streams.gallery import PERSON_ID_PATTERN, new_person_id
+
+    face = load_schema()["$defs"]["face"]["properties"]
+    person = next(option for option in face["person"]["oneOf"] if option["type"] == "object")
+    assert person["properties"]["id"]["pattern"] == face["cluster"]["pattern"] == PERSON_ID_PATTERN
+    assert formats.matches(PERSON_ID_PATTERN, new_person_id())

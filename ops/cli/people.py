@@ -9,7 +9,6 @@ results too, in Redis and in the --storage folder."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +97,7 @@ def people_add(
 ) -> None:
     """Enrol a person from photos of them (one face each, or the one --face chooses). Stored
     faces of unnamed clusters that match are named too; a name that exists gets more photos."""
-    from faces.consumers.people import Describer
+    from faces.consumers.people import Describer, reference_id
 
     if not name.strip():
         usage("give the person a name that is not empty")
@@ -107,7 +106,7 @@ def people_add(
     for photo in photos:
         data, found = _faces_of_photo(describer, photo)
         index = _chosen_face(photo, len(found.boxes), face)
-        references[f"{hashlib.sha256(data).hexdigest()[:16]}#{index}"] = found.vectors[index]
+        references[reference_id(data, index)] = found.vectors[index]
     with _people(settings) as people:
         person, named = people.enrol(name, references)
     typer.echo(

@@ -12,7 +12,6 @@ queue here; the event loop keeps answering everything else."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -25,7 +24,7 @@ from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from faces.consumers.people import Describer, FaceNotFound, People, PersonNotFound, PhotoFaces
+from faces.consumers.people import Describer, FaceNotFound, People, PersonNotFound, PhotoFaces, reference_id
 from faces.models.decode import ImageDecodeError
 from faces.ops.cli.wording import count
 from faces.ops.web import images
@@ -43,7 +42,7 @@ from faces.streams.gallery import NameTaken, Person
 router = APIRouter(dependencies=[Depends(require_token)])
 
 # streams/gallery.py new_person_id: the prefix and 6 random bytes in hex.
-PERSON_ID_PATTERN = f"^{gallery.PERSON_ID_PREFIX}[0-9a-f]{{12}}$"
+PERSON_ID_PATTERN = gallery.PERSON_ID_PATTERN
 NAME_MAX_CHARS = 120
 # A name has a character other than white space (names are unique regardless of case and of
 # the spaces around them: streams/gallery.py name_key).
@@ -353,7 +352,7 @@ async def enrol(request: Request, name: NameQuery, face: FaceQuery = None) -> JS
     name = _checked_query_name(name)
     data, found = await _photo_faces(request)
     index = chosen_face(len(found.boxes), face)
-    reference = {f"{hashlib.sha256(data).hexdigest()[:16]}#{index}": found.vectors[index]}
+    reference = {reference_id(data, index): found.vectors[index]}
 
     def enrolling() -> Enrolled:
         with recognizer(request).people() as people:
