@@ -33,7 +33,8 @@ test: install-dev
 
 # The tests `make test` leaves out for its 10-minute budget that are not long runs of their own
 # (chaos, soak, e2e, fuzz, compose): DeepFace's separate-trunk networks against DeepFace itself,
-# the benchmark's throughput part on a few images. About 2 minutes.
+# the benchmark's throughput part on a few images, replay by window, image and stage with DeepFace
+# on both engines. About 3 minutes.
 .PHONY: test-long
 test-long: install-dev
 	$(BIN)/python -m pytest -q -m long -n 2 --dist loadfile

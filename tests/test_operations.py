@@ -47,6 +47,7 @@ def photos(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.long  # four pipeline runs, DeepFace on two engines: 40-66 s on a fresh clone
 def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
     tmp_path, redis_url, redis_client, photos, monkeypatch, synthetic_deepface_home_shared
 ):
