@@ -51,7 +51,7 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 # THIRD_PARTY_NOTICES.md from the installed runtime dependencies' metadata and models/licences.py
-# (tests/test_licences_notice.py checks that it names every dependency, model and server).
+# (tests/system/test_licences_notice.py checks that it names every dependency, model and server).
 notice: install-dev
 	$(BIN)/python -m faces.ops.cli.notice THIRD_PARTY_NOTICES.md
 
@@ -71,34 +71,34 @@ BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/d
 bench: install-dev
 	$(BIN)/python -m bench $(BENCH_DIR) --synthetic-weights --repeat 3 --json bench-results/bench.json
 
-# Worker and Redis crash runs, counted exactly (tests/test_chaos.py): about 5 minutes on 2 cores.
+# Worker and Redis crash runs, counted exactly (tests/system/test_chaos.py): about 5 minutes on 2 cores.
 # Tests marked `slow` are not part of `make test`; these two targets select them by file.
 chaos: install-dev
-	$(BIN)/python -m pytest -q -m slow -s --durations=0 tests/test_chaos.py
+	$(BIN)/python -m pytest -q -m slow -s --durations=0 tests/system/test_chaos.py
 
 # Tens of thousands of small photos until memory is steady; asserts it stays flat: about 6 minutes.
 soak: install-dev
-	$(BIN)/python -m pytest -q -m slow -s tests/test_soak.py
+	$(BIN)/python -m pytest -q -m slow -s tests/system/test_soak.py
 
-# The compose stack for real (tests/test_compose_stack.py): builds the image, starts the stack,
+# The compose stack for real (tests/system/test_compose_stack.py): builds the image, starts the stack,
 # feeds, scales, kills a worker, restarts Redis, `down -v`. Starts ../shared/container/setup's
 # Docker engine when none answers (root). About 5 minutes with a warm build cache.
 compose-test: install-dev
-	$(BIN)/python -m pytest -q -m slow -s tests/test_compose_stack.py
+	$(BIN)/python -m pytest -q -m slow -s tests/system/test_compose_stack.py
 
 # The Docker image's pinned dependencies (requirements/image.lock), after a change to pyproject.toml:
 # resolved inside the image's base, for its Python.
 lock:
 	docker run --rm -v "$(CURDIR)":/src -w /src python:3.11-slim python requirements/lock.py
 
-# docs/commands.md's command reference, regenerated from the CLI (tests/test_cli_docs.py checks it).
+# docs/commands.md's command reference, regenerated from the CLI (tests/cli/test_cli_docs.py checks it).
 docs: install
 	$(BIN)/python -m faces.ops.cli.docs docs/commands.md
 
 clean:
 	rm -rf $(VENV) .faces storage output uploads
 
-# The web page in a real headless Chromium (tests/test_web_page.py): `faces up --serve`, a photo
+# The web page in a real headless Chromium (tests/web/test_web_page.py): `faces up --serve`, a photo
 # uploaded through the page, its boxes and ages checked; screenshot bench-results/web-page.png.
 # Installs Debian's chromium and chromium-driver with apt-get (sudo unless root) when missing.
 .PHONY: e2e
@@ -106,20 +106,20 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 e2e: install-dev
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
-	$(BIN)/python -m pytest -q -m slow -s tests/test_web_page.py
+	$(BIN)/python -m pytest -q -m slow -s tests/web/test_web_page.py
 
 # The OpenAPI document against a fuzzer nobody here wrote (schemathesis: all checks, a stateful
 # phase, seed 28, 25 cases per operation), without and with a token, and a broken result that
-# must fail it (tests/test_openapi_fuzz.py): about a minute. Marked slow: `make test` stays under
+# must fail it (tests/web/test_openapi_fuzz.py): about a minute. Marked slow: `make test` stays under
 # 10 minutes on 2 cores (it took 10 min 14 s with the fuzz in, install included).
 .PHONY: fuzz
 fuzz: install-dev
-	$(BIN)/python -m pytest -q -m slow -s tests/test_openapi_fuzz.py
+	$(BIN)/python -m pytest -q -m slow -s tests/web/test_openapi_fuzz.py
 
-# The HTTP API under load (tests/test_http_load.py): 500 uploads from 32 clients with ?wait, then
+# The HTTP API under load (tests/web/test_http_load.py): 500 uploads from 32 clients with ?wait, then
 # 20 MB uploads; figures in bench-results/http-load.json. A few minutes.
 load: install-dev
-	$(BIN)/python -m pytest -q -m slow -s tests/test_http_load.py
+	$(BIN)/python -m pytest -q -m slow -s tests/web/test_http_load.py
 
 # Only the throughput part of the benchmark (issue 16): CPU floor, plain multiprocessing program,
 # pipeline steady state on 1,000 images, scale-out 1/2/4 detect workers, growth at 100/1,000/10,000

@@ -2,7 +2,7 @@
 
 The files have DeepFace's layout (Keras 2 ``save_weights`` of the same graph DeepFace builds,
 see ``faces.models.vggface``), so DeepFace's own loaders and ``faces.models.agegender`` read
-them like the real ones (tests/test_agegender.py checks both), ~540 MB each. Values are random
+them like the real ones (tests/models/test_agegender.py checks both), ~540 MB each. Values are random
 (He-scaled so activations neither vanish nor explode), so the predicted ages and genders
 mean nothing; only shapes, speed and equivalences are real.
 """

@@ -16,7 +16,7 @@ face's probabilities are the mean over a few variants of its chips (mirrored, 4%
 the networks' answers move by years with a half-pixel shift of the chip (issue 29; figures in
 docs/models.md, "Ages that hold still").
 
-tests/test_agegender_bundled.py checks that on dlib's own chips the outputs are the package's
+tests/models/test_agegender_bundled.py checks that on dlib's own chips the outputs are the package's
 `AgeAndGender` ones. Every chip of a batch goes through each network in one onnxruntime call.
 """
 

@@ -193,7 +193,7 @@ _TABLE_HEAD = ("model", "what it does", "comes from", "licence", "trained on", "
 
 
 def markdown_table() -> list[str]:
-    """docs/models.md's Licences table, row for row (tests/test_licences_models.py checks the
+    """docs/models.md's Licences table, row for row (tests/models/test_licences_models.py checks the
     document holds exactly these lines)."""
     rows = [
         (f"`{m.name}`", m.does, m.source, m.licence, m.trained_on, f"**{m.commercial}**", f"<{m.statement}>")

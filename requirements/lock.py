@@ -1,7 +1,7 @@
 """Writes requirements/image.lock: every package the Docker image installs, pinned, so that each
 build resolves the same versions. `make lock` runs it inside the image's base (python:3.11-slim),
 so that the pins suit that Python (a 3.11.2 there resolves some packages older than a newer 3.11
-here); run it again after changing the dependencies in pyproject.toml (tests/test_image_lock.py
+here); run it again after changing the dependencies in pyproject.toml (tests/runtime/test_image_lock.py
 checks that the lock still satisfies them).
 
 It asks pip to resolve the project's dependencies for the running Python without installing

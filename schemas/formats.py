@@ -62,7 +62,7 @@ def _result_properties() -> dict[str, Any]:
 
 def image_id_pattern() -> str:
     """An image id's pattern: the result contract's (schemas/result.schema.json), whose hex
-    digits are IMAGE_ID_HASH_CHARS (tests/test_schemas_formats.py holds the two together)."""
+    digits are IMAGE_ID_HASH_CHARS (tests/models/test_schemas_formats.py holds the two together)."""
     return _result_properties()["image_id"]["pattern"]
 
 

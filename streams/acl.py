@@ -1,7 +1,7 @@
 """The Redis ACL rule of the user the pipeline logs in as on a shared server, defined once.
 
 The README's Security section and compose.yaml carry this rule word for word
-(tests/test_acl_rule.py checks both). It grants the commands the pipeline sends, the ones
+(tests/runtime/test_acl_rule.py checks both). It grants the commands the pipeline sends, the ones
 inside its Lua scripts included, on its own keys only (names.ALL_KEYS), and nothing else: no
 pub/sub channel, no FUNCTION or SCRIPT FLUSH, no FLUSHALL, no CONFIG, no XGROUP DESTROY or SETID.
 `+@all -@dangerous` granted all of these, and on a 7.x server the pipeline user could replace

@@ -1,4 +1,4 @@
-"""What the chaos and soak runs share (tests/test_chaos.py, tests/test_soak.py): the results
+"""What the chaos and soak runs share (tests/system/test_chaos.py, tests/system/test_soak.py): the results
 read as they are announced, Redis calls that ride out a server restart, the exact end-of-run
 checks, memory and RSS figures, and the worker logs.
 

@@ -9,14 +9,14 @@ pytest_plugins = [
 
 # Every `faces run` / `faces up` a test starts gets one worker per stage, not `--workers auto`
 # (two detect workers on 2 cores): `make test` runs two tests at a time on a 2-core machine, and
-# the extra processes took make test past 10 minutes on a fresh clone. tests/test_worker_counts.py
+# the extra processes took make test past 10 minutes on a fresh clone. tests/cli/test_worker_counts.py
 # removes this to prove what auto starts; the pipeline behaves the same with any count.
 os.environ.setdefault("FACES_WORKERS", "detect=1")
 
 # Recognition (the embed stage) is on by default for users, off for the tests that do not look
 # at it: dlib's descriptor costs 76 ms of CPU per face on these 2 cores, and most tests run the
 # pipeline for other reasons. The tests of recognition turn it on (`--recognition`), and the
-# documentation's blocks run with the user's defaults (tests/test_docs_commands.py drops FACES_*).
+# documentation's blocks run with the user's defaults (tests/cli/test_docs_commands.py drops FACES_*).
 os.environ.setdefault("FACES_RECOGNITION", "off")
 
 

@@ -1,5 +1,5 @@
 """A real `faces worker` process that, on its first start only, gets a SIGTERM before it has set
-its own signal handler, for tests/test_pool_crashes.py.
+its own signal handler, for tests/runtime/test_pool_crashes.py.
 
 Run as `python -m tests.early_sigterm_worker MARKER ARGS...`, ARGS being those of `faces worker`.
 Without the file MARKER, it creates it and sends itself SIGTERM at the moment `run_worker`

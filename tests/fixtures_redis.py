@@ -77,7 +77,7 @@ def _leaks(server: EmbeddedRedis, request: pytest.FixtureRequest) -> list[str]:
         finally:
             client.close()
     except (RedisUnavailable, redis.ConnectionError):
-        # The test stopped or broke its server, or gave it a password (tests/test_security.py):
+        # The test stopped or broke its server, or gave it a password (tests/system/test_security.py):
         # nothing this fixture can read.
         return []
 

@@ -1,4 +1,4 @@
-"""A real `faces worker` process whose stage call hangs, for tests/test_hang_batch.py.
+"""A real `faces worker` process whose stage call hangs, for tests/runtime/test_hang_batch.py.
 
 Run as `python -m tests.hang_worker ARGS...`, ARGS being those of `faces worker`. Everything is
 the real worker (CLI, settings from options and FACES_* variables, signals, ready file, the

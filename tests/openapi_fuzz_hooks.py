@@ -1,4 +1,4 @@
-"""Schemathesis hooks of the OpenAPI fuzz run (tests/test_openapi_fuzz.py), loaded by the `st`
+"""Schemathesis hooks of the OpenAPI fuzz run (tests/web/test_openapi_fuzz.py), loaded by the `st`
 process through SCHEMATHESIS_HOOKS.
 
 The document says an upload is a string of format `binary` (base64, format `byte`, in JSON)

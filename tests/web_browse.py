@@ -1,4 +1,4 @@
-"""`faces browse` as a subprocess for the web tests (tests/test_web_listing.py, test_web_page.py)."""
+"""`faces browse` as a subprocess for the web tests (tests/web/test_web_listing.py, test_web_page.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The command reference of docs/commands.md, generated from the CLI itself, so the two cannot
 drift: `python -m faces.ops.cli.docs docs/commands.md` (`make docs`) rewrites the part between the
-markers, and tests/test_cli_docs.py fails when docs/commands.md is not what this prints.
+markers, and tests/cli/test_cli_docs.py fails when docs/commands.md is not what this prints.
 
 The options every command shares (--redis-url, --state-dir, --storage, --output) are listed
 once, in the hand-written table above the reference; each command's own options follow in its

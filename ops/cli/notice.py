@@ -3,7 +3,7 @@
 Lists what the wheel's runtime dependencies install (every distribution its requirements reach,
 as installed here: name, version, licence from the metadata, the licence files it ships), then
 the model files and the server binaries from models/licences.py. Written from the installed
-metadata, never by hand; tests/test_licences_notice.py checks every runtime dependency is named.
+metadata, never by hand; tests/system/test_licences_notice.py checks every runtime dependency is named.
 """
 
 from __future__ import annotations
