@@ -7,7 +7,9 @@ The delivery guarantees:
 - at-least-once: outputs and XACK in one owner-checked atomic step (streams/commit.py), so a
   consumer never forwards or acknowledges an entry another consumer has taken over;
 - own pending entries are taken again first on start (after a crash of this consumer);
-- entries idle longer than claim_idle_ms in other consumers are claimed (XAUTOCLAIM);
+- entries idle longer than claim_idle_ms in other consumers are claimed (XAUTOCLAIM) without
+  counting a delivery, and each is counted when it is tried: the delivery limit counts attempts
+  actually made, never one charged to an entry waiting behind another that hung or crashed;
 - a long batch renews its claim, and the claim of entries waiting for a retry, while alive,
   but not past batch_limit_s: a handler call that hangs must not keep its entries from the
   siblings for ever (the worker process is then replaced: on_overrun);
@@ -170,25 +172,37 @@ class StreamConsumer:
         now = time.monotonic()
         stream, group = self.route.input_stream, self.route.group
         entry_id = self.retries.pop_due(now)
+        if entry_id is None and now >= self._next_claim_at:
+            deleted = self._take_over_idle(now)
+            if deleted:
+                return deleted
+            entry_id = self.retries.pop_due(time.monotonic())  # the first of those taken, if any
         if entry_id is not None:
             return reading.claim_own(self.client, stream, group, self.consumer, [entry_id])
-        if now >= self._next_claim_at:
-            self._claim_cursor, claimed = reading.autoclaim(
-                self.client,
-                stream,
-                group,
-                self.consumer,
-                self.settings.claim_idle_ms,
-                self._claim_cursor,
-                self.settings.batch,
-            )
-            # Keep sweeping at once while a dead consumer's entries are being taken over.
-            self._next_claim_at = now if claimed else now + self.settings.claim_every_s
-            if claimed:
-                self.log.info("entries.claimed", count=len(claimed))
-                return claimed
         block_ms = self.retries.block_ms(now, self.settings.block_ms)
         return reading.read_new(self.client, stream, group, self.consumer, self.settings.batch, block_ms)
+
+    def _take_over_idle(self, now: float) -> list[RawEntry]:
+        """Take over entries idle in other consumers (dead, or past --batch-limit-s). They join
+        the retries, due now, and are tried one at a time, each delivery counted only when it is
+        tried (reading.autoclaim): good entries held behind one that hangs are not charged its
+        attempts. Returns those found deleted from the stream while pending, to settle now."""
+        self._claim_cursor, taken, deleted = reading.autoclaim(
+            self.client,
+            self.route.input_stream,
+            self.route.group,
+            self.consumer,
+            self.settings.claim_idle_ms,
+            self._claim_cursor,
+            self.settings.batch,
+        )
+        # Keep sweeping at once while a dead consumer's entries are being taken over.
+        self._next_claim_at = now if taken or deleted else now + self.settings.claim_every_s
+        if taken or deleted:
+            self.log.info("entries.claimed", count=len(taken) + len(deleted))
+        for entry_id in taken:
+            self.retries.take_now(entry_id)
+        return deleted
 
     # -- processing ------------------------------------------------------------------------
     def _process(self, entries: list[RawEntry]) -> None:

@@ -1,9 +1,12 @@
 """How a consumer gets entries: new ones, its own failed ones again, and dead consumers' ones.
 
-Every path returns `RawEntry`s with their true delivery count, because the dead-letter rule
-(after N deliveries) must hold whichever way an entry arrives. Taking back or renewing our
-own entries goes through Lua scripts that first check, in the pending list, that this
-consumer still holds the entry: XCLAIM alone would take it from whoever holds it now.
+Every path that hands entries to the stage returns `RawEntry`s with their true delivery count,
+because the dead-letter rule (after N deliveries) must hold whichever way an entry arrives; and
+only those paths count a delivery: taking over a dead consumer's entries (autoclaim) counts none,
+each is counted when claim_own takes it to be tried, so the limit counts attempts actually made.
+Taking back or renewing our own entries goes through Lua scripts that first check, in the
+pending list, that this consumer still holds the entry: XCLAIM alone would take it from whoever
+holds it now.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from redis.typing import EncodableT
 
 from faces.schemas.job import Job
 from faces.streams import names, scripts
-from faces.streams.groups import id_key, text
+from faces.streams.groups import text
 from faces.streams.replies import pending_id, read_streams
 
 PAYLOAD_FIELD = b"d"
@@ -93,6 +96,19 @@ return lost
 )
 
 
+# KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] cursor, ARGV[5]
+# count. XAUTOCLAIM JUSTID takes entries over without counting a delivery, in a script because
+# redis-py drops the cursor of a JUSTID reply. Its error comes back as its own reply (NOGROUP,
+# OOM...), naming the command: 6.2 does not, for a command refused by ACL inside a script.
+_TAKE_IDLE = """
+local reply = redis.pcall('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5], 'JUSTID')
+if type(reply) == 'table' and reply.err then
+  return redis.error_reply(reply.err .. ' (xautoclaim)')
+end
+return reply
+"""
+
+
 # KEYS[1] stream; ARGV[1] group, ARGV[2] consumer. Deletes the consumer only if it holds
 # nothing, in one step: another process reading under the same name between a separate check
 # and the delete would otherwise lose what it read with the consumer. 1 if deleted.
@@ -130,70 +146,24 @@ def renew_own(client: redis.Redis, stream: str, group: str, consumer: str, ids: 
 
 def autoclaim(
     client: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int, cursor: str, count: int
-) -> tuple[str, list[RawEntry]]:
-    """Take entries idle longer than `min_idle_ms` from any consumer; returns the next cursor.
+) -> tuple[str, list[str], list[RawEntry]]:
+    """Take over entries idle longer than `min_idle_ms` from any consumer, without counting a
+    delivery (JUSTID); returns the next cursor, the ids taken and the entries found deleted.
 
-    Entries deleted from the stream while pending: Redis 7 drops them from the pending list and
-    reports their ids apart; 6.2 leaves them pending, now ours, and replies nil without the id,
-    so those are found in our pending list over the range scanned. Both become payload=None.
+    The ids taken are handed through claim_own one at a time, which counts the delivery when
+    the entry is about to be tried: an entry waiting its turn behind one that hangs or kills
+    its worker is not charged that attempt. Entries deleted from the stream while pending:
+    Redis 7 drops them from the pending list and reports their ids apart (returned here with
+    payload=None); 6.2 leaves them pending, now ours, among the ids taken, and claim_own finds
+    them deleted.
     """
-    reply = client.xautoclaim(stream, group, consumer, min_idle_ms, start_id=cursor, count=count)
-    next_cursor = text(reply[0])
-    claimed = []
-    gone: set[str] = set()
-    anonymous = 0
-    for entry_id, fields in reply[1]:
-        if entry_id is None:
-            anonymous += 1
-        elif fields is None:
-            gone.add(text(entry_id))
-        else:
-            claimed.append((text(entry_id), fields))
-    if len(reply) > 2:
-        gone.update(text(i) for i in reply[2])
-    if anonymous:
-        gone.update(
-            _deleted_among_own(client, stream, group, consumer, cursor, next_cursor, known={i for i, _ in claimed})
-        )
-    return next_cursor, _with_attempts(client, stream, group, consumer, claimed, gone)
-
-
-def _deleted_among_own(
-    client: redis.Redis, stream: str, group: str, consumer: str, start: str, next_cursor: str, known: set[str]
-) -> set[str]:
-    """Ids we hold in [start, next_cursor) whose entry no longer exists in the stream."""
-    end = "+" if next_cursor == "0-0" else "(" + next_cursor
-    candidates = [i for i in own_pending_ids(client, stream, group, consumer, start=start, end=end) if i not in known]
-    return {i for i in candidates if not client.xrange(stream, min=i, max=i, count=1)}
+    reply = scripts.call(client, _TAKE_IDLE, [stream], [group, consumer, min_idle_ms, cursor, count])
+    deleted = [RawEntry(text(i), None, 1) for i in (reply[2] if len(reply) > 2 else [])]
+    return text(reply[0]), [text(i) for i in reply[1]], deleted
 
 
 def _pairs(flat: list) -> dict[bytes, bytes]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
-
-
-def _with_attempts(
-    client: redis.Redis, stream: str, group: str, consumer: str, claimed: list[tuple[str, dict]], gone: set[str]
-) -> list[RawEntry]:
-    counts = _delivery_counts(client, stream, group, consumer, [i for i, _ in claimed])
-    entries = [RawEntry(i, (f or {}).get(PAYLOAD_FIELD), counts.get(i, 1)) for i, f in claimed]
-    entries.extend(RawEntry(i, None, 1) for i in sorted(gone, key=id_key))
-    return entries
-
-
-def _delivery_counts(client: redis.Redis, stream: str, group: str, consumer: str, ids: list[str]) -> dict[str, int]:
-    if not ids:
-        return {}
-    ordered = sorted(ids, key=id_key)
-    rows = client.xpending_range(
-        stream, group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 100, consumername=consumer
-    )
-    wanted = set(ids)
-    counts = {pending_id(r): int(r["times_delivered"]) for r in rows if pending_id(r) in wanted}
-    for missing in wanted - counts.keys():  # the range held more of our entries than fetched
-        row = client.xpending_range(stream, group, min=missing, max=missing, count=1)
-        if row:
-            counts[missing] = int(row[0]["times_delivered"])
-    return counts
 
 
 # -- what is known of entries held: jobs of entries deleted from the stream while pending ----------

@@ -25,7 +25,8 @@ class RetrySchedule:
         return list(self.due)
 
     def take_now(self, entry_id: str) -> None:
-        """Retry `entry_id` (held since this consumer last stopped) at once, unless already due."""
+        """Retry `entry_id` (held since this consumer last stopped, or just taken over from an
+        idle consumer) at once, unless already due."""
         self.due.setdefault(entry_id, time.monotonic())
 
     def failed(self, entry_id: str, attempt: int, error: tuple[str, str]) -> None:

@@ -4,7 +4,8 @@ Run as `python -m tests.hang_worker ARGS...`, ARGS being those of `faces worker`
 the real worker (CLI, settings from options and FACES_* variables, signals, ready file, the
 consumer loop) except the stage it builds: a PickyStage (tests/stages.py) whose batches block
 for ever as soon as one holds an image whose id starts with HANG_PREFIX, as a model call that
-never returns would.
+never returns would. Tests that run it in threads of their own process give it an event that
+lets the hung calls return when the test ends.
 """
 
 from __future__ import annotations
@@ -12,21 +13,29 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from faces.ops.cli import main
 from faces.ops.supervise import worker as worker_process
-from faces.streams.outcomes import Delivery, Outcome
+from faces.streams.outcomes import Delivery, Forward, Outcome
 from tests.stages import PickyStage
 
 HANG_PREFIX = "hang"
 
 
+@dataclass
 class HangingStage(PickyStage):
-    """Forwards every job, but never returns from a batch holding a HANG_PREFIX image."""
+    """Forwards every job, but does not return from a batch holding a HANG_PREFIX image until
+    `release` is set (never, in a worker process). Records every batch it is handed (`seen`)."""
+
+    release: threading.Event = field(default_factory=threading.Event)
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         if any(d.job["image_id"].startswith(HANG_PREFIX) for d in deliveries):
-            threading.Event().wait()
+            with self.lock:
+                self.seen.extend((d.job["image_id"], d.attempt) for d in deliveries)
+            self.release.wait()
+            return [Forward(d.job) for d in deliveries]
         return super().handle(deliveries)
 
 

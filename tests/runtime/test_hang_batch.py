@@ -11,12 +11,16 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import redis
 
 from faces.ops.supervise.pool import Worker, WorkerPool
-from faces.streams import deadletters, names
+from faces.streams import deadletters, names, reading
 from faces.streams.consumer import StageConsumer
+from faces.streams.groups import ensure_group
 from tests.consumer_threads import FAST, forwarded, publish, start, stop
+from tests.fixtures_redis import REDIS6, REDIS7
+from tests.hang_worker import HangingStage
 from tests.pipeline import REPO
 from tests.stages import PickyStage
 from tests.waiting import wait_until
@@ -74,11 +78,11 @@ def test_a_hung_stage_call_loses_its_batch_and_its_entry_is_dead_lettered(
     is dead-lettered: nothing stays pending and the pool never takes the exits for a crash
     loop. (Before, the renewal kept the batch alive for ever and the run never ended.)"""
     monkeypatch.setenv("FACES_BATCH_LIMIT_S", "1")  # the workers get the pool's environment
-    # The good images first. With the hanging one first, a CI run (2026-12-07) saw the worker that
-    # claimed all three hang on it alone, be replaced, and then dead-letter the two good ones at
-    # the delivery limit without ever trying them: a gap left open in issue 22's note.
-    good = publish(redis_client, 2, prefix="img")
+    # The hanging image first, good ones behind it: whichever worker takes them over is handed
+    # the hanging one alone first, and the good ones must not be charged its attempts
+    # (test_good_entries_held_behind_a_hanging_one_are_tried_before_the_delivery_limit).
     [hung] = publish(redis_client, 1, prefix="hang")
+    good = publish(redis_client, 2, prefix="img")
     pool = hanging_pool(redis_url, tmp_path, 2, "--block-ms", "100", "--claim-idle-ms", "500", "--max-deliveries", "2")
 
     def settled() -> bool:
@@ -146,3 +150,41 @@ def test_a_long_batch_within_its_limit_keeps_the_heartbeat_fresh(redis_client):
     finally:
         gate.set()
         stop(consumer, thread)
+
+
+@pytest.mark.parametrize("redis_version", [REDIS6, REDIS7], indirect=True)
+def test_good_entries_held_behind_a_hanging_one_are_tried_before_the_delivery_limit(redis_client):
+    """The gap issue 22 left open: a worker that read the hanging image first and two good ones
+    behind it in one batch died with them (each delivered once). A second consumer takes all
+    three over, is handed the hanging one alone and hangs on it past the limit. A third then
+    takes the three: the hanging one, handed twice (max_deliveries), is dead-lettered with its
+    reason; each good one is handed for the second time only and forwarded once. Before, taking
+    the three over counted a delivery of each at once, so the good ones reached the delivery
+    limit behind the hanging one and were dead-lettered without ever being tried alone."""
+    settings = dataclasses.replace(FAST, batch_limit_s=0.5, max_deliveries=2)
+    [hung] = publish(redis_client, 1, prefix="hang")
+    good = publish(redis_client, 2, prefix="img")
+    ensure_group(redis_client, names.IMAGES, "detect")
+    assert len(reading.read_new(redis_client, names.IMAGES, "detect", "died", 3, 1)) == 3  # the dead worker's batch
+    release = threading.Event()
+    said: list[str] = []
+    stuck_stage, taker_stage = HangingStage(release=release), HangingStage(release=release)
+    stuck = StageConsumer(redis_client, stuck_stage, settings, "stuck", on_overrun=lambda: said.append("over"))
+    stuck_thread = threading.Thread(target=stuck.run, daemon=True)
+    stuck_thread.start()
+    taker, taker_thread = None, None
+    try:
+        wait_until(lambda: said == ["over"], timeout_s=30, what="the consumer that took the three to overrun")
+        taker, taker_thread = start(redis_client, taker_stage, settings, name="taker")
+        wait_until(lambda: pending(redis_client) == 0, timeout_s=30, what="every entry settled")
+    finally:
+        release.set()
+        if taker is not None and taker_thread is not None:
+            stop(taker, taker_thread)
+        stop(stuck, stuck_thread)
+    letters = deadletters.list_all(redis_client)
+    assert [(x.image_id, x.error_type, x.deliveries) for x in letters] == [(hung["image_id"], "DeliveryLimit", 2)]
+    assert "--batch-limit-s" in letters[0].message
+    assert forwarded(redis_client) == [j["image_id"] for j in good]
+    assert stuck_stage.seen == [(hung["image_id"], 2)]  # handed the hanging one alone, then hung
+    assert taker_stage.seen == [(j["image_id"], 2) for j in good]  # each good one tried alone, once more
