@@ -11,6 +11,9 @@ A leaf module: it imports nothing from the package, so any part may import it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 DAY_S = 86400
@@ -87,3 +90,52 @@ HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this (who
 # Host names the API answers to besides the bound address and the loopback names;
 # FACES_HTTP_ALLOWED_HOSTS (comma-separated, `*`: any)
 HTTP_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+# -- Models: where their files are and how they compute (ModelSettings) ---------------------------
+AGEGENDER_PRECISION_ENV = "FACES_AGEGENDER_PRECISION"  # auto (unset), float32, bfloat16, opencv-float32
+YUNET_MODEL_ENV = "FACES_YUNET_MODEL"  # opencv-yunet's ONNX file (unset: in DeepFace's weights folder)
+TF_THREADS_ENV = "FACES_TF_THREADS"  # TensorFlow's intra-op threads (unset: TensorFlow's own count)
+TF_INTER_THREADS_ENV = "FACES_TF_INTER_THREADS"  # its inter-op threads (unset: 1 with the above)
+DEEPFACE_HOME_ENV = "DEEPFACE_HOME"  # DeepFace's own variable: weights in $DEEPFACE_HOME/.deepface/weights
+CACHE_HOME_ENV = "XDG_CACHE_HOME"  # the sha256 cache of the weight files goes in $XDG_CACHE_HOME/faces
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the models take from the environment, read once by an edge (the CLI's commands, each
+    worker's command, `faces.analyze`) and passed down as a parameter: models/ reads no variable.
+
+    Strings are kept as given (the models check them and name the variable in their error);
+    an empty or unset path is None."""
+
+    precision: str = ""  # "" or "auto": the CPU decides (models/precision.py)
+    yunet_model: Path | None = None
+    deepface_home: Path | None = None  # None: the user's home, as DeepFace
+    cache_home: Path | None = None  # None: the sha256 cache lives beside the weights
+    tf_threads: str = ""
+    tf_inter_threads: str = ""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ModelSettings:
+        """The settings $FACES_AGEGENDER_PRECISION, $FACES_YUNET_MODEL, $DEEPFACE_HOME,
+        $XDG_CACHE_HOME, $FACES_TF_THREADS and $FACES_TF_INTER_THREADS give (default: this process's)."""
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        return cls(
+            precision=env.get(AGEGENDER_PRECISION_ENV, ""),
+            yunet_model=path(YUNET_MODEL_ENV),
+            deepface_home=path(DEEPFACE_HOME_ENV),
+            cache_home=path(CACHE_HOME_ENV),
+            tf_threads=env.get(TF_THREADS_ENV, ""),
+            tf_inter_threads=env.get(TF_INTER_THREADS_ENV, ""),
+        )
+
+
+def model_settings(given: ModelSettings | None) -> ModelSettings:
+    """``given``, or, for a caller that passed none (a library call, a test), the ones this
+    process's environment gives now: the edge's reading, done here and nowhere in models/."""
+    return given if given is not None else ModelSettings.from_environ()

@@ -5,6 +5,7 @@ import os
 pytest_plugins = [
     "tests.fixtures_redis",
     "tests.fixtures_models",
+    "tests.weights_server",
 ]
 
 # Every `faces run` / `faces up` a test starts gets one worker per stage, not `--workers auto`

@@ -116,3 +116,12 @@ def synthetic_deepface_home_shared(tmp_path_factory: pytest.TempPathFactory) -> 
 def synthetic_deepface_home_separate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A DEEPFACE_HOME whose age and gender weights have different trunks (random values)."""
     yield from _synthetic_home(tmp_path_factory, shared_trunk=False)
+
+
+def write_broken_deepface_weights(home: Path) -> None:
+    """DeepFace weight files that are not HDF5: `auto` tries them, cannot read them (before
+    any engine loads) and falls back to the bundled networks."""
+    weights = home / ".deepface" / "weights"
+    weights.mkdir(parents=True)
+    for name in ("age_model_weights.h5", "gender_model_weights.h5"):
+        (weights / name).write_bytes(b"\0" * 1000)

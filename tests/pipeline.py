@@ -57,3 +57,9 @@ def consumer_pending(client: redis.Redis, stage: str, consumer: str) -> int:
     except redis.ResponseError:
         return 0
     return next((int(r["pending"]) for r in rows if r["name"].decode() == consumer), 0)
+
+
+# PATH without any folder holding a redis-server: `faces run` then starts its embedded one.
+PATH_WITHOUT_REDIS = os.pathsep.join(
+    d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "redis-server").exists()
+)

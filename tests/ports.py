@@ -38,3 +38,11 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError(f"no free port in this worker's block of {BLOCK}")
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound once and closed): for "unreachable" tests, where a later
+    taker of the number would at worst answer something else than a weights server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

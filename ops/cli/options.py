@@ -14,6 +14,7 @@ import typer
 
 from faces import settings as defaults
 from faces.ops.settings import AppSettings
+from faces.settings import ModelSettings
 
 
 def _check_redis_url(url: str | None) -> str | None:
@@ -108,7 +109,7 @@ def _check_detector(name: str | None) -> str | None:
         from faces.models.detect import BackendUnavailable, UnknownBackend, check_detector
 
         try:
-            check_detector(name)
+            check_detector(name, ModelSettings.from_environ())
         except (UnknownBackend, BackendUnavailable) as exc:
             raise typer.BadParameter(str(exc)) from None
     return name

@@ -37,12 +37,12 @@ from faces.ops.web.options import Host, Port
 from faces.streams.names import STAGE_ORDER
 
 
-def _check_precision() -> None:
+def _check_precision(settings: AppSettings) -> None:
     """Refuse a bad $FACES_AGEGENDER_PRECISION here, not in a worker that would fail at start."""
     from faces.models.precision import PrecisionError, choose_precision
 
     try:
-        choose_precision()
+        choose_precision(settings.models.precision)
     except PrecisionError as exc:
         usage(str(exc))
 
@@ -90,7 +90,7 @@ def run(
     from faces.producer.files import scan
 
     logs.configure(level="INFO" if verbose else "WARNING")
-    _check_precision()
+    _check_precision(settings)
     check_folders(settings, visualize)
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
@@ -182,7 +182,7 @@ def up(
 
     # On a terminal its own lines say what happens; the workers' logs are in their files.
     logs.configure(terminal_level="WARNING")
-    _check_precision()
+    _check_precision(settings)
     # Every option and setting is checked before Redis or a worker starts: a refusal is one
     # line here, not a stack that stops (or dead-letters every image) once running.
     check_folders(settings, visualize)
@@ -282,7 +282,7 @@ def worker(
     if stage not in STAGE_ORDER:
         usage(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_ORDER)}")
     logs.configure()
-    _check_precision()
+    _check_precision(settings)
     if stage == "sink":  # the one stage that writes files: refused now, not at every image
         check_folders(settings, visualize)
     try:
@@ -308,6 +308,9 @@ def worker(
         "min_score": min_face_score,
         "recognition": recognition,
         "keep_descriptors": keep_descriptors,
+        # What the models take from the environment, read by this command (the pool starts each
+        # worker with the environment of `faces run` / `up`): passed down, never read below.
+        "models": settings.models,
     }
     try:
         # Never start an embedded Redis here: it would stop on exit under the other workers.

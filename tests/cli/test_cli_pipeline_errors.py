@@ -424,7 +424,7 @@ def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
 def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_path):
     """`auto` falls back to the bundled model when DeepFace's files are there but unreadable:
     the summary warns, the result's notes say why, the worker logged it at warning on start."""
-    from tests.runtime.test_logs import write_broken_deepface_weights
+    from tests.fixtures_models import write_broken_deepface_weights
 
     home = tmp_path / "deepface"
     write_broken_deepface_weights(home)

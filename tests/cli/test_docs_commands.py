@@ -34,8 +34,8 @@ import pytest
 
 from tests.images import DATA
 from tests.pipeline import REPO
+from tests.ports import free_port
 from tests.waiting import wait_until
-from tests.web.test_http_api import free_port
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "data" / "README.md"]
 COMMAND_TAGS = {"", "sh", "bash", "shell", "console"}

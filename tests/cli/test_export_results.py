@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from faces.streams.embedded import EmbeddedRedis
+from tests.api_server import start_api, start_redis
 from tests.images import DATA
 from tests.pipeline import faces_cli
-from tests.web.test_http_api import start_api, start_redis
 
 # The contract, spelled out: the columns a spreadsheet user builds on.
 IMAGE_LEAD = ["file", "image_id", "status", "error_stage", "error_type", "error_message"]

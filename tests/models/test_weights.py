@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import json
 import os
-import socket
 import threading
 from functools import partial
 from pathlib import Path
@@ -28,6 +27,7 @@ from faces.models.weights import (
     install_from,
     pipeline_can_run,
 )
+from tests.ports import closed_port
 
 REQUIRED = {
     "dlib-shape-predictor-68",
@@ -57,83 +57,6 @@ def _sums(**payload: bytes) -> dict[str, str]:
     return {f"deepface-{name}": hashlib.sha256(data).hexdigest() for name, data in payload.items()}
 
 
-class _WeightsHandler(http.server.BaseHTTPRequestHandler):
-    """Serves the server's ``files`` (URL name -> bytes) with HTTP Range support, records
-    (name, Range header) of every request and the body bytes sent, and cuts the first
-    ``cuts`` answers after half their body, like a dropped connection."""
-
-    def do_GET(self):
-        server, name = self.server, self.path.lstrip("/")
-        server.requests.append((name, self.headers.get("Range")))
-        body = server.files.get(name)
-        if body is None:
-            self.send_error(404)
-            return
-        start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
-        if start >= len(body) > 0:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(body)}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self._send(body[start:])
-
-    def _send(self, rest: bytes) -> None:
-        if self.server.cuts > 0:
-            self.server.cuts -= 1
-            rest = rest[: len(rest) // 2]
-            self.close_connection = True
-        # Counted before writing: the client can finish reading before this thread runs again,
-        # and a test asserting right after its fetch then saw the list one short (fresh clone).
-        self.server.sent.append(len(rest))
-        self.wfile.write(rest)
-        self.wfile.flush()
-
-    def log_message(self, *args):
-        pass
-
-
-class WeightsServer:
-    """A real HTTP server on 127.0.0.1 for ``_WeightsHandler``; ``url`` is its base URL."""
-
-    def __init__(self, files: dict[str, bytes], cuts: int = 0) -> None:
-        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WeightsHandler)
-        self.http.files, self.http.cuts, self.http.requests, self.http.sent = files, cuts, [], []
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    @property
-    def requests(self) -> list[tuple[str, str | None]]:
-        return self.http.requests
-
-    @property
-    def sent(self) -> list[int]:
-        return self.http.sent
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-@pytest.fixture
-def weights_server():
-    """Factory: weights_server(files, cuts=0) -> a started WeightsServer, closed after the test."""
-    servers = []
-
-    def start(files: dict[str, bytes], cuts: int = 0) -> WeightsServer:
-        servers.append(WeightsServer(files, cuts))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 @pytest.fixture
 def file_server(tmp_path):
     """A real HTTP server on 127.0.0.1 serving tmp_path/served; yields (folder, base URL)."""
@@ -147,12 +70,6 @@ def file_server(tmp_path):
     yield folder, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_check_lists_every_model_file_with_size_hash_and_status(deepface_home):
@@ -228,7 +145,7 @@ def test_the_real_weights_are_pinned():
 
 
 def test_unreachable_source_is_a_named_error_and_leaves_no_partial_file(deepface_home):
-    url = f"http://127.0.0.1:{_closed_port()}/age.h5"
+    url = f"http://127.0.0.1:{closed_port()}/age.h5"
     with pytest.raises(WeightsOffline, match="age_model_weights.h5") as info:
         fetch_missing(sources={"deepface-age": url})
     assert url in str(info.value) and isinstance(info.value, FetchFailed)
@@ -380,7 +297,7 @@ def test_a_mirror_serving_a_wrong_file_falls_back_to_the_other_sources(deepface_
 
 
 def test_no_reachable_source_is_one_offline_error_naming_deepface_home_and_the_folder(deepface_home):
-    closed = f"http://127.0.0.1:{_closed_port()}"
+    closed = f"http://127.0.0.1:{closed_port()}"
     with pytest.raises(WeightsOffline) as info:
         fetch_missing(mirror=closed, mirror_only=True)
     message = str(info.value)

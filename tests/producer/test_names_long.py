@@ -17,10 +17,10 @@ import redis
 
 from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
+from tests.api_server import start_api
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until
-from tests.web.test_http_api import start_api
 
 NAME_MAX_BYTES = 255
 # Names as long as a file system takes (up to 255 bytes): 83 letters of 3 bytes; emoji between

@@ -10,9 +10,8 @@ import json
 import shutil
 
 from faces.ops import exits
-from tests.cli.test_replay_default_setup import PATH_WITHOUT_REDIS
 from tests.images import DATA
-from tests.pipeline import faces_cli, result_files
+from tests.pipeline import PATH_WITHOUT_REDIS, faces_cli, result_files
 
 
 def test_a_full_sha256_of_bytes_under_two_names_answers_the_latest(tmp_path):

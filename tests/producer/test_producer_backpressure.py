@@ -17,7 +17,7 @@ from faces.ops.settings import AppSettings
 from faces.producer.submit import submit_file
 from faces.producer.watch import Watcher
 from faces.streams import names, publishing
-from tests.producer.test_watch import PHOTO, published_names
+from tests.published import PHOTO, published_names
 from tests.waiting import wait_until
 
 

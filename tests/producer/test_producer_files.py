@@ -11,7 +11,7 @@ from pathlib import Path
 from faces.producer.submit import submit_file
 from faces.producer.watch import Watcher
 from faces.streams import names
-from tests.producer.test_watch import published
+from tests.published import published
 from tests.waiting import wait_until
 
 LIMIT = 64  # bytes: a small max_image_bytes makes "too large" cheap to produce

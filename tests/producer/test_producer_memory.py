@@ -10,7 +10,7 @@ from faces import settings as defaults
 from faces.producer.files import job_for
 from faces.producer.watch import Watcher
 from faces.streams import dedupe, names, publishing
-from tests.producer.test_watch import OTHER, PHOTO, published_names
+from tests.published import OTHER, PHOTO, published_names
 from tests.waiting import wait_until
 
 

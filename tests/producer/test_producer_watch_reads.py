@@ -13,7 +13,7 @@ from pathlib import Path
 import faces.producer.watch
 from faces.producer.watch import Watcher
 from faces.streams import names
-from tests.producer.test_watch import OTHER, PHOTO, published, published_names
+from tests.published import OTHER, PHOTO, published, published_names
 from tests.waiting import wait_until
 
 

@@ -9,23 +9,8 @@ import time
 from pathlib import Path
 
 from faces.producer.watch import Watcher
-from faces.schemas import events
-from faces.streams import names
-from faces.streams.reading import PAYLOAD_FIELD
-from tests.images import DATA
+from tests.published import OTHER, PHOTO, published, published_names  # noqa: E402
 from tests.waiting import wait_until
-
-PHOTO = (DATA / "astronaut.jpg").read_bytes()
-OTHER = (DATA / "group.jpg").read_bytes()
-
-
-def published(client) -> list[dict]:
-    return [events.decode(f[PAYLOAD_FIELD]) for _, f in client.xrange(names.IMAGES)]
-
-
-def published_names(client) -> list[str]:
-    """The file names published, in stream order (the test_producer_* modules share these)."""
-    return [Path(j["image"]["path"]).name for j in published(client)]
 
 
 def running(watcher: Watcher):

@@ -101,15 +101,6 @@ def test_every_stage_logs_json_lines_and_error_results_at_warning(tmp_path, redi
     assert results[good_id]["models"]["agegender"], "the bundled networks ran"
 
 
-def write_broken_deepface_weights(home: Path) -> None:
-    """DeepFace weight files that are not HDF5: `auto` tries them, cannot read them (before
-    any engine loads) and falls back to the bundled networks."""
-    weights = home / ".deepface" / "weights"
-    weights.mkdir(parents=True)
-    for name in ("age_model_weights.h5", "gender_model_weights.h5"):
-        (weights / name).write_bytes(b"\0" * 1000)
-
-
 def write_misshapen_deepface_weights(home: Path) -> None:
     """Keras-layout weight files with DeepFace's 16 weighted layers but 1x1x1x1 kernels: they
     pass the reader's layout check (models/vgg_weights.py), so a worker on TensorFlow's engine

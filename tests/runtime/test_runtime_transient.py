@@ -17,9 +17,9 @@ import redis
 
 from faces.producer.files import job_for
 from faces.streams import names, publishing, transient
+from tests.api_server import photo
 from tests.pipeline import faces_cli
 from tests.redis_proxy import UnixRedisProxy, recv
-from tests.web.test_http_api import photo
 
 REFUSALS = [
     b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",

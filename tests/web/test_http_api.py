@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,95 +33,10 @@ from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.reading import PAYLOAD_FIELD
-from tests.fixtures_redis import REDIS6, server_binary
-from tests.images import DATA
+from tests.api_server import MAX_BYTES, TOKEN, Api, error_of, photo, start_api, start_redis
 from tests.pipeline import REPO
 from tests.ports import free_port
 from tests.waiting import wait_until
-
-TOKEN = "test-token-0123456789abcdef"
-MAX_BYTES = 2 << 20  # the API's --max-image-bytes here: small, so the 413 test streams little
-
-
-@dataclass
-class Api:
-    """One `faces serve` process: its base URL, an authenticated client, where it keeps files."""
-
-    process: subprocess.Popen
-    port: int
-    folder: Path
-    token: str | None = TOKEN
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=60)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_api(redis_url: str, folder: Path, *args: str, token: str | None = TOKEN) -> Api:
-    """`faces serve` on `redis_url` with its uploads, storage and output under `folder`; returns
-    once /healthz answers."""
-    port = free_port()
-    env = {**os.environ, "FACES_API_TOKEN": token or "", "FACES_REDIS_URL": redis_url}
-    log = open(folder / f"serve-{port}.log", "ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "serve",
-            "--port",
-            str(port),
-            "--uploads",
-            str(folder / "uploads"),
-            "--storage",
-            str(folder / "storage"),
-            "--output",
-            str(folder / "output"),
-            *args,
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    api = Api(process, port, folder, token)
-
-    def healthy() -> bool:
-        assert process.poll() is None, (
-            f"faces serve exited {process.returncode}: {(folder / f'serve-{port}.log').read_text()}"
-        )
-        try:
-            return api.http.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(healthy, timeout_s=30, what="the API to answer /healthz")
-    return api
-
-
-def photo(i: int, source: str = "astronaut.jpg") -> bytes:
-    """A JPEG of data/SOURCE with bytes of its own after the end marker: its own sha256 and id."""
-    return (DATA / source).read_bytes() + f"http test {i} {time.time_ns()}".encode()
-
-
-def start_redis(folder: Path) -> EmbeddedRedis:
-    server = EmbeddedRedis(folder / "redis", binary=server_binary(REDIS6))
-    server.start()
-    return server
 
 
 @dataclass
@@ -172,16 +87,6 @@ def idle(tmp_path_factory) -> Iterator[Stack]:
         api.stop()
         client.close()
         server.stop()
-
-
-def error_of(response: httpx.Response, status: int) -> str:
-    """The one-line message of a JSON error answer with `status`."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert list(body) == ["error"] or "error" in body, body
-    assert "Traceback" not in body["error"] and "\n" not in body["error"]
-    return body["error"]
 
 
 # -- uploads and results ---------------------------------------------------------------------

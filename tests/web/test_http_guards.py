@@ -10,7 +10,6 @@ before them (where they are ignored) and shows the old behaviour failing."""
 from __future__ import annotations
 
 import os
-import resource
 import select
 import socket
 import subprocess
@@ -18,73 +17,22 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from faces.streams import names
 from faces.streams.connection import connect
+from tests.api_server import error_of, photo, start_api, start_redis
 from tests.pipeline import REPO
+from tests.ports import free_port
 from tests.waiting import wait_until
-from tests.web.test_http_api import error_of, free_port, photo, start_redis
 
 HIGH_WATER = 3
 UPLOADERS = 20
 SLOW_CLIENTS = 300
 OPEN_FILES = 256  # the serving process's open-files limit in the slow-client test
 HEAD_TIMEOUT_S = 2.0
-
-
-class Serve:
-    """One `faces serve` on 127.0.0.1 with no token."""
-
-    def __init__(
-        self, redis_url: str, folder: Path, *args: str, env: dict[str, str] | None = None, open_files: int | None = None
-    ):
-        self.port = free_port()
-        self.log = folder / f"serve-{self.port}.log"
-        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))) if open_files else None
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faces",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--uploads",
-                    str(folder / "uploads"),
-                    "--storage",
-                    str(folder / "storage"),
-                    "--output",
-                    str(folder / "output"),
-                    *args,
-                ],
-                cwd=REPO,
-                env={**os.environ, "FACES_API_TOKEN": "", "FACES_REDIS_URL": redis_url, **(env or {})},
-                stdout=log,
-                stderr=log,
-                preexec_fn=limit,
-            )
-        self.base = f"http://127.0.0.1:{self.port}"
-        wait_until(self.healthy, timeout_s=30, what="the API to answer /healthz")
-
-    def healthy(self) -> bool:
-        assert self.process.poll() is None, f"faces serve exited: {self.log.read_text()}"
-        try:
-            return httpx.get(self.base + "/healthz", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
@@ -134,7 +82,7 @@ def test_concurrent_slow_uploads_never_put_more_than_the_high_water_mark_in_flig
     other upload is refused with 429 or 503 and Retry-After. Before, each upload checked for
     room when its head came (all saw 0 in flight) and published after its body: 20 in flight."""
     server, client = redis_idle
-    api = Serve(server.url, tmp_path, "--high-water", str(HIGH_WATER))
+    api = start_api(server.url, tmp_path, "--high-water", str(HIGH_WATER), token=None)
     try:
         bodies = [photo(i) for i in range(UPLOADERS)]
         socks = [socket.create_connection(("127.0.0.1", api.port)) for _ in bodies]
@@ -171,7 +119,7 @@ def test_foreign_hosts_are_refused_and_known_ones_answered(tmp_path, redis_idle)
     the API; loopback names and FACES_HTTP_ALLOWED_HOSTS are answered; the probes answer any
     Host (orchestrators use IPs)."""
     server, _client = redis_idle
-    api = Serve(server.url, tmp_path, env={"FACES_HTTP_ALLOWED_HOSTS": "faces.example.org"})
+    api = start_api(server.url, tmp_path, token=None, env={"FACES_HTTP_ALLOWED_HOSTS": "faces.example.org"})
     http = httpx.Client(base_url=api.base, timeout=30)
     try:
         for path in ("/", "/v1/status", "/v1/results"):
@@ -189,7 +137,7 @@ def test_cross_site_uploads_are_refused_and_the_page_still_works(tmp_path, redis
     """A POST from another origin (any page can send one) gets 403 and publishes nothing; a
     same-origin POST (the bundled page's) and one without Origin (a program's) are accepted."""
     server, client = redis_idle
-    api = Serve(server.url, tmp_path)
+    api = start_api(server.url, tmp_path, token=None)
     http = httpx.Client(base_url=api.base, timeout=30)
     jpeg = {"Content-Type": "image/jpeg"}
     try:
@@ -246,7 +194,7 @@ def test_an_open_bind_allowed_without_a_token_warns_at_every_start(tmp_path, red
     review found compose's hard-coded flag left an operator who widened the port mapping with an
     open API and no word of it."""
     server, _client = redis_idle
-    api = Serve(server.url, tmp_path, "--host", "0.0.0.0", env={"FACES_HTTP_ALLOW_INSECURE_BIND": "1"})
+    api = start_api(server.url, tmp_path, "--host", "0.0.0.0", token=None, env={"FACES_HTTP_ALLOW_INSECURE_BIND": "1"})
     try:
         assert "warning: serving on 0.0.0.0 without FACES_API_TOKEN" in api.log.read_text()
     finally:
@@ -262,7 +210,9 @@ def test_stalled_clients_are_dropped_while_healthz_answers_within_a_second(tmp_p
     the server closes every stalled connection (the oldest at once past its connection limit,
     the rest at the head timeout). Before, they were held for ever and /healthz timed out."""
     server, _client = redis_idle
-    api = Serve(server.url, tmp_path, open_files=OPEN_FILES, env={"FACES_HTTP_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)})
+    api = start_api(
+        server.url, tmp_path, token=None, open_files=OPEN_FILES, env={"FACES_HTTP_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)}
+    )
     stalled: list[socket.socket] = []
     try:
         for _ in range(SLOW_CLIENTS):
@@ -294,7 +244,7 @@ def test_an_upload_body_that_stalls_gets_408_and_its_connection_closed(tmp_path,
     --body-idle-s, the connection closed, nothing published. Before, the upload (and its
     connection) waited for ever."""
     server, client = redis_idle
-    api = Serve(server.url, tmp_path, env={"FACES_HTTP_BODY_IDLE_S": "1"})
+    api = start_api(server.url, tmp_path, token=None, env={"FACES_HTTP_BODY_IDLE_S": "1"})
     body = photo(5)
     try:
         with socket.create_connection(("127.0.0.1", api.port)) as sock:
@@ -321,7 +271,7 @@ def test_clients_waiting_for_results_never_take_the_connections_healthz_needs(tm
     are answered 202 at once, and /healthz answers 200 within a second, three times over. Before
     (review of item 4), the 6 waiters held every connection and /healthz got 503 for 30 s."""
     server, _client = redis_idle
-    api = Serve(server.url, tmp_path, "--max-connections", "6")
+    api = start_api(server.url, tmp_path, "--max-connections", "6", token=None)
     waiting = 6
     statuses: list[int] = []
 

@@ -23,9 +23,9 @@ from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.groups import ensure_group
 from faces.streams.reading import PAYLOAD_FIELD
+from tests.api_server import photo, start_api
 from tests.pipeline import REPO
 from tests.waiting import wait_until
-from tests.web.test_http_api import photo, start_api
 
 CLAIM_IDLE_MS = 600_000  # the sink claims the stalled entry only once the test makes it that idle
 

@@ -23,10 +23,10 @@ import pytest
 from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
+from tests.api_server import start_api, start_redis
 from tests.images import DATA
 from tests.pipeline import REPO
 from tests.waiting import wait_until
-from tests.web.test_http_api import start_api, start_redis
 
 UPLOADS = 500
 CLIENTS = 32

@@ -27,8 +27,8 @@ from faces.schemas import formats
 from faces.streams import names
 from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
+from tests.api_server import Api, error_of, start_api, start_redis
 from tests.images import DATA
-from tests.web.test_http_api import Api, error_of, start_api, start_redis
 
 JPEG = {"Content-Type": "image/jpeg"}
 GROUP = (DATA / "group.jpg").read_bytes()

@@ -23,11 +23,10 @@ from faces.producer.files import job_for
 from faces.schemas import events
 from faces.streams import deadletters, names
 from faces.streams.reading import PAYLOAD_FIELD
+from tests.api_server import photo, start_api
 from tests.pipeline import REPO, faces_cli
 from tests.redis_proxy import UnixRedisProxy, recv
 from tests.waiting import wait_until
-from tests.web.test_http_api import photo
-from tests.web.test_http_guards import Serve
 
 HIGH_WATER = 2
 
@@ -127,7 +126,7 @@ def test_an_upload_whose_publish_reply_is_lost_answers_202_and_publishes_once(tm
     API sends the publish again and answers 202 with the job that is in the pipeline, once.
     Before, it answered 503 "Redis unreachable" for an upload that was published."""
     proxy = ReplyDropper(redis_server.socket, b"lost-reply-http", lambda: redis_client.xlen(names.IMAGES) >= 1)
-    api = Serve(proxy.url, tmp_path)
+    api = start_api(proxy.url, tmp_path, token=None)
     try:
         answer = httpx.post(
             api.base + "/v1/images",

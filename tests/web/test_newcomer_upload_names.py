@@ -14,8 +14,8 @@ import numpy as np
 from faces.schemas import events
 from faces.streams import names
 from faces.streams.reading import PAYLOAD_FIELD
+from tests.api_server import start_api
 from tests.images import DATA
-from tests.web.test_http_api import start_api
 
 
 def _published_paths(client) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.web.test_http_api import Api, error_of, photo, start_api, start_redis
+from tests.api_server import Api, error_of, photo, start_api, start_redis
 
 WAIT_MAX_S = 5
 

@@ -27,9 +27,9 @@ import pytest
 from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
+from tests.api_server import TOKEN, Api, photo, start_api, start_redis
 from tests.pipeline import REPO
 from tests.waiting import wait_until
-from tests.web.test_http_api import TOKEN, Api, photo, start_api, start_redis
 
 SEED = "28"
 CASES_PER_OPERATION = "25"

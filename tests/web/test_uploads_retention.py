@@ -10,8 +10,8 @@ import stat
 import time
 from pathlib import Path
 
+from tests.api_server import photo, start_api
 from tests.waiting import wait_until
-from tests.web.test_http_api import photo, start_api
 
 SHA_OLD, SHA_LEGACY = "a" * 64, "b" * 64
 

@@ -27,10 +27,11 @@ from faces.ops.supervise.pool import WorkerPool
 from faces.producer.files import image_id_for
 from faces.streams import names
 from faces.streams.connection import connect
+from tests.api_server import error_of, start_api, start_redis
 from tests.images import DATA
 from tests.pipeline import faces_cli
+from tests.ports import free_port
 from tests.waiting import wait_until
-from tests.web.test_http_api import error_of, free_port, start_api, start_redis
 from tests.web_browse import browsing
 
 
