@@ -71,8 +71,19 @@ class PersonNotFound(LookupError):
 
 
 class FaceNotFound(LookupError):
-    def __init__(self, image_id: str, face: int):
-        super().__init__(f"image {image_id!r} has no face {face} in the gallery")
+    def __init__(self, image_id: str, face: int, message: str | None = None):
+        super().__init__(message or f"image {image_id!r} has no face {face} in the gallery")
+
+
+class FaceNotTheirs(FaceNotFound):
+    """A face chosen to split off a person is not one of theirs."""
+
+    def __init__(self, image_id: str, face: int, who: str):
+        super().__init__(
+            image_id,
+            face,
+            f"image {image_id!r} face {face} is not one of {who}'s faces (`faces people show` lists them)",
+        )
 
 
 @dataclass(frozen=True)
@@ -101,10 +112,13 @@ class FaceMatches:
 class People:
     """People operations on one Redis (and, when given, the folder of result files)."""
 
-    def __init__(self, client: redis.Redis, storage: Path | None = None) -> None:
+    def __init__(self, client: redis.Redis, storage: Path | None = None, *, indexed: bool = False) -> None:
+        """`indexed`: the server's vector index is used for search and kept in step
+        (streams/vectorindex.py prepare); the other operations read this process's copy of the
+        gallery, loaded when first needed."""
         self.client = client
         self.storage = storage
-        self.known = Recognition(client)
+        self.known = Recognition(client, indexed=indexed)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -143,7 +157,7 @@ class People:
 
     def search(self, vectors: np.ndarray) -> list[FaceMatches]:
         """For each descriptor: the named people it matches and the nearest stored faces."""
-        self.known.catch_up()
+        self.known.catch_up(with_gallery=not self.known.indexed)
         found = []
         for vector in vectors:
             people = [
@@ -151,7 +165,7 @@ class People:
                 for c in self.known.references.candidates(vector, MATCH_THRESHOLD)
             ]
             faces = []
-            for image_id, index, label, distance in self.known.gallery.nearest_rows(vector, NEAREST_FACES):
+            for image_id, index, label, distance in self.known.nearest_faces(vector, NEAREST_FACES):
                 name = self.known.name_of(label)
                 faces.append(
                     {
@@ -171,11 +185,15 @@ class People:
         """Enrol `name` (a new person, or more references for the person of that name) from
         `references` (reference id -> descriptor). Stored faces of unnamed clusters that match
         are named too, at most one per photo. Returns the person and how many stored faces were
-        named. gallery.NameTaken cannot happen here: an existing name gets the references."""
+        named. An existing name (in any case) gets the references and keeps its spelling;
+        gallery.NameTaken only when another process gave the name meanwhile."""
         existing = gallery.person_by_name(self.client, name)
-        person_id = gallery.name_person(
-            self.client, existing, name, {ref: vector_bytes(v) for ref, v in references.items()}
-        )
+        descriptors = {ref: vector_bytes(v) for ref, v in references.items()}
+        if existing is not None:  # names ignore case: "Alice" is the "alice" enrolled, name kept
+            gallery.add_references(self.client, existing, descriptors)
+            person_id = existing
+        else:
+            person_id = gallery.name_person(self.client, None, name, descriptors)
         self.known.catch_up()
         return self.known.people[person_id], self._claim_unnamed(person_id)
 
@@ -233,6 +251,34 @@ class People:
         self._rewrite_results(sorted(records))
         return self.known.people[keep.id]
 
+    def split(self, who: str, faces: Sequence[tuple[str, int]]) -> Person:
+        """Faces (image id, face index) of `who` leave them for one new unnamed cluster, as a
+        correction kept like "not": each is marked "not `who`" (no later decision gives it back,
+        not even when its photo is analysed again), and a named person's references made from
+        those faces are dropped (photos of whoever they are no longer match `who` through them).
+        Returns the new cluster. FaceNotTheirs when a face is not one of `who`'s."""
+        person = self.find(who)
+        chosen = sorted(set(faces))
+        records = gallery.image_faces(self.client, sorted({image_id for image_id, _ in chosen}))
+        for image_id, face in chosen:
+            record = records.get(image_id)
+            if record is None or not 0 <= face < len(record.faces) or record.faces[face].label != person.id:
+                raise FaceNotTheirs(image_id, face, person.name or person.id)
+        [cluster] = gallery.create_clusters(self.client, 1)
+        for image_id in records:
+            moved = {face for i, face in chosen if i == image_id}
+            for face in moved:
+                gallery.add_correction(self.client, image_id, face, {person.id})
+            record = records[image_id]
+            labels = [cluster if i in moved else f.label for i, f in enumerate(record.faces)]
+            distances = [None if i in moved else f.distance for i, f in enumerate(record.faces)]
+            self._store_labels(image_id, record, labels, distances)
+        gallery.remove_references(self.client, person.id, [f"{image_id}#{face}" for image_id, face in chosen])
+        self.known.catch_up()
+        self._rewrite_results(sorted(records))
+        self._drop_empty_clusters()
+        return self.known.people[cluster]
+
     def remove(self, who: str) -> int:
         """Erase a person: references, name, and the descriptors of every stored face judged to
         be them; their results' `person` fields become null. Returns the faces erased."""
@@ -243,7 +289,7 @@ class People:
             faces = tuple(
                 FaceRecord(b"", None, None) if f.label == person.id else f for f in record.faces
             )  # the descriptor is a trace of the person: erased, not only unlabelled
-            gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces), expect_job=record.job_id)
+            self._store(image_id, ImageFaces(record.job_id, faces))
         gallery.remove_person(self.client, person.id, person.name)
         self.known.catch_up()
         self._rewrite_results(sorted(records))
@@ -324,7 +370,12 @@ class People:
     ) -> None:
         distances = distances if distances is not None else [f.distance for f in record.faces]
         faces = tuple(FaceRecord(f.vector, label, d) for f, label, d in zip(record.faces, labels, distances))
-        gallery.record_image(self.client, image_id, ImageFaces(record.job_id, faces), expect_job=record.job_id)
+        self._store(image_id, ImageFaces(record.job_id, faces))
+
+    def _store(self, image_id: str, record: ImageFaces) -> None:
+        """Replace an image's record read by a people operation (not if another job's took its
+        place meanwhile), the vector index's hashes with it."""
+        gallery.record_image(self.client, image_id, record, expect_job=record.job_id, indexed=self.known.indexed)
 
     def _rewrite_results(self, image_ids: Sequence[str]) -> None:
         """Each image's stored results (Redis; the file when the storage folder is known) get

@@ -2,6 +2,10 @@
 search (models/identify.py), caught up from Redis (streams/gallery.py) before each use, and the
 decisions taken with the rules of models/identify.py. Used by the embed stage (each new photo's
 faces), `faces people` and `faces search`, and the HTTP API.
+
+With the server's vector index (`indexed`, streams/vectorindex.py) the nearest stored faces
+come from it instead, so judging and searching need no copy of the gallery here (catch_up
+with gallery=False); the people and their references, few, are still held in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import redis
 
 from faces.models.embed import DESCRIPTOR_DTYPE, DESCRIPTOR_SIZE
 from faces.models.identify import CLUSTER_THRESHOLD, MATCH_THRESHOLD, Candidate, Descriptors, assign
-from faces.streams import gallery
+from faces.streams import gallery, vectorindex
 from faces.streams.gallery import FaceRecord, ImageFaces, Person
 
 CATCH_UP_SLICE = 5000  # images read from Redis per round trip while catching up
@@ -60,10 +64,12 @@ def _rounded(distance: float | None) -> float | None:
 
 
 class Recognition:
-    """The people (with their references) and the gallery, in memory; `catch_up` before use."""
+    """The people (with their references) and the gallery, in memory; `catch_up` before use.
+    `indexed`: the server's vector index is used and kept in step (vectorindex.prepare)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, indexed: bool = False) -> None:
         self.client = client
+        self.indexed = indexed
         self.people: dict[str, Person] = {}
         self.references = Descriptors()  # group: "<person id>/<reference id>", label: person id
         self.gallery = Descriptors()  # group: image id, label: person or cluster id
@@ -71,8 +77,10 @@ class Recognition:
         self._generation = -1
         self._sequence = 0
 
-    def catch_up(self) -> None:
-        """Read what changed in Redis since the last call (all of it the first time)."""
+    def catch_up(self, *, with_gallery: bool = True) -> None:
+        """Read what changed in Redis since the last call (all of it the first time): the
+        people, and the gallery unless `with_gallery` is false (judging and searching with the
+        vector index need none of it)."""
         version = gallery.people_version(self.client)
         if version != self._people_version:
             self.people = gallery.people(self.client, with_references=True)
@@ -81,6 +89,10 @@ class Recognition:
                 for ref_id, raw in person.references.items():
                     self.references.replace(f"{person.id}/{ref_id}", vectors_of([raw]), [person.id])
             self._people_version = version
+        if with_gallery:
+            self._catch_up_gallery()
+
+    def _catch_up_gallery(self) -> None:
         generation = gallery.gallery_generation(self.client)
         if generation != self._generation:
             self.gallery, self._sequence, self._generation = Descriptors(), 0, generation
@@ -110,20 +122,36 @@ class Recognition:
         person = self.people.get(label)
         return person.name if person is not None else None
 
-    def judge(self, image_id: str, vectors: np.ndarray) -> list[Judgement]:
+    def corrections(self, image_ids: Sequence[str]) -> dict[str, dict[int, set[str]]]:
+        """Per image, per face index, who the face was marked "not": for a batch, in one round trip."""
+        return gallery.corrections(self.client, image_ids)
+
+    def judge(
+        self,
+        image_id: str,
+        vectors: np.ndarray,
+        *,
+        positions: Sequence[int] | None = None,
+        refused: dict[int, set[str]] | None = None,
+    ) -> list[Judgement]:
         """Who each face of one photo is (call `catch_up` first). Named people first; the faces
-        none claims join the nearest unnamed cluster or start their own (created in Redis)."""
-        refused_by_face = gallery.corrections(self.client, [image_id]).get(image_id, {})
-        refused = [refused_by_face.get(i, set()) for i in range(len(vectors))]
-        named = assign([self.references.candidates(v, MATCH_THRESHOLD) for v in vectors], refused)
+        none claims join the nearest unnamed cluster or start their own (created in Redis).
+        `positions`: each descriptor's face index in the photo's result (0, 1, ... unless
+        given); `refused`: the photo's corrections by face index, when read already
+        (`corrections`, for a whole batch), else read here."""
+        if refused is None:
+            refused = self.corrections([image_id]).get(image_id, {})
+        indexes = range(len(vectors)) if positions is None else positions
+        not_them = [refused.get(i, set()) for i in indexes]
+        named = assign([self.references.candidates(v, MATCH_THRESHOLD) for v in vectors], not_them)
         clusters: list[list[Candidate]] = []
         for vector, found in zip(vectors, named):
             if found is not None:
                 clusters.append([])
                 continue
-            near = self.gallery.candidates(vector, CLUSTER_THRESHOLD, skip_group=image_id)
+            near = self._near_faces(image_id, vector)
             clusters.append([c for c in near if self.name_of(c.label) is None and c.label in self.people])
-        joined = assign(clusters, refused)
+        joined = assign(clusters, not_them)
         alone = [i for i in range(len(vectors)) if named[i] is None and joined[i] is None]
         created = gallery.create_clusters(self.client, len(alone))
         for cluster_id in created:  # known here at once: the next photo of this batch may join it
@@ -139,14 +167,46 @@ class Recognition:
                 judgements.append(Judgement(next(new_ids), None, None))
         return judgements
 
+    def _near_faces(self, image_id: str, vector: np.ndarray) -> list[Candidate]:
+        """The labels of the stored faces within CLUSTER_THRESHOLD of `vector`, nearest first,
+        the photo's own faces left out: from the server's index when used, else exactly."""
+        if not self.indexed:
+            return self.gallery.candidates(vector, CLUSTER_THRESHOLD, skip_group=image_id)
+        best: dict[str, float] = {}
+        for n in vectorindex.nearest_checked(self.client, vector, vectorindex.CANDIDATES_ASKED):
+            if n.image_id != image_id and n.distance < CLUSTER_THRESHOLD and n.label not in best:
+                best[n.label] = n.distance
+        return [Candidate(label, distance) for label, distance in best.items()]
+
+    def nearest_faces(self, vector: np.ndarray, count: int) -> list[tuple[str, int, str, float]]:
+        """The `count` stored faces nearest `vector`: (image id, face index, label, distance)."""
+        if not self.indexed:
+            return self.gallery.nearest_rows(vector, count)
+        return [
+            (n.image_id, n.face, n.label, n.distance) for n in vectorindex.nearest_checked(self.client, vector, count)
+        ]
+
     def record(
-        self, image_id: str, job_id: str, vectors: np.ndarray, judgements: Sequence[Judgement], submitted_at: float
+        self,
+        image_id: str,
+        job_id: str,
+        vectors: np.ndarray,
+        judgements: Sequence[Judgement],
+        submitted_at: float,
+        *,
+        positions: Sequence[int] | None = None,
+        face_count: int | None = None,
     ) -> bool:
         """Store the photo's faces and who they are (this process's copy too), unless a newer
-        submission of the image is stored already. True when stored."""
-        faces = tuple(FaceRecord(vector_bytes(v), j.label, _rounded(j.distance)) for v, j in zip(vectors, judgements))
-        record = ImageFaces(job_id, faces)
-        stored = gallery.record_image(self.client, image_id, record, submitted_at=submitted_at)
-        if stored:
+        submission of the image is stored already. `positions`: each descriptor's face index
+        in the result, of `face_count` faces (the others, without a descriptor, are stored as
+        such, so the gallery's face indexes are the result's). True when stored."""
+        indexes = list(range(len(vectors)) if positions is None else positions)
+        faces = [FaceRecord(b"", None, None)] * (len(vectors) if face_count is None else face_count)
+        for index, vector, judgement in zip(indexes, vectors, judgements):
+            faces[index] = FaceRecord(vector_bytes(vector), judgement.label, _rounded(judgement.distance))
+        record = ImageFaces(job_id, tuple(faces))
+        stored = gallery.record_image(self.client, image_id, record, submitted_at=submitted_at, indexed=self.indexed)
+        if stored and self._generation != -1:  # a copy of the gallery is kept here: it too
             self._hold(image_id, record)
         return stored

@@ -37,6 +37,10 @@ MAX_EVENT_BYTES = 1 << 20  # 1 MiB per event: ~60 faces with 68 points each fit 
 DETECTOR = "dlib-hog"  # face detector (models/detectors: measured choice there); FACES_DETECTOR
 AGEGENDER = "auto"  # age/gender model: DeepFace when its weights are there, else bundled; FACES_AGEGENDER
 MAX_PIXELS = 100_000_000  # a decoded photo larger than this is an error result (decompression bombs)
+# Recognition's search: the server's vector index (RediSearch, optional) when it has one ("auto"),
+# or never ("off": exact search in each process); streams/vectorindex.py. FACES_VECTOR_INDEX
+VECTOR_INDEX = "auto"
+VECTOR_INDEX_MODES = ("auto", "off")
 
 # -- History and results --------------------------------------------------------------------------
 RETENTION_S = 7 * DAY_S  # history the images stream keeps for replay; FACES_RETENTION_S

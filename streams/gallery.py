@@ -85,12 +85,52 @@ class Person:
     references: dict[str, bytes] = field(default_factory=dict)  # reference id -> descriptor
 
 
+# The faces' hashes of the server's vector index (streams/vectorindex.py), written in the same
+# step as the image's record: face i of the image is the hash <base><i>, with `vector` and
+# `label` when it has both (the index skips a hash without `vector`), so an image's hashes are
+# contiguous and those past its faces are found without a search. The faces come as ARGV from
+# `first` on: n, then a vector and a label per face ('' for none). `write` false: the image's
+# hashes are deleted (a process not keeping the index in step leaves none behind to go stale,
+# and no erased descriptor survives in one).
+_INDEX_FACES = """
+local function index_faces(base, image, first, write)
+  local n = 0
+  if write then
+    n = tonumber(ARGV[first])
+    for i = 0, n - 1 do
+      local key, vector, label = base .. i, ARGV[first + 1 + 2 * i], ARGV[first + 2 + 2 * i]
+      redis.call('DEL', key)
+      if vector ~= '' and label ~= '' then
+        redis.call('HSET', key, 'vector', vector, 'label', label, 'image', image, 'face', i)
+      else
+        redis.call('HSET', key, 'image', image, 'face', i)
+      end
+    end
+  end
+  local i = n
+  while redis.call('DEL', base .. i) == 1 do i = i + 1 end
+  return n
+end
+"""
+
+
+def _index_args(record: ImageFaces | None) -> list:
+    """The faces as _INDEX_FACES reads them: their count, then a vector and a label each."""
+    faces = record.faces if record is not None else ()
+    pairs = [(f.vector, f.label) if f.vector and f.label is not None else (b"", "") for f in faces]
+    return [len(pairs), *[value for pair in pairs for value in pair]]
+
+
 # The record is a hash: the faces (msgpack), the job and its submission time. A record is
 # replaced only by a job submitted no earlier (a late, older job of the image leaves the newer
 # one's faces alone, as the sink leaves its result), or by a change to the same job's record
 # (`expect_job`: a people operation that read it). Then the image is noted as changed under the
-# next sequence number: one step, so a copy that reads the sequence never misses a record.
-_RECORD = """
+# next sequence number: one step, so a copy that reads the sequence never misses a record. With
+# the vector index kept (ARGV[6] '1'), the image's face hashes follow in the same step, and
+# VECTOR_SYNCED moves on when it was at the previous number (no change missed the index).
+_RECORD = (
+    _INDEX_FACES
+    + """
 local old_at = redis.call('HGET', KEYS[1], 'submitted_at')
 if ARGV[3] ~= '' and old_at and tonumber(old_at) > tonumber(ARGV[3]) then return 0 end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'job_id') ~= ARGV[5] then return 0 end
@@ -98,8 +138,17 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'faces', ARGV[1], 'job_id', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'submitted_at', ARGV[3]) end
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
+local keep = ARGV[6] == '1'
+index_faces(ARGV[7], ARGV[2], 8, keep)
+if keep and tonumber(redis.call('GET', KEYS[4]) or '0') == seq - 1 then redis.call('SET', KEYS[4], seq) end
 return seq
 """
+)
+
+
+def vector_base(image_id: str) -> str:
+    """The prefix of an image's face hashes in the vector index: face i is `<base><i>`."""
+    return f"{names.VECTOR_PREFIX}{image_id}#"
 
 
 def record_image(
@@ -109,20 +158,76 @@ def record_image(
     *,
     submitted_at: float | None = None,
     expect_job: str | None = None,
+    indexed: bool = False,
 ) -> bool:
     """Store (or replace) one image's faces: from the embed stage with its job's
     `submitted_at` (an older job's record never replaces a newer one's), or from a people
     operation with `expect_job`, the job of the record it read (nothing is written when another
-    job's record took its place meanwhile). True when written."""
-    keys = [names.gallery_key(image_id), names.GALLERY_SEQUENCE, names.GALLERY_CHANGES]
+    job's record took its place meanwhile). `indexed`: the vector index is kept in step (else
+    the image's face hashes are deleted). True when written."""
+    keys = [names.gallery_key(image_id), names.GALLERY_SEQUENCE, names.GALLERY_CHANGES, names.VECTOR_SYNCED]
     args = [
         record.packed(),
         image_id,
         repr(float(submitted_at)) if submitted_at is not None else "",
         record.job_id,
         expect_job or "",
+        "1" if indexed else "0",
+        vector_base(image_id),
+        *_index_args(record),
     ]
     return int(scripts.call(client, _RECORD, keys, args)) > 0
+
+
+# An image's face hashes made again from its record as read (ARGV[3]: the change number it was
+# read at): nothing is written if the image changed since, as its writer kept them in step.
+# Without a number and faces: the hashes are deleted.
+_REINDEX = (
+    _INDEX_FACES
+    + """
+if ARGV[3] ~= '' and tostring(redis.call('ZSCORE', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then return -1 end
+return index_faces(ARGV[1], ARGV[2], 4, ARGV[4] ~= '')
+"""
+)
+
+
+def reindex_images(client: redis.Redis, image_ids: Sequence[str], changes: Mapping[str, int] | None = None) -> None:
+    """Each image's face hashes made again from its record (`changes`: the change number each
+    was read at; none: deleted, as for an image without record), each image in one step, all
+    in one round trip."""
+    records = image_faces(client, image_ids) if changes is not None else {}
+    pipe = client.pipeline(transaction=False)
+    for image_id in image_ids:
+        seen = str((changes or {}).get(image_id, ""))
+        record = records.get(image_id)
+        args = [vector_base(image_id), image_id, seen, *(_index_args(record) if record else [""])]
+        scripts.call(pipe, _REINDEX, [names.GALLERY_CHANGES], args)
+    pipe.execute()
+
+
+_WRITE_FACES = _INDEX_FACES + "\nreturn index_faces(ARGV[1], ARGV[2], 3, true)\n"
+
+
+def index_faces(client: redis.Redis, image_id: str, record: ImageFaces) -> None:
+    """Make the image's face hashes those of `record` at once (record_image does it in the
+    same step as the record, `indexed`; this is for a record written without)."""
+    scripts.call(client, _WRITE_FACES, [], [vector_base(image_id), image_id, *_index_args(record)])
+
+
+def indexed_sequence(client: redis.Redis) -> int:
+    raw = client.get(names.VECTOR_SYNCED)
+    return int(raw) if raw is not None else 0
+
+
+def note_indexed(client: redis.Redis, sequence: int) -> None:
+    """Every change up to `sequence` is in the vector index (never moves back)."""
+    scripts.call(client, _MAX, [names.VECTOR_SYNCED], [sequence])
+
+
+_MAX = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
 
 
 def image_faces(client: redis.Redis, image_ids: Sequence[str]) -> dict[str, ImageFaces]:
@@ -146,12 +251,16 @@ def gallery_generation(client: redis.Redis) -> int:
 
 def changed_images(client: redis.Redis, after: int) -> tuple[int, list[str]]:
     """(the newest sequence number, the images changed after `after`), oldest change first."""
+    changes = changes_after(client, after)
+    return (changes[-1][1] if changes else after), [image_id for image_id, _seq in changes]
+
+
+def changes_after(client: redis.Redis, after: int) -> list[tuple[str, int]]:
+    """(image id, the number of its last change) of the images changed after `after`, oldest first."""
     rows: list[tuple[bytes, float]] = list(
         client.zrangebyscore(names.GALLERY_CHANGES, f"({after}", "+inf", withscores=True)  # type: ignore[arg-type]
     )
-    if not rows:
-        return after, []
-    return int(rows[-1][1]), [text(member) for member, _score in rows]
+    return [(text(member), int(score)) for member, score in rows]
 
 
 def erase_images(client: redis.Redis, image_ids: Iterable[str]) -> int:
@@ -166,6 +275,7 @@ def erase_images(client: redis.Redis, image_ids: Iterable[str]) -> int:
     pipe.zrem(names.GALLERY_CHANGES, *image_ids)
     pipe.incr(names.GALLERY_GENERATION)
     deleted = pipe.execute()[0]
+    reindex_images(client, image_ids)  # no record left: their face hashes go too
     return int(deleted)
 
 
@@ -245,6 +355,17 @@ def add_references(client: redis.Redis, person_id: str, references: Mapping[str,
     pipe.hset(names.references_key(person_id), mapping=dict(references))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
     pipe.incr(names.PEOPLE_VERSION)
     pipe.execute()
+
+
+def remove_references(client: redis.Redis, person_id: str, reference_ids: Iterable[str]) -> int:
+    """Drop some of a person's references (faces split off them); how many there were."""
+    reference_ids = list(reference_ids)
+    if not reference_ids:
+        return 0
+    pipe = client.pipeline(transaction=True)
+    pipe.hdel(names.references_key(person_id), *reference_ids)
+    pipe.incr(names.PEOPLE_VERSION)
+    return int(pipe.execute()[0])
 
 
 def rename_person(client: redis.Redis, person_id: str, old: str, new: str) -> None:

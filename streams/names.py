@@ -104,6 +104,12 @@ GALLERY_GENERATION = f"{RECOGNITION_PREFIX}:gallery:generation"  # counter, bump
 PEOPLE = f"{RECOGNITION_PREFIX}:people"  # hash person id -> msgpack {name (None: a cluster), created_at}
 PEOPLE_NAMES = f"{RECOGNITION_PREFIX}:people:names"  # hash name (casefolded) -> person id
 PEOPLE_VERSION = f"{RECOGNITION_PREFIX}:people:version"  # counter, bumped by every change to people
+# The server's vector index, when used (streams/vectorindex.py): one hash per face under
+# VECTOR_PREFIX, the index over them, and the gallery sequence number up to which every image's
+# hashes are known to be in step with its record.
+VECTOR_PREFIX = f"{RECOGNITION_PREFIX}:vec:"
+VECTOR_INDEX = f"{RECOGNITION_PREFIX}:vec:index"  # the FT index's name, not a key
+VECTOR_SYNCED = f"{RECOGNITION_PREFIX}:gallery:indexed"  # counter: a GALLERY_SEQUENCE number
 
 
 def gallery_key(image_id: str) -> str:

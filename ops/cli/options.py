@@ -179,6 +179,24 @@ Recognition = Annotated[
         "enrolled and clustered with the faces seen before (README, Recognition). Off: nothing is computed or kept.",
     ),
 ]
+def _check_vector_index(mode: str) -> str:
+    if mode not in defaults.VECTOR_INDEX_MODES:
+        raise typer.BadParameter(f"{mode!r}: one of {', '.join(defaults.VECTOR_INDEX_MODES)}")
+    return mode
+
+
+VectorIndex = Annotated[
+    str,
+    typer.Option(
+        "--vector-index",
+        envvar="FACES_VECTOR_INDEX",
+        show_envvar=True,
+        callback=_check_vector_index,
+        help="Recognition's search: auto uses the Redis server's vector index when it has one "
+        "(RediSearch, optional: docs/models.md 'Recognition'), off keeps exact search in each process. "
+        "Set it alike for every process of a deployment.",
+    ),
+]
 KeepDescriptors = Annotated[
     bool,
     typer.Option(

