@@ -19,6 +19,7 @@ from faces.logs import native_stderr_logged
 from faces.models.agegender_backends import DEFAULT_CHOICE, LoadedBackend, load_backend, weights_signature
 from faces.models.analysis import Photo, add_age_gender
 from faces.models.decode import DEFAULT_MAX_PIXELS
+from faces.settings import ModelSettings
 from faces.streams.outcomes import Delivery, Outcome
 
 
@@ -27,6 +28,7 @@ from faces.streams.outcomes import Delivery, Outcome
 class AgeGenderStage(Routed):
     choice: str = DEFAULT_CHOICE
     weights_dir: Path | None = None
+    models: ModelSettings | None = None  # DeepFace's home, precision, threads (None: the environment's)
     max_pixels: int = DEFAULT_MAX_PIXELS
     needs_image: bool = True
     takes_pixels: bool = True  # the regions detect kept (models/regions.py): no decoding here
@@ -35,12 +37,12 @@ class AgeGenderStage(Routed):
 
     def loaded(self) -> LoadedBackend:
         """The backend for the next batch, loaded again when DeepFace's weight files changed."""
-        signature = weights_signature(self.weights_dir)
+        signature = weights_signature(self.weights_dir, self.models)
         if self._loaded is None or signature != self._signature:
             # The first load may import TensorFlow, whose C++ start-up notices would otherwise
             # land in the worker's JSON log as raw lines.
             with native_stderr_logged("agegender"):
-                self._loaded = load_backend(self.choice, self.weights_dir)
+                self._loaded = load_backend(self.choice, self.weights_dir, self.models)
             self._signature = signature
         return self._loaded
 
@@ -56,6 +58,7 @@ def build(options: dict) -> AgeGenderStage:
     stage = AgeGenderStage(
         choice=options.get("agegender") or DEFAULT_CHOICE,
         weights_dir=options.get("weights_dir"),
+        models=options.get("models"),
         max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
     )
     stage.loaded()  # load now: the first batch should not pay for it

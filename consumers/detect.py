@@ -31,5 +31,7 @@ class DetectStage(Routed):
 
 
 def build(options: dict) -> DetectStage:
-    detector = load_detector(options.get("detector") or DEFAULT_BACKEND, min_score=options.get("min_score"))
+    detector = load_detector(
+        options.get("detector") or DEFAULT_BACKEND, models=options.get("models"), min_score=options.get("min_score")
+    )
     return DetectStage(detector, max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS))

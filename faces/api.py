@@ -35,6 +35,7 @@ from faces.models.landmarks import Landmarker, load_landmarker
 from faces.producer.files import DEFAULT_MAX_IMAGE_BYTES, job_for, read_job
 from faces.schemas.job import Job
 from faces.schemas.result import build_result
+from faces.settings import ModelSettings, model_settings
 from faces.streams.names import STAGE_ORDER
 
 # Encoded bytes (JPEG, PNG, ... as read from a file), a path to an image file, or decoded
@@ -56,6 +57,8 @@ class FaceAnalyzer:
     ``weights_dir`` or DeepFace's home, else the bundled dlib networks), ``deepface`` or
     ``dlib``. ``landmarks``: ``68`` (the default) or ``5`` (dlib's 5 points, free for commercial
     use; no pose). ``min_face_score``: drop detections scoring below it (default per detector).
+    ``models``: DeepFace's home, the age/gender precision, YuNet's file, TensorFlow's threads
+    (faces.settings.ModelSettings; None: as this process's environment says, read once here).
     ``max_pixels``: larger images get a ``too-large`` error result. ``max_image_bytes``: a file
     named by path and larger than this gets a ``FileTooLarge`` error result, as when submitted.
 
@@ -74,12 +77,20 @@ class FaceAnalyzer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         landmarks: str | None = None,
+        models: ModelSettings | None = None,
     ) -> None:
-        # Explicit arguments only: the environment ($FACES_AGEGENDER, ...) is the CLI's business.
+        # Explicit arguments only: the options' environment ($FACES_AGEGENDER, ...) is the CLI's
+        # business. Where the model files are and how they compute (DeepFace's home, the
+        # precision, ...) is read here once, as `faces worker` reads it, unless given.
+        self.models = model_settings(models)
         choice = check_choice(agegender or DEFAULT_CHOICE)
-        self.detector: Detector = load_detector(detector or DEFAULT_BACKEND, min_score=min_face_score)
+        self.detector: Detector = load_detector(
+            detector or DEFAULT_BACKEND, models=self.models, min_score=min_face_score
+        )
         self.landmarker: Landmarker = load_landmarker(choice=landmarks)
-        self.agegender: LoadedBackend = load_backend(choice, Path(weights_dir) if weights_dir else None)
+        self.agegender: LoadedBackend = load_backend(
+            choice, Path(weights_dir) if weights_dir else None, models=self.models
+        )
         self.max_pixels = max_pixels
         self.max_image_bytes = max_image_bytes
         self._lock = threading.Lock()

@@ -4,8 +4,10 @@ but the exit codes), so each defines its own errors on it where it raises them.
 A FacesError is a failure a user can act on: its message is the one line they read (cause and
 remedy, no traceback). It carries what to do with it at each edge: the exit code a `faces`
 command ends with (ops/failures.py) and, for errors that answer a request, the HTTP status the
-API answers with (ops/web/errors.py). Errors a caller catches and handles (a corrupt image
-that becomes an error result, a replay selection) need not derive from it.
+API answers with (ops/web/errors.py). Every error class of the project derives from it: those a
+caller catches and handles inside (a corrupt image that becomes an error result, a full
+pipeline that is waited out) too, marked ``internal``, so that one that does escape is reported
+as any unexpected exception is, by its type, with the code and status a bug gets.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ class FacesError(Exception):
     # What the API answers when this error ends a request; None: not an answer to a client but a
     # failure of the server, answered 500 "internal error" and logged like any other.
     http_status: int | None = None
+    # True: handled inside (or a failure of the code, not of the user's input): should one reach
+    # an edge, it is reported as unexpected (ops/failures.py, ops/web/errors.py), not as a line
+    # written for the user.
+    internal: bool = False
 
     def http_headers(self) -> dict[str, str]:
         """Headers the API's answer carries (Retry-After, WWW-Authenticate)."""

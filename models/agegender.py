@@ -19,11 +19,13 @@ import numpy as np
 from deepface.modules.detection import align_img_wrt_eyes, extract_sub_image, project_facial_area
 from deepface.modules.preprocessing import resize_image
 
+from faces.errors import FacesError
 from faces.models.detect import Box
 from faces.models.landmarks import eye_centres
 from faces.models.precision import FLOAT32, OPENCV_FLOAT32, choose_precision
 from faces.models.vgg_weights import AGE_CLASSES, GENDER_CLASSES, INPUT_SIDE, trunks_equal
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
+from faces.settings import ModelSettings, model_settings
 
 __all__ = [
     "AgeGender",
@@ -44,12 +46,14 @@ GENDER_LABELS = ("Woman", "Man")
 _AGES = np.arange(AGE_CLASSES, dtype=np.float64)
 
 
-class EmptyFaceCrop(ValueError):
+class EmptyFaceCrop(FacesError, ValueError):
     """The face box leaves no pixels to crop.
 
     Cause: a box outside the image or of zero size (DeepFace silently drops such faces).
     Remedy: pass boxes from the detector, which always lie inside the image.
     """
+
+    internal = True  # a box outside the photo: a bug upstream, never the user's
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,10 @@ class AgeGenderModel:
 
 
 def load_agegender(
-    weights_dir: Path | None = None, threads: int | None = None, precision: str | None = None
+    weights_dir: Path | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
+    models: ModelSettings | None = None,
 ) -> AgeGenderModel:
     """Load DeepFace's age and gender weights from ``weights_dir``.
 
@@ -161,29 +168,33 @@ def load_agegender(
     fetch`), an unreadable one ``WeightsUnreadable``. ``threads`` (or $FACES_TF_THREADS for
     TensorFlow) limits the engine's thread pool. ``precision`` (or $FACES_AGEGENDER_PRECISION):
     auto, float32, bfloat16 or opencv-float32, see ``models.precision``; float32 computes
-    exactly what DeepFace does. Compares the trunks first, then builds one shared graph or the
-    two full DeepFace graphs.
+    exactly what DeepFace does. The variables come in ``models``, read by an edge (None: the
+    environment's, read by faces.settings). Compares the trunks first, then builds one shared
+    graph or the two full DeepFace graphs.
     """
-    dtype = choose_precision(precision)
-    folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir()
+    given = model_settings(models)
+    dtype = choose_precision(precision if precision is not None else given.precision)
+    folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir(given)
     age_path, gender_path = folder / AGE_FILE, folder / GENDER_FILE
     for path in (age_path, gender_path):
         if not path.is_file():
             raise WeightsMissing(path)
     if trunks_equal(age_path, gender_path):
-        return AgeGenderModel(shared=_load_shared(age_path, gender_path, dtype, threads), precision=dtype)
-    return load_full_models(folder, dtype, threads)
+        return AgeGenderModel(shared=_load_shared(age_path, gender_path, dtype, threads, given), precision=dtype)
+    return load_full_models(folder, dtype, threads, given)
 
 
-def load_full_models(weights_dir: Path, precision: str = FLOAT32, threads: int | None = None) -> AgeGenderModel:
+def load_full_models(
+    weights_dir: Path, precision: str = FLOAT32, threads: int | None = None, models: ModelSettings | None = None
+) -> AgeGenderModel:
     """DeepFace's two complete networks, each with its own trunk, whatever the files hold:
     what ``load_agegender`` runs when the trunks differ, and what DeepFace itself runs."""
-    age = _load_single(AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision, threads)
-    gender = _load_single(GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision, threads)
+    age = _load_single(AGE_CLASSES, Path(weights_dir) / AGE_FILE, precision, threads, models)
+    gender = _load_single(GENDER_CLASSES, Path(weights_dir) / GENDER_FILE, precision, threads, models)
     return AgeGenderModel(age=age, gender=gender, precision=precision)
 
 
-def _load_shared(age_path: Path, gender_path: Path, precision: str, threads: int | None):
+def _load_shared(age_path: Path, gender_path: Path, precision: str, threads: int | None, models: ModelSettings | None):
     """One trunk, both heads, on the engine ``precision`` names."""
     if precision == OPENCV_FLOAT32:
         from faces.models import vgg_opencv  # never imports TensorFlow
@@ -192,11 +203,11 @@ def _load_shared(age_path: Path, gender_path: Path, precision: str, threads: int
     # TensorFlow is imported only now: the other workers import this module's neighbours.
     from faces.models import tf_runtime, vggface
 
-    tf_runtime.configure_threads(intra=threads)
+    tf_runtime.configure_threads(intra=threads, models=models)
     return vggface.load_shared_model(age_path, gender_path, precision)
 
 
-def _load_single(classes: int, path: Path, precision: str, threads: int | None):
+def _load_single(classes: int, path: Path, precision: str, threads: int | None, models: ModelSettings | None):
     """One full network, on the engine ``precision`` names."""
     if precision == OPENCV_FLOAT32:
         from faces.models import vgg_opencv
@@ -204,7 +215,7 @@ def _load_single(classes: int, path: Path, precision: str, threads: int | None):
         return vgg_opencv.load_single(path, classes, threads)
     from faces.models import tf_runtime, vggface
 
-    tf_runtime.configure_threads(intra=threads)
+    tf_runtime.configure_threads(intra=threads, models=models)
     return vggface.load_deepface_model(classes, path, precision)
 
 

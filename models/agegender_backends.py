@@ -24,6 +24,7 @@ from faces.errors import FacesError
 from faces.models.agegender import AgeGender
 from faces.models.weights import AGE_FILE, GENDER_FILE, WeightsMissing, WeightsUnreadable, deepface_weights_dir
 from faces.schemas.job import Face
+from faces.settings import ModelSettings
 
 log = structlog.get_logger(__name__)
 
@@ -69,13 +70,14 @@ def check_choice(choice: str | None) -> str:
     return value
 
 
-def load_backend(choice: str, weights_dir: Path | None = None) -> LoadedBackend:
-    """Load the backend `choice` names (see the module docstring)."""
+def load_backend(choice: str, weights_dir: Path | None = None, models: ModelSettings | None = None) -> LoadedBackend:
+    """Load the backend `choice` names (see the module docstring); ``models``: DeepFace's
+    home, precision and threads as an edge read them (None: the environment's)."""
     if choice != "dlib":
         try:
             from faces.models.agegender import load_agegender  # TensorFlow only when DeepFace runs
 
-            return LoadedBackend(_DeepFaceBackend(load_agegender(weights_dir)), None)
+            return LoadedBackend(_DeepFaceBackend(load_agegender(weights_dir, models=models)), None)
         except (WeightsMissing, WeightsUnreadable) as exc:
             status = "weights_missing" if isinstance(exc, WeightsMissing) else "weights_unreadable"
             note = {"status": status, "message": str(exc)}
@@ -94,10 +96,10 @@ def _bundled() -> AgeGenderBackend:
     return _BundledBackend(BundledAgeGender())
 
 
-def weights_signature(weights_dir: Path | None = None) -> tuple:
+def weights_signature(weights_dir: Path | None = None, models: ModelSettings | None = None) -> tuple:
     """(size, mtime) of DeepFace's two weight files (None for a missing one): a change means
     weights appeared or were replaced, and the backend is loaded again before the next batch."""
-    folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir()
+    folder = Path(weights_dir) if weights_dir is not None else deepface_weights_dir(models)
     signature: list[tuple[int, int] | None] = []
     for name in (AGE_FILE, GENDER_FILE):
         try:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from faces import settings as defaults
+from faces.errors import FacesError
 
 DEFAULT_MAX_PIXELS = defaults.MAX_PIXELS
 
@@ -36,13 +37,15 @@ _PILLOW_ERRORS = (
 )
 
 
-class ImageDecodeError(Exception):
+class ImageDecodeError(FacesError):
     """The bytes could not be turned into an image.
 
     Cause: see the subclass. Remedy: see the subclass; the ``reason`` attribute is a short
     machine code (``empty``, ``not-an-image``, ``truncated``, ``corrupt``, ``unsupported``,
     ``too-large``) for counting failures without parsing messages.
     """
+
+    internal = True  # becomes the image's error result, never a failure of a command
 
     reason = "undecodable"
 

@@ -20,6 +20,7 @@ import numpy as np
 from faces.errors import FacesError
 from faces.models.detectors import BACKENDS, DEFAULT_BACKEND
 from faces.models.detectors import MODULES as _MODULES
+from faces.settings import ModelSettings
 
 # The smallest face, in original pixels, every backend must still find by default. The
 # annotated test photos hold faces of 37 px, so 40 is the size the pipeline promises.
@@ -213,28 +214,33 @@ def _clip(left: float, top: float, right: float, bottom: float, width: int, heig
     return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
-def check_detector(name: str) -> None:
+def check_detector(name: str, models: ModelSettings | None = None) -> None:
     """Raise what ``load_detector(name)`` would for a bad name or a missing model file, without
     loading the model: the CLI refuses such a choice before any worker starts. A backend module
-    with files to find has a ``check()``."""
+    with files to find has a ``check(models=...)``, and its ``build`` takes ``models`` (where
+    the files are; None: as the environment says)."""
     if name not in _MODULES:
         raise UnknownBackend(name)
     check = getattr(importlib.import_module(_MODULES[name]), "check", None)
     if check is not None:
-        check()
+        check(models=models)
 
 
-def load_detector(name: str = DEFAULT_BACKEND, **options) -> Detector:
+def load_detector(name: str = DEFAULT_BACKEND, models: ModelSettings | None = None, **options) -> Detector:
     """Build the detector ``name`` (one of ``BACKENDS``).
 
     Options ``min_face_px`` and ``max_work_pixels`` set the scaling rule (see
     ``plan_scale``), ``min_score`` the score below which detections are dropped (default per
-    backend, ``DEFAULT_MIN_SCORES``); the rest go to the backend (e.g. ``model_path`` for opencv-yunet).
+    backend, ``DEFAULT_MIN_SCORES``); the rest go to the backend (e.g. ``model_path`` for opencv-yunet),
+    and ``models`` to a backend with files to find (see ``check_detector``).
     Raises ``UnknownBackend`` for a bad name and ``BackendUnavailable`` when the backend's
     model file is missing.
     """
     if name not in _MODULES:
         raise UnknownBackend(name)
     scaling = {key: options.pop(key) for key in ("min_face_px", "max_work_pixels", "min_score") if key in options}
-    backend = importlib.import_module(_MODULES[name]).build(**options)
+    module = importlib.import_module(_MODULES[name])
+    if hasattr(module, "check"):
+        options["models"] = models
+    backend = module.build(**options)
     return ScaledDetector(backend, **scaling)

@@ -16,6 +16,8 @@ import dlib
 import face_recognition_models
 import numpy as np
 
+from faces import exits
+from faces.errors import FacesError
 from faces.models.detect import Box
 from faces.models.pose import Pose, estimate_pose
 from faces.models.quality import Quality, measure_quality
@@ -37,11 +39,13 @@ _EYES = {68: (slice(36, 42), slice(42, 48)), 5: (slice(2, 4), slice(0, 2))}
 POSE_UNAVAILABLE = "pose: null, it is fitted to the 68-point landmarks (--landmarks 68); these are 5 points"
 
 
-class LandmarksChoiceError(ValueError):
+class LandmarksChoiceError(FacesError, ValueError):
     """The landmark choice is not one of CHOICES.
 
     Cause: a typo in --landmarks or $FACES_LANDMARKS. Remedy: 68 (the default) or 5.
     """
+
+    exit_code = exits.USAGE  # a bad value, as --landmarks refuses it
 
 
 def check_choice(choice: str | None) -> str:

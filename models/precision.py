@@ -14,17 +14,18 @@
 
 ``auto``, the default: bfloat16 where the CPU does it natively, float32 on other AVX-512 CPUs
 (where TensorFlow's float32 was the faster, 0.20 against 0.22 s), opencv-float32 elsewhere.
-This module never imports TensorFlow.
+This module never imports TensorFlow; it also checks TensorFlow's thread counts
+($FACES_TF_THREADS, applied by ``models.tf_runtime``), so that their error needs no TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from faces.errors import FacesError
+from faces.settings import AGEGENDER_PRECISION_ENV, model_settings
 
-PRECISION_ENV = "FACES_AGEGENDER_PRECISION"
+PRECISION_ENV = AGEGENDER_PRECISION_ENV
 FLOAT32 = "float32"
 BFLOAT16 = "bfloat16"
 OPENCV_FLOAT32 = "opencv-float32"
@@ -59,9 +60,10 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 
 def choose_precision(setting: str | None = None, flags: frozenset[str] | None = None) -> str:
-    """``setting`` (default $FACES_AGEGENDER_PRECISION, else ``auto``) -> one of
-    float32, bfloat16, opencv-float32; ``auto`` decides by ``flags`` (default: this CPU's)."""
-    raw = setting if setting is not None else os.environ.get(PRECISION_ENV, "")
+    """``setting`` (an edge's ModelSettings.precision; None: the environment's, read by
+    faces.settings; empty: ``auto``) -> one of float32, bfloat16, opencv-float32; ``auto``
+    decides by ``flags`` (default: this CPU's)."""
+    raw = setting if setting is not None else model_settings(None).precision
     choice = raw.strip().lower() or "auto"
     if choice not in CHOICES:
         raise PrecisionError(f"{PRECISION_ENV}={raw!r}: expected one of {', '.join(CHOICES)}")
@@ -71,3 +73,20 @@ def choose_precision(setting: str | None = None, flags: frozenset[str] | None = 
     if _NATIVE_BF16_FLAGS & flags:
         return BFLOAT16
     return FLOAT32 if _AVX512_FLAG in flags else OPENCV_FLOAT32
+
+
+class TensorFlowThreadsError(FacesError, ValueError):
+    """FACES_TF_THREADS or FACES_TF_INTER_THREADS is not a positive integer.
+
+    Cause: a typo in the environment. Remedy: set a whole number of threads, e.g. 1.
+    """
+
+
+def thread_count(name: str, setting: str) -> int | None:
+    """The thread count variable ``name`` was set to (``setting``), None when unset."""
+    raw = setting.strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise TensorFlowThreadsError(f"{name}={raw!r} is not a positive whole number of threads")
+    return int(raw)

@@ -24,6 +24,7 @@ import msgpack
 import numpy as np
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.schemas.job import FaceBox
 
 FORMAT = 1
@@ -37,8 +38,10 @@ WHOLE_PHOTO_SHARE = 0.6
 MAX_PACKED_BYTES = defaults.MAX_IMAGE_BYTES
 
 
-class BadRegions(ValueError):
+class BadRegions(FacesError, ValueError):
     """Packed regions that do not describe a photo: not written by `pack`, or damaged."""
+
+    internal = True  # bytes the detect stage did not write: a bug, not the user's
 
 
 def face_regions(width: int, height: int, boxes: Sequence[FaceBox]) -> list[tuple[int, int, int, int]]:

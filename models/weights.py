@@ -3,7 +3,8 @@ whole, and how to get the ones that can be downloaded (DeepFace's age and gender
 
 dlib's files come inside the face_recognition_models package and the Haar cascade inside
 opencv-python, so only a broken install makes them missing. DeepFace's files live under
-``$DEEPFACE_HOME/.deepface/weights`` (home directory when unset), as DeepFace itself expects.
+``$DEEPFACE_HOME/.deepface/weights`` (home directory when unset), as DeepFace itself expects;
+the variable is read at the edge (faces.settings.ModelSettings) and comes here as ``models``.
 A download is resumable (a ``.part`` file beside the target, continued with an HTTP Range
 request) and, like a copy installed with ``install_from``, checked against the pinned sha256
 before it takes the real name. This module never imports TensorFlow.
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import cv2
 import face_recognition_models
-from deepface.commons.folder_utils import get_deepface_home
 
 from faces.errors import FacesError
+from faces.settings import ModelSettings, model_settings
 from faces.urls import joined, scrubbed, shown
 
 AGE_FILE = "age_model_weights.h5"
@@ -88,7 +89,7 @@ class WeightsUnreadable(FacesError, ValueError):
         super().__init__(f"model weights {self.path} cannot be used: {detail}; delete it and run `faces models fetch`")
 
 
-class ChecksumMismatch(ValueError):
+class ChecksumMismatch(FacesError, ValueError):
     """A downloaded or copied weight file does not hash to the sha256 pinned in this module.
 
     Cause: a truncated download or copy, another file under the expected name, or a mirror
@@ -101,7 +102,7 @@ class ChecksumMismatch(ValueError):
         super().__init__(f"{origin}: sha256 {actual} is not the pinned {pinned} of {name}; file refused and removed")
 
 
-class LocalWeightsNotFound(FileNotFoundError):
+class LocalWeightsNotFound(FacesError, FileNotFoundError):
     """`faces models fetch --from` was given nothing it can install.
 
     Cause: the path does not exist, or is neither a folder holding the weight files nor one
@@ -110,7 +111,7 @@ class LocalWeightsNotFound(FileNotFoundError):
     """
 
 
-class FetchFailed(RuntimeError):
+class FetchFailed(FacesError, RuntimeError):
     """No source could deliver a model file.
 
     Cause: no network, a proxy, or the sources moved. Remedy: check the connection, or
@@ -130,11 +131,11 @@ class WeightsOffline(FetchFailed):
     $FACES_WEIGHTS_URL to a mirror this machine can reach; the message names the folder.
     """
 
-    def __init__(self, missing: list[Path], errors: list[str]) -> None:
+    def __init__(self, missing: list[Path], errors: list[str], models: ModelSettings | None = None) -> None:
         folder = missing[0].parent
         names = " and ".join(p.name for p in missing)
-        home = os.environ.get("DEEPFACE_HOME")
-        where = f"DEEPFACE_HOME={home}" if home else f"DEEPFACE_HOME is unset, so it is {get_deepface_home()}"
+        home = model_settings(models).deepface_home
+        where = f"DEEPFACE_HOME={home}" if home else f"DEEPFACE_HOME is unset, so it is {deepface_home(None)}"
         super().__init__(
             names,
             folder,
@@ -176,22 +177,28 @@ class _Entry:
     sha256: str | None = None  # pinned: a download must hash to this
 
 
-def deepface_weights_dir() -> Path:
+def deepface_home(models: ModelSettings | None) -> Path:
+    """DeepFace's home (``models``' $DEEPFACE_HOME; None: the environment's), the user's home
+    directory when unset, as DeepFace resolves it."""
+    return model_settings(models).deepface_home or Path(os.path.expanduser("~"))
+
+
+def deepface_weights_dir(models: ModelSettings | None = None) -> Path:
     """``$DEEPFACE_HOME/.deepface/weights``, resolved the way DeepFace resolves it."""
-    return Path(get_deepface_home()) / ".deepface" / "weights"
+    return deepface_home(models) / ".deepface" / "weights"
 
 
-def age_weights_path() -> Path:
-    return deepface_weights_dir() / AGE_FILE
+def age_weights_path(models: ModelSettings | None = None) -> Path:
+    return deepface_weights_dir(models) / AGE_FILE
 
 
-def gender_weights_path() -> Path:
-    return deepface_weights_dir() / GENDER_FILE
+def gender_weights_path(models: ModelSettings | None = None) -> Path:
+    return deepface_weights_dir(models) / GENDER_FILE
 
 
-def yunet_path() -> Path:
+def yunet_path(models: ModelSettings | None = None) -> Path:
     """Where DeepFace keeps YuNet's ONNX file; opencv-yunet looks there by default."""
-    return deepface_weights_dir() / YUNET_FILE
+    return deepface_weights_dir(models) / YUNET_FILE
 
 
 def partial_path(target: Path) -> Path:
@@ -199,31 +206,34 @@ def partial_path(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
 
-def _registry() -> list[_Entry]:
-    # Built on each call: DEEPFACE_HOME may change between calls (tests, CLI options).
+def _registry(models: ModelSettings | None = None) -> list[_Entry]:
+    # Built on each call: the settings may differ between calls (tests, CLI options).
     # cv2.data (a plain Python module of the wheel) is missing from OpenCV's type stubs.
     haar = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     return [
         _Entry("dlib-shape-predictor-68", Path(face_recognition_models.pose_predictor_model_location()), True, ()),
         _Entry("dlib-mmod-cnn", Path(face_recognition_models.cnn_face_detector_model_location()), True, ()),
         _Entry("opencv-haar-frontalface", haar, True, ()),
-        _Entry("deepface-age", age_weights_path(), True, AGE_URLS, AGE_SHA256),
-        _Entry("deepface-gender", gender_weights_path(), True, GENDER_URLS, GENDER_SHA256),
-        _Entry("opencv-yunet", yunet_path(), False, YUNET_URLS),
+        _Entry("deepface-age", age_weights_path(models), True, AGE_URLS, AGE_SHA256),
+        _Entry("deepface-gender", gender_weights_path(models), True, GENDER_URLS, GENDER_SHA256),
+        _Entry("opencv-yunet", yunet_path(models), False, YUNET_URLS),
     ]
 
 
 # --- check -------------------------------------------------------------------------------
 
 
-def check_model_files(with_sha256: bool = True, pinned: dict[str, str] | None = None) -> list[ModelFile]:
+def check_model_files(
+    with_sha256: bool = True, pinned: dict[str, str] | None = None, models: ModelSettings | None = None
+) -> list[ModelFile]:
     """Describe every registered model file: path, size, sha256 (when hashed), whether that
     sha256 is the pinned one, and status. Hashes are cached by (path, size, mtime_ns) in
     ``sha256_cache_path()``, so a second check reads no file again. ``pinned`` overrides the
-    pinned sums by registry name (tests use synthetic weights)."""
+    pinned sums by registry name (tests use synthetic weights). ``models``: where the files are
+    (None: as the environment says)."""
     pinned = pinned or {}
-    cache = _HashCache(sha256_cache_path()) if with_sha256 else None
-    files = [_describe(entry, cache, pinned.get(entry.name, entry.sha256)) for entry in _registry()]
+    cache = _HashCache(sha256_cache_path(models)) if with_sha256 else None
+    files = [_describe(entry, cache, pinned.get(entry.name, entry.sha256)) for entry in _registry(models)]
     if cache is not None:
         cache.save()
     return files
@@ -241,11 +251,12 @@ def _describe(entry: _Entry, cache: _HashCache | None, pin: str | None) -> Model
     return ModelFile(entry.name, entry.path, size, digest, "bad" if verified == "no" else "ok", verified)
 
 
-def sha256_cache_path() -> Path:
+def sha256_cache_path(models: ModelSettings | None = None) -> Path:
     """``$XDG_CACHE_HOME/faces/sha256-cache.json`` when XDG_CACHE_HOME is set, else a hidden
-    file in the DeepFace weights folder."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "faces" / "sha256-cache.json" if xdg else deepface_weights_dir() / _CACHE_NAME
+    file in the DeepFace weights folder (both as ``models`` says; None: the environment)."""
+    given = model_settings(models)
+    xdg = given.cache_home
+    return xdg / "faces" / "sha256-cache.json" if xdg else deepface_weights_dir(given) / _CACHE_NAME
 
 
 class _HashCache:
@@ -329,8 +340,10 @@ def fetch_missing(
     pinned: dict[str, str] | None = None,
     mirror: str | None = None,
     mirror_only: bool = False,
+    models: ModelSettings | None = None,
 ) -> list[Path]:
-    """Download every missing downloadable file; return the paths written.
+    """Download every missing downloadable file (where ``models`` says; None: the
+    environment); return the paths written.
 
     ``progress(name, bytes_done, total_or_None)`` is called as bytes arrive. ``mirror`` is a
     base URL tried first for every file (the file name is appended), and with ``mirror_only``
@@ -344,7 +357,7 @@ def fetch_missing(
     """
     sources = sources or {}
     pinned = pinned or {}
-    todo = [e for e in _registry() if not e.path.is_file() and (e.required or include_optional) and e.urls]
+    todo = [e for e in _registry(models) if not e.path.is_file() and (e.required or include_optional) and e.urls]
     written = []
     for entry in todo:
         urls = _source_urls(entry, () if mirror_only else sources.get(entry.name, entry.urls), mirror)
@@ -353,7 +366,7 @@ def fetch_missing(
         try:
             _download_first(entry.name, urls, entry.path, progress, pinned.get(entry.name, entry.sha256))
         except _Unreachable as exc:
-            raise WeightsOffline([e.path for e in todo if not e.path.is_file()], exc.errors) from None
+            raise WeightsOffline([e.path for e in todo if not e.path.is_file()], exc.errors, models) from None
         written.append(entry.path)
     return written
 
@@ -363,8 +376,10 @@ def _source_urls(entry: _Entry, urls: str | list[str] | tuple[str, ...], mirror:
     return ((joined(mirror, entry.path.name),) if mirror else ()) + urls
 
 
-class _Unreachable(Exception):
+class _Unreachable(FacesError):
     """Internal: every source of one file failed before connecting (turned into WeightsOffline)."""
+
+    internal = True  # turned into WeightsOffline
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
@@ -472,16 +487,20 @@ def _size(path: Path) -> int:
 
 
 def install_from(
-    paths: list[Path], progress: Progress | None = None, pinned: dict[str, str] | None = None
+    paths: list[Path],
+    progress: Progress | None = None,
+    pinned: dict[str, str] | None = None,
+    models: ModelSettings | None = None,
 ) -> list[Path]:
     """Install weight files copied by hand: each of ``paths`` is a folder holding them or one
     file under its own name (age_model_weights.h5, gender_model_weights.h5, the YuNet file).
     Each is copied beside its target, checked against the pinned sha256 (``pinned`` overrides
     by registry name), and renamed into place; return the paths written. Raises
     ``LocalWeightsNotFound`` when a path offers nothing, ``ChecksumMismatch`` for a wrong file
-    (nothing of it is left in the weights folder)."""
+    (nothing of it is left in the weights folder). ``models``: where the files go (None: as
+    the environment says)."""
     pinned = pinned or {}
-    entries = {e.path.name: e for e in _registry() if e.urls}
+    entries = {e.path.name: e for e in _registry(models) if e.urls}
     written = []
     for source, entry in _local_sources(paths, entries):
         entry.path.parent.mkdir(parents=True, exist_ok=True)

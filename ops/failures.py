@@ -13,8 +13,8 @@ from faces.ops import exits
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """(exit code, one line without traceback) for any exception a command let escape."""
-    if isinstance(exc, FacesError):  # our own: its message is written for the user already
-        return exc.exit_code, _one_line(str(exc))
+    if isinstance(exc, FacesError) and not exc.internal and not _system_worded(exc):
+        return exc.exit_code, _one_line(str(exc))  # our own: its message is written for the user
     if isinstance(exc, redis.AuthenticationError) or _is_auth_refusal(exc):
         return exits.FAILED, (
             f"Redis refused our credentials ({_one_line(str(exc))}); "
@@ -32,6 +32,11 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     return exits.FAILED, (
         f"unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug or FACES_DEBUG=1 for the traceback)"
     )
+
+
+def _system_worded(exc: FacesError) -> bool:
+    """An OSError of ours made with an errno and a file (NotARegularFile) reads as the system's do."""
+    return isinstance(exc, OSError) and bool(exc.strerror)
 
 
 def _is_auth_refusal(exc: BaseException) -> bool:

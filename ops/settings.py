@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faces import settings as defaults
+from faces.settings import ModelSettings
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class AppSettings:
     # The user's runtime directory, where an embedded server's socket goes when the state dir's
     # path is too long for one (streams/embedded.py socket_path). Read here, at the edge.
     runtime_dir: Path | None = field(default_factory=lambda: runtime_dir_from(os.environ))
+    # What the models take from the environment (DeepFace's home, the age/gender precision,
+    # YuNet's file, TensorFlow's threads), read here at the edge and passed down to them.
+    models: ModelSettings = field(default_factory=ModelSettings.from_environ)
 
     @property
     def log_dir(self) -> Path:

@@ -13,6 +13,7 @@ import errno
 import os
 from collections.abc import Callable
 
+from faces.errors import FacesError
 from faces.producer.files import NotARegularFile
 
 FileId = tuple[int, int]  # (st_dev, st_ino): which file, whatever its name
@@ -23,12 +24,14 @@ _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NOT_A_FOLDER = (errno.ENOTDIR, errno.ELOOP)
 
 
-class NotTheListedFile(OSError):
+class NotTheListedFile(FacesError, OSError):
     """The file opened under a listed name is another file than the one listed.
 
     Cause: it was replaced (renamed over, or a folder on its path swapped) after the listing.
     Remedy: none needed; the watcher lets the new file settle before reading it.
     """
+
+    internal = True  # the watcher skips the file until it is listed again
 
 
 def file_id(st: os.stat_result) -> FileId:

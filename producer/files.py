@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from faces import settings as defaults
 from faces.consumers.storage import NAME_MAX_BYTES, TEMP_EXTRA_BYTES
+from faces.errors import FacesError
 from faces.schemas import events, formats
 from faces.schemas.job import Job
 
@@ -84,7 +85,7 @@ def image_stem(path: str) -> str:
 READ_CHUNK_BYTES = 1 << 20  # hashing reads this much at a time: a huge file never sits in memory
 
 
-class NotARegularFile(OSError):
+class NotARegularFile(FacesError, OSError):
     """A path named for reading is not a regular file.
 
     Cause: it is a symbolic link (never followed where the caller asked not to), a FIFO, a
@@ -190,12 +191,14 @@ def sha256_of_file(path: Path) -> str:
         return _hash_capped(handle, -1)[0]
 
 
-class SourceChanged(ValueError):
+class SourceChanged(FacesError, ValueError):
     """The file behind a submitted image cannot give the same bytes again.
 
     Cause: it was deleted, moved, or rewritten since it was submitted (its sha256 differs).
     Remedy: submit the file as it is now with `faces submit`.
     """
+
+    internal = True  # a replay or picture reports it as its own reason
 
 
 def read_same_bytes(path: str, sha256: str) -> bytes:

@@ -14,19 +14,23 @@ from collections.abc import Callable
 
 import redis
 
+from faces import exits
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.producer.files import SourceChanged, read_same_bytes
 from faces.schemas import events
 from faces.streams import history, publishing
 from faces.streams.deadletters import DeadLetter
 
 
-class RetryError(ValueError):
+class RetryError(FacesError, ValueError):
     """A dead letter cannot be retried.
 
     Cause: it has no payload (it was never a readable event) or its image file is gone or changed.
     Remedy: drop it (`faces dlq drop ID`) and submit the file again.
     """
+
+    exit_code = exits.SOME_ERRORS  # `faces dlq retry` goes on with the others, then exits 3
 
 
 def retry_letter(

@@ -23,6 +23,8 @@ from typing import Any
 import redis
 import structlog
 
+from faces import exits
+from faces.errors import FacesError
 from faces.producer.files import SourceChanged, image_id_for, read_same_bytes, sha256_of_file
 from faces.schemas import events, formats
 from faces.schemas.job import Face, FaceKey, Job
@@ -39,7 +41,7 @@ TIME_FORMS = "an ISO time like 2026-11-27T10:00 (UTC unless it names a zone) or 
 IMAGE_FORMS = f"a file path, an image id, or a sha256 prefix of {MIN_PREFIX_HEX} or more hex digits"
 
 
-class ReplayError(ValueError):
+class ReplayError(FacesError, ValueError):
     """An image cannot be replayed.
 
     Cause: its file is gone or changed since it was submitted (sha256 differs), or a replay from
@@ -47,8 +49,10 @@ class ReplayError(ValueError):
     `faces submit`, or replay from the first stage.
     """
 
+    internal = True  # the image is skipped and the reason listed
 
-class BadSelection(ValueError):
+
+class BadSelection(FacesError, ValueError):
     """A time or image given to select images cannot select any (the CLI exits 2).
 
     Cause: a time that is neither ISO nor a stream id, a sha256 prefix shorter than 8 hex digits,
@@ -56,8 +60,10 @@ class BadSelection(ValueError):
     the images a prefix matched (give more digits, or the image id).
     """
 
+    exit_code = exits.USAGE  # a time or prefix that cannot select: bad usage
 
-class ImageNotFound(LookupError):
+
+class ImageNotFound(FacesError, LookupError):
     """An image named by path, image id or sha256 prefix is not known where it was looked for
     (the CLI exits 1).
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.schemas.job import Job
 
 SCHEMA = "faces.job"
@@ -49,7 +50,7 @@ _IMAGE_REQUIRED: dict[str, tuple[type, ...]] = {
 _RETIRED_IMAGE_FIELDS = ("blob",)
 
 
-class EventError(ValueError):
+class EventError(FacesError, ValueError):
     """An entry that is not a valid job event.
 
     Cause: garbage bytes, an oversized entry, a wrong schema or an unknown version written into
@@ -57,6 +58,8 @@ class EventError(ValueError):
     Remedy: none for the entry itself: the runtime moves it to the dead-letter stream with this
     message; check the producer that wrote it.
     """
+
+    http_status = 400  # metadata a client sent; a bad entry is dead-lettered
 
 
 def new_job(
@@ -136,15 +139,7 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Job:
     if len(data) > max_bytes:
         raise EventError(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
     try:
-        job = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
-        )
+        job = _unpack(data, max_bytes, strict_map_key=True)
     except (msgpack.UnpackException, ValueError, TypeError) as exc:
         raise EventError(f"not a msgpack event: {exc.__class__.__name__}: {exc}") from exc
     _validate(job)
@@ -153,19 +148,26 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Job:
     return job
 
 
+def _unpack(data: bytes, max_bytes: int, **options: Any) -> Any:
+    """msgpack's unpackb with every length capped at `max_bytes`: a hostile entry cannot make
+    it allocate more than the entry's own size."""
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        max_str_len=max_bytes,
+        max_bin_len=max_bytes,
+        max_array_len=max_bytes,
+        max_map_len=max_bytes,
+        **options,
+    )
+
+
 def _peek(data: bytes, max_bytes: int) -> dict:
     """Best-effort top-level map of a payload that failed `decode` ({} when unreadable)."""
     if not isinstance(data, (bytes, bytearray)) or len(data) > max_bytes:
         return {}
     try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
-        )
+        obj = _unpack(data, max_bytes)
     except Exception:  # noqa: BLE001 - garbage is expected here; any failure means "unknown"
         return {}
     return obj if isinstance(obj, dict) else {}

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import redis
 import structlog
 
+from faces.errors import FacesError
 from faces.schemas import events
 from faces.schemas.job import Job
 from faces.streams import clock, names, scripts
@@ -74,10 +75,12 @@ return {1, entry}
 """
 
 
-class NoRoom(Exception):
+class NoRoom(FacesError):
     """Nothing was published: the pipeline has `backlog` images in flight, at or above the
     high-water mark. Remedy: wait for room (`wait_for_room`) and publish again, or refuse the
     submission (the HTTP API's 429)."""
+
+    internal = True  # waited out, or answered by the API (pipeline_full)
 
     def __init__(self, backlog: int, high_water: int):
         super().__init__(f"{backlog} images in flight, at the high-water mark of {high_water}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
+from faces.errors import FacesError
 from faces.schemas import formats
 from faces.streams import deadletters, names
 from faces.streams.groups import text
@@ -19,11 +20,13 @@ DEAD_LETTERED = "dead_lettered"  # the status of a listed dead letter (there is 
 STATUSES = ("ok", "error", DEAD_LETTERED)  # what a listing may be narrowed to
 
 
-class BadCursor(ValueError):
+class BadCursor(FacesError, ValueError):
     """A cursor that is not a results-stream entry id.
 
     Cause: it was made up or cut short. Remedy: pass back the `next_cursor` of a previous page
     unchanged, or leave it out to start from the newest result."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

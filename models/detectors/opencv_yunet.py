@@ -10,6 +10,7 @@ import numpy as np
 
 from faces.models.detect import BackendUnavailable
 from faces.models.weights import YUNET_FILE, yunet_path
+from faces.settings import ModelSettings, model_settings
 
 
 class OpenCvYunet:
@@ -41,18 +42,21 @@ def build(
     model_path: str | os.PathLike | None = None,
     score_threshold: float = 0.9,
     nms_threshold: float = 0.3,
+    models: ModelSettings | None = None,
 ) -> OpenCvYunet:
-    """Load YuNet from ``model_path``, $FACES_YUNET_MODEL or the DeepFace weights folder.
+    """Load YuNet from ``model_path``, else where ``models`` says ($FACES_YUNET_MODEL, else the
+    DeepFace weights folder; None: as the environment says).
 
     Raises ``BackendUnavailable`` when the file is not there.
     """
-    path = check(model_path)
+    path = check(model_path, models)
     return OpenCvYunet(path, score_threshold, nms_threshold)
 
 
-def check(model_path: str | os.PathLike | None = None) -> Path:
+def check(model_path: str | os.PathLike | None = None, models: ModelSettings | None = None) -> Path:
     """The model file's path; ``BackendUnavailable`` naming the fix when it is missing."""
-    path = Path(model_path or os.environ.get("FACES_YUNET_MODEL") or yunet_path())
+    given = model_settings(models)
+    path = Path(model_path or given.yunet_model or yunet_path(given))
     if not path.is_file():
         raise BackendUnavailable(
             f"opencv-yunet needs its ONNX model at {path}, which is missing; download "

@@ -12,6 +12,7 @@ import typer
 from faces.ops import exits
 from faces.ops.cli.application import EXIT_FAILED, app, fail
 from faces.ops.cli.options import AgeGender, Detector, Landmarks
+from faces.settings import ModelSettings
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files: check what is there, fetch what is missing.")
 app.add_typer(models_app, name="models")
@@ -48,7 +49,7 @@ def models_check(
         pipeline_can_run,
     )
 
-    files = [*check_model_files(), *landmark_model_files()]
+    files = [*check_model_files(models=ModelSettings.from_environ()), *landmark_model_files()]
     bundled = bundled_agegender_available()
     backend = _backend(agegender, auto_agegender_backend(files, bundled))
     can_run = pipeline_can_run(files, bundled)
@@ -333,12 +334,13 @@ def models_fetch(
 
     if mirror_only and not url:
         raise typer.BadParameter("needs --url or FACES_WEIGHTS_URL", param_hint="--mirror-only")
+    models = ModelSettings.from_environ()  # where the weights go: $DEEPFACE_HOME, read once here
     try:
         with download_progress() as progress:
             if from_paths:
-                written = install_from(from_paths, progress)
+                written = install_from(from_paths, progress, models=models)
             else:
-                written = fetch_missing(progress, mirror=url, mirror_only=mirror_only)
+                written = fetch_missing(progress, mirror=url, mirror_only=mirror_only, models=models)
     except (FetchFailed, ChecksumMismatch, LocalWeightsNotFound) as exc:
         fail(str(exc))
     except PermissionError as exc:
@@ -346,17 +348,19 @@ def models_fetch(
     for path in written:
         typer.echo(f"installed {path}")
     if from_paths:
-        _fail_if_deepface_missing()
+        _fail_if_deepface_missing(models)
     elif not written:
         typer.echo("nothing to fetch: all files present")
 
 
-def _fail_if_deepface_missing() -> None:
+def _fail_if_deepface_missing(models: ModelSettings) -> None:
     """After --from, a DeepFace file the copies did not include is still missing: say so, exit 1."""
     from faces.models.weights import check_model_files
 
     missing = [
-        f.path for f in check_model_files(with_sha256=False) if f.name.startswith("deepface-") and f.status == "missing"
+        f.path
+        for f in check_model_files(with_sha256=False, models=models)
+        if f.name.startswith("deepface-") and f.status == "missing"
     ]
     if missing:
         fail(f"still missing: {', '.join(map(str, missing))}; pass it with --from too, or run `faces models fetch`")

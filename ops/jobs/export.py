@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faces.consumers.storage import write_atomic
+from faces.errors import FacesError
 from faces.schemas import table
 from faces.schemas.result import RESULT_SCHEMA
 
 
-class NoResults(RuntimeError):
+class NoResults(FacesError, RuntimeError):
     """The --storage folder holds no result files.
 
     Cause: the wrong folder, or nothing was analysed yet. Remedy: give the --storage folder of

@@ -40,7 +40,7 @@ def install(app: FastAPI, redis_where: str) -> None:
 
     @app.exception_handler(FacesError)
     async def own_error(_request: Request, exc: FacesError) -> JSONResponse:
-        if exc.http_status is None:  # not an answer to the client: the server's own failure,
+        if exc.http_status is None or exc.internal:  # not an answer to the client: the server's own failure,
             raise exc  # answered (and logged) by `unexpected` below, as any other exception
         return error_response(exc.http_status, str(exc), exc.http_headers())
 

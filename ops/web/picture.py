@@ -11,15 +11,18 @@ import numpy as np
 
 from faces.consumers.pictures import JPEG_QUALITY
 from faces.consumers.storage import inside
+from faces.errors import FacesError
 from faces.models.annotate import draw_result
 from faces.models.decode import ImageDecodeError, decode_image
 from faces.producer.files import SourceChanged, read_same_bytes
 
 
-class NoPicture(LookupError):
+class NoPicture(FacesError, LookupError):
     """The picture cannot be had: the sink wrote none and the image's bytes are gone or changed.
 
     Remedy: submit the image again."""
+
+    http_status = 404
 
 
 def annotated_jpeg(result: dict, output: Path | None) -> bytes:
