@@ -116,6 +116,10 @@ def _check_detector(name: str | None) -> str | None:
 
 
 def _check_agegender(choice: str | None) -> str:
+    if choice is None:  # what check_choice(None) gives, without importing the backends module:
+        # every worker runs this callback, and that module pulls in DeepFace's helpers (~0.3 CPU
+        # s a process, five processes at each start of `faces run`), needed by agegender alone.
+        return defaults.AGEGENDER
     from faces.models.agegender_backends import CHOICES, AgeGenderChoiceError, check_choice
 
     try:
@@ -150,10 +154,12 @@ AgeGender = Annotated[
 
 
 def _check_landmarks(choice: str | None) -> str | None:
+    if not choice:  # every worker runs this callback: dlib's landmark module only when asked
+        return None
     from faces.models.landmarks import LandmarksChoiceError, check_choice
 
     try:
-        return check_choice(choice) if choice else None
+        return check_choice(choice)
     except LandmarksChoiceError as exc:
         raise typer.BadParameter(str(exc)) from None
 
