@@ -59,15 +59,26 @@ def bench(
             help="Throughput: images fed with DeepFace's age/gender networks (0: skip DeepFace in the plain program and steady state).",
         ),
     ] = ThroughputOptions.deepface_images,
+    recognition_images: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Throughput: images fed with recognition on (bundled age/gender; its plain program computes each face's descriptor too; 0: skip).",
+        ),
+    ] = ThroughputOptions.recognition_images,
     plain_images: Annotated[
         int,
         typer.Option(min=2, help="Throughput: images the plain multiprocessing program analyses after its warm-up."),
     ] = ThroughputOptions.plain_images,
     growth: Annotated[
-        str, typer.Option(help="Throughput: queued-image counts for the growth runs, comma-separated.")
+        str,
+        typer.Option(help="Throughput: queued-image counts for the growth runs, comma-separated (none: skip them)."),
     ] = ",".join(map(str, ThroughputOptions.growth)),
     scale: Annotated[
-        str, typer.Option(help="Throughput: detect worker counts for the scale-out runs, comma-separated.")
+        str,
+        typer.Option(
+            help="Throughput: detect worker counts for the scale-out runs, comma-separated (none: skip them)."
+        ),
     ] = ",".join(map(str, ThroughputOptions.scale)),
     scale_images: Annotated[
         int, typer.Option(min=10, help="Throughput: images per scale-out run.")
@@ -85,6 +96,7 @@ def bench(
         options = ThroughputOptions(
             steady_images=steady_images,
             deepface_images=deepface_images,
+            recognition_images=recognition_images,
             plain_images=plain_images,
             growth=_counts(growth),
             scale=_counts(scale),
@@ -92,7 +104,9 @@ def bench(
             repeat=repeat,
         )
     except ValueError:
-        _fail(f"--growth and --scale take positive whole numbers separated by commas, got {growth!r} / {scale!r}")
+        _fail(
+            f"--growth and --scale take positive whole numbers separated by commas, or none; got {growth!r} / {scale!r}"
+        )
     say = lambda line: typer.echo(f"bench: {line}", err=True)  # noqa: E731
     try:
         if only == "throughput":
@@ -110,7 +124,12 @@ def bench(
     typer.echo(f"targets missed: {'; '.join(missed)}" if missed else "all targets met", err=True)
 
 
+SKIP = "none"  # --growth / --scale: run no such runs
+
+
 def _counts(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == SKIP:
+        return ()
     values = tuple(int(v) for v in text.split(",") if v.strip())
     if not values or min(values) < 1:
         raise ValueError(text)

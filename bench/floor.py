@@ -21,12 +21,21 @@ from faces.producer.files import job_for
 from faces.schemas.result import build_result, dumps
 
 STEPS = ("decode", "detect", "landmarks")  # before age/gender; the sink comes after it
+RECOGNITION = "+recognition"  # a setup's name with recognition on: its backend's name and this
 
 
-def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, repeat: int) -> dict:
+def recognition_setup(backend: str) -> str:
+    """The name of ``backend``'s setup with recognition on (floor, plain program, steady state)."""
+    return backend + RECOGNITION
+
+
+def cpu_floor(
+    photos: Sequence[Path], backends: dict, cores: int, batch: int, repeat: int, recognising: Sequence[str] = ()
+) -> dict:
     """CPU seconds per image of each step on ``photos``, and per age/gender backend
     (``backends``: name -> LoadedBackend) the sum and the floor in images/s over ``cores``.
-    Age/gender runs in groups of ``batch`` photos, as its worker does."""
+    Age/gender runs in groups of ``batch`` photos, as its worker does. Each backend in
+    ``recognising`` also gets a floor with the embed step (see the module docstring)."""
     from faces.models.detect import load_detector
     from faces.models.landmarks import load_landmarker
 
@@ -54,18 +63,40 @@ def cpu_floor(photos: Sequence[Path], backends: dict, cores: int, batch: int, re
         agegender[name] = timed_with_cpu(functools.partial(_age_gender_all, loaded, groups), repeat)[1] / n
     with tempfile.TemporaryDirectory(prefix="faces-bench-sink-") as folder:
         cpu["sink"] = timed_with_cpu(lambda: _sink(ready, inputs, Path(folder)), repeat)[1] / n
+    embed_cpu = _embed_cpu(groups, repeat) / n if recognising else None
     floor = {}
     for name, ag_cpu in agegender.items():
         total = sum(cpu.values()) + ag_cpu
         floor[name] = {"agegender_cpu_s": ag_cpu, "total_cpu_s": total, "images_per_s": cores / total}
+        if name in recognising and embed_cpu is not None:
+            with_embed = total + embed_cpu
+            floor[recognition_setup(name)] = {
+                "agegender_cpu_s": ag_cpu,
+                "embed_cpu_s": embed_cpu,
+                "total_cpu_s": with_embed,
+                "images_per_s": cores / with_embed,
+                "recognition": True,
+            }
     return {
         "images": n,
         "faces": sum(len(p.job["faces"]) for p in ready),
         "cores": cores,
         "batch": batch,
         "step_cpu_s": cpu,
+        "embed_cpu_s": embed_cpu,
         "backends": floor,
     }
+
+
+def _embed_cpu(groups: list, repeat: int) -> float:
+    """CPU seconds of the embed step over every group (chips and descriptors), after one
+    untimed pass (dlib's network allocates its buffers on first use)."""
+    from bench.embedding import describe_photos
+    from faces.models.embed import load_embedder
+
+    embedder = load_embedder()
+    describe_photos(embedder, groups[0])
+    return timed_with_cpu(lambda: [describe_photos(embedder, group) for group in groups], repeat)[1]
 
 
 def _age_gender_all(backend, groups: list) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.machine import process_cpu_s, redis_server_version
 from faces import settings as defaults
+from faces.ops.cli.options import analysis_worker_args
 from faces.ops.jobs.run import JobOptions, JobSummary, start_pool, wait_for_results
 from faces.ops.jobs.target import redis_target
 from faces.ops.settings import AppSettings
@@ -37,16 +38,27 @@ WORKER_BATCH = defaults.BATCH  # the workers' --batch as `faces run` passes it
 RESULT_TIMEOUT_S = 900.0
 
 
-def worker_args(storage: Path, output: Path | None, batch: int = WORKER_BATCH) -> dict[str, list[str]]:
-    """The worker options `faces run` passes (ops/cli/pipeline.py), so the warm stack runs the same;
-    `output` None: no pictures (`--no-visualize`)."""
-    sink = ["--output", str(output)] if output is not None else ["--no-visualize"]
-    return {"*": ["--batch", str(batch), "--storage", str(storage)], "sink": sink}
+def worker_args(app: AppSettings, visualize: bool, recognition: bool) -> dict[str, list[str]]:
+    """The worker options `faces run` passes (its own function), so the bench's stacks run the
+    same: pictures into app.output or none (`--no-visualize`), and recognition always stated, so
+    that FACES_RECOGNITION in the bench's environment cannot change what is measured."""
+    return analysis_worker_args(
+        app, batch=WORKER_BATCH, visualize=visualize, detector=None, agegender=None, recognition=recognition
+    )
 
 
-def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, str] | None = None) -> dict:
+def recognition_flag(recognition: bool) -> str:
+    """The command-line flag that states the choice (it wins over FACES_RECOGNITION)."""
+    return "--recognition" if recognition else "--no-recognition"
+
+
+def cold_run(
+    folder: Path, deepface_home: Path, workdir: Path, env: dict[str, str] | None = None, recognition: bool = False
+) -> dict:
     """`faces run FOLDER` in a new process, timed from launch to exit, with its timeline.
-    ``env`` adds settings for that process and its workers (e.g. the age/gender precision)."""
+    ``env`` adds settings for that process and its workers (e.g. the age/gender precision).
+    ``recognition`` is passed as its flag (off: the same work as DeepFace's loop it is
+    compared with; on: the user's default)."""
     state, storage = workdir / "state", workdir / "storage"
     command = [
         sys.executable,
@@ -61,6 +73,7 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
         "--output",
         str(workdir / "output"),
         "--verbose",
+        recognition_flag(recognition),
     ]
     env = {**os.environ, **(env or {}), "DEEPFACE_HOME": str(deepface_home)}
     launched_wall, launched = time.time(), time.monotonic()
@@ -74,6 +87,7 @@ def cold_run(folder: Path, deepface_home: Path, workdir: Path, env: dict[str, st
         "seconds": seconds,
         "images": len(stored),
         "faces": sum(faces_of.values()),
+        "recognition": recognition,
         "exit_code": done.returncode,
         "timeline": cold_timeline(done.stderr, state / "logs", launched_wall, seconds),
         "agegender_batches": stage_batches(state / "logs" / "agegender-0.log", 0.0, float("inf"), faces_of),
@@ -102,6 +116,7 @@ def cold_timeline(parent_log: str, log_dir: Path, launched_wall: float, total_s:
     last_result = marks.get("sink.last_done", total_s)
     return {
         "marks": marks,
+        "first_result_s": marks.get("sink.first_done"),
         "phases": {
             "spawn_s": marks.get("workers.started", 0.0),
             "until_all_ready_s": ready,
@@ -166,7 +181,8 @@ def warm_run(photos: Sequence[Path], warmup: Path, deepface_home: Path, workdir:
     app = AppSettings(
         redis_url=None, state_dir=workdir / "state", storage=workdir / "storage", output=workdir / "output"
     )
-    options = JobOptions(timeout_s=RESULT_TIMEOUT_S, worker_args=worker_args(app.storage, app.output))
+    # Recognition off: the DeepFace loop it is compared with recognises nobody.
+    options = JobOptions(timeout_s=RESULT_TIMEOUT_S, worker_args=worker_args(app, visualize=True, recognition=False))
     with _deepface_home(deepface_home), redis_target(app) as (url, client, _server):
         pool = start_pool(url, app, options)
         try:

@@ -5,8 +5,10 @@ One run measures, in this order (the cold runs first, while nothing of ours is l
 1. the peer, DeepFace.analyze in a fresh process, cold and warm   (bench/peer.py)
 2. this pipeline cold, a whole `faces run`, per weight set         (bench/pipeline.py)
    (and in float32 too when the default precision is bfloat16), with the bundled age/gender
-   networks, and the peer and `faces run` again as on an AVX2-only CPU when this one is newer
+   networks (recognition off, then on as users run it), and the peer and `faces run` again as
+   on an AVX2-only CPU when this one is newer
    and warm, a running stack fed the batch                          (bench/pipeline.py)
+   Recognition is off in every run but the one named on: DeepFace's loop recognises nobody.
 3. each stage alone on the decoded photos, and the backbone overhead (bench/stages.py)
 4. age/gender batched vs one face at a time, shared trunk vs two full models, per precision,
    and how far bfloat16's outputs are from float32's
@@ -81,25 +83,28 @@ def run_bench(
             say(f"DeepFace loop, cold and warm ({name} weights)")
             figures["peer"][name] = bench_peer.run_peer(photos, home, workdir / f"peer-{name}")
             say(f"faces run, cold ({name} weights, {precision})")
-            figures["cold"][name] = bench_pipeline.cold_run(folder, home, workdir / f"cold-{name}")
+            figures["cold"][name] = bench_pipeline.cold_run(folder, home, workdir / f"cold-{name}", recognition=False)
         main_name, main_home = next(iter(homes.items()))
         if precision != FLOAT32:
             # What DeepFace's exact arithmetic costs here, for the same comparison.
             say(f"faces run, cold ({main_name} weights, float32)")
             figures["cold_float32"][main_name] = bench_pipeline.cold_run(
-                folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32}
+                folder, main_home, workdir / "cold-float32", env={PRECISION_ENV: FLOAT32}, recognition=False
             )
-        say("faces run, cold (the bundled age/gender networks)")
-        figures["cold_bundled"] = bench_pipeline.cold_run(
-            folder, main_home, workdir / "cold-bundled", env={"FACES_AGEGENDER": BUNDLED}
-        )
+        for key, recognition in (("cold_bundled", False), ("cold_bundled_recognition", True)):
+            say(f"faces run, cold (the bundled age/gender networks, recognition {'on' if recognition else 'off'})")
+            figures[key] = bench_pipeline.cold_run(
+                folder, main_home, workdir / key, env={"FACES_AGEGENDER": BUNDLED}, recognition=recognition
+            )
         if cpu_kind() != AVX2_ONLY:
             # The cold target holds on AVX2-only CPUs too: run the pair again as on one.
             avx2_precision = AVX2_EMULATION[PRECISION_ENV]
             say(f"DeepFace loop and faces run, cold, as on an AVX2-only CPU (capped at AVX2, {avx2_precision})")
             figures["avx2"] = {
                 "peer": bench_peer.run_peer(photos, main_home, workdir / "peer-avx2", AVX2_EMULATION),
-                "cold": bench_pipeline.cold_run(folder, main_home, workdir / "cold-avx2", env=AVX2_EMULATION),
+                "cold": bench_pipeline.cold_run(
+                    folder, main_home, workdir / "cold-avx2", env=AVX2_EMULATION, recognition=False
+                ),
                 "precision": avx2_precision,
             }
         say("running stack, warm")

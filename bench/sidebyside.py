@@ -7,6 +7,8 @@ bundled age/gender. Not part of `make bench`; run it once per source tree, e.g.
 (PYTHONPATH puts that tree's `faces` before the installed one, for this process and its workers;
 run it from that tree's folder, so that its `bench` is the one imported). On a shared machine
 the images/s move with the other load: compare the CPU seconds per image of each process.
+Recognition is off on both sides unless ``--recognition`` (then the stack runs the embed stage
+and the plain program computes each face's descriptor), whatever FACES_RECOGNITION says.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--plain-images", type=int, default=60)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--recognition", action="store_true", help="recognition on, on both sides")
     options = parser.parse_args()
     import faces
     from faces.producer.files import scan
@@ -40,7 +43,11 @@ def main() -> None:
     env = {"FACES_AGEGENDER": "dlib"}
     try:
         plain = bench_plain.best_plain(
-            workload.distinct_copies(photos, options.plain_images, workdir / "plain"), "dlib", None, cores
+            workload.distinct_copies(photos, options.plain_images, workdir / "plain"),
+            "dlib",
+            None,
+            cores,
+            recognition=options.recognition,
         )
         steady = bench_steady.steady_state(
             workload.distinct_copies(photos, options.images, workdir / "steady"),
@@ -49,6 +56,7 @@ def main() -> None:
             env,
             counts=auto_counts(cores),
             latencies=True,
+            recognition=options.recognition,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -56,6 +64,7 @@ def main() -> None:
         "code": str(Path(faces.__file__).resolve().parent.parent),
         "cpu_kind": cpu_kind(),
         "cores": cores,
+        "recognition": options.recognition,
         "plain_images_per_s": plain["images_per_s"],
         "steady_images_per_s": steady["images_per_s"],
         "ratio": steady["images_per_s"] / plain["images_per_s"],

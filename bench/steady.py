@@ -74,17 +74,24 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    workdir: Path, env: dict[str, str], counts: dict[str, int] | None = None, start_workers: bool = True
+    workdir: Path,
+    env: dict[str, str],
+    counts: dict[str, int] | None = None,
+    start_workers: bool = True,
+    *,
+    recognition: bool,
 ) -> Iterator[tuple[Stack, Callable[[], Stack]]]:
     """An embedded Redis and (unless not ``start_workers``: call the second value later) the
-    worker pool `faces up` would start, with ``counts`` workers per stage (default one each)."""
+    worker pool `faces up` would start, with ``counts`` workers per stage (default one each)
+    and ``recognition`` on or off (always passed to the embed worker: see worker_args)."""
     app = AppSettings(
         redis_url=None, state_dir=workdir / "state", storage=workdir / "storage", output=workdir / "output"
     )
     # No pictures: the plain program it is compared with draws none (issue 27 measured the same
     # way, `faces up --no-visualize`); drawing costs the sink a decode, a JPEG encode and an fsync.
     options = JobOptions(
-        worker_args=worker_args(app.storage, None), counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})}
+        worker_args=worker_args(app, visualize=False, recognition=recognition),
+        counts={**{s: 1 for s in STAGE_ORDER}, **(counts or {})},
     )
     with _env(env), redis_target(app) as (url, client, _server):
         holder: dict = {}
@@ -184,6 +191,10 @@ def feed(stack: Stack, paths: Sequence[Path], warmup: int = WARMUP_RESULTS, late
             _seconds_since(r["processed_at"], 0.0) - _seconds_since(r["submitted_at"], 0.0) for r in stored if r
         )
         out["faces"] = sum(len(r.get("faces", [])) for r in stored)
+        # Faces the embed stage named or clustered: 0 with recognition off, all described ones with it on.
+        out["recognised_faces"] = sum(
+            1 for r in stored for face in r.get("faces", []) if face.get("person") or face.get("cluster")
+        )
         out["latency_p50_s"] = statistics.median(seconds)
         out["latency_p99_s"] = seconds[min(len(seconds) - 1, int(0.99 * len(seconds)))]
     return out
@@ -196,12 +207,19 @@ def steady_state(
     env: dict[str, str],
     counts: dict[str, int] | None = None,
     latencies: bool = True,
+    *,
+    recognition: bool,
 ) -> dict:
     """Start a stack, push ``warm`` through it (models warm, every worker past its first
     batch), then ``feed`` it ``paths``; with the stack's start-up seconds and worker counts."""
-    with running_stack(workdir, env, counts) as (stack, _start):
+    with running_stack(workdir, env, counts, recognition=recognition) as (stack, _start):
         ready_s = stack.wait_ready()
         feed(stack, warm, warmup=0, latencies=False)
         figures = feed(stack, paths, latencies=latencies)
         figures["memory_mb"] = stack.memory_mb()
-    return {**figures, "ready_s": ready_s, "counts": {s: len(stack.pool.by_stage(s)) for s in STAGE_ORDER}}
+    return {
+        **figures,
+        "recognition": recognition,
+        "ready_s": ready_s,
+        "counts": {s: len(stack.pool.by_stage(s)) for s in STAGE_ORDER},
+    }
