@@ -212,9 +212,9 @@ def test_a_split_moves_faces_to_a_new_cluster_and_later_photos_respect_it(redis_
     for face, image_id in zip(statham[:4], mine):
         plant_result(redis_client, image_id, [record_alone(recognition, face, image_id)])
     clusters = {p.id for p in people.summaries() if p.name is None}
-    for cluster in clusters:
-        people.rename(cluster, f"Statham {cluster}")  # named: its faces become its references
-        people.merge("Bruce Willis", cluster)  # the user's mistake
+    for cluster_id in clusters:
+        people.rename(cluster_id, f"Statham {cluster_id}")  # named: its faces become its references
+        people.merge("Bruce Willis", cluster_id)  # the user's mistake
     merged = people.find("Bruce Willis")
     assert {f.image_id for f in people.faces_of(merged)} == set(mine) and len(merged.references) == 3 + 4
 

@@ -83,7 +83,9 @@ def test_gallery_face_indexes_are_the_results_when_a_face_has_no_landmarks(redis
         clusters_a[i] for i in (0, 2, 3)
     ]
 
-    People(redis_client).not_this("group-b", 2, clusters_a[2])
+    refused = clusters_a[2]
+    assert refused is not None
+    People(redis_client).not_this("group-b", 2, refused)
     again = photo(pixels, without, "group-b")
     stage._recognise([again])
     clusters_b = [f.get("cluster") for f in again.job["faces"]]

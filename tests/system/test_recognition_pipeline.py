@@ -29,8 +29,10 @@ def test_faces_are_clustered_named_searched_and_erased(tmp_path):
     """`faces run`: every face gets a cluster, the four copies in one photo four different ones,
     and the astronaut's face joins one of them (the same person); descriptors only with
     --keep-descriptors. `faces people add` then names her stored faces in the result files
-    without analysing again (one per photo), `faces search` finds her in group.jpg, and
-    `faces people remove` erases her: no result file names her any more."""
+    without analysing again (one per photo), `faces search` finds her in group.jpg; her name in
+    capitals enrols into her, saying so; `faces people split` moves her face in group.jpg out
+    of her (its result file names her no more); `faces people remove` erases her: no result
+    file names her any more."""
     where, results = _run(tmp_path, "--recognition", "--keep-descriptors")
     astronaut, group = _faces(results, "astronaut"), _faces(results, "group")
     assert [f["person"] for f in astronaut + group] == [None] * 5
@@ -54,6 +56,19 @@ def test_faces_are_clustered_named_searched_and_erased(tmp_path):
     refused = faces_cli("people", "add", "Somebody", str(DATA / "group.jpg"), *where[:4])
     assert refused.returncode == 2
     assert refused.stderr.strip().endswith("choose one with --face 0 to --face 3 (the order `faces run` lists them)")
+
+    again = faces_cli("people", "add", "EILEEN COLLINS", str(DATA / "astronaut.jpg"), *where[:4])
+    assert "EILEEN COLLINS is Eileen Collins, enrolled already (names ignore case)" in again.stdout, again.stderr
+    [(group_id, face)] = [
+        (image_id, i)
+        for image_id, r in result_files(tmp_path / "storage").items()
+        if image_id.startswith("group-")
+        for i, f in enumerate(r["faces"])
+        if f["person"]
+    ]
+    split = faces_cli("people", "split", "eileen collins", f"{group_id}:{face}", *where[:4])
+    assert split.returncode == 0 and split.stdout.startswith("1 face split off eileen collins into p-"), split.stderr
+    assert not any(f["person"] for f in _faces(result_files(tmp_path / "storage"), "group"))
 
     removed = faces_cli("people", "remove", "Eileen Collins", "--yes", *where[:4])
     assert removed.returncode == 0, removed.stderr
