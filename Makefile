@@ -106,7 +106,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 e2e: install-dev
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; fi
-	$(BIN)/python -m pytest -q -m slow -s tests/web/test_web_page.py
+	$(BIN)/python -m pytest -q -m slow -s tests/web/test_web_page.py tests/web/test_web_people.py
 
 # The OpenAPI document against a fuzzer nobody here wrote (schemathesis: all checks, a stateful
 # phase, seed 28, 25 cases per operation), without and with a token, and a broken result that

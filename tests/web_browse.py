@@ -1,7 +1,9 @@
-"""`faces browse` as a subprocess for the web tests (tests/web/test_web_listing.py, test_web_page.py)."""
+"""`faces browse` as a subprocess for the web tests (tests/web/test_web_listing.py, test_web_page.py),
+and a file dropped on a page in the browser (test_web_people.py)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import subprocess
@@ -57,3 +59,20 @@ def browsing(storage: Path, output: Path, log: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def drop_file(driver, zone_id: str, name: str, data: bytes, mime: str = "image/jpeg") -> None:
+    """A file dropped on the element `zone_id` of the page in `driver` (selenium): a synthetic
+    drop event, as WebDriver cannot drag files from the machine."""
+    driver.execute_script(
+        """
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dropped = new DataTransfer();
+        dropped.items.add(new File([bytes], arguments[1], {type: arguments[2]}));
+        document.getElementById(arguments[3]).dispatchEvent(
+            new DragEvent("drop", {dataTransfer: dropped, bubbles: true, cancelable: true}));""",
+        base64.b64encode(data).decode(),
+        name,
+        mime,
+        zone_id,
+    )

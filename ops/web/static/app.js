@@ -1,5 +1,6 @@
-// The faces web page: upload photos, browse recent results, one result with its face boxes, and
-// a live panel of the pipeline's stages. Plain JavaScript, no build step, no third-party code;
+// The faces web page: upload photos, browse recent results, one result with its face boxes, the
+// people recognition knows (name, merge, correct, search by photo), and a live panel of the
+// pipeline's stages. Plain JavaScript, no build step, no third-party code;
 // everything it talks to is the HTTP API of `faces serve` (docs/http.md).
 "use strict";
 
@@ -274,14 +275,13 @@
     return null;
   }
 
-  function setUpUploads() {
-    const input = $("file-input");
+  /** Photos dropped on `zone` or picked in `input` go to `take` (an array of Files). */
+  function dropZone(zone, input, take) {
     input.addEventListener("change", () => {
       const files = Array.from(input.files || []);
       input.value = "";  // the same photo can be picked again
-      uploadFiles(files);
+      take(files);
     });
-    const zone = $("drop-zone");
     for (const type of ["dragenter", "dragover"]) {
       zone.addEventListener(type, (event) => {
         event.preventDefault();
@@ -293,8 +293,12 @@
     }
     zone.addEventListener("drop", (event) => {
       event.preventDefault();
-      uploadFiles(event.dataTransfer ? event.dataTransfer.files : []);
+      take(Array.from(event.dataTransfer ? event.dataTransfer.files : []));
     });
+  }
+
+  function setUpUploads() {
+    dropZone($("drop-zone"), $("file-input"), uploadFiles);
     // A photo dropped next to the zone must not make the browser navigate away to it.
     window.addEventListener("dragover", (event) => event.preventDefault());
     window.addEventListener("drop", (event) => event.preventDefault());
@@ -564,6 +568,400 @@
     $("faces-table").hidden = faces.length === 0;
   }
 
+  // ---- people: face thumbnails ------------------------------------------------------------
+
+  const THUMB_PX = 128;          // a thumbnail's canvas: twice its size on screen, sharp on dense screens
+  const THUMB_MARGIN = 0.25;     // the crop around a face's box, a share of the box's side on each side
+  const THUMBS_AT_ONCE = 3;      // thumbnail requests and decodes at a time: the status panel keeps a connection
+  const KEPT_LIMIT = 100;        // photos (JPEG bytes) and results kept for thumbnails
+  const CARD_FACES = 4;          // thumbnails on a card of the people list
+  const PERSON_FACES_PAGE = 48;  // faces shown at once on a person's page
+
+  const personUrl = (id) => `/v1/people/${encodeURIComponent(id)}`;
+  const personHref = (id) => `#/people/${encodeURIComponent(id)}`;
+  const resultHref = (id) => `#/results/${encodeURIComponent(id)}`;
+  const whoIs = (person) => person.name || "this cluster";
+
+  /** A function that runs at most `n` works at once; the others wait for a slot. */
+  function limiter(n) {
+    let running = 0;
+    const waiting = [];
+    return async (work) => {
+      if (running < n) running += 1;
+      else await new Promise((resolve) => waiting.push(resolve));  // a finished work hands its slot over
+      try {
+        return await work();
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else running -= 1;
+      }
+    };
+  }
+
+  const thumbSlot = limiter(THUMBS_AT_ONCE);
+  const keptPhotos = new Map();   // image id -> Promise of its plain photo's bytes (a Blob), null: gone
+  const keptResults = new Map();  // image id -> Promise of its result, null: gone
+
+  /** `load(id)`, once per id while its answer is final: an answer of undefined ("not now": in
+   * the pipeline, a server error) is forgotten, and the next thumbnail asks again. */
+  function kept(cache, id, load) {
+    if (!cache.has(id)) {
+      if (cache.size >= KEPT_LIMIT) cache.clear();
+      const loading = thumbSlot(() => load(id)).catch(() => undefined);
+      cache.set(id, loading);
+      loading.then((value) => {
+        if (value === undefined && cache.get(id) === loading) cache.delete(id);
+      });
+    }
+    return cache.get(id);
+  }
+
+  async function loadResult(id) {
+    const response = await api(resultUrl(id));
+    if (response.status === 200) return response.json();
+    return response.status === 404 ? null : undefined;
+  }
+
+  /** The plain photo's bytes; null when they are gone (404: uploads expire) or there is no
+   * photo (409: an error result). Kept compressed: a decoded photo can be tens of MB. */
+  async function loadPhoto(id) {
+    const response = await api(photoUrl(id));
+    if (response.status === 200) return response.blob();
+    return response.status === 404 || response.status === 409 ? null : undefined;
+  }
+
+  /** The square around a face's box, with a margin, kept inside the picture. */
+  function cropOf(box, width, height) {
+    const side = Math.min(Math.max(box.w, box.h) * (1 + 2 * THUMB_MARGIN), width, height);
+    const inside = (v, max) => Math.max(0, Math.min(v, max));
+    return { x: inside(box.x + box.w / 2 - side / 2, width - side), y: inside(box.y + box.h / 2 - side / 2, height - side), side };
+  }
+
+  function drawFace(canvas, picture, box) {
+    const crop = cropOf(box, picture.width, picture.height);
+    canvas.getContext("2d").drawImage(picture, crop.x, crop.y, crop.side, crop.side, 0, 0, THUMB_PX, THUMB_PX);
+  }
+
+  function thumbFrame(label) {
+    const canvas = el("canvas", { width: THUMB_PX, height: THUMB_PX, role: "img", "aria-label": label });
+    return el("div", { class: "face-thumb", "data-state": "loading" }, canvas);
+  }
+
+  /** The frame shows `text` instead of a face (its state: "gone", or "waiting" to be asked again). */
+  function thumbPlaceholder(frame, state, text) {
+    frame.dataset.state = state;
+    frame.replaceChildren(el("span", { class: "no-picture", text }));
+  }
+
+  /** Face `face` of image `imageId`, cropped here from the plain photo the API serves and the
+   * box of its result (no endpoint of its own); a placeholder when the photo is gone. */
+  function faceThumb(imageId, face, label) {
+    const frame = thumbFrame(label);
+    (async () => {
+      const [result, photo] = await Promise.all([kept(keptResults, imageId, loadResult), kept(keptPhotos, imageId, loadPhoto)]);
+      const found = result ? (facesOf(result) || [])[face] : null;
+      if (photo === undefined || result === undefined) return thumbPlaceholder(frame, "waiting", "not ready");
+      if (!photo || !found) return thumbPlaceholder(frame, "gone", "photo gone");
+      const picture = await thumbSlot(() => createImageBitmap(photo));
+      try {
+        drawFace(frame.querySelector("canvas"), picture, found.box);
+        frame.dataset.state = "drawn";
+      } finally {
+        picture.close();
+      }
+    })().catch(() => thumbPlaceholder(frame, "gone", "no picture"));
+    return frame;
+  }
+
+  // ---- people: the list -------------------------------------------------------------------
+
+  let peopleGeneration = 0;  // a newer load makes older answers moot
+  // A card's thumbnails load when it comes near the screen: a library can hold thousands of clusters.
+  const cardWatcher = "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        cardWatcher.unobserve(entry.target);
+        fillCard(entry.target);
+      }
+    }, { rootMargin: "300px" })
+    : null;
+
+  async function loadPeople() {
+    const generation = ++peopleGeneration;
+    const message = $("people-message");
+    try {
+      const response = await api("/v1/people");
+      if (generation !== peopleGeneration) return;
+      if (!response.ok) {
+        message.textContent = `Could not list the people: ${await errorText(response)}`;
+        return;
+      }
+      renderPeople((await response.json()).people || []);
+    } catch (error) {
+      if (generation === peopleGeneration) message.textContent = `Could not reach the server (${error.message}).`;
+    }
+  }
+
+  function renderPeople(people) {
+    const named = people.filter((p) => p.name !== null).length;
+    $("people-message").textContent = people.length
+      ? `${named} named, ${plural(people.length - named, "unnamed cluster")}.`
+      : "Nobody yet: faces are grouped here as photos are analysed (with recognition on).";
+    if (cardWatcher) cardWatcher.disconnect();
+    const cards = people.map(personCard);
+    $("people").replaceChildren(...cards);
+    for (const card of cards) {
+      if (cardWatcher) cardWatcher.observe(card);
+      else fillCard(card);
+    }
+  }
+
+  function personCard(person) {
+    return el("li", { class: "person-card", "data-person-id": person.id, "data-named": String(person.name !== null) },
+      el("a", { href: personHref(person.id), class: "person-link" },
+        el("div", { class: "face-strip" }),
+        el("span", { class: "person-name", text: person.name || "Unnamed cluster" }),
+        el("span", { class: "person-meta" },
+          el("span", { class: "face-count", text: plural(person.faces, "face") }),
+          person.references ? ` · ${plural(person.references, "reference")}` : "",
+          person.name ? null : el("span", { class: "person-id", text: ` · ${person.id}` }))));
+  }
+
+  /** A card's thumbnails: the person's nearest faces (a cluster's first face is at 0). */
+  async function fillCard(card) {
+    const id = card.dataset.personId;
+    const response = await thumbSlot(() => api(`${personUrl(id)}/faces`));
+    if (!response.ok) return;
+    const body = await response.json();
+    const name = body.name || "Unnamed cluster";
+    const faces = (body.faces || []).slice().sort((a, b) => a.distance - b.distance).slice(0, CARD_FACES);
+    card.querySelector(".face-strip").replaceChildren(
+      ...faces.map((f) => faceThumb(f.image_id, f.face, `${name}: face ${f.face + 1} of ${f.image_id}`)));
+  }
+
+  // ---- people: one person -----------------------------------------------------------------
+
+  let shownPerson = null;      // the person (or cluster) on the person page, as GET /v1/people/{id} gave it
+  let shownPersonId = null;
+  let personNote = "";         // what the last change did, said once the page shows its outcome
+
+  async function showPerson(id) {
+    shownPersonId = id;
+    shownPerson = null;
+    const note = personNote;
+    personNote = "";
+    $("person-title").textContent = "Person";
+    $("person-message").textContent = note || "Loading…";
+    let response;
+    try {
+      response = await api(personUrl(id));
+    } catch (error) {
+      $("person-message").textContent = `Could not reach the server (${error.message}).`;
+      return;
+    }
+    if (shownPersonId !== id) return;
+    if (!response.ok) {
+      showNoPerson(response.status === 404
+        ? "No person or cluster with this id: it was merged into another, removed, or has no faces left."
+        : `Could not load this person: ${await errorText(response)}`, note);
+      return;
+    }
+    renderPerson(await response.json(), note);
+    loadMergeChoices(id);
+  }
+
+  function showNoPerson(text, note) {
+    $("person-message").textContent = note ? `${note} ${text}` : text;
+    $("person-counts").textContent = "";
+    $("name-form").hidden = true;
+    $("merge-form").hidden = true;
+    $("person-faces").replaceChildren();
+    $("person-more").hidden = true;
+  }
+
+  function renderPerson(person, note) {
+    shownPerson = person;
+    const faces = person.faces || [];
+    $("person-title").textContent = person.name || "Unnamed cluster";
+    $("person-message").textContent = note;
+    $("person-counts").textContent = `${plural(faces.length, "face")}`
+      + (person.references ? `, enrolled from ${plural(person.references, "reference face")}` : "")
+      + ` · id ${person.id}`;
+    $("name-form").hidden = false;
+    $("merge-form").hidden = false;
+    $("name-label").textContent = person.name ? "Rename" : "Name this cluster";
+    $("name-submit").textContent = person.name ? "Rename" : "Name";
+    $("name-input").value = person.name || "";
+    $("person-faces").replaceChildren();
+    showMoreFaces();
+  }
+
+  /** The next PERSON_FACES_PAGE faces of the shown person. */
+  function showMoreFaces() {
+    const list = $("person-faces");
+    const faces = shownPerson.faces || [];
+    const shown = list.children.length;
+    list.append(...faces.slice(shown, shown + PERSON_FACES_PAGE).map((f) => personFace(shownPerson, f)));
+    $("person-more").hidden = list.children.length >= faces.length;
+  }
+
+  function personFace(person, face) {
+    const button = el("button", { type: "button", class: "not-this", text: "Not this person" });
+    button.addEventListener("click", () => notThisPerson(person, face, button));
+    return el("li", { class: "person-face", "data-image-id": face.image_id, "data-face-index": String(face.face) },
+      el("a", { href: resultHref(face.image_id), class: "face-photo", title: "The whole photo" },
+        faceThumb(face.image_id, face.face, `Face ${face.face + 1} of ${face.image_id}`),
+        el("span", { class: "face-photo-name", text: `${face.image_id}, face ${face.face + 1}` })),
+      el("span", { class: "face-distance", text: `distance ${fixed(face.distance, 2)}` }),
+      button);
+  }
+
+  /** POST or PATCH a JSON body to the API; the answer's JSON, or an Error saying why not. */
+  async function send(method, path, body) {
+    const response = await api(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(await errorText(response));
+    return response.json();
+  }
+
+  /** Runs `change` for the shown person; its note is said once the page shows the outcome. */
+  async function changePerson(change, controls) {
+    controls.forEach((c) => { c.disabled = true; });
+    try {
+      const next = await change();
+      if (next && next !== shownPersonId) location.hash = personHref(next);  // route() shows it
+      else showPerson(shownPersonId);
+    } catch (error) {
+      personNote = "";
+      $("person-message").textContent = error instanceof TypeError ? `Could not reach the server (${error.message}).` : error.message;
+    } finally {
+      controls.forEach((c) => { c.disabled = false; });
+    }
+  }
+
+  function notThisPerson(person, face, button) {
+    changePerson(async () => {
+      const now = await send("POST", `${personUrl(person.id)}/not`, { image_id: face.image_id, face: face.face });
+      personNote = `Face ${face.face + 1} of ${face.image_id} is not ${whoIs(person)}: `
+        + (now.person ? `it is ${now.person.name} now.` : "it is in a cluster of its own now.");
+    }, [button]);
+  }
+
+  function setUpPersonForms() {
+    $("name-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const person = shownPerson;
+      const name = $("name-input").value.trim();
+      if (!person || !name) return;
+      changePerson(async () => {
+        await send("PATCH", personUrl(person.id), { name });
+        personNote = person.name ? `Renamed ${person.name} to ${name}.` : `Named ${name}: the cluster's faces are their references now.`;
+      }, [$("name-submit")]);
+    });
+    $("merge-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const person = shownPerson;
+      const option = $("merge-select").selectedOptions[0];
+      if (!person || !option || !option.value) return;
+      // The named one stays when a cluster meets a named person: a merge keeps the first one's name.
+      const keep = !person.name && option.dataset.named === "true" ? option.value : person.id;
+      const gone = keep === person.id ? option.value : person.id;
+      changePerson(async () => {
+        const merged = await send("POST", `${personUrl(keep)}/merge`, { other: gone });
+        personNote = `Merged: ${merged.name || "this cluster"} has ${plural(merged.faces, "face")} now.`;
+        return merged.id;
+      }, [$("merge-submit")]);
+    });
+    $("person-more").addEventListener("click", showMoreFaces);
+  }
+
+  /** The people and clusters the shown one can be merged with. */
+  async function loadMergeChoices(id) {
+    const select = $("merge-select");
+    const response = await api("/v1/people");
+    if (!response.ok || shownPersonId !== id) return;
+    const others = ((await response.json()).people || []).filter((p) => p.id !== id);
+    select.replaceChildren(
+      el("option", { value: "", text: others.length ? "Choose a person or cluster…" : "No one else yet" }),
+      ...others.map((p) => el("option", { value: p.id, "data-named": String(p.name !== null),
+        text: `${p.name || `Unnamed cluster ${p.id}`} (${plural(p.faces, "face")})` })));
+  }
+
+  // ---- people: search by photo ------------------------------------------------------------
+
+  async function searchPhoto(files) {
+    const [file] = files;
+    const message = $("search-message");
+    $("search-results").replaceChildren();
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      message.textContent = `${file.name} is not an image (${file.type}).`;
+      return;
+    }
+    message.textContent = `Looking for the faces of ${file.name}…`;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    let response;
+    try {
+      response = await api("/v1/search", { method: "POST", body: form });
+    } catch (error) {
+      message.textContent = `Could not reach the server (${error.message}).`;
+      return;
+    }
+    if (!response.ok) {
+      message.textContent = `Could not search: ${await errorText(response)}`;
+      return;
+    }
+    const faces = (await response.json()).faces || [];
+    message.textContent = faces.length ? `${file.name}: ${plural(faces.length, "face")}.` : `${file.name}: no face found.`;
+    let picture = null;
+    try {
+      picture = await createImageBitmap(file);
+    } catch (_) {
+      // a format this browser cannot draw: the faces without their thumbnails
+    }
+    $("search-results").replaceChildren(...faces.map((f) => searchFace(f, picture)));
+    if (picture) picture.close();
+  }
+
+  function searchFace(found, picture) {
+    const thumb = thumbFrame(`Face ${found.face + 1} of the photo searched`);
+    if (picture) {
+      drawFace(thumb.querySelector("canvas"), picture, found.box);
+      thumb.dataset.state = "drawn";
+    } else {
+      thumbPlaceholder(thumb, "gone", "no preview");
+    }
+    const people = (found.people || []).map((p) => el("li", { class: "search-person", "data-person-id": p.id },
+      el("a", { href: personHref(p.id), text: p.name || "a merged cluster" }), ` (distance ${fixed(p.distance, 2)})`));
+    const nearest = (found.nearest || []).map((n) => el("li", { class: "near-face", "data-image-id": n.image_id, "data-face-index": String(n.face) },
+      el("a", { href: resultHref(n.image_id), title: `${n.image_id}, face ${n.face + 1}` },
+        faceThumb(n.image_id, n.face, `Face ${n.face + 1} of ${n.image_id}`)),
+      el("span", { class: "near-who" }, whoLink(n)),
+      el("span", { class: "face-distance", text: fixed(n.distance, 2) })));
+    return el("li", { class: "search-face", "data-face-index": String(found.face) },
+      thumb,
+      el("div", { class: "search-detail" },
+        el("h3", { text: `Face ${found.face + 1}` }),
+        people.length ? el("ul", { class: "search-people" }, ...people) : el("p", { class: "hint", text: "No one named here matches this face." }),
+        nearest.length ? el("p", { class: "hint", text: "The nearest faces seen before:" }) : null,
+        nearest.length ? el("ul", { class: "near-faces" }, ...nearest) : null));
+  }
+
+  /** Who a stored face is: its person, its unnamed cluster, or no one (erased). */
+  function whoLink(face) {
+    if (face.person) return el("a", { href: personHref(face.person.id), text: face.person.name });
+    if (face.cluster) return el("a", { href: personHref(face.cluster), text: "unnamed cluster" });
+    return "no one";
+  }
+
+  function setUpPeople() {
+    dropZone($("search-zone"), $("search-input"), searchPhoto);
+    $("people-refresh").addEventListener("click", () => loadPeople());
+    setUpPersonForms();
+  }
+
   // ---- the stages panel -----------------------------------------------------------------
 
   // What each number means: the tooltips here and the legend in the page (index.html) and
@@ -637,6 +1035,9 @@
     $("stages").replaceChildren();
     $("totals").replaceChildren(...metric("stored", "results", count(status.results)));
     $("stages-updated").textContent = `No pipeline: this is \`faces browse\`, showing the results in ${status.storage} (read-only). \`faces up --serve\` analyses photos.`;
+    // No people without Redis.
+    $("views").hidden = true;
+    if (currentView === "people-view" || currentView === "person-view") location.hash = "#/";
   }
 
   async function refreshStatus() {
@@ -651,17 +1052,26 @@
 
   // ---- routing and timers ---------------------------------------------------------------
 
+  const VIEWS = ["home-view", "result-view", "people-view", "person-view"];
+  let currentView = "home-view";
+
   function route() {
-    const match = location.hash.match(/^#\/results\/(.+)$/);
-    const onResult = Boolean(match);
-    $("home-view").hidden = onResult;
-    $("result-view").hidden = !onResult;
-    if (onResult) {
-      showResult(decodeURIComponent(match[1]));
-    } else {
-      shownResultId = null;
-      loadGallery();
+    const result = location.hash.match(/^#\/results\/(.+)$/);
+    const person = location.hash.match(/^#\/people\/(.+)$/);
+    const people = location.hash === "#/people";
+    currentView = result ? "result-view" : person ? "person-view" : people ? "people-view" : "home-view";
+    for (const view of VIEWS) $(view).hidden = view !== currentView;
+    const onPeople = Boolean(person || people);
+    for (const [link, on] of [["nav-people", onPeople], ["nav-results", !onPeople]]) {
+      if (on) $(link).setAttribute("aria-current", "page");
+      else $(link).removeAttribute("aria-current");
     }
+    if (!result) shownResultId = null;
+    if (!person) shownPersonId = null;
+    if (result) showResult(decodeURIComponent(result[1]));
+    else if (person) showPerson(decodeURIComponent(person[1]));
+    else if (people) loadPeople();
+    else loadGallery();
   }
 
   function refreshEverything() {
@@ -682,6 +1092,7 @@
   function start() {
     setUpToken();
     setUpUploads();
+    setUpPeople();
     $("gallery-refresh").addEventListener("click", () => loadGallery());
     $("gallery-more").addEventListener("click", () => loadGallery(true));
     $("gallery-status").addEventListener("change", () => loadGallery());
@@ -698,8 +1109,8 @@
     window.addEventListener("hashchange", route);
     refreshEverything();
     every(STATUS_EVERY_MS, refreshStatus);
-    // Refreshes the first page only: not while older pages are shown, nor on a result's page.
-    every(GALLERY_EVERY_MS, () => (shownResultId === null && $("gallery").children.length <= GALLERY_LIMIT ? loadGallery() : null));
+    // Refreshes the first page only: not while older pages are shown, nor on another view.
+    every(GALLERY_EVERY_MS, () => (currentView === "home-view" && $("gallery").children.length <= GALLERY_LIMIT ? loadGallery() : null));
   }
 
   start();
