@@ -99,7 +99,8 @@ clean:
 	rm -rf $(VENV) .faces storage output uploads
 
 # The web page in a real headless Chromium (tests/web/test_web_page.py): `faces up --serve`, a photo
-# uploaded through the page, its boxes and ages checked; screenshot bench-results/web-page.png.
+# uploaded through the page, its boxes and ages checked; screenshot bench-results/web-page.png;
+# and its People view (tests/web/test_web_people.py): name, rename, not this person, merge, search.
 # Installs Debian's chromium and chromium-driver with apt-get (sudo unless root) when missing.
 .PHONY: e2e
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
