@@ -7,7 +7,8 @@ also mirrored: eight photos of one face. The detector finds the face in each (th
 where it should be; the scaled box when the detector misses it), the backend's `chips` and
 `predict` give the ages. Printed per face: the eight ages, their spread (max - min) and whether
 the gender held. Then the CPU seconds per face of the age/gender step (chips + predict, every
-face of one size in one batch, CPU of all threads of this process).
+face of one size in one batch, CPU of all threads of this process), beside that of the step as it
+was before issue 29 (dlib's own chips, one per network; `BeforeIssue29`) measured in turns.
 
 The 43 annotated faces of dlib's example photos (../shared/testdata/dlib-faces) are analysed
 at their own size on their hand-drawn boxes: `--save` writes their ages and genders, and
@@ -46,6 +47,36 @@ FACES = (
     ("dlib-faces/bald_guys.jpg", Box(1067, 1295, 187, 187)),
     ("dlib-faces/bald_guys.jpg", Box(551, 428, 187, 187)),
     ("dlib-faces/2008_002506.jpg", Box(115, 56, 109, 108)),
+)
+# More faces, 90-224 px, that no setting was chosen on (issue 29's second round picked its
+# settings on FACES, then checked them here): the rest of bald_guys.jpg's faces over 128 px and
+# the other large faces of dlib's photos.
+HELD_OUT = tuple(
+    ("dlib-faces/bald_guys.jpg", Box(*box))
+    for box in (
+        (1457, 1343, 130, 130),
+        (56, 77, 187, 187),
+        (1047, 758, 186, 187),
+        (35, 1274, 187, 187),
+        (778, 820, 187, 187),
+        (64, 391, 155, 156),
+        (322, 442, 155, 156),
+        (64, 700, 155, 156),
+        (861, 407, 187, 187),
+        (340, 1232, 224, 224),
+        (67, 999, 130, 130),
+        (786, 1251, 156, 156),
+        (1113, 1062, 156, 155),
+        (531, 98, 186, 187),
+        (1801, 1302, 155, 156),
+        (311, 225, 130, 130),
+        (872, 116, 156, 155),
+    )
+) + (
+    ("dlib-faces/2008_002506.jpg", Box(330, 80, 109, 108)),
+    ("dlib-faces/2008_002506.jpg", Box(225, 96, 91, 91)),
+    ("dlib-faces/2008_001009.jpg", Box(126, 206, 90, 90)),
+    ("dlib-faces/2008_001322.jpg", Box(344, 156, 91, 90)),
 )
 
 
@@ -105,10 +136,10 @@ def face_dict(box: Box) -> dict:
     return {"box": {"x": box.x, "y": box.y, "w": box.w, "h": box.h}, "landmarks": None}
 
 
-def measure_sizes(backend, detector) -> tuple[list[dict], float]:
+def measure_sizes(backend, detector, faces_set=FACES) -> tuple[list[dict], float]:
     """Per face: label, the eight ages and genders. And the CPU seconds per face of the step."""
     rows, cpu, faces = [], 0.0, 0
-    for name, box in FACES:
+    for name, box in faces_set:
         pixels = _read(photo_path(name))
         ages, genders, misses = {}, set(), []
         for label, image, expected in versions(pixels, box):
@@ -125,31 +156,82 @@ def measure_sizes(backend, detector) -> tuple[list[dict], float]:
     return rows, cpu / faces
 
 
-def batch_cpu_per_face(backend, detector, repeat: int = 5) -> float:
-    """CPU seconds per face with every face of the set at one size in one batch (as a stage runs)."""
+def batch_cpu_per_face(backends, repeat: int = 9) -> list[list[float]]:
+    """CPU seconds per face of each backend, one figure per round, with every face of the set at
+    one size in one batch (as a stage runs); the backends take turns in each round, so a machine
+    busy with other work slows both alike and the ratio of a round holds."""
     photos: list[tuple[np.ndarray, dict]] = []
     for name, box in FACES:
         pixels = _read(photo_path(name))
         photos.extend((image, face_dict(expected)) for _, image, expected in versions(pixels, box))
-    backend.predict([c for image, face in photos[:2] for c in backend.chips(image, [face])])  # warm up
-    runs = []
+    for backend in backends:  # warm up
+        backend.predict([c for image, face in photos[:2] for c in backend.chips(image, [face])])
+    runs: list[list[float]] = [[] for _ in backends]
     for _ in range(repeat):
-        started = time.process_time()
-        chips = [c for image, face in photos for c in backend.chips(image, [face])]
-        backend.predict(chips)
-        runs.append((time.process_time() - started) / len(photos))
-    return statistics.median(runs)
+        for backend, times in zip(backends, runs):
+            started = time.process_time()
+            chips = [c for image, face in photos for c in backend.chips(image, [face])]
+            backend.predict(chips)
+            times.append((time.process_time() - started) / len(photos))
+    return runs
 
 
-def annotated_ages(backend) -> dict[str, dict]:
-    """Age and gender of each of the 43 annotated faces, on its hand-drawn box."""
+class BeforeIssue29:
+    """The bundled step as it was before issue 29 (commit efa3e9e), for the CPU ratio: dlib's
+    own chips (extract_image_chip), one per network, and the ONNX graphs run as the package's
+    manifest says (optimisations off)."""
+
+    name = "before issue 29"
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        from faces.models.agegender_bundled import BundledAgeGender, bundle_folder
+
+        self.model = BundledAgeGender()
+        folder = bundle_folder()
+        specs = json.loads((folder / "manifest.json").read_text())["models"]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        for net, spec in ((self.model.age_net, specs["age"]), (self.model.gender_net, specs["gender"])):
+            path = str(folder / spec["artifact"]["filename"])
+            net.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def chips(self, pixels: np.ndarray, faces: list[dict]) -> list:
+        import dlib
+
+        from faces.models.agegender_bundled import CHIP_PADDING, FaceChips, rgb_of
+
+        rgb, out = rgb_of(pixels), []
+        for face in faces:
+            box = Box(**face["box"])
+            shape = self.model.shape_predictor(rgb, dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1))
+            gender, age = (
+                np.asarray(dlib.extract_image_chip(rgb, dlib.get_face_chip_details(shape, size, CHIP_PADDING)))[None]
+                for size in (self.model.gender_net.chip_size, self.model.age_net.chip_size)
+            )
+            out.append(FaceChips(gender=gender, age=age))
+        return out
+
+    def predict(self, chips: list) -> list:
+        return self.model.predict(chips)
+
+
+def annotated_ages(backend, mirror: bool = False) -> dict[str, dict]:
+    """Age and gender of each of the 43 annotated faces, on its hand-drawn box (``mirror``: the
+    photos mirrored, the boxes with them)."""
     from tests.annotations import read_annotations
 
     out = {}
     for image in read_annotations(DLIB_FACES):
-        pixels = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-        faces = [face_dict(face.box) for face in image.faces]
-        for face, prediction in zip(image.faces, backend.predict(backend.chips(pixels, faces))):
+        pixels = _read(image.path)
+        boxes = [face.box for face in image.faces]
+        if mirror:
+            pixels = np.ascontiguousarray(pixels[:, ::-1])
+            boxes = [Box(pixels.shape[1] - b.x - b.w, b.y, b.w, b.h) for b in boxes]
+        predictions = backend.predict(backend.chips(pixels, [face_dict(box) for box in boxes]))
+        for face, prediction in zip(image.faces, predictions):
             key = f"{image.path.name} {face.box.x},{face.box.y},{face.box.w}"
             out[key] = {"age": prediction.age, "gender": prediction.gender_label, "range": prediction.age_range}
     return out
@@ -167,32 +249,66 @@ def main() -> None:
         raise SystemExit(f"the {args.backend} backend cannot run here: {loaded.note}")
     print(f"backend {backend.name}")
     rows, _ = measure_sizes(backend, detector)
-    spreads = []
     for row in rows:
-        values = list(row["ages"].values())
-        spread = max(values) - min(values)
-        spreads.append(spread)
         ages = " ".join(f"{label}:{age:.1f}" for label, age in row["ages"].items())
         extra = f" (scaled box at {','.join(row['misses'])})" if row["misses"] else ""
-        print(f"{row['face']:44s} spread {spread:4.1f}  {'/'.join(row['genders'])}  {ages}{extra}")
-    print(f"spread: max {max(spreads):.1f}, median {statistics.median(spreads):.1f} years over {len(rows)} faces")
-    print(f"CPU per face, batched: {batch_cpu_per_face(backend, detector):.4f} s")
+        print(f"{row['face']:44s} spread {_spread(row):4.1f}  {'/'.join(row['genders'])}  {ages}{extra}")
+    print(_spread_summary(rows, "faces"))
+    held_out, _ = measure_sizes(backend, detector, HELD_OUT)
+    print(_spread_summary(held_out, "held-out faces") + ": " + " ".join(f"{_spread(r):.1f}" for r in held_out))
+    if args.backend == "dlib":
+        now, before = batch_cpu_per_face([backend, BeforeIssue29()])
+        ratio = statistics.median(n / b for n, b in zip(now, before))
+        print(
+            f"CPU per face, batched: {min(now):.4f} s; before issue 29, in turns: {min(before):.4f} s "
+            f"(fastest rounds); ratio {ratio:.2f}x (median of {len(now)} rounds)"
+        )
+    else:
+        [now] = batch_cpu_per_face([backend])
+        print(f"CPU per face, batched: {min(now):.4f} s (fastest round)")
     annotated = annotated_ages(backend)
     ranges = [a["range"][1] - a["range"][0] for a in annotated.values()]
     print(f"annotated faces: {len(annotated)}, median age_range width {statistics.median(ranges):.1f} years")
     if args.save:
         args.save.write_text(json.dumps(annotated, indent=1))
-    if args.compare:
-        before = json.loads(args.compare.read_text())
-        changes = [abs(annotated[k]["age"] - before[k]["age"]) for k in before]
-        flips = [k for k in before if annotated[k]["gender"] != before[k]["gender"]]
-        widths = [before[k]["range"][1] - before[k]["range"][0] for k in before]
+    if args.backend == "dlib":
+        old_step = BeforeIssue29()
+        old = annotated_ages(old_step)
+        print("against before issue 29: " + _changes(annotated, old))
+        # What the old step's own noise was: the same faces, the photos mirrored.
+        mirrored = annotated_ages(old_step, mirror=True)
         print(
-            f"against {args.compare}: mean |age change| {statistics.mean(changes):.2f} years "
-            f"(max {max(changes):.1f}, mean signed "
-            f"{statistics.mean(annotated[k]['age'] - before[k]['age'] for k in before):+.2f}); "
-            f"median age_range width before {statistics.median(widths):.1f}; gender flips: {flips or 'none'}"
+            "before issue 29, the same faces mirrored: mean |age change| "
+            f"{statistics.mean(abs(mirrored[k]['age'] - old[k]['age']) for k in old):.2f} years"
         )
+    if args.compare:
+        print(f"against {args.compare}: " + _changes(annotated, json.loads(args.compare.read_text())))
+
+
+def _spread(row: dict) -> float:
+    return max(row["ages"].values()) - min(row["ages"].values())
+
+
+def _spread_summary(rows: list[dict], what: str) -> str:
+    spreads = [_spread(row) for row in rows]
+    within = sum(spread <= 3.0 for spread in spreads)
+    changed = sum(len(row["genders"]) > 1 for row in rows)
+    return (
+        f"spread: max {max(spreads):.1f}, median {statistics.median(spreads):.1f} years over {len(rows)} {what}, "
+        f"{within} within 3 years; gender changed on {changed}"
+    )
+
+
+def _changes(annotated: dict, before: dict) -> str:
+    """How the annotated faces' ages and genders moved from ``before``."""
+    changes = [abs(annotated[k]["age"] - before[k]["age"]) for k in before]
+    signed = statistics.mean(annotated[k]["age"] - before[k]["age"] for k in before)
+    flips = [k for k in before if annotated[k]["gender"] != before[k]["gender"]]
+    widths = [before[k]["range"][1] - before[k]["range"][0] for k in before]
+    return (
+        f"mean |age change| {statistics.mean(changes):.2f} years (max {max(changes):.1f}, mean signed {signed:+.2f}); "
+        f"median age_range width before {statistics.median(widths):.1f}; gender flips: {flips or 'none'}"
+    )
 
 
 if __name__ == "__main__":

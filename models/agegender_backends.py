@@ -131,13 +131,10 @@ class _BundledBackend:
         self.name = model.name
 
     def chips(self, pixels: np.ndarray, faces: Sequence[Face]) -> list:
-        from faces.models.agegender_bundled import rgb_of
         from faces.models.detect import Box
 
-        if not faces:
-            return []
-        rgb = rgb_of(pixels)  # once per photo, not per face
-        return [self.model.chips(rgb, Box(**face["box"])) for face in faces]
+        # BGR as decoded: the model puts each chip in RGB order, not the whole photo.
+        return [self.model.chips(pixels, Box(**face["box"]), bgr=True) for face in faces]
 
     def predict(self, chips: Sequence) -> list[AgeGender]:
         return self.model.predict(chips)

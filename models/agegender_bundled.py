@@ -10,11 +10,12 @@ the package's geometry, which is dlib's example's, because the networks were tra
 - the alignment of `dlib.get_face_chip_details(shape, size, padding=0.2)`, one chip per network;
 - (RGB byte - channel mean) / 256, NCHW float32; the graphs end in a softmax.
 
-But the chips are cut anti-aliased (models/chips.py: area-shrunk to the chip's scale, then
-warped), not with dlib's `extract_image_chip`, whose detail depends on the photo's size; and a
-face's probabilities are the mean over a few variants of its chips (mirrored, 4% closer), since
-the networks' answers move by years with a half-pixel shift of the chip (issue 29; figures in
-docs/models.md, "Ages that hold still").
+But the chips are cut at one canonical resolution (models/chips.py: area-shrunk, low-passed to
+what a face at one photo pixel per chip pixel holds, warped supersampled), not with dlib's
+`extract_image_chip`, whose detail depends on the photo's size; the 5 points are averaged with
+those of the mirrored face; and a face's probabilities are the mean over a few variants of its
+chips (mirrored, 4% closer), since the networks' answers move by years with a half-pixel shift
+of the chip (issue 29; figures in docs/models.md, "Ages that hold still").
 
 tests/models/test_agegender_bundled.py checks that on dlib's own chips the outputs are the package's
 `AgeAndGender` ones. Every chip of a batch goes through each network in one onnxruntime call.
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import dlib
 import numpy as np
 import onnxruntime as ort
@@ -38,25 +40,41 @@ from faces.models.detect import Box
 
 NAME = "dlib-age-v1+gender-v1/onnx"
 CHIP_PADDING = 0.2  # dlib's default, what the networks were trained with
-# x of the symmetry axis of dlib's 5-point face template (dlib's get_face_chip_details: the
-# nose at 0.4901123135679, the eye corners in pairs about it).
-_TEMPLATE_AXIS = 0.4901123135679
+# dlib's 5-point mean face (get_face_chip_details), in face units: the outer and inner corners
+# of the eye on the photo's right, those of the other eye, the base of the nose.
+_TEMPLATE = np.array(
+    [
+        (0.8595674595992, 0.2134981538014),
+        (0.6460604764104, 0.2289674387677),
+        (0.1205750620789, 0.2137274526848),
+        (0.3340850613712, 0.2290642403242),
+        (0.4901123135679, 0.6277975316475),
+    ]
+)
+_TEMPLATE_AXIS = float(_TEMPLATE[4, 0])  # x of its symmetry axis: the nose, the eye corners in pairs about it
+# The same points on the mirrored face: the eyes trade places, the nose stays.
+_MIRRORED_ORDER = [2, 3, 0, 1, 4]
+# Box widths kept around the box in the flipped copy the predictor reads: with 0.5 its points
+# equal those on the whole mirrored photo on all 123 faces tried (0.25: 2 differ by a pixel).
+_FLIP_MARGIN = 0.5
 AGE_RANGE_QUANTILES = (0.1, 0.9)  # age_range: 10th to 90th percentile of the distribution
 # The package labels its gender columns female, male; results use DeepFace's words for both
 # backends, so a result reads the same whichever model produced it.
 _GENDER_WORDS = {"female": "Woman", "male": "Man"}
 # The chips each face's probabilities are averaged over (models/chips.py). Measured in
 # docs/models.md, "Ages that hold still": the mirror halves the spread of a face's ages across
-# photo sizes, a 4% closer crop halves it again; shifts of half a pixel did less, and eight
-# variants would cost more than twice the old step. Gender holds still with dlib's own chip and
-# the mirror.
+# photo sizes, a 4% closer crop halves it again; shifts of half a pixel did less, and more
+# variants would cost more than twice the old step (1.2 ms of CPU per age chip).
 AGE_VARIANTS = (
     ChipVariant(),
     ChipVariant(mirror=True),
     ChipVariant(zoom=1.04),
     ChipVariant(mirror=True, zoom=1.04),
 )
-GENDER_VARIANTS = (ChipVariant(mirror=True),)  # with dlib's own chip (see chips())
+# Gender sees the first two age chips (the chip and its mirror) area-halved to its 32 px: the
+# same alignment to 1.6% of scale (dlib maps a chip's corners onto 0 and size - 1), no warp of
+# its own. Right on 42 of the 43 annotated faces (41 with dlib's own chips).
+GENDER_FROM_AGE = 2
 
 
 class BundledModelMissing(FileNotFoundError):
@@ -113,9 +131,8 @@ class BundledAgeGender:
         folder: Path | None = None,
         threads: int | None = None,
         age_variants: Sequence[ChipVariant] = AGE_VARIANTS,
-        gender_variants: Sequence[ChipVariant] = GENDER_VARIANTS,
     ) -> None:
-        self.age_variants, self.gender_variants = tuple(age_variants), tuple(gender_variants)
+        self.age_variants = tuple(age_variants)
         folder = Path(folder) if folder is not None else bundle_folder()
         manifest = json.loads((folder / "manifest.json").read_text())
         models, runtime = manifest["models"], manifest.get("runtime", {})
@@ -128,29 +145,42 @@ class BundledAgeGender:
         shape_model = manifest["shape_predictor"]["artifact"]["filename"]
         self.shape_predictor = dlib.shape_predictor(str(folder / shape_model))
 
-    def chips(self, rgb: np.ndarray, box: Box) -> FaceChips:
-        """Every variant of both aligned chips of the face in `box` of an RGB uint8 photo."""
-        # dlib rectangles are inclusive of their right and bottom edges.
-        rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
-        shape = self.shape_predictor(rgb, rect)
-        age_details = dlib.get_face_chip_details(shape, self.age_net.chip_size, CHIP_PADDING)
-        gender_details = dlib.get_face_chip_details(shape, self.gender_net.chip_size, CHIP_PADDING)
-        age, gender = cut_chips(
-            rgb,
-            [
-                ChipSpec(dlib_mapping(age_details), age_details.cols, self.age_variants, face_axis(age_details.cols)),
-                ChipSpec(
-                    dlib_mapping(gender_details),
-                    gender_details.cols,
-                    self.gender_variants,
-                    face_axis(gender_details.cols),
-                ),
-            ],
+    def chips(self, rgb: np.ndarray, box: Box, bgr: bool = False) -> FaceChips:
+        """Every variant of both aligned chips of the face in `box` of an RGB uint8 photo; with
+        `bgr`, of a photo in OpenCV's order as decoded: the landmarks read brightness only, so
+        the chips change order, not the whole photo (a copy of it cost 1.1 ms a face in
+        bench/ages.py, a fifth of the step before issue 29)."""
+        shape = self.shape_predictor(rgb, _rectangle(box))
+        points = (_points(shape) + self._mirrored_points(rgb, box)) / 2
+        size = self.age_net.chip_size
+        age = cut_chips(
+            rgb, ChipSpec(dlib_mapping(chip_details(points, size)), size, self.age_variants, face_axis(size))
         )
-        # Gender also sees dlib's own chip, as before: on faces under 40 px its answer is a coin
-        # toss that the variants alone tipped the other way on 1 of the 43 annotated faces.
-        package_chip = np.asarray(dlib.extract_image_chip(rgb, gender_details))[None]
-        return FaceChips(gender=np.concatenate([package_chip, gender]), age=age)
+        if bgr:
+            age = np.ascontiguousarray(age[..., ::-1])
+        gender_size = self.gender_net.chip_size
+        gender = cv2.resize(
+            np.concatenate(age[:GENDER_FROM_AGE]),  # one under the other: one call
+            (gender_size, GENDER_FROM_AGE * gender_size),
+            interpolation=cv2.INTER_AREA,
+        )
+        return FaceChips(gender=gender.reshape(GENDER_FROM_AGE, gender_size, gender_size, -1), age=age)
+
+    def _mirrored_points(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        """The 5 points the predictor finds on the mirrored face, mirrored back into the photo.
+
+        The predictor is not symmetric: on a 60 px face its points move by a pixel when the photo
+        is mirrored, and the chip with them. Averaging both makes a photo and its mirror image
+        give the same chips, and halves that noise for any photo."""
+        height, width = rgb.shape[:2]
+        margin_x, margin_y = round(_FLIP_MARGIN * box.w), round(_FLIP_MARGIN * box.h)
+        left, top = max(0, box.x - margin_x), max(0, box.y - margin_y)
+        right, bottom = min(width, box.x + box.w + margin_x), min(height, box.y + box.h + margin_y)
+        flipped = cv2.flip(rgb[top:bottom, left:right], 1)  # numpy's reversed view copies 5x slower
+        crop_width = right - left
+        flipped_box = Box(crop_width - (box.x - left) - box.w, box.y - top, box.w, box.h)
+        points = _points(self.shape_predictor(flipped, _rectangle(flipped_box)))[_MIRRORED_ORDER]
+        return np.column_stack([left + crop_width - 1 - points[:, 0], top + points[:, 1]])
 
     def predict(self, chips: Sequence[FaceChips]) -> list[AgeGender]:
         """One AgeGender per face, same order; each network runs once for every variant of every
@@ -186,6 +216,27 @@ def face_axis(size: int) -> float:
     """
     template_x = (_TEMPLATE_AXIS + CHIP_PADDING) / (1 + 2 * CHIP_PADDING) * size
     return (size - 1) / 2 + (template_x - size / 2) * (size - 1) / size
+
+
+def chip_details(points: np.ndarray, size: int) -> dlib.chip_details:
+    """dlib's ``get_face_chip_details(shape, size, CHIP_PADDING)`` for 5 points given as floats
+    (the averaged points are half pixels, which dlib's shapes cannot hold): the similarity
+    transform that best takes the padded template onto them."""
+    template = (_TEMPLATE + CHIP_PADDING) / (1 + 2 * CHIP_PADDING) * size
+    return dlib.chip_details(
+        dlib.dpoints([dlib.dpoint(*p) for p in template]),
+        dlib.dpoints([dlib.dpoint(*p) for p in points]),
+        dlib.chip_dims(size, size),
+    )
+
+
+def _points(shape) -> np.ndarray:
+    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.float64)
+
+
+def _rectangle(box: Box) -> dlib.rectangle:
+    # dlib rectangles are inclusive of their right and bottom edges.
+    return dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
 
 
 def _mean_per_face(network: _Network, chips: Sequence[np.ndarray]) -> list[np.ndarray]:

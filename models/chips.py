@@ -1,12 +1,20 @@
-"""Face chips made the same way at any photo size: anti-aliased, aligned, with cheap variants.
+"""Face chips made the same way at any photo size: one canonical resolution, aligned, with variants.
 
 An age network sees a small chip (64x64 for the bundled one). Cut straight from the photo with
 bilinear sampling, or with dlib's pyramid of halvings then bilinear, a chip is sharp and aliased
 or soft depending on how many source pixels fall on one chip pixel, and the networks read that
 as age: the same face got ages 8-16 years apart at 60-270 px wide (docs/models.md, "Ages that
-hold still"). Here the part of the photo under the chip is first shrunk with area averaging
-(cv2.INTER_AREA) to the chip's own scale, and only then warped (rotation, sub-pixel shift) onto
-the chip grid, so every chip carries the same detail whatever the photo's size.
+hold still"). Here every chip is rendered as if the face had been photographed at one source
+pixel per chip pixel (a face about 55 px wide):
+
+1. the part of the photo under the chips is area-shrunk (cv2.INTER_AREA) to REGION_DETAIL
+   pixels per chip pixel, when it has more;
+2. it is low-passed with a Gaussian to CHIP_BLUR chip pixels, the blur a photo pixel carries
+   (sharp faces from large photos read older the more pixels they have: this takes that detail
+   away; a face at or below one source pixel per chip pixel is not blurred);
+3. each chip is warped (rotation, sub-pixel shift) onto a grid SUPERSAMPLE times finer than the
+   chip and area-averaged down to it, so a chip pixel is the mean over its square, not one
+   bilinear tap whose sharpness depends on where it falls between photo pixels.
 
 ``cut_chips`` takes pixels and an affine mapping from the photo to the chip (the alignment:
 ``dlib_mapping`` reproduces dlib's ``extract_image_chip`` geometry exactly) and returns one chip
@@ -22,9 +30,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Extra source pixels around the chip's footprint, in chip pixels: room for the bilinear
-# taps and the variants' shifts, so no chip pixel reads the crop's cut edge.
+# Extra source pixels around the chips' footprint, in chip pixels: room for the bilinear taps
+# and the low-pass (3 sigma: 1.2 chip pixels), so no chip pixel reads the crop's cut edge.
 _MARGIN_CHIP_PIXELS = 3
+# Photo pixels per chip pixel (each side) kept before the low-pass: more is shrunk away. And
+# the warp's grid cells per chip pixel. Measured with bench/ages.py (docs/models.md, "Ages that
+# hold still"): 3 and 2 kept all 10 faces under a 3-year spread (largest 2.4, as with 3 and 3
+# at 1.6 ms more CPU per face); 2 and 2 left one at 3.3.
+REGION_DETAIL = 3
+SUPERSAMPLE = 2
+# Gaussian sigma, in chip pixels, of the canonical chip: that of a photo sampled at one pixel
+# per chip pixel. Measured on bench/ages.py's faces: 0.3 left a face at a 5.9-year spread, 0.5
+# widened the spread of faces the bench does not tune on; 0.4 is the middle.
+CHIP_BLUR = 0.4
 
 
 @dataclass(frozen=True)
@@ -68,34 +86,39 @@ class ChipSpec:
     axis: float | None = None
 
 
-def cut_chips(pixels: np.ndarray, specs: Sequence[ChipSpec]) -> list[np.ndarray]:
-    """For each spec, (len(variants), size, size, channels) uint8 chips of ``pixels``. The photo
-    under the chips is area-shrunk once, to the scale of the first spec's chip (the largest);
-    a smaller chip is cut at that scale and area-halved (or more) to its size. Source pixels
+def cut_chips(pixels: np.ndarray, spec: ChipSpec) -> np.ndarray:
+    """(len(variants), size, size, channels) uint8 chips of ``pixels`` at the canonical
+    resolution (see the module docstring); the region under them is prepared once. Source pixels
     beyond the photo are black, as in dlib's chips."""
-    first = specs[0].size
-    plans = []
-    for spec in specs:
-        factor = max(1, round(first / spec.size))  # cut at the first chip's scale, then reduce
-        axis = (spec.size - 1) / 2 if spec.axis is None else spec.axis
-        upscale = np.array([[factor, 0.0, (factor - 1) / 2], [0.0, factor, (factor - 1) / 2]])
-        mappings = [compose(upscale, _variant_mapping(spec.mapping, spec.size, v, axis)) for v in spec.variants]
-        plans.append((spec.size, spec.size * factor, mappings))
-    region, to_region = _shrunk_region(pixels, plans[0][2], first, [m for _, _, ms in plans for m in ms])
+    axis = (spec.size - 1) / 2 if spec.axis is None else spec.axis
+    variants = [_variant_mapping(spec.mapping, spec.size, v, axis) for v in spec.variants]
+    region, to_region = _canonical_region(pixels, spec.mapping, spec.size, variants)
     from_region = cv2.invertAffineTransform(to_region)
-    out = []
-    for size, cut_size, mappings in plans:
-        chips = [_warp(region, compose(m, from_region), cut_size) for m in mappings]
-        if cut_size != size:
-            chips = [cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA) for chip in chips]
-        out.append(np.ascontiguousarray(np.stack(chips)))
-    return out
+    grid, count = spec.size * SUPERSAMPLE, len(variants)
+    # The variants' fine grids one under the other, area-averaged to chips in one call.
+    fine = np.empty((count * grid, grid, pixels.shape[2]), pixels.dtype)
+    for i, mapping in enumerate(variants):
+        _warp(region, compose(compose(_upscale(SUPERSAMPLE), mapping), from_region), fine[i * grid : (i + 1) * grid])
+    chips = cv2.resize(fine, (spec.size, count * spec.size), interpolation=cv2.INTER_AREA)
+    return chips.reshape(count, spec.size, spec.size, pixels.shape[2])
 
 
-def _warp(region: np.ndarray, mapping: np.ndarray, size: int) -> np.ndarray:
-    return cv2.warpAffine(
-        region, mapping, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+def _warp(region: np.ndarray, mapping: np.ndarray, out: np.ndarray) -> None:
+    """``region`` warped by ``mapping`` into ``out`` (bilinear; black beyond the region)."""
+    cv2.warpAffine(
+        region,
+        mapping,
+        (out.shape[1], out.shape[0]),
+        dst=out,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
+
+
+def _upscale(factor: int) -> np.ndarray:
+    """Chip -> a grid ``factor`` times finer whose cells' centres average to the chip pixels'."""
+    return np.array([[factor, 0.0, (factor - 1) / 2], [0.0, factor, (factor - 1) / 2]])
 
 
 def shrink_area(image: np.ndarray, factor: float) -> np.ndarray:
@@ -103,6 +126,11 @@ def shrink_area(image: np.ndarray, factor: float) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def source_pixels_per_chip_pixel(mapping: np.ndarray) -> float:
+    """How many photo pixels one chip pixel spans (side), from the photo -> chip map."""
+    return float(1.0 / np.sqrt(abs(np.linalg.det(mapping[:, :2]))))
 
 
 def _variant_mapping(mapping: np.ndarray, size: int, variant: ChipVariant, axis: float) -> np.ndarray:
@@ -121,15 +149,15 @@ def _variant_mapping(mapping: np.ndarray, size: int, variant: ChipVariant, axis:
     return compose(after, mapping)
 
 
-def _shrunk_region(
-    pixels: np.ndarray, scaled_by: Sequence[np.ndarray], size: int, mappings: Sequence[np.ndarray]
+def _canonical_region(
+    pixels: np.ndarray, mapping: np.ndarray, size: int, mappings: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The part of the photo under every chip of ``mappings`` (each ``size`` pixels), area-shrunk
-    to the scale of the chips of ``scaled_by``, and the map from photo coordinates into it. A
-    photo already at or below that scale is not touched (enlarging is bilinear in the warp
-    itself, as in dlib's chips)."""
-    # Source pixels per chip pixel: the first variant's mapping's scale (rotation aside).
-    scale = 1.0 / np.sqrt(abs(np.linalg.det(scaled_by[0][:, :2])))
+    """The part of the photo under every chip of ``mappings`` (each ``size`` pixels) at the
+    canonical resolution of the chip ``mapping`` maps onto, and the map from photo coordinates
+    into it: area-shrunk to at most REGION_DETAIL pixels per chip pixel, then low-passed to
+    CHIP_BLUR chip pixels. A face at or below one photo pixel per chip pixel is not touched
+    (enlarging is bilinear in the warp itself, as in dlib's chips)."""
+    scale = source_pixels_per_chip_pixel(mapping)
     corners = np.array([(0, 0), (size - 1, 0), (0, size - 1), (size - 1, size - 1)], np.float64)
     footprint = np.concatenate([_inverse_points(m, corners) for m in mappings])
     margin = _MARGIN_CHIP_PIXELS * max(scale, 1.0)
@@ -139,12 +167,19 @@ def _shrunk_region(
     bottom = min(height, int(np.ceil(footprint[:, 1].max() + margin)) + 1)
     if right <= left or bottom <= top:  # the chip lies wholly off the photo: all black
         return np.zeros((1, 1, pixels.shape[2]), pixels.dtype), np.array([[1.0, 0, -1e6], [0, 1.0, -1e6]])
-    crop = pixels[top:bottom, left:right]
-    if scale <= 1.0:
-        return crop, np.array([[1.0, 0, -left], [0, 1.0, -top]])
-    shrunk = shrink_area(crop, 1.0 / scale)
-    fx, fy = shrunk.shape[1] / crop.shape[1], shrunk.shape[0] / crop.shape[0]
-    return shrunk, _resize_mapping(fx, fy, left, top)
+    region = pixels[top:bottom, left:right]
+    to_region = np.array([[1.0, 0, -left], [0, 1.0, -top]])
+    if scale > REGION_DETAIL:
+        shrunk = shrink_area(region, REGION_DETAIL / scale)
+        fx, fy = shrunk.shape[1] / region.shape[1], shrunk.shape[0] / region.shape[0]
+        region, to_region = shrunk, _resize_mapping(fx, fy, left, top)
+    per_chip_pixel = min(scale, REGION_DETAIL)  # region pixels per chip pixel
+    if per_chip_pixel > 1.0:
+        # A region pixel carries CHIP_BLUR of its own width; add the rest up to CHIP_BLUR chip
+        # pixels (Gaussian blurs add in squares): CHIP_BLUR * sqrt(q^2 - 1) region pixels.
+        sigma = CHIP_BLUR * np.sqrt(per_chip_pixel**2 - 1.0)
+        region = cv2.GaussianBlur(region, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    return region, to_region
 
 
 def _resize_mapping(fx: float, fy: float, left: int, top: int) -> np.ndarray:
