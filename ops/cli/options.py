@@ -185,6 +185,8 @@ Recognition = Annotated[
         "enrolled and clustered with the faces seen before (README, Recognition). Off: nothing is computed or kept.",
     ),
 ]
+
+
 def _check_vector_index(mode: str) -> str:
     if mode not in defaults.VECTOR_INDEX_MODES:
         raise typer.BadParameter(f"{mode!r}: one of {', '.join(defaults.VECTOR_INDEX_MODES)}")
