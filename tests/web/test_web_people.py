@@ -25,20 +25,20 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.images import DATA
-from tests.pipeline import REPO
-from tests.recognition_faces import IDENTITIES
-from tests.web.test_web_page import (  # noqa: F401 (browser: the fixture)
+from tests.browser import (  # noqa: E402, F401 (browser_fixture: the `browser` fixture)
     RESULT_S,
     TOKEN,
     Stack,
-    browser,
+    browser_fixture,
     console_errors,
     fits_at_each_width,
     full_page_screenshot,
     start_stack,
     wait_for,
 )
+from tests.images import DATA
+from tests.pipeline import REPO
+from tests.recognition_faces import IDENTITIES
 from tests.web_browse import drop_file
 
 pytestmark = pytest.mark.slow
