@@ -35,8 +35,8 @@ import numpy as np
 _MARGIN_CHIP_PIXELS = 3
 # Photo pixels per chip pixel (each side) kept before the low-pass: more is shrunk away. And
 # the warp's grid cells per chip pixel. Measured with bench/ages.py (docs/models.md, "Ages that
-# hold still"): 3 and 2 kept all 10 faces under a 3-year spread (largest 2.4, as with 3 and 3
-# at 1.6 ms more CPU per face); 2 and 2 left one at 3.3.
+# hold still"): 3 and 2 kept all 10 faces under a 3-year spread (largest 2.4; 3 and 3: 2.3,
+# for about 0.6 ms more CPU per face); 2 and 2 left one at 3.3.
 REGION_DETAIL = 3
 SUPERSAMPLE = 2
 # Gaussian sigma, in chip pixels, of the canonical chip: that of a photo sampled at one pixel
