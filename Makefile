@@ -64,7 +64,8 @@ bench-search: install-dev
 	$(if $(VECTOR),OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.search_scale --sizes 10000,100000 --vector --json bench-results/search-scale-vector.json)
 
 # Side-by-side benchmark against DeepFace.analyze, then throughput and growth (bench-throughput
-# below); offline (synthetic weights). 35-45 minutes here.
+# below), recognition off and on; offline (synthetic weights). 40-50 minutes here (estimate: 35-45
+# before recognition's runs, about 5 minutes, were added).
 # It runs from bench/ in this repository, which is not installed with the product.
 # Warm figures are medians of 3 runs: this VM sometimes stalls TensorFlow (see docs/benchmark.md).
 BENCH_DIR ?= $(if $(wildcard ../shared/testdata/dlib-faces),../shared/testdata/dlib-faces,data)
@@ -123,8 +124,16 @@ load: install-dev
 	$(BIN)/python -m pytest -q -m slow -s tests/web/test_http_load.py
 
 # Only the throughput part of the benchmark (issue 16): CPU floor, plain multiprocessing program,
-# pipeline steady state on 1,000 images, scale-out 1/2/4 detect workers, growth at 100/1,000/10,000
-# queued images; figures in bench-results/throughput.json. About 20 minutes on 2 cores.
+# pipeline steady state on 1,000 images (recognition on: 400), scale-out 1/2/4 detect workers, growth
+# at 100/1,000/10,000 queued images; figures in bench-results/throughput.json. About 25 minutes on
+# 2 cores (estimate: 20 before recognition's runs).
 .PHONY: bench-throughput
 bench-throughput: install-dev
 	$(BIN)/python -m bench $(BENCH_DIR) --synthetic-weights --only throughput --repeat 3 --json bench-results/throughput.json
+
+# The steady-state targets alone (issue 27, recognition off: vs the CPU floor and the plain program,
+# bundled and DeepFace; issue 24, recognition on: vs the CPU floor with the embed step): the throughput
+# part without scale-out and growth; figures in bench-results/steady.json. About 15 minutes (estimate).
+.PHONY: bench-steady
+bench-steady: install-dev
+	$(BIN)/python -m bench $(BENCH_DIR) --synthetic-weights --only throughput --growth none --scale none --repeat 3 --json bench-results/steady.json

@@ -12,7 +12,8 @@ It imports the product (``faces.*``); nothing in the product imports it.
 - ``bench.throughput`` throughput and growth (issue 16): ``floor`` (CPU per image per step),
                        ``plain`` (a process pool over faces.analyze), ``steady`` (a running
                        stack fed N images), ``growth`` (memory and speed by queue size),
-                       ``workload`` (distinct copies of the photos), ``report_throughput``
+                       ``workload`` (distinct copies of the photos), ``report_throughput``;
+                       recognition off and on (``embedding``: the embed step's model work)
 - ``bench.machine``    the machine's facts (CPU kind: AVX-512 with bfloat16 or AVX2 only) and
                        how busy others kept it
 - ``bench.report``     ratios, targets and the tables

@@ -30,9 +30,9 @@ def _precision(f: dict) -> str:
     return f.get("precision", "float32")
 
 
-BUNDLED_COLD = "bundled age/gender networks, recognition off (vs DeepFace's shared weights)"
+BUNDLED_COLD = "bundled age/gender networks, recognition off, vs DeepFace's shared weights"
 # The same with recognition on, as `faces run` runs by default: the loop recognises nobody.
-BUNDLED_COLD_RECOGNITION = "bundled age/gender networks, recognition on: the default (vs DeepFace's shared weights)"
+BUNDLED_COLD_RECOGNITION = "bundled age/gender networks, recognition on (the default), vs DeepFace's shared weights"
 
 
 def avx2_cold_label(f: dict) -> str:

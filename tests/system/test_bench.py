@@ -67,7 +67,7 @@ def test_one_hop_moves_a_real_landmarked_event_and_leaves_nothing_behind(
 ):
     photos = measured[0]
     job = landmarked_job(photos[0], default_detector, landmarker)
-    assert job["faces"] and len(job["faces"][0]["landmarks"]) == 68
+    assert job["faces"] and len(job["faces"][0]["landmarks"] or []) == 68
     keys_before = set(redis_client.keys("*"))
     single = time_hops(redis_client, job, hops=20)
     batched = time_hops(redis_client, job, hops=10, batch=8, image=photos[0].data)
@@ -361,7 +361,7 @@ def test_throughput_targets_are_ratios_to_the_floor_and_the_plain_program_from_o
 
 
 def test_throughput_alone_renders_its_tables_and_the_cpu_kind():
-    figures = {
+    figures: dict = {
         "only": "throughput",
         "machine": {"cpu_model": "test CPU", "load": {"other_load_cores": 0.0}},
         "throughput": _throughput(3.8, 3.9, (3.0, 3.1, 3.05), (600, 650, 660), (650, 660, 665)),
@@ -419,7 +419,7 @@ def test_recognition_on_is_judged_against_the_floor_with_the_embed_step():
     missed = bench_report.derive_throughput(_with_recognition(part, 2.2))["targets"]
     assert [t["met"] for t in missed if t["name"].endswith("recognition on)")] == [False]  # 88 %
 
-    figures = {"only": "throughput", "machine": {"cpu_model": "test CPU", "usable_cores": 2}, "throughput": part}
+    figures: dict = {"only": "throughput", "machine": {"cpu_model": "test CPU", "usable_cores": 2}, "throughput": part}
     figures["derived"] = {"throughput": derived, "targets": derived["targets"]}
     text = bench_report.render_markdown(figures)
     assert "| embed: chips + descriptors (recognition on) | - | 0.300 |" in text
@@ -450,12 +450,13 @@ def test_the_embed_step_describes_each_face_that_has_landmarks(default_detector,
     per face with landmarks, as the embed stage picks them; a face without them is skipped and
     the others' descriptors do not change."""
     from bench.embedding import describe_photos
-    from faces.models.analysis import add_landmarks, decode_photo, find_faces
+    from faces.models.analysis import Photo, add_landmarks, decode_photo, find_faces
     from faces.models.embed import DESCRIPTOR_SIZE, load_embedder
     from faces.producer.files import job_for
 
     data = PHOTOS[0].read_bytes()
     photo = decode_photo(job_for(str(PHOTOS[0]), data), data, "detect")
+    assert isinstance(photo, Photo)
     find_faces(default_detector, [photo])
     add_landmarks(landmarker, [photo])
     faces = len(photo.job["faces"])
