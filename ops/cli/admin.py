@@ -19,20 +19,7 @@ from faces import logs
 from faces import settings as defaults
 from faces.ops import exits, interrupts
 from faces.ops.cli.application import app, fail, usage
-from faces.ops.cli.options import (
-    AgeGender,
-    Batch,
-    Detector,
-    HighWater,
-    KeepDescriptors,
-    Landmarks,
-    Recognition,
-    TimeoutS,
-    Visualize,
-    analysis_worker_args,
-    check_folders,
-    with_settings,
-)
+from faces.ops.cli.options import Analysis, HighWater, TimeoutS, check_folders, with_analysis, with_settings
 from faces.ops.cli.wording import count, iso_time
 from faces.ops.settings import AppSettings
 from faces.producer.replay import IMAGE_FORMS, TIME_FORMS, BadSelection, ImageNotFound
@@ -125,6 +112,7 @@ def result(
 
 @app.command()
 @with_settings
+@with_analysis
 def replay(
     settings: AppSettings,
     since: Annotated[str | None, typer.Option(help=f"Replay what was submitted from then on: {TIME_FORMS}.")] = None,
@@ -137,13 +125,8 @@ def replay(
     ] = "detect",
     high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
-    visualize: Visualize = True,
-    batch: Batch = defaults.BATCH,
-    detector: Detector = None,
-    agegender: AgeGender = None,
-    landmarks: Landmarks = None,
-    recognition: Recognition = True,
-    keep_descriptors: KeepDescriptors = False,
+    *,
+    analysis: Analysis,
 ) -> None:
     """Re-publish submitted images for reprocessing; results are overwritten in place.
 
@@ -164,14 +147,12 @@ def replay(
     from faces.producer.replay import check_selection
 
     logs.configure(level="WARNING")
-    check_folders(settings, visualize)  # its results and pictures are written again
+    check_folders(settings, analysis.visualize)  # its results and pictures are written again
     options = JobOptions(
         high_water=high_water,
         timeout_s=timeout_s,
-        output=settings.output if visualize else None,
-        worker_args=analysis_worker_args(
-            settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
-        ),
+        output=settings.output if analysis.visualize else None,
+        worker_args=analysis.worker_args(settings),
     )
     with _selecting():
         check_selection(since, until, image or [])  # before anything is attached or started

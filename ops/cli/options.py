@@ -1,5 +1,6 @@
-"""Typer option declarations shared by the commands, each with its environment variable, and
-`with_settings`, which gives a command the four options every command takes."""
+"""Typer option declarations shared by the commands, each with its environment variable;
+`with_settings`, which gives a command the four options every command takes, and
+`with_analysis`, which gives `run`, `up` and `replay` the analysis options they hand to workers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,15 +58,21 @@ Output = Annotated[
     Path, typer.Option("--output", envvar="FACES_OUTPUT", show_envvar=True, help="Where annotated pictures go.")
 ]
 
-# The options every command takes (`with_settings`), named after the AppSettings field each fills in.
-_SHARED = tuple(
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
-    for name, option, default in (
-        ("redis_url", RedisUrl, None),
-        ("state_dir", StateDir, defaults.STATE_DIR),
-        ("storage", Storage, defaults.STORAGE),
-        ("output", Output, defaults.OUTPUT),
+
+def _parameters(*declared: tuple[str, Any, Any]) -> tuple[inspect.Parameter, ...]:
+    """(name, typer option, default) each, as the parameters `_in_place_of` puts in a signature."""
+    return tuple(
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+        for name, option, default in declared
     )
+
+
+# The options every command takes (`with_settings`), named after the AppSettings field each fills in.
+_SHARED = _parameters(
+    ("redis_url", RedisUrl, None),
+    ("state_dir", StateDir, defaults.STATE_DIR),
+    ("storage", Storage, defaults.STORAGE),
+    ("output", Output, defaults.OUTPUT),
 )
 SHARED_FLAGS = tuple(f"--{option.name.replace('_', '-')}" for option in _SHARED)
 
@@ -73,35 +81,44 @@ def with_settings(command: Callable | None = None, *, output: bool = True):
     """Decorator (under `@app.command()`): the command's parameter `settings: AppSettings` becomes
     the options every command takes, --redis-url, --state-dir, --storage and --output (without
     --output when `output=False`), in its place; the command is called with the AppSettings
-    they make. Declare `settings` keyword-only (`*, settings`) after parameters with defaults.
+    they make. Declare `settings` keyword-only (`*, settings`) after parameters with defaults."""
+    shared = tuple(option for option in _SHARED if output or option.name != "output")
 
-    Typer reads a command's options from its signature: the one presented here."""
-    shared = [option for option in _SHARED if output or option.name != "output"]
+    def settings_of(given: dict[str, Any]) -> AppSettings:
+        return AppSettings(**{**given, "redis_url": given["redis_url"] or None})
 
     def decorate(command: Callable) -> Callable:
-        own = inspect.signature(command, eval_str=True)
-        at = list(own.parameters).index("settings")
-        before, after = list(own.parameters.values())[:at], list(own.parameters.values())[at + 1 :]
-        # Keyword-only throughout (typer passes everything by name): options with defaults may
-        # then come before parameters without.
-        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*before, *shared, *after]]
-
-        @functools.wraps(command)
-        def with_app_settings(**kwargs):
-            given = {option.name: kwargs.pop(option.name) for option in shared}
-            given["redis_url"] = given["redis_url"] or None
-            return command(**kwargs, settings=AppSettings(**given))
-
-        with_app_settings.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
-        with_app_settings.__annotations__ = {
-            p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty
-        }
-        return with_app_settings
+        return _in_place_of("settings", shared, settings_of, command)
 
     return decorate(command) if command is not None else decorate
 
 
-# The analysis options `faces run` and `faces up` share (`faces worker` takes them one by one).
+def _in_place_of(
+    name: str, options: tuple[inspect.Parameter, ...], build: Callable[[dict[str, Any]], Any], command: Callable
+) -> Callable:
+    """`command` with its parameter `name` replaced by `options`, in its place; the command is
+    called with `build(the options' values)` as `name`. Typer reads a command's options from its
+    signature: the one presented here."""
+    own = inspect.signature(command, eval_str=True)
+    at = list(own.parameters).index(name)
+    before, after = list(own.parameters.values())[:at], list(own.parameters.values())[at + 1 :]
+    # Keyword-only throughout (typer passes everything by name): options with defaults may
+    # then come before parameters without.
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in [*before, *options, *after]]
+
+    @functools.wraps(command)
+    def with_options(**kwargs):
+        given = {option.name: kwargs.pop(option.name) for option in options}
+        return command(**kwargs, **{name: build(given)})
+
+    with_options.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_options.__annotations__ = {
+        p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty
+    }
+    return with_options
+
+
+# The analysis options `faces run`, `up` and `replay` share (`faces worker` takes them one by one).
 def _check_detector(name: str | None) -> str | None:
     """An unknown detector, or one whose model file is missing, is refused before any worker
     starts (a worker would fail at start and be restarted forever)."""
@@ -258,20 +275,56 @@ Visualize = Annotated[
         help="Draw annotated pictures into --output.",
     ),
 ]
-HighWater = Annotated[
-    int,
-    typer.Option(
-        "--high-water",
-        envvar="FACES_HIGH_WATER",
-        show_envvar=True,
-        min=0,
-        help="Submission waits while this many images are in flight (0: no limit).",
-    ),
-]
+
+
+def _high_water(help: str) -> Any:
+    """--high-water: one setting (FACES_HIGH_WATER), which the commands that feed the pipeline
+    wait on and the HTTP API refuses uploads on, each saying so in its help."""
+    return Annotated[int, typer.Option("--high-water", envvar="FACES_HIGH_WATER", show_envvar=True, min=0, help=help)]
+
+
+HighWater = _high_water("Submission waits while this many images are in flight (0: no limit).")
+UploadsHighWater = _high_water("Uploads are refused (429) while this many images are in flight (0: no limit).")
 TimeoutS = Annotated[
     float | None,
     typer.Option("--timeout-s", min=0.001, help="Give up (exit 1) if not every image has a result by then."),
 ]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis options `faces run`, `up` and `replay` take alike and hand to the workers
+    they start (`with_analysis`); `faces worker` takes them one by one."""
+
+    visualize: bool
+    batch: int
+    detector: str | None
+    agegender: str | None
+    landmarks: str | None
+    recognition: bool
+    keep_descriptors: bool
+
+    def worker_args(self, settings: AppSettings) -> dict[str, list[str]]:
+        return analysis_worker_args(settings, **asdict(self))
+
+
+# Analysis's options, in the order --help lists them, with their defaults.
+_ANALYSIS = _parameters(
+    ("visualize", Visualize, True),
+    ("batch", Batch, defaults.BATCH),
+    ("detector", Detector, None),
+    ("agegender", AgeGender, None),
+    ("landmarks", Landmarks, None),
+    ("recognition", Recognition, True),
+    ("keep_descriptors", KeepDescriptors, False),
+)
+
+
+def with_analysis(command: Callable) -> Callable:
+    """Decorator (under `@with_settings`): the command's parameter `analysis: Analysis` becomes
+    the analysis options (--visualize ... --keep-descriptors) in its place; the command is called
+    with the Analysis they make."""
+    return _in_place_of("analysis", _ANALYSIS, lambda given: Analysis(**given), command)
 
 
 def analysis_worker_args(

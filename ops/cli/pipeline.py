@@ -18,6 +18,7 @@ from faces.ops import exits, interrupts  # interrupts: installed by application.
 from faces.ops.cli.application import app, debug_enabled, fail, usage
 from faces.ops.cli.options import (
     AgeGender,
+    Analysis,
     Batch,
     Detector,
     HighWater,
@@ -28,8 +29,8 @@ from faces.ops.cli.options import (
     VectorIndex,
     Visualize,
     Workers,
-    analysis_worker_args,
     check_folders,
+    with_analysis,
     with_settings,
 )
 from faces.ops.cli.wording import count
@@ -57,16 +58,11 @@ def _existing(paths: list[Path]) -> list[Path]:
 
 @app.command()
 @with_settings
+@with_analysis
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (walked recursively).")],
     settings: AppSettings,
-    visualize: Visualize = True,
-    batch: Batch = defaults.BATCH,
-    detector: Detector = None,
-    agegender: AgeGender = None,
-    landmarks: Landmarks = None,
-    recognition: Recognition = True,
-    keep_descriptors: KeepDescriptors = False,
+    analysis: Analysis,
     high_water: HighWater = defaults.HIGH_WATER,
     timeout_s: TimeoutS = None,
     workers: Workers = defaults.WORKERS,
@@ -92,22 +88,17 @@ def run(
 
     logs.configure(level="INFO" if verbose else "WARNING")
     _check_precision(settings)
-    check_folders(settings, visualize)
+    check_folders(settings, analysis.visualize)
     if not scan(_existing(paths)).images:
         fail(f"no images under {', '.join(map(str, paths))} (jpg, png and the other formats OpenCV reads)")
     options = JobOptions(
         high_water=high_water,
         timeout_s=timeout_s,
         force=force,
-        output=settings.output if visualize else None,
+        output=settings.output if analysis.visualize else None,
         counts=parse_counts(workers),
         # A short blocking read lets the workers notice the stop quickly.
-        worker_args=_with_block_ms(
-            analysis_worker_args(
-                settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
-            ),
-            200,
-        ),
+        worker_args=_with_block_ms(analysis.worker_args(settings), 200),
     )
     try:
         with BarDisplay() as display:
@@ -143,7 +134,7 @@ def run(
         typer.echo(f"  warning: {note}")
     for path, reason in summary.errors:
         typer.echo(f"  error: {path}: {reason}")
-    typer.echo(f"results: {settings.storage}/" + (f"  pictures: {settings.output}/" if visualize else ""))
+    typer.echo(f"results: {settings.storage}/" + (f"  pictures: {settings.output}/" if analysis.visualize else ""))
     raise typer.Exit(summary.exit_code)
 
 
@@ -153,15 +144,10 @@ def _with_block_ms(worker_args: dict[str, list[str]], block_ms: int) -> dict[str
 
 @app.command()
 @with_settings
+@with_analysis
 def up(
     settings: AppSettings,
-    visualize: Visualize = True,
-    batch: Batch = defaults.BATCH,
-    detector: Detector = None,
-    agegender: AgeGender = None,
-    landmarks: Landmarks = None,
-    recognition: Recognition = True,
-    keep_descriptors: KeepDescriptors = False,
+    analysis: Analysis,
     high_water: HighWater = defaults.HIGH_WATER,
     workers: Workers = defaults.WORKERS,
     watch_dir: Annotated[Path | None, typer.Option("--watch", help="Also watch this drop folder.")] = None,
@@ -186,16 +172,14 @@ def up(
     _check_precision(settings)
     # Every option and setting is checked before Redis or a worker starts: a refusal is one
     # line here, not a stack that stops (or dead-letters every image) once running.
-    check_folders(settings, visualize)
+    check_folders(settings, analysis.visualize)
     if watch_dir is not None and not watch_dir.is_dir():
         fail(f"{watch_dir} is not a folder")
     if serve:
         check_server_process(settings, host, port, high_water)
     options = UpOptions(
         counts=parse_counts(workers),
-        worker_args=analysis_worker_args(
-            settings, batch, visualize, detector, agegender, landmarks, recognition, keep_descriptors
-        ),
+        worker_args=analysis.worker_args(settings),
         high_water=high_water,
         watch_dir=watch_dir,
         api_at=(host, port) if serve else None,

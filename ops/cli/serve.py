@@ -14,7 +14,7 @@ import typer
 from faces import logs
 from faces import settings as defaults
 from faces.ops.cli.application import app, command_tree, fail, usage
-from faces.ops.cli.options import Landmarks, VectorIndex, with_settings
+from faces.ops.cli.options import Landmarks, UploadsHighWater, VectorIndex, with_settings
 from faces.ops.settings import AppSettings
 from faces.ops.supervise.server import serve_args
 from faces.ops.web.options import (
@@ -23,7 +23,6 @@ from faces.ops.web.options import (
     BodyIdleS,
     BodyTimeoutS,
     HeadTimeoutS,
-    HighWater,
     Host,
     MaxConnections,
     Port,
@@ -42,7 +41,7 @@ def serve(
     settings: AppSettings,
     host: Host = defaults.HTTP_HOST,
     port: Port = defaults.HTTP_PORT,
-    high_water: HighWater = defaults.HIGH_WATER,
+    high_water: UploadsHighWater = defaults.HIGH_WATER,
     wait_max_s: Annotated[
         float,
         typer.Option(

@@ -1,4 +1,5 @@
-"""The command-line options that place the HTTP API (`faces serve`, `faces up --serve`)."""
+"""The command-line options that place the HTTP API (`faces serve`, `faces up --serve`); its
+--high-water is the pipeline's (ops/cli/options.py `UploadsHighWater`)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,6 @@ Port = Annotated[
     int,
     typer.Option(
         "--port", envvar="FACES_HTTP_PORT", show_envvar=True, min=1, max=65535, help="Port the HTTP API listens on."
-    ),
-]
-HighWater = Annotated[
-    int,
-    typer.Option(
-        "--high-water",
-        envvar="FACES_HIGH_WATER",
-        show_envvar=True,
-        min=0,
-        help="Uploads are refused (429) while this many images are in flight (0: no limit).",
     ),
 ]
 AllowedHosts = Annotated[
