@@ -78,12 +78,9 @@ class FaceNotFound(LookupError):
 class FaceNotTheirs(FaceNotFound):
     """A face chosen to split off a person is not one of theirs."""
 
-    def __init__(self, image_id: str, face: int, who: str):
-        super().__init__(
-            image_id,
-            face,
-            f"image {image_id!r} face {face} is not one of {who}'s faces (`faces people show` lists them)",
-        )
+    def __init__(self, image_id: str, face: int, who: str, person_id: str):
+        listed = f"`faces people show {person_id}` or GET /v1/people/{person_id}/faces lists them"
+        super().__init__(image_id, face, f"image {image_id!r} face {face} is not one of {who}'s faces: {listed}")
 
 
 @dataclass(frozen=True)
@@ -263,7 +260,7 @@ class People:
         for image_id, face in chosen:
             record = records.get(image_id)
             if record is None or not 0 <= face < len(record.faces) or record.faces[face].label != person.id:
-                raise FaceNotTheirs(image_id, face, person.name or person.id)
+                raise FaceNotTheirs(image_id, face, person.name or person.id, person.id)
         [cluster] = gallery.create_clusters(self.client, 1)
         for image_id in records:
             moved = {face for i, face in chosen if i == image_id}

@@ -24,7 +24,15 @@ from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from faces.consumers.people import Describer, FaceNotFound, People, PersonNotFound, PhotoFaces, reference_id
+from faces.consumers.people import (
+    Describer,
+    FaceNotFound,
+    FaceNotTheirs,
+    People,
+    PersonNotFound,
+    PhotoFaces,
+    reference_id,
+)
 from faces.models.decode import ImageDecodeError
 from faces.ops.cli.wording import count
 from faces.ops.web import images
@@ -240,8 +248,8 @@ def _answers() -> Iterator[None]:
         yield
     except PersonNotFound as exc:
         raise ApiError(404, f"no person {exc.who!r}: {LIST_HOW}") from None
-    except FaceNotFound as exc:
-        raise ApiError(404, f"{exc}: the image id and face index are those of its result") from None
+    except FaceNotFound as exc:  # the person is there, the face is not: a conflict, not a 404 (the fuzzer's rule)
+        raise ApiError(409, f"{exc}: the image id and face index are those of its result") from None
     except NameTaken as exc:
         raise ApiError(
             409, f"a person named {exc.name!r} exists already: pick another name, or merge the two"
@@ -416,13 +424,18 @@ def rename(person_id: PersonIdPath, change: Rename, request: Request) -> PersonS
 @router.post(
     "/v1/people/{person_id}/merge",
     response_model=PersonSummary,
-    responses={404: UNKNOWN, 503: ERRORS[503]},
+    responses={404: UNKNOWN, 409: error(f"no person `other` ({LIST_HOW})"), 503: ERRORS[503]},
 )
 def merge(person_id: PersonIdPath, other: MergeOther, request: Request) -> PersonSummary:
     """Merge `other` into this person (the same person under two names, or a cluster that is
     them): its references, faces and corrections become this person's; `other` is gone."""
     with recognizer(request).people() as people:
-        return _summary(people, people.merge(_person_id(person_id), _person_id(other.other)))
+        keep = people.find(_person_id(person_id))
+        try:  # this person is there, `other` is not: a conflict with what exists, not a 404
+            people.find(other.other)
+        except PersonNotFound:
+            raise ApiError(409, f"no person {other.other!r} to merge into this one: {LIST_HOW}") from None
+        return _summary(people, people.merge(keep.id, other.other))
 
 
 @router.post(
@@ -430,7 +443,10 @@ def merge(person_id: PersonIdPath, other: MergeOther, request: Request) -> Perso
     response_model=PersonSummary,
     responses={
         200: {"description": "the new unnamed cluster", "links": {"Cluster": _link(PERSON, "get", "id")}},
-        404: error(f"no such person ({LIST_HOW}), or a face that is not one of theirs"),
+        404: UNKNOWN,
+        409: error(
+            "a face that is not (or no longer) one of the person's: GET /v1/people/{person_id}/faces lists them"
+        ),
         503: ERRORS[503],
     },
 )
@@ -440,7 +456,10 @@ def split(person_id: PersonIdPath, chosen: SplitFaces, request: Request) -> Pers
     person's references made from those faces are dropped."""
     with recognizer(request).people() as people:
         faces = [(face.image_id, face.face) for face in chosen.faces]
-        return _summary(people, people.split(_person_id(person_id), faces))
+        try:
+            return _summary(people, people.split(_person_id(person_id), faces))
+        except FaceNotTheirs as exc:  # the person is there; the face is not theirs (now): a conflict
+            raise ApiError(409, str(exc)) from None
 
 
 @router.delete(
@@ -460,7 +479,7 @@ def remove(person_id: PersonIdPath, request: Request) -> Response:
 @router.post(
     "/v1/people/{person_id}/not",
     response_model=NotThisAnswer,
-    responses={404: error(f"no such person ({LIST_HOW}), or no such face in the gallery"), 503: ERRORS[503]},
+    responses={404: UNKNOWN, 409: error("no such face in the gallery"), 503: ERRORS[503]},
 )
 def not_this_person(person_id: PersonIdPath, face: NotThis, request: Request) -> NotThisAnswer:
     """Face `face` of `image_id` is not this person: it leaves them, and no later decision gives

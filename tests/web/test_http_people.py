@@ -99,7 +99,7 @@ def test_enrol_rename_merge_not_search_and_erase_through_the_api(people):
     merged into her; her face marked "not her"; search finds her in every face of group.jpg;
     another cluster merged into her, then removal erases her (204, then 404, gone from the list,
     from search, from the results in Redis and the file, her stored face no longer searched);
-    last, a cluster's face split off it (a face not its own: 404 naming it) goes to a new
+    last, a cluster's face split off it (a face not its own: 409 naming it) goes to a new
     cluster and the emptied one is gone."""
     http = people.api.http
     twins = http.post("/v1/search", content=GROUP, headers=JPEG).json()["faces"]
@@ -152,7 +152,7 @@ def test_enrol_rename_merge_not_search_and_erase_through_the_api(people):
     assert not_her.json()["person"] is None and not_her.json()["cluster"].startswith("p-")
     assert http.get(f"/v1/people/{her['id']}/faces").json()["faces"] == []
     assert "has no face 9" in error_of(
-        http.post(f"/v1/people/{her['id']}/not", json={"image_id": GROUP_ID, "face": 9}), 404
+        http.post(f"/v1/people/{her['id']}/not", json={"image_id": GROUP_ID, "face": 9}), 409
     )
 
     found = http.post("/v1/search", content=GROUP, headers=JPEG)
@@ -179,7 +179,7 @@ def test_enrol_rename_merge_not_search_and_erase_through_the_api(people):
     [alone] = http.get(f"/v1/people/{clusters[2]}/faces").json()["faces"]
     elsewhere = {"image_id": GROUP_ID, "face": (alone["face"] + 1) % 4}
     refused = http.post(f"/v1/people/{clusters[2]}/split", json={"faces": [elsewhere]})
-    assert f"face {elsewhere['face']} is not one of {clusters[2]}'s faces" in error_of(refused, 404)
+    assert f"face {elsewhere['face']} is not one of {clusters[2]}'s faces" in error_of(refused, 409)
     split = http.post(
         f"/v1/people/{clusters[2]}/split", json={"faces": [{"image_id": GROUP_ID, "face": alone["face"]}]}
     )
