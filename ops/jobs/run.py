@@ -93,8 +93,12 @@ class SilentDisplay:
         pass
 
 
-class JobInterrupted(RuntimeError):
-    """Ctrl-C (or SIGTERM) during a job; carries what was done so far."""
+class JobInterrupted(FacesError, RuntimeError):
+    """Ctrl-C (or SIGTERM) during a job; carries what was done so far. The CLI catches it and
+    prints the summary (internal: it never reaches the user as an error line)."""
+
+    exit_code = exits.INTERRUPTED
+    internal = True
 
     def __init__(self, summary: JobSummary, total: int):
         super().__init__("interrupted")

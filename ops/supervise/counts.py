@@ -10,18 +10,22 @@ from __future__ import annotations
 import math
 import os
 
+from faces import exits
 from faces import settings as defaults
+from faces.errors import FacesError
 from faces.streams.names import STAGE_ORDER
 
 AUTO = "auto"
 
 
-class BadWorkerCounts(ValueError):
+class BadWorkerCounts(FacesError, ValueError):
     """--workers could not be read.
 
     Cause: a stage name that does not exist, or a count that is not a whole number from 1 up.
     Remedy: `auto`, or STAGE=N pairs separated by commas, e.g. `detect=2,agegender=1`.
     """
+
+    exit_code = exits.USAGE
 
 
 def available_cores() -> int:
