@@ -236,7 +236,7 @@ class StreamConsumer:
         the pending list), so it is recorded and acknowledged without the owner check. A known
         `job` gets an error result, which releases its in-flight slot and bytes; without one
         only the letter is written."""
-        note = self._note(
+        note = self._dead_letter(
             batch,
             entry.entry_id,
             entry.attempt,
@@ -244,6 +244,7 @@ class StreamConsumer:
             "the entry was deleted from the stream while pending",
             job,
             salvaged=job is not None,
+            at_commit=False,
         )
         batch.settle(
             entry.entry_id, committing.dead_letter(self.route, note, self.commit_settings), require_owner=False
@@ -372,22 +373,10 @@ class StreamConsumer:
         job: Job | None,
         *,
         salvaged: bool = False,
-    ) -> None:
-        """Send the entry to the dead letters, written at commit."""
-        batch.dead.append(self._note(batch, entry_id, attempt, error_type, message, job, salvaged=salvaged))
-
-    def _note(
-        self,
-        batch: BatchEffects,
-        entry_id: str,
-        attempt: int,
-        error_type: str,
-        message: str,
-        job: Job | None,
-        *,
-        salvaged: bool = False,
+        at_commit: bool = True,
     ) -> DeadLetterNote:
-        """The entry's dead letter, logged now with its reason; written at commit."""
+        """The entry's dead letter, logged now with its reason; written at commit with the
+        batch's others, or (`at_commit=False`) by the caller, which settles the entry itself."""
         self.log.warning(
             "entry.dead_lettered",
             entry_id=entry_id,
@@ -396,7 +385,10 @@ class StreamConsumer:
             error_type=error_type,
             error=message,
         )
-        return DeadLetterNote(entry_id, attempt, error_type, message, batch.payloads[entry_id], job, salvaged)
+        note = DeadLetterNote(entry_id, attempt, error_type, message, batch.payloads[entry_id], job, salvaged)
+        if at_commit:
+            batch.dead.append(note)
+        return note
 
     # -- keeping claims ----------------------------------------------------------------------
     def _renew(self, ids: list[str]) -> None:
