@@ -54,11 +54,13 @@ class Api:
         except httpx.TransportError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15) -> None:
+        """SIGTERM, then SIGKILL after `grace_s`: `faces serve` stops once the requests in hand
+        are answered, and a ?wait request is answered when its wait ends."""
         self.http.close()
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
