@@ -42,6 +42,26 @@
     return response;
   }
 
+  /** The response, or null when the server could not be reached: `message` then says so. */
+  async function answer(path, message, options = {}) {
+    try {
+      return await api(path, options);
+    } catch (error) {
+      message.textContent = unreachable(error);
+      return null;
+    }
+  }
+
+  /** What a request that got no answer says. */
+  function unreachable(error) {
+    return `Could not reach the server (${error.message}).`;
+  }
+
+  /** What a failed step says: fetch rejects with a TypeError when no answer came; others say why. */
+  function failure(error) {
+    return error instanceof TypeError ? unreachable(error) : error.message;
+  }
+
   /** The message of an error answer: the API answers errors as JSON. */
   async function errorText(response) {
     let detail = "";
@@ -406,7 +426,7 @@
       if (generation === galleryGeneration) $("gallery-more").hidden = !galleryNext;
     } catch (error) {
       if (generation !== galleryGeneration) return;
-      message.textContent = error instanceof TypeError ? `Could not reach the server (${error.message}).` : error.message;
+      message.textContent = failure(error);
     }
   }
 
@@ -445,14 +465,8 @@
     $("result-summary").replaceChildren();
     $("result-json").textContent = "";
     while (shownResultId === id) {
-      let response;
-      try {
-        response = await api(resultUrl(id));
-      } catch (error) {
-        $("result-message").textContent = `Could not reach the server (${error.message}).`;
-        return;
-      }
-      if (shownResultId !== id) return;
+      const response = await answer(resultUrl(id), $("result-message"));
+      if (!response || shownResultId !== id) return;
       if (response.status === 200) {
         renderResult(await response.json());
         return;
@@ -700,7 +714,7 @@
       }
       renderPeople((await response.json()).people || []);
     } catch (error) {
-      if (generation === peopleGeneration) message.textContent = `Could not reach the server (${error.message}).`;
+      if (generation === peopleGeneration) message.textContent = unreachable(error);
     }
   }
 
@@ -754,14 +768,8 @@
     personNote = "";
     $("person-title").textContent = "Person";
     $("person-message").textContent = note || "Loading…";
-    let response;
-    try {
-      response = await api(personUrl(id));
-    } catch (error) {
-      $("person-message").textContent = `Could not reach the server (${error.message}).`;
-      return;
-    }
-    if (shownPersonId !== id) return;
+    const response = await answer(personUrl(id), $("person-message"));
+    if (!response || shownPersonId !== id) return;
     if (!response.ok) {
       showNoPerson(response.status === 404
         ? "No person or cluster with this id: it was merged into another, removed, or has no faces left."
@@ -834,7 +842,7 @@
       else showPerson(shownPersonId);
     } catch (error) {
       personNote = "";
-      $("person-message").textContent = error instanceof TypeError ? `Could not reach the server (${error.message}).` : error.message;
+      $("person-message").textContent = failure(error);
     } finally {
       controls.forEach((c) => { c.disabled = false; });
     }
@@ -902,13 +910,8 @@
     message.textContent = `Looking for the faces of ${file.name}…`;
     const form = new FormData();
     form.append("file", file, file.name);
-    let response;
-    try {
-      response = await api("/v1/search", { method: "POST", body: form });
-    } catch (error) {
-      message.textContent = `Could not reach the server (${error.message}).`;
-      return;
-    }
+    const response = await answer("/v1/search", message, { method: "POST", body: form });
+    if (!response) return;
     if (!response.ok) {
       message.textContent = `Could not search: ${await errorText(response)}`;
       return;
