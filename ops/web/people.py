@@ -336,6 +336,7 @@ ENROLLED_LINKS = {
     "Rename": _link(PERSON, "patch"),
     "Merge": _link(PERSON + "/merge", "post"),
     "NotThis": _link(PERSON + "/not", "post"),
+    "Split": _link(PERSON + "/split", "post"),
     "Remove": _link(PERSON, "delete"),
 }
 UNUSABLE = error("the photo cannot be used: not a decodable image, or no face, or several and no ?face")
