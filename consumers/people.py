@@ -18,6 +18,7 @@ import redis
 
 from faces.consumers.recognition import Judgement, Recognition, vector_bytes, vectors_of
 from faces.consumers.storage import inside, patch_if
+from faces.errors import FacesError
 from faces.models.decode import DEFAULT_MAX_PIXELS, decode_image
 from faces.models.detect import Box, load_detector
 from faces.models.embed import load_embedder
@@ -64,13 +65,17 @@ class Describer:
         return PhotoFaces(boxes, vectors)
 
 
-class PersonNotFound(LookupError):
+class PersonNotFound(FacesError, LookupError):
+    http_status = 404
+
     def __init__(self, who: str):
         super().__init__(f"no person named {who!r} (or with that id): `faces people list` shows who there is")
         self.who = who
 
 
-class FaceNotFound(LookupError):
+class FaceNotFound(FacesError, LookupError):
+    http_status = 409  # the person exists; the face is not in the gallery (now): a conflict
+
     def __init__(self, image_id: str, face: int, message: str | None = None):
         super().__init__(message or f"image {image_id!r} has no face {face} in the gallery")
 

@@ -26,6 +26,7 @@ from typing import Any
 import msgpack
 import redis
 
+from faces.errors import FacesError
 from faces.schemas.result import dumps
 from faces.streams import names, scripts
 from faces.streams.groups import text
@@ -312,7 +313,9 @@ def name_key(name: str) -> str:
     return name.strip().casefold()
 
 
-class NameTaken(Exception):
+class NameTaken(FacesError):
+    http_status = 409
+
     def __init__(self, name: str):
         super().__init__(f"a person named {name!r} exists already")
         self.name = name
