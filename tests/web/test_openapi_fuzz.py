@@ -43,6 +43,15 @@ PHOTO_CONFIG = """
 [[operations]]
 include-path-regex = "^/v1/(people|search)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+# Operations whose path names a thing the fuzzer cannot make: a stored photo's plain bytes (no
+# operation's answer links to an image that has them), and a face that is one of the person's
+# (its photos of one-pixel GIFs hold no face). It reaches them and every check holds, but most
+# answers are 404/409, which it reports as "missing test data": a note on its inputs, not a lie
+# of the document. tests/web/test_http_people.py and test_http_api.py call them with real data.
+[[operations]]
+include-path-regex = "^/v1/people/[{]person_id[}]/(not|split)$|^/v1/results/[{]image_id[}]/photo$"
+warnings = false
 """
 
 
