@@ -7,7 +7,6 @@ import os
 import resource
 import socket
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -25,8 +24,12 @@ from faces.ops.web.options import (
     HeadTimeoutS,
     Host,
     MaxConnections,
+    MaxImageBytes,
     Port,
+    Uploads,
     UploadsReading,
+    UploadsTtlS,
+    WaitMaxS,
 )
 
 ALLOW_INSECURE_ENV = "FACES_HTTP_ALLOW_INSECURE_BIND"  # --allow-insecure-bind's, named in its refusal
@@ -42,45 +45,10 @@ def serve(
     host: Host = defaults.HTTP_HOST,
     port: Port = defaults.HTTP_PORT,
     high_water: UploadsHighWater = defaults.HIGH_WATER,
-    wait_max_s: Annotated[
-        float,
-        typer.Option(
-            "--wait-max-s",
-            envvar="FACES_HTTP_WAIT_MAX_S",
-            show_envvar=True,
-            min=0,
-            help="The longest ?wait= an upload may ask for.",
-        ),
-    ] = defaults.HTTP_WAIT_MAX_S,
-    max_image_bytes: Annotated[
-        int,
-        typer.Option(
-            "--max-image-bytes",
-            envvar="FACES_MAX_IMAGE_BYTES",
-            show_envvar=True,
-            min=1,
-            help="Larger uploads are refused (413) while they stream in.",
-        ),
-    ] = defaults.MAX_IMAGE_BYTES,
-    uploads: Annotated[
-        Path,
-        typer.Option(
-            "--uploads",
-            envvar="FACES_UPLOADS",
-            show_envvar=True,
-            help="Where uploaded images are kept, owner-only (replay and pictures read them); deleted once older than --result-ttl-s.",
-        ),
-    ] = defaults.UPLOADS,
-    result_ttl_s: Annotated[
-        int,
-        typer.Option(
-            "--result-ttl-s",
-            envvar="FACES_RESULT_TTL_S",
-            show_envvar=True,
-            min=1,
-            help="How long the API remembers an upload's job and its own result, and keeps the uploaded photo (keep it the workers' value).",
-        ),
-    ] = defaults.RESULT_TTL_S,
+    wait_max_s: WaitMaxS = defaults.HTTP_WAIT_MAX_S,
+    max_image_bytes: MaxImageBytes = defaults.MAX_IMAGE_BYTES,
+    uploads: Uploads = defaults.UPLOADS,
+    result_ttl_s: UploadsTtlS = defaults.RESULT_TTL_S,
     allowed_hosts: AllowedHosts = "",
     allow_insecure_bind: AllowInsecureBind = False,
     uploads_reading: UploadsReading = defaults.HTTP_UPLOADS_READING,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,45 @@ Port = Annotated[
     int,
     typer.Option(
         "--port", envvar="FACES_HTTP_PORT", show_envvar=True, min=1, max=65535, help="Port the HTTP API listens on."
+    ),
+]
+WaitMaxS = Annotated[
+    float,
+    typer.Option(
+        "--wait-max-s",
+        envvar="FACES_HTTP_WAIT_MAX_S",
+        show_envvar=True,
+        min=0,
+        help="The longest ?wait= an upload may ask for.",
+    ),
+]
+MaxImageBytes = Annotated[
+    int,
+    typer.Option(
+        "--max-image-bytes",
+        envvar="FACES_MAX_IMAGE_BYTES",
+        show_envvar=True,
+        min=1,
+        help="Larger uploads are refused (413) while they stream in.",
+    ),
+]
+Uploads = Annotated[
+    Path,
+    typer.Option(
+        "--uploads",
+        envvar="FACES_UPLOADS",
+        show_envvar=True,
+        help="Where uploaded images are kept, owner-only (replay and pictures read them); deleted once older than --result-ttl-s.",
+    ),
+]
+UploadsTtlS = Annotated[
+    int,
+    typer.Option(
+        "--result-ttl-s",
+        envvar="FACES_RESULT_TTL_S",
+        show_envvar=True,
+        min=1,
+        help="How long the API remembers an upload's job and its own result, and keeps the uploaded photo (keep it the workers' value).",
     ),
 ]
 AllowedHosts = Annotated[
