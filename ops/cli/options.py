@@ -327,6 +327,51 @@ def with_analysis(command: Callable) -> Callable:
     return _in_place_of("analysis", _ANALYSIS, lambda given: Analysis(**given), command)
 
 
+# `faces worker`'s options for its consumer runtime, each a streams/settings.py RuntimeSettings
+# field of its name (`with_runtime`).
+BlockMs = Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")]
+ClaimIdleMs = Annotated[
+    int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")
+]
+MaxDeliveries = Annotated[
+    int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")
+]
+GraceS = Annotated[float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")]
+BatchLimitS = Annotated[
+    float,
+    typer.Option(
+        envvar="FACES_BATCH_LIMIT_S",
+        help="A batch still running after this is taken for hung: its entries are left to the other workers and this one exits (code 6) to be replaced.",
+    ),
+]
+RetentionS = Annotated[
+    float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")
+]
+ResultTtlS = Annotated[
+    int,
+    typer.Option(envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay)."),
+]
+Burst = Annotated[bool, typer.Option(help="Exit once the input stream is drained.")]
+_RUNTIME = _parameters(
+    ("batch", Batch, defaults.BATCH),
+    ("block_ms", BlockMs, defaults.BLOCK_MS),
+    ("claim_idle_ms", ClaimIdleMs, defaults.CLAIM_IDLE_MS),
+    ("max_deliveries", MaxDeliveries, defaults.MAX_DELIVERIES),
+    ("grace_s", GraceS, defaults.GRACE_S),
+    ("batch_limit_s", BatchLimitS, defaults.BATCH_LIMIT_S),
+    ("retention_s", RetentionS, defaults.RETENTION_S),
+    ("result_ttl_s", ResultTtlS, defaults.RESULT_TTL_S),
+    ("burst", Burst, False),
+)
+
+
+def with_runtime(command: Callable) -> Callable:
+    """Decorator (under `@with_settings`): the command's parameter `runtime_options` becomes the
+    consumer runtime's options (--batch ... --burst) in its place; the command is called with
+    their values by field name, for it to build (and refuse) RuntimeSettings itself."""
+    return _in_place_of("runtime_options", _RUNTIME, dict, command)
+
+
 def analysis_worker_args(
     settings: AppSettings,
     batch: int,

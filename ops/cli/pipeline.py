@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +19,6 @@ from faces.ops.cli.application import app, debug_enabled, fail, usage
 from faces.ops.cli.options import (
     AgeGender,
     Analysis,
-    Batch,
     Detector,
     HighWater,
     KeepDescriptors,
@@ -31,6 +30,7 @@ from faces.ops.cli.options import (
     Workers,
     check_folders,
     with_analysis,
+    with_runtime,
     with_settings,
 )
 from faces.ops.cli.wording import count
@@ -189,6 +189,7 @@ def up(
 
 @app.command()
 @with_settings
+@with_runtime
 def worker(
     stage: Annotated[str, typer.Argument(help=" | ".join(STAGE_ORDER))],
     settings: AppSettings,
@@ -199,36 +200,8 @@ def worker(
             help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.",
         ),
     ] = None,
-    batch: Batch = defaults.BATCH,
-    block_ms: Annotated[
-        int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")
-    ] = defaults.BLOCK_MS,
-    claim_idle_ms: Annotated[
-        int, typer.Option(envvar="FACES_CLAIM_IDLE_MS", help="Entries idle this long in another consumer are claimed.")
-    ] = defaults.CLAIM_IDLE_MS,
-    max_deliveries: Annotated[
-        int, typer.Option(envvar="FACES_MAX_DELIVERIES", help="Deliveries before an entry is dead-lettered.")
-    ] = defaults.MAX_DELIVERIES,
-    grace_s: Annotated[
-        float, typer.Option(envvar="FACES_GRACE_S", help="Time to finish in-flight entries after SIGTERM.")
-    ] = defaults.GRACE_S,
-    batch_limit_s: Annotated[
-        float,
-        typer.Option(
-            envvar="FACES_BATCH_LIMIT_S",
-            help="A batch still running after this is taken for hung: its entries are left to the other workers and this one exits (code 6) to be replaced.",
-        ),
-    ] = defaults.BATCH_LIMIT_S,
-    retention_s: Annotated[
-        float, typer.Option(envvar="FACES_RETENTION_S", help="History the images stream keeps for replay.")
-    ] = defaults.RETENTION_S,
-    result_ttl_s: Annotated[
-        int,
-        typer.Option(
-            envvar="FACES_RESULT_TTL_S", help="How long Redis keeps each image's latest result (the files stay)."
-        ),
-    ] = defaults.RESULT_TTL_S,
-    burst: Annotated[bool, typer.Option(help="Exit once the input stream is drained.")] = False,
+    *,
+    runtime_options: dict[str, Any],
     detector: Detector = None,
     min_face_score: Annotated[
         float | None,
@@ -272,17 +245,7 @@ def worker(
     if stage == "sink":  # the one stage that writes files: refused now, not at every image
         check_folders(settings, visualize)
     try:
-        runtime = RuntimeSettings(
-            batch=batch,
-            block_ms=block_ms,
-            claim_idle_ms=claim_idle_ms,
-            max_deliveries=max_deliveries,
-            grace_s=grace_s,
-            batch_limit_s=batch_limit_s,
-            retention_s=retention_s,
-            result_ttl_s=result_ttl_s,
-            burst=burst,
-        )
+        runtime = RuntimeSettings(**runtime_options)
     except SettingsError as exc:
         usage(str(exc))
     options = {
