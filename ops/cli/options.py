@@ -327,6 +327,32 @@ def with_analysis(command: Callable) -> Callable:
     return _in_place_of("analysis", _ANALYSIS, lambda given: Analysis(**given), command)
 
 
+# `faces worker`'s own options.
+ConsumerName = Annotated[
+    str | None,
+    typer.Option(
+        envvar="FACES_CONSUMER",
+        help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.",
+    ),
+]
+MinFaceScore = Annotated[
+    float | None,
+    typer.Option(
+        envvar="FACES_MIN_FACE_SCORE",
+        help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).",
+    ),
+]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        envvar="FACES_METRICS_PORT",
+        min=1,
+        max=65535,
+        help="Serve this worker's Prometheus counters on http://0.0.0.0:PORT/metrics (docs/http.md).",
+    ),
+]
+
 # `faces worker`'s options for its consumer runtime, each a streams/settings.py RuntimeSettings
 # field of its name (`with_runtime`).
 BlockMs = Annotated[int, typer.Option(envvar="FACES_BLOCK_MS", help="How long one read waits for new entries.")]

@@ -19,10 +19,13 @@ from faces.ops.cli.application import app, debug_enabled, fail, usage
 from faces.ops.cli.options import (
     AgeGender,
     Analysis,
+    ConsumerName,
     Detector,
     HighWater,
     KeepDescriptors,
     Landmarks,
+    MetricsPort,
+    MinFaceScore,
     Recognition,
     TimeoutS,
     VectorIndex,
@@ -193,39 +196,18 @@ def up(
 def worker(
     stage: Annotated[str, typer.Argument(help=" | ".join(STAGE_ORDER))],
     settings: AppSettings,
-    consumer: Annotated[
-        str | None,
-        typer.Option(
-            envvar="FACES_CONSUMER",
-            help="Consumer name; keep it stable across restarts to take back its own pending entries. Default: STAGE-HOST-PID.",
-        ),
-    ] = None,
+    consumer: ConsumerName = None,
     *,
     runtime_options: dict[str, Any],
     detector: Detector = None,
-    min_face_score: Annotated[
-        float | None,
-        typer.Option(
-            envvar="FACES_MIN_FACE_SCORE",
-            help="Detect stage: drop detections scoring below this (default per detector; dlib-hog 0.2).",
-        ),
-    ] = None,
+    min_face_score: MinFaceScore = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
     recognition: Recognition = True,
     keep_descriptors: KeepDescriptors = False,
     vector_index: VectorIndex = defaults.VECTOR_INDEX,
     visualize: Visualize = True,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            envvar="FACES_METRICS_PORT",
-            min=1,
-            max=65535,
-            help="Serve this worker's Prometheus counters on http://0.0.0.0:PORT/metrics (docs/http.md).",
-        ),
-    ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run one stage consumer (what a container runs); any number may run against one Redis.
 
