@@ -19,6 +19,7 @@ from faces.producer.files import job_for, new_job
 from faces.schemas.result import build_result, dumps
 from faces.streams import deadletters, heartbeat, names, publishing
 from tests.consumer_threads import FAST, publish, start, stop
+from tests.dead_letters import plant_dead_letter
 from tests.images import DATA
 from tests.pipeline import faces_cli
 from tests.stages import PickyStage
@@ -75,20 +76,7 @@ def attach_fake_consumers(client) -> None:
 
 def test_dlq_names_unknown_ids_in_one_line_and_changes_nothing(redis_url, redis_client):
     [job] = publish(redis_client, 1)
-    real = redis_client.xadd(
-        names.DEAD_LETTERS,
-        deadletters.fields(
-            stage="detect",
-            stream=names.IMAGES,
-            entry_id="1-0",
-            error_type="Boom",
-            message="boom",
-            deliveries=1,
-            job_id=job["job_id"],
-            image_id=job["image_id"],
-            payload=None,
-        ),
-    ).decode()
+    real = plant_dead_letter(redis_client, job, deliveries=1, with_payload=False)
     url = ["--redis-url", redis_url]
     show, retry, drop, drop_mixed, no_ids = faces_each(
         ["dlq", "show", "nonexistent", *url],

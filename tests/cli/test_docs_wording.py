@@ -24,9 +24,8 @@ from pathlib import Path
 import pytest
 
 from faces.producer.files import job_for
-from faces.schemas import events
-from faces.streams import deadletters, names
 from faces.streams.connection import connect
+from tests.dead_letters import plant_dead_letter
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli
 from tests.waiting import wait_until
@@ -150,20 +149,7 @@ def test_one_dead_letter_is_counted_in_the_singular_and_shown_with_iso_times(up)
     job = job_for(str(DATA / "astronaut.jpg"), (DATA / "astronaut.jpg").read_bytes())
     client = connect(f"unix://{up.folder / 'state' / 'redis.sock'}")
     try:
-        letter_id = client.xadd(
-            names.DEAD_LETTERS,
-            deadletters.fields(
-                stage="detect",
-                stream=names.IMAGES,
-                entry_id="1-0",
-                error_type="Boom",
-                message="boom",
-                deliveries=3,
-                job_id=job["job_id"],
-                image_id=job["image_id"],
-                payload=events.encode(job),
-            ),
-        ).decode()
+        letter_id = plant_dead_letter(client, job)
     finally:
         client.close()
     state = up.common[:2]

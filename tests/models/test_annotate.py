@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from faces.models.annotate import draw_result
+from faces.schemas.result import _FACE_DEFAULTS
 
 
 def _face(**fields):
-    face = {
-        "box": {"x": 20, "y": 40, "w": 50, "h": 60},
-        "score": 1.2,
-        "landmarks": None,
-        "pose": None,
-        "quality": None,
-        "age": None,
-        "age_range": None,
-        "gender": None,
-    }
-    return {**face, **fields}
+    """A face as a result holds it: the schema's defaults (nulls) under a box and score of our own."""
+    return {**_FACE_DEFAULTS, "box": {"x": 20, "y": 40, "w": 50, "h": 60}, "score": 1.2, **fields}
 
 
 def test_drawing_marks_the_box_and_points_on_a_copy():
