@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -15,14 +16,16 @@ from faces.streams import names
 REPO = Path(__file__).resolve().parents[1]
 
 
-def faces_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `faces ARGS...` as a subprocess (the installed entry point's module form).
+def faces_cli(
+    *args: str, env: dict | None = None, timeout: float = 300, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run `faces ARGS...` as a subprocess (the installed entry point's module form) in `cwd`.
 
     Fails the test when the command printed a Python traceback without debug on: every known
     failure is one line (issue 12), and this holds for every command any test runs."""
     env = {**os.environ, **(env or {})}
     done = subprocess.run(
-        [sys.executable, "-m", "faces", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "faces", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
     if env.get("FACES_DEBUG", "") in ("", "0") and "--debug" not in args:
         assert TRACEBACK not in done.stdout + done.stderr, f"faces {' '.join(args)} printed a traceback:\n{done.stderr}"
@@ -30,6 +33,32 @@ def faces_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subp
 
 
 TRACEBACK = "Traceback (most recent call last)"
+
+
+def burst_worker(
+    stage: str, redis_url: str, storage: Path, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`faces worker STAGE --burst` on `redis_url` (it ends once its stream is drained), results
+    in `storage`, no annotated pictures, extra options `args`; run as faces_cli runs a command."""
+    options = ("--redis-url", redis_url, "--block-ms", "100", "--storage", str(storage), "--no-visualize")
+    return faces_cli("worker", stage, "--burst", *options, *args, env=env)
+
+
+def run_args(target: str | Path, state: Path, storage: Path, *options: str) -> list[str]:
+    """The words of `faces run TARGET` with its state (embedded Redis, logs) and results where the
+    test says, then `options`."""
+    return ["run", str(target), "--state-dir", str(state), "--storage", str(storage), *options]
+
+
+def faces_process(
+    *args: str, env: dict | None = None, cwd: Path = REPO, piped: bool = False, **popen: Any
+) -> subprocess.Popen:
+    """Start `faces ARGS...` as a subprocess and return at once (faces_cli waits for its end):
+    in `cwd`, with our environment plus `env`; `piped`: its stdout and stderr are pipes read as
+    text; `popen` are Popen's own options (stdout, start_new_session, ...)."""
+    if piped:
+        popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([sys.executable, "-m", "faces", *args], cwd=cwd, env={**os.environ, **(env or {})}, **popen)
 
 
 def result_files(storage: Path) -> dict[str, dict]:

@@ -4,12 +4,10 @@ while it does, and not once the stack stopped. Real `faces up` process, real Red
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 from faces.ops import exits
-from tests.pipeline import REPO, faces_cli
+from tests.pipeline import faces_cli, faces_process
 from tests.waiting import wait_until
 
 
@@ -23,26 +21,12 @@ def test_faces_up_watch_has_a_heartbeat_while_it_watches_and_none_after(tmp_path
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "up",
-            "--watch",
-            str(inbox),
-            "--redis-url",
-            redis_url,
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--storage",
-            str(tmp_path / "storage"),
-            "--no-visualize",
-        ],
-        cwd=REPO,
+    up = faces_process(
+        *("up", "--watch", str(inbox), "--redis-url", redis_url, "--state-dir", str(tmp_path / "state")),
+        *("--storage", str(tmp_path / "storage"), "--no-visualize"),
         stdout=log,
         stderr=log,
-        env={**os.environ, "DEEPFACE_HOME": str(tmp_path / "no-weights")},
+        env={"DEEPFACE_HOME": str(tmp_path / "no-weights")},
     )
     try:
         watching = wait_until(

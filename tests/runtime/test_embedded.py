@@ -21,7 +21,7 @@ from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis, UnsafeSocketDir, running_url, socket_path
 from tests.fixtures_redis import server_binary
 from tests.images import DATA
-from tests.pipeline import REPO, faces_cli
+from tests.pipeline import REPO, faces_cli, faces_process
 from tests.waiting import wait_until
 
 
@@ -229,22 +229,10 @@ def test_a_worker_without_redis_fails_in_one_line_and_starts_no_server(tmp_path)
 def test_a_worker_attaches_to_the_running_embedded_server_and_leaves_it_running(tmp_path):
     state = tmp_path / "state"
     with EmbeddedRedis(state) as server:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "faces",
-                "worker",
-                "sink",
-                "--state-dir",
-                str(state),
-                "--no-visualize",
-                "--burst",
-                "--storage",
-                str(tmp_path / "storage"),
-            ],
-            cwd=REPO,
-            env={**os.environ, "FACES_REDIS_URL": "", "REDIS_URL": ""},
+        worker = faces_process(
+            *("worker", "sink", "--state-dir", str(state), "--no-visualize", "--burst"),
+            *("--storage", str(tmp_path / "storage")),
+            env={"FACES_REDIS_URL": "", "REDIS_URL": ""},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )

@@ -20,7 +20,7 @@ from faces.models.precision import FLOAT32, PRECISION_ENV
 from faces.models.vgg_weights import WEIGHTED_LAYERS
 from faces.producer.submit import submit_file
 from tests.images import DATA
-from tests.pipeline import REPO, faces_cli, result_files
+from tests.pipeline import REPO, burst_worker, result_files
 
 # Whatever the developer's shell says, these runs log at the default level unless told.
 QUIET_ENV = {"FACES_LOG_LEVEL": "", "FACES_DEBUG": ""}
@@ -40,17 +40,10 @@ def json_lines(text: str) -> list[dict]:
 
 
 def run_worker(stage: str, redis_url: str, tmp_path: Path, *args: str, env: dict | None = None):
-    done = faces_cli(
-        "worker",
+    done = burst_worker(
         stage,
-        "--burst",
-        "--redis-url",
         redis_url,
-        "--block-ms",
-        "100",
-        "--storage",
-        str(tmp_path / "storage"),
-        "--no-visualize",
+        tmp_path / "storage",
         *args,
         env={**QUIET_ENV, "DEEPFACE_HOME": str(tmp_path / "deepface-empty"), **(env or {})},
     )

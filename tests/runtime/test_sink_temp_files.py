@@ -5,13 +5,11 @@ young ones (a sibling sink's write in progress) and every other file alone."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from faces.ops.supervise.pool import READY_FILE_ENV
-from tests.pipeline import REPO
+from tests.pipeline import faces_process
 from tests.waiting import wait_until
 
 HOURS_AGO_2 = time.time() - 2 * 3600
@@ -45,24 +43,10 @@ def test_a_starting_sink_sweeps_old_temp_files_and_keeps_young_ones_and_results(
     ]
     ready = tmp_path / "ready"
     log = open(tmp_path / "sink.log", "wb")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "worker",
-            "sink",
-            "--redis-url",
-            redis_url,
-            "--storage",
-            str(storage),
-            "--output",
-            str(output),
-            "--block-ms",
-            "200",
-        ],
-        cwd=REPO,
-        env={**os.environ, READY_FILE_ENV: str(ready)},
+    worker = faces_process(
+        *("worker", "sink", "--redis-url", redis_url, "--storage", str(storage), "--output", str(output)),
+        *("--block-ms", "200"),
+        env={READY_FILE_ENV: str(ready)},
         stdout=log,
         stderr=log,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline import faces_cli
+from tests.pipeline import burst_worker, faces_cli
 
 # Modules only the age/gender worker needs (DeepFace's helpers, h5py through the weight reader)
 # and only the landmarks and age/gender workers need (dlib's landmark module).
@@ -22,17 +22,10 @@ LANDMARKS_ONLY = ("faces.models.landmarks",)
 
 def imported_modules(stage: str, redis_url: str, tmp_path: Path) -> set[str]:
     """The modules a `faces worker STAGE --burst` process imported, from -X importtime's lines."""
-    done = faces_cli(
-        "worker",
+    done = burst_worker(
         stage,
-        "--burst",
-        "--redis-url",
         redis_url,
-        "--block-ms",
-        "100",
-        "--storage",
-        str(tmp_path / "storage"),
-        "--no-visualize",
+        tmp_path / "storage",
         env={"PYTHONPROFILEIMPORTTIME": "1", "FACES_AGEGENDER": "", "FACES_LANDMARKS": ""},
     )
     assert done.returncode == 0, done.stderr

@@ -10,9 +10,7 @@ B's result and B's client_ref."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from faces.streams.connection import connect
 from faces.streams.groups import ensure_group
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.api_server import photo, start_api
-from tests.pipeline import REPO
+from tests.pipeline import faces_process
 from tests.waiting import wait_until
 
 CLAIM_IDLE_MS = 600_000  # the sink claims the stalled entry only once the test makes it that idle
@@ -32,30 +30,12 @@ CLAIM_IDLE_MS = 600_000  # the sink claims the stalled entry only once the test 
 
 def start_sink(redis_url: str, folder: Path) -> subprocess.Popen:
     log = open(folder / "sink.log", "wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "worker",
-            "sink",
-            "--redis-url",
-            redis_url,
-            "--storage",
-            str(folder / "storage"),
-            "--output",
-            str(folder / "output"),
-            "--block-ms",
-            "200",
-            "--batch",
-            "4",
-            "--claim-idle-ms",
-            str(CLAIM_IDLE_MS),
-        ],
-        cwd=REPO,
+    return faces_process(
+        *("worker", "sink", "--redis-url", redis_url, "--storage", str(folder / "storage")),
+        *("--output", str(folder / "output"), "--block-ms", "200", "--batch", "4"),
+        *("--claim-idle-ms", str(CLAIM_IDLE_MS)),
         stdout=log,
         stderr=log,
-        env={**os.environ},
     )
 
 
