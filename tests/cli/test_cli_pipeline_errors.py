@@ -16,7 +16,7 @@ import pytest
 from faces.ops import exits
 from faces.ops.supervise.pool import WorkerPool
 from tests.images import DATA, photo_variants
-from tests.pipeline import REPO, faces_cli, result_files
+from tests.pipeline import REPO, faces_cli, faces_process, result_files, run_args
 from tests.waiting import wait_until
 
 NO_URL = {"FACES_REDIS_URL": "", "REDIS_URL": ""}
@@ -34,9 +34,7 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
 def started_until_logged(args: list[str], event: str) -> tuple[subprocess.Popen, list[str]]:
     """`faces ARGS...` as a running process, once its stderr has logged `event`; with the lines
     read so far (the rest is still to be read from its stderr)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "faces", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = faces_process(*args, piped=True)
     lines: list[str] = []
     wait_until(
         lambda: lines.append(process.stderr.readline()) or event in lines[-1],
@@ -74,14 +72,7 @@ def test_a_worker_failing_at_start_stops_run_with_its_own_error_line(tmp_path):
     broken = tmp_path / "yunet.onnx"
     broken.write_bytes(b"not an onnx model")
     done = faces_cli(
-        "run",
-        str(DATA),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--storage",
-        str(tmp_path / "out"),
-        "--detector",
-        "opencv-yunet",
+        *run_args(DATA, tmp_path / "s", tmp_path / "out", "--detector", "opencv-yunet"),
         env={"FACES_YUNET_MODEL": str(broken)},
         timeout=120,
     )
@@ -96,27 +87,17 @@ def test_up_stops_naming_the_fix_when_a_worker_loses_its_group(tmp_path):
     import redis as redis_py
 
     state = tmp_path / "s"
-    env = {**os.environ, **NO_URL}
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "up",
-            "--state-dir",
-            str(state),
-            "--storage",
-            str(tmp_path / "out"),
-            "--no-visualize",
-            "--agegender",
-            "dlib",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stack = [
+        "up",
+        "--state-dir",
+        str(state),
+        "--storage",
+        str(tmp_path / "out"),
+        "--no-visualize",
+        "--agegender",
+        "dlib",
+    ]
+    up = faces_process(*stack, env=NO_URL, piped=True)
     try:
         wait_until(
             lambda: (
@@ -278,38 +259,14 @@ def test_run_writes_absolute_paths_keeps_current_results_and_reanalyses_with_for
     photos = tmp_path / "photos"
     photo_variants(photos, 2)
     storage = tmp_path / "storage"
-    base = [
-        "run",
-        "photos",
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--storage",
-        str(storage),
-        "--no-visualize",
-        "--agegender",
-        "dlib",
-    ]
-    first = subprocess.run(
-        [sys.executable, "-m", "faces", *base],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **NO_URL},
-    )
+    base = run_args("photos", tmp_path / "s", storage, "--no-visualize", "--agegender", "dlib")
+    first = faces_cli(*base, env=NO_URL, cwd=tmp_path)
     assert first.returncode == exits.OK, first.stderr
     results = result_files(storage)
     assert sorted(r["image"]["path"] for r in results.values()) == [str(p) for p in sorted(photos.glob("*.jpg"))]
     assert all(Path(r["image"]["path"]).is_absolute() for r in results.values())
 
-    again = subprocess.run(
-        [sys.executable, "-m", "faces", *base],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **NO_URL},
-    )
+    again = faces_cli(*base, env=NO_URL, cwd=tmp_path)
     assert again.returncode == exits.OK, again.stderr
     assert again.stdout.startswith("2 images already had a current result")
     assert not (tmp_path / "s" / "logs" / "detect-0.log").read_text().count("worker.ready") > 1, (
@@ -388,28 +345,12 @@ def test_ctrl_c_during_run_says_what_was_done_and_what_is_left(tmp_path):
     # two detect workers 40 of them were all done before the signal arrived.
     photo_variants(tmp_path / "photos", 400)
     storage = tmp_path / "storage"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "run",
-            str(tmp_path / "photos"),
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--storage",
-            str(storage),
-            "--no-visualize",
-            "--batch",
-            "1",
-            "--agegender",
-            "dlib",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **NO_URL},
+    run = faces_process(
+        *run_args(
+            tmp_path / "photos", tmp_path / "s", storage, "--no-visualize", "--batch", "1", "--agegender", "dlib"
+        ),
+        env=NO_URL,
+        piped=True,
         preexec_fn=_ctrl_c_not_ignored,
     )
     wait_until(lambda: len(list(storage.glob("*.json"))) >= 1, timeout_s=180, what="a first result")
@@ -430,13 +371,7 @@ def test_broken_deepface_weights_are_said_in_runs_summary_and_the_result(tmp_pat
     write_broken_deepface_weights(home)
     storage = tmp_path / "storage"
     done = faces_cli(
-        "run",
-        str(DATA / "group.jpg"),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--storage",
-        str(storage),
-        "--no-visualize",
+        *run_args(DATA / "group.jpg", tmp_path / "s", storage, "--no-visualize"),
         env={**NO_URL, "DEEPFACE_HOME": str(home)},
         timeout=300,
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from faces.streams.embedded import EmbeddedRedis
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.fixtures_redis import REDIS6, server_binary
 from tests.images import photo_variants
-from tests.pipeline import PATH_WITHOUT_REDIS, REPO, faces_cli, result_files
+from tests.pipeline import PATH_WITHOUT_REDIS, faces_cli, faces_process, result_files, run_args
 from tests.waiting import wait_until
 
 IMAGES = 60
@@ -42,38 +40,22 @@ def _pipeline_records(state: Path) -> tuple[Counter, list[str], int]:
         server.stop()
 
 
+def run_photos(tmp_path: Path) -> list[str]:
+    """`faces run` on the test's photos folder, its state and storage in the test's folder."""
+    return run_args(
+        tmp_path / "photos", tmp_path / "state", tmp_path / "storage", "--no-visualize", "--timeout-s", "240"
+    )
+
+
 def test_rerun_after_ctrl_c_analyses_each_remaining_image_once(tmp_path):
     """Ctrl-C while most of 60 images are still queued: the run exits 130 naming how many it
     withdrew; the same command again finishes the rest. Every image then has exactly one ok
     result announced and one job on the images stream, and nothing is left in flight."""
     photo_variants(tmp_path / "photos", IMAGES, source="astronaut.jpg")
-    command = [
-        "run",
-        str(tmp_path / "photos"),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--storage",
-        str(tmp_path / "storage"),
-        "--no-visualize",
-        "--timeout-s",
-        "240",
-    ]
+    command = run_photos(tmp_path)
     # A short claim time: a job a stopped worker still held is taken over within seconds.
-    env = {
-        **os.environ,
-        "PATH": PATH_WITHOUT_REDIS,
-        "DEEPFACE_HOME": str(tmp_path / "no-weights"),
-        "FACES_CLAIM_IDLE_MS": "3000",
-    }
-    first = subprocess.Popen(
-        [sys.executable, "-m", "faces", *command],
-        cwd=REPO,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    env = {"PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights"), "FACES_CLAIM_IDLE_MS": "3000"}
+    first = faces_process(*command, env=env, piped=True, start_new_session=True)
     try:
         wait_until(
             lambda: len(list((tmp_path / "storage").glob("*.json"))) >= 2 or first.poll() is not None,
@@ -90,7 +72,7 @@ def test_rerun_after_ctrl_c_analyses_each_remaining_image_once(tmp_path):
     stopped = re.search(rf"interrupted: (\d+) of {IMAGES} images have results .*; (\d+) left", err)
     assert stopped and sum(map(int, stopped.groups())) == IMAGES, err
 
-    again = faces_cli(*command, env={k: env[k] for k in ("PATH", "DEEPFACE_HOME", "FACES_CLAIM_IDLE_MS")})
+    again = faces_cli(*command, env=env)
     assert again.returncode == exits.OK, again.stdout + again.stderr
     results = result_files(tmp_path / "storage")
     assert len(results) == IMAGES and {r["status"] for r in results.values()} == {"ok"}
@@ -121,15 +103,7 @@ def test_run_takes_over_jobs_already_in_flight_for_its_images(tmp_path):
         server.stop()
 
     ran = faces_cli(
-        "run",
-        str(tmp_path / "photos"),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--storage",
-        str(tmp_path / "storage"),
-        "--no-visualize",
-        "--timeout-s",
-        "240",
+        *run_photos(tmp_path),
         env={"PATH": PATH_WITHOUT_REDIS, "DEEPFACE_HOME": str(tmp_path / "no-weights")},
     )
     assert ran.returncode == exits.OK, ran.stdout + ran.stderr

@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-import redis
 
 from faces.producer.files import job_for
 from faces.producer.watch import Watcher
 from faces.streams import dedupe, names, publishing
 from tests.published import OTHER, PHOTO, published_names
+from tests.redis_errors import LASTING, PASSING
 from tests.waiting import wait_until
 
 
@@ -106,23 +106,6 @@ def test_publishing_the_same_job_again_after_a_lost_reply_adds_it_once(redis_cli
 
 
 def test_only_errors_that_pass_are_retried():
-    transient = [
-        redis.ConnectionError("refused"),
-        redis.TimeoutError("slow"),
-        redis.exceptions.BusyLoadingError("loading the dataset"),
-        redis.exceptions.OutOfMemoryError("command not allowed"),
-        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
-        redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."),
-        redis.ResponseError(
-            "Error running script (call to f_1): @user_script:1: "
-            "@user_script: 1: -OOM command not allowed when used memory"
-        ),
-    ]
-    lasting = [
-        redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
-        redis.exceptions.NoPermissionError("this user has no permissions"),
-        redis.ResponseError("Error running script (call to f_1): @user_script:1: -ERR bad"),
-        ValueError("not a Redis error"),
-    ]
-    assert [publishing.is_transient(e) for e in transient] == [True] * len(transient)
-    assert [publishing.is_transient(e) for e in lasting] == [False] * len(lasting)
+    """Publishing retries every reply that passes (tests/redis_errors.py: PASSING) and none that lasts."""
+    assert [publishing.is_transient(e) for e in PASSING] == [True] * len(PASSING)
+    assert [publishing.is_transient(e) for e in LASTING] == [False] * len(LASTING)

@@ -41,16 +41,13 @@ def photo(tmp_path, monkeypatch) -> Path:
     return Path(shutil.copy(DATA / "astronaut.jpg", folder / "astronaut.jpg"))
 
 
+def placed(tmp_path: Path, redis_url: str) -> list[str]:
+    """Where a command's Redis, state and storage are: the test's own."""
+    return ["--redis-url", redis_url, "--state-dir", str(tmp_path / "state"), "--storage", str(tmp_path / "storage")]
+
+
 def common(tmp_path: Path, redis_url: str) -> list[str]:
-    return [
-        "--redis-url",
-        redis_url,
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--storage",
-        str(tmp_path / "storage"),
-        "--no-visualize",
-    ]
+    return [*placed(tmp_path, redis_url), "--no-visualize"]
 
 
 def announcements(client) -> list[tuple[str, str]]:
@@ -153,19 +150,7 @@ def test_the_watcher_stamps_its_jobs_on_redis_clock_not_its_own(tmp_path, redis_
     inbox.mkdir()
     shutil.copy(DATA / "astronaut.jpg", inbox / "astronaut.jpg")
     watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            SKEWED_FACES,
-            "watch",
-            str(inbox),
-            "--redis-url",
-            redis_url,
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--storage",
-            str(tmp_path / "storage"),
-        ],
+        [sys.executable, "-c", SKEWED_FACES, "watch", str(inbox), *placed(tmp_path, redis_url)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

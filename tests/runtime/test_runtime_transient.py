@@ -19,6 +19,7 @@ from faces.producer.files import job_for
 from faces.streams import names, publishing, transient
 from tests.api_server import photo
 from tests.pipeline import faces_cli
+from tests.redis_errors import LASTING, PASSING
 from tests.redis_proxy import UnixRedisProxy, recv
 
 REFUSALS = [
@@ -131,26 +132,8 @@ def test_one_rule_tells_passing_replies_from_lasting_ones():
     """The one rule (streams/transient.py) takes the replies workers always waited out, also as
     the classes redis-py turns some of them into (their code stripped from the message), and
     inside a Lua script's error; a request error, BUSYGROUP or NOPERM is not transient."""
-    passing = [
-        redis.ConnectionError("refused"),
-        redis.TimeoutError("slow"),
-        redis.exceptions.BusyLoadingError("loading the dataset"),
-        redis.exceptions.OutOfMemoryError("command not allowed"),
-        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
-        redis.exceptions.TryAgainError("Multiple keys request during rehashing of slot"),
-        redis.exceptions.MasterDownError("Link with MASTER is down"),
-        redis.ResponseError("BUSY Redis is busy running a script."),
-        redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."),
-        redis.ResponseError("Error running script (call to f_1): @user_script:1: -MASTERDOWN Link is down"),
-    ]
-    lasting = [
-        redis.ResponseError("BUSYGROUP Consumer Group name already exists"),
-        redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
-        redis.exceptions.NoPermissionError("this user has no permissions"),
-        ValueError("not a Redis error"),
-    ]
-    assert [transient.is_transient(e) for e in passing] == [True] * len(passing)
-    assert [transient.is_transient(e) for e in lasting] == [False] * len(lasting)
+    assert [transient.is_transient(e) for e in PASSING] == [True] * len(PASSING)
+    assert [transient.is_transient(e) for e in LASTING] == [False] * len(LASTING)
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over_on_reset():

@@ -20,7 +20,7 @@ from faces.schemas.result import load_schema
 from faces.streams import deadletters, names
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.images import DATA, photo_variants
-from tests.pipeline import announced_job_ids, consumer_pending, faces_cli, result_files, total_pending
+from tests.pipeline import announced_job_ids, consumer_pending, faces_cli, result_files, run_args, total_pending
 from tests.waiting import wait_until
 
 FAST_WORKERS = ["--block-ms", "200", "--claim-idle-ms", "3000", "--batch", "4"]
@@ -83,15 +83,7 @@ def test_run_takes_sample_photos_through_every_stage_with_embedded_redis(tmp_pat
 def test_deepface_required_without_its_weights_leaves_ages_null_and_says_why(tmp_path, no_weights):
     storage = tmp_path / "storage"
     done = faces_cli(
-        "run",
-        str(DATA / "group.jpg"),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--storage",
-        str(storage),
-        "--no-visualize",
-        "--agegender",
-        "deepface",
+        *run_args(DATA / "group.jpg", tmp_path / "state", storage, "--no-visualize", "--agegender", "deepface")
     )
     assert done.returncode == 0, done.stdout + done.stderr
     [group] = result_files(storage).values()
@@ -123,12 +115,7 @@ def test_a_bad_agegender_choice_is_refused_before_any_worker_starts(tmp_path):
 def test_a_bad_precision_setting_is_refused_before_any_worker_starts(tmp_path):
     state = tmp_path / "state"
     done = faces_cli(
-        "run",
-        str(DATA),
-        "--state-dir",
-        str(state),
-        "--storage",
-        str(tmp_path / "storage"),
+        *run_args(DATA, state, tmp_path / "storage"),
         env={"FACES_AGEGENDER_PRECISION": "half"},
         timeout=60,
     )

@@ -8,11 +8,8 @@ reply (what a network drop or a restarted load balancer does)."""
 
 from __future__ import annotations
 
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +17,11 @@ from pathlib import Path
 import httpx
 
 from faces.producer.files import job_for
-from faces.schemas import events
 from faces.streams import deadletters, names
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.api_server import photo, start_api
-from tests.pipeline import REPO, faces_cli
+from tests.dead_letters import plant_dead_letter
+from tests.pipeline import faces_cli, faces_process
 from tests.redis_proxy import UnixRedisProxy, recv
 from tests.waiting import wait_until
 
@@ -152,30 +149,10 @@ def test_dlq_retry_all_waits_for_room_below_the_high_water_mark(tmp_path, redis_
     path = tmp_path / "dead.jpg"
     path.write_bytes(b"pixels of a dead letter")
     job = job_for(str(path), path.read_bytes())
-    redis_client.xadd(
-        names.DEAD_LETTERS,
-        deadletters.fields(
-            stage="detect",
-            stream=names.IMAGES,
-            entry_id="1-0",
-            error_type="Boom",
-            message="boom",
-            deliveries=3,
-            job_id=job["job_id"],
-            image_id=job["image_id"],
-            payload=events.encode(job),
-        ),
-    )
+    plant_dead_letter(redis_client, job)
     redis_client.sadd(names.INFLIGHT, *[f"busy-{i}" for i in range(HIGH_WATER)])
-    env = {**os.environ, "FACES_HIGH_WATER": str(HIGH_WATER)}
-    retry = subprocess.Popen(
-        [sys.executable, "-m", "faces", "dlq", "retry", "--all", "--redis-url", redis_url],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = {"FACES_HIGH_WATER": str(HIGH_WATER)}
+    retry = faces_process("dlq", "retry", "--all", "--redis-url", redis_url, env=env, piped=True)
     try:
         # While there is no room it says it waits, and has re-queued nothing.
         readable, _, _ = select.select([retry.stderr], [], [], 60)
