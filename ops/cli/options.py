@@ -108,7 +108,9 @@ def _in_place_of(
 
     @functools.wraps(command)
     def with_options(**kwargs):
-        given = {option.name: kwargs.pop(option.name) for option in options}
+        # typer passes every option; a direct call (a test, another command) may leave some to
+        # their defaults, as it could before they were gathered here.
+        given = {option.name: _pop_option(kwargs, option) for option in options}
         return command(**kwargs, **{name: build(given)})
 
     with_options.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
@@ -318,6 +320,12 @@ _ANALYSIS = _parameters(
     ("recognition", Recognition, True),
     ("keep_descriptors", KeepDescriptors, False),
 )
+
+
+def _pop_option(kwargs: dict[str, Any], option: inspect.Parameter) -> Any:
+    if option.default is inspect.Parameter.empty:
+        return kwargs.pop(option.name)
+    return kwargs.pop(option.name, option.default)
 
 
 def with_analysis(command: Callable) -> Callable:

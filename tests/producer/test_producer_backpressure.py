@@ -86,7 +86,7 @@ def test_up_supervises_its_workers_while_the_watcher_waits_for_room(tmp_path, re
             self.stops += 1
 
     monkeypatch.setattr(faces.ops.supervise.pool, "WorkerPool", CountingPool)
-    monkeypatch.setattr(faces.ops.cli.pipeline, "_check_precision", lambda: None)
+    monkeypatch.setattr(faces.ops.cli.pipeline, "_check_precision", lambda _settings: None)
     monkeypatch.setattr(faces.ops.cli.pipeline.logs, "configure", lambda **_kw: None)  # keep pytest's logging
     finished = threading.Event()
 
