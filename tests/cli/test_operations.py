@@ -61,6 +61,11 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
     # No DeepFace weights: the bundled model gave the ages.
     assert {r["models"]["agegender"] for r in before.values()} == {BUNDLED_NAME}
 
+    def replay_group_from_agegender():
+        """The group photo replayed by image from the agegender stage, under today's environment."""
+        group = [str(photos / "group.jpg")]
+        return replay_job(app, since=None, until=None, images=group, from_stage="agegender", options=options_for(app))
+
     # By time window: only what was submitted after the boundary.
     summary, skipped = replay_job(
         app, since=boundary, until=None, images=[], from_stage="detect", options=options_for(app)
@@ -73,14 +78,7 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
 
     # By image, and from the agegender stage once weights exist: boxes and points stay.
     monkeypatch.setenv("DEEPFACE_HOME", str(synthetic_deepface_home_shared))
-    summary, skipped = replay_job(
-        app,
-        since=None,
-        until=None,
-        images=[str(photos / "group.jpg")],
-        from_stage="agegender",
-        options=options_for(app),
-    )
+    summary, skipped = replay_group_from_agegender()
     assert (summary.submitted, summary.ok) == (1, 1)
     filled = result_files(app.storage)[group_id]
     old = after_window[group_id]
@@ -98,14 +96,7 @@ def test_replay_by_window_by_image_and_from_agegender_once_weights_appear(
 
     # The OpenCV engine (auto's pick on AVX2-only CPUs) through the real workers: named, filled.
     monkeypatch.setenv(PRECISION_ENV, OPENCV_FLOAT32)
-    summary, _ = replay_job(
-        app,
-        since=None,
-        until=None,
-        images=[str(photos / "group.jpg")],
-        from_stage="agegender",
-        options=options_for(app),
-    )
+    summary, _ = replay_group_from_agegender()
     assert (summary.submitted, summary.ok) == (1, 1)
     on_opencv = result_files(app.storage)[group_id]
     assert on_opencv["models"]["agegender"] == "deepface-age+gender/shared-trunk/opencv-float32"

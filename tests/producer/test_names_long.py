@@ -21,6 +21,7 @@ from tests.api_server import start_api
 from tests.images import DATA
 from tests.pipeline import REPO, faces_cli, result_files
 from tests.waiting import wait_until
+from tests.worker_pools import stage_pool
 
 NAME_MAX_BYTES = 255
 # Names as long as a file system takes (up to 255 bytes): 83 letters of 3 bytes; emoji between
@@ -88,15 +89,7 @@ def test_run_analyses_long_cjk_and_emoji_names(tmp_path, redis_url, redis_client
 
 @pytest.fixture
 def workers(tmp_path, redis_url) -> Iterator[WorkerPool]:
-    pool = WorkerPool(
-        redis_url,
-        tmp_path / "logs",
-        grace_s=10,
-        extra_args={
-            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(tmp_path / "storage"), "--agegender", "dlib"],
-            "sink": ["--output", str(tmp_path / "output")],
-        },
-    )
+    pool = stage_pool(redis_url, tmp_path)
     pool.start()
     try:
         yield pool

@@ -34,9 +34,10 @@ from faces.streams.connection import connect
 from faces.streams.embedded import EmbeddedRedis
 from faces.streams.reading import PAYLOAD_FIELD
 from tests.api_server import MAX_BYTES, TOKEN, Api, error_of, photo, start_api, start_redis
-from tests.pipeline import REPO
+from tests.pipeline import REPO, faces_process
 from tests.ports import free_port
 from tests.waiting import wait_until
+from tests.worker_pools import stage_pool
 
 
 @dataclass
@@ -52,15 +53,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     """Redis, one worker per stage (the bundled age/gender model), and the API with a token."""
     folder = tmp_path_factory.mktemp("http")
     server = start_redis(folder)
-    pool = WorkerPool(
-        server.url,
-        folder / "logs",
-        grace_s=10,
-        extra_args={
-            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
-            "sink": ["--output", str(folder / "output"), "--metrics-port", str(free_port())],
-        },
-    )
+    pool = stage_pool(server.url, folder, "--metrics-port", str(free_port()))
     pool.start()
     api = start_api(server.url, folder, "--max-image-bytes", str(MAX_BYTES), "--wait-max-s", "60")
     client = connect(server.url)
@@ -466,28 +459,13 @@ def test_up_serve_runs_the_api_beside_the_stages_and_stops_it(tmp_path):
     SIGTERM stops the API process too."""
     port = free_port()
     log = open(tmp_path / "up.log", "ab")
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faces",
-            "up",
-            "--serve",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--storage",
-            str(tmp_path / "storage"),
-            "--output",
-            str(tmp_path / "output"),
-            "--agegender",
-            "dlib",
-        ],
+    up = faces_process(
+        *("up", "--serve", "--port", str(port), "--state-dir", str(tmp_path / "state")),
+        *("--storage", str(tmp_path / "storage"), "--output", str(tmp_path / "output"), "--agegender", "dlib"),
         cwd=tmp_path,
         stdout=log,
         stderr=log,
-        env={**os.environ, "FACES_API_TOKEN": ""},
+        env={"FACES_API_TOKEN": ""},
     )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
 
