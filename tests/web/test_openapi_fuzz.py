@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from faces.ops.supervise.pool import WorkerPool
 from faces.streams import names
 from faces.streams.connection import connect
 from tests.api_server import TOKEN, Api, photo, start_api, start_redis
 from tests.pipeline import REPO
 from tests.waiting import wait_until
+from tests.worker_pools import stage_pool
 
 SEED = "28"
 CASES_PER_OPERATION = "25"
@@ -60,15 +60,7 @@ def pipeline(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """Redis and one worker per stage (the bundled age/gender model): (Redis URL, a folder)."""
     folder = tmp_path_factory.mktemp("fuzz")
     server = start_redis(folder)
-    pool = WorkerPool(
-        server.url,
-        folder / "logs",
-        grace_s=10,
-        extra_args={
-            "*": ["--block-ms", "200", "--batch", "4", "--storage", str(folder / "storage"), "--agegender", "dlib"],
-            "sink": ["--output", str(folder / "output")],
-        },
-    )
+    pool = stage_pool(server.url, folder)
     pool.start()
     try:
         wait_until(lambda: not pool.waiting_for(), timeout_s=120, what="every worker to load its models")
