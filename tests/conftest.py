@@ -1,6 +1,7 @@
 """Shared pytest set-up: fixtures live in small plugin modules, one per concern."""
 
 import os
+import signal
 
 pytest_plugins = [
     "tests.fixtures_redis",
@@ -28,3 +29,11 @@ def pytest_sessionfinish(session):
         from tests.fixtures_models import remove_synthetic_homes
 
         remove_synthetic_homes(session.config)
+
+# A test run started in the background by a script (`make test &`, a CI runner's shell without job
+# control) inherits SIGINT ignored, as a shell's background jobs do; every `faces` the tests start
+# would inherit that too and never see the Ctrl-C the interrupt tests send (a fresh-clone run
+# failed test_newcomer_rerun and test_interrupts so). The tests run as from a terminal: the
+# default handler back, in this process and (as SIG_DFL) in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
