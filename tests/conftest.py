@@ -30,6 +30,7 @@ def pytest_sessionfinish(session):
 
         remove_synthetic_homes(session.config)
 
+
 # A test run started in the background by a script (`make test &`, a CI runner's shell without job
 # control) inherits SIGINT ignored, as a shell's background jobs do; every `faces` the tests start
 # would inherit that too and never see the Ctrl-C the interrupt tests send (a fresh-clone run
