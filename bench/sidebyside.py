@@ -54,7 +54,7 @@ def main() -> None:
             photos[:2],
             workdir / "stack",
             env,
-            counts=auto_counts(cores),
+            counts=auto_counts(cores, options.recognition),
             latencies=True,
             recognition=options.recognition,
         )

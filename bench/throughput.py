@@ -108,7 +108,7 @@ def run_throughput(
                 photos[:2],
                 workdir / f"stack-{name}",
                 envs[setup.backend],
-                counts=auto_counts(cores),
+                counts=auto_counts(cores, setup.recognition),
                 recognition=setup.recognition,
             )
         figures["scale"] = _scale_out(photos, options, envs[BUNDLED], figures["steady"].get(BUNDLED), workdir, say)

@@ -50,15 +50,16 @@ RESULT_TTL_S = 7 * DAY_S  # each image's latest result stays this long in Redis;
 
 # -- Stage workers: `faces worker` options, RuntimeSettings ---------------------------------------
 WORKERS = "auto"  # worker processes per stage for `faces run` / `up`; FACES_WORKERS
-# Each stage's share of an image's CPU in the pipeline's steady state (docs/benchmark.md, the
-# 2026-11-28 run: bundled age/gender, detect 0.298 of 0.451 CPU s per image, landmarks 0.051,
-# agegender 0.077, sink 0.025):
-# `--workers auto` gives a stage ceil(cores x share) processes, so on 2 cores detection, the
-# stage that keeps one process at 100 % of a core, gets 2 and every other stage 1.
-# embed (recognition, issue 24) was added after that run: its share is its measured CPU per face
-# (dlib's ResNet, about 0.04-0.075 s) times the 2.6 faces of an average test photo, with the
-# others scaled to make room; `make bench` measures all five again.
-STAGE_CPU_SHARE = {"detect": 0.52, "landmarks": 0.09, "agegender": 0.13, "embed": 0.22, "sink": 0.04}
+# Each stage's share of an image's CPU in the pipeline's steady state, with recognition off and
+# on (docs/benchmark.md, "Steady state with recognition on and off": the CPU floor of the 12
+# dlib-faces photos, 73 faces in 15 images, bundled age/gender; CPU s per image decode + detect
+# 0.113, landmarks 0.023, agegender 0.040, sink 0.009, embed 0.369 when on, about 75 ms a face).
+# `--workers auto` gives a stage ceil(cores x share) processes, at least one: on 2 cores detect
+# gets 2 with recognition off; with it on, embed, three quarters of the work, gets 2 (with one
+# embed worker the 2026-12-08 run kept only 1.28 of the 2 cores busy). Photos with more faces
+# than these shift the work further to embed (and age/gender); `--workers` sets counts by hand.
+STAGE_CPU_SHARE = {"detect": 0.61, "landmarks": 0.12, "agegender": 0.22, "embed": 0.0, "sink": 0.05}
+STAGE_CPU_SHARE_RECOGNITION = {"detect": 0.20, "landmarks": 0.04, "agegender": 0.07, "embed": 0.67, "sink": 0.02}
 BATCH = 8  # entries read at once and analysed as one batch; FACES_BATCH
 BLOCK_MS = 1000  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
 CLAIM_IDLE_MS = 60_000  # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS

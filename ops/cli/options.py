@@ -264,8 +264,8 @@ Workers = Annotated[
         show_envvar=True,
         callback=_check_workers,
         help="Worker processes per stage: auto (each stage sized by its share of the CPU: on 2 cores "
-        "detect=2 and one of each other stage), or STAGE=N pairs such as detect=3,agegender=2 "
-        "(stages not named: auto).",
+        "embed=2 and one of each other stage with recognition on, detect=2 with it off), or STAGE=N "
+        "pairs such as detect=3,agegender=2 (stages not named: auto).",
     ),
 ]
 Visualize = Annotated[

@@ -99,7 +99,7 @@ def run(
         timeout_s=timeout_s,
         force=force,
         output=settings.output if analysis.visualize else None,
-        counts=parse_counts(workers),
+        counts=parse_counts(workers, recognition=analysis.recognition),
         # A short blocking read lets the workers notice the stop quickly.
         worker_args=_with_block_ms(analysis.worker_args(settings), 200),
     )
@@ -181,7 +181,7 @@ def up(
     if serve:
         check_server_process(settings, host, port, high_water)
     options = UpOptions(
-        counts=parse_counts(workers),
+        counts=parse_counts(workers, recognition=analysis.recognition),
         worker_args=analysis.worker_args(settings),
         high_water=high_water,
         watch_dir=watch_dir,
