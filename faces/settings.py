@@ -37,6 +37,8 @@ MAX_EVENT_BYTES = 1 << 20  # 1 MiB per event: ~60 faces with 68 points each fit 
 DETECTOR = "dlib-hog"  # face detector (models/detectors: measured choice there); FACES_DETECTOR
 AGEGENDER = "auto"  # age/gender model: DeepFace when its weights are there, else bundled; FACES_AGEGENDER
 MAX_PIXELS = 100_000_000  # a decoded photo larger than this is an error result (decompression bombs)
+# Recognition (the embed stage) on by default: README "Recognition" says why; FACES_RECOGNITION
+RECOGNITION = True
 # Recognition's search: the server's vector index (RediSearch, optional) when it has one ("auto"),
 # or never ("off": exact search in each process); streams/vectorindex.py. FACES_VECTOR_INDEX
 VECTOR_INDEX = "auto"

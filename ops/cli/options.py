@@ -317,7 +317,7 @@ _ANALYSIS = _parameters(
     ("detector", Detector, None),
     ("agegender", AgeGender, None),
     ("landmarks", Landmarks, None),
-    ("recognition", Recognition, True),
+    ("recognition", Recognition, defaults.RECOGNITION),
     ("keep_descriptors", KeepDescriptors, False),
 )
 
@@ -413,7 +413,7 @@ def analysis_worker_args(
     detector: str | None,
     agegender: str | None,
     landmarks: str | None = None,
-    recognition: bool = True,
+    recognition: bool = defaults.RECOGNITION,
     keep_descriptors: bool = False,
 ) -> dict[str, list[str]]:
     """The worker options (per stage, "*" for all) that carry run's / up's analysis options.

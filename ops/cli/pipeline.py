@@ -203,7 +203,7 @@ def worker(
     min_face_score: MinFaceScore = None,
     agegender: AgeGender = None,
     landmarks: Landmarks = None,
-    recognition: Recognition = True,
+    recognition: Recognition = defaults.RECOGNITION,
     keep_descriptors: KeepDescriptors = False,
     vector_index: VectorIndex = defaults.VECTOR_INDEX,
     visualize: Visualize = True,

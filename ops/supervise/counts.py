@@ -36,14 +36,14 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def auto_counts(cores: int, recognition: bool = True) -> dict[str, int]:
+def auto_counts(cores: int, recognition: bool = defaults.RECOGNITION) -> dict[str, int]:
     """ceil(cores x the stage's CPU share) workers per stage, at least one; the shares of the
     work with recognition on (the embed stage describing faces) or off (it only passes jobs on)."""
     shares = defaults.STAGE_CPU_SHARE_RECOGNITION if recognition else defaults.STAGE_CPU_SHARE
     return {stage: max(1, math.ceil(cores * shares[stage] - 1e-9)) for stage in STAGE_ORDER}
 
 
-def parse_counts(text: str, cores: int | None = None, recognition: bool = True) -> dict[str, int]:
+def parse_counts(text: str, cores: int | None = None, recognition: bool = defaults.RECOGNITION) -> dict[str, int]:
     """`auto` or `detect=2,agegender=1` -> a count for every stage (stages not named: auto)."""
     counts = auto_counts(available_cores() if cores is None else cores, recognition)
     text = text.strip()
