@@ -62,6 +62,16 @@ WORKERS = "auto"  # worker processes per stage for `faces run` / `up`; FACES_WOR
 # than these shift the work further to embed (and age/gender); `--workers` sets counts by hand.
 STAGE_CPU_SHARE = {"detect": 0.61, "landmarks": 0.12, "agegender": 0.22, "embed": 0.0, "sink": 0.05}
 STAGE_CPU_SHARE_RECOGNITION = {"detect": 0.20, "landmarks": 0.04, "agegender": 0.07, "embed": 0.67, "sink": 0.02}
+# How much nicer (Unix niceness, added to the pool's own) each stage's workers run when `faces
+# run` / `faces up` start them: later stages first. With one niceness for all, the kernel shares
+# the cores equally among the runnable workers, not by the work each stage has: on 2 cores the
+# two detect workers ran ahead, age/gender (45 % of the CPU on a Sapphire Rapids Xeon) got 0.65
+# of a core, and finished the backlog alone on one core, the other idle (docs/benchmark.md,
+# "Later stages first"). Weighted so, a stage gets the cores its input needs, the stages before
+# it run on what is left, and the images in flight stay few. Steps of 5 (a weight of about 3x
+# each): steps of 3 left age/gender at 0.8-0.9 of a core. Also keeps the user's own programs
+# (niceness 0) ahead of a long analysis.
+STAGE_NICENESS = {"detect": 15, "landmarks": 10, "agegender": 5, "embed": 0, "sink": 0}
 BATCH = 8  # entries read at once and analysed as one batch; FACES_BATCH
 BLOCK_MS = 1000  # how long one read waits for new entries (the stop latency); FACES_BLOCK_MS
 CLAIM_IDLE_MS = 60_000  # entries idle this long in another consumer are claimed; FACES_CLAIM_IDLE_MS

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,17 @@ def _pool_tag() -> str:
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
+def child_setup(niceness: int) -> Callable[[], None]:  # pragma: no cover - runs in the child
+    """The preexec_fn of a worker: it dies with the pool, and runs `niceness` nicer than it."""
+
+    def setup() -> None:
+        die_with_parent()
+        if niceness:
+            os.nice(niceness)
+
+    return setup
+
+
 @dataclass
 class Worker:
     stage: str
@@ -113,6 +125,7 @@ class Worker:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)  # added to ours; holds the Redis URL
     slot: str = ""  # "detect-0": this pool's name for it (log file, waiting_for)
+    niceness: int = 0  # added to the pool's own (defaults.STAGE_NICENESS)
     process: subprocess.Popen | None = None
     restarts: int = 0
     restart_at: float = 0.0
@@ -133,7 +146,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
-                preexec_fn=die_with_parent,
+                preexec_fn=child_setup(self.niceness),
                 env={**os.environ, **self.env, READY_FILE_ENV: str(self.ready_file)},
             )
         self.started_at = time.monotonic()
@@ -199,7 +212,9 @@ class WorkerPool:
                     *self.extra_args.get(stage, []),
                     *self.extra_args.get("*", []),
                 ]
-                worker = Worker(stage, consumer, command, self.log_dir / f"{slot}.log", env, slot)
+                worker = Worker(
+                    stage, consumer, command, self.log_dir / f"{slot}.log", env, slot, defaults.STAGE_NICENESS[stage]
+                )
                 worker.start()
                 self.workers.append(worker)
         log.info("workers.started", count=len(self.workers))
