@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 from faces import settings as defaults
-from faces.ops.supervise.pool import WorkerPool
 from faces.streams.names import STAGE_ORDER
 from tests.waiting import wait_until
+from tests.worker_pools import stage_pool
 
 MAX_NICENESS = 19  # the kernel's limit: a niceness added beyond it stops there
 
@@ -24,17 +24,7 @@ def expected(stage: str) -> int:
 
 
 def test_every_stage_runs_at_its_niceness_and_keeps_it_when_restarted(redis_url, tmp_path):
-    pool = WorkerPool(
-        redis_url,
-        tmp_path / "logs",
-        grace_s=5,
-        counts={stage: 1 for stage in STAGE_ORDER},
-        extra_args={
-            "*": ["--block-ms", "100", "--storage", str(tmp_path / "storage")],
-            "sink": ["--no-visualize"],
-            "embed": ["--no-recognition"],
-        },
-    )
+    pool = stage_pool(redis_url, tmp_path)
     pool.start()
     try:
         seen = {worker.stage: niceness(worker.process.pid) for worker in pool.workers}
