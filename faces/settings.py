@@ -65,7 +65,7 @@ STAGE_CPU_SHARE_RECOGNITION = {"detect": 0.20, "landmarks": 0.04, "agegender": 0
 # How much nicer (Unix niceness, added to the pool's own) each stage's workers run when `faces
 # run` / `faces up` start them: later stages first. With one niceness for all, the kernel shares
 # the cores equally among the runnable workers, not by the work each stage has: on 2 cores the
-# two detect workers ran ahead, age/gender (45 % of the CPU on a Sapphire Rapids Xeon) got 0.65
+# two detect workers ran ahead, age/gender (45 % of the CPU on an AMX Xeon) got 0.65
 # of a core, and finished the backlog alone on one core, the other idle (docs/benchmark.md,
 # "Later stages first"). Weighted so, a stage gets the cores its input needs, the stages before
 # it run on what is left, and the images in flight stay few. Steps of 5 (a weight of about 3x
