@@ -56,7 +56,7 @@ class Api:
 
     def stop(self, grace_s: float = 15) -> None:
         """SIGTERM, then SIGKILL after `grace_s`: `faces serve` stops once the requests in hand
-        are answered, and a ?wait request is answered when its wait ends."""
+        are answered; a ?wait request is answered 202 at once (tests/web/test_http_stop_waiting.py)."""
         self.http.close()
         self.process.terminate()
         try:

@@ -64,11 +64,12 @@ def serve(
     both. FACES_API_TOKEN, when set, is the bearer token /v1/* and /metrics require; serving on
     an address other machines reach needs it (or --allow-insecure-bind)."""
     import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
 
     from faces.ops.jobs.target import attach_url
     from faces.ops.web.app import create_app
     from faces.ops.web.config import ServeConfig
-    from faces.ops.web.transport import guarded_protocol
+    from faces.ops.web.transport import ReleasingServer, guarded_protocol
 
     logs.configure()
     token = api_token()
@@ -98,17 +99,24 @@ def serve(
     typer.echo(f"serving the API on http://{host}:{port}/ (reference: /docs); Ctrl-C to stop", err=True)
     # limit_concurrency: uvicorn's own 503 past this many requests at once (our protocol already
     # keeps connections to max_connections; pipelined requests are the rest).
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        http=guarded_protocol(max_connections, head_timeout_s),
-        timeout_keep_alive=defaults.HTTP_KEEP_ALIVE_S,
-        limit_concurrency=max_connections + 1,
-        backlog=backlog,
+    api = create_app(config)
+    server = ReleasingServer(
+        uvicorn.Config(
+            api,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=guarded_protocol(max_connections, head_timeout_s),
+            timeout_keep_alive=defaults.HTTP_KEEP_ALIVE_S,
+            limit_concurrency=max_connections + 1,
+            backlog=backlog,
+        ),
+        release=api.state.api.follower.release_waiters,
     )
+    server.run()
+    if not server.started:  # as uvicorn.run: its own error line is logged
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 def api_token() -> str | None:

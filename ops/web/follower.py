@@ -20,6 +20,9 @@ log = structlog.get_logger(__name__)
 
 BLOCK_MS = 1000  # one XREAD waits this long: the thread notices a stop this fast
 SUBMITTED_KEPT = 100_000  # submission times remembered for the latency histogram (oldest dropped)
+# What a waiting request's future is settled with when the server stops (release_waiters): not a
+# result status; the request answers 202 with its status URL at once.
+STOPPING = "stopping"
 
 
 class ResultFollower:
@@ -34,6 +37,7 @@ class ResultFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="result-follower", daemon=True)
         self._started = threading.Event()
+        self._releasing = False  # the server is stopping: no request waits any more
 
     def start(self) -> None:
         self._thread.start()
@@ -55,9 +59,22 @@ class ResultFollower:
             self._submitted[job_id] = time.monotonic()
             while len(self._submitted) > SUBMITTED_KEPT:
                 self._submitted.popitem(last=False)
-            if future is not None:
+            if future is not None and self._releasing:
+                future.set_result(STOPPING)
+            elif future is not None:
                 self._waiters[job_id] = (asyncio.get_running_loop(), future)
         return future
+
+    def release_waiters(self) -> None:
+        """The server is stopping: every request waiting for a result (?wait=) is answered now,
+        202 with its status URL, instead of holding the shutdown until its wait ends (up to
+        --wait-max-s, longer than a compose or systemd stop allows); later ones do not wait."""
+        with self._lock:
+            self._releasing = True
+            waiters = list(self._waiters.values())
+            self._waiters.clear()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_settle, future, STOPPING)
 
     def forget(self, job_id: str, *, published: bool = True) -> None:
         """The waiter of `job_id` gave up (its timeout); not `published`: the job never will be."""

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
+from collections.abc import Callable
+from types import FrameType
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from faces.ops.web.errors import RETRY_AFTER_S
@@ -95,3 +99,26 @@ def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[H11Pro
             return True
 
     return Guarded
+
+
+class ReleasingServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM or Ctrl-C first answers the requests waiting for a
+    result (`release`: ResultFollower.release_waiters, each answered 202 with its status URL).
+    uvicorn lets every open request finish before it stops, and a ?wait request would hold the
+    stop for its whole wait, up to --wait-max-s."""
+
+    def __init__(self, config: uvicorn.Config, release: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._release = release
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig not in (signal.SIGTERM, signal.SIGINT):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving yet, or no more: nobody waits
+            return
+        # The handler may have interrupted the loop's own thread while it held the follower's
+        # lock: the release runs as the loop's next callback, not in here.
+        loop.call_soon_threadsafe(self._release)

@@ -300,6 +300,5 @@ def test_clients_waiting_for_results_never_take_the_connections_healthz_needs(tm
             assert answer.status_code == 200 and time.monotonic() - started < 1.0, answer.text
         assert len(statuses) == waiting // 2, "the other 3 are still waiting for their results"
     finally:
-        # SIGTERM lets the 3 waiters wait out their 30 s (Api.stop's 15 s grace, then SIGKILL:
-        # 15 s of this test's 17); how the API stops is not what this test proves.
+        # SIGTERM answers the 3 waiters 202 at once (tests/web/test_http_stop_waiting.py).
         api.stop(grace_s=1)
