@@ -212,9 +212,8 @@ class WorkerPool:
                     *self.extra_args.get(stage, []),
                     *self.extra_args.get("*", []),
                 ]
-                worker = Worker(
-                    stage, consumer, command, self.log_dir / f"{slot}.log", env, slot, defaults.STAGE_NICENESS[stage]
-                )
+                log_path = self.log_dir / f"{slot}.log"
+                worker = Worker(stage, consumer, command, log_path, env, slot, niceness=defaults.STAGE_NICENESS[stage])
                 worker.start()
                 self.workers.append(worker)
         log.info("workers.started", count=len(self.workers))

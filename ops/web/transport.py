@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -112,9 +111,7 @@ class ReleasingServer(uvicorn.Server):
         self._release = release
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        if sig not in (signal.SIGTERM, signal.SIGINT):
-            return
+        super().handle_exit(sig, frame)  # called only for the signals uvicorn stops on
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not serving yet, or no more: nobody waits

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 
 import httpx
-import redis as redis_py
 
 from faces.ops import exits
+from faces.streams.connection import connect
 from faces.streams.names import INFLIGHT
 from tests.api_server import TOKEN, photo, start_api, start_redis
 from tests.waiting import wait_until
@@ -23,7 +23,7 @@ STOP_S = 15  # the stop, answers included, well within the wait
 def test_uploads_waiting_for_a_result_are_answered_202_when_the_server_stops(tmp_path):
     redis = start_redis(tmp_path)
     api = start_api(redis.url, tmp_path)
-    client = redis_py.Redis.from_url(redis.url)
+    client = connect(redis.url)
     answers: list[httpx.Response] = []
 
     def upload(i: int) -> None:
